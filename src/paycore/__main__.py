@@ -1,0 +1,287 @@
+"""The ``paycore`` command: run the platform, its services, migrations and operator tools."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import orjson
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from paycore.config import Settings
+
+app = typer.Typer(help="paycore: event-driven payments and orders platform.", no_args_is_help=True)
+dead_letters_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
+app.add_typer(dead_letters_app, name="dead-letters")
+console = Console(stderr=True)
+
+ContextOpt = Annotated[
+    list[str] | None,
+    typer.Option("--context", "-c", help="Context to serve (repeatable); default all."),
+]
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad value stops the command with a clear message."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = "PAYCORE_" + "_".join(str(p) for p in err["loc"]).upper()
+            console.print(f"[red]configuration error[/red] {name}: {err['msg']}")
+        raise typer.Exit(2) from None
+
+
+def _serve(asgi: object, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        asgi,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=15,
+    )
+
+
+def _configure_logging(settings: Settings) -> None:
+    from paycore.platform import logging as plog
+
+    plog.configure(settings.log_level, json=settings.log_json)
+
+
+@app.command()
+def api(
+    context: ContextOpt = None,
+    root: Annotated[bool, typer.Option(help="Serve the single chosen context at /.")] = False,
+    port: Annotated[int | None, typer.Option(help="Default PAYCORE_API_PORT.")] = None,
+) -> None:
+    """Serve the public HTTP API (and relay its outbox)."""
+    settings = load_settings()
+    _configure_logging(settings)
+    from paycore.bootstrap import build_api
+
+    try:
+        asgi = build_api(settings, context or [], root=root)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    _serve(asgi, settings.host, port or settings.api_port)
+
+
+@app.command()
+def worker(
+    context: ContextOpt = None,
+    port: Annotated[int | None, typer.Option(help="Default PAYCORE_WORKER_PORT.")] = None,
+) -> None:
+    """Run the consumers of the chosen contexts (commerce: the analytics service)."""
+    settings = load_settings()
+    _configure_logging(settings)
+    from paycore.bootstrap import build_worker
+
+    try:
+        asgi = build_worker(settings, context or [])
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    _serve(asgi, settings.host, port or settings.worker_port)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (Alembic) up to the latest revision."""
+    settings = load_settings()
+    from paycore.platform.migrate import upgrade
+
+    upgrade(settings.effective_database_url)
+    console.print("[green]database is up to date[/green]")
+
+
+@app.command()
+def up() -> None:
+    """Run everything on embedded defaults: NATS JetStream, SQLite, API and workers."""
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    children: list[subprocess.Popen[bytes]] = []
+    env = dict(os.environ)
+    env["PAYCORE_DATA_DIR"] = str(settings.data_dir.resolve())
+    if not settings.broker_url:
+        from paycore.platform.embedded import start_nats
+
+        children.append(
+            start_nats(settings.data_dir, port=settings.nats_port, sync=settings.nats_sync)
+        )
+        env["PAYCORE_BROKER_URL"] = settings.effective_broker_url
+    from paycore.platform.migrate import upgrade
+
+    upgrade(settings.effective_database_url)
+    cmd = [sys.executable, "-m", "paycore"]
+    # Own sessions: Ctrl-C reaches only this process, which then stops the others in order.
+    services = [
+        subprocess.Popen([*cmd, role], env=env, start_new_session=True)
+        for role in ("worker", "api")
+    ]
+    children.extend(services)
+    base = f"http://{settings.host}:{settings.api_port}"
+    _wait_ready(
+        [f"{base}/readyz", f"http://{settings.host}:{settings.worker_port}/readyz"], services
+    )
+    console.print(
+        f"[bold green]paycore is up[/bold green]\n"
+        f"  API        {base}   (docs {base}/docs, metrics {base}/metrics)\n"
+        f"  analytics  http://{settings.host}:{settings.worker_port}   (internal, service token)\n"
+        f"  broker     {env.get('PAYCORE_BROKER_URL', settings.effective_broker_url)}\n"
+        f"  database   {settings.database_url or settings.data_dir.resolve() / 'paycore.db'}\n"
+        f"Press Ctrl-C to stop."
+    )
+    _wait_and_stop(children, services)
+
+
+def _wait_ready(
+    urls: list[str], services: list[subprocess.Popen[bytes]], timeout: float = 60
+) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    pending = list(urls)
+    while pending and time.monotonic() < deadline:
+        if any(p.poll() is not None for p in services):
+            break
+        try:
+            if httpx.get(pending[0], timeout=1).status_code == 200:
+                pending.pop(0)
+                continue
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    if pending:
+        console.print(f"[red]services did not become ready: {pending}[/red]")
+
+
+def _wait_and_stop(
+    children: list[subprocess.Popen[bytes]], services: list[subprocess.Popen[bytes]]
+) -> None:
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping and all(p.poll() is None for p in services):
+        time.sleep(0.2)
+    console.print("stopping: draining services…")
+    for proc in reversed(services):  # API first (stops taking work), then the worker
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    for proc in children:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    console.print("[green]stopped[/green]")
+    if any(p.returncode not in (0, -signal.SIGTERM) for p in services) and not stopping:
+        raise typer.Exit(1)
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(
+    topic: Annotated[str | None, typer.Option(help="Only this topic.")] = None,
+    include_replayed: Annotated[bool, typer.Option("--all", help="Include replayed ones.")] = False,
+    limit: int = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List dead letters, newest first."""
+    settings = load_settings()
+    from paycore.platform import deadletters
+    from paycore.platform.db import create_engine
+
+    async def run() -> None:
+        engine = create_engine(settings.effective_database_url)
+        rows = await deadletters.list_letters(
+            engine, topic=topic, include_replayed=include_replayed, limit=limit
+        )
+        await engine.dispose()
+        if as_json:
+            for r in rows:
+                print(orjson.dumps({
+                    "id": r.id, "topic": r.topic, "consumer": r.consumer, "messageId": r.message_id,
+                    "error": r.error, "attempts": r.attempts, "createdAt": r.created_at.isoformat(),
+                    "replayedAt": r.replayed_at.isoformat() if r.replayed_at else None,
+                    "body": r.body.decode("utf-8", "replace"),
+                }).decode())
+            return
+        table = Table("id", "topic", "consumer", "error", "attempts", "created", "replayed")
+        for r in rows:
+            table.add_row(
+                r.id,
+                r.topic,
+                r.consumer,
+                r.error[:80],
+                str(r.attempts),
+                r.created_at.isoformat(timespec="seconds"),
+                r.replayed_at.isoformat(timespec="seconds") if r.replayed_at else "",
+            )
+        Console().print(table)
+
+    asyncio.run(run())
+
+
+@dead_letters_app.command("replay")
+def dead_letters_replay(
+    ids: Annotated[list[str] | None, typer.Argument(help="Dead letter ids.")] = None,
+    all_of_topic: Annotated[
+        str | None, typer.Option("--topic", help="Replay every one of this topic.")
+    ] = None,
+) -> None:
+    """Put dead letters back on their topic (through the outbox, under a new message id)."""
+    settings = load_settings()
+    from paycore.platform import deadletters
+    from paycore.platform.db import create_engine
+
+    if not ids and not all_of_topic:
+        console.print("[red]give dead letter ids or --topic[/red]")
+        raise typer.Exit(2)
+
+    async def run() -> int:
+        engine = create_engine(settings.effective_database_url)
+        chosen = list(ids or [])
+        if all_of_topic:
+            chosen += [
+                r.id
+                for r in await deadletters.list_letters(engine, topic=all_of_topic, limit=100_000)
+            ]
+        count = await deadletters.replay(engine, chosen)
+        await engine.dispose()
+        return count
+
+    count = asyncio.run(run())
+    console.print(
+        f"[green]{count} dead letter(s) queued for replay[/green] (the API or a worker relays them)"
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Composition root: settings -> engine, broker, relay, caches -> the API and worker apps.
+
+Every process is an ASGI app (so each has /healthz, /readyz and /metrics): ``api`` serves the
+public routers of the chosen contexts and relays their outbox; ``worker`` runs the chosen
+contexts' consumers and serves their internal routes (commerce: the analytics service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore.commerce import analytics_api as commerce_analytics_api
+from paycore.commerce import api as commerce_api
+from paycore.commerce import service as commerce_service
+from paycore.commerce.analytics import Board, MemoryBoard, RedisBoard
+from paycore.commerce.analytics_client import AnalyticsClient
+from paycore.commerce.archive import Archive
+from paycore.commerce.consumers import analytics_subscriptions
+from paycore.config import Settings
+from paycore.platform.bus import Bus, create_bus
+from paycore.platform.consumer import Consumer, RetryPolicy
+from paycore.platform.db import create_engine
+from paycore.platform.http import create_app, install_probes
+from paycore.platform.idempotency import IdempotencyMiddleware
+from paycore.platform.outbox import Relay
+
+log = logging.getLogger(__name__)
+
+CONTEXTS = ("commerce",)
+
+
+@dataclass
+class Runtime:
+    """The connections one process holds, and its background tasks."""
+
+    settings: Settings
+    engine: AsyncEngine
+    bus: Bus
+    relay: Relay
+    redis: Redis | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @classmethod
+    async def open(cls, settings: Settings, *, client_name: str) -> Runtime:
+        engine = create_engine(settings.effective_database_url)
+        bus = create_bus(settings.effective_broker_url, client_name=client_name)
+        await bus.connect()
+        relay = Relay(
+            engine, bus, poll_seconds=settings.outbox_poll_ms / 1000, batch=settings.outbox_batch
+        )
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        runtime = cls(settings, engine, bus, relay, redis)
+        runtime.spawn("outbox-relay", relay.run)
+        return runtime
+
+    def spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a background loop, restarting it with backoff if it crashes."""
+        self.tasks.append(asyncio.create_task(_supervise(name, run), name=name))
+
+    async def readiness(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        async def database() -> None:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        checks: dict[str, Callable[[], Awaitable[None]]] = {"database": database}
+        if self.redis is not None:
+            redis = self.redis
+
+            async def ping() -> None:
+                await redis.ping()
+
+            checks["redis"] = ping
+        return checks
+
+    async def close(self) -> None:
+        """Stop taking work, finish in-flight batches, flush the outbox, close connections."""
+        await self.bus.stop_consuming()
+        await self.relay.stop()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for closer in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                await closer()
+        await self.bus.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+
+async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    failures = 0
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failures += 1
+            delay = min(10.0, 0.2 * 2**failures)
+            log.exception(
+                "background task crashed; restarting", extra={"task": name, "delay": delay}
+            )
+            await asyncio.sleep(delay)
+
+
+def _check_contexts(contexts: list[str]) -> list[str]:
+    unknown = set(contexts) - set(CONTEXTS)
+    if unknown:
+        raise ValueError(f"unknown context(s) {sorted(unknown)}; known: {', '.join(CONTEXTS)}")
+    return contexts or list(CONTEXTS)
+
+
+def build_api(
+    settings: Settings, contexts: list[str] | None = None, *, root: bool = False
+) -> FastAPI:
+    """The public API: each context's router under ``/{context}``, or one context at the root."""
+    chosen = _check_contexts(contexts or [])
+    if root and len(chosen) != 1:
+        raise ValueError("--root serves exactly one context")
+    state: dict[str, Runtime] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.open(settings, client_name="paycore-api")
+        state["runtime"] = runtime
+        if "commerce" in chosen:
+            client = AnalyticsClient(
+                settings.effective_analytics_url,
+                settings.service_token,
+                timeout=settings.http_timeout_seconds,
+                retries=settings.http_retries,
+            )
+            runtime.closers.append(client.close)
+            prefix = "" if root else "/commerce"
+            app.include_router(
+                commerce_api.router(runtime.engine, runtime.relay, client), prefix=prefix
+            )
+        install_probes(app, await runtime.readiness())
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = create_app("paycore API", lifespan=lifespan)
+    app.add_middleware(IdempotencyMiddleware, engine=lambda: state["runtime"].engine)
+    return app
+
+
+def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastAPI:
+    """Consumers of the chosen contexts, plus their internal HTTP routes."""
+    chosen = _check_contexts(contexts or [])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.open(settings, client_name="paycore-worker")
+        if "commerce" in chosen:
+            await _start_analytics(app, runtime)
+        install_probes(app, await runtime.readiness())
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = create_app("paycore worker", lifespan=lifespan)
+    app.add_middleware(commerce_analytics_api.RefuseBrowserOrigins)
+    return app
+
+
+async def _start_analytics(app: FastAPI, runtime: Runtime) -> None:
+    settings = runtime.settings
+    board: Board
+    if runtime.redis is not None:
+        board = RedisBoard(runtime.redis, ttl_seconds=settings.analytics_ttl_seconds)
+    else:
+        board = MemoryBoard()
+        counted = await commerce_service.rebuild_board(runtime.engine, board)
+        log.info("analytics board rebuilt in memory", extra={"orders": counted})
+    archive = Archive(settings.archive_dir)
+    retry = RetryPolicy(
+        settings.consumer_max_attempts,
+        settings.consumer_backoff_ms / 1000,
+        settings.consumer_backoff_max_ms / 1000,
+    )
+    for subscription, handler in analytics_subscriptions(board, batch=settings.consumer_batch):
+        consumer = Consumer(
+            subscription=subscription,
+            handler=handler,
+            engine=runtime.engine,
+            bus=runtime.bus,
+            retry=retry,
+            after_commit=runtime.relay.notify,
+        )
+        runtime.spawn(f"consume:{subscription.queue_name}", consumer.run)
+
+    async def archive_loop() -> None:
+        while True:
+            await commerce_service.flush_archive(runtime.engine, archive)
+            await asyncio.sleep(settings.archive_flush_seconds)
+
+    async def final_flush() -> None:
+        await commerce_service.flush_archive(runtime.engine, archive)
+
+    runtime.spawn("archive", archive_loop)
+    runtime.closers.append(final_flush)
+    app.include_router(
+        commerce_analytics_api.router(runtime.engine, board, archive, settings.service_token)
+    )

@@ -1,0 +1,174 @@
+"""Monthly archive on disk of every recorded order and every consumed message.
+
+Layout under the archive directory::
+
+    state.json                               last archived sequence per kind
+    2026-11/orders/<first>-<last>.jsonl.gz   one gzip segment per flush and month
+    2026-11/messages/<first>-<last>.jsonl.gz
+    2026-11/report.json                      monthly figures
+
+A flush writes segments (temp file, fsync, rename), then ``state.json``. After a crash, segments
+beyond the recorded state are deleted and written again, so every row is archived exactly once.
+A month's file is served as the concatenation of its segments: a valid multi-member gzip.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+KINDS = ("orders", "messages")
+MONTH = re.compile(r"^\d{4}-\d{2}$")
+SEGMENT = re.compile(r"^(\d{12})-(\d{12})\.jsonl\.gz$")
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedFile:
+    name: str
+    size: int
+
+
+def month_of(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+class Archive:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._state: dict[str, int] | None = None
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def state(self) -> dict[str, int]:
+        """Last archived sequence per kind; on first use, drops segments of an unfinished flush."""
+        if self._state is None:
+            path = self.root / "state.json"
+            saved = orjson.loads(path.read_bytes()) if path.exists() else {}
+            self._state = {kind: int(saved.get(kind, 0)) for kind in KINDS}
+            self._drop_unfinished()
+        return self._state
+
+    def write(self, kind: str, rows: list[tuple[int, datetime, dict[str, Any]]]) -> set[str]:
+        """Append rows ``(seq, moment, record)`` (ascending seq) as segments per month; the new
+        state is recorded only by ``commit``. Returns the months touched."""
+        by_month: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for seq, moment, record in rows:
+            by_month.setdefault(month_of(moment), []).append((seq, record))
+        for month, items in by_month.items():
+            folder = self.root / month / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{items[0][0]:012d}-{items[-1][0]:012d}.jsonl.gz"
+            payload = b"".join(orjson.dumps(record) + b"\n" for _, record in items)
+            _atomic_write(folder / name, gzip.compress(payload, compresslevel=6))
+        return set(by_month)
+
+    def commit(self, last: dict[str, int]) -> None:
+        state = self.state()
+        state.update(last)
+        self.root.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.root / "state.json", orjson.dumps(state))
+
+    def write_report(self, month: str, report: dict[str, Any]) -> None:
+        (self.root / month).mkdir(parents=True, exist_ok=True)
+        _atomic_write(
+            self.root / month / "report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2)
+        )
+
+    def _drop_unfinished(self) -> None:
+        assert self._state is not None
+        for kind in KINDS:
+            for segment in self.root.glob(f"*/{kind}/*.jsonl.gz"):
+                match = SEGMENT.match(segment.name)
+                if match and int(match.group(1)) > self._state[kind]:
+                    segment.unlink()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def months(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and MONTH.match(p.name))
+
+    def files(self, month: str) -> list[ArchivedFile]:
+        if not MONTH.match(month) or not (self.root / month).is_dir():
+            return []
+        found = [
+            ArchivedFile(
+                f"{kind}.jsonl.gz", sum(s.stat().st_size for s in self._segments(month, kind))
+            )
+            for kind in KINDS
+            if self._segments(month, kind)
+        ]
+        report = self.root / month / "report.json"
+        if report.exists():
+            found.append(ArchivedFile("report.json", report.stat().st_size))
+        return found
+
+    def read(self, month: str, name: str) -> Iterator[bytes] | None:
+        """The bytes of one archived file, in chunks; None when there is no such file."""
+        if not MONTH.match(month):
+            return None
+        if name == "report.json":
+            path = self.root / month / name
+            return iter([path.read_bytes()]) if path.exists() else None
+        kind = name.removesuffix(".jsonl.gz")
+        if kind not in KINDS or not name.endswith(".jsonl.gz"):
+            return None
+        segments = self._segments(month, kind)
+        return (s.read_bytes() for s in segments) if segments else None
+
+    def records(self, month: str, kind: str) -> list[dict[str, Any]]:
+        """Every archived record of a month and kind (for reports and tests)."""
+        chunks = self.read(month, f"{kind}.jsonl.gz")
+        if chunks is None:
+            return []
+        text = gzip.decompress(b"".join(chunks))
+        return [orjson.loads(line) for line in text.splitlines() if line]
+
+    def _segments(self, month: str, kind: str) -> list[Path]:
+        folder = self.root / month / kind
+        if not folder.is_dir():
+            return []
+        state = self.state()[kind]
+        return sorted(
+            p for p in folder.iterdir() if (m := SEGMENT.match(p.name)) and int(m.group(1)) <= state
+        )
+
+
+def message_record(
+    seq: int, message_id: str, topic: str, received_at: datetime, body: bytes
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "seq": seq,
+        "messageId": message_id,
+        "topic": topic,
+        "receivedAt": received_at.astimezone(UTC).isoformat(),
+    }
+    try:
+        record["body"] = body.decode("utf-8")
+    except UnicodeDecodeError:
+        record["bodyBase64"] = base64.b64encode(body).decode()
+    return record
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,259 @@
+"""Commerce use cases: the write side (customers, products, orders with their event in the
+same transaction) and the analytics side (record orders once, answer the challenge's
+queries, archive per month)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from paycore.commerce import messages, store
+from paycore.commerce.analytics import Board
+from paycore.commerce.archive import Archive, message_record
+from paycore.commerce.domain import (
+    CommerceError,
+    Order,
+    merge_requested,
+    normalize_email,
+    price_lines,
+)
+from paycore.platform import outbox
+from paycore.platform.clock import utcnow
+
+
+class Conflict(CommerceError):
+    code = "conflict"
+
+
+class NotFound(CommerceError):
+    code = "not-found"
+
+
+class InvalidValue(CommerceError):
+    code = "invalid-value"
+
+
+# --- write side --------------------------------------------------------------------------
+
+
+async def create_customer(conn: AsyncConnection, *, email: str, username: str) -> dict[str, Any]:
+    email, username = normalize_email(email), username.strip()
+    if not username:
+        raise InvalidValue("username must not be blank")
+    clash = await store.customer_clash(conn, email, username)
+    if clash:
+        raise Conflict(f"a customer with this {clash} already exists")
+    try:
+        row = await store.insert_customer(conn, email, username)
+    except IntegrityError as exc:  # lost a race with a concurrent request
+        raise Conflict("a customer with this email or username already exists") from exc
+    return dict(row._mapping)
+
+
+async def create_product(conn: AsyncConnection, *, name: str, value_cents: int) -> dict[str, Any]:
+    name = name.strip()
+    if not name:
+        raise InvalidValue("name must not be blank")
+    if value_cents <= 0:
+        raise InvalidValue("value must be greater than 0")
+    if await store.find_product(conn, name):
+        raise Conflict(f"a product named {name!r} already exists")
+    try:
+        row = await store.insert_product(conn, name, value_cents)
+    except IntegrityError as exc:
+        raise Conflict(f"a product named {name!r} already exists") from exc
+    return dict(row._mapping)
+
+
+async def create_order(
+    conn: AsyncConnection, *, email: str, items: Sequence[tuple[str, int]]
+) -> Order:
+    """Store the order and queue its ``order-created`` event in the same transaction."""
+    requested = merge_requested((name.strip(), qty) for name, qty in items)
+    customer = await store.find_customer(conn, email=normalize_email(email))
+    if customer is None:
+        raise NotFound(f"no customer with email {normalize_email(email)!r}")
+    lines = price_lines(requested, await store.prices_of(conn, list(requested)))
+    now = utcnow()
+    total = sum(line.total_cents for line in lines)
+    order_id = await store.insert_order(conn, customer.id, lines, total, now)
+    order = Order(order_id, customer.id, lines, now)
+    await outbox.enqueue(
+        conn, messages.ORDER_CREATED, messages.encode_order_created(order), key=str(customer.id)
+    )
+    return order
+
+
+# --- analytics side ----------------------------------------------------------------------
+
+
+class DuplicateOrderId(CommerceError):
+    """The order id is already recorded with different content: the message is refused."""
+
+    code = "duplicate-order-id"
+
+
+async def record_order(
+    conn: AsyncConnection,
+    order: Order,
+    *,
+    board: Board,
+    source: str,
+    topic: str,
+    message_id: str,
+    body: bytes,
+) -> bool:
+    """Record an order once (database and board). Returns False for a harmless repeat.
+    Every consumed message is kept for the archive, repeats included."""
+    await store.record_message(conn, message_id=message_id, topic=topic, body=body, at=utcnow())
+    existing = await store.recorded_order(conn, order.order_id)
+    if existing is not None and _same(existing, order):
+        await board.record(existing)  # completes a count a crash may have interrupted
+        return False
+    if existing is not None:
+        raise DuplicateOrderId(f"order {order.order_id} was already recorded with other content")
+    await store.record_order(conn, order, source=source, message_id=message_id)
+    await board.record(order)
+    return True
+
+
+def _same(a: Order, b: Order) -> bool:
+    return a.customer_id == b.customer_id and sorted(a.lines) == sorted(b.lines)
+
+
+async def rebuild_board(engine: AsyncEngine, board: Board) -> int:
+    """Count every recorded order on a fresh (in-process) board."""
+    async with engine.connect() as conn:
+        recorded = await store.all_recorded_orders(conn)
+    for order in recorded:
+        await board.record(order)
+    return len(recorded)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    page: int
+    page_size: int
+    total_elements: int
+    total_on_orders_cents: int
+    rows: Sequence[Any]
+
+    @property
+    def total_pages(self) -> int:
+        return -(-self.total_elements // self.page_size)
+
+
+async def order_total(conn: AsyncConnection, order_id: int) -> int:
+    total = await store.order_total(conn, order_id)
+    if total is None:
+        raise NotFound(f"order {order_id} is unknown")
+    return total
+
+
+async def orders_of_customer(
+    conn: AsyncConnection, customer_id: int, *, page: int, page_size: int
+) -> Page:
+    count, spent = await store.customer_summary(conn, customer_id)
+    rows = await store.customer_orders(conn, customer_id, offset=page * page_size, limit=page_size)
+    return Page(page, page_size, count, spent, rows)
+
+
+async def order_count(conn: AsyncConnection, customer_id: int) -> int:
+    count, _ = await store.customer_summary(conn, customer_id)
+    return count
+
+
+# --- archive -----------------------------------------------------------------------------
+
+
+async def flush_archive(engine: AsyncEngine, archive: Archive, *, batch: int = 5_000) -> int:
+    """Write every not yet archived order and message; returns how many rows were written."""
+    written = 0
+    while True:
+        state = archive.state()
+        months: set[str] = set()
+        last = dict(state)
+        async with engine.connect() as conn:
+            heads = await store.orders_after(conn, state["orders"], batch)
+            lines = await store.lines_of(conn, [h.order_id for h in heads])
+            msgs = await store.messages_after(conn, state["messages"], batch)
+        if heads:
+            months |= archive.write(
+                "orders",
+                [(h.seq, h.ordered_at, _order_record(h, lines.get(h.order_id, []))) for h in heads],
+            )
+            last["orders"] = heads[-1].seq
+        if msgs:
+            months |= archive.write(
+                "messages",
+                [
+                    (
+                        m.seq,
+                        m.received_at,
+                        message_record(m.seq, m.message_id, m.topic, m.received_at, m.body),
+                    )
+                    for m in msgs
+                ],
+            )
+            last["messages"] = msgs[-1].seq
+        if not months:
+            return written
+        archive.commit(last)
+        for month in months:
+            archive.write_report(month, await monthly_report(engine, month))
+        written += len(heads) + len(msgs)
+
+
+def _order_record(head: Any, lines: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "orderId": head.order_id,
+        "customerId": head.customer_id,
+        "totalCents": head.total_cents,
+        "itemCount": head.item_count,
+        "orderedAt": head.ordered_at.astimezone(UTC).isoformat(),
+        "source": head.source,
+        "messageId": head.message_id,
+        "items": [
+            {"product": line.product, "quantity": line.quantity, "unitCents": line.unit_cents}
+            for line in lines
+        ],
+    }
+
+
+async def monthly_report(engine: AsyncEngine, month: str) -> dict[str, Any]:
+    """Figures of one calendar month (UTC), computed from the read model."""
+    year, number = (int(p) for p in month.split("-"))
+    start = datetime(year, number, 1, tzinfo=UTC)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+    o, m = store.analytics_orders, store.consumed_messages
+    async with engine.connect() as conn:
+        orders_row = (
+            await conn.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(o.c.total_cents), 0),
+                    func.coalesce(func.sum(o.c.item_count), 0),
+                    func.count(func.distinct(o.c.customer_id)),
+                ).where(o.c.ordered_at >= start, o.c.ordered_at < end)
+            )
+        ).one()
+        message_count = (
+            await conn.execute(
+                select(func.count()).where(m.c.received_at >= start, m.c.received_at < end)
+            )
+        ).scalar_one()
+    return {
+        "month": month,
+        "orders": int(orders_row[0]),
+        "totalCents": int(orders_row[1]),
+        "items": int(orders_row[2]),
+        "customers": int(orders_row[3]),
+        "messages": int(message_count),
+        "generatedAt": utcnow().isoformat(),
+    }

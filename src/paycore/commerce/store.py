@@ -1,0 +1,343 @@
+"""Commerce tables and queries: the write side (customers, products, orders) and the
+analytics read model (orders as received, consumed messages, for queries and the archive)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paycore.commerce.domain import Order, OrderLine
+from paycore.platform.clock import utcnow
+from paycore.platform.db import AnyRow, metadata
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+customers = Table(
+    "commerce_customers",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+products = Table(
+    "commerce_products",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("value_cents", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+orders = Table(
+    "commerce_orders",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("customer_id", _ID, ForeignKey("commerce_customers.id"), nullable=False, index=True),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+order_items = Table(
+    "commerce_order_items",
+    metadata,
+    Column("order_id", _ID, ForeignKey("commerce_orders.id"), primary_key=True),
+    Column("product", String(200), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_cents", BigInteger, nullable=False),
+)
+
+# --- analytics read model (owned by the analytics service) --------------------------------
+
+analytics_orders = Table(
+    "commerce_analytics_orders",
+    metadata,
+    Column("seq", _ID, primary_key=True, autoincrement=True),
+    Column("order_id", BigInteger, nullable=False, unique=True),
+    Column("customer_id", BigInteger, nullable=False, index=True),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("item_count", BigInteger, nullable=False),
+    Column("ordered_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("message_id", String(200), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+analytics_lines = Table(
+    "commerce_analytics_lines",
+    metadata,
+    Column("order_id", BigInteger, primary_key=True),
+    Column("product", String(200), primary_key=True),
+    Column("unit_cents", BigInteger, primary_key=True),
+    Column("quantity", BigInteger, nullable=False),
+)
+
+consumed_messages = Table(
+    "commerce_consumed_messages",
+    metadata,
+    Column("seq", _ID, primary_key=True, autoincrement=True),
+    Column("message_id", String(200), nullable=False, unique=True),
+    Column("topic", String(200), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)
+
+
+# --- write side --------------------------------------------------------------------------
+
+
+async def insert_customer(conn: AsyncConnection, email: str, username: str) -> AnyRow:
+    result = await conn.execute(
+        insert(customers)
+        .values(email=email, username=username, created_at=utcnow())
+        .returning(*customers.c)
+    )
+    return result.one()
+
+
+async def find_customer(
+    conn: AsyncConnection, *, email: str | None = None, id: int | None = None
+) -> AnyRow | None:
+    query = select(customers)
+    query = (
+        query.where(customers.c.email == email)
+        if email is not None
+        else query.where(customers.c.id == id)
+    )
+    return (await conn.execute(query)).first()
+
+
+async def customer_clash(conn: AsyncConnection, email: str, username: str) -> str | None:
+    """Which unique field an existing customer already holds, if any."""
+    row = (
+        await conn.execute(
+            select(customers.c.email, customers.c.username).where(
+                (customers.c.email == email) | (customers.c.username == username)
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return "email" if row.email == email else "username"
+
+
+async def insert_product(conn: AsyncConnection, name: str, value_cents: int) -> AnyRow:
+    result = await conn.execute(
+        insert(products)
+        .values(name=name, value_cents=value_cents, created_at=utcnow())
+        .returning(*products.c)
+    )
+    return result.one()
+
+
+async def find_product(conn: AsyncConnection, name: str) -> AnyRow | None:
+    return (await conn.execute(select(products).where(products.c.name == name))).first()
+
+
+async def list_products(conn: AsyncConnection, *, offset: int, limit: int) -> Sequence[AnyRow]:
+    query = select(products).order_by(products.c.id).offset(offset).limit(limit)
+    return (await conn.execute(query)).all()
+
+
+async def prices_of(conn: AsyncConnection, names: Sequence[str]) -> dict[str, int]:
+    rows = await conn.execute(
+        select(products.c.name, products.c.value_cents).where(products.c.name.in_(names))
+    )
+    return {r.name: r.value_cents for r in rows}
+
+
+async def insert_order(
+    conn: AsyncConnection,
+    customer_id: int,
+    lines: Sequence[OrderLine],
+    total_cents: int,
+    at: datetime,
+) -> int:
+    order_id = (
+        await conn.execute(
+            insert(orders)
+            .values(customer_id=customer_id, total_cents=total_cents, created_at=at)
+            .returning(orders.c.id)
+        )
+    ).scalar_one()
+    await conn.execute(
+        insert(order_items),
+        [
+            {
+                "order_id": order_id,
+                "product": line.product,
+                "quantity": line.quantity,
+                "unit_cents": line.unit_cents,
+            }
+            for line in lines
+        ],
+    )
+    return int(order_id)
+
+
+async def load_order(conn: AsyncConnection, order_id: int) -> Order | None:
+    head = (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
+    if head is None:
+        return None
+    rows = await conn.execute(
+        select(order_items)
+        .where(order_items.c.order_id == order_id)
+        .order_by(order_items.c.product)
+    )
+    lines = tuple(OrderLine(r.product, r.quantity, r.unit_cents) for r in rows)
+    return Order(head.id, head.customer_id, lines, head.created_at)
+
+
+# --- analytics read model ----------------------------------------------------------------
+
+
+async def recorded_order(conn: AsyncConnection, order_id: int) -> Order | None:
+    head = (
+        await conn.execute(select(analytics_orders).where(analytics_orders.c.order_id == order_id))
+    ).first()
+    if head is None:
+        return None
+    rows = await conn.execute(
+        select(analytics_lines)
+        .where(analytics_lines.c.order_id == order_id)
+        .order_by(analytics_lines.c.product, analytics_lines.c.unit_cents)
+    )
+    lines = tuple(OrderLine(r.product, r.quantity, r.unit_cents) for r in rows)
+    return Order(head.order_id, head.customer_id, lines, head.ordered_at)
+
+
+async def record_order(
+    conn: AsyncConnection, order: Order, *, source: str, message_id: str
+) -> None:
+    await conn.execute(
+        insert(analytics_orders).values(
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            total_cents=order.total_cents,
+            item_count=order.item_count,
+            ordered_at=order.ordered_at,
+            source=source,
+            message_id=message_id,
+            recorded_at=utcnow(),
+        )
+    )
+    await conn.execute(
+        insert(analytics_lines),
+        [
+            {
+                "order_id": order.order_id,
+                "product": line.product,
+                "unit_cents": line.unit_cents,
+                "quantity": line.quantity,
+            }
+            for line in order.lines
+        ],
+    )
+
+
+async def record_message(
+    conn: AsyncConnection, *, message_id: str, topic: str, body: bytes, at: datetime
+) -> None:
+    await conn.execute(
+        insert(consumed_messages).values(
+            message_id=message_id, topic=topic, body=body, received_at=at
+        )
+    )
+
+
+async def order_total(conn: AsyncConnection, order_id: int) -> int | None:
+    query = select(analytics_orders.c.total_cents).where(analytics_orders.c.order_id == order_id)
+    value = (await conn.execute(query)).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+async def customer_summary(conn: AsyncConnection, customer_id: int) -> tuple[int, int]:
+    """(number of orders, sum of their totals in cents)."""
+    row = (
+        await conn.execute(
+            select(func.count(), func.coalesce(func.sum(analytics_orders.c.total_cents), 0)).where(
+                analytics_orders.c.customer_id == customer_id
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def customer_orders(
+    conn: AsyncConnection, customer_id: int, *, offset: int, limit: int
+) -> Sequence[AnyRow]:
+    query = (
+        select(
+            analytics_orders.c.order_id,
+            analytics_orders.c.customer_id,
+            analytics_orders.c.total_cents,
+        )
+        .where(analytics_orders.c.customer_id == customer_id)
+        .order_by(analytics_orders.c.order_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return (await conn.execute(query)).all()
+
+
+async def all_recorded_orders(conn: AsyncConnection) -> list[Order]:
+    """Every recorded order with its lines (to rebuild an in-process analytics board)."""
+    lines: dict[int, list[OrderLine]] = {}
+    for r in await conn.execute(select(analytics_lines)):
+        lines.setdefault(r.order_id, []).append(OrderLine(r.product, r.quantity, r.unit_cents))
+    heads = await conn.execute(select(analytics_orders).order_by(analytics_orders.c.seq))
+    return [
+        Order(h.order_id, h.customer_id, tuple(lines.get(h.order_id, ())), h.ordered_at)
+        for h in heads
+    ]
+
+
+async def orders_after(conn: AsyncConnection, seq: int, limit: int) -> Sequence[AnyRow]:
+    query = (
+        select(analytics_orders)
+        .where(analytics_orders.c.seq > seq)
+        .order_by(analytics_orders.c.seq)
+        .limit(limit)
+    )
+    return (await conn.execute(query)).all()
+
+
+async def lines_of(conn: AsyncConnection, order_ids: Sequence[int]) -> dict[int, list[OrderLine]]:
+    found: dict[int, list[OrderLine]] = {}
+    query = select(analytics_lines).where(analytics_lines.c.order_id.in_(order_ids))
+    for r in await conn.execute(query):
+        found.setdefault(r.order_id, []).append(OrderLine(r.product, r.quantity, r.unit_cents))
+    return found
+
+
+async def messages_after(conn: AsyncConnection, seq: int, limit: int) -> Sequence[AnyRow]:
+    query = (
+        select(consumed_messages)
+        .where(consumed_messages.c.seq > seq)
+        .order_by(consumed_messages.c.seq)
+        .limit(limit)
+    )
+    return (await conn.execute(query)).all()
+
+
+async def orders_between(conn: AsyncConnection, start: datetime, end: datetime) -> Sequence[AnyRow]:
+    query = select(analytics_orders).where(
+        analytics_orders.c.ordered_at >= start, analytics_orders.c.ordered_at < end
+    )
+    return (await conn.execute(query)).all()

@@ -1,0 +1,90 @@
+"""Settings, read once from the environment (prefix ``PAYCORE_``) or a ``.env`` file.
+
+Nothing here performs I/O at import time: ``Settings()`` is built in the CLI and passed down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BROKER_SCHEMES = ("nats", "amqp", "amqps", "kafka", "redis", "rediss")
+NatsSync = Literal["always", "interval"]
+
+
+class Settings(BaseSettings):
+    """Every knob of paycore. Each field maps to ``PAYCORE_<NAME>``; the README lists them."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYCORE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path(".paycore"), description="Where embedded data lives.")
+    database_url: str = Field(
+        "", description="SQLAlchemy async URL; empty means SQLite in the data dir."
+    )
+    broker_url: str = Field(
+        "", description="nats://, amqp://, kafka:// or redis://; empty means embedded NATS."
+    )
+    redis_url: str = Field("", description="Redis for caches; empty means in-process caches.")
+    host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    worker_port: int = Field(8010, ge=1, le=65535, description="HTTP port of `paycore worker`.")
+    analytics_url: str = Field(
+        "", description="Base URL of the analytics service; empty means http://host:worker_port."
+    )
+    service_token: str = Field(
+        "dev-service-token", min_length=8, description="Credential between internal services."
+    )
+    nats_port: int = Field(4222, ge=1, le=65535, description="Port of the embedded NATS server.")
+    nats_sync: NatsSync = Field(
+        "always", description="Embedded JetStream fsync: every write ('always') or every 2 min."
+    )
+    log_level: str = "INFO"
+    log_json: bool = True
+    outbox_poll_ms: int = Field(50, ge=1, description="Outbox relay poll interval.")
+    outbox_batch: int = Field(500, ge=1, le=10_000)
+    consumer_max_attempts: int = Field(5, ge=1, le=100)
+    consumer_backoff_ms: int = Field(100, ge=1, description="First retry delay; doubles each time.")
+    consumer_backoff_max_ms: int = Field(5_000, ge=1)
+    consumer_batch: int = Field(100, ge=1, le=10_000)
+    analytics_ttl_seconds: int = Field(30 * 24 * 3600, ge=1)
+    archive_flush_seconds: float = Field(2.0, gt=0)
+    http_timeout_seconds: float = Field(2.0, gt=0)
+    http_retries: int = Field(2, ge=0, le=10)
+    idempotency_ttl_seconds: int = Field(24 * 3600, ge=1)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        if value and value.split("://", 1)[0] not in BROKER_SCHEMES:
+            raise ValueError(
+                f"unsupported broker URL scheme; use one of {', '.join(BROKER_SCHEMES)}"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'paycore.db'}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def effective_analytics_url(self) -> str:
+        return self.analytics_url or f"http://{self.host}:{self.worker_port}"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"

@@ -1,0 +1,319 @@
+"""Kafka adapter (aiokafka): one Kafka topic per paycore topic, one consumer group per subscription.
+
+Topology: every paycore topic is a Kafka topic of the same name, created by ``ensure_topic``
+through the admin API with ``partitions`` partitions and ``replication`` replicas (an existing
+topic is kept as it is). The envelope key is the Kafka record key, so all messages of one key
+land in one partition and keep their order. The envelope id travels in the ``message-id``
+record header next to the envelope headers (UTF-8 values). A subscription is a consumer group
+named ``Subscription.queue_name`` that starts, when new, from the earliest retained offset.
+Offsets are committed by hand, exactly those of a batch, after its handler returned; when the
+handler raises, every partition of the batch is rewound to the batch's first offset so the
+batch is fetched again at once. A consumer that dies (task cancelled, connection lost) commits
+nothing: its partitions go to the next member of the group from the last committed offset.
+
+Records from foreign producers without a ``message-id`` header get the stable id
+``kafka:{topic}:{partition}:{offset}``. Kafka keeps no delivery count: ``Delivery.attempt`` is
+1, plus the number of times this process rewound the record after a handler error.
+
+Idempotent producer: Tansu (the Kafka-protocol broker of the test suite, 0.6) answers
+aiokafka's InitProducerId v0 (the only version aiokafka 0.14 speaks) with UNKNOWN_SERVER_ERROR,
+so the producer runs with ``enable_idempotence=False`` by default (option ``idempotence=1``
+turns it on against a real Kafka). Without it a retried send may store a record twice; the
+consumers deduplicate by message id (inbox) anyway. Order within a partition is still kept,
+because aiokafka has at most one batch in flight per partition.
+
+Group membership on Tansu: it numbers group generations from 0 where Kafka starts at 1, and
+aiokafka only sends LeaveGroup for ``generation > 0``; ``_leave_group_on_stop`` sends it for
+generation 0 too, so a stopped (or cancelled) consumer hands its partitions over at once
+instead of after ``session_timeout_ms``. Tansu also holds every JoinGroup about 3 s (its
+initial rebalance delay), so a new subscription starts receiving about 3 s after it began.
+
+URL: ``kafka://host:port[,host2:port2][?options]``. Options (query string), with defaults:
+``partitions`` for new topics (3), ``replication`` factor for new topics (1),
+``session_timeout_ms`` after which a silent group member is evicted (10000),
+``heartbeat_interval_ms`` (3000), ``max_poll_interval_ms`` allowed between fetches, i.e. the
+longest a batch handler may run before the member is dropped (300000),
+``rebalance_timeout_ms`` the broker waits for members to rejoin (``session_timeout_ms``),
+``linger_ms`` the producer waits to fill a batch (5), ``request_timeout_ms`` (30000),
+``idempotence`` 0/1 for the idempotent producer (0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.protocol.group import LeaveGroupRequest
+
+from paycore.platform.bus import (
+    MESSAGE_ID,
+    BatchHandler,
+    ConsumeLoops,
+    Delivery,
+    Envelope,
+    Subscription,
+)
+
+log = logging.getLogger(__name__)
+
+_FETCH_TIMEOUT_MS = 1000
+_STOP_TIMEOUT_SECONDS = 10.0
+# Rewind counts kept for attempt numbers; forgotten past this size (attempt falls back to 1).
+_MAX_TRACKED_REWINDS = 100_000
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _leave_group_on_stop(consumer: Any) -> None:
+    """Make ``consumer.stop()`` leave its group also in generation 0.
+
+    aiokafka only sends LeaveGroup when ``generation > 0`` (Kafka numbers generations from 1),
+    but Tansu numbers them from 0: a member of a group's first generation would silently stay
+    until its session expired, holding back the records it had fetched but not committed.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    original = getattr(coordinator, "_maybe_leave_group", None)
+    if coordinator is None or original is None:
+        return
+
+    async def leave() -> None:
+        if coordinator.generation == 0 and getattr(coordinator, "_group_instance_id", None) is None:
+            try:
+                await coordinator._send_req(
+                    LeaveGroupRequest(coordinator.group_id, coordinator.member_id)
+                )
+            except KafkaError:
+                log.warning("leave group failed", exc_info=True)
+            else:
+                log.debug("left group", extra={"group": coordinator.group_id})
+        await original()  # sees generation 0: sends nothing, resets the member
+
+    coordinator._maybe_leave_group = leave
+
+
+class KafkaBus:
+    def __init__(self, url: str, *, client_name: str = "paycore") -> None:
+        parts = urlsplit(url)
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        hosts = parts.netloc.rsplit("@", 1)[-1]
+        self._bootstrap = [h.strip() for h in hosts.split(",") if h.strip()]
+        if not self._bootstrap:
+            raise ValueError(f"no broker address in {url!r}")
+        self._partitions = int(options.get("partitions", 3))
+        self._replication = int(options.get("replication", 1))
+        self._session_timeout_ms = int(options.get("session_timeout_ms", 10_000))
+        self._heartbeat_interval_ms = int(options.get("heartbeat_interval_ms", 3_000))
+        self._max_poll_interval_ms = int(options.get("max_poll_interval_ms", 300_000))
+        self._rebalance_timeout_ms = int(
+            options.get("rebalance_timeout_ms", self._session_timeout_ms)
+        )
+        self._linger_ms = int(options.get("linger_ms", 5))
+        self._request_timeout_ms = int(options.get("request_timeout_ms", 30_000))
+        self._idempotence = _flag(options.get("idempotence", "0"))
+        self._name = client_name
+        self._producer: Any = None
+        self._admin: Any = None
+        # Running consumers, each with its stop task once stopping began.
+        self._consumers: dict[Any, asyncio.Future[None] | None] = {}
+        self._known: set[str] = set()
+        self._topic_lock = asyncio.Lock()
+        self._loops = ConsumeLoops()
+
+    async def connect(self) -> None:
+        self._admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._bootstrap,
+            client_id=f"{self._name}-admin",
+            request_timeout_ms=self._request_timeout_ms,
+        )
+        await self._admin.start()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._name,
+            acks="all",
+            enable_idempotence=self._idempotence,
+            linger_ms=self._linger_ms,
+            request_timeout_ms=self._request_timeout_ms,
+        )
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._admin.close()
+            raise
+
+    async def close(self) -> None:
+        await self._loops.stop()
+        # Loops that were cancelled stop their own consumer (shielded); wait for those, then
+        # stop whatever is left. A stopped consumer leaves its group and commits nothing.
+        stops = {self._stop_consumer(consumer) for consumer in list(self._consumers)}
+        if stops:
+            await asyncio.wait(stops, timeout=_STOP_TIMEOUT_SECONDS)
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        if self._admin is not None:
+            await self._admin.close()
+            self._admin = None
+
+    async def ensure_topic(self, topic: str) -> None:
+        if topic in self._known:
+            return
+        async with self._topic_lock:
+            if topic in self._known:
+                return
+            new = NewTopic(
+                name=topic,
+                num_partitions=self._partitions,
+                replication_factor=self._replication,
+            )
+            response = await self._admin.create_topics([new])
+            for name, code, *rest in response.topic_errors:
+                if code == 0:
+                    log.info("topic created", extra={"topic": name})
+                    continue
+                error = for_code(code)
+                if error is TopicAlreadyExistsError:
+                    continue
+                detail = rest[0] if rest else None
+                raise error(f"create topic {name!r}: {detail}")
+            self._known.add(topic)
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        futures = []
+        for env in envelopes:
+            await self.ensure_topic(env.topic)
+            headers = [(k, v.encode()) for k, v in env.headers.items() if k != MESSAGE_ID]
+            headers.append((MESSAGE_ID, env.id.encode()))
+            futures.append(
+                await self._producer.send(
+                    env.topic,
+                    value=env.body,
+                    key=env.key.encode() if env.key is not None else None,
+                    headers=headers,
+                )
+            )
+        # Each future resolves once the partition leader wrote the batch with acks=all.
+        await asyncio.gather(*futures)
+
+    async def subscribe(self, subscription: Subscription, handler: BatchHandler) -> None:
+        await self.ensure_topic(subscription.topic)
+        consumer = AIOKafkaConsumer(
+            subscription.topic,
+            bootstrap_servers=self._bootstrap,
+            client_id=self._name,
+            group_id=subscription.queue_name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._session_timeout_ms,
+            heartbeat_interval_ms=self._heartbeat_interval_ms,
+            max_poll_interval_ms=self._max_poll_interval_ms,
+            rebalance_timeout_ms=self._rebalance_timeout_ms,
+            request_timeout_ms=max(self._request_timeout_ms, self._session_timeout_ms + 5_000),
+        )
+        self._consumers[consumer] = None
+        try:
+            await consumer.start()
+            _leave_group_on_stop(consumer)
+            async with self._loops.running():
+                await self._consume(consumer, subscription, handler)
+        finally:
+            # Shielded: a cancelled loop (the process "dies") must still leave the group, so
+            # its uncommitted records go to the next member without waiting for the session.
+            await asyncio.shield(self._stop_consumer(consumer))
+
+    async def _consume(
+        self, consumer: Any, subscription: Subscription, handler: BatchHandler
+    ) -> None:
+        rewinds: dict[tuple[str, int, int], int] = {}
+        while not self._loops.stopping.is_set():
+            try:
+                fetched = await consumer.getmany(
+                    timeout_ms=_FETCH_TIMEOUT_MS, max_records=subscription.batch
+                )
+            except KafkaError:
+                # aiokafka retries connection problems itself; what surfaces is logged and
+                # retried, so a broker restart does not end the subscription.
+                log.warning("fetch failed", exc_info=True, extra={"topic": subscription.topic})
+                await asyncio.sleep(_FETCH_TIMEOUT_MS / 1000)
+                continue
+            records = [r for batch in fetched.values() for r in batch]
+            if not records:
+                continue
+            deliveries = [self._delivery(r, rewinds) for r in records]
+            try:
+                await handler(deliveries)
+            except Exception:
+                log.exception("batch failed; redelivering", extra={"topic": subscription.topic})
+                self._rewind(consumer, fetched, rewinds)
+                continue
+            for r in records:
+                rewinds.pop((r.topic, r.partition, r.offset), None)
+            offsets = {tp: batch[-1].offset + 1 for tp, batch in fetched.items() if batch}
+            try:
+                await consumer.commit(offsets)
+            except KafkaError:
+                # Partitions moved to another member meanwhile: it resumes from the last
+                # committed offset, so these records are delivered again (at least once).
+                log.warning(
+                    "offset commit failed; batch will be redelivered",
+                    exc_info=True,
+                    extra={"topic": subscription.topic},
+                )
+
+    @staticmethod
+    def _rewind(
+        consumer: Any,
+        fetched: dict[Any, list[Any]],
+        rewinds: dict[tuple[str, int, int], int],
+    ) -> None:
+        if len(rewinds) > _MAX_TRACKED_REWINDS:
+            rewinds.clear()
+        for tp, batch in fetched.items():
+            if not batch:
+                continue
+            for r in batch:
+                key = (r.topic, r.partition, r.offset)
+                rewinds[key] = rewinds.get(key, 0) + 1
+            try:
+                consumer.seek(tp, batch[0].offset)
+            except KafkaError:
+                # No longer assigned: the new owner starts from the committed offset.
+                log.info("partition revoked before rewind", extra={"partition": str(tp)})
+
+    def _stop_consumer(self, consumer: Any) -> asyncio.Future[None]:
+        """Stop ``consumer`` once (leaving its group, committing nothing); the stop survives
+        cancellation of the caller and ``close()`` waits for it."""
+        task = self._consumers.get(consumer)
+        if task is None:
+            task = asyncio.ensure_future(self._stop_quietly(consumer))
+            self._consumers[consumer] = task
+            task.add_done_callback(lambda _: self._consumers.pop(consumer, None))
+        return task
+
+    @staticmethod
+    async def _stop_quietly(consumer: Any) -> None:
+        try:
+            await asyncio.wait_for(consumer.stop(), _STOP_TIMEOUT_SECONDS)
+        except Exception:
+            log.warning("consumer stop failed", exc_info=True)
+
+    @staticmethod
+    def _delivery(record: Any, rewinds: dict[tuple[str, int, int], int]) -> Delivery:
+        headers = {k: (v or b"").decode("utf-8", "replace") for k, v in record.headers or ()}
+        key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        coordinates = (record.topic, record.partition, record.offset)
+        return Delivery(
+            topic=record.topic,
+            body=record.value if record.value is not None else b"",
+            id=headers.get(MESSAGE_ID) or "kafka:{}:{}:{}".format(*coordinates),
+            key=key,
+            headers=headers,
+            attempt=1 + rewinds.get(coordinates, 0),
+        )

@@ -1,0 +1,121 @@
+"""Dead letters: messages that could not be handled, kept with the reason and the raw bytes,
+published to ``<topic>.dlq`` (through the outbox) and replayable by an operator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from paycore.platform import outbox
+from paycore.platform.bus import Delivery, dead_letter_topic
+from paycore.platform.clock import utcnow
+from paycore.platform.db import AnyRow, metadata
+from paycore.platform.ids import uuid7
+
+REPLAY_OF = "paycore-replay-of"
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("topic", String(200), nullable=False, index=True),
+    Column("consumer", String(200), nullable=False),
+    Column("message_id", String(200), nullable=False),
+    Column("key", String(200)),
+    Column("headers", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("replayed_at", DateTime(timezone=True)),
+)
+
+
+async def record(
+    conn: AsyncConnection, delivery: Delivery, *, consumer: str, error: str, attempts: int
+) -> str:
+    """Store a dead letter and queue it on the dead-letter topic, in the caller's transaction."""
+    letter_id = uuid7()
+    headers = dict(delivery.headers)
+    await conn.execute(
+        insert(dead_letters).values(
+            id=letter_id,
+            topic=delivery.topic,
+            consumer=consumer,
+            message_id=delivery.id,
+            key=delivery.key,
+            headers=orjson.dumps(headers).decode(),
+            body=delivery.body,
+            error=error[:2000],
+            attempts=attempts,
+            created_at=utcnow(),
+        )
+    )
+    await outbox.enqueue(
+        conn,
+        dead_letter_topic(delivery.topic),
+        delivery.body,
+        key=delivery.key,
+        headers={**headers, "paycore-error": error[:500], "paycore-consumer": consumer},
+        message_id=f"dlq-{letter_id}",
+    )
+    return letter_id
+
+
+async def list_letters(
+    engine: AsyncEngine,
+    *,
+    topic: str | None = None,
+    include_replayed: bool = False,
+    limit: int = 100,
+) -> Sequence[AnyRow]:
+    """Newest first."""
+    query = select(dead_letters).order_by(dead_letters.c.created_at.desc()).limit(limit)
+    if topic:
+        query = query.where(dead_letters.c.topic == topic)
+    if not include_replayed:
+        query = query.where(dead_letters.c.replayed_at.is_(None))
+    async with engine.connect() as conn:
+        return (await conn.execute(query)).all()
+
+
+async def replay(engine: AsyncEngine, letter_ids: Sequence[str]) -> int:
+    """Put dead letters back on their topic (through the outbox) under a new message id."""
+    count = 0
+    async with engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                select(dead_letters).where(
+                    dead_letters.c.id.in_(letter_ids), dead_letters.c.replayed_at.is_(None)
+                )
+            )
+        ).all()
+        for row in rows:
+            headers = {**orjson.loads(row.headers), REPLAY_OF: row.message_id}
+            await outbox.enqueue(
+                conn,
+                row.topic,
+                row.body,
+                key=row.key,
+                headers=headers,
+                message_id=f"replay-{row.id}",
+            )
+            await conn.execute(
+                update(dead_letters).where(dead_letters.c.id == row.id).values(replayed_at=utcnow())
+            )
+            count += 1
+    return count

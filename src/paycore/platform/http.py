@@ -1,0 +1,209 @@
+"""HTTP kernel: JSON responses with exact money, RFC 9457 problem details with stable codes,
+correlation ids, request metrics, health/readiness/metrics routes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paycore.platform import metrics
+from paycore.platform.ids import uuid7
+from paycore.platform.logging import correlation_id
+
+PROBLEM_TYPE_BASE = "https://paycore.dev/problems/"
+CORRELATION_HEADER = "x-correlation-id"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value).encode())
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(content: Any) -> bytes:
+    """orjson with Decimals written as exact JSON numbers."""
+    return orjson.dumps(content, default=_default)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+class Problem(Exception):
+    """An error answered as ``application/problem+json``; ``code`` is stable for clients."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.title = title or code.replace("-", " ").capitalize()
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+
+def problem_response(problem: Problem, instance: str = "") -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + problem.code,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "code": problem.code,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(problem.extra)
+    return Response(
+        dumps(body),
+        status_code=problem.status,
+        media_type="application/problem+json",
+        headers=problem.headers,
+    )
+
+
+def _validation_problem(exc: RequestValidationError) -> Problem:
+    errors = [
+        {
+            "loc": [str(p) for p in err.get("loc", ())],
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in exc.errors()
+    ]
+    if any(e["type"] == "json_invalid" for e in errors):
+        return Problem(400, "malformed-json", "The request body is not valid JSON.", errors=errors)
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(p for p in first["loc"] if p not in ("body", "query", "path"))
+    detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+    return Problem(422, "validation-error", detail, errors=errors)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(exc, request.url.path)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return problem_response(_validation_problem(exc), request.url.path)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        problem = Problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        return problem_response(problem, request.url.path)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        return problem_response(
+            Problem(500, "internal-error", "An unexpected error occurred; it has been logged."),
+            request.url.path,
+        )
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+class ObservabilityMiddleware:
+    """Correlation id in and out (``X-Correlation-ID``), request count and latency by route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        cid = headers.get(CORRELATION_HEADER.encode(), b"").decode("latin-1")[:100] or uuid7()
+        token = correlation_id.set(cid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (CORRELATION_HEADER.encode(), cid.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            metrics.http_requests.labels(scope["method"], path, str(status)).inc()
+            metrics.http_latency.labels(scope["method"], path).observe(
+                time.perf_counter() - started
+            )
+            correlation_id.reset(token)
+
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+def install_probes(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> None:
+    """``/healthz`` (the process runs), ``/readyz`` (its dependencies answer), ``/metrics``."""
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: every dependency answers")
+    async def readyz() -> Response:
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await check()
+                results[name] = "ok"
+            except Exception as exc:
+                results[name] = f"failing: {type(exc).__name__}"
+        ready = all(v == "ok" for v in results.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not-ready", "checks": results},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+
+def create_app(title: str, *, lifespan: Any = None, docs: bool = True) -> FastAPI:
+    """A FastAPI app with paycore's error model, JSON rendering and observability."""
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(ObservabilityMiddleware)
+    return app

@@ -1,0 +1,213 @@
+"""``Idempotency-Key`` for POST requests: the same key with the same request replays the first
+answer; the same key with a different request is a 422; a request still running is a 409."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import timedelta
+
+import orjson
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paycore.platform.clock import utcnow
+from paycore.platform.db import metadata
+from paycore.platform.http import Problem, problem_response
+
+HEADER = b"idempotency-key"
+REPLAYED_HEADER = b"idempotent-replayed"
+IN_PROGRESS_STALE = timedelta(seconds=60)
+_KEPT_HEADERS = {b"content-type", b"location", b"retry-after"}
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(64), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer),
+    Column("headers", Text),
+    Column("body", LargeBinary),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("scope", "key"),
+)
+
+
+class IdempotencyMiddleware:
+    """Pure ASGI middleware; the key is scoped to the caller's credential."""
+
+    def __init__(self, app: ASGIApp, engine: Callable[[], AsyncEngine]) -> None:
+        self.app = app
+        self._engine = engine
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
+        key_bytes = headers.get(HEADER)
+        if scope["type"] != "http" or scope["method"] != "POST" or key_bytes is None:
+            await self.app(scope, receive, send)
+            return
+        key = key_bytes.decode("latin-1").strip()
+        if not 1 <= len(key) <= 255:
+            problem = Problem(
+                400, "bad-idempotency-key", "Idempotency-Key must be 1 to 255 characters."
+            )
+            await problem_response(problem, scope["path"])(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        credential = headers.get(b"authorization") or headers.get(b"x-token") or b""
+        owner = hashlib.sha256(credential).hexdigest()
+        fingerprint = hashlib.sha256(
+            scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
+        ).hexdigest()
+        engine = self._engine()
+
+        answer = await self._claim(engine, owner, key, fingerprint)
+        if answer is not None:
+            await answer(scope, receive, send)
+            return
+
+        status, out_headers, chunks = 500, [], []
+
+        async def capture(message: Message) -> None:
+            nonlocal status, out_headers
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                out_headers = list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, _replay_body(body, receive), capture)
+        finally:
+            await self._settle(engine, owner, key, status, out_headers, b"".join(chunks))
+
+    async def _claim(
+        self, engine: AsyncEngine, owner: str, key: str, fingerprint: str
+    ) -> ASGIApp | None:
+        """Reserve the key; return the response to send instead when it is not ours to run."""
+        now = utcnow()
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    insert(idempotency_keys).values(
+                        scope=owner, key=key, request_hash=fingerprint, created_at=now
+                    )
+                )
+            return None
+        except IntegrityError:
+            pass
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(idempotency_keys).where(
+                        idempotency_keys.c.scope == owner, idempotency_keys.c.key == key
+                    )
+                )
+            ).one()
+            if row.request_hash != fingerprint:
+                return problem_response(
+                    Problem(
+                        422,
+                        "idempotency-key-reused",
+                        "This Idempotency-Key was already used with a different request.",
+                    )
+                )
+            if row.status is None:
+                created = (
+                    row.created_at
+                    if row.created_at.tzinfo
+                    else row.created_at.replace(tzinfo=now.tzinfo)
+                )
+                if now - created < IN_PROGRESS_STALE:
+                    return problem_response(
+                        Problem(
+                            409,
+                            "idempotency-key-in-progress",
+                            "A request with this Idempotency-Key is still being processed.",
+                            headers={"Retry-After": "1"},
+                        )
+                    )
+                await conn.execute(
+                    update(idempotency_keys)
+                    .where(idempotency_keys.c.scope == owner, idempotency_keys.c.key == key)
+                    .values(created_at=now)
+                )
+                return None
+            return _stored_response(row.status, row.headers, row.body)
+
+    async def _settle(
+        self,
+        engine: AsyncEngine,
+        owner: str,
+        key: str,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> None:
+        where = (idempotency_keys.c.scope == owner) & (idempotency_keys.c.key == key)
+        async with engine.begin() as conn:
+            if status >= 500:  # not an answer worth replaying: let the client retry
+                await conn.execute(delete(idempotency_keys).where(where))
+                return
+            kept = [
+                [k.decode(), v.decode("latin-1")] for k, v in headers if k.lower() in _KEPT_HEADERS
+            ]
+            await conn.execute(
+                update(idempotency_keys)
+                .where(where)
+                .values(status=status, headers=orjson.dumps(kept).decode(), body=body)
+            )
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay_body(body: bytes, original: Receive) -> Receive:
+    """Hand the buffered body to the app once, then pass through (disconnect notices)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()
+
+    return receive
+
+
+def _stored_response(status: int, headers_json: str | None, body: bytes | None) -> ASGIApp:
+    headers = [(k.encode(), v.encode("latin-1")) for k, v in orjson.loads(headers_json or "[]")]
+    headers.append((REPLAYED_HEADER, b"true"))
+
+    async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body or b""})
+
+    return respond

@@ -1,0 +1,157 @@
+"""Transactional outbox: events are written in the same transaction as the state they describe,
+then a relay publishes them with broker confirms and removes them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from paycore.platform import metrics
+from paycore.platform.bus import CORRELATION_ID, Bus, Envelope
+from paycore.platform.clock import utcnow
+from paycore.platform.db import is_sqlite, metadata
+from paycore.platform.ids import uuid7
+from paycore.platform.logging import correlation_id
+
+log = logging.getLogger(__name__)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("topic", String(200), nullable=False),
+    Column("key", String(200)),
+    Column("headers", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    topic: str,
+    body: bytes,
+    *,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+    message_id: str | None = None,
+) -> str:
+    """Add an event to the outbox inside the caller's transaction; returns its message id."""
+    msg_id = message_id or uuid7()
+    all_headers = dict(headers or {})
+    if (cid := correlation_id.get()) and CORRELATION_ID not in all_headers:
+        all_headers[CORRELATION_ID] = cid
+    await conn.execute(
+        insert(outbox).values(
+            id=msg_id,
+            topic=topic,
+            key=key,
+            headers=orjson.dumps(all_headers).decode(),
+            body=body,
+            created_at=utcnow(),
+        )
+    )
+    return msg_id
+
+
+class Relay:
+    """Moves outbox rows to the broker. Several relays may run (one per process): on PostgreSQL
+    rows are claimed with ``FOR UPDATE SKIP LOCKED``; SQLite serialises writers anyway.
+    A row is deleted only after the broker confirmed it, so a crash re-publishes at worst,
+    and the message id lets consumers (and JetStream) drop the duplicate."""
+
+    def __init__(
+        self, engine: AsyncEngine, bus: Bus, *, poll_seconds: float = 0.05, batch: int = 500
+    ) -> None:
+        self._engine = engine
+        self._bus = bus
+        self._poll = poll_seconds
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._skip_locked = not is_sqlite(str(engine.url))
+
+    def notify(self) -> None:
+        """Wake the relay now (called after a commit that enqueued events)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until ``stop()``; publish failures are retried with backoff, never dropped."""
+        failures = 0
+        while not self._stopping:
+            try:
+                sent = await self.relay_once()
+                failures = 0
+            except Exception:
+                failures += 1
+                metrics.outbox_publish_errors.inc()
+                log.exception("outbox relay failed; will retry", extra={"failures": failures})
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                continue
+            if sent < self._batch:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll)
+
+    async def stop(self) -> None:
+        """Flush what is left, then stop the loop."""
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(Exception):
+            while await self.relay_once() > 0:
+                pass
+
+    async def relay_once(self) -> int:
+        """Publish one batch; returns how many rows were sent."""
+        async with self._engine.begin() as conn:
+            query = select(outbox).order_by(outbox.c.seq).limit(self._batch)
+            if self._skip_locked:
+                query = query.with_for_update(skip_locked=True)
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                metrics.outbox_backlog.set(0)
+                return 0
+            await self._bus.publish(list(_envelopes(rows)))
+            await conn.execute(delete(outbox).where(outbox.c.seq.in_([r.seq for r in rows])))
+        for row in rows:
+            metrics.outbox_published.labels(row.topic).inc()
+        return len(rows)
+
+    async def backlog(self) -> int:
+        async with self._engine.connect() as conn:
+            count = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
+        metrics.outbox_backlog.set(count)
+        return int(count)
+
+
+def _envelopes(rows: Iterable[object]) -> Iterable[Envelope]:
+    for row in rows:
+        yield Envelope(
+            topic=row.topic,  # type: ignore[attr-defined]
+            body=row.body,  # type: ignore[attr-defined]
+            id=row.id,  # type: ignore[attr-defined]
+            key=row.key,  # type: ignore[attr-defined]
+            headers=orjson.loads(row.headers),  # type: ignore[attr-defined]
+        )

@@ -1,0 +1,6 @@
+"""Imports every module that defines tables, so the metadata is complete (Alembic, tests)."""
+
+from paycore.commerce import store as commerce_store
+from paycore.platform import consumer, deadletters, idempotency, outbox
+
+__all__ = ["commerce_store", "consumer", "deadletters", "idempotency", "outbox"]

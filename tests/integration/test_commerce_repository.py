@@ -1,0 +1,87 @@
+"""The commerce repository and use cases on both engines, schema built by the real migrations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore.commerce import messages, service, store
+from paycore.commerce.analytics import MemoryBoard
+from paycore.commerce.domain import Order, OrderLine, UnknownProducts
+from paycore.platform.db import create_engine
+from paycore.platform.migrate import upgrade
+from paycore.platform.outbox import outbox
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'repo.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    await asyncio.to_thread(upgrade, url)
+    eng = create_engine(url)
+    yield eng
+    await eng.dispose()
+
+
+async def test_an_order_and_its_event_commit_together(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await service.create_customer(conn, email="Ana@Example.com", username="ana")
+        await service.create_product(conn, name="lápis", value_cents=110)
+        await service.create_product(conn, name="caderno", value_cents=100)
+    async with engine.begin() as conn:
+        order = await service.create_order(
+            conn, email="ana@example.com", items=[("lápis", 60), ("caderno", 10), ("lápis", 40)]
+        )
+    assert order.total_cents == 12_000
+    async with engine.connect() as conn:
+        stored = await store.load_order(conn, order.order_id)
+        events = (await conn.execute(select(outbox))).all()
+    assert stored is not None and stored.total_cents == 12_000
+    assert [e.topic for e in events] == [messages.ORDER_CREATED]
+    assert messages.decode_order_created(events[0].body).total_cents == 12_000
+
+    with pytest.raises(UnknownProducts):
+        async with engine.begin() as conn:
+            await service.create_order(conn, email="ana@example.com", items=[("borracha", 1)])
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(outbox))).scalar_one() == 1
+
+
+async def test_concurrent_duplicate_customers_leave_one_and_a_conflict(engine: AsyncEngine) -> None:
+    async def create() -> str:
+        try:
+            async with engine.begin() as conn:
+                await service.create_customer(conn, email="bia@example.com", username="bia")
+            return "created"
+        except service.Conflict:
+            return "conflict"
+
+    results = await asyncio.gather(*(create() for _ in range(5)))
+    assert sorted(results) == ["conflict"] * 4 + ["created"]
+
+
+async def test_analytics_read_model_answers_the_three_questions(engine: AsyncEngine) -> None:
+    board = MemoryBoard()
+    at = datetime(2026, 11, 2, tzinfo=UTC)
+    for n in range(1, 6):
+        order = Order(1000 + n, 7 if n <= 3 else 8, (OrderLine("caneta", n, 250),), at)
+        async with engine.begin() as conn:
+            await service.record_order(
+                conn, order, board=board, source="btg", topic="t", message_id=f"m{n}", body=b"{}"
+            )
+    async with engine.connect() as conn:
+        assert await service.order_total(conn, 1002) == 500
+        assert await service.order_count(conn, 7) == 3
+        page = await service.orders_of_customer(conn, 7, page=1, page_size=2)
+    assert page.total_elements == 3
+    assert page.total_pages == 2
+    assert page.total_on_orders_cents == (1 + 2 + 3) * 250
+    assert [r.order_id for r in page.rows] == [1003]

@@ -1,0 +1,83 @@
+"""Start paycore's own processes as a user would (``python -m paycore …``) for end-to-end,
+chaos tests and benchmarks, and wait until they answer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+@dataclass
+class Proc:
+    """One paycore process; ``kill()`` is SIGKILL (chaos), ``stop()`` is a graceful SIGTERM."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    ready_url: str | None = None
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self, timeout: float = 60) -> Proc:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed when the process ends
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "paycore", *self.args],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        if self.ready_url:
+            wait_ready(self.ready_url, self, timeout)
+        return self
+
+    def kill(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then wait; returns the exit code (SIGKILL after the timeout). uvicorn
+        re-raises the SIGTERM it handled, so a graceful stop exits with -15."""
+        assert self.popen is not None
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_ready(url: str, proc: Proc | None = None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc and proc.popen and proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited early:\n{proc.log_tail()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    tail = proc.log_tail() if proc else ""
+    raise RuntimeError(f"{url} not ready after {timeout}s\n{tail}")
+
+
+def paycore_env(**settings: str | int) -> dict[str, str]:
+    """The current environment plus ``PAYCORE_*`` settings (keys without the prefix)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYCORE_")}
+    env.update({f"PAYCORE_{k.upper()}": str(v) for k, v in settings.items()})
+    env.setdefault("PAYCORE_LOG_LEVEL", "INFO")
+    return env

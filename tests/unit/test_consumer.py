@@ -1,0 +1,265 @@
+"""Idempotent consumer: dedup by message id, retries with backoff, dead letters, replay."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from paycore.platform import deadletters
+from paycore.platform.bus import Delivery, Subscription
+from paycore.platform.consumer import Consumer, Rejected, RetryPolicy
+from paycore.platform.logging import correlation_id
+from paycore.platform.outbox import Relay, outbox
+
+TOPIC = "shop.orders"
+FAST = RetryPolicy(max_attempts=3, base_seconds=0.001, max_seconds=0.002)
+
+_effects_metadata = MetaData()
+effects = Table(
+    "test_effects",
+    _effects_metadata,
+    Column("n", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(200), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)
+
+
+class Script:
+    """A handler whose behaviour is chosen by the message body; it writes its effect first,
+    so a failure after the write shows whether the write was rolled back."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.correlation: dict[str, str] = {}
+        self.fixed = False
+
+    async def __call__(self, conn: AsyncConnection, delivery: Delivery) -> None:
+        self.calls[delivery.id] += 1
+        self.correlation[delivery.id] = correlation_id.get()
+        await conn.execute(insert(effects).values(message_id=delivery.id, body=delivery.body))
+        if self.fixed:
+            return
+        if delivery.body.startswith(b"reject"):
+            raise Rejected("bad schema: field 'x' is missing")
+        if delivery.body.startswith(b"boom"):
+            raise RuntimeError("database on fire")
+        if delivery.body.startswith(b"flaky") and self.calls[delivery.id] <= 2:
+            raise ConnectionError("transient hiccup")
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    async with engine.begin() as conn:
+        await conn.run_sync(_effects_metadata.create_all)
+    yield engine
+
+
+@pytest.fixture
+def script() -> Script:
+    return Script()
+
+
+@pytest.fixture
+def commits() -> list[int]:
+    return []
+
+
+@pytest.fixture
+def consumer(db: AsyncEngine, fake_bus: Any, script: Script, commits: list[int]) -> Consumer:
+    return Consumer(
+        subscription=Subscription(TOPIC, "analytics"),
+        handler=script,
+        engine=db,
+        bus=fake_bus,
+        retry=FAST,
+        after_commit=lambda: commits.append(1),
+    )
+
+
+def _d(message_id: str, body: bytes = b"ok", **headers: str) -> Delivery:
+    return Delivery(topic=TOPIC, body=body, id=message_id, key="customer-7", headers=headers)
+
+
+async def _effects(engine: AsyncEngine) -> Counter[str]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(effects.c.message_id))).all()
+    return Counter(r.message_id for r in rows)
+
+
+async def _outbox(engine: AsyncEngine) -> list[Any]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(select(outbox).order_by(outbox.c.seq))).all())
+
+
+async def test_duplicates_in_one_batch_and_across_batches_take_effect_once(
+    consumer: Consumer, db: AsyncEngine, commits: list[int]
+) -> None:
+    await consumer.handle_batch([_d("m1"), _d("m1"), _d("m2"), _d("m1")])
+    assert await _effects(db) == Counter({"m1": 1, "m2": 1})
+    await consumer.handle_batch([_d("m2"), _d("m3"), _d("m1")])
+    await consumer.handle_batch([_d("m3")])
+    assert await _effects(db) == Counter({"m1": 1, "m2": 1, "m3": 1})
+    assert commits == [1, 1, 1]
+
+
+async def test_rejected_message_goes_to_dead_letters_with_reason_and_raw_bytes(
+    consumer: Consumer, db: AsyncEngine, script: Script
+) -> None:
+    raw = b"reject\xff\x00 not even utf-8"
+    await consumer.handle_batch([_d("bad-1", raw, **{"correlation-id": "cid-9"})])
+
+    assert await _effects(db) == Counter()  # its partial effect was rolled back
+    [letter] = await deadletters.list_letters(db)
+    assert letter.topic == TOPIC
+    assert letter.consumer == "shop.orders.analytics"
+    assert letter.message_id == "bad-1"
+    assert letter.key == "customer-7"
+    assert letter.body == raw
+    assert letter.error == "bad schema: field 'x' is missing"
+    assert letter.attempts == 1
+    assert orjson.loads(letter.headers) == {"correlation-id": "cid-9"}
+    assert letter.replayed_at is None
+
+    [row] = await _outbox(db)
+    assert row.topic == "shop.orders.dlq"
+    assert row.body == raw
+    assert row.key == "customer-7"
+    assert row.id == f"dlq-{letter.id}"
+    headers = orjson.loads(row.headers)
+    assert headers["paycore-error"] == "bad schema: field 'x' is missing"
+    assert headers["paycore-consumer"] == "shop.orders.analytics"
+
+    # redelivered: already settled, neither handled nor dead-lettered again
+    await consumer.handle_batch([_d("bad-1", raw)])
+    assert len(await deadletters.list_letters(db)) == 1
+    assert len(await _outbox(db)) == 1
+    assert script.calls["bad-1"] == 1
+
+
+async def test_rejection_in_a_batch_keeps_the_other_effects(
+    consumer: Consumer, db: AsyncEngine
+) -> None:
+    await consumer.handle_batch([_d("ok-1"), _d("bad", b"reject"), _d("ok-2")])
+    assert await _effects(db) == Counter({"ok-1": 1, "ok-2": 1})
+    assert [letter.message_id for letter in await deadletters.list_letters(db)] == ["bad"]
+
+
+async def test_transient_failures_are_retried_until_success(
+    consumer: Consumer, db: AsyncEngine, script: Script
+) -> None:
+    await consumer.handle_batch([_d("f1", b"flaky")])
+    assert await _effects(db) == Counter({"f1": 1})
+    assert script.calls["f1"] == 3
+    assert await deadletters.list_letters(db, include_replayed=True) == []
+    assert await _outbox(db) == []
+
+
+async def test_always_failing_message_is_dead_lettered_after_max_attempts(
+    consumer: Consumer, db: AsyncEngine, script: Script
+) -> None:
+    await consumer.handle_batch([_d("x1", b"boom!")])
+    assert await _effects(db) == Counter()
+    assert script.calls["x1"] >= FAST.max_attempts
+    [letter] = await deadletters.list_letters(db)
+    assert letter.error == "RuntimeError: database on fire"
+    assert letter.attempts == FAST.max_attempts
+    assert letter.body == b"boom!"
+    [row] = await _outbox(db)
+    assert row.topic == "shop.orders.dlq"
+    assert orjson.loads(row.headers)["paycore-error"] == "RuntimeError: database on fire"
+
+    calls = script.calls["x1"]
+    await consumer.handle_batch([_d("x1", b"boom!")])
+    assert script.calls["x1"] == calls  # settled: not tried again
+    assert len(await deadletters.list_letters(db)) == 1
+
+
+async def test_one_failing_message_does_not_block_the_batch(
+    consumer: Consumer, db: AsyncEngine
+) -> None:
+    batch = [_d("ok-1"), _d("f1", b"flaky"), _d("x1", b"boom"), _d("ok-2"), _d("ok-1")]
+    await consumer.handle_batch(batch)
+    assert await _effects(db) == Counter({"ok-1": 1, "f1": 1, "ok-2": 1})
+    [letter] = await deadletters.list_letters(db)
+    assert letter.message_id == "x1"
+
+
+async def test_correlation_id_follows_the_message(consumer: Consumer, script: Script) -> None:
+    await consumer.handle_batch([_d("c1", **{"correlation-id": "req-42"}), _d("c2")])
+    assert script.correlation == {"c1": "req-42", "c2": "c2"}
+    assert correlation_id.get() == ""
+
+
+async def test_replay_puts_the_letter_back_once(
+    consumer: Consumer, db: AsyncEngine, script: Script, fake_bus: Any
+) -> None:
+    await consumer.handle_batch([_d("bad-1", b"reject me", **{"correlation-id": "cid-1"})])
+    [letter] = await deadletters.list_letters(db)
+    assert len(await _outbox(db)) == 1  # the .dlq copy
+
+    assert await deadletters.replay(db, [letter.id]) == 1
+    rows = await _outbox(db)
+    assert len(rows) == 2
+    replayed = rows[-1]
+    assert replayed.topic == TOPIC
+    assert replayed.id == f"replay-{letter.id}"
+    assert replayed.body == b"reject me"
+    assert replayed.key == "customer-7"
+    headers = orjson.loads(replayed.headers)
+    assert headers[deadletters.REPLAY_OF] == "bad-1"
+    assert headers["correlation-id"] == "cid-1"
+
+    assert await deadletters.list_letters(db) == []
+    [marked] = await deadletters.list_letters(db, include_replayed=True)
+    assert marked.replayed_at is not None
+
+    assert await deadletters.replay(db, [letter.id]) == 0
+    assert await deadletters.replay(db, ["no-such-letter"]) == 0
+    assert len(await _outbox(db)) == 2
+
+    # the relay publishes both; the consumer, now fixed, handles the replay under its new id
+    relay = Relay(db, fake_bus)
+    assert await relay.relay_once() == 2
+    assert await relay.backlog() == 0
+    assert [e.topic for e in fake_bus.published] == ["shop.orders.dlq", TOPIC]
+    envelope = fake_bus.published[-1]
+    script.fixed = True
+    await consumer.handle_batch(
+        [Delivery(envelope.topic, envelope.body, envelope.id, envelope.key, envelope.headers)]
+    )
+    assert await _effects(db) == Counter({f"replay-{letter.id}": 1})
+
+
+async def test_list_letters_filters_by_topic(db: AsyncEngine, fake_bus: Any) -> None:
+    def make(topic: str) -> Consumer:
+        return Consumer(
+            subscription=Subscription(topic, "g"),
+            handler=Script(),
+            engine=db,
+            bus=fake_bus,
+            retry=FAST,
+        )
+
+    await make("a.topic").handle_batch([Delivery("a.topic", b"reject", "1", None, {})])
+    await make("b.topic").handle_batch([Delivery("b.topic", b"reject", "1", None, {})])
+    assert [x.topic for x in await deadletters.list_letters(db, topic="a.topic")] == ["a.topic"]
+    assert len(await deadletters.list_letters(db)) == 2
+    async with db.connect() as conn:
+        dlq = (
+            await conn.execute(select(outbox.c.topic, func.count()).group_by(outbox.c.topic))
+        ).all()
+    assert dict((t, n) for t, n in dlq) == {"a.topic.dlq": 1, "b.topic.dlq": 1}
+
+
+def test_retry_delay_is_exponential_with_jitter_and_capped() -> None:
+    policy = RetryPolicy(max_attempts=10, base_seconds=0.1, max_seconds=1.0)
+    for attempt, ceiling in [(1, 0.1), (2, 0.2), (3, 0.4), (4, 0.8), (5, 1.0), (9, 1.0)]:
+        delays = {policy.delay(attempt) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays), attempt
+        assert len(delays) > 1  # jittered

@@ -1,0 +1,404 @@
+"""HTTP kernel: problem details, correlation ids, probes, and the Idempotency-Key middleware."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Response
+from pydantic import BaseModel
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore.platform.clock import utcnow
+from paycore.platform.http import JSONResponse, Problem, create_app, install_probes
+from paycore.platform.idempotency import IdempotencyMiddleware, idempotency_keys
+
+PROBLEM = "application/problem+json"
+
+
+class ItemIn(BaseModel):
+    name: str
+    quantity: int
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.items: list[ItemIn] = []
+        self.failures = 0
+
+
+async def _ok() -> None:
+    return None
+
+
+async def _broken() -> None:
+    raise ConnectionError("broker unreachable")
+
+
+def _app(engine: AsyncEngine, calls: Calls) -> FastAPI:
+    app = create_app("test")
+
+    @app.post("/items", status_code=201)
+    async def create_item(body: ItemIn) -> Response:
+        calls.items.append(body)
+        n = len(calls.items)
+        return JSONResponse(
+            {"n": n, "name": body.name, "price": Decimal("1.10")},
+            status_code=201,
+            headers={"Location": f"/items/{n}", "X-Internal": "not-kept"},
+        )
+
+    @app.post("/flaky")
+    async def flaky() -> Response:
+        calls.failures += 1
+        return JSONResponse({"attempt": calls.failures}, status_code=500)
+
+    @app.post("/crash")
+    async def crash() -> Response:
+        calls.failures += 1
+        raise RuntimeError("bug")
+
+    @app.get("/problem")
+    async def problem() -> Response:
+        raise Problem(
+            409,
+            "stock-exhausted",
+            "only 2 left",
+            headers={"Retry-After": "7"},
+            remaining=2,
+        )
+
+    @app.get("/money")
+    async def money() -> Response:
+        return JSONResponse({"value": Decimal("1.10"), "zero": Decimal("0.00")})
+
+    install_probes(app, {"database": _ok, "broker": _ok})
+    app.add_middleware(IdempotencyMiddleware, engine=lambda: engine)
+    return app
+
+
+@pytest.fixture
+def calls() -> Calls:
+    return Calls()
+
+
+@pytest.fixture
+async def client(engine: AsyncEngine, calls: Calls) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=_app(engine, calls), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        yield c
+
+
+def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["code"] == code
+    assert body["status"] == status
+    assert body["type"].endswith("/" + code)
+    assert body["title"]
+    assert body["detail"]
+    return body
+
+
+# --- idempotency ---------------------------------------------------------------------------------
+
+
+async def test_same_key_and_body_replays_the_first_answer(
+    client: httpx.AsyncClient, calls: Calls
+) -> None:
+    headers = {"Idempotency-Key": "key-1"}
+    first = await client.post("/items", json={"name": "pen", "quantity": 2}, headers=headers)
+    second = await client.post("/items", json={"name": "pen", "quantity": 2}, headers=headers)
+    assert len(calls.items) == 1
+    assert first.status_code == second.status_code == 201
+    assert second.content == first.content
+    assert second.json() == {"n": 1, "name": "pen", "price": 1.1}
+    assert b'"price":1.10' in second.content
+    assert second.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert second.headers["location"] == first.headers["location"] == "/items/1"
+    assert second.headers["content-type"] == "application/json"
+
+
+async def test_same_key_with_another_body_is_refused(
+    client: httpx.AsyncClient, calls: Calls
+) -> None:
+    headers = {"Idempotency-Key": "key-1"}
+    await client.post("/items", json={"name": "pen", "quantity": 2}, headers=headers)
+    reused = await client.post("/items", json={"name": "pen", "quantity": 3}, headers=headers)
+    _problem(reused, 422, "idempotency-key-reused")
+    assert len(calls.items) == 1
+
+
+async def test_same_key_on_another_path_is_refused(client: httpx.AsyncClient) -> None:
+    headers = {"Idempotency-Key": "key-1"}
+    await client.post("/items", json={"name": "pen", "quantity": 2}, headers=headers)
+    _problem(await client.post("/flaky", headers=headers), 422, "idempotency-key-reused")
+
+
+async def test_without_a_key_every_request_runs(client: httpx.AsyncClient, calls: Calls) -> None:
+    for _ in range(3):
+        response = await client.post("/items", json={"name": "pen", "quantity": 2})
+        assert response.status_code == 201
+        assert "idempotent-replayed" not in response.headers
+    assert len(calls.items) == 3
+
+
+async def test_keys_are_scoped_to_the_caller_credential(
+    client: httpx.AsyncClient, calls: Calls
+) -> None:
+    body = {"name": "pen", "quantity": 2}
+    for token in ("Bearer a", "Bearer b", "Bearer a"):
+        await client.post(
+            "/items", json=body, headers={"Idempotency-Key": "k", "Authorization": token}
+        )
+    assert len(calls.items) == 2
+
+
+@pytest.mark.parametrize("key", ["k" * 256, " ", "x" * 1000])
+async def test_bad_key_is_a_400(client: httpx.AsyncClient, calls: Calls, key: str) -> None:
+    response = await client.post(
+        "/items", json={"name": "pen", "quantity": 2}, headers={"Idempotency-Key": key}
+    )
+    _problem(response, 400, "bad-idempotency-key")
+    assert calls.items == []
+
+
+async def test_key_of_255_characters_is_accepted(client: httpx.AsyncClient, calls: Calls) -> None:
+    headers = {"Idempotency-Key": "k" * 255}
+    for _ in range(2):
+        response = await client.post("/items", json={"name": "a", "quantity": 1}, headers=headers)
+        assert response.status_code == 201
+    assert len(calls.items) == 1
+
+
+async def test_a_500_answer_is_not_stored(client: httpx.AsyncClient, calls: Calls) -> None:
+    headers = {"Idempotency-Key": "retry-me"}
+    first = await client.post("/flaky", headers=headers)
+    second = await client.post("/flaky", headers=headers)
+    assert (first.status_code, second.status_code) == (500, 500)
+    assert second.json() == {"attempt": 2}
+    assert "idempotent-replayed" not in second.headers
+    assert calls.failures == 2
+
+
+async def test_a_crash_does_not_store_the_key(client: httpx.AsyncClient, calls: Calls) -> None:
+    headers = {"Idempotency-Key": "crash"}
+    for _ in range(2):
+        response = await client.post("/crash", headers=headers)
+        _problem(response, 500, "internal-error")
+        assert "idempotent-replayed" not in response.headers
+    assert calls.failures == 2
+
+
+async def test_a_4xx_answer_is_replayed(client: httpx.AsyncClient, calls: Calls) -> None:
+    headers = {"Idempotency-Key": "bad-body"}
+    first = await client.post("/items", json={"name": "pen"}, headers=headers)
+    second = await client.post("/items", json={"name": "pen"}, headers=headers)
+    _problem(first, 422, "validation-error")
+    _problem(second, 422, "validation-error")
+    assert second.headers["idempotent-replayed"] == "true"
+    assert second.content == first.content
+
+
+async def _reserve(engine: AsyncEngine, key: str, body: bytes, age: timedelta) -> None:
+    """A key claimed by a request that has not answered yet (no status), ``age`` ago."""
+    fingerprint = hashlib.sha256(b"POST /items\n" + body).hexdigest()
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(idempotency_keys).values(
+                scope=hashlib.sha256(b"").hexdigest(),
+                key=key,
+                request_hash=fingerprint,
+                created_at=utcnow() - age,
+            )
+        )
+
+
+async def test_a_request_still_running_is_a_409(
+    client: httpx.AsyncClient, engine: AsyncEngine, calls: Calls
+) -> None:
+    body = b'{"name":"pen","quantity":1}'
+    await _reserve(engine, "busy", body, timedelta(seconds=1))
+    response = await client.post(
+        "/items",
+        content=body,
+        headers={"Idempotency-Key": "busy", "Content-Type": "application/json"},
+    )
+    _problem(response, 409, "idempotency-key-in-progress")
+    assert response.headers["retry-after"] == "1"
+    assert calls.items == []
+
+
+async def test_a_stale_claim_is_taken_over(
+    client: httpx.AsyncClient, engine: AsyncEngine, calls: Calls
+) -> None:
+    body = b'{"name":"pen","quantity":1}'
+    await _reserve(engine, "stale", body, timedelta(minutes=5))
+    headers = {"Idempotency-Key": "stale", "Content-Type": "application/json"}
+    first = await client.post("/items", content=body, headers=headers)
+    second = await client.post("/items", content=body, headers=headers)
+    assert first.status_code == 201
+    assert second.headers["idempotent-replayed"] == "true"
+    assert len(calls.items) == 1
+
+
+# --- error model ---------------------------------------------------------------------------------
+
+
+async def test_malformed_json_is_a_400(client: httpx.AsyncClient, calls: Calls) -> None:
+    response = await client.post(
+        "/items", content=b'{"name": "pen",', headers={"Content-Type": "application/json"}
+    )
+    body = _problem(response, 400, "malformed-json")
+    assert body["instance"] == "/items"
+    assert calls.items == []
+
+
+async def test_wrong_type_is_a_422_with_errors(client: httpx.AsyncClient) -> None:
+    response = await client.post("/items", json={"name": "pen", "quantity": "many"})
+    body = _problem(response, 422, "validation-error")
+    assert body["detail"].startswith("quantity:")
+    assert [e["loc"] for e in body["errors"]] == [["body", "quantity"]]
+    assert all({"loc", "msg", "type"} <= set(e) for e in body["errors"])
+
+
+async def test_missing_field_is_a_422(client: httpx.AsyncClient) -> None:
+    body = _problem(await client.post("/items", json={"quantity": 1}), 422, "validation-error")
+    assert ["body", "name"] in [e["loc"] for e in body["errors"]]
+
+
+async def test_unknown_route_is_a_404(client: httpx.AsyncClient) -> None:
+    body = _problem(await client.get("/nowhere"), 404, "not-found")
+    assert body["instance"] == "/nowhere"
+
+
+async def test_wrong_method_is_a_405(client: httpx.AsyncClient) -> None:
+    _problem(await client.delete("/items"), 405, "method-not-allowed")
+
+
+async def test_a_raised_problem_keeps_status_code_detail_and_headers(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/problem")
+    body = _problem(response, 409, "stock-exhausted")
+    assert body["detail"] == "only 2 left"
+    assert body["remaining"] == 2
+    assert body["instance"] == "/problem"
+    assert response.headers["retry-after"] == "7"
+
+
+async def test_an_unexpected_error_is_a_500_problem(client: httpx.AsyncClient) -> None:
+    body = _problem(await client.post("/crash"), 500, "internal-error")
+    assert "bug" not in body["detail"]  # internals are not leaked
+
+
+async def test_decimals_are_exact_json_numbers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/money")
+    assert response.text == '{"value":1.10,"zero":0.00}'
+
+
+# --- correlation id -------------------------------------------------------------------------------
+
+
+async def test_an_incoming_correlation_id_is_echoed(client: httpx.AsyncClient) -> None:
+    response = await client.get("/money", headers={"X-Correlation-ID": "req-abc-123"})
+    assert response.headers["x-correlation-id"] == "req-abc-123"
+
+
+async def test_a_correlation_id_is_made_when_missing(client: httpx.AsyncClient) -> None:
+    first = await client.get("/money")
+    second = await client.get("/money")
+    assert uuid.UUID(first.headers["x-correlation-id"]).version == 7
+    assert first.headers["x-correlation-id"] != second.headers["x-correlation-id"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("GET", "/money", {}),
+        ("POST", "/items", {"json": {"name": "a", "quantity": 1}}),
+        ("GET", "/problem", {}),
+        ("GET", "/nowhere", {}),
+        ("POST", "/items", {"json": {"name": "a"}}),
+        ("POST", "/items", {"content": b"{", "headers": {"Content-Type": "application/json"}}),
+        ("GET", "/healthz", {}),
+    ],
+)
+async def test_every_response_carries_the_correlation_id(
+    client: httpx.AsyncClient, method: str, path: str, kwargs: dict[str, Any]
+) -> None:
+    headers = {**kwargs.pop("headers", {}), "X-Correlation-ID": "cid-1"}
+    response = await client.request(method, path, headers=headers, **kwargs)
+    assert response.headers.get("x-correlation-id") == "cid-1"
+
+
+async def test_an_unexpected_error_carries_the_correlation_id(client: httpx.AsyncClient) -> None:
+    # the answer a user most needs to quote to support
+    response = await client.post("/crash", headers={"X-Correlation-ID": "cid-crash"})
+    assert response.status_code == 500
+    assert response.headers.get("x-correlation-id") == "cid-crash"
+
+
+async def test_idempotency_answers_carry_the_correlation_id(client: httpx.AsyncClient) -> None:
+    body = {"name": "pen", "quantity": 2}
+    await client.post("/items", json=body, headers={"Idempotency-Key": "k"})
+    replay = await client.post(
+        "/items", json=body, headers={"Idempotency-Key": "k", "X-Correlation-ID": "cid-replay"}
+    )
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.headers.get("x-correlation-id") == "cid-replay"
+    reused = await client.post(
+        "/items",
+        json={"name": "other", "quantity": 1},
+        headers={"Idempotency-Key": "k", "X-Correlation-ID": "cid-reused"},
+    )
+    assert reused.status_code == 422
+    assert reused.headers.get("x-correlation-id") == "cid-reused"
+
+
+# --- probes ---------------------------------------------------------------------------------------
+
+
+async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
+    health = await client.get("/healthz")
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+
+
+async def test_readyz_names_the_failing_check() -> None:
+    app = create_app("probe")
+    install_probes(app, {"database": _ok, "broker": _broken})
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/readyz")
+        health = await client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "not-ready",
+        "checks": {"database": "ok", "broker": "failing: ConnectionError"},
+    }
+    assert health.status_code == 200  # liveness does not depend on the broker
+
+
+async def test_metrics_count_requests_by_route(client: httpx.AsyncClient) -> None:
+    await client.get("/money")
+    await client.get("/nowhere")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert "paycore_http_requests_total{" in text
+    assert 'route="/money"' in text
+    assert 'status="404"' in text
+    assert "paycore_http_request_seconds_bucket{" in text
