@@ -222,12 +222,21 @@ def dead_letters_list(
         await engine.dispose()
         if as_json:
             for r in rows:
-                print(orjson.dumps({
-                    "id": r.id, "topic": r.topic, "consumer": r.consumer, "messageId": r.message_id,
-                    "error": r.error, "attempts": r.attempts, "createdAt": r.created_at.isoformat(),
-                    "replayedAt": r.replayed_at.isoformat() if r.replayed_at else None,
-                    "body": r.body.decode("utf-8", "replace"),
-                }).decode())
+                print(
+                    orjson.dumps(
+                        {
+                            "id": r.id,
+                            "topic": r.topic,
+                            "consumer": r.consumer,
+                            "messageId": r.message_id,
+                            "error": r.error,
+                            "attempts": r.attempts,
+                            "createdAt": r.created_at.isoformat(),
+                            "replayedAt": r.replayed_at.isoformat() if r.replayed_at else None,
+                            "body": r.body.decode("utf-8", "replace"),
+                        }
+                    ).decode()
+                )
             return
         table = Table("id", "topic", "consumer", "error", "attempts", "created", "replayed")
         for r in rows:

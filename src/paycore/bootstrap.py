@@ -26,6 +26,7 @@ from paycore.commerce.analytics_client import AnalyticsClient
 from paycore.commerce.archive import Archive
 from paycore.commerce.consumers import analytics_subscriptions
 from paycore.config import Settings
+from paycore.platform.batching import GroupCommit
 from paycore.platform.bus import Bus, create_bus
 from paycore.platform.consumer import Consumer, RetryPolicy
 from paycore.platform.db import create_engine
@@ -83,15 +84,20 @@ class Runtime:
         return checks
 
     async def close(self) -> None:
-        """Stop taking work, finish in-flight batches, flush the outbox, close connections."""
+        """Stop taking work, finish in-flight batches, run the closers (final writes),
+        flush the outbox, then close connections."""
         await self.bus.stop_consuming()
-        await self.relay.stop()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        for closer in reversed(self.closers):
-            with contextlib.suppress(Exception):
+        for closer in self.closers:
+            try:
                 await closer()
+            except Exception:
+                log.exception(
+                    "shutdown step failed", extra={"step": getattr(closer, "__qualname__", "")}
+                )
+        await self.relay.stop()
         await self.bus.close()
         if self.redis is not None:
             await self.redis.aclose()
@@ -142,20 +148,20 @@ def build_api(
                 timeout=settings.http_timeout_seconds,
                 retries=settings.http_retries,
             )
-            runtime.closers.append(client.close)
-            prefix = "" if root else "/commerce"
-            app.include_router(
-                commerce_api.router(runtime.engine, runtime.relay, client), prefix=prefix
+            orders = GroupCommit(
+                runtime.engine, commerce_service.write_orders, after_commit=runtime.relay.notify
             )
+            runtime.closers += [orders.stop, client.close]
+            prefix = "" if root else "/commerce"
+            app.include_router(commerce_api.router(runtime.engine, orders, client), prefix=prefix)
         install_probes(app, await runtime.readiness())
         try:
             yield
         finally:
             await runtime.close()
 
-    app = create_app("paycore API", lifespan=lifespan)
-    app.add_middleware(IdempotencyMiddleware, engine=lambda: state["runtime"].engine)
-    return app
+    idempotency = (IdempotencyMiddleware, {"engine": lambda: state["runtime"].engine})
+    return create_app("paycore API", lifespan=lifespan, middleware=[idempotency])
 
 
 def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastAPI:
@@ -173,9 +179,11 @@ def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastA
         finally:
             await runtime.close()
 
-    app = create_app("paycore worker", lifespan=lifespan)
-    app.add_middleware(commerce_analytics_api.RefuseBrowserOrigins)
-    return app
+    return create_app(
+        "paycore worker",
+        lifespan=lifespan,
+        middleware=[(commerce_analytics_api.RefuseBrowserOrigins, {})],
+    )
 
 
 async def _start_analytics(app: FastAPI, runtime: Runtime) -> None:

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from procs import Proc, paycore_env
 from redis.asyncio import Redis
-from servers import Server, free_port
 from sqlalchemy import func, select
 
 from paycore.commerce import store
@@ -22,6 +20,8 @@ from paycore.commerce.archive import Archive
 from paycore.platform.db import create_engine
 from paycore.platform.deadletters import dead_letters
 from paycore.platform.migrate import upgrade
+from procs import Proc, paycore_env
+from servers import Server, free_port
 
 ORDERS = 1_000
 CUSTOMERS = 10
@@ -33,7 +33,9 @@ pytestmark = pytest.mark.slow
 async def count_recorded(url: str) -> int:
     engine = create_engine(url)
     async with engine.connect() as conn:
-        value = (await conn.execute(select(func.count()).select_from(store.analytics_orders))).scalar_one()
+        value = (
+            await conn.execute(select(func.count()).select_from(store.analytics_orders))
+        ).scalar_one()
     await engine.dispose()
     return int(value)
 
@@ -53,11 +55,15 @@ async def test_killing_the_analytics_worker_loses_and_doubles_nothing(
         archive_flush_seconds="0.5",
     )
     api = Proc(["api"], env, tmp_path / "api.log", f"http://127.0.0.1:{api_port}/readyz").start()
-    worker = Proc(["worker"], env, tmp_path / "worker.log", f"http://127.0.0.1:{worker_port}/readyz").start()
+    worker = Proc(
+        ["worker"], env, tmp_path / "worker.log", f"http://127.0.0.1:{worker_port}/readyz"
+    ).start()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as http:
             for n in range(CUSTOMERS):
-                r = await http.post("/commerce/customers", json={"email": f"c{n}@example.com", "username": f"c{n}"})
+                r = await http.post(
+                    "/commerce/customers", json={"email": f"c{n}@example.com", "username": f"c{n}"}
+                )
                 assert r.status_code == 201, r.text
             for name, value in PRODUCTS.items():
                 r = await http.post("/commerce/products", json={"name": name, "value": value})
@@ -69,7 +75,10 @@ async def test_killing_the_analytics_worker_loses_and_doubles_nothing(
             async def place(n: int) -> None:
                 body = {
                     "email": f"c{n % CUSTOMERS}@example.com",
-                    "products": [{"name": name, "quantity": 1 + (n + i) % 4} for i, name in enumerate(PRODUCTS)],
+                    "products": [
+                        {"name": name, "quantity": 1 + (n + i) % 4}
+                        for i, name in enumerate(PRODUCTS)
+                    ],
                 }
                 async with gate:
                     r = await http.post("/commerce/orders", json=body)
@@ -78,7 +87,7 @@ async def test_killing_the_analytics_worker_loses_and_doubles_nothing(
 
             async def killer() -> None:
                 for threshold in (ORDERS * 3 // 10, ORDERS * 65 // 100):
-                    while len(accepted) < threshold:
+                    while len(accepted) < threshold:  # noqa: ASYNC110 - polling a list
                         await asyncio.sleep(0.01)
                     await asyncio.to_thread(worker.kill)
                     await asyncio.sleep(0.5)
@@ -102,7 +111,8 @@ async def test_killing_the_analytics_worker_loses_and_doubles_nothing(
         letters = (await conn.execute(select(func.count()).select_from(dead_letters))).scalar_one()
     await engine.dispose()
     placed_ids = sorted(int(o["id"]) for o in accepted)  # type: ignore[call-overload]
-    assert sorted(recorded) == placed_ids and len(placed_ids) == ORDERS
+    assert sorted(recorded) == placed_ids
+    assert len(placed_ids) == ORDERS
     assert letters == 0
 
     redis = Redis.from_url(redis_server.url)

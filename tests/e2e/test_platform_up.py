@@ -15,6 +15,7 @@ import httpx
 import nats
 import orjson
 import pytest
+
 from procs import paycore_env, wait_ready
 from servers import free_port
 
@@ -26,7 +27,11 @@ def platform(tmp_path: Path) -> Iterator[dict[str, Any]]:
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "paycore", "up"],
-        cwd=tmp_path, env=env, stdout=log, stderr=log, start_new_session=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     api = f"http://127.0.0.1:{ports['api_port']}"
     try:
@@ -56,22 +61,42 @@ async def publish_raw(port: int, subject: str, bodies: list[bytes]) -> None:
     await nc.close()
 
 
-async def test_up_serves_the_whole_commerce_flow_and_stops_cleanly(platform: dict[str, Any]) -> None:
+def test_up_serves_the_whole_commerce_flow_and_stops_cleanly(
+    platform: dict[str, Any],
+) -> None:
     api = platform["api"]
     with httpx.Client(base_url=api, timeout=5) as http:
         assert http.get("/docs").status_code == 200
-        assert http.post("/commerce/create/customer", json={"email": "ana@example.com", "username": "ana"}).status_code == 201
+        assert (
+            http.post(
+                "/commerce/create/customer", json={"email": "ana@example.com", "username": "ana"}
+            ).status_code
+            == 201
+        )
         for name, value in (("lápis", 1.10), ("caderno", 1.00)):
-            assert http.post("/commerce/create/product", json={"name": name, "value": value}).status_code == 201
-        body = {"email": "ana@example.com", "products": [{"name": "lápis", "quantity": 100}, {"name": "caderno", "quantity": 10}]}
+            assert (
+                http.post(
+                    "/commerce/create/product", json={"name": name, "value": value}
+                ).status_code
+                == 201
+            )
+        body = {
+            "email": "ana@example.com",
+            "products": [{"name": "lápis", "quantity": 100}, {"name": "caderno", "quantity": 10}],
+        }
         first = http.post("/commerce/orders", json=body, headers={"Idempotency-Key": "order-1"})
         again = http.post("/commerce/orders", json=body, headers={"Idempotency-Key": "order-1"})
         assert first.status_code == again.status_code == 201
-        assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+        assert again.content == first.content
+        assert again.headers["idempotent-replayed"] == "true"
         assert b'"total":120.00' in first.content
         customer_id = first.json()["customerId"]
-        bad = http.post("/commerce/orders", json={"email": "ana@example.com", "products": [{"name": "lápis", "quantity": 0}]})
-        assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+        bad = http.post(
+            "/commerce/orders",
+            json={"email": "ana@example.com", "products": [{"name": "lápis", "quantity": 0}]},
+        )
+        assert bad.status_code == 422
+        assert bad.headers["content-type"] == "application/problem+json"
 
         def one_order() -> bool:
             page = http.get(f"/commerce/customers/{customer_id}/orders").json()
@@ -79,29 +104,54 @@ async def test_up_serves_the_whole_commerce_flow_and_stops_cleanly(platform: dic
 
         until(one_order)
 
-        challenge = {"codigoPedido": 1001, "codigoCliente": 1, "itens": [{"produto": "lápis", "quantidade": 100, "preco": 1.10}, {"produto": "caderno", "quantidade": 10, "preco": 1.00}]}
-        await publish_raw(platform["nats_port"], "btg-pactual-order-created", [orjson.dumps(challenge), b"not json at all"])
-        total = until(lambda: (r := http.get("/commerce/orders/1001/total")).status_code == 200 and r)
+        challenge = {
+            "codigoPedido": 1001,
+            "codigoCliente": 1,
+            "itens": [
+                {"produto": "lápis", "quantidade": 100, "preco": 1.10},
+                {"produto": "caderno", "quantidade": 10, "preco": 1.00},
+            ],
+        }
+        await publish_raw(
+            platform["nats_port"],
+            "btg-pactual-order-created",
+            [orjson.dumps(challenge), b"not json at all"],
+        )
+        total = until(
+            lambda: (r := http.get("/commerce/orders/1001/total")).status_code == 200 and r
+        )
         assert b'"total":120.00' in total.content
         count = http.get(f"/commerce/customers/{customer_id}/orders/count").json()
         assert count == {"customerId": customer_id, "orders": 2}
 
         month = until(lambda: http.get("/commerce/archive").json()["months"])[0]
+
         def archived_orders() -> list[dict[str, Any]]:
             r = http.get(f"/commerce/archive/{month}/orders.jsonl.gz")
-            rows = [orjson.loads(x) for x in gzip.decompress(r.content).splitlines()] if r.status_code == 200 else []
+            rows = (
+                [orjson.loads(x) for x in gzip.decompress(r.content).splitlines()]
+                if r.status_code == 200
+                else []
+            )
             return rows if len(rows) == 2 else []
+
         assert sorted(r["totalCents"] for r in until(archived_orders)) == [12000, 12000]
         ranking = http.get("/commerce/analytics").json()
         assert ranking["customersByOrders"][0] == {"key": str(customer_id), "value": 2}
 
     listing = subprocess.run(
         [sys.executable, "-m", "paycore", "dead-letters", "list", "--json"],
-        cwd=platform["dir"], env=platform["env"], capture_output=True, text=True, timeout=60,
+        cwd=platform["dir"],
+        env=platform["env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert listing.returncode == 0, listing.stderr
     letters = [orjson.loads(line) for line in listing.stdout.splitlines()]
-    assert [(x["topic"], x["body"]) for x in letters] == [("btg-pactual-order-created", "not json at all")]
+    assert [(x["topic"], x["body"]) for x in letters] == [
+        ("btg-pactual-order-created", "not json at all")
+    ]
     assert letters[0]["error"].startswith("not JSON")
 
     platform["proc"].send_signal(signal.SIGINT)

@@ -44,7 +44,8 @@ async def test_an_order_and_its_event_commit_together(engine: AsyncEngine) -> No
     async with engine.connect() as conn:
         stored = await store.load_order(conn, order.order_id)
         events = (await conn.execute(select(outbox))).all()
-    assert stored is not None and stored.total_cents == 12_000
+    assert stored is not None
+    assert stored.total_cents == 12_000
     assert [e.topic for e in events] == [messages.ORDER_CREATED]
     assert messages.decode_order_created(events[0].body).total_cents == 12_000
 

@@ -34,7 +34,9 @@ def orders(count: int) -> list[Order]:
     ]
 
 
-async def test_redis_board_counts_each_order_once_and_matches_the_memory_board(redis: Redis) -> None:
+async def test_redis_board_counts_each_order_once_and_matches_the_memory_board(
+    redis: Redis,
+) -> None:
     board = RedisBoard(redis, ttl_seconds=3600, prefix=f"t{uuid7()}:")
     reference = MemoryBoard()
     sample = orders(KEEP + 50)

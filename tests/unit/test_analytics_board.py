@@ -55,7 +55,11 @@ async def test_rankings_over_several_orders_and_customers() -> None:
     assert _scores(snap["customersByOrders"]) == {"10": 3, "20": 1, "30": 1}
     assert snap["customersBySpend"] == [Entry("10", 7_050), Entry("30", 5_150), Entry("20", 5_000)]
     assert snap["productsByQuantity"] == [Entry("pen", 8), Entry("book", 3), Entry("ink", 2)]
-    assert snap["productsByValue"] == [Entry("ink", 10_000), Entry("book", 6_000), Entry("pen", 1_200)]
+    assert snap["productsByValue"] == [
+        Entry("ink", 10_000),
+        Entry("book", 6_000),
+        Entry("pen", 1_200),
+    ]
     assert [e.member for e in snap["mostExpensiveOrders"]] == ["5", "3", "4", "1", "2"]
     assert snap["mostExpensiveOrders"][0].score == 5_150
     assert [e.member for e in snap["recentOrders"]] == ["5", "4", "3", "2", "1"]

@@ -35,8 +35,10 @@ async def _message(engine: AsyncEngine, message_id: str, at: datetime, body: byt
         )
 
 
-def _utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def _utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 async def _two_months(engine: AsyncEngine) -> None:

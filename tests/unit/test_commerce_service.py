@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -25,12 +26,14 @@ from paycore.platform.outbox import outbox
 Count = Callable[..., Awaitable[int]]
 
 
-async def _customer(engine: AsyncEngine, email: str = "alice@example.com", username: str = "alice"):  # type: ignore[no-untyped-def]
+async def _customer(
+    engine: AsyncEngine, email: str = "alice@example.com", username: str = "alice"
+) -> dict[str, Any]:
     async with engine.begin() as conn:
         return await service.create_customer(conn, email=email, username=username)
 
 
-async def _product(engine: AsyncEngine, name: str, cents: int):  # type: ignore[no-untyped-def]
+async def _product(engine: AsyncEngine, name: str, cents: int) -> dict[str, Any]:
     async with engine.begin() as conn:
         return await service.create_product(conn, name=name, value_cents=cents)
 
@@ -40,7 +43,7 @@ async def _place(engine: AsyncEngine, email: str, items: list[tuple[str, int]]) 
         return await service.create_order(conn, email=email, items=items)
 
 
-async def _outbox_rows(engine: AsyncEngine) -> list:  # type: ignore[type-arg]
+async def _outbox_rows(engine: AsyncEngine) -> list[Any]:
     async with engine.connect() as conn:
         return list((await conn.execute(select(outbox).order_by(outbox.c.seq))).all())
 
@@ -100,7 +103,9 @@ async def test_duplicate_product_is_a_conflict(engine: AsyncEngine, count_rows: 
 
 
 @pytest.mark.parametrize(("name", "cents"), [("pen", 0), ("pen", -1), ("  ", 100)])
-async def test_invalid_product(engine: AsyncEngine, count_rows: Count, name: str, cents: int) -> None:
+async def test_invalid_product(
+    engine: AsyncEngine, count_rows: Count, name: str, cents: int
+) -> None:
     with pytest.raises(service.InvalidValue):
         await _product(engine, name, cents)
     assert await count_rows(store.products) == 0
@@ -122,7 +127,9 @@ async def test_create_order_merges_names_and_totals_in_cents(
 ) -> None:
     customer_id = await _shop(engine)
     order = await _place(
-        engine, "ALICE@example.com", [("lápis", 60), ("caderno", 10), (" lápis ", 40), ("caneta", 3)]
+        engine,
+        "ALICE@example.com",
+        [("lápis", 60), ("caderno", 10), (" lápis ", 40), ("caneta", 3)],
     )
     assert order.customer_id == customer_id
     assert sorted(order.lines) == sorted(
@@ -195,7 +202,7 @@ async def test_order_of_an_unknown_email_is_not_found(
     engine: AsyncEngine, count_rows: Count
 ) -> None:
     await _shop(engine)
-    with pytest.raises(service.NotFound, match="bob@example.com") as caught:
+    with pytest.raises(service.NotFound, match=r"bob@example\.com") as caught:
         await _place(engine, "Bob@Example.com", [("lápis", 1)])
     assert caught.value.code == "not-found"
     assert await count_rows(store.orders) == 0
@@ -216,7 +223,11 @@ async def test_order_of_unknown_products_writes_nothing(
 
 @pytest.mark.parametrize(
     ("items", "error"),
-    [([("lápis", 0)], InvalidQuantity), ([("lápis", 2), ("lápis", -1)], InvalidQuantity), ([], EmptyOrder)],
+    [
+        ([("lápis", 0)], InvalidQuantity),
+        ([("lápis", 2), ("lápis", -1)], InvalidQuantity),
+        ([], EmptyOrder),
+    ],
 )
 async def test_invalid_orders_write_nothing(
     engine: AsyncEngine,
@@ -235,10 +246,14 @@ async def test_failure_after_the_order_rolls_back_order_and_event(
     engine: AsyncEngine, count_rows: Count
 ) -> None:
     await _shop(engine)
-    with pytest.raises(RuntimeError):
+
+    async def place_then_fail() -> None:
         async with engine.begin() as conn:
             await service.create_order(conn, email="alice@example.com", items=[("lápis", 1)])
             raise RuntimeError("the request failed after the use case")
+
+    with pytest.raises(RuntimeError, match="after the use case"):
+        await place_then_fail()
     assert await count_rows(store.orders) == 0
     assert await count_rows(outbox) == 0
 
@@ -293,7 +308,9 @@ async def test_same_order_id_with_other_content_is_refused(
         Order(1001, 8, (OrderLine("pen", 2, 150),), AT),
     ]:
         with pytest.raises(service.DuplicateOrderId, match="1001") as caught:
-            await _record(engine, board, other, f"msg-other-{other.customer_id}-{other.total_cents}")
+            await _record(
+                engine, board, other, f"msg-other-{other.customer_id}-{other.total_cents}"
+            )
         assert caught.value.code == "duplicate-order-id"
     async with engine.connect() as conn:
         assert await service.order_total(conn, 1001) == 300

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -54,10 +53,10 @@ class Script:
 
 
 @pytest.fixture
-async def db(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+async def db(engine: AsyncEngine) -> AsyncEngine:
     async with engine.begin() as conn:
         await conn.run_sync(_effects_metadata.create_all)
-    yield engine
+    return engine
 
 
 @pytest.fixture

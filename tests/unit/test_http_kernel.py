@@ -18,7 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.clock import utcnow
 from paycore.platform.http import JSONResponse, Problem, create_app, install_probes
-from paycore.platform.idempotency import IdempotencyMiddleware, idempotency_keys
+from paycore.platform.idempotency import (
+    IdempotencyMiddleware,
+    idempotency_keys,
+    request_fingerprint,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -43,7 +47,7 @@ async def _broken() -> None:
 
 
 def _app(engine: AsyncEngine, calls: Calls) -> FastAPI:
-    app = create_app("test")
+    app = create_app("test", middleware=[(IdempotencyMiddleware, {"engine": lambda: engine})])
 
     @app.post("/items", status_code=201)
     async def create_item(body: ItemIn) -> Response:
@@ -80,7 +84,6 @@ def _app(engine: AsyncEngine, calls: Calls) -> FastAPI:
         return JSONResponse({"value": Decimal("1.10"), "zero": Decimal("0.00")})
 
     install_probes(app, {"database": _ok, "broker": _ok})
-    app.add_middleware(IdempotencyMiddleware, engine=lambda: engine)
     return app
 
 
@@ -211,7 +214,7 @@ async def test_a_4xx_answer_is_replayed(client: httpx.AsyncClient, calls: Calls)
 
 async def _reserve(engine: AsyncEngine, key: str, body: bytes, age: timedelta) -> None:
     """A key claimed by a request that has not answered yet (no status), ``age`` ago."""
-    fingerprint = hashlib.sha256(b"POST /items\n" + body).hexdigest()
+    fingerprint = request_fingerprint("POST", "/items", b"", body)
     async with engine.begin() as conn:
         await conn.execute(
             insert(idempotency_keys).values(

@@ -51,9 +51,7 @@ def test_uuid7_sorts_by_time_across_milliseconds(monkeypatch: pytest.MonkeyPatch
     for earlier, later in itertools.pairwise(by_ms):
         assert max(earlier) < min(later)
         assert ordered.index(max(earlier)) < ordered.index(min(later))
-    assert [uuid.UUID(t).int >> 80 for t in ordered] == sorted(
-        uuid.UUID(t).int >> 80 for t in made
-    )
+    assert [uuid.UUID(t).int >> 80 for t in ordered] == sorted(uuid.UUID(t).int >> 80 for t in made)
 
 
 def test_uuid7_unique_over_10k() -> None:

@@ -38,8 +38,9 @@ class RefuseBrowserOrigins:
 
 def service_auth(token: str) -> Any:
     async def check(authorization: Annotated[str | None, Header()] = None) -> None:
-        presented = (authorization or "").removeprefix("Bearer ").strip()
-        if not presented or not hmac.compare_digest(presented.encode(), token.encode()):
+        scheme, _, presented = (authorization or "").partition(" ")
+        valid = scheme.lower() == "bearer" and presented.strip()
+        if not valid or not hmac.compare_digest(presented.strip().encode(), token.encode()):
             raise Problem(
                 401,
                 "unauthorized",

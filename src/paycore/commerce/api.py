@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paycore.commerce import service, store
 from paycore.commerce.analytics_client import AnalyticsClient, AnalyticsUnavailable
 from paycore.commerce.domain import CommerceError, Order
+from paycore.platform.batching import GroupCommit
 from paycore.platform.clock import iso
 from paycore.platform.http import JSONResponse, Problem
 from paycore.platform.money import from_cents, to_cents
-from paycore.platform.outbox import Relay
 
 STATUS = {
     "conflict": 409,
@@ -117,8 +117,14 @@ def _problem(exc: CommerceError) -> Problem:
     return Problem(STATUS.get(exc.code, 422), exc.code, str(exc))
 
 
-def router(engine: AsyncEngine, relay: Relay, analytics: AnalyticsClient) -> APIRouter:
+def router(
+    engine: AsyncEngine,
+    orders: GroupCommit[service.PendingOrder, Order],
+    analytics: AnalyticsClient,
+) -> APIRouter:
+    """``orders`` writes placed orders (and their events) with group commit."""
     api = APIRouter(tags=["commerce"])
+    catalog = store.Catalog()
 
     @api.post(
         "/customers", status_code=201, response_model=CustomerOut, summary="Create a customer"
@@ -169,11 +175,13 @@ def router(engine: AsyncEngine, relay: Relay, analytics: AnalyticsClient) -> API
     async def create_order(body: OrderIn) -> Response:
         items = [(p.name, p.quantity) for p in body.products]
         try:
-            async with engine.begin() as conn:
-                order = await service.create_order(conn, email=body.email, items=items)
+            async with engine.connect() as conn:
+                pending = await service.prepare_order(
+                    conn, email=body.email, items=items, catalog=catalog
+                )
         except CommerceError as exc:
             raise _problem(exc) from exc
-        relay.notify()
+        order = await orders.submit(pending)
         return JSONResponse(_order(order), status_code=201)
 
     @api.get("/orders/{order_id}", response_model=OrderOut, summary="Get an order as placed")

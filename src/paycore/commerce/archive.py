@@ -38,7 +38,12 @@ class ArchivedFile:
 
 
 def month_of(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m")
+    """The UTC calendar month; a naive value is taken as UTC."""
+    return as_utc(moment).strftime("%Y-%m")
+
+
+def as_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Archive:
@@ -151,7 +156,7 @@ def message_record(
         "seq": seq,
         "messageId": message_id,
         "topic": topic,
-        "receivedAt": received_at.astimezone(UTC).isoformat(),
+        "receivedAt": as_utc(received_at).isoformat(),
     }
     try:
         record["body"] = body.decode("utf-8")

@@ -16,6 +16,7 @@ from paycore.platform.money import MoneyError, to_cents
 ORDER_CREATED = "commerce.order-created"
 CHALLENGE_QUEUE = "btg-pactual-order-created"
 ORDER_CREATED_VERSION = 1
+MAX_CENTS = 2**63
 
 
 class BadMessage(ValueError):
@@ -41,8 +42,11 @@ def encode_order_created(order: Order) -> bytes:
 
 def decode_order_created(body: bytes) -> Order:
     data = _json_object(body)
-    if data.get("version") != ORDER_CREATED_VERSION:
-        raise BadMessage(f"unsupported version {data.get('version')!r}")
+    if data.get("type") != ORDER_CREATED:
+        raise BadMessage(f"expected type {ORDER_CREATED!r}, got {data.get('type')!r}")
+    version = data.get("version")
+    if type(version) is not int or version != ORDER_CREATED_VERSION:
+        raise BadMessage(f"unsupported version {version!r}")
     lines = tuple(
         OrderLine(
             product=_text(item, "product"),
@@ -59,7 +63,7 @@ def decode_order_created(body: bytes) -> Order:
     )
     if data.get("totalCents") != order.total_cents:
         raise BadMessage("totalCents does not match the sum of the items")
-    return order
+    return _bounded(order, "items[].unitCents")
 
 
 def decode_challenge_order(body: bytes, received_at: datetime | None = None) -> Order:
@@ -81,12 +85,24 @@ def decode_challenge_order(body: bytes, received_at: datetime | None = None) -> 
         except MoneyError as exc:
             raise BadMessage(f"itens[].preco: {exc}") from exc
         lines.append(OrderLine(_text(item, "produto"), _positive_int(item, "quantidade"), cents))
-    return Order(
-        order_id=_positive_int(data, "codigoPedido"),
-        customer_id=_positive_int(data, "codigoCliente"),
-        lines=merge_lines(lines),
-        ordered_at=received_at or utcnow(),
+    return _bounded(
+        Order(
+            order_id=_positive_int(data, "codigoPedido"),
+            customer_id=_positive_int(data, "codigoCliente"),
+            lines=merge_lines(lines),
+            ordered_at=received_at or utcnow(),
+        ),
+        "itens[].preco",
     )
+
+
+def _bounded(order: Order, price_field: str) -> Order:
+    """Amounts must fit a signed 64-bit integer of cents, as the database stores them."""
+    if any(line.unit_cents >= MAX_CENTS for line in order.lines):
+        raise BadMessage(f"{price_field} must be below 2**63 cents")
+    if order.total_cents >= MAX_CENTS:
+        raise BadMessage("the order total must be below 2**63 cents")
+    return order
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

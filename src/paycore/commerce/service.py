@@ -15,16 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.commerce import messages, store
 from paycore.commerce.analytics import Board
-from paycore.commerce.archive import Archive, message_record
+from paycore.commerce.archive import Archive, as_utc, message_record
 from paycore.commerce.domain import (
     CommerceError,
     Order,
+    OrderLine,
     merge_requested,
     normalize_email,
     price_lines,
 )
 from paycore.platform import outbox
 from paycore.platform.clock import utcnow
+from paycore.platform.logging import correlation_id
 
 
 class Conflict(CommerceError):
@@ -71,23 +73,55 @@ async def create_product(conn: AsyncConnection, *, name: str, value_cents: int) 
     return dict(row._mapping)
 
 
-async def create_order(
-    conn: AsyncConnection, *, email: str, items: Sequence[tuple[str, int]]
-) -> Order:
-    """Store the order and queue its ``order-created`` event in the same transaction."""
+@dataclass(frozen=True, slots=True)
+class PendingOrder:
+    """A validated, priced order waiting to be written."""
+
+    customer_id: int
+    lines: tuple[OrderLine, ...]
+    correlation_id: str
+
+
+async def prepare_order(
+    conn: AsyncConnection, *, email: str, items: Sequence[tuple[str, int]], catalog: store.Catalog
+) -> PendingOrder:
+    """Check the customer and the products and freeze today's prices; writes nothing."""
     requested = merge_requested((name.strip(), qty) for name, qty in items)
-    customer = await store.find_customer(conn, email=normalize_email(email))
-    if customer is None:
+    customer_id = await catalog.customer_id(conn, normalize_email(email))
+    if customer_id is None:
         raise NotFound(f"no customer with email {normalize_email(email)!r}")
-    lines = price_lines(requested, await store.prices_of(conn, list(requested)))
+    lines = price_lines(requested, await catalog.prices(conn, list(requested)))
+    return PendingOrder(customer_id, lines, correlation_id.get())
+
+
+async def write_orders(conn: AsyncConnection, pending: Sequence[PendingOrder]) -> list[Order]:
+    """Store orders and queue their ``order-created`` events, all in the caller's transaction."""
     now = utcnow()
-    total = sum(line.total_cents for line in lines)
-    order_id = await store.insert_order(conn, customer.id, lines, total, now)
-    order = Order(order_id, customer.id, lines, now)
-    await outbox.enqueue(
-        conn, messages.ORDER_CREATED, messages.encode_order_created(order), key=str(customer.id)
+    ids = await store.insert_orders(conn, [(p.customer_id, p.lines) for p in pending], now)
+    orders = [Order(i, p.customer_id, p.lines, now) for i, p in zip(ids, pending, strict=True)]
+    await outbox.enqueue_many(
+        conn,
+        messages.ORDER_CREATED,
+        [
+            (messages.encode_order_created(o), str(o.customer_id), p.correlation_id)
+            for o, p in zip(orders, pending, strict=True)
+        ],
     )
-    return order
+    return orders
+
+
+async def create_order(
+    conn: AsyncConnection,
+    *,
+    email: str,
+    items: Sequence[tuple[str, int]],
+    catalog: store.Catalog | None = None,
+) -> Order:
+    """Validate, store the order and queue its event in one transaction."""
+    pending = await prepare_order(
+        conn, email=email, items=items, catalog=catalog or store.Catalog()
+    )
+    return (await write_orders(conn, [pending]))[0]
 
 
 # --- analytics side ----------------------------------------------------------------------
@@ -216,7 +250,7 @@ def _order_record(head: Any, lines: Sequence[Any]) -> dict[str, Any]:
         "customerId": head.customer_id,
         "totalCents": head.total_cents,
         "itemCount": head.item_count,
-        "orderedAt": head.ordered_at.astimezone(UTC).isoformat(),
+        "orderedAt": as_utc(head.ordered_at).isoformat(),
         "source": head.source,
         "messageId": head.message_id,
         "items": [

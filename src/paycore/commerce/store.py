@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -23,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.commerce.domain import Order, OrderLine
 from paycore.platform.clock import utcnow
-from paycore.platform.db import AnyRow, metadata
+from paycore.platform.db import AnyRow, UtcDateTime, metadata
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
@@ -33,7 +32,7 @@ customers = Table(
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("email", String(254), nullable=False, unique=True),
     Column("username", String(100), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 products = Table(
@@ -42,7 +41,7 @@ products = Table(
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("value_cents", BigInteger, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 orders = Table(
@@ -51,7 +50,7 @@ orders = Table(
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("customer_id", _ID, ForeignKey("commerce_customers.id"), nullable=False, index=True),
     Column("total_cents", BigInteger, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 order_items = Table(
@@ -73,10 +72,10 @@ analytics_orders = Table(
     Column("customer_id", BigInteger, nullable=False, index=True),
     Column("total_cents", BigInteger, nullable=False),
     Column("item_count", BigInteger, nullable=False),
-    Column("ordered_at", DateTime(timezone=True), nullable=False),
+    Column("ordered_at", UtcDateTime(), nullable=False),
     Column("source", String(20), nullable=False),
     Column("message_id", String(200), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
 )
 
 analytics_lines = Table(
@@ -94,7 +93,7 @@ consumed_messages = Table(
     Column("seq", _ID, primary_key=True, autoincrement=True),
     Column("message_id", String(200), nullable=False, unique=True),
     Column("topic", String(200), nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
     Column("body", LargeBinary, nullable=False),
 )
 
@@ -162,20 +161,49 @@ async def prices_of(conn: AsyncConnection, names: Sequence[str]) -> dict[str, in
     return {r.name: r.value_cents for r in rows}
 
 
-async def insert_order(
-    conn: AsyncConnection,
-    customer_id: int,
-    lines: Sequence[OrderLine],
-    total_cents: int,
-    at: datetime,
-) -> int:
-    order_id = (
-        await conn.execute(
-            insert(orders)
-            .values(customer_id=customer_id, total_cents=total_cents, created_at=at)
-            .returning(orders.c.id)
-        )
-    ).scalar_one()
+class Catalog:
+    """Read-through cache of customer ids by e-mail and product prices by name. Both never
+    change once created (there is no update or delete), so entries need no invalidation;
+    only hits are cached, so a customer or product created later is found at once."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._customers: dict[str, int] = {}
+        self._prices: dict[str, int] = {}
+        self._max = max_entries
+
+    async def customer_id(self, conn: AsyncConnection, email: str) -> int | None:
+        if email not in self._customers:
+            row = await find_customer(conn, email=email)
+            if row is None:
+                return None
+            self._remember(self._customers, email, int(row.id))
+        return self._customers[email]
+
+    async def prices(self, conn: AsyncConnection, names: Sequence[str]) -> dict[str, int]:
+        missing = [n for n in names if n not in self._prices]
+        if missing:
+            for name, cents in (await prices_of(conn, missing)).items():
+                self._remember(self._prices, name, cents)
+        return {n: self._prices[n] for n in names if n in self._prices}
+
+    def _remember(self, cache: dict[str, int], key: str, value: int) -> None:
+        if len(cache) >= self._max:
+            cache.clear()
+        cache[key] = value
+
+
+async def insert_orders(
+    conn: AsyncConnection, placed: Sequence[tuple[int, Sequence[OrderLine]]], at: datetime
+) -> list[int]:
+    """Insert orders ``(customer id, lines)`` with their lines; returns ids in input order."""
+    result = await conn.execute(
+        insert(orders).returning(orders.c.id, sort_by_parameter_order=True),
+        [
+            {"customer_id": c, "total_cents": sum(x.total_cents for x in lines), "created_at": at}
+            for c, lines in placed
+        ],
+    )
+    ids = [int(i) for i in result.scalars().all()]
     await conn.execute(
         insert(order_items),
         [
@@ -185,10 +213,11 @@ async def insert_order(
                 "quantity": line.quantity,
                 "unit_cents": line.unit_cents,
             }
+            for order_id, (_, lines) in zip(ids, placed, strict=True)
             for line in lines
         ],
     )
-    return int(order_id)
+    return ids
 
 
 async def load_order(conn: AsyncConnection, order_id: int) -> Order | None:

@@ -17,13 +17,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Column, DateTime, PrimaryKeyConstraint, String, Table, insert, select
+from sqlalchemy import Column, PrimaryKeyConstraint, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.platform import deadletters, metrics
 from paycore.platform.bus import CORRELATION_ID, Bus, Delivery, Subscription
 from paycore.platform.clock import utcnow
-from paycore.platform.db import metadata
+from paycore.platform.db import UtcDateTime, metadata
 from paycore.platform.logging import correlation_id
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ inbox = Table(
     metadata,
     Column("consumer", String(200), nullable=False),
     Column("message_id", String(200), nullable=False),
-    Column("processed_at", DateTime(timezone=True), nullable=False),
+    Column("processed_at", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("consumer", "message_id"),
 )
 

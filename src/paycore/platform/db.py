@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from sqlalchemy import MetaData, Row, event
+from sqlalchemy import DateTime, Dialect, MetaData, Row, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.types import TypeDecorator
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 """A result row of any shape."""
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored and returned in UTC on every engine (SQLite keeps no offset):
+    aware values are converted to UTC on the way in, naive ones refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: paycore stores aware UTC timestamps only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 metadata = MetaData(
     naming_convention={
@@ -29,12 +52,16 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine. SQLite runs in WAL mode with synchronous=FULL so a commit is durable."""
+    """An async engine. SQLite runs in WAL mode with synchronous=FULL so a commit is durable,
+    through one connection per process: SQLite has one writer at a time anyway, and queueing in
+    the pool is far cheaper than SQLite's sleeping busy handler when connections collide."""
     if is_sqlite(url):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import orjson
 from sqlalchemy import (
     Column,
-    DateTime,
     Integer,
     LargeBinary,
     String,
@@ -23,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from paycore.platform import outbox
 from paycore.platform.bus import Delivery, dead_letter_topic
 from paycore.platform.clock import utcnow
-from paycore.platform.db import AnyRow, metadata
+from paycore.platform.db import AnyRow, UtcDateTime, metadata
 from paycore.platform.ids import uuid7
 
 REPLAY_OF = "paycore-replay-of"
@@ -40,8 +39,8 @@ dead_letters = Table(
     Column("body", LargeBinary, nullable=False),
     Column("error", Text, nullable=False),
     Column("attempts", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("replayed_at", DateTime(timezone=True)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("replayed_at", UtcDateTime()),
 )
 
 

@@ -3,8 +3,9 @@ correlation ids, request metrics, health/readiness/metrics routes."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from paycore.platform import metrics
 from paycore.platform.ids import uuid7
 from paycore.platform.logging import correlation_id
+
+log = logging.getLogger(__name__)
 
 PROBLEM_TYPE_BASE = "https://paycore.dev/problems/"
 CORRELATION_HEADER = "x-correlation-id"
@@ -114,16 +117,9 @@ def install_error_handlers(app: FastAPI) -> None:
         problem = Problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
         return problem_response(problem, request.url.path)
 
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        return problem_response(
-            Problem(500, "internal-error", "An unexpected error occurred; it has been logged."),
-            request.url.path,
-        )
-
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_unexpected)
 
 
 class ObservabilityMiddleware:
@@ -140,12 +136,12 @@ class ObservabilityMiddleware:
         cid = headers.get(CORRELATION_HEADER.encode(), b"").decode("latin-1")[:100] or uuid7()
         token = correlation_id.set(cid)
         started = time.perf_counter()
-        status = 500
+        status, response_started = 500, False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, response_started = message["status"], True
                 message["headers"] = [
                     *message.get("headers", []),
                     (CORRELATION_HEADER.encode(), cid.encode("latin-1")),
@@ -154,6 +150,13 @@ class ObservabilityMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error", extra={"path": scope["path"]})
+            if not response_started:
+                problem = Problem(
+                    500, "internal-error", "An unexpected error occurred; it is logged."
+                )
+                await problem_response(problem, scope["path"])(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
@@ -195,8 +198,16 @@ def install_probes(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> None:
         return Response(body, media_type=content_type)
 
 
-def create_app(title: str, *, lifespan: Any = None, docs: bool = True) -> FastAPI:
-    """A FastAPI app with paycore's error model, JSON rendering and observability."""
+def create_app(
+    title: str,
+    *,
+    lifespan: Any = None,
+    docs: bool = True,
+    middleware: Sequence[tuple[type[Any], dict[str, Any]]] = (),
+) -> FastAPI:
+    """A FastAPI app with paycore's error model, JSON rendering and observability.
+    ``middleware`` (class, options) run inside the observability layer, first listed outermost,
+    so every answer, theirs and unexpected errors included, carries the correlation id."""
     app = FastAPI(
         title=title,
         lifespan=lifespan,
@@ -205,5 +216,7 @@ def create_app(title: str, *, lifespan: Any = None, docs: bool = True) -> FastAP
         redoc_url=None,
     )
     install_error_handlers(app)
+    for cls, options in reversed(middleware):
+        app.add_middleware(cls, **options)
     app.add_middleware(ObservabilityMiddleware)
     return app

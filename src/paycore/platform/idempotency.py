@@ -10,7 +10,6 @@ from datetime import timedelta
 import orjson
 from sqlalchemy import (
     Column,
-    DateTime,
     Integer,
     LargeBinary,
     PrimaryKeyConstraint,
@@ -27,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paycore.platform.clock import utcnow
-from paycore.platform.db import metadata
+from paycore.platform.db import UtcDateTime, metadata
 from paycore.platform.http import Problem, problem_response
 
 HEADER = b"idempotency-key"
@@ -44,7 +43,7 @@ idempotency_keys = Table(
     Column("status", Integer),
     Column("headers", Text),
     Column("body", LargeBinary),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("scope", "key"),
 )
 
@@ -72,9 +71,9 @@ class IdempotencyMiddleware:
         body = await _read_body(receive)
         credential = headers.get(b"authorization") or headers.get(b"x-token") or b""
         owner = hashlib.sha256(credential).hexdigest()
-        fingerprint = hashlib.sha256(
-            scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
-        ).hexdigest()
+        fingerprint = request_fingerprint(
+            scope["method"], scope["path"], scope.get("query_string", b""), body
+        )
         engine = self._engine()
 
         answer = await self._claim(engine, owner, key, fingerprint)
@@ -174,6 +173,13 @@ class IdempotencyMiddleware:
                 .where(where)
                 .values(status=status, headers=orjson.dumps(kept).decode(), body=body)
             )
+
+
+def request_fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
+    """What makes two requests "the same" for a key: method, path, query string and body."""
+    return hashlib.sha256(
+        b"%s %s?%s\n%s" % (method.encode(), path.encode(), query, body)
+    ).hexdigest()
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
+    Delete,
     Integer,
     LargeBinary,
+    Select,
     String,
     Table,
     Text,
@@ -28,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from paycore.platform import metrics
 from paycore.platform.bus import CORRELATION_ID, Bus, Envelope
 from paycore.platform.clock import utcnow
-from paycore.platform.db import is_sqlite, metadata
+from paycore.platform.db import AnyRow, UtcDateTime, is_sqlite, metadata
 from paycore.platform.ids import uuid7
 from paycore.platform.logging import correlation_id
 
@@ -45,7 +47,7 @@ outbox = Table(
     Column("key", String(200)),
     Column("headers", Text, nullable=False),
     Column("body", LargeBinary, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 
@@ -74,6 +76,30 @@ async def enqueue(
         )
     )
     return msg_id
+
+
+async def enqueue_many(
+    conn: AsyncConnection, topic: str, events: Sequence[tuple[bytes, str | None, str]]
+) -> list[str]:
+    """Add events ``(body, key, correlation id)`` of one topic in one statement (group commit:
+    each event keeps the correlation id of the request it came from); returns their ids."""
+    ids = [uuid7() for _ in events]
+    now = utcnow()
+    await conn.execute(
+        insert(outbox),
+        [
+            {
+                "id": msg_id,
+                "topic": topic,
+                "key": key,
+                "headers": orjson.dumps({CORRELATION_ID: cid} if cid else {}).decode(),
+                "body": body,
+                "created_at": now,
+            }
+            for msg_id, (body, key, cid) in zip(ids, events, strict=True)
+        ],
+    )
+    return ids
 
 
 class Relay:
@@ -125,19 +151,32 @@ class Relay:
 
     async def relay_once(self) -> int:
         """Publish one batch; returns how many rows were sent."""
-        async with self._engine.begin() as conn:
-            query = select(outbox).order_by(outbox.c.seq).limit(self._batch)
-            if self._skip_locked:
-                query = query.with_for_update(skip_locked=True)
-            rows = (await conn.execute(query)).all()
-            if not rows:
-                metrics.outbox_backlog.set(0)
-                return 0
-            await self._bus.publish(list(_envelopes(rows)))
-            await conn.execute(delete(outbox).where(outbox.c.seq.in_([r.seq for r in rows])))
+        if self._skip_locked:
+            # PostgreSQL: claim rows (row locks only) for the time of the publish.
+            async with self._engine.begin() as conn:
+                claim = self._next_batch().with_for_update(skip_locked=True)
+                rows = (await conn.execute(claim)).all()
+                if rows:
+                    await self._bus.publish(list(_envelopes(rows)))
+                    await conn.execute(_delete(rows))
+        else:
+            # SQLite: never hold the database's single write lock across a broker round trip.
+            # Two relays may then publish a row twice; the message id makes that harmless.
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(self._next_batch())).all()
+            if rows:
+                await self._bus.publish(list(_envelopes(rows)))
+                async with self._engine.begin() as conn:
+                    await conn.execute(_delete(rows))
+        if not rows:
+            metrics.outbox_backlog.set(0)
+            return 0
         for row in rows:
             metrics.outbox_published.labels(row.topic).inc()
         return len(rows)
+
+    def _next_batch(self) -> Select[Any]:
+        return select(outbox).order_by(outbox.c.seq).limit(self._batch)
 
     async def backlog(self) -> int:
         async with self._engine.connect() as conn:
@@ -146,12 +185,16 @@ class Relay:
         return int(count)
 
 
-def _envelopes(rows: Iterable[object]) -> Iterable[Envelope]:
+def _delete(rows: Sequence[AnyRow]) -> Delete:
+    return delete(outbox).where(outbox.c.seq.in_([r.seq for r in rows]))
+
+
+def _envelopes(rows: Iterable[AnyRow]) -> Iterable[Envelope]:
     for row in rows:
         yield Envelope(
-            topic=row.topic,  # type: ignore[attr-defined]
-            body=row.body,  # type: ignore[attr-defined]
-            id=row.id,  # type: ignore[attr-defined]
-            key=row.key,  # type: ignore[attr-defined]
-            headers=orjson.loads(row.headers),  # type: ignore[attr-defined]
+            topic=row.topic,
+            body=row.body,
+            id=row.id,
+            key=row.key,
+            headers=orjson.loads(row.headers),
         )

@@ -148,6 +148,9 @@ class KafkaBus:
             await self._admin.close()
             raise
 
+    async def stop_consuming(self) -> None:
+        await self._loops.stop()
+
     async def close(self) -> None:
         await self._loops.stop()
         # Loops that were cancelled stop their own consumer (shielded); wait for those, then

@@ -109,6 +109,9 @@ class RabbitBus:
         )
         self._publisher = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
 
+    async def stop_consuming(self) -> None:
+        await self._loops.stop()
+
     async def close(self) -> None:
         await self._loops.stop()
         if self._conn is not None and not self._conn.is_closed:
