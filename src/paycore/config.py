@@ -53,7 +53,6 @@ class Settings(BaseSettings):
     archive_flush_seconds: float = Field(2.0, gt=0)
     http_timeout_seconds: float = Field(2.0, gt=0)
     http_retries: int = Field(2, ge=0, le=10)
-    idempotency_ttl_seconds: int = Field(24 * 3600, ge=1)
 
     @field_validator("broker_url")
     @classmethod

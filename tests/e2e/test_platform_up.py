@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import signal
 import subprocess
@@ -112,11 +113,8 @@ def test_up_serves_the_whole_commerce_flow_and_stops_cleanly(
                 {"produto": "caderno", "quantidade": 10, "preco": 1.00},
             ],
         }
-        await publish_raw(
-            platform["nats_port"],
-            "btg-pactual-order-created",
-            [orjson.dumps(challenge), b"not json at all"],
-        )
+        bodies = [orjson.dumps(challenge), b"not json at all"]
+        asyncio.run(publish_raw(platform["nats_port"], "btg-pactual-order-created", bodies))
         total = until(
             lambda: (r := http.get("/commerce/orders/1001/total")).status_code == 200 and r
         )

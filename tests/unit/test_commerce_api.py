@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import re
@@ -16,7 +17,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.commerce import analytics_api, messages, service, store
 from paycore.commerce import api as commerce_api
@@ -25,7 +26,10 @@ from paycore.commerce.analytics_client import AnalyticsClient
 from paycore.commerce.archive import Archive
 from paycore.commerce.domain import Order, OrderLine
 from paycore.platform.batching import GroupCommit
+from paycore.platform.bus import Delivery, Subscription
+from paycore.platform.consumer import Consumer
 from paycore.platform.http import create_app
+from paycore.platform.logging import correlation_id
 from paycore.platform.outbox import Relay, outbox
 
 TOKEN = "tok-12345678"
@@ -616,3 +620,42 @@ async def test_analytics_down_is_a_503(
         assert created.status_code == 201
     await analytics.close()
     assert attempts.count("/orders/1/total") == 3  # the first try and 2 retries
+
+
+# --- correlation id through the broker ---------------------------------------------------------
+
+
+async def test_the_correlation_id_of_a_request_follows_its_event_to_the_consumer(
+    api: httpx.AsyncClient, engine: AsyncEngine, relay: Relay, fake_bus: Any
+) -> None:
+    await _shop(api)
+    concurrent = [
+        api.post(
+            "/commerce/orders",
+            json={"email": "alice@example.com", "products": [{"name": "clipe", "quantity": n}]},
+            headers={"X-Correlation-ID": f"req-{n}"},
+        )
+        for n in range(1, 6)
+    ]
+    responses = await asyncio.gather(*concurrent)  # group commit: written together
+    assert [r.headers["x-correlation-id"] for r in responses] == [f"req-{n}" for n in range(1, 6)]
+    await relay.relay_once()
+    events = {e.body: e for e in fake_bus.published}
+    seen: dict[int, str] = {}
+
+    async def handler(conn: AsyncConnection, delivery: Delivery) -> None:
+        order = messages.decode_order_created(delivery.body)
+        seen[order.lines[0].quantity] = correlation_id.get()
+
+    consumer = Consumer(
+        subscription=Subscription(messages.ORDER_CREATED, "test"),
+        handler=handler,
+        engine=engine,
+        bus=fake_bus,
+    )
+    deliveries = [
+        Delivery(topic=e.topic, body=e.body, id=e.id, key=e.key, headers=dict(e.headers))
+        for e in events.values()
+    ]
+    await consumer.handle_batch(deliveries)
+    assert seen == {n: f"req-{n}" for n in range(1, 6)}

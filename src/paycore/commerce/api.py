@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,6 +18,9 @@ from paycore.platform.batching import GroupCommit
 from paycore.platform.clock import iso
 from paycore.platform.http import JSONResponse, Problem
 from paycore.platform.money import from_cents, to_cents
+
+orders_placed = Counter("paycore_commerce_orders_placed_total", "Orders placed (committed)")
+order_value = Counter("paycore_commerce_order_value_cents_total", "Value of orders placed, cents")
 
 STATUS = {
     "conflict": 409,
@@ -182,6 +186,8 @@ def router(
         except CommerceError as exc:
             raise _problem(exc) from exc
         order = await orders.submit(pending)
+        orders_placed.inc()
+        order_value.inc(order.total_cents)
         return JSONResponse(_order(order), status_code=201)
 
     @api.get("/orders/{order_id}", response_model=OrderOut, summary="Get an order as placed")

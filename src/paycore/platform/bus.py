@@ -17,6 +17,7 @@ from typing import Protocol
 
 MESSAGE_ID = "message-id"
 CORRELATION_ID = "correlation-id"
+CREATED_AT = "paycore-created-at"  # epoch milliseconds when the event was written (consumer lag)
 
 
 @dataclass(frozen=True, slots=True)

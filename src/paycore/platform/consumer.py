@@ -21,7 +21,7 @@ from sqlalchemy import Column, PrimaryKeyConstraint, String, Table, insert, sele
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.platform import deadletters, metrics
-from paycore.platform.bus import CORRELATION_ID, Bus, Delivery, Subscription
+from paycore.platform.bus import CORRELATION_ID, CREATED_AT, Bus, Delivery, Subscription
 from paycore.platform.clock import utcnow
 from paycore.platform.db import UtcDateTime, metadata
 from paycore.platform.logging import correlation_id
@@ -148,6 +148,10 @@ class Consumer:
         return "ok"
 
     async def _apply(self, conn: AsyncConnection, delivery: Delivery) -> None:
+        created = delivery.headers.get(CREATED_AT, "")
+        if created.isdigit():
+            lag = time.time() - int(created) / 1000
+            metrics.consumer_lag.labels(self.subscription.topic, self.name).set(max(0.0, lag))
         token = correlation_id.set(delivery.headers.get(CORRELATION_ID, delivery.id))
         try:
             await self._handler(conn, delivery)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -28,13 +29,15 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.platform import metrics
-from paycore.platform.bus import CORRELATION_ID, Bus, Envelope
+from paycore.platform.bus import CORRELATION_ID, CREATED_AT, Bus, Envelope
 from paycore.platform.clock import utcnow
 from paycore.platform.db import AnyRow, UtcDateTime, is_sqlite, metadata
 from paycore.platform.ids import uuid7
 from paycore.platform.logging import correlation_id
 
 log = logging.getLogger(__name__)
+
+BACKLOG_EVERY_SECONDS = 5.0
 
 outbox = Table(
     "outbox",
@@ -125,8 +128,12 @@ class Relay:
 
     async def run(self) -> None:
         """Relay until ``stop()``; publish failures are retried with backoff, never dropped."""
-        failures = 0
+        failures, counted_at = 0, 0.0
         while not self._stopping:
+            if time.monotonic() - counted_at > BACKLOG_EVERY_SECONDS:
+                counted_at = time.monotonic()
+                with contextlib.suppress(Exception):
+                    await self.backlog()
             try:
                 sent = await self.relay_once()
                 failures = 0
@@ -196,5 +203,8 @@ def _envelopes(rows: Iterable[AnyRow]) -> Iterable[Envelope]:
             body=row.body,
             id=row.id,
             key=row.key,
-            headers=orjson.loads(row.headers),
+            headers={
+                **orjson.loads(row.headers),
+                CREATED_AT: str(int(row.created_at.timestamp() * 1000)),
+            },
         )

@@ -28,7 +28,8 @@ crash of the machine (not just the process) can lose up to about a second of ack
 writes; ``appendfsync always`` closes that window at a throughput cost. Replicas are
 asynchronous; ``WAIT`` is not used.
 
-URL: ``redis://[user:password@]host:port/db?options`` (``rediss://`` for TLS). Options:
+Needs Redis 6.2+ (XAUTOCLAIM). URL: ``redis://[user:password@]host:port/db?options``
+(``rediss://`` for TLS). Options:
 
 - ``claim_idle_ms``: milliseconds an entry may stay unacknowledged by a consumer before another
   consumer of the group takes it over (default 30000). Must exceed the slowest batch.
@@ -38,8 +39,12 @@ URL: ``redis://[user:password@]host:port/db?options`` (``rediss://`` for TLS). O
   (e.g. ``XTRIM MINID`` below the oldest pending/last-delivered id of all groups).
 - ``prefix``: prepended verbatim to every stream key, e.g. ``paycore:`` (default none).
 
-Every other query option goes to redis-py unchanged (``socket_timeout``, ``max_connections``,
-``protocol``...). Each running subscription holds one pool connection while it blocks.
+Every other query option goes to redis-py unchanged (``max_connections``, ``protocol``,
+``health_check_interval``...). Each running subscription holds one pool connection while it
+blocks. No ``socket_timeout`` is set: redis-py then wraps every send in ``asyncio.wait_for``,
+which on Python 3.11 can swallow a task cancellation (CPython gh-86296), so cancelled
+publishers and consumers might not stop. Dead connections are detected by TCP keepalive
+(idle 10 s, 3 probes 5 s apart) instead. Pass ``socket_timeout`` only on Python 3.12+.
 """
 
 from __future__ import annotations
@@ -107,6 +112,12 @@ def _consumer_name(client_name: str) -> str:
     return re.sub(r"\s", "_", raw)
 
 
+def _keepalive_options() -> dict[int, int]:
+    """Notice a silently dead server within ~25 s (Linux option names; absent ones skipped)."""
+    wanted = (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
+    return {getattr(socket, name): value for name, value in wanted if hasattr(socket, name)}
+
+
 def _stream_entries(reply: Any) -> list[Entry]:
     """Entries of a single-stream XREADGROUP reply, RESP2 (list) or RESP3 (dict) shaped."""
     if not reply:
@@ -162,8 +173,8 @@ class RedisStreamsBus:
             self._url,
             client_name=re.sub(r"\s", "_", self._name),
             socket_connect_timeout=10.0,
-            socket_timeout=_BLOCK_MS / 1000 + 10.0,
             socket_keepalive=True,
+            socket_keepalive_options=_keepalive_options(),
             health_check_interval=30,
         )
         self._drop_idle = self._client.register_script(_DROP_IDLE_CONSUMERS)
@@ -219,8 +230,13 @@ class RedisStreamsBus:
         await reader.create_group()
         with contextlib.suppress(ResponseError):
             await self._drop_idle(keys=[reader.stream], args=[reader.group, _PRUNE_IDLE_MS, ""])
+        task = asyncio.current_task()
         async with self._loops.running():
             while not self._loops.stopping.is_set():
+                if task is not None and task.cancelling():
+                    # A cancellation was requested but swallowed on the way (asyncio.wait_for
+                    # on Python 3.11, in a handler or a library): honour it here.
+                    raise asyncio.CancelledError
                 try:
                     entries, counts = await reader.next_batch()
                 except (RedisConnectionError, RedisTimeoutError):
@@ -253,7 +269,8 @@ class RedisStreamsBus:
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._loops.stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: it can lose a cancellation
+                await self._loops.stopping.wait()
 
     @staticmethod
     def _delivery(
