@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -34,6 +34,7 @@ from servers import Server, create_database, free_port, start_nats, start_postgr
 
 from paycore.commerce import store  # noqa: E402
 from paycore.platform.db import create_engine  # noqa: E402
+from paycore.platform.deadletters import dead_letters  # noqa: E402
 from paycore.platform.migrate import upgrade  # noqa: E402
 
 CUSTOMERS, PRODUCTS = 100, 20
@@ -62,8 +63,9 @@ def seed(api: str) -> None:
             http.post("/commerce/products", json={"name": f"product-{n}", "value": f"{n + 1}.{n:02d}"})
 
 
-async def lags(database_url: str, expected: int, timeout: float = 120) -> list[float]:
-    """Wait until ``expected`` orders are recorded, then return each one's lag in ms."""
+async def lags(database_url: str, expected: int, timeout: float = 120) -> tuple[list[float], int]:
+    """Wait until ``expected`` orders are recorded; return each one's lag in ms and how many
+    messages became dead letters."""
     engine = create_engine(database_url)
     deadline = time.monotonic() + timeout
     o = store.analytics_orders
@@ -71,8 +73,9 @@ async def lags(database_url: str, expected: int, timeout: float = 120) -> list[f
         while True:
             async with engine.connect() as conn:
                 rows = (await conn.execute(select(o.c.ordered_at, o.c.recorded_at))).all()
+                letters = (await conn.execute(select(func.count()).select_from(dead_letters))).scalar_one()
             if len(rows) >= expected or time.monotonic() > deadline:
-                return [(r.recorded_at - r.ordered_at).total_seconds() * 1000 for r in rows]
+                return [(r.recorded_at - r.ordered_at).total_seconds() * 1000 for r in rows], letters
             await asyncio.sleep(0.5)
     finally:
         await engine.dispose()
@@ -113,7 +116,7 @@ def bench_one(db: str, rate: int, duration: int, nats: Server, pg: Server | None
         summary = run_k6(api, rate, duration, work)
         metrics = summary["metrics"]
         accepted = int(metrics["checks"]["passes"])
-        lag = asyncio.run(lags(database_url, accepted))
+        lag, letters = asyncio.run(lags(database_url, accepted))
     finally:
         for proc in procs:
             proc.stop()
@@ -129,6 +132,7 @@ def bench_one(db: str, rate: int, duration: int, nats: Server, pg: Server | None
         "accept_ms": {"p50": round(latency["med"], 2), "p90": round(latency["p(90)"], 2),
                       "p99": round(latency["p(99)"], 2), "max": round(latency["max"], 2)},
         "recorded": len(lag),
+        "dead_letters": letters,
         "lag_ms": {"p50": round(percentile(lag, 50), 2), "p90": round(percentile(lag, 90), 2),
                    "p99": round(percentile(lag, 99), 2), "max": round(max(lag, default=0), 2)},
     }
@@ -139,11 +143,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500, help="orders per second (default 500)")
     parser.add_argument("--duration", type=int, default=30, help="seconds (default 30)")
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument("--keep", help="keep logs and data in this folder instead of a temp dir")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "commerce_orders.json")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="paycore-bench-") as tmp:
-        base = Path(tmp)
+        base = Path(args.keep) if args.keep else Path(tmp)
         nats = start_nats(base / "nats")
         pg = start_postgres(base / "pg") if "postgres" in args.db else None
         try:

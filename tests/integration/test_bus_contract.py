@@ -22,7 +22,7 @@ from paycore.platform.bus import (
     create_bus,
     dead_letter_topic,
 )
-from paycore.platform.consumer import Consumer, Rejected, RetryPolicy
+from paycore.platform.consumer import Consumer, Rejected, RetryPolicy, one_by_one
 from paycore.platform.db import create_engine, metadata
 from paycore.platform.ids import uuid7
 from paycore.platform.outbox import Relay, enqueue
@@ -210,7 +210,10 @@ async def test_duplicate_message_ids_take_effect_once(
     async with connected(broker_url) as bus:
         await bus.ensure_topic(topic)
         consumer = Consumer(
-            subscription=Subscription(topic, "g1"), handler=handler, engine=engine, bus=bus
+            subscription=Subscription(topic, "g1"),
+            handler=one_by_one(handler),
+            engine=engine,
+            bus=bus,
         )
         task = asyncio.create_task(consumer.run())
         await bus.publish([one])
@@ -256,7 +259,7 @@ async def test_poison_and_exhausted_messages_become_dead_letters_and_the_rest_fl
         relay = Relay(engine, bus, poll_seconds=0.05)
         consumer = Consumer(
             subscription=Subscription(topic, "g1"),
-            handler=handler,
+            handler=one_by_one(handler),
             engine=engine,
             bus=bus,
             retry=RetryPolicy(max_attempts=3, base_seconds=0.01, max_seconds=0.05),

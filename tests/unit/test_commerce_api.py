@@ -27,7 +27,7 @@ from paycore.commerce.archive import Archive
 from paycore.commerce.domain import Order, OrderLine
 from paycore.platform.batching import GroupCommit
 from paycore.platform.bus import Delivery, Subscription
-from paycore.platform.consumer import Consumer
+from paycore.platform.consumer import Consumer, one_by_one
 from paycore.platform.http import create_app
 from paycore.platform.logging import correlation_id
 from paycore.platform.outbox import Relay, outbox
@@ -649,7 +649,7 @@ async def test_the_correlation_id_of_a_request_follows_its_event_to_the_consumer
 
     consumer = Consumer(
         subscription=Subscription(messages.ORDER_CREATED, "test"),
-        handler=handler,
+        handler=one_by_one(handler),
         engine=engine,
         bus=fake_bus,
     )

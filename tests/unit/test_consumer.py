@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.platform import deadletters
 from paycore.platform.bus import Delivery, Subscription
-from paycore.platform.consumer import Consumer, Rejected, RetryPolicy
+from paycore.platform.consumer import Consumer, Rejected, RetryPolicy, one_by_one
 from paycore.platform.logging import correlation_id
 from paycore.platform.outbox import Relay, outbox
 
@@ -73,7 +73,7 @@ def commits() -> list[int]:
 def consumer(db: AsyncEngine, fake_bus: Any, script: Script, commits: list[int]) -> Consumer:
     return Consumer(
         subscription=Subscription(TOPIC, "analytics"),
-        handler=script,
+        handler=one_by_one(script),
         engine=db,
         bus=fake_bus,
         retry=FAST,
@@ -239,7 +239,7 @@ async def test_list_letters_filters_by_topic(db: AsyncEngine, fake_bus: Any) -> 
     def make(topic: str) -> Consumer:
         return Consumer(
             subscription=Subscription(topic, "g"),
-            handler=Script(),
+            handler=one_by_one(Script()),
             engine=db,
             bus=fake_bus,
             retry=FAST,

@@ -8,6 +8,7 @@ one Lua script), so a redelivered message never counts twice.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,6 +40,10 @@ Snapshot = dict[str, list[Entry]]
 class Board(Protocol):
     async def record(self, order: Order) -> bool:
         """Count an order once; False when it was already counted."""
+
+    async def record_many(self, orders: Sequence[Order]) -> int:
+        """Count each order once (one round trip where the store allows); returns how many
+        were new."""
 
     async def snapshot(self, limit: int) -> Snapshot:
         """The top ``limit`` of every ranking, highest first."""
@@ -74,6 +79,17 @@ class RedisBoard:
         self._script = client.register_script(_RECORD)
 
     async def record(self, order: Order) -> bool:
+        return bool(await self._script(keys=self._keys, args=self._args(order)))
+
+    async def record_many(self, orders: Sequence[Order]) -> int:
+        if not orders:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for order in orders:
+            await self._script(keys=self._keys, args=self._args(order), client=pipe)
+        return sum(int(x) for x in await pipe.execute())
+
+    def _args(self, order: Order) -> list[Any]:
         args: list[Any] = [
             order.order_id,
             self._ttl,
@@ -85,7 +101,7 @@ class RedisBoard:
         ]
         for line in order.lines:
             args += [line.product, line.quantity, line.total_cents]
-        return bool(await self._script(keys=self._keys, args=args))
+        return args
 
     async def snapshot(self, limit: int) -> Snapshot:
         pipe = self._redis.pipeline(transaction=False)
@@ -119,6 +135,9 @@ class MemoryBoard:
         _keep_top(s["mostExpensiveOrders"], str(order.order_id), order.total_cents)
         _keep_top(s["recentOrders"], str(order.order_id), int(order.ordered_at.timestamp() * 1000))
         return True
+
+    async def record_many(self, orders: Sequence[Order]) -> int:
+        return sum([await self.record(order) for order in orders])
 
     async def snapshot(self, limit: int) -> Snapshot:
         return {

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.commerce import messages, service
 from paycore.commerce.analytics import Board
-from paycore.commerce.domain import CommerceError, Order
+from paycore.commerce.domain import Order
 from paycore.platform.bus import Delivery, Subscription
-from paycore.platform.consumer import Handler, Rejected
+from paycore.platform.consumer import BatchHandler, Verdicts
 
 GROUP = "analytics"
 
 
 def analytics_subscriptions(
     board: Board, *, batch: int = 100
-) -> list[tuple[Subscription, Handler]]:
+) -> list[tuple[Subscription, BatchHandler]]:
     """What the analytics service consumes, and how each message is handled."""
     return [
         (
@@ -33,20 +33,26 @@ def analytics_subscriptions(
     ]
 
 
-def _recorder(board: Board, source: str, decode: Callable[[bytes], Order]) -> Handler:
-    async def handle(conn: AsyncConnection, delivery: Delivery) -> None:
-        try:
-            order = decode(delivery.body)
-            await service.record_order(
-                conn,
-                order,
-                board=board,
-                source=source,
-                topic=delivery.topic,
-                message_id=delivery.id,
-                body=delivery.body,
-            )
-        except (messages.BadMessage, CommerceError) as exc:
-            raise Rejected(str(exc)) from exc
+def _recorder(board: Board, source: str, decode: Callable[[bytes], Order]) -> BatchHandler:
+    async def handle(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> Verdicts:
+        verdicts: list[str | None] = [None] * len(deliveries)
+        decoded: list[tuple[int, service.Received]] = []
+        for index, delivery in enumerate(deliveries):
+            try:
+                order = decode(delivery.body)
+            except messages.BadMessage as exc:
+                verdicts[index] = str(exc)
+                continue
+            decoded.append((index, service.Received(order, delivery.id, delivery.body)))
+        recorded = await service.record_orders(
+            conn,
+            [r for _, r in decoded],
+            board=board,
+            source=source,
+            topic=deliveries[0].topic if deliveries else "",
+        )
+        for (index, _), verdict in zip(decoded, recorded, strict=True):
+            verdicts[index] = verdict
+        return verdicts
 
     return handle

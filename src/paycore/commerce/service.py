@@ -133,6 +133,49 @@ class DuplicateOrderId(CommerceError):
     code = "duplicate-order-id"
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An order decoded from a consumed message."""
+
+    order: Order
+    message_id: str
+    body: bytes
+
+
+async def record_orders(
+    conn: AsyncConnection, received: Sequence[Received], *, board: Board, source: str, topic: str
+) -> list[str | None]:
+    """Record orders once each (database and board), in a handful of statements for the whole
+    batch. Returns, per message, None (recorded, or a harmless repeat) or why it is refused
+    (the order id is already recorded with other content). Every message is kept for the
+    archive."""
+    if not received:
+        return []
+    await store.record_messages(
+        conn, [(r.message_id, r.body) for r in received], topic=topic, at=utcnow()
+    )
+    known = await store.recorded_orders(conn, list({r.order.order_id for r in received}))
+    verdicts: list[str | None] = []
+    new: list[tuple[Order, str]] = []
+    for item in received:
+        order, existing = item.order, known.get(item.order.order_id)
+        if existing is None:
+            known[order.order_id] = order
+            new.append((order, item.message_id))
+            verdicts.append(None)
+        elif _same(existing, order):
+            verdicts.append(None)  # a repeat; its board count is (re)applied below, once
+        else:
+            verdicts.append(f"order {order.order_id} was already recorded with other content")
+    if new:
+        await store.record_orders(conn, new, source=source)
+    # Idempotent per order id; also completes a count a crash may have interrupted.
+    await board.record_many(
+        [known[r.order.order_id] for r, v in zip(received, verdicts, strict=True) if v is None]
+    )
+    return verdicts
+
+
 async def record_order(
     conn: AsyncConnection,
     order: Order,
@@ -143,18 +186,14 @@ async def record_order(
     message_id: str,
     body: bytes,
 ) -> bool:
-    """Record an order once (database and board). Returns False for a harmless repeat.
-    Every consumed message is kept for the archive, repeats included."""
-    await store.record_message(conn, message_id=message_id, topic=topic, body=body, at=utcnow())
-    existing = await store.recorded_order(conn, order.order_id)
-    if existing is not None and _same(existing, order):
-        await board.record(existing)  # completes a count a crash may have interrupted
-        return False
-    if existing is not None:
-        raise DuplicateOrderId(f"order {order.order_id} was already recorded with other content")
-    await store.record_order(conn, order, source=source, message_id=message_id)
-    await board.record(order)
-    return True
+    """Record one order; False for a harmless repeat, ``DuplicateOrderId`` for a clash."""
+    fresh = order.order_id not in await store.recorded_orders(conn, [order.order_id])
+    [verdict] = await record_orders(
+        conn, [Received(order, message_id, body)], board=board, source=source, topic=topic
+    )
+    if verdict is not None:
+        raise DuplicateOrderId(verdict)
+    return fresh
 
 
 def _same(a: Order, b: Order) -> bool:

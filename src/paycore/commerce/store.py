@@ -76,6 +76,7 @@ analytics_orders = Table(
     Column("source", String(20), nullable=False),
     Column("message_id", String(200), nullable=False),
     Column("recorded_at", UtcDateTime(), nullable=False),
+    sqlite_autoincrement=True,  # seq never reused: it is the archive's progress marker
 )
 
 analytics_lines = Table(
@@ -95,6 +96,7 @@ consumed_messages = Table(
     Column("topic", String(200), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
     Column("body", LargeBinary, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 
@@ -237,45 +239,65 @@ async def load_order(conn: AsyncConnection, order_id: int) -> Order | None:
 
 
 async def recorded_order(conn: AsyncConnection, order_id: int) -> Order | None:
-    head = (
-        await conn.execute(select(analytics_orders).where(analytics_orders.c.order_id == order_id))
-    ).first()
-    if head is None:
-        return None
-    rows = await conn.execute(
-        select(analytics_lines)
-        .where(analytics_lines.c.order_id == order_id)
-        .order_by(analytics_lines.c.product, analytics_lines.c.unit_cents)
-    )
-    lines = tuple(OrderLine(r.product, r.quantity, r.unit_cents) for r in rows)
-    return Order(head.order_id, head.customer_id, lines, head.ordered_at)
+    return (await recorded_orders(conn, [order_id])).get(order_id)
+
+
+async def recorded_orders(conn: AsyncConnection, order_ids: Sequence[int]) -> dict[int, Order]:
+    """The recorded orders among ``order_ids``, with their lines."""
+    heads = (
+        await conn.execute(
+            select(analytics_orders).where(analytics_orders.c.order_id.in_(order_ids))
+        )
+    ).all()
+    if not heads:
+        return {}
+    lines = await lines_of(conn, [h.order_id for h in heads])
+    return {
+        h.order_id: Order(
+            h.order_id, h.customer_id, tuple(sorted(lines.get(h.order_id, []))), h.ordered_at
+        )
+        for h in heads
+    }
 
 
 async def record_order(
     conn: AsyncConnection, order: Order, *, source: str, message_id: str
 ) -> None:
+    await record_orders(conn, [(order, message_id)], source=source)
+
+
+async def record_orders(
+    conn: AsyncConnection, received: Sequence[tuple[Order, str]], *, source: str
+) -> None:
+    """Insert orders ``(order, message id)`` of one source with their lines, in two statements."""
+    now = utcnow()
     await conn.execute(
-        insert(analytics_orders).values(
-            order_id=order.order_id,
-            customer_id=order.customer_id,
-            total_cents=order.total_cents,
-            item_count=order.item_count,
-            ordered_at=order.ordered_at,
-            source=source,
-            message_id=message_id,
-            recorded_at=utcnow(),
-        )
+        insert(analytics_orders),
+        [
+            {
+                "order_id": o.order_id,
+                "customer_id": o.customer_id,
+                "total_cents": o.total_cents,
+                "item_count": o.item_count,
+                "ordered_at": o.ordered_at,
+                "source": source,
+                "message_id": message_id,
+                "recorded_at": now,
+            }
+            for o, message_id in received
+        ],
     )
     await conn.execute(
         insert(analytics_lines),
         [
             {
-                "order_id": order.order_id,
+                "order_id": o.order_id,
                 "product": line.product,
                 "unit_cents": line.unit_cents,
                 "quantity": line.quantity,
             }
-            for line in order.lines
+            for o, _ in received
+            for line in o.lines
         ],
     )
 
@@ -283,10 +305,16 @@ async def record_order(
 async def record_message(
     conn: AsyncConnection, *, message_id: str, topic: str, body: bytes, at: datetime
 ) -> None:
+    await record_messages(conn, [(message_id, body)], topic=topic, at=at)
+
+
+async def record_messages(
+    conn: AsyncConnection, messages: Sequence[tuple[str, bytes]], *, topic: str, at: datetime
+) -> None:
+    """Keep consumed messages ``(message id, body)`` for the archive."""
     await conn.execute(
-        insert(consumed_messages).values(
-            message_id=message_id, topic=topic, body=body, received_at=at
-        )
+        insert(consumed_messages),
+        [{"message_id": i, "topic": topic, "body": b, "received_at": at} for i, b in messages],
     )
 
 

@@ -1,11 +1,13 @@
 """Idempotent consumers: dedup by message id (inbox), effect and inbox row in one transaction,
 ack after commit, bounded retries with exponential backoff and jitter, then dead letters.
 
-A handler gets the open transaction and one delivery. It raises ``Rejected`` for a message
-that can never succeed (bad JSON, wrong schema): that goes to the dead letters at once. Any
-other exception is retried; after the last attempt the message is dead-lettered with the
-error. Side effects outside the database must be idempotent and happen before the handler
-returns (the commit, which records the message as done, comes last).
+A handler gets the open transaction and the batch's new deliveries, and answers, per
+delivery, None (done) or why it is rejected (bad JSON, wrong schema: retrying cannot help), and
+the rejected go to the dead letters at once. Handlers that prefer one message at a time raise
+``Rejected`` and are wrapped with ``one_by_one``. Any exception is retried, one message per
+transaction; after the last attempt the message is dead-lettered with the error. Side effects
+outside the database must be idempotent and happen before the handler returns (the commit,
+which records the messages as done, comes last).
 """
 
 from __future__ import annotations
@@ -38,10 +40,38 @@ inbox = Table(
 )
 
 Handler = Callable[[AsyncConnection, Delivery], Awaitable[None]]
+Verdicts = Sequence[str | None]
+BatchHandler = Callable[[AsyncConnection, Sequence[Delivery]], Awaitable[Verdicts]]
+"""Handles new (never seen) deliveries in the caller's transaction and returns, for each, None
+(done) or the reason it is rejected (it becomes a dead letter). Raising means "try again"."""
 
 
 class Rejected(Exception):
     """The message is malformed or violates a rule: retrying cannot help."""
+
+
+def one_by_one(handler: Handler) -> BatchHandler:
+    """A batch handler from a per-message one: each message in its own savepoint, so a
+    ``Rejected`` message leaves no trace but its dead letter."""
+
+    async def handle(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> Verdicts:
+        verdicts: list[str | None] = []
+        for delivery in deliveries:
+            savepoint = await conn.begin_nested()
+            token = correlation_id.set(delivery.headers.get(CORRELATION_ID, delivery.id))
+            try:
+                await handler(conn, delivery)
+            except Rejected as exc:
+                await savepoint.rollback()
+                verdicts.append(str(exc) or type(exc).__name__)
+                continue
+            finally:
+                correlation_id.reset(token)
+            await savepoint.commit()
+            verdicts.append(None)
+        return verdicts
+
+    return handle
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +93,7 @@ class Consumer:
         self,
         *,
         subscription: Subscription,
-        handler: Handler,
+        handler: BatchHandler,
         engine: AsyncEngine,
         bus: Bus,
         retry: RetryPolicy | None = None,
@@ -83,10 +113,11 @@ class Consumer:
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         """Handle a batch in one transaction; on any unexpected error fall back to one
-        transaction per message so a single failure does not hold back the others."""
+        transaction per message (with retries) so a single failure does not hold back the
+        others."""
         started = time.perf_counter()
         try:
-            await self._handle_together(deliveries)
+            await self._handle(deliveries, attempt=None)
         except Exception:
             log.warning("batch failed, handling one by one", exc_info=True)
             for delivery in deliveries:
@@ -97,29 +128,49 @@ class Consumer:
         if self._after_commit:
             self._after_commit()
 
-    async def _handle_together(self, deliveries: Sequence[Delivery]) -> None:
+    async def _handle(self, deliveries: Sequence[Delivery], attempt: int | None) -> None:
+        """Dedup, handle the new ones, dead-letter the rejected, record all as done: one commit."""
         async with self._engine.begin() as conn:
             seen = await self._already_done(conn, [d.id for d in deliveries])
-            outcomes = []
+            fresh: dict[str, Delivery] = {}
             for delivery in deliveries:
-                if delivery.id in seen:
-                    outcomes.append("duplicate")
-                    continue
-                seen.add(delivery.id)
-                outcomes.append(await self._apply_or_reject(conn, delivery, delivery.attempt))
+                if delivery.id not in seen:
+                    fresh.setdefault(delivery.id, delivery)
+            todo = list(fresh.values())
+            verdicts = await self._handler_with_context(conn, todo) if todo else []
+            for delivery, reason in zip(todo, verdicts, strict=True):
+                if reason is not None:
+                    await self._dead_letter(conn, delivery, reason, attempt or delivery.attempt)
+            await self._mark_done(conn, [d.id for d in todo])
+        outcomes = ["duplicate"] * (len(deliveries) - len(todo))
+        outcomes += ["ok" if v is None else "dead_letter" for v in verdicts]
         self._count(outcomes)
+
+    async def _handler_with_context(
+        self, conn: AsyncConnection, deliveries: list[Delivery]
+    ) -> Verdicts:
+        """Run the handler (in the correlation id of the batch's first message; ``one_by_one``
+        sets each message's own) and record the consumer lag of the newest one."""
+        newest = deliveries[-1].headers.get(CREATED_AT, "")
+        if newest.isdigit():
+            lag = max(0.0, time.time() - int(newest) / 1000)
+            metrics.consumer_lag.labels(self.subscription.topic, self.name).set(lag)
+        first = deliveries[0]
+        token = correlation_id.set(first.headers.get(CORRELATION_ID, first.id))
+        try:
+            verdicts = await self._handler(conn, deliveries)
+        finally:
+            correlation_id.reset(token)
+        if len(verdicts) != len(deliveries):
+            raise RuntimeError("a batch handler must return one verdict per delivery")
+        return verdicts
 
     async def _handle_alone(self, delivery: Delivery) -> None:
         attempt = 0
         while True:
             attempt += 1
             try:
-                async with self._engine.begin() as conn:
-                    if await self._already_done(conn, [delivery.id]):
-                        outcome = "duplicate"
-                    else:
-                        outcome = await self._apply_or_reject(conn, delivery, attempt)
-                self._count([outcome])
+                await self._handle([delivery], attempt)
                 return
             except Exception as exc:
                 if attempt >= self._retry.max_attempts:
@@ -133,36 +184,11 @@ class Consumer:
                 )
                 await asyncio.sleep(delay)
 
-    async def _apply_or_reject(
-        self, conn: AsyncConnection, delivery: Delivery, attempt: int
-    ) -> str:
-        """Apply inside a savepoint; a rejection rolls the savepoint back and dead-letters."""
-        savepoint = await conn.begin_nested()
-        try:
-            await self._apply(conn, delivery)
-        except Rejected as exc:
-            await savepoint.rollback()
-            await self._dead_letter(conn, delivery, str(exc), attempt)
-            return "dead_letter"
-        await savepoint.commit()
-        return "ok"
-
-    async def _apply(self, conn: AsyncConnection, delivery: Delivery) -> None:
-        created = delivery.headers.get(CREATED_AT, "")
-        if created.isdigit():
-            lag = time.time() - int(created) / 1000
-            metrics.consumer_lag.labels(self.subscription.topic, self.name).set(max(0.0, lag))
-        token = correlation_id.set(delivery.headers.get(CORRELATION_ID, delivery.id))
-        try:
-            await self._handler(conn, delivery)
-            await self._mark_done(conn, delivery.id)
-        finally:
-            correlation_id.reset(token)
-
     async def _dead_letter_alone(self, delivery: Delivery, error: str, attempts: int) -> None:
         async with self._engine.begin() as conn:
             if not await self._already_done(conn, [delivery.id]):
                 await self._dead_letter(conn, delivery, error, attempts)
+                await self._mark_done(conn, [delivery.id])
         self._count(["dead_letter"])
 
     async def _dead_letter(
@@ -173,7 +199,6 @@ class Consumer:
             extra={"topic": delivery.topic, "message_id": delivery.id, "error": error},
         )
         await deadletters.record(conn, delivery, consumer=self.name, error=error, attempts=attempts)
-        await self._mark_done(conn, delivery.id)
         metrics.dead_letters.labels(delivery.topic, self.name).inc()
 
     async def _already_done(self, conn: AsyncConnection, ids: list[str]) -> set[str]:
@@ -184,10 +209,16 @@ class Consumer:
         )
         return {r[0] for r in rows}
 
-    async def _mark_done(self, conn: AsyncConnection, message_id: str) -> None:
-        await conn.execute(
-            insert(inbox).values(consumer=self.name, message_id=message_id, processed_at=utcnow())
-        )
+    async def _mark_done(self, conn: AsyncConnection, message_ids: list[str]) -> None:
+        if message_ids:
+            now = utcnow()
+            await conn.execute(
+                insert(inbox),
+                [
+                    {"consumer": self.name, "message_id": i, "processed_at": now}
+                    for i in message_ids
+                ],
+            )
 
     def _count(self, outcomes: list[str]) -> None:
         for outcome in outcomes:

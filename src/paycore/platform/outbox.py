@@ -51,6 +51,7 @@ outbox = Table(
     Column("headers", Text, nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 
@@ -193,7 +194,9 @@ class Relay:
 
 
 def _delete(rows: Sequence[AnyRow]) -> Delete:
-    return delete(outbox).where(outbox.c.seq.in_([r.seq for r in rows]))
+    # By message id, never by seq: a seq freed by another relay's delete could be reused by a
+    # new, unpublished event on some engines, and deleting it would lose that event.
+    return delete(outbox).where(outbox.c.id.in_([r.id for r in rows]))
 
 
 def _envelopes(rows: Iterable[AnyRow]) -> Iterable[Envelope]:

@@ -180,6 +180,9 @@ class RedisStreamsBus:
         self._drop_idle = self._client.register_script(_DROP_IDLE_CONSUMERS)
         await self._client.ping()
 
+    async def stop_consuming(self) -> None:
+        await self._loops.stop()
+
     async def close(self) -> None:
         await self._loops.stop()
         if self._client is not None:
