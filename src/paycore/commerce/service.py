@@ -4,6 +4,7 @@ queries, archive per month)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,14 +84,14 @@ class PendingOrder:
 
 
 async def prepare_order(
-    conn: AsyncConnection, *, email: str, items: Sequence[tuple[str, int]], catalog: store.Catalog
+    catalog: store.Catalog, *, email: str, items: Sequence[tuple[str, int]]
 ) -> PendingOrder:
     """Check the customer and the products and freeze today's prices; writes nothing."""
     requested = merge_requested((name.strip(), qty) for name, qty in items)
-    customer_id = await catalog.customer_id(conn, normalize_email(email))
+    customer_id = await catalog.customer_id(normalize_email(email))
     if customer_id is None:
         raise NotFound(f"no customer with email {normalize_email(email)!r}")
-    lines = price_lines(requested, await catalog.prices(conn, list(requested)))
+    lines = price_lines(requested, await catalog.prices(list(requested)))
     return PendingOrder(customer_id, lines, correlation_id.get())
 
 
@@ -111,16 +112,11 @@ async def write_orders(conn: AsyncConnection, pending: Sequence[PendingOrder]) -
 
 
 async def create_order(
-    conn: AsyncConnection,
-    *,
-    email: str,
-    items: Sequence[tuple[str, int]],
-    catalog: store.Catalog | None = None,
+    conn: AsyncConnection, *, email: str, items: Sequence[tuple[str, int]]
 ) -> Order:
-    """Validate, store the order and queue its event in one transaction."""
-    pending = await prepare_order(
-        conn, email=email, items=items, catalog=catalog or store.Catalog()
-    )
+    """Validate, store the order and queue its event in the caller's transaction."""
+    catalog = store.Catalog(lambda: contextlib.nullcontext(conn))
+    pending = await prepare_order(catalog, email=email, items=items)
     return (await write_orders(conn, [pending]))[0]
 
 

@@ -3,7 +3,8 @@ analytics read model (orders as received, consumed messages, for queries and the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
 from sqlalchemy import (
@@ -163,28 +164,36 @@ async def prices_of(conn: AsyncConnection, names: Sequence[str]) -> dict[str, in
     return {r.name: r.value_cents for r in rows}
 
 
+Connect = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+
+
 class Catalog:
     """Read-through cache of customer ids by e-mail and product prices by name. Both never
     change once created (there is no update or delete), so entries need no invalidation;
-    only hits are cached, so a customer or product created later is found at once."""
+    only hits are cached, so a customer or product created later is found at once. The
+    database is touched (through ``connect``) only on a miss."""
 
-    def __init__(self, max_entries: int = 100_000) -> None:
+    def __init__(self, connect: Connect, max_entries: int = 100_000) -> None:
+        self._connect = connect
         self._customers: dict[str, int] = {}
         self._prices: dict[str, int] = {}
         self._max = max_entries
 
-    async def customer_id(self, conn: AsyncConnection, email: str) -> int | None:
+    async def customer_id(self, email: str) -> int | None:
         if email not in self._customers:
-            row = await find_customer(conn, email=email)
+            async with self._connect() as conn:
+                row = await find_customer(conn, email=email)
             if row is None:
                 return None
             self._remember(self._customers, email, int(row.id))
         return self._customers[email]
 
-    async def prices(self, conn: AsyncConnection, names: Sequence[str]) -> dict[str, int]:
+    async def prices(self, names: Sequence[str]) -> dict[str, int]:
         missing = [n for n in names if n not in self._prices]
         if missing:
-            for name, cents in (await prices_of(conn, missing)).items():
+            async with self._connect() as conn:
+                found = await prices_of(conn, missing)
+            for name, cents in found.items():
                 self._remember(self._prices, name, cents)
         return {n: self._prices[n] for n in names if n in self._prices}
 

@@ -7,12 +7,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,6 +22,7 @@ from paycore.platform.ids import uuid7
 from paycore.platform.logging import correlation_id
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
 
 PROBLEM_TYPE_BASE = "https://paycore.dev/problems/"
 CORRELATION_HEADER = "x-correlation-id"
@@ -83,6 +85,19 @@ def problem_response(problem: Problem, instance: str = "") -> Response:
         media_type="application/problem+json",
         headers=problem.headers,
     )
+
+
+def parse_body(model: type[M], body: bytes) -> M:
+    """Validate a JSON body against a pydantic model without FastAPI's per-request machinery
+    (for hot paths); errors become the same problems as FastAPI's own validation."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise _validation_problem(RequestValidationError(_in_body(exc.errors()))) from None
+
+
+def _in_body(errors: Sequence[Any]) -> list[Any]:
+    return [{**e, "loc": ("body", *e.get("loc", ()))} for e in errors]
 
 
 def _validation_problem(exc: RequestValidationError) -> Problem:
@@ -158,13 +173,55 @@ class ObservabilityMiddleware:
                 )
                 await problem_response(problem, scope["path"])(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
+            path = scope.get(ROUTE_KEY) or getattr(scope.get("route"), "path", None) or "unmatched"
             metrics.http_requests.labels(scope["method"], path, str(status)).inc()
             metrics.http_latency.labels(scope["method"], path).observe(
                 time.perf_counter() - started
             )
             correlation_id.reset(token)
+
+
+FastHandler = Callable[[bytes], Awaitable[tuple[int, Any]]]
+"""A hot-path handler: the raw request body in, (status, JSON-able content) out; may raise
+``Problem``."""
+ROUTE_KEY = "paycore.route"
+
+
+class FastLane:
+    """Serves a few hot ``(method, path)`` pairs as plain ASGI ahead of the framework's
+    routing, dependency and middleware stack (measured at 4–5x the cost of the handler
+    itself). The same handlers stay mounted as documented framework routes; ``routes`` may be
+    filled after the app is built (at startup)."""
+
+    def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], FastHandler]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.routes.get((scope.get("method", ""), scope.get("path", "")))
+        if scope["type"] != "http" or handler is None:
+            await self.app(scope, receive, send)
+            return
+        scope[ROUTE_KEY] = scope["path"]
+        try:
+            status, content = await handler(await read_body(receive))
+        except Problem as problem:
+            await problem_response(problem, scope["path"])(scope, receive, send)
+            return
+        await JSONResponse(content, status_code=status)(scope, receive, send)
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body of an ASGI request."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
 
 
 ReadinessCheck = Callable[[], Awaitable[None]]

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paycore.platform.clock import utcnow
 from paycore.platform.db import UtcDateTime, metadata
-from paycore.platform.http import Problem, problem_response
+from paycore.platform.http import Problem, problem_response, read_body
 
 HEADER = b"idempotency-key"
 REPLAYED_HEADER = b"idempotent-replayed"
@@ -68,7 +68,7 @@ class IdempotencyMiddleware:
             )
             await problem_response(problem, scope["path"])(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         credential = headers.get(b"authorization") or headers.get(b"x-token") or b""
         owner = hashlib.sha256(credential).hexdigest()
         fingerprint = request_fingerprint(
@@ -180,18 +180,6 @@ def request_fingerprint(method: str, path: str, query: bytes, body: bytes) -> st
     return hashlib.sha256(
         b"%s %s?%s\n%s" % (method.encode(), path.encode(), query, body)
     ).hexdigest()
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 def _replay_body(body: bytes, original: Receive) -> Receive:

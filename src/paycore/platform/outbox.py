@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -24,9 +25,12 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from paycore.platform import metrics
 from paycore.platform.bus import CORRELATION_ID, CREATED_AT, Bus, Envelope
@@ -38,6 +42,7 @@ from paycore.platform.logging import correlation_id
 log = logging.getLogger(__name__)
 
 BACKLOG_EVERY_SECONDS = 5.0
+LEASE = timedelta(seconds=30)  # a relay that died mid-publish frees its rows after this
 
 outbox = Table(
     "outbox",
@@ -51,6 +56,7 @@ outbox = Table(
     Column("headers", Text, nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("claimed_until", UtcDateTime()),
     sqlite_autoincrement=True,
 )
 
@@ -107,10 +113,13 @@ async def enqueue_many(
 
 
 class Relay:
-    """Moves outbox rows to the broker. Several relays may run (one per process): on PostgreSQL
-    rows are claimed with ``FOR UPDATE SKIP LOCKED``; SQLite serialises writers anyway.
-    A row is deleted only after the broker confirmed it, so a crash re-publishes at worst,
-    and the message id lets consumers (and JetStream) drop the duplicate."""
+    """Moves outbox rows to the broker. Several relays may run (one per process) without
+    publishing a row twice: on PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED`` for
+    the time of the publish; on SQLite (one writer at a time, whose lock must not be held across
+    a broker round trip) a short transaction leases them (``claimed_until``) first.
+    A row is deleted, by message id, only after the broker confirmed it: a crash re-publishes at
+    worst, and the message id lets consumers (and JetStream) drop the duplicate. Events leave in
+    ``seq`` order per relay; with several relays, batches may interleave."""
 
     def __init__(
         self, engine: AsyncEngine, bus: Bus, *, poll_seconds: float = 0.05, batch: int = 500
@@ -168,10 +177,9 @@ class Relay:
                     await self._bus.publish(list(_envelopes(rows)))
                     await conn.execute(_delete(rows))
         else:
-            # SQLite: never hold the database's single write lock across a broker round trip.
-            # Two relays may then publish a row twice; the message id makes that harmless.
-            async with self._engine.connect() as conn:
-                rows = (await conn.execute(self._next_batch())).all()
+            async with self._engine.begin() as conn:
+                rows = (await conn.execute(self._lease())).all()
+            rows = sorted(rows, key=lambda r: r.seq)
             if rows:
                 await self._bus.publish(list(_envelopes(rows)))
                 async with self._engine.begin() as conn:
@@ -185,6 +193,18 @@ class Relay:
 
     def _next_batch(self) -> Select[Any]:
         return select(outbox).order_by(outbox.c.seq).limit(self._batch)
+
+    def _lease(self) -> ReturningUpdate[Any]:
+        """Claim the next free (or abandoned) rows for ``LEASE`` and return them."""
+        now = utcnow()
+        free = or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
+        batch = select(outbox.c.seq).where(free).order_by(outbox.c.seq).limit(self._batch)
+        return (
+            update(outbox)
+            .where(outbox.c.seq.in_(batch.scalar_subquery()), free)
+            .values(claimed_until=now + LEASE)
+            .returning(*outbox.c)
+        )
 
     async def backlog(self) -> int:
         async with self._engine.connect() as conn:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 00:43:25.323968
+Create Date: 2026-11-22 01:13:03.938006
 
 """
 
@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_commerce_analytics_orders")),
         sa.UniqueConstraint("order_id", name=op.f("uq_commerce_analytics_orders_order_id")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("commerce_analytics_orders", schema=None) as batch_op:
         batch_op.create_index(
@@ -69,6 +70,7 @@ def upgrade() -> None:
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_commerce_consumed_messages")),
         sa.UniqueConstraint("message_id", name=op.f("uq_commerce_consumed_messages_message_id")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "commerce_customers",
@@ -149,8 +151,10 @@ def upgrade() -> None:
         sa.Column("headers", sa.Text(), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_outbox")),
         sa.UniqueConstraint("id", name=op.f("uq_outbox_id")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "commerce_orders",
