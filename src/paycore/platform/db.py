@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from sqlalchemy import DateTime, Dialect, MetaData, Row, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
@@ -51,6 +53,23 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+class SQLiteEngine(AsyncEngine):
+    """``begin()`` (a write transaction) starts with ``BEGIN IMMEDIATE``, taking SQLite's single
+    write lock up front so it never fails on a lock upgrade; ``connect()`` (reads) starts a
+    deferred transaction that takes no lock at all in WAL mode, so readers never queue behind
+    writers, in this process or another."""
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self.connect() as conn:
+            await conn.execution_options(**{_WRITE: True})
+            async with conn.begin():
+                yield conn
+
+
+_WRITE = "paycore_sqlite_write"
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine. SQLite runs in WAL mode with synchronous=FULL so a commit is durable,
     through one connection per process: SQLite has one writer at a time anyway, and queueing in
@@ -59,12 +78,12 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(
+        plain = create_async_engine(
             url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
         )
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
-        return engine
+        event.listen(plain.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(plain.sync_engine, "begin", _sqlite_begin)
+        return SQLiteEngine(plain.sync_engine)
     # No pre-ping (a round trip on every checkout, ~10% of the API's CPU under load): a
     # connection found dead invalidates the pool and the caller's retry gets a fresh one.
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
@@ -80,5 +99,5 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
