@@ -53,6 +53,24 @@ def until(check: Callable[[], Any], timeout: float = 20) -> Any:
     raise AssertionError("condition not met in time")
 
 
+def cli(platform: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "paycore", *args],
+        cwd=platform["dir"],
+        env=platform["env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def dead_letters(platform: dict[str, Any], *flags: str) -> list[dict[str, Any]]:
+    listing = cli(platform, "dead-letters", "list", "--json", *flags)
+    return [orjson.loads(line) for line in listing.stdout.splitlines()]
+
+
 async def publish_raw(port: int, subject: str, bodies: list[bytes]) -> None:
     """An outside producer: plain JetStream publishes, no paycore headers."""
     nc = await nats.connect(f"nats://127.0.0.1:{port}")
@@ -137,20 +155,24 @@ def test_up_serves_the_whole_commerce_flow_and_stops_cleanly(
         ranking = http.get("/commerce/analytics").json()
         assert ranking["customersByOrders"][0] == {"key": str(customer_id), "value": 2}
 
-    listing = subprocess.run(
-        [sys.executable, "-m", "paycore", "dead-letters", "list", "--json"],
-        cwd=platform["dir"],
-        env=platform["env"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert listing.returncode == 0, listing.stderr
-    letters = [orjson.loads(line) for line in listing.stdout.splitlines()]
+    letters = dead_letters(platform)
     assert [(x["topic"], x["body"]) for x in letters] == [
         ("btg-pactual-order-created", "not json at all")
     ]
     assert letters[0]["error"].startswith("not JSON")
+
+    # Replaying puts it back on its topic; still garbage, it comes back as a new dead letter
+    # and the first one is marked replayed.
+    replay = cli(platform, "dead-letters", "replay", "--topic", "btg-pactual-order-created")
+    assert "1 dead letter(s) queued" in replay.stderr
+    again = until(lambda: [x for x in dead_letters(platform) if x["id"] != letters[0]["id"]])
+    assert again[0]["body"] == "not json at all"
+    assert again[0]["messageId"] == f"replay-{letters[0]['id']}"
+    everything = dead_letters(platform, "--all")
+    assert {x["id"]: x["replayedAt"] is not None for x in everything} == {
+        letters[0]["id"]: True,
+        again[0]["id"]: False,
+    }
 
     platform["proc"].send_signal(signal.SIGINT)
     assert platform["proc"].wait(timeout=60) == 0
