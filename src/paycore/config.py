@@ -61,6 +61,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"unsupported broker URL scheme; use one of {', '.join(BROKER_SCHEMES)}"
             )
+        if value:
+            from paycore.platform.bus import create_bus
+
+            create_bus(value)  # checks the URL's options now; no connection is made
         return value
 
     @field_validator("database_url")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MESSAGE_ID = "message-id"
 CORRELATION_ID = "correlation-id"
@@ -80,6 +81,39 @@ class Bus(Protocol):
 
     async def stop_consuming(self) -> None:
         """Stop fetching and wait (bounded) for in-flight batches; publishing still works."""
+
+
+class UrlOptions:
+    """The query-string options of a broker URL that an adapter understands, taken out and
+    typed (a bad value is a clear ``ValueError``); the rest of the URL is left in ``url`` for
+    the client library."""
+
+    def __init__(self, url: str, known: Iterable[str]) -> None:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        names = set(known)
+        self._values = {k: v for k, v in query if k in names}
+        rest = urlencode([(k, v) for k, v in query if k not in names])
+        self.url = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
+        self.netloc = parts.netloc
+
+    def text(self, name: str, default: str = "") -> str:
+        return self._values.get(name) or default
+
+    def integer(self, name: str, default: int) -> int:
+        return int(self.number(name, default))
+
+    def number(self, name: str, default: float) -> float:
+        value = self._values.get(name)
+        if not value:
+            return default
+        try:
+            return float(value) if "." in value else int(value)
+        except ValueError:
+            raise ValueError(f"broker URL option {name}={value!r} is not a number") from None
+
+    def flag(self, name: str) -> bool:
+        return self._values.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def dead_letter_topic(topic: str) -> str:

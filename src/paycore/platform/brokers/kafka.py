@@ -44,7 +44,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -58,6 +57,7 @@ from paycore.platform.bus import (
     Delivery,
     Envelope,
     Subscription,
+    UrlOptions,
 )
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,17 @@ _STOP_TIMEOUT_SECONDS = 10.0
 _MAX_TRACKED_REWINDS = 100_000
 
 
-def _flag(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
+_OPTIONS = (
+    "partitions",
+    "replication",
+    "session_timeout_ms",
+    "heartbeat_interval_ms",
+    "max_poll_interval_ms",
+    "rebalance_timeout_ms",
+    "linger_ms",
+    "request_timeout_ms",
+    "idempotence",
+)
 
 
 def _leave_group_on_stop(consumer: Any) -> None:
@@ -101,23 +110,22 @@ def _leave_group_on_stop(consumer: Any) -> None:
 
 class KafkaBus:
     def __init__(self, url: str, *, client_name: str = "paycore") -> None:
-        parts = urlsplit(url)
-        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        hosts = parts.netloc.rsplit("@", 1)[-1]
+        options = UrlOptions(url, _OPTIONS)
+        hosts = options.netloc.rsplit("@", 1)[-1]
         self._bootstrap = [h.strip() for h in hosts.split(",") if h.strip()]
         if not self._bootstrap:
             raise ValueError(f"no broker address in {url!r}")
-        self._partitions = int(options.get("partitions", 3))
-        self._replication = int(options.get("replication", 1))
-        self._session_timeout_ms = int(options.get("session_timeout_ms", 10_000))
-        self._heartbeat_interval_ms = int(options.get("heartbeat_interval_ms", 3_000))
-        self._max_poll_interval_ms = int(options.get("max_poll_interval_ms", 300_000))
-        self._rebalance_timeout_ms = int(
-            options.get("rebalance_timeout_ms", self._session_timeout_ms)
+        self._partitions = options.integer("partitions", 3)
+        self._replication = options.integer("replication", 1)
+        self._session_timeout_ms = options.integer("session_timeout_ms", 10_000)
+        self._heartbeat_interval_ms = options.integer("heartbeat_interval_ms", 3_000)
+        self._max_poll_interval_ms = options.integer("max_poll_interval_ms", 300_000)
+        self._rebalance_timeout_ms = options.integer(
+            "rebalance_timeout_ms", self._session_timeout_ms
         )
-        self._linger_ms = int(options.get("linger_ms", 5))
-        self._request_timeout_ms = int(options.get("request_timeout_ms", 30_000))
-        self._idempotence = _flag(options.get("idempotence", "0"))
+        self._linger_ms = options.integer("linger_ms", 5)
+        self._request_timeout_ms = options.integer("request_timeout_ms", 30_000)
+        self._idempotence = options.flag("idempotence")
         self._name = client_name
         self._producer: Any = None
         self._admin: Any = None

@@ -11,7 +11,6 @@ import logging
 import re
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import nats
 from nats.errors import TimeoutError as NatsTimeout
@@ -25,6 +24,7 @@ from paycore.platform.bus import (
     Delivery,
     Envelope,
     Subscription,
+    UrlOptions,
 )
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,10 @@ def stream_name(topic: str) -> str:
 
 class NatsBus:
     def __init__(self, url: str, *, client_name: str = "paycore") -> None:
-        parts = urlsplit(url)
-        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        self._url = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
-        self._ack_wait = float(options.get("ack_wait", 30))
-        self._replicas = int(options.get("replicas", 1))
+        options = UrlOptions(url, ("ack_wait", "replicas"))
+        self._url = options.url
+        self._ack_wait = options.number("ack_wait", 30.0)
+        self._replicas = options.integer("replicas", 1)
         self._name = client_name
         self._nc: Any = None
         self._js: Any = None

@@ -55,7 +55,6 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aio_pika
 from aio_pika import DeliveryMode, ExchangeType, Message
@@ -69,6 +68,7 @@ from paycore.platform.bus import (
     Delivery,
     Envelope,
     Subscription,
+    UrlOptions,
 )
 
 log = logging.getLogger(__name__)
@@ -90,13 +90,9 @@ def unrouted_name(topic: str) -> str:
 
 class RabbitBus:
     def __init__(self, url: str, *, client_name: str = "paycore") -> None:
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        options = {k: v for k, v in query}
-        prefetch = options.get("prefetch")
-        self._prefetch = int(prefetch) if prefetch else None
-        rest = urlencode([(k, v) for k, v in query if k != "prefetch"])
-        self._url = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
+        options = UrlOptions(url, ("prefetch",))
+        self._prefetch = options.integer("prefetch", 0) or None
+        self._url = options.url
         self._name = client_name
         self._conn: AbstractRobustConnection | None = None
         self._publisher: AbstractRobustChannel | None = None

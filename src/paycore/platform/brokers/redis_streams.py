@@ -59,7 +59,6 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 import redis.asyncio as aioredis
@@ -74,6 +73,7 @@ from paycore.platform.bus import (
     Delivery,
     Envelope,
     Subscription,
+    UrlOptions,
 )
 
 log = logging.getLogger(__name__)
@@ -147,16 +147,11 @@ def _decode_headers(raw: bytes | None) -> dict[str, str]:
 
 class RedisStreamsBus:
     def __init__(self, url: str, *, client_name: str = "paycore") -> None:
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        options = {k: v for k, v in query if k in _OPTIONS}
-        rest = [(k, v) for k, v in query if k not in _OPTIONS]
-        self._url = urlunsplit(
-            (parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)
-        )
-        self._claim_idle_ms = int(options.get("claim_idle_ms", 30000))
-        self._maxlen = int(options["maxlen"]) if options.get("maxlen") else None
-        self._prefix = options.get("prefix", "")
+        options = UrlOptions(url, _OPTIONS)
+        self._url = options.url
+        self._claim_idle_ms = options.integer("claim_idle_ms", 30000)
+        self._maxlen = options.integer("maxlen", 0) or None
+        self._prefix = options.text("prefix")
         # Look for dead consumers' entries a few times per claim_idle_ms, at most every 5 s.
         self._claim_every = min(max(self._claim_idle_ms / 4000, 0.1), 5.0)
         self._name = client_name
