@@ -26,9 +26,12 @@ from paycore.commerce.analytics_client import AnalyticsClient
 from paycore.commerce.archive import Archive
 from paycore.commerce.consumers import analytics_subscriptions
 from paycore.config import Settings
+from paycore.fulfillment import api as fulfillment_api
+from paycore.fulfillment import consumers as fulfillment_consumers
+from paycore.fulfillment.service import OrderCache
 from paycore.platform.batching import GroupCommit
-from paycore.platform.bus import Bus, create_bus
-from paycore.platform.consumer import Consumer, RetryPolicy
+from paycore.platform.bus import Bus, Subscription, create_bus
+from paycore.platform.consumer import BatchHandler, Consumer, RetryPolicy
 from paycore.platform.db import create_engine
 from paycore.platform.http import FastHandler, FastLane, create_app, install_probes
 from paycore.platform.idempotency import IdempotencyMiddleware
@@ -36,7 +39,7 @@ from paycore.platform.outbox import Relay
 
 log = logging.getLogger(__name__)
 
-CONTEXTS = ("commerce",)
+CONTEXTS = ("commerce", "fulfillment")
 
 
 @dataclass
@@ -143,20 +146,9 @@ def build_api(
         runtime = await Runtime.open(settings, client_name="paycore-api")
         state["runtime"] = runtime
         if "commerce" in chosen:
-            client = AnalyticsClient(
-                settings.effective_analytics_url,
-                settings.service_token,
-                timeout=settings.http_timeout_seconds,
-                retries=settings.http_retries,
-            )
-            orders = GroupCommit(
-                runtime.engine, commerce_service.write_orders, after_commit=runtime.relay.notify
-            )
-            runtime.closers += [orders.stop, client.close]
-            prefix = "" if root else "/commerce"
-            place = commerce_api.order_placer(runtime.engine, orders)
-            fast_routes.update({("POST", prefix + p): place for p in commerce_api.ORDER_PATHS})
-            app.include_router(commerce_api.router(runtime.engine, place, client), prefix=prefix)
+            _mount_commerce(app, runtime, "" if root else "/commerce", fast_routes)
+        if "fulfillment" in chosen:
+            await _mount_fulfillment(app, runtime, "" if root else "/fulfillment")
         install_probes(app, await runtime.readiness())
         try:
             yield
@@ -168,6 +160,34 @@ def build_api(
     return create_app("paycore API", lifespan=lifespan, middleware=[idempotency, fast_lane])
 
 
+def _mount_commerce(
+    app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastHandler]
+) -> None:
+    settings = runtime.settings
+    client = AnalyticsClient(
+        settings.effective_analytics_url,
+        settings.service_token,
+        timeout=settings.http_timeout_seconds,
+        retries=settings.http_retries,
+    )
+    orders = GroupCommit(
+        runtime.engine, commerce_service.write_orders, after_commit=runtime.relay.notify
+    )
+    runtime.closers += [orders.stop, client.close]
+    place = commerce_api.order_placer(runtime.engine, orders)
+    fast_routes.update({("POST", prefix + p): place for p in commerce_api.ORDER_PATHS})
+    app.include_router(commerce_api.router(runtime.engine, place, client), prefix=prefix)
+
+
+async def _mount_fulfillment(app: FastAPI, runtime: Runtime, prefix: str) -> None:
+    cache = OrderCache(
+        runtime.engine.connect, fulfillment_api.render, size=runtime.settings.fulfillment_cache_size
+    )
+    warmed = await cache.warm()
+    log.info("fulfillment cache warmed", extra={"orders": warmed})
+    app.include_router(fulfillment_api.router(cache, runtime.bus), prefix=prefix)
+
+
 def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastAPI:
     """Consumers of the chosen contexts, plus their internal HTTP routes."""
     chosen = _check_contexts(contexts or [])
@@ -177,6 +197,11 @@ def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastA
         runtime = await Runtime.open(settings, client_name="paycore-worker")
         if "commerce" in chosen:
             await _start_analytics(app, runtime)
+        if "fulfillment" in chosen:
+            subscription, handler = fulfillment_consumers.ingestion(
+                batch=runtime.settings.fulfillment_batch
+            )
+            _consume(runtime, subscription, handler)
         install_probes(app, await runtime.readiness())
         try:
             yield
@@ -190,6 +215,24 @@ def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastA
     )
 
 
+def _consume(runtime: Runtime, subscription: Subscription, handler: BatchHandler) -> None:
+    """Run a consumer for the subscription, with the configured retry policy."""
+    settings = runtime.settings
+    consumer = Consumer(
+        subscription=subscription,
+        handler=handler,
+        engine=runtime.engine,
+        bus=runtime.bus,
+        retry=RetryPolicy(
+            settings.consumer_max_attempts,
+            settings.consumer_backoff_ms / 1000,
+            settings.consumer_backoff_max_ms / 1000,
+        ),
+        after_commit=runtime.relay.notify,
+    )
+    runtime.spawn(f"consume:{subscription.queue_name}", consumer.run)
+
+
 async def _start_analytics(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
     board: Board
@@ -200,21 +243,8 @@ async def _start_analytics(app: FastAPI, runtime: Runtime) -> None:
         counted = await commerce_service.rebuild_board(runtime.engine, board)
         log.info("analytics board rebuilt in memory", extra={"orders": counted})
     archive = Archive(settings.archive_dir)
-    retry = RetryPolicy(
-        settings.consumer_max_attempts,
-        settings.consumer_backoff_ms / 1000,
-        settings.consumer_backoff_max_ms / 1000,
-    )
     for subscription, handler in analytics_subscriptions(board, batch=settings.consumer_batch):
-        consumer = Consumer(
-            subscription=subscription,
-            handler=handler,
-            engine=runtime.engine,
-            bus=runtime.bus,
-            retry=retry,
-            after_commit=runtime.relay.notify,
-        )
-        runtime.spawn(f"consume:{subscription.queue_name}", consumer.run)
+        _consume(runtime, subscription, handler)
 
     async def archive_loop() -> None:
         while True:

@@ -1,6 +1,14 @@
 """Imports every module that defines tables, so the metadata is complete (Alembic, tests)."""
 
 from paycore.commerce import store as commerce_store
+from paycore.fulfillment import store as fulfillment_store
 from paycore.platform import consumer, deadletters, idempotency, outbox
 
-__all__ = ["commerce_store", "consumer", "deadletters", "idempotency", "outbox"]
+__all__ = [
+    "commerce_store",
+    "consumer",
+    "deadletters",
+    "fulfillment_store",
+    "idempotency",
+    "outbox",
+]

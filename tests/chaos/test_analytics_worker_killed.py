@@ -87,7 +87,7 @@ async def test_killing_the_analytics_worker_loses_and_doubles_nothing(
 
             async def killer() -> None:
                 for threshold in (ORDERS * 3 // 10, ORDERS * 65 // 100):
-                    while len(accepted) < threshold:  # noqa: ASYNC110 - polling a list
+                    while len(accepted) < threshold:
                         await asyncio.sleep(0.01)
                     await asyncio.to_thread(worker.kill)
                     await asyncio.sleep(0.5)

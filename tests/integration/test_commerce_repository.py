@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.commerce import messages, service, store
 from paycore.commerce.analytics import MemoryBoard
 from paycore.commerce.domain import Order, OrderLine, UnknownProducts
+from paycore.platform import deadletters
+from paycore.platform.bus import Delivery, Subscription
+from paycore.platform.consumer import Consumer, Rejected, one_by_one
 from paycore.platform.db import create_engine
+from paycore.platform.ids import uuid7
 from paycore.platform.migrate import upgrade
 from paycore.platform.outbox import outbox
 
@@ -86,3 +90,22 @@ async def test_analytics_read_model_answers_the_three_questions(engine: AsyncEng
     assert page.total_pages == 2
     assert page.total_on_orders_cents == (1 + 2 + 3) * 250
     assert [r.order_id for r in page.rows] == [1003]
+
+
+async def test_dead_letters_and_their_replays_fit_both_engines(engine: AsyncEngine) -> None:
+    async def reject(conn: AsyncConnection, delivery: Delivery) -> None:
+        raise Rejected("never valid")
+
+    consumer = Consumer(
+        subscription=Subscription("some.topic", "g"),
+        handler=one_by_one(reject),
+        engine=engine,
+        bus=None,  # type: ignore[arg-type]  # handle_batch needs no broker
+    )
+    await consumer.handle_batch([Delivery("some.topic", b"junk", uuid7(), None, {})])
+    [letter] = await deadletters.list_letters(engine)
+    assert letter.error == "never valid"
+    assert await deadletters.replay(engine, [letter.id]) == 1
+    async with engine.connect() as conn:
+        ids = sorted((await conn.execute(select(outbox.c.id))).scalars())
+    assert ids == sorted([f"dlq-{letter.id}", f"replay-{letter.id}"])

@@ -50,7 +50,7 @@ outbox = Table(
     Column(
         "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("id", String(36), nullable=False, unique=True),
+    Column("id", String(200), nullable=False, unique=True),  # message ids: uuid, dlq-…, replay-…
     Column("topic", String(200), nullable=False),
     Column("key", String(200)),
     Column("headers", Text, nullable=False),

@@ -145,7 +145,7 @@ def upgrade() -> None:
             autoincrement=True,
             nullable=False,
         ),
-        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("id", sa.String(length=200), nullable=False),
         sa.Column("topic", sa.String(length=200), nullable=False),
         sa.Column("key", sa.String(length=200), nullable=True),
         sa.Column("headers", sa.Text(), nullable=False),

@@ -1,0 +1,22 @@
+"""The fulfillment worker's subscription: orders from the ``orders`` topic, stored once each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paycore.fulfillment import service
+from paycore.platform.bus import Delivery, Subscription
+from paycore.platform.consumer import BatchHandler, Verdicts
+
+GROUP = "fulfillment"
+
+
+def ingestion(*, batch: int = 500) -> tuple[Subscription, BatchHandler]:
+    """What the fulfillment worker consumes, and how."""
+
+    async def handle(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> Verdicts:
+        return await service.ingest(conn, [d.body for d in deliveries])
+
+    return Subscription(service.TOPIC, GROUP, batch=batch), handle
