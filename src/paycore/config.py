@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     analytics_ttl_seconds: int = Field(30 * 24 * 3600, ge=1)
     archive_flush_seconds: float = Field(2.0, gt=0)
     fulfillment_cache_size: int = Field(100_000, ge=1, description="Orders kept in memory.")
-    fulfillment_batch: int = Field(500, ge=1, le=10_000, description="Orders stored per commit.")
+    fulfillment_batch: int = Field(1000, ge=1, le=10_000, description="Orders stored per commit.")
     http_timeout_seconds: float = Field(2.0, gt=0)
     http_retries: int = Field(2, ge=0, le=10)
 

@@ -525,3 +525,18 @@ def test_valid_order_is_valid() -> None:
     rng = random.Random(2)
     for n in range(100):
         validate_order(valid_order(rng, n))
+
+
+def test_the_fast_decoder_gives_exactly_the_domain_parsers_verdicts() -> None:
+    from paycore.fulfillment.service import decode
+
+    for body, _ in generate(3_000, bad_rate=0.5, seed=21):
+        try:
+            expected: object = parse_order(body)
+        except InvalidOrder as exc:
+            expected = (exc.kind, exc.field)
+        try:
+            got: object = decode(body)
+        except InvalidOrder as exc:
+            got = (exc.kind, exc.field)
+        assert got == expected, body[:200]

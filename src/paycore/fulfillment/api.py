@@ -10,8 +10,8 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from paycore.fulfillment.domain import InvalidOrder, Order, order_to_dict, parse_order
-from paycore.fulfillment.service import TOPIC, OrderCache
+from paycore.fulfillment.domain import InvalidOrder, Order, order_to_dict
+from paycore.fulfillment.service import TOPIC, OrderCache, decode
 from paycore.platform.bus import Bus, Envelope
 from paycore.platform.http import JSONResponse, Problem
 from paycore.platform.ids import uuid7
@@ -55,7 +55,7 @@ def router(cache: OrderCache, bus: Bus) -> APIRouter:
     async def submit(request: Request) -> Response:
         body = await request.body()
         try:
-            order = parse_order(body)
+            order = decode(body)
         except InvalidOrder as exc:
             status = 400 if exc.kind == "not-json" else 422
             raise Problem(

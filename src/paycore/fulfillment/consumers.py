@@ -13,7 +13,7 @@ from paycore.platform.consumer import BatchHandler, Verdicts
 GROUP = "fulfillment"
 
 
-def ingestion(*, batch: int = 500) -> tuple[Subscription, BatchHandler]:
+def ingestion(*, batch: int = 1000) -> tuple[Subscription, BatchHandler]:
     """What the fulfillment worker consumes, and how."""
 
     async def handle(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> Verdicts:

@@ -7,14 +7,31 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.fulfillment import store
-from paycore.fulfillment.domain import InvalidOrder, Order, parse_order
+from paycore.fulfillment.domain import InvalidOrder, Order, parse_order, validate_order
 
 TOPIC = "orders"
 
 Render = Callable[[Order], bytes]
+
+
+def decode(body: bytes) -> Order:
+    """``parse_order`` with a fast JSON decoder. What it refuses, and wrong types (it reads
+    integers beyond 64 bits as floats), go through the domain's own parser, so the verdict is
+    always exactly ``parse_order``'s."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return parse_order(body)
+    try:
+        return validate_order(data)
+    except InvalidOrder as exc:
+        if exc.kind == "wrong-type":
+            return parse_order(body)
+        raise
 
 
 async def ingest(conn: AsyncConnection, bodies: Sequence[bytes]) -> list[str | None]:
@@ -26,7 +43,7 @@ async def ingest(conn: AsyncConnection, bodies: Sequence[bytes]) -> list[str | N
     candidates: list[tuple[int, Order, str]] = []
     for index, body in enumerate(bodies):
         try:
-            order = parse_order(body)
+            order = decode(body)
         except InvalidOrder as exc:
             verdicts[index] = f"{exc.kind}: {exc}"
             continue

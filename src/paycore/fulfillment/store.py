@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -82,8 +82,9 @@ _ORDER_SCALARS = [
 
 def content_hash(order: Order) -> str:
     """A fingerprint of the order's content (to tell a redelivery from a clashing order)."""
-    canonical = json.dumps(order_to_dict(order), sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(
+        orjson.dumps(order_to_dict(order), option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
 
 
 async def stored_hashes(conn: AsyncConnection, uids: Sequence[str]) -> dict[str, str]:

