@@ -23,14 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.commerce.domain import Order, OrderLine
 from paycore.platform.clock import utcnow
-from paycore.platform.db import AnyRow, UtcDateTime, metadata
-
-_ID = BigInteger().with_variant(Integer, "sqlite")
+from paycore.platform.db import BIG_ID, AnyRow, UtcDateTime, metadata
 
 customers = Table(
     "commerce_customers",
     metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("id", BIG_ID, primary_key=True, autoincrement=True),
     Column("email", String(254), nullable=False, unique=True),
     Column("username", String(100), nullable=False, unique=True),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -39,7 +37,7 @@ customers = Table(
 products = Table(
     "commerce_products",
     metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("id", BIG_ID, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("value_cents", BigInteger, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -48,8 +46,8 @@ products = Table(
 orders = Table(
     "commerce_orders",
     metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("customer_id", _ID, ForeignKey("commerce_customers.id"), nullable=False, index=True),
+    Column("id", BIG_ID, primary_key=True, autoincrement=True),
+    Column("customer_id", BIG_ID, ForeignKey("commerce_customers.id"), nullable=False, index=True),
     Column("total_cents", BigInteger, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
 )
@@ -57,7 +55,7 @@ orders = Table(
 order_items = Table(
     "commerce_order_items",
     metadata,
-    Column("order_id", _ID, ForeignKey("commerce_orders.id"), primary_key=True),
+    Column("order_id", BIG_ID, ForeignKey("commerce_orders.id"), primary_key=True),
     Column("product", String(200), primary_key=True),
     Column("quantity", Integer, nullable=False),
     Column("unit_cents", BigInteger, nullable=False),
@@ -68,7 +66,7 @@ order_items = Table(
 analytics_orders = Table(
     "commerce_analytics_orders",
     metadata,
-    Column("seq", _ID, primary_key=True, autoincrement=True),
+    Column("seq", BIG_ID, primary_key=True, autoincrement=True),
     Column("order_id", BigInteger, nullable=False, unique=True),
     Column("customer_id", BigInteger, nullable=False, index=True),
     Column("total_cents", BigInteger, nullable=False),
@@ -92,7 +90,7 @@ analytics_lines = Table(
 consumed_messages = Table(
     "commerce_consumed_messages",
     metadata,
-    Column("seq", _ID, primary_key=True, autoincrement=True),
+    Column("seq", BIG_ID, primary_key=True, autoincrement=True),
     Column("message_id", String(200), nullable=False, unique=True),
     Column("topic", String(200), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),

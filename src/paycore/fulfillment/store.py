@@ -21,14 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.fulfillment.domain import Delivery, Item, Order, Payment, order_to_dict
 from paycore.platform.clock import utcnow
-from paycore.platform.db import UtcDateTime, metadata
-
-_ID = BigInteger().with_variant(Integer, "sqlite")
+from paycore.platform.db import BIG_ID, UtcDateTime, metadata
 
 orders = Table(
     "fulfillment_orders",
     metadata,
-    Column("seq", _ID, primary_key=True, autoincrement=True),
+    Column("seq", BIG_ID, primary_key=True, autoincrement=True),
     Column("order_uid", String(64), nullable=False, unique=True),
     Column("content_hash", String(64), nullable=False),
     Column("track_number", String(200), nullable=False),

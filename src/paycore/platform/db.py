@@ -8,11 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from sqlalchemy import DateTime, Dialect, MetaData, Row, event
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, Row, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+
+BIG_ID = BigInteger().with_variant(Integer, "sqlite")
+"""A 64-bit key that SQLite can autoincrement (its rowid alias must be declared INTEGER)."""
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 """A result row of any shape."""

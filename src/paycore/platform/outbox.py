@@ -13,10 +13,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    BigInteger,
     Column,
     Delete,
-    Integer,
     LargeBinary,
     Select,
     String,
@@ -35,7 +33,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from paycore.platform import metrics
 from paycore.platform.bus import CORRELATION_ID, CREATED_AT, Bus, Envelope
 from paycore.platform.clock import utcnow
-from paycore.platform.db import AnyRow, UtcDateTime, is_sqlite, metadata
+from paycore.platform.db import BIG_ID, AnyRow, UtcDateTime, is_sqlite, metadata
 from paycore.platform.ids import uuid7
 from paycore.platform.logging import correlation_id
 
@@ -47,9 +45,7 @@ LEASE = timedelta(seconds=30)  # a relay that died mid-publish frees its rows af
 outbox = Table(
     "outbox",
     metadata,
-    Column(
-        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    Column("seq", BIG_ID, primary_key=True, autoincrement=True),
     Column("id", String(200), nullable=False, unique=True),  # message ids: uuid, dlq-…, replay-…
     Column("topic", String(200), nullable=False),
     Column("key", String(200)),
