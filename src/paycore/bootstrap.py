@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -29,6 +30,7 @@ from paycore.config import Settings
 from paycore.fulfillment import api as fulfillment_api
 from paycore.fulfillment import consumers as fulfillment_consumers
 from paycore.fulfillment.service import OrderCache
+from paycore.platform import retention
 from paycore.platform.batching import GroupCommit
 from paycore.platform.bus import Bus, Subscription, create_bus
 from paycore.platform.consumer import BatchHandler, Consumer, RetryPolicy
@@ -65,6 +67,14 @@ class Runtime:
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
         runtime = cls(settings, engine, bus, relay, redis)
         runtime.spawn("outbox-relay", relay.run)
+        runtime.spawn(
+            "retention",
+            lambda: retention.run(
+                engine,
+                inbox_for=timedelta(hours=settings.inbox_retention_hours),
+                keys_for=timedelta(hours=settings.idempotency_retention_hours),
+            ),
+        )
         return runtime
 
     def spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:

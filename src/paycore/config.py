@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     consumer_batch: int = Field(100, ge=1, le=10_000)
     analytics_ttl_seconds: int = Field(30 * 24 * 3600, ge=1)
     archive_flush_seconds: float = Field(2.0, gt=0)
+    inbox_retention_hours: int = Field(168, ge=1, description="How long consumed ids are kept.")
+    idempotency_retention_hours: int = Field(24, ge=1, description="How long keys are replayed.")
     fulfillment_cache_size: int = Field(100_000, ge=1, description="Orders kept in memory.")
     fulfillment_batch: int = Field(1000, ge=1, le=10_000, description="Orders stored per commit.")
     http_timeout_seconds: float = Field(2.0, gt=0)

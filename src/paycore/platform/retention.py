@@ -1,0 +1,42 @@
+"""Housekeeping: consumer inbox entries and idempotency keys are kept for a while, then
+deleted, so neither table grows without bound. Redeliveries and client retries happen within
+minutes; the defaults keep a week of inbox and a day of idempotency keys."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore.platform.clock import utcnow
+from paycore.platform.consumer import inbox
+from paycore.platform.idempotency import idempotency_keys
+
+log = logging.getLogger(__name__)
+
+
+async def prune(
+    engine: AsyncEngine, *, inbox_for: timedelta, keys_for: timedelta
+) -> tuple[int, int]:
+    """Delete inbox entries and idempotency keys older than their retention; returns counts."""
+    now = utcnow()
+    async with engine.begin() as conn:
+        old_inbox = await conn.execute(delete(inbox).where(inbox.c.processed_at < now - inbox_for))
+        old_keys = await conn.execute(
+            delete(idempotency_keys).where(idempotency_keys.c.created_at < now - keys_for)
+        )
+    return old_inbox.rowcount, old_keys.rowcount
+
+
+async def run(
+    engine: AsyncEngine, *, inbox_for: timedelta, keys_for: timedelta, every_seconds: float = 3600
+) -> None:
+    """Prune now and then every ``every_seconds``, until cancelled."""
+    while True:
+        removed = await prune(engine, inbox_for=inbox_for, keys_for=keys_for)
+        if any(removed):
+            log.info("pruned", extra={"inbox": removed[0], "idempotency_keys": removed[1]})
+        await asyncio.sleep(every_seconds)

@@ -1,0 +1,47 @@
+"""Old inbox entries and idempotency keys are pruned; recent ones stay."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore.platform.clock import utcnow
+from paycore.platform.consumer import inbox
+from paycore.platform.idempotency import idempotency_keys
+from paycore.platform.retention import prune
+
+
+async def test_prune_removes_only_what_is_older_than_its_retention(engine: AsyncEngine) -> None:
+    now = utcnow()
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(inbox),
+            [
+                {"consumer": "c", "message_id": "old", "processed_at": now - timedelta(days=8)},
+                {"consumer": "c", "message_id": "new", "processed_at": now - timedelta(days=6)},
+            ],
+        )
+        await conn.execute(
+            insert(idempotency_keys),
+            [
+                {
+                    "scope": "s",
+                    "key": "old",
+                    "request_hash": "h",
+                    "created_at": now - timedelta(hours=25),
+                },
+                {
+                    "scope": "s",
+                    "key": "new",
+                    "request_hash": "h",
+                    "created_at": now - timedelta(hours=1),
+                },
+            ],
+        )
+    removed = await prune(engine, inbox_for=timedelta(days=7), keys_for=timedelta(hours=24))
+    assert removed == (1, 1)
+    async with engine.connect() as conn:
+        assert list((await conn.execute(select(inbox.c.message_id))).scalars()) == ["new"]
+        assert list((await conn.execute(select(idempotency_keys.c.key))).scalars()) == ["new"]
