@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -73,6 +75,16 @@ def wait_ready(url: str, proc: Proc | None = None, timeout: float = 60) -> None:
         time.sleep(0.1)
     tail = proc.log_tail() if proc else ""
     raise RuntimeError(f"{url} not ready after {timeout}s\n{tail}")
+
+
+def until(check: Callable[[], Any], timeout: float = 60, every: float = 0.1) -> Any:
+    """Poll ``check`` until it returns something truthy (returned); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
 
 
 def paycore_env(**settings: str | int) -> dict[str, str]:

@@ -3,16 +3,14 @@ worker as separate processes on PostgreSQL, over RabbitMQ, Kafka, Redis Streams 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from paycore.platform.migrate import upgrade
-from procs import Proc, paycore_env
+from procs import Proc, paycore_env, until
 from servers import Server, free_port
 
 BROKERS = ["rabbitmq", "kafka", "redis", "nats"]
@@ -43,15 +41,6 @@ def services(
     finally:
         api.stop()
         worker.stop()
-
-
-def until(check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 def test_an_order_reaches_the_analytics_service_through_the_chosen_broker(

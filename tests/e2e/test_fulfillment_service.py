@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from paycore.platform.migrate import upgrade
 from paycore.simulators.fulfillment_orders import generate
-from procs import Proc, paycore_env
+from procs import Proc, paycore_env, until
 from servers import Server, free_port
 
 SAMPLE: dict[str, Any] = {
@@ -100,15 +99,6 @@ def service(tmp_path: Path, postgres_url: str, nats_server: Server) -> Iterator[
     finally:
         api.stop()
         worker.stop()
-
-
-def until(check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_submitted_and_published_orders_can_be_looked_up(service: dict[str, Any]) -> None:

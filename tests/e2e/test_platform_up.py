@@ -7,8 +7,7 @@ import gzip
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import nats
 import orjson
 import pytest
 
-from procs import paycore_env, wait_ready
+from procs import paycore_env, until, wait_ready
 from servers import free_port
 
 
@@ -42,15 +41,6 @@ def platform(tmp_path: Path) -> Iterator[dict[str, Any]]:
         if proc.poll() is None:
             proc.kill()
         log.close()
-
-
-def until(check: Callable[[], Any], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def cli(platform: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
@@ -121,7 +111,7 @@ def test_up_serves_the_whole_commerce_flow_and_stops_cleanly(
             page = http.get(f"/commerce/customers/{customer_id}/orders").json()
             return page.get("pagination", {}).get("totalElements") == 1
 
-        until(one_order)
+        until(one_order, timeout=20)
 
         challenge = {
             "codigoPedido": 1001,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import Column, Integer, String, Table, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.platform import deadletters
@@ -36,9 +36,10 @@ FAST_REDELIVERY = {
     "redis": "?claim_idle_ms=1500",
 }
 
+_effects_metadata = MetaData()  # the test's own table stays out of paycore's schema
 effects = Table(
     "contract_effects",
-    metadata,
+    _effects_metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("body", String(200), nullable=False),
 )
@@ -60,6 +61,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     eng = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}")
     async with eng.begin() as conn:
         await conn.run_sync(metadata.create_all)
+        await conn.run_sync(_effects_metadata.create_all)
     yield eng
     await eng.dispose()
 
