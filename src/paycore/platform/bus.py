@@ -162,8 +162,18 @@ class ConsumeLoops:
             if self._active == 0:
                 self._idle.set()
 
+    def keep_going(self) -> bool:
+        """Whether a loop should fetch another batch. On Python 3.11 a library's ``wait_for``
+        can swallow the cancellation of the task running it (CPython gh-86296); a loop that
+        asks here each round re-raises a pending cancellation instead of running forever."""
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+        return not self.stopping.is_set()
+
     async def stop(self, timeout: float = 10.0) -> None:
         """Ask loops to stop after their current batch and wait (bounded) until they have."""
         self.stopping.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()

@@ -151,8 +151,10 @@ class Relay:
                 continue
             if sent < self._batch:
                 self._wake.clear()
+                # asyncio.timeout, not wait_for (which can swallow a cancellation on 3.11)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                    async with asyncio.timeout(self._poll):
+                        await self._wake.wait()
 
     async def stop(self) -> None:
         """Flush what is left, then stop the loop."""

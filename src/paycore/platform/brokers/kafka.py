@@ -243,7 +243,7 @@ class KafkaBus:
         self, consumer: Any, subscription: Subscription, handler: BatchHandler
     ) -> None:
         rewinds: dict[tuple[str, int, int], int] = {}
-        while not self._loops.stopping.is_set():
+        while self._loops.keep_going():
             try:
                 fetched = await consumer.getmany(
                     timeout_ms=_FETCH_TIMEOUT_MS, max_records=subscription.batch

@@ -111,7 +111,7 @@ class NatsBus:
             config=config,
         )
         async with self._loops.running():
-            while not self._loops.stopping.is_set():
+            while self._loops.keep_going():
                 try:
                     msgs = await psub.fetch(subscription.batch, timeout=1.0)
                 except (NatsTimeout, TimeoutError):  # nothing to fetch within the wait

@@ -180,7 +180,7 @@ class RabbitBus:
                 # Now that our queue is bound nothing new lands in the holding queue: hand over
                 # what it kept (all older than anything in our queue), then consume our queue.
                 hold = await channel.get_queue(unrouted_name(topic), ensure=False)
-                while not self._loops.stopping.is_set():
+                while self._loops.keep_going():
                     msgs = await _get_batch(hold, subscription.batch)
                     if not msgs:
                         break
@@ -188,7 +188,7 @@ class RabbitBus:
                 # Passive: a reconnect re-declares and re-consumes it without argument clashes.
                 queue = await channel.declare_queue(name, passive=True)
                 await queue.consume(on_message, no_ack=False)
-                while not self._loops.stopping.is_set():
+                while self._loops.keep_going():
                     msgs = await _next_batch(buffer, subscription.batch)
                     if msgs:
                         await self._handle(topic, msgs, handler)
@@ -207,7 +207,8 @@ class RabbitBus:
             log.exception("batch failed; redelivering", extra={"topic": topic})
             await _settle(msgs, ack=False)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._loops.stopping.wait(), _RETRY_PAUSE_SECONDS)
+                async with asyncio.timeout(_RETRY_PAUSE_SECONDS):
+                    await self._loops.stopping.wait()
             return
         await _settle(msgs, ack=True)
 
@@ -252,18 +253,13 @@ async def _next_batch(
 ) -> list[AbstractIncomingMessage]:
     """Up to ``size`` live messages: wait <= 1 s for the first, then ~50 ms for the rest."""
     msgs: list[AbstractIncomingMessage] = []
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
     try:
-        msgs.append(await asyncio.wait_for(buffer.get(), _FIRST_WAIT_SECONDS))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _FILL_WAIT_SECONDS
-        while len(msgs) < size:
-            if not buffer.empty():
-                msgs.append(buffer.get_nowait())
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            msgs.append(await asyncio.wait_for(buffer.get(), remaining))
+        async with asyncio.timeout(_FIRST_WAIT_SECONDS):
+            msgs.append(await buffer.get())
+        async with asyncio.timeout(_FILL_WAIT_SECONDS):
+            while len(msgs) < size:
+                msgs.append(await buffer.get())
     except TimeoutError:
         pass
     # A message from a channel that died can no longer be acked; the broker redelivers it.
