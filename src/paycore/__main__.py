@@ -144,6 +144,7 @@ def up() -> None:
     console.print(
         f"[bold green]paycore is up[/bold green]\n"
         f"  API        {base}   (docs {base}/docs, metrics {base}/metrics)\n"
+        f"  orders     {base}/fulfillment/   (order lookup page)\n"
         f"  analytics  http://{settings.host}:{settings.worker_port}   (internal, service token)\n"
         f"  broker     {env.get('PAYCORE_BROKER_URL', settings.effective_broker_url)}\n"
         f"  database   {settings.database_url or settings.data_dir.resolve() / 'paycore.db'}\n"
