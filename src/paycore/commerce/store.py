@@ -245,10 +245,6 @@ async def load_order(conn: AsyncConnection, order_id: int) -> Order | None:
 # --- analytics read model ----------------------------------------------------------------
 
 
-async def recorded_order(conn: AsyncConnection, order_id: int) -> Order | None:
-    return (await recorded_orders(conn, [order_id])).get(order_id)
-
-
 async def recorded_orders(conn: AsyncConnection, order_ids: Sequence[int]) -> dict[int, Order]:
     """The recorded orders among ``order_ids``, with their lines."""
     heads = (
@@ -396,12 +392,5 @@ async def messages_after(conn: AsyncConnection, seq: int, limit: int) -> Sequenc
         .where(consumed_messages.c.seq > seq)
         .order_by(consumed_messages.c.seq)
         .limit(limit)
-    )
-    return (await conn.execute(query)).all()
-
-
-async def orders_between(conn: AsyncConnection, start: datetime, end: datetime) -> Sequence[AnyRow]:
-    query = select(analytics_orders).where(
-        analytics_orders.c.ordered_at >= start, analytics_orders.c.ordered_at < end
     )
     return (await conn.execute(query)).all()
