@@ -30,6 +30,11 @@ from paycore.config import Settings
 from paycore.fulfillment import api as fulfillment_api
 from paycore.fulfillment import consumers as fulfillment_consumers
 from paycore.fulfillment.service import OrderCache
+from paycore.payments import api as payments_api
+from paycore.payments import consumers as payments_consumers
+from paycore.payments import service as payments_service
+from paycore.payments.domain import Router
+from paycore.payments.processors import ProcessorClient
 from paycore.platform import retention
 from paycore.platform.batching import GroupCommit
 from paycore.platform.bus import Bus, Subscription, create_bus
@@ -41,7 +46,7 @@ from paycore.platform.outbox import Relay
 
 log = logging.getLogger(__name__)
 
-CONTEXTS = ("commerce", "fulfillment")
+CONTEXTS = ("commerce", "fulfillment", "payments")
 
 
 @dataclass
@@ -159,6 +164,8 @@ def build_api(
             _mount_commerce(app, runtime, "" if root else "/commerce", fast_routes)
         if "fulfillment" in chosen:
             await _mount_fulfillment(app, runtime, "" if root else "/fulfillment")
+        if "payments" in chosen:
+            _mount_payments(app, runtime, "" if root else "/payments", fast_routes)
         install_probes(app, await runtime.readiness())
         try:
             yield
@@ -198,6 +205,14 @@ async def _mount_fulfillment(app: FastAPI, runtime: Runtime, prefix: str) -> Non
     app.include_router(fulfillment_api.router(cache, runtime.bus), prefix=prefix)
 
 
+def _mount_payments(
+    app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastHandler]
+) -> None:
+    take = payments_api.payment_taker(runtime.bus)
+    fast_routes[("POST", prefix + payments_api.PAYMENT_PATH)] = take
+    app.include_router(payments_api.router(runtime.engine, take), prefix=prefix)
+
+
 def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastAPI:
     """Consumers of the chosen contexts, plus their internal HTTP routes."""
     chosen = _check_contexts(contexts or [])
@@ -212,6 +227,8 @@ def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastA
                 batch=runtime.settings.fulfillment_batch
             )
             _consume(runtime, subscription, handler)
+        if "payments" in chosen:
+            await _start_payments(runtime)
         install_probes(app, await runtime.readiness())
         try:
             yield
@@ -225,8 +242,14 @@ def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastA
     )
 
 
-def _consume(runtime: Runtime, subscription: Subscription, handler: BatchHandler) -> None:
-    """Run a consumer for the subscription, with the configured retry policy."""
+def _consume(
+    runtime: Runtime,
+    subscription: Subscription,
+    handler: BatchHandler,
+    after_commit: Callable[[], None] | None = None,
+) -> None:
+    """Run a consumer for the subscription, with the configured retry policy; ``after_commit``
+    runs after each committed batch (besides waking the outbox relay)."""
     settings = runtime.settings
     consumer = Consumer(
         subscription=subscription,
@@ -238,9 +261,59 @@ def _consume(runtime: Runtime, subscription: Subscription, handler: BatchHandler
             settings.consumer_backoff_ms / 1000,
             settings.consumer_backoff_max_ms / 1000,
         ),
-        after_commit=runtime.relay.notify,
+        after_commit=_both(runtime.relay.notify, after_commit),
     )
     runtime.spawn(f"consume:{subscription.queue_name}", consumer.run)
+
+
+def _both(first: Callable[[], None], then: Callable[[], None] | None) -> Callable[[], None]:
+    if then is None:
+        return first
+
+    def run() -> None:
+        first()
+        then()
+
+    return run
+
+
+async def _start_payments(runtime: Runtime) -> None:
+    """The deployment's payments worker: intake from the topic, the dispatcher, the poller."""
+    settings = runtime.settings
+    payers = {
+        "default": ProcessorClient(
+            "default",
+            settings.payments_default_url,
+            max_connections=settings.payments_max_in_flight,
+        ),
+        "fallback": ProcessorClient(
+            "fallback",
+            settings.payments_fallback_url,
+            max_connections=settings.payments_max_in_flight,
+        ),
+    }
+    router = Router(slow_ms=settings.payments_slow_ms)
+    dispatcher = payments_service.Dispatcher(
+        runtime.engine, payers, router, max_in_flight=settings.payments_max_in_flight
+    )
+    recovered = await dispatcher.recover()
+    log.info("payments worker started", extra={"unfinished": recovered})
+    runtime.spawn("payments-dispatcher", dispatcher.run)
+    runtime.spawn(
+        "processor-health",
+        lambda: payments_service.poll_health(
+            payers, router, dispatcher, every=settings.payments_health_seconds
+        ),
+    )
+    subscription, handler, after_commit = payments_consumers.intake(dispatcher)
+    _consume(runtime, subscription, handler, after_commit)
+
+    async def finish() -> None:
+        await dispatcher.drain(timeout=5.0)
+        for payer in payers.values():
+            await payer.close()
+
+    runtime.closers.append(finish)
 
 
 async def _start_analytics(app: FastAPI, runtime: Runtime) -> None:

@@ -55,6 +55,21 @@ class Settings(BaseSettings):
     idempotency_retention_hours: int = Field(24, ge=1, description="How long keys are replayed.")
     fulfillment_cache_size: int = Field(100_000, ge=1, description="Orders kept in memory.")
     fulfillment_batch: int = Field(1000, ge=1, le=10_000, description="Orders stored per commit.")
+    payments_default_url: str = Field(
+        "http://127.0.0.1:8001", description="The default payment processor (lower fee)."
+    )
+    payments_fallback_url: str = Field(
+        "http://127.0.0.1:8002", description="The fallback payment processor (higher fee)."
+    )
+    payments_max_in_flight: int = Field(
+        1000, ge=1, le=20_000, description="Concurrent calls to the payment processors."
+    )
+    payments_health_seconds: float = Field(
+        5.0, ge=5.0, description="Processor health poll interval (they allow 1 call per 5 s)."
+    )
+    payments_slow_ms: int = Field(
+        1500, ge=0, description="A processor slower than this is avoided while another is fast."
+    )
     http_timeout_seconds: float = Field(2.0, gt=0)
     http_retries: int = Field(2, ge=0, le=10)
 

@@ -2,6 +2,7 @@
 
 from paycore.commerce import store as commerce_store
 from paycore.fulfillment import store as fulfillment_store
+from paycore.payments import store as payments_store
 from paycore.platform import consumer, deadletters, idempotency, outbox
 
 __all__ = [
@@ -11,4 +12,5 @@ __all__ = [
     "fulfillment_store",
     "idempotency",
     "outbox",
+    "payments_store",
 ]

@@ -1,0 +1,209 @@
+"""The payments dispatcher against fake processors: each payment stored by exactly one
+processor, at the requestedAt recorded, and the summary equal to the processors' own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore.payments import service, store
+from paycore.payments.domain import DEFAULT, FALLBACK, Outcome, Payment, Router
+from paycore.payments.processors import Health
+
+Mode = Callable[[str, int], str]  # (correlation id, attempt on this processor) -> behaviour
+
+
+@dataclass
+class FakeProcessor:
+    """Stores payments like a Rinha processor; ``mode`` decides each call: "ok", "refuse"
+    (500, not stored) or "lost-answer" (stored, but the answer never arrives: a timeout)."""
+
+    name: str
+    mode: Mode = lambda cid, attempt: "ok"  # noqa: E731
+    stored: dict[str, tuple[int, int]] = field(default_factory=dict)
+    calls: list[tuple[str, int]] = field(default_factory=list)
+    failing: bool = False
+
+    async def pay(
+        self, correlation_id: str, amount_cents: int, requested_at_ms: int, *, timeout: float
+    ) -> tuple[Outcome, int]:
+        self.calls.append((correlation_id, requested_at_ms))
+        attempt = sum(1 for c, _ in self.calls if c == correlation_id)
+        await asyncio.sleep(0)
+        behaviour = self.mode(correlation_id, attempt)
+        if behaviour == "refuse":
+            return Outcome.REFUSED, 1
+        if correlation_id in self.stored:
+            return Outcome.STORED, 1  # a 422: it holds this payment already
+        self.stored[correlation_id] = (requested_at_ms, amount_cents)
+        return (Outcome.UNKNOWN if behaviour == "lost-answer" else Outcome.STORED), 1
+
+    async def health(self, *, timeout: float = 2.0) -> Health | None:
+        return Health(self.failing, 0)
+
+    def totals(self) -> tuple[int, int]:
+        return len(self.stored), sum(amount for _, amount in self.stored.values())
+
+
+@pytest.fixture
+def processors() -> dict[str, FakeProcessor]:
+    return {DEFAULT: FakeProcessor(DEFAULT), FALLBACK: FakeProcessor(FALLBACK)}
+
+
+@pytest.fixture
+async def running(
+    engine: AsyncEngine, processors: dict[str, FakeProcessor]
+) -> AsyncIterator[service.Dispatcher]:
+    router = Router(breaker_threshold=3, breaker_cooldown=0.01)
+    dispatcher = service.Dispatcher(engine, processors, router, max_in_flight=50, batch=20)
+    task = asyncio.create_task(dispatcher.run())
+    yield dispatcher
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def receive(engine: AsyncEngine, dispatcher: service.Dispatcher, count: int) -> list[str]:
+    payments = [
+        (Payment(str(uuid.uuid4()), 1990 + i), int(time.time() * 1000)) for i in range(count)
+    ]
+    async with engine.begin() as conn:
+        new = await store.insert_received(conn, payments)
+    dispatcher.add(new)
+    return [p.correlation_id for p, _ in payments]
+
+
+async def settled(dispatcher: service.Dispatcher, timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while dispatcher.waiting:
+            await asyncio.sleep(0.01)
+
+
+async def summary_of(engine: AsyncEngine) -> dict[str, tuple[int, int]]:
+    async with engine.connect() as conn:
+        found = await store.totals(conn, None, None)
+    return {name: (t.requests, t.amount_cents) for name, t in found.items()}
+
+
+def assert_consistent(
+    summary: dict[str, tuple[int, int]], processors: dict[str, FakeProcessor]
+) -> None:
+    for name, processor in processors.items():
+        assert summary.get(name, (0, 0)) == processor.totals(), name
+
+
+async def test_every_payment_is_stored_once_by_the_default_processor(
+    engine: AsyncEngine, running: service.Dispatcher, processors: dict[str, FakeProcessor]
+) -> None:
+    ids = await receive(engine, running, 200)
+    await settled(running)
+    assert set(processors[DEFAULT].stored) == set(ids)
+    assert not processors[FALLBACK].stored
+    assert_consistent(await summary_of(engine), processors)
+
+
+async def test_refused_payments_go_to_the_fallback_and_count_there(
+    engine: AsyncEngine, running: service.Dispatcher, processors: dict[str, FakeProcessor]
+) -> None:
+    processors[DEFAULT].mode = lambda cid, attempt: "refuse"
+    ids = await receive(engine, running, 100)
+    await settled(running)
+    assert not processors[DEFAULT].stored
+    assert set(processors[FALLBACK].stored) == set(ids)
+    assert_consistent(await summary_of(engine), processors)
+
+
+async def test_a_call_whose_answer_was_lost_is_asked_again_of_the_same_processor_only(
+    engine: AsyncEngine, running: service.Dispatcher, processors: dict[str, FakeProcessor]
+) -> None:
+    processors[DEFAULT].mode = lambda cid, attempt: "lost-answer" if attempt == 1 else "ok"
+    ids = await receive(engine, running, 50)
+    await settled(running)
+    on_default = {cid for cid, _ in processors[DEFAULT].calls}
+    on_fallback = {cid for cid, _ in processors[FALLBACK].calls}
+    assert on_default  # the first ones were pinned there before its breaker opened
+    assert not on_default & on_fallback  # a payment asked of one processor stays there
+    assert on_default | on_fallback == set(ids)
+    for cid in on_default:
+        calls = [at for c, at in processors[DEFAULT].calls if c == cid]
+        assert len(calls) == 2 and len(set(calls)) == 1  # asked again, same requestedAt
+    assert_consistent(await summary_of(engine), processors)
+
+
+async def test_payments_wait_while_both_processors_refuse_and_go_when_one_recovers(
+    engine: AsyncEngine, running: service.Dispatcher, processors: dict[str, FakeProcessor]
+) -> None:
+    down = {"now": True}
+    for processor in processors.values():
+        processor.mode = lambda cid, attempt: "refuse" if down["now"] else "ok"
+    await receive(engine, running, 30)
+    await asyncio.sleep(0.3)
+    assert running.waiting == 30
+    assert await summary_of(engine) == {}
+    down["now"] = False
+    await settled(running)
+    assert_consistent(await summary_of(engine), processors)
+    assert len(processors[DEFAULT].stored) + len(processors[FALLBACK].stored) == 30
+
+
+async def test_a_new_worker_finishes_pinned_payments_on_their_processor_at_their_time(
+    engine: AsyncEngine, processors: dict[str, FakeProcessor]
+) -> None:
+    payments = [(Payment(str(uuid.uuid4()), 1000), 1) for _ in range(10)]
+    async with engine.begin() as conn:
+        await store.insert_received(conn, payments)
+        await store.pin(conn, [p.correlation_id for p, _ in payments[:4]], FALLBACK, 123_456)
+    dispatcher = service.Dispatcher(engine, processors, Router())
+    assert await dispatcher.recover() == 10
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await settled(dispatcher)
+    finally:
+        task.cancel()
+    assert {cid for cid, _ in processors[FALLBACK].calls} == {
+        p.correlation_id for p, _ in payments[:4]
+    }
+    assert {at for _, at in processors[FALLBACK].calls} == {123_456}
+    assert len(processors[DEFAULT].stored) == 6
+    assert_consistent(await summary_of(engine), processors)
+
+
+async def test_purged_payments_are_not_sent(
+    engine: AsyncEngine, processors: dict[str, FakeProcessor]
+) -> None:
+    dispatcher = service.Dispatcher(engine, processors, Router())
+    payments = [(Payment(str(uuid.uuid4()), 1000), 1) for _ in range(5)]
+    async with engine.begin() as conn:
+        new = await store.insert_received(conn, payments)
+    await service.purge(engine)
+    dispatcher.add(new)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await settled(dispatcher, timeout=2)
+    finally:
+        task.cancel()
+    assert not processors[DEFAULT].calls
+
+
+async def test_summary_windows_on_the_requested_at_sent(
+    engine: AsyncEngine, running: service.Dispatcher, processors: dict[str, FakeProcessor]
+) -> None:
+    await receive(engine, running, 20)
+    await settled(running)
+    times = sorted(at for at, _ in processors[DEFAULT].stored.values())
+    async with engine.connect() as conn:
+        everything = await service.summary(conn, None, None)
+        before = await service.summary(conn, None, times[0] - 1)
+        exact = await service.summary(conn, times[0], times[-1])
+    assert everything["default"]["totalRequests"] == 20
+    assert before["default"] == {"totalRequests": 0, "totalAmount": 0}
+    assert exact == everything
+    assert everything["fallback"]["totalRequests"] == 0
+    assert (
+        str(everything["default"]["totalAmount"]) == f"{sum(1990 + i for i in range(20)) / 100:.2f}"
+    )

@@ -1,0 +1,127 @@
+"""Payments rules: request checks, time windows, routing and the circuit breaker."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from paycore.payments import messages
+from paycore.payments.domain import (
+    DEFAULT,
+    FALLBACK,
+    InvalidPayment,
+    Outcome,
+    Payment,
+    Router,
+    new_payment,
+    parse_bound,
+    requested_at_text,
+)
+
+CID = "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3"
+
+
+def test_payment_amount_is_read_exactly_in_cents() -> None:
+    assert new_payment(CID.upper(), Decimal("19.90")) == Payment(CID, 1990)
+    assert new_payment(CID, 7).amount_cents == 700
+    assert new_payment(CID, Decimal("0.01")).amount_cents == 1
+
+
+@pytest.mark.parametrize(
+    ("correlation_id", "amount", "field"),
+    [
+        ("not-a-uuid", Decimal("1"), "correlationId"),
+        (123, Decimal("1"), "correlationId"),
+        (CID, Decimal("0.001"), "amount"),
+        (CID, Decimal("0"), "amount"),
+        (CID, Decimal("-5.00"), "amount"),
+        (CID, Decimal("NaN"), "amount"),
+        (CID, Decimal("Infinity"), "amount"),
+        (CID, Decimal("1E+999999"), "amount"),
+        (CID, 19.9, "amount"),  # a float never carries money
+        (CID, True, "amount"),
+        (CID, "19.90", "amount"),
+    ],
+)
+def test_bad_payments_are_refused_with_the_field(
+    correlation_id: object, amount: object, field: str
+) -> None:
+    with pytest.raises(InvalidPayment) as caught:
+        new_payment(correlation_id, amount)
+    assert caught.value.field == field
+
+
+def test_window_bounds_are_inclusive_milliseconds_rounded_inwards() -> None:
+    start = parse_bound("2025-07-15T12:34:56.000Z", upper=False)
+    assert start is not None and requested_at_text(start) == "2025-07-15T12:34:56.000Z"
+    assert parse_bound("2025-07-15T12:34:56.0005Z", upper=False) == start + 1
+    assert parse_bound("2025-07-15T12:34:56.0005Z", upper=True) == start
+    assert parse_bound("2025-07-15T09:34:56-03:00", upper=True) == start
+    assert parse_bound("2025-07-15T12:34:56", upper=True) == start  # naive means UTC
+    assert parse_bound(None, upper=True) is None
+    with pytest.raises(InvalidPayment):
+        parse_bound("yesterday", upper=False)
+
+
+def test_topic_messages_round_trip_and_foreign_ones_are_refused() -> None:
+    payment = Payment(CID, 1990)
+    assert messages.decode(messages.encode(payment, 1_700_000_000_000)) == (
+        payment,
+        1_700_000_000_000,
+    )
+    for body in (b"nope", b"[]", b'{"v":2}', b'{"v":1,"correlationId":"x","amountCents":1}'):
+        with pytest.raises(InvalidPayment):
+            messages.decode(body)
+
+
+def test_router_prefers_the_cheaper_default_while_it_is_healthy_and_fast() -> None:
+    router = Router(slow_ms=1500)
+    assert router.choose(now=0) == DEFAULT
+    router.states[DEFAULT].on_health(failing=False, min_response_ms=1000, now=0)
+    assert router.choose(now=0) == DEFAULT
+    router.states[DEFAULT].on_health(failing=False, min_response_ms=2000, now=0)
+    assert router.choose(now=0) == FALLBACK  # default too slow, fallback fast
+    router.states[DEFAULT].on_health(failing=True, min_response_ms=0, now=0)
+    assert router.choose(now=0) == FALLBACK
+    router.states[FALLBACK].on_health(failing=True, min_response_ms=0, now=0)
+    assert router.choose(now=0) is None  # both down: payments wait
+
+
+def test_router_uses_the_faster_processor_when_both_are_slow() -> None:
+    router = Router(slow_ms=1500)
+    router.states[DEFAULT].on_health(failing=False, min_response_ms=3000, now=0)
+    router.states[FALLBACK].on_health(failing=False, min_response_ms=2000, now=0)
+    assert router.choose(now=0) == FALLBACK
+
+
+def test_breaker_opens_after_repeated_failures_and_closes_on_success() -> None:
+    router = Router(breaker_threshold=3, breaker_cooldown=0.5)
+    for _ in range(2):
+        router.record(DEFAULT, Outcome.REFUSED, 5, now=10.0)
+    assert router.choose(now=10.0) == DEFAULT
+    router.record(DEFAULT, Outcome.UNKNOWN, 5, now=10.0)
+    assert router.choose(now=10.0) == FALLBACK
+    assert not router.may_ask(DEFAULT, now=10.2)
+    assert router.may_ask(DEFAULT, now=10.6)  # trial call allowed after the cool-down
+    router.record(DEFAULT, Outcome.REFUSED, 5, now=10.6)  # trial failed: longer cool-down
+    assert not router.may_ask(DEFAULT, now=11.5)
+    assert router.may_ask(DEFAULT, now=11.7)
+    router.record(DEFAULT, Outcome.STORED, 5, now=11.7)
+    assert router.choose(now=11.7) == DEFAULT
+
+
+def test_a_processor_reporting_failure_recovers_when_a_call_succeeds() -> None:
+    router = Router()
+    router.states[DEFAULT].on_health(failing=True, min_response_ms=0, now=0)
+    router.record(DEFAULT, Outcome.STORED, 3, now=1)
+    assert router.choose(now=1) == DEFAULT
+
+
+def test_timeouts_grow_with_the_processors_latency_and_each_retry() -> None:
+    router = Router()
+    assert router.timeout_seconds(DEFAULT, 1) == 1.0
+    router.states[DEFAULT].on_health(failing=False, min_response_ms=2000, now=0)
+    assert router.timeout_seconds(DEFAULT, 1) == 4.5
+    assert router.timeout_seconds(DEFAULT, 2) == 9.0
+    assert router.timeout_seconds(DEFAULT, 10) == 30.0
