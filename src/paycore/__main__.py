@@ -112,6 +112,37 @@ def migrate() -> None:
     console.print("[green]database is up to date[/green]")
 
 
+PortOpt = Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port.")]
+TokenOpt = Annotated[str, typer.Option(help="Admin token (X-Rinha-Token header).")]
+
+
+@app.command()
+def processors(
+    host: Annotated[str, typer.Option(help="Address both processors listen on.")] = "127.0.0.1",
+    default_port: PortOpt = 8001,
+    fallback_port: PortOpt = 8002,
+    default_fee: Annotated[str, typer.Option(help="Default processor fee, in [0, 1).")] = "0.05",
+    fallback_fee: Annotated[str, typer.Option(help="Fallback processor fee, in [0, 1).")] = "0.15",
+    token: TokenOpt = "123",  # noqa: S107 - the official processors' public default
+    max_in_flight: Annotated[
+        int, typer.Option(min=1, help="Payments in flight per processor before 429.")
+    ] = 2000,
+) -> None:
+    """Run the default and fallback payment processor simulators (Rinha de Backend 2025)."""
+    from paycore.simulators import processor_pair as pair
+
+    try:
+        fees = pair.parse_fees(default_fee, fallback_fee)
+        ports = (default_port, fallback_port)
+        bound = pair.open_processors(host, ports, fees, token=token, max_in_flight=max_in_flight)
+    except (ValueError, OSError) as exc:
+        console.print(str(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    console.print(pair.banner(bound), markup=False, highlight=False)
+    pair.serve_processors(bound)
+    console.print("processors stopped")
+
+
 @app.command()
 def up() -> None:
     """Run everything on embedded defaults: NATS JetStream, SQLite, API and workers."""

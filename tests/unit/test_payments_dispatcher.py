@@ -25,7 +25,7 @@ class FakeProcessor:
     (500, not stored) or "lost-answer" (stored, but the answer never arrives: a timeout)."""
 
     name: str
-    mode: Mode = lambda cid, attempt: "ok"  # noqa: E731
+    mode: Mode = lambda cid, attempt: "ok"
     stored: dict[str, tuple[int, int]] = field(default_factory=dict)
     calls: list[tuple[str, int]] = field(default_factory=list)
     failing: bool = False
@@ -131,7 +131,8 @@ async def test_a_call_whose_answer_was_lost_is_asked_again_of_the_same_processor
     assert on_default | on_fallback == set(ids)
     for cid in on_default:
         calls = [at for c, at in processors[DEFAULT].calls if c == cid]
-        assert len(calls) == 2 and len(set(calls)) == 1  # asked again, same requestedAt
+        assert len(calls) == 2
+        assert len(set(calls)) == 1
     assert_consistent(await summary_of(engine), processors)
 
 

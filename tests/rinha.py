@@ -1,0 +1,97 @@
+"""Test support for the payments context: the two processor simulators as a real process
+(`paycore processors`), their admin API, and the consistency check the Rinha test makes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from procs import Proc, paycore_env, until
+from servers import free_port
+
+TOKEN = "123"
+
+
+class Processors:
+    """Both simulators; ``url[name]`` and admin helpers by processor name."""
+
+    def __init__(self, proc: Proc, ports: dict[str, int]) -> None:
+        self.proc = proc
+        self.url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+
+    def admin(self, name: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = httpx.request(
+            method, self.url[name] + path, headers={"X-Rinha-Token": TOKEN}, timeout=10, **kwargs
+        )
+        response.raise_for_status()
+        return response
+
+    def set(self, name: str, *, delay: int | None = None, failure: bool | None = None) -> None:
+        if delay is not None:
+            self.admin(name, "PUT", "/admin/configurations/delay", json={"delay": delay})
+        if failure is not None:
+            self.admin(name, "PUT", "/admin/configurations/failure", json={"failure": failure})
+
+    def reset(self) -> None:
+        for name in self.url:
+            self.set(name, delay=0, failure=False)
+            self.admin(name, "POST", "/admin/purge-payments")
+
+    def summary(self, name: str, params: dict[str, str] | None = None) -> tuple[int, Decimal]:
+        data = self.admin(name, "GET", "/admin/payments-summary", params=params or {}).json(
+            parse_float=Decimal
+        )
+        return int(data["totalRequests"]), Decimal(str(data["totalAmount"]))
+
+    def summaries(self, params: dict[str, str] | None = None) -> dict[str, tuple[int, Decimal]]:
+        return {name: self.summary(name, params) for name in self.url}
+
+
+@contextmanager
+def running_processors(log_dir: Path) -> Iterator[Processors]:
+    ports = {"default": free_port(), "fallback": free_port()}
+    proc = Proc(
+        [
+            "processors",
+            "--default-port",
+            str(ports["default"]),
+            "--fallback-port",
+            str(ports["fallback"]),
+        ],
+        paycore_env(),
+        log_dir / "processors.log",
+    ).start()
+    try:
+        processors = Processors(proc, ports)
+        until(lambda: _answering(processors), timeout=30)
+        yield processors
+    finally:
+        proc.stop()
+
+
+def _answering(processors: Processors) -> bool:
+    popen = processors.proc.popen
+    if popen is not None and popen.poll() is not None:
+        raise RuntimeError(f"processors exited:\n{processors.proc.log_tail()}")
+    try:
+        processors.summaries()
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+def backend_summary(
+    base_url: str, params: dict[str, str] | None = None
+) -> dict[str, tuple[int, Decimal]]:
+    data = httpx.get(base_url + "/payments-summary", params=params or {}, timeout=10).json(
+        parse_float=Decimal
+    )
+    return {
+        name: (int(data[name]["totalRequests"]), Decimal(str(data[name]["totalAmount"])))
+        for name in ("default", "fallback")
+    }
