@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -11,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from paycore.platform.embedded import start_nats
+from paycore.platform.migrate import upgrade
 from procs import Proc, paycore_env, until
 from servers import free_port
 
@@ -95,3 +98,71 @@ def backend_summary(
         name: (int(data[name]["totalRequests"]), Decimal(str(data[name]["totalAmount"])))
         for name in ("default", "fallback")
     }
+
+
+class Deployment:
+    """The Rinha topology as processes: a private NATS, one SQLite file shared by every
+    process, ``apis`` API instances at the root and one payments worker."""
+
+    def __init__(self, work: Path, processors: Processors, apis: int = 2) -> None:
+        self.work = work
+        self.nats_port = free_port()
+        self.env = paycore_env(
+            data_dir=work / "data",
+            database_url=f"sqlite+aiosqlite:///{work / 'payments.db'}",
+            broker_url=f"nats://127.0.0.1:{self.nats_port}",
+            payments_default_url=processors.url["default"],
+            payments_fallback_url=processors.url["fallback"],
+        )
+        self.worker_port = free_port()
+        self.api_ports = [free_port() for _ in range(apis)]
+        self.worker = self._worker()
+        self.apis = [self._api(i) for i in range(apis)]
+        self.nats: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.nats = start_nats(self.work / "nats", port=self.nats_port, sync="always")
+        upgrade(self.env["PAYCORE_DATABASE_URL"])
+        for proc in [self.worker, *self.apis]:
+            proc.start()
+
+    def base(self, i: int = 0) -> str:
+        return f"http://127.0.0.1:{self.api_ports[i]}"
+
+    def _worker(self) -> Proc:
+        return Proc(
+            ["worker", "--context", "payments", "--port", str(self.worker_port)],
+            self.env,
+            self.work / "worker.log",
+            f"http://127.0.0.1:{self.worker_port}/readyz",
+        )
+
+    def _api(self, i: int) -> Proc:
+        port = self.api_ports[i]
+        return Proc(
+            ["api", "--context", "payments", "--root", "--port", str(port)],
+            self.env,
+            self.work / f"api{i}.log",
+            f"http://127.0.0.1:{port}/readyz",
+        )
+
+    def restart_worker(self) -> None:
+        self.worker = self._worker().start()
+
+    def stop(self) -> None:
+        for proc in [*self.apis, self.worker]:
+            if proc.popen is not None:
+                proc.stop()
+        if self.nats is not None:
+            self.nats.terminate()
+            self.nats.wait(15)
+
+
+@contextmanager
+def deployment(work: Path, processors: Processors, apis: int = 2) -> Iterator[Deployment]:
+    running = Deployment(work, processors, apis)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()

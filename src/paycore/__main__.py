@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import orjson
 import typer
@@ -144,7 +145,15 @@ def processors(
 
 
 @app.command()
-def up() -> None:
+def up(
+    processors: Annotated[
+        bool,
+        typer.Option(
+            help="Also run the payment processor simulators on the ports of "
+            "PAYCORE_PAYMENTS_DEFAULT_URL and PAYCORE_PAYMENTS_FALLBACK_URL."
+        ),
+    ] = True,
+) -> None:
     """Run everything on embedded defaults: NATS JetStream, SQLite, API and workers."""
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -162,6 +171,16 @@ def up() -> None:
 
     upgrade(settings.effective_database_url)
     cmd = [sys.executable, "-m", "paycore"]
+    simulated = [settings.payments_default_url, settings.payments_fallback_url]
+    if processors:
+        ports = [str(urlsplit(url).port or 80) for url in simulated]
+        children.append(
+            subprocess.Popen(
+                [*cmd, "processors", "--default-port", ports[0], "--fallback-port", ports[1]],
+                env=env,
+                start_new_session=True,
+            )
+        )
     # Own sessions: Ctrl-C reaches only this process, which then stops the others in order.
     services = [
         subprocess.Popen([*cmd, role], env=env, start_new_session=True)
@@ -176,6 +195,9 @@ def up() -> None:
         f"[bold green]paycore is up[/bold green]\n"
         f"  API        {base}   (docs {base}/docs, metrics {base}/metrics)\n"
         f"  orders     {base}/fulfillment/   (order lookup page)\n"
+        f"  payments   {base}/payments/payments-summary   (Rinha contract under /payments)\n"
+        f"  processors {' and '.join(simulated)}"
+        f"{'   (simulators)' if processors else ''}\n"
         f"  analytics  http://{settings.host}:{settings.worker_port}   (internal, service token)\n"
         f"  broker     {env.get('PAYCORE_BROKER_URL', settings.effective_broker_url)}\n"
         f"  database   {settings.database_url or settings.data_dir.resolve() / 'paycore.db'}\n"

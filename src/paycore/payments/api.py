@@ -22,11 +22,15 @@ MAX_BODY = 4096
 
 
 class PaymentIn(msgspec.Struct):
-    """``{"correlationId": "<uuid>", "amount": 19.90}``: amounts are read exactly from the
-    JSON text (never through a float)."""
+    """``{"correlationId": "<uuid>", "amount": 19.90}``: the amount is read exactly from its
+    JSON text (never through a float) and must be a JSON number."""
 
     correlationId: str
-    amount: Decimal | int
+    amount: msgspec.Raw
+
+    def exact_amount(self) -> Decimal | None:
+        text = bytes(self.amount).decode()
+        return Decimal(text) if text[:1] in "-0123456789" else None
 
 
 _decoder = msgspec.json.Decoder(PaymentIn)
@@ -49,7 +53,7 @@ def payment_taker(bus: Bus) -> FastHandler:
             raise Problem(413, "body-too-large", f"a payment body is at most {MAX_BODY} bytes")
         try:
             request = _decoder.decode(body)
-            payment = new_payment(request.correlationId, request.amount)
+            payment = new_payment(request.correlationId, request.exact_amount())
         except msgspec.DecodeError as exc:
             code = "malformed-json" if "malformed" in str(exc).lower() else "validation-error"
             raise Problem(400 if code == "malformed-json" else 422, code, str(exc)) from None
