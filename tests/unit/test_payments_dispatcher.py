@@ -208,3 +208,26 @@ async def test_summary_windows_on_the_requested_at_sent(
     assert (
         str(everything["default"]["totalAmount"]) == f"{sum(1990 + i for i in range(20)) / 100:.2f}"
     )
+
+
+async def test_one_dispatcher_lease_at_a_time_taken_over_only_when_expired(
+    engine: AsyncEngine,
+) -> None:
+    lost: list[str] = []
+    first = service.Lease(engine, "first", ttl=0.3, on_lost=lambda: lost.append("first"))
+    second = service.Lease(engine, "second", ttl=0.3, on_lost=lambda: lost.append("second"))
+    await first.acquire()
+    waiting = asyncio.create_task(second.acquire())
+    await asyncio.sleep(0.1)
+    assert not waiting.done()  # held by the first, which is alive
+    await first.release()
+    await asyncio.wait_for(waiting, 1)  # given back: taken at once
+
+    keeping = asyncio.create_task(second.keep())
+    await asyncio.sleep(0.5)
+    assert not lost  # renewed while alive
+    keeping.cancel()  # the second worker freezes: its lease runs out
+    await asyncio.sleep(0.4)
+    await asyncio.wait_for(first.acquire(), 1)
+    await asyncio.wait_for(second.keep(), 1)  # it wakes up, cannot renew: told to stop
+    assert lost == ["second"]

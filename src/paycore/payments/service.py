@@ -2,8 +2,8 @@
 dispatcher that gets each payment stored by exactly one processor, the health poller, and the
 summary.
 
-The dispatcher is the only writer of pins: run one payments worker per deployment (a lease in
-the database keeps a second one idle until the first is gone).
+The dispatcher is the only writer of pins: one payments worker per deployment dispatches (a
+lease in the database keeps a second one waiting until the first is gone).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -43,7 +43,7 @@ class Payer(Protocol):
 async def accept(bus: Bus, payment: Payment) -> None:
     """Hand the payment to the broker; returns once the broker has stored it durably. The
     correlationId is the message id, so a payment posted twice is processed once."""
-    body = messages.encode(payment, int(time.time() * 1000))
+    body = messages.encode(payment, _now_ms())
     await bus.publish(
         [Envelope(messages.TOPIC, body, id=payment.correlation_id, key=payment.correlation_id)]
     )
@@ -169,7 +169,7 @@ class Dispatcher:
 
     async def _pin(self, items: list[Pending], target: str) -> list[Pending]:
         """Pin payments to ``target`` with one ``requestedAt``; returns those still to do."""
-        at = int(time.time() * 1000)
+        at = _now_ms()
         async with self._engine.begin() as conn:
             pinned = await store.pin(conn, [i.correlation_id for i in items], target, at)
         kept = []
@@ -243,6 +243,58 @@ class Dispatcher:
             raise
         self._known.difference_update(done)
         metrics.payments_processed.inc(len(done))
+
+
+class Lease:
+    """Only one dispatcher may run per deployment (two could pin one payment to different
+    processors). The worker waits for this lease before it starts, renews it, and gives it back
+    when it stops; ``on_lost`` runs if it cannot be renewed in time (the process should stop)."""
+
+    def __init__(
+        self, engine: AsyncEngine, holder: str, *, ttl: float = 6.0, on_lost: Callable[[], None]
+    ) -> None:
+        self._engine = engine
+        self.holder = holder
+        self._ttl_ms = int(ttl * 1000)
+        self._on_lost = on_lost
+
+    async def _claim(self) -> bool:
+        async with self._engine.begin() as conn:
+            return await store.claim_lease(conn, self.holder, _now_ms(), self._ttl_ms)
+
+    async def acquire(self) -> None:
+        waited = False
+        while not await self._claim():
+            if not waited:
+                log.warning("another payments worker holds the lease; waiting for it")
+                waited = True
+            await asyncio.sleep(self._ttl_ms / 4000)
+
+    async def keep(self) -> None:
+        """Renew every third of the lease; losing it (or failing to renew it until it would
+        expire) calls ``on_lost`` once."""
+        expires = time.monotonic() + self._ttl_ms / 1000
+        while True:
+            await asyncio.sleep(self._ttl_ms / 3000)
+            try:
+                if await self._claim():
+                    expires = time.monotonic() + self._ttl_ms / 1000
+                    continue
+                log.critical("the payments lease was taken over")
+            except Exception:
+                log.exception("could not renew the payments lease")
+                if time.monotonic() < expires - self._ttl_ms / 3000:
+                    continue
+            self._on_lost()
+            return
+
+    async def release(self) -> None:
+        async with self._engine.begin() as conn:
+            await store.release_lease(conn, self.holder)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 async def poll_health(

@@ -39,6 +39,15 @@ payments = Table(
     Index("ix_payments_requested", "requested_at_ms"),
 )
 
+leases = Table(
+    "payments_leases",
+    metadata,
+    Column("role", String(32), primary_key=True),
+    Column("holder", String(100), nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+)
+DISPATCHER = "dispatcher"
+
 
 @dataclass(slots=True)
 class Pending:
@@ -136,3 +145,33 @@ async def totals(
 
 async def purge(conn: AsyncConnection) -> None:
     await conn.execute(delete(payments))
+
+
+async def claim_lease(conn: AsyncConnection, holder: str, now_ms: int, ttl_ms: int) -> bool:
+    """Take or renew the dispatcher's lease: granted when free, expired, or already ours."""
+    renewed = await conn.execute(
+        update(leases)
+        .where(
+            leases.c.role == DISPATCHER,
+            (leases.c.holder == holder) | (leases.c.expires_at_ms < now_ms),
+        )
+        .values(holder=holder, expires_at_ms=now_ms + ttl_ms)
+    )
+    if renewed.rowcount:
+        return True
+    dialect = conn.dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    created = await conn.execute(
+        insert(leases)
+        .values(role=DISPATCHER, holder=holder, expires_at_ms=now_ms + ttl_ms)
+        .on_conflict_do_nothing(index_elements=["role"])
+    )
+    return bool(created.rowcount)
+
+
+async def release_lease(conn: AsyncConnection, holder: str) -> None:
+    await conn.execute(
+        update(leases)
+        .where(leases.c.role == DISPATCHER, leases.c.holder == holder)
+        .values(expires_at_ms=0)
+    )
