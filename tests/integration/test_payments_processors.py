@@ -161,6 +161,7 @@ async def test_calls_timing_out_during_a_delay_are_asked_again_of_the_same_proce
     await asyncio.sleep(0.5)  # the poller's first report (delay 0) is in
     processors.set(DEFAULT, delay=1500)
     worker.router.slow_ms = 10_000  # keep routing to default despite the slow answers
+    worker.router.min_timeout = 1.0
     timeouts_before = unknown_outcomes()
     await worker.take(100)
     await worker.settled(timeout=90)

@@ -119,10 +119,24 @@ def test_a_processor_reporting_failure_recovers_when_a_call_succeeds() -> None:
     assert router.choose(now=1) == DEFAULT
 
 
-def test_timeouts_grow_with_the_processors_latency_and_each_retry() -> None:
-    router = Router()
-    assert router.timeout_seconds(DEFAULT, 1) == 1.0
-    router.states[DEFAULT].on_health(failing=False, min_response_ms=2000, now=0)
-    assert router.timeout_seconds(DEFAULT, 1) == 4.5
-    assert router.timeout_seconds(DEFAULT, 2) == 9.0
-    assert router.timeout_seconds(DEFAULT, 10) == 30.0
+def test_timeouts_outlast_any_delay_and_grow_with_latency_and_retries() -> None:
+    router = Router(min_timeout=6.0)
+    assert router.timeout_seconds(DEFAULT, 1) == 6.0
+    router.states[DEFAULT].on_health(failing=False, min_response_ms=4000, now=0)
+    assert router.timeout_seconds(DEFAULT, 1) == 8.5
+    assert router.timeout_seconds(DEFAULT, 2) == 17.0
+    assert router.timeout_seconds(DEFAULT, 10) == 60.0
+
+
+def test_a_processor_whose_calls_hang_is_treated_as_slow_before_any_report() -> None:
+    router = Router(slow_ms=1500)
+    router.states[DEFAULT].oldest_call_ms = 1200
+    assert router.choose(now=0) == DEFAULT
+    router.states[DEFAULT].oldest_call_ms = 1600  # a call has waited longer than slow_ms
+    assert router.choose(now=0) == FALLBACK
+
+
+def test_a_slow_failure_counts_as_slow() -> None:
+    router = Router(slow_ms=1500, breaker_threshold=5)
+    router.record(DEFAULT, Outcome.REFUSED, 5000, now=0)
+    assert router.choose(now=0) == FALLBACK

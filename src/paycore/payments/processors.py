@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import httpx
 import orjson
 
 from paycore.payments.domain import Outcome, requested_at_text
+from paycore.platform.http_client import ConnectFailed, HttpClient
 from paycore.platform.money import json_number
 
 
@@ -25,13 +25,7 @@ class ProcessorClient:
     def __init__(self, name: str, base_url: str, *, max_connections: int = 1000) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={"content-type": "application/json"},
-        )
+        self._http = HttpClient(self.base_url, max_connections=max_connections)
 
     async def pay(
         self, correlation_id: str, amount_cents: int, requested_at_ms: int, *, timeout: float
@@ -46,30 +40,32 @@ class ProcessorClient:
         )
         started = time.perf_counter()
         try:
-            response = await self._http.post("/payments", content=body, timeout=timeout)
-        except httpx.ConnectError:
-            return Outcome.REFUSED, _since(started)  # never reached it: nothing was stored
-        except httpx.HTTPError:
+            status, _ = await self._http.request("POST", "/payments", body, timeout=timeout)
+        except ConnectFailed:
+            return Outcome.REFUSED, _since(started)  # never sent: nothing was stored
+        except (TimeoutError, ConnectionError):
             return Outcome.UNKNOWN, _since(started)
         elapsed = _since(started)
-        if response.status_code in (200, 201, 202, 204, 422):
+        if status in (200, 201, 202, 204, 422):
             return Outcome.STORED, elapsed
-        if response.status_code in (429, 500, 503):
+        if status in (429, 500, 503):
             return Outcome.REFUSED, elapsed
         return Outcome.UNKNOWN, elapsed  # anything else: do not guess, ask again later
 
     async def health(self, *, timeout: float = 2.0) -> Health | None:
         try:
-            response = await self._http.get("/payments/service-health", timeout=timeout)
-            if response.status_code != 200:
+            status, body = await self._http.request(
+                "GET", "/payments/service-health", timeout=timeout
+            )
+            if status != 200:
                 return None
-            data = orjson.loads(response.content)
+            data = orjson.loads(body)
             return Health(bool(data["failing"]), int(data["minResponseTime"]))
-        except (httpx.HTTPError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (TimeoutError, ConnectionError, KeyError, TypeError, ValueError):
             return None
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
 
 def _since(started: float) -> int:

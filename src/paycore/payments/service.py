@@ -94,6 +94,7 @@ class Dispatcher:
         self._stored: list[str] = []
         self._stored_wake = asyncio.Event()
         self._calls: set[asyncio.Task[None]] = set()
+        self._started: dict[str, dict[str, float]] = {name: {} for name in payers}
 
     @property
     def waiting(self) -> int:
@@ -141,6 +142,9 @@ class Dispatcher:
             self._wake.clear()
             await self._wake.wait()
         now = time.monotonic()
+        for name, started in self._started.items():
+            oldest = next(iter(started.values()), now)
+            self.router.states[name].oldest_call_ms = int((now - oldest) * 1000)
         target = self.router.choose(now)
         sendable: list[Pending] = []
         to_pin: list[Pending] = []
@@ -185,6 +189,7 @@ class Dispatcher:
         assert item.processor is not None
         assert item.requested_at_ms is not None
         name = item.processor
+        self._started[name][item.correlation_id] = time.monotonic()
         try:
             item.attempt += 1
             outcome, elapsed = await self._payers[name].pay(
@@ -208,6 +213,7 @@ class Dispatcher:
             log.exception("payment call failed", extra={"correlation_id": item.correlation_id})
             self._requeue(item, 1.0)
         finally:
+            self._started[name].pop(item.correlation_id, None)
             self._slots.release()
 
     def _requeue(self, item: Pending, delay: float) -> None:
