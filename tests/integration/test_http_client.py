@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+import uvloop
 
 from paycore.platform.http_client import ConnectFailed, HttpClient
 from servers import free_port
@@ -120,3 +121,23 @@ async def test_nothing_sent_is_told_apart_from_an_unknown_answer(server: tuple) 
 def test_only_plain_http_urls() -> None:
     with pytest.raises(ValueError, match="http://"):
         HttpClient("https://example.test")
+
+
+def test_works_on_uvloop_as_the_services_run_it() -> None:
+    async def scenario() -> tuple[int, bytes]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nuv")
+            await writer.drain()
+            writer.close()
+
+        port = free_port()
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        client = HttpClient(f"http://127.0.0.1:{port}")
+        try:
+            return await client.request("GET", "/", timeout=2)
+        finally:
+            await client.close()
+            server.close()
+
+    assert uvloop.run(scenario()) == (200, b"uv")
