@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -170,6 +171,9 @@ def up(
     from paycore.platform.migrate import upgrade
 
     upgrade(settings.effective_database_url)
+    admin = "from PAYCORE_ADMIN_TOKEN"
+    if not settings.admin_token:  # a fresh operator token for this run only, shown below
+        admin = env["PAYCORE_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
     cmd = [sys.executable, "-m", "paycore"]
     simulated = [settings.payments_default_url, settings.payments_fallback_url]
     if processors:
@@ -196,6 +200,7 @@ def up(
         f"  API        {base}   (docs {base}/docs, metrics {base}/metrics)\n"
         f"  orders     {base}/fulfillment/   (order lookup page)\n"
         f"  payments   {base}/payments/payments-summary   (Rinha contract under /payments)\n"
+        f"  gateway    {base}/gateway/dashboard   (merchant dashboard; admin token: {admin})\n"
         f"  processors {' and '.join(simulated)}"
         f"{'   (simulators)' if processors else ''}\n"
         f"  analytics  http://{settings.host}:{settings.worker_port}   (internal, service token)\n"

@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -30,6 +34,13 @@ from paycore.config import Settings
 from paycore.fulfillment import api as fulfillment_api
 from paycore.fulfillment import consumers as fulfillment_consumers
 from paycore.fulfillment.service import OrderCache
+from paycore.gateway import api as gateway_api
+from paycore.gateway import consumers as gateway_consumers
+from paycore.gateway import dashboard as gateway_dashboard
+from paycore.gateway import service as gateway_service
+from paycore.gateway.auth import Authenticator, Sessions
+from paycore.gateway.crypto import Hasher, Keyring, is_development
+from paycore.gateway.webhooks import WebhookDispatcher
 from paycore.payments import api as payments_api
 from paycore.payments import consumers as payments_consumers
 from paycore.payments import service as payments_service
@@ -40,13 +51,15 @@ from paycore.platform.batching import GroupCommit
 from paycore.platform.bus import Bus, Subscription, create_bus
 from paycore.platform.consumer import BatchHandler, Consumer, RetryPolicy
 from paycore.platform.db import create_engine
-from paycore.platform.http import FastHandler, FastLane, create_app, install_probes
+from paycore.platform.http import FastLane, FastRoute, create_app, install_probes
 from paycore.platform.idempotency import IdempotencyMiddleware
+from paycore.platform.ids import uuid7
 from paycore.platform.outbox import Relay
+from paycore.platform.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-CONTEXTS = ("commerce", "fulfillment", "payments")
+CONTEXTS = ("commerce", "fulfillment", "gateway", "payments")
 
 
 @dataclass
@@ -154,7 +167,7 @@ def build_api(
     if root and len(chosen) != 1:
         raise ValueError("--root serves exactly one context")
     state: dict[str, Runtime] = {}
-    fast_routes: dict[tuple[str, str], FastHandler] = {}
+    fast_routes: dict[tuple[str, str], FastRoute] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -166,19 +179,25 @@ def build_api(
             await _mount_fulfillment(app, runtime, "" if root else "/fulfillment")
         if "payments" in chosen:
             _mount_payments(app, runtime, "" if root else "/payments", fast_routes)
+        if "gateway" in chosen:
+            _mount_gateway(app, runtime, "" if root else "/gateway", fast_routes)
         install_probes(app, await runtime.readiness())
         try:
             yield
         finally:
             await runtime.close()
 
-    idempotency = (IdempotencyMiddleware, {"engine": lambda: state["runtime"].engine})
+    idempotency = (
+        IdempotencyMiddleware,
+        # keyed: a stored fingerprint of a body with card data must not be reversible
+        {"engine": lambda: state["runtime"].engine, "secret": settings.secret_pepper.encode()},
+    )
     fast_lane = (FastLane, {"routes": fast_routes})
     return create_app("paycore API", lifespan=lifespan, middleware=[idempotency, fast_lane])
 
 
 def _mount_commerce(
-    app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastHandler]
+    app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
 ) -> None:
     settings = runtime.settings
     client = AnalyticsClient(
@@ -206,11 +225,60 @@ async def _mount_fulfillment(app: FastAPI, runtime: Runtime, prefix: str) -> Non
 
 
 def _mount_payments(
-    app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastHandler]
+    app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
 ) -> None:
     take = payments_api.payment_taker(runtime.bus)
     fast_routes[("POST", prefix + payments_api.PAYMENT_PATH)] = take
     app.include_router(payments_api.router(runtime.engine, take), prefix=prefix)
+
+
+def _gateway_keys(settings: Settings) -> tuple[Keyring, Hasher]:
+    if is_development(settings.card_keys, settings.secret_pepper):
+        log.warning(
+            "PAYCORE_CARD_KEYS or PAYCORE_SECRET_PEPPER is not set: the gateway uses "
+            "development keys that anyone can read; set both outside development"
+        )
+    return Keyring.parse(settings.card_keys), Hasher(settings.secret_pepper)
+
+
+def _mount_gateway(
+    app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
+) -> None:
+    settings = runtime.settings
+    keyring, hasher = _gateway_keys(settings)
+    writer = GroupCommit(
+        runtime.engine, gateway_service.write_transactions, after_commit=runtime.relay.notify
+    )
+    runtime.closers.append(writer.stop)
+    guard = gateway_api.Guard(
+        Authenticator(runtime.engine.connect, hasher),
+        RateLimiter(settings.gateway_rate_per_second, settings.gateway_rate_burst),
+        Sessions(hasher.session_key, int(settings.gateway_session_hours * 3600)),
+    )
+    accept = gateway_api.transaction_acceptor(guard, writer, keyring=keyring, hasher=hasher)
+    fast_routes[("POST", prefix + gateway_api.TRANSACTION_PATH)] = accept
+    app.include_router(
+        gateway_api.router(
+            runtime.engine,
+            guard,
+            accept,
+            admin_token=settings.admin_token,
+            keyring=keyring,
+            hasher=hasher,
+        ),
+        prefix=prefix,
+    )
+    app.include_router(
+        gateway_dashboard.router(
+            runtime.engine,
+            guard,
+            cookie_path=prefix or "/",
+            poll_seconds=settings.gateway_live_poll_ms / 1000,
+            stream_seconds=settings.gateway_stream_seconds,
+            login_limiter=RateLimiter(1.0, 10),
+        ),
+        prefix=prefix,
+    )
 
 
 def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastAPI:
@@ -229,6 +297,8 @@ def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastA
             _consume(runtime, subscription, handler)
         if "payments" in chosen:
             await _start_payments(runtime)
+        if "gateway" in chosen:
+            _start_gateway(runtime)
         install_probes(app, await runtime.readiness())
         try:
             yield
@@ -277,6 +347,37 @@ def _both(first: Callable[[], None], then: Callable[[], None] | None) -> Callabl
     return run
 
 
+def _start_gateway(runtime: Runtime) -> None:
+    """The transaction processor and/or the result applier with its webhook dispatcher
+    (``PAYCORE_GATEWAY_WORKER_ROLES``); the processor has its own consumer group."""
+    settings = runtime.settings
+    keyring, _ = _gateway_keys(settings)
+    roles = settings.gateway_worker_roles.split(",")
+    if "processor" in roles:
+        _consume(runtime, *gateway_consumers.processor(keyring, batch=settings.consumer_batch))
+    if "results" in roles:
+        client = httpx.AsyncClient(
+            timeout=settings.gateway_webhook_timeout_seconds, follow_redirects=False
+        )
+        dispatcher = WebhookDispatcher(
+            runtime.engine,
+            keyring,
+            client,
+            retry=RetryPolicy(
+                settings.gateway_webhook_max_attempts,
+                settings.gateway_webhook_backoff_ms / 1000,
+                settings.gateway_webhook_backoff_max_ms / 1000,
+            ),
+        )
+        queued = gateway_consumers.WebhooksQueued(dispatcher.notify)
+        subscription, handler = gateway_consumers.results(
+            batch=settings.consumer_batch, webhooks=queued
+        )
+        _consume(runtime, subscription, handler, after_commit=queued.after_commit)
+        runtime.spawn("gateway-webhooks", dispatcher.run)
+        runtime.closers.append(client.aclose)
+
+
 async def _start_payments(runtime: Runtime) -> None:
     """The deployment's payments worker: intake from the topic, the dispatcher, the poller."""
     settings = runtime.settings
@@ -292,6 +393,11 @@ async def _start_payments(runtime: Runtime) -> None:
             max_connections=settings.payments_max_in_flight,
         ),
     }
+    lease = payments_service.Lease(
+        runtime.engine, f"{socket.gethostname()}:{os.getpid()}:{uuid7()}", on_lost=_stop_process
+    )
+    await lease.acquire()
+    runtime.spawn("payments-lease", lease.keep)
     router = Router(slow_ms=settings.payments_slow_ms)
     dispatcher = payments_service.Dispatcher(
         runtime.engine, payers, router, max_in_flight=settings.payments_max_in_flight
@@ -312,8 +418,14 @@ async def _start_payments(runtime: Runtime) -> None:
         await dispatcher.drain(timeout=5.0)
         for payer in payers.values():
             await payer.close()
+        await lease.release()
 
     runtime.closers.append(finish)
+
+
+def _stop_process() -> None:
+    """Stop this process as SIGTERM would (graceful); its supervisor starts a new one."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _start_analytics(app: FastAPI, runtime: Runtime) -> None:

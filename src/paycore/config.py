@@ -70,6 +70,34 @@ class Settings(BaseSettings):
     payments_slow_ms: int = Field(
         1500, ge=0, description="A processor slower than this is avoided while another is fast."
     )
+    admin_token: str = Field(
+        "", description="Operator credential of /gateway/accounts; empty turns admin routes off."
+    )
+    card_keys: str = Field(
+        "",
+        description="AES keys sealing card data: 'kid:base64key,…', first one current; "
+        "empty means an insecure development key.",
+    )
+    secret_pepper: str = Field(
+        "", description="Key of the keyed hashes (secrets, card fingerprints, sessions)."
+    )
+    gateway_rate_per_second: float = Field(
+        1000.0, gt=0, description="Requests per second per merchant account (per API process)."
+    )
+    gateway_rate_burst: int = Field(2000, ge=1, description="Requests a merchant may burst.")
+    gateway_session_hours: float = Field(8.0, gt=0, description="Dashboard session lifetime.")
+    gateway_live_poll_ms: int = Field(200, ge=10, description="Dashboard feed poll interval.")
+    gateway_stream_seconds: float = Field(
+        15.0, gt=0, description="Lifetime of one dashboard event stream (the browser resumes)."
+    )
+    gateway_worker_roles: str = Field(
+        "processor,results",
+        description="What `paycore worker --context gateway` runs: processor, results or both.",
+    )
+    gateway_webhook_timeout_seconds: float = Field(5.0, gt=0)
+    gateway_webhook_max_attempts: int = Field(8, ge=1, le=50)
+    gateway_webhook_backoff_ms: int = Field(1_000, ge=1, description="First webhook retry delay.")
+    gateway_webhook_backoff_max_ms: int = Field(300_000, ge=1)
     http_timeout_seconds: float = Field(2.0, gt=0)
     http_retries: int = Field(2, ge=0, le=10)
 
@@ -85,6 +113,22 @@ class Settings(BaseSettings):
 
             create_bus(value)  # checks the URL's options now; no connection is made
         return value
+
+    @field_validator("card_keys")
+    @classmethod
+    def _card_keys(cls, value: str) -> str:
+        from paycore.gateway.crypto import Keyring
+
+        Keyring.parse(value)  # a malformed key list stops the process at start
+        return value
+
+    @field_validator("gateway_worker_roles")
+    @classmethod
+    def _worker_roles(cls, value: str) -> str:
+        roles = {r.strip() for r in value.split(",") if r.strip()}
+        if not roles or roles - {"processor", "results"}:
+            raise ValueError("use 'processor', 'results' or 'processor,results'")
+        return ",".join(sorted(roles))
 
     @field_validator("database_url")
     @classmethod

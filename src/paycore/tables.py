@@ -2,6 +2,7 @@
 
 from paycore.commerce import store as commerce_store
 from paycore.fulfillment import store as fulfillment_store
+from paycore.gateway import store as gateway_store
 from paycore.payments import store as payments_store
 from paycore.platform import consumer, deadletters, idempotency, outbox
 
@@ -10,6 +11,7 @@ __all__ = [
     "consumer",
     "deadletters",
     "fulfillment_store",
+    "gateway_store",
     "idempotency",
     "outbox",
     "payments_store",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -132,6 +133,13 @@ def install_error_handlers(app: FastAPI) -> None:
         problem = Problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
         return problem_response(problem, request.url.path)
 
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette's outermost layer answers with this, then re-raises: the observability
+        # middleware logs the error.
+        problem = Problem(500, "internal-error", "An unexpected error occurred; it is logged.")
+        return problem_response(problem, request.url.path)
+
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
@@ -187,13 +195,31 @@ FastHandler = Callable[[bytes], Awaitable[tuple[int, Any]]]
 ROUTE_KEY = "paycore.route"
 
 
+@dataclass(frozen=True, slots=True)
+class WithHeaders:
+    """A fast-lane handler that also reads the request headers (names in lower case), e.g.
+    a credential. A body over ``max_body`` bytes is refused with a 413 before it is read."""
+
+    handle: Callable[[bytes, Mapping[str, str]], Awaitable[tuple[int, Any]]]
+    max_body: int = 1 << 20
+
+
+FastRoute = FastHandler | WithHeaders
+"""What the fast lane serves on a ``(method, path)``."""
+
+
+def body_too_large(limit: int) -> Problem:
+    """The 413 answered for a request body over ``limit`` bytes."""
+    return Problem(413, "body-too-large", f"The request body exceeds {limit} bytes.")
+
+
 class FastLane:
     """Serves a few hot ``(method, path)`` pairs as plain ASGI ahead of the framework's
     routing, dependency and middleware stack (measured at 4–5x the cost of the handler
     itself). The same handlers stay mounted as documented framework routes; ``routes`` may be
     filled after the app is built (at startup)."""
 
-    def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], FastHandler]) -> None:
+    def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], FastRoute]) -> None:
         self.app = app
         self.routes = routes
 
@@ -204,21 +230,34 @@ class FastLane:
             return
         scope[ROUTE_KEY] = scope["path"]
         try:
-            status, content = await handler(await read_body(receive))
+            if isinstance(handler, WithHeaders):
+                headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+                declared = headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > handler.max_body:
+                    raise body_too_large(handler.max_body)
+                body = await read_body(receive, limit=handler.max_body)
+                status, content = await handler.handle(body, headers)
+            else:
+                status, content = await handler(await read_body(receive))
         except Problem as problem:
             await problem_response(problem, scope["path"])(scope, receive, send)
             return
         await JSONResponse(content, status_code=status)(scope, receive, send)
 
 
-async def read_body(receive: Receive) -> bytes:
-    """The whole request body of an ASGI request."""
+async def read_body(receive: Receive, limit: int | None = None) -> bytes:
+    """The whole request body of an ASGI request; a 413 ``Problem`` past ``limit`` bytes."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise body_too_large(limit)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
@@ -255,6 +294,28 @@ def install_probes(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> None:
         return Response(body, media_type=content_type)
 
 
+class PaycoreAPI(FastAPI):
+    """FastAPI with paycore's middleware in front of the framework's own stack rather than
+    inside it: the fast lane's hot routes then skip Starlette's error, telemetry and body-limit
+    layers (measured at about a fifth of a payment's cost); the observability layer is
+    outermost and answers unexpected errors itself."""
+
+    def __init__(
+        self, *args: Any, outer: Sequence[tuple[type[Any], dict[str, Any]]] = (), **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._outer = list(outer)
+        self._entry: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._entry is None:
+            entry: ASGIApp = super().__call__
+            for cls, options in reversed(self._outer):
+                entry = cls(entry, **options)
+            self._entry = ObservabilityMiddleware(entry)
+        await self._entry(scope, receive, send)
+
+
 def create_app(
     title: str,
     *,
@@ -265,15 +326,13 @@ def create_app(
     """A FastAPI app with paycore's error model, JSON rendering and observability.
     ``middleware`` (class, options) run inside the observability layer, first listed outermost,
     so every answer, theirs and unexpected errors included, carries the correlation id."""
-    app = FastAPI(
+    app = PaycoreAPI(
         title=title,
         lifespan=lifespan,
         default_response_class=JSONResponse,
         docs_url="/docs" if docs else None,
         redoc_url=None,
+        outer=middleware,
     )
     install_error_handlers(app)
-    for cls, options in reversed(middleware):
-        app.add_middleware(cls, **options)
-    app.add_middleware(ObservabilityMiddleware)
     return app

@@ -175,6 +175,12 @@ class Relay:
                     await self._bus.publish(list(_envelopes(rows)))
                     await conn.execute(_delete(rows))
         else:
+            # A lock-free read first: an idle relay never takes SQLite's single write lock.
+            async with self._engine.connect() as conn:
+                waiting = (await conn.execute(select(outbox.c.seq).limit(1))).first()
+            if waiting is None:
+                metrics.outbox_backlog.set(0)
+                return 0
             async with self._engine.begin() as conn:
                 rows = (await conn.execute(self._lease())).all()
             rows = sorted(rows, key=lambda r: r.seq)

