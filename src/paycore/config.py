@@ -117,9 +117,10 @@ class Settings(BaseSettings):
     @field_validator("card_keys")
     @classmethod
     def _card_keys(cls, value: str) -> str:
-        from paycore.gateway.crypto import Keyring
+        if value:  # empty means development keys (and no need to load the crypto library)
+            from paycore.gateway.crypto import Keyring
 
-        Keyring.parse(value)  # a malformed key list stops the process at start
+            Keyring.parse(value)  # a malformed key list stops the process at start
         return value
 
     @field_validator("gateway_worker_roles")

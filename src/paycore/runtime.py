@@ -1,0 +1,157 @@
+"""What one paycore process holds: its engine, broker, relay and caches, its supervised
+background tasks, and how it runs a consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore.config import Settings
+from paycore.platform import retention
+from paycore.platform.bus import Bus, Subscription, create_bus
+from paycore.platform.consumer import BatchHandler, Consumer, RetryPolicy
+from paycore.platform.db import create_engine
+from paycore.platform.outbox import Relay
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The connections one process holds, and its background tasks."""
+
+    settings: Settings
+    engine: AsyncEngine
+    bus: Bus
+    relay: Relay
+    redis: Redis | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @classmethod
+    async def open(cls, settings: Settings, *, client_name: str) -> Runtime:
+        engine = create_engine(settings.effective_database_url)
+        bus = create_bus(settings.effective_broker_url, client_name=client_name)
+        await bus.connect()
+        relay = Relay(
+            engine, bus, poll_seconds=settings.outbox_poll_ms / 1000, batch=settings.outbox_batch
+        )
+        redis = None
+        if settings.redis_url:  # imported only when used: ~20 MB of a process's memory
+            from redis.asyncio import Redis
+
+            redis = Redis.from_url(settings.redis_url)
+        runtime = cls(settings, engine, bus, relay, redis)
+        runtime.spawn("outbox-relay", relay.run)
+        runtime.spawn(
+            "retention",
+            lambda: retention.run(
+                engine,
+                inbox_for=timedelta(hours=settings.inbox_retention_hours),
+                keys_for=timedelta(hours=settings.idempotency_retention_hours),
+            ),
+        )
+        return runtime
+
+    def spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a background loop, restarting it with backoff if it crashes."""
+        self.tasks.append(asyncio.create_task(supervise(name, run), name=name))
+
+    async def readiness(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        async def database() -> None:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        checks: dict[str, Callable[[], Awaitable[None]]] = {"database": database}
+        if self.redis is not None:
+            redis = self.redis
+
+            async def ping() -> None:
+                await redis.ping()
+
+            checks["redis"] = ping
+        return checks
+
+    async def close(self) -> None:
+        """Stop taking work, finish in-flight batches, run the closers (final writes),
+        flush the outbox, then close connections."""
+        await self.bus.stop_consuming()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for closer in self.closers:
+            try:
+                await closer()
+            except Exception:
+                log.exception(
+                    "shutdown step failed", extra={"step": getattr(closer, "__qualname__", "")}
+                )
+        await self.relay.stop()
+        await self.bus.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+
+async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run ``run`` until it returns, restarting it with backoff whenever it crashes."""
+    failures = 0
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failures += 1
+            delay = min(10.0, 0.2 * 2**failures)
+            log.exception(
+                "background task crashed; restarting", extra={"task": name, "delay": delay}
+            )
+            await asyncio.sleep(delay)
+
+
+def consume(
+    runtime: Runtime,
+    subscription: Subscription,
+    handler: BatchHandler,
+    after_commit: Callable[[], None] | None = None,
+) -> None:
+    """Run a consumer for the subscription, with the configured retry policy; ``after_commit``
+    runs after each committed batch (besides waking the outbox relay)."""
+    settings = runtime.settings
+    consumer = Consumer(
+        subscription=subscription,
+        handler=handler,
+        engine=runtime.engine,
+        bus=runtime.bus,
+        retry=RetryPolicy(
+            settings.consumer_max_attempts,
+            settings.consumer_backoff_ms / 1000,
+            settings.consumer_backoff_max_ms / 1000,
+        ),
+        after_commit=both(runtime.relay.notify, after_commit),
+    )
+    runtime.spawn(f"consume:{subscription.queue_name}", consumer.run)
+
+
+def both(first: Callable[[], None], then: Callable[[], None] | None) -> Callable[[], None]:
+    """One callback running ``first`` then ``then`` (when given)."""
+    if then is None:
+        return first
+
+    def run() -> None:
+        first()
+        then()
+
+    return run

@@ -1,0 +1,29 @@
+"""Fulfillment in a process: order lookup from a warmed cache (API), ingestion (worker)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from paycore.fulfillment import api, consumers
+from paycore.fulfillment.service import OrderCache
+from paycore.platform.http import FastRoute
+from paycore.runtime import Runtime, consume
+
+log = logging.getLogger(__name__)
+
+
+async def mount_api(
+    app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
+) -> None:
+    cache = OrderCache(
+        runtime.engine.connect, api.render, size=runtime.settings.fulfillment_cache_size
+    )
+    warmed = await cache.warm()
+    log.info("fulfillment cache warmed", extra={"orders": warmed})
+    app.include_router(api.router(cache, runtime.bus), prefix=prefix)
+
+
+async def start_worker(app: FastAPI, runtime: Runtime) -> None:
+    consume(runtime, *consumers.ingestion(batch=runtime.settings.fulfillment_batch))

@@ -1,0 +1,78 @@
+"""Payments in a process: the Rinha contract (API) and the deployment's payments worker:
+intake from the topic, the dispatcher, the health poller, under a lease."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+
+from fastapi import FastAPI
+
+from paycore.payments import api, consumers, service
+from paycore.payments.domain import Router
+from paycore.payments.processors import ProcessorClient
+from paycore.platform.http import FastRoute
+from paycore.platform.ids import uuid7
+from paycore.runtime import Runtime, consume
+
+log = logging.getLogger(__name__)
+
+
+async def mount_api(
+    app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
+) -> None:
+    take = api.payment_taker(runtime.bus)
+    fast_routes[("POST", prefix + api.PAYMENT_PATH)] = take
+    app.include_router(api.router(runtime.engine, take), prefix=prefix)
+
+
+async def start_worker(app: FastAPI, runtime: Runtime) -> None:
+    """The deployment's payments worker: intake from the topic, the dispatcher, the poller."""
+    settings = runtime.settings
+    payers = {
+        "default": ProcessorClient(
+            "default",
+            settings.payments_default_url,
+            max_connections=settings.payments_max_in_flight,
+        ),
+        "fallback": ProcessorClient(
+            "fallback",
+            settings.payments_fallback_url,
+            max_connections=settings.payments_max_in_flight,
+        ),
+    }
+    lease = service.Lease(
+        runtime.engine, f"{socket.gethostname()}:{os.getpid()}:{uuid7()}", on_lost=_stop_process
+    )
+    await lease.acquire()
+    runtime.spawn("payments-lease", lease.keep)
+    router = Router(slow_ms=settings.payments_slow_ms)
+    dispatcher = service.Dispatcher(
+        runtime.engine, payers, router, max_in_flight=settings.payments_max_in_flight
+    )
+    recovered = await dispatcher.recover()
+    log.info("payments worker started", extra={"unfinished": recovered})
+    runtime.spawn("payments-dispatcher", dispatcher.run)
+    runtime.spawn(
+        "processor-health",
+        lambda: service.poll_health(
+            payers, router, dispatcher, every=settings.payments_health_seconds
+        ),
+    )
+    subscription, handler, after_commit = consumers.intake(dispatcher)
+    consume(runtime, subscription, handler, after_commit)
+
+    async def finish() -> None:
+        await dispatcher.drain(timeout=5.0)
+        for payer in payers.values():
+            await payer.close()
+        await lease.release()
+
+    runtime.closers.append(finish)
+
+
+def _stop_process() -> None:
+    """Stop this process as SIGTERM would (graceful); its supervisor starts a new one."""
+    os.kill(os.getpid(), signal.SIGTERM)
