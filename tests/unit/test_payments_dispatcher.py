@@ -231,3 +231,12 @@ async def test_one_dispatcher_lease_at_a_time_taken_over_only_when_expired(
     await asyncio.wait_for(first.acquire(), 1)
     await asyncio.wait_for(second.keep(), 1)  # it wakes up, cannot renew: told to stop
     assert lost == ["second"]
+
+
+async def test_a_payment_received_twice_is_recorded_and_queued_once(engine: AsyncEngine) -> None:
+    first = [(Payment(str(uuid.uuid4()), 100), 1) for _ in range(3)]
+    again = [first[1], (Payment(str(uuid.uuid4()), 200), 2)]
+    async with engine.begin() as conn:
+        assert len(await store.insert_received(conn, first)) == 3
+        new = await store.insert_received(conn, again)
+    assert [p.correlation_id for p in new] == [again[1][0].correlation_id]

@@ -75,15 +75,18 @@ async def insert_received(
         }
         for p, at in received
     ]
-    dialect = conn.dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = (
-        insert(payments)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["correlation_id"])
-        .returning(payments.c.correlation_id, payments.c.amount_cents)
-    )
-    return [Pending(r.correlation_id, r.amount_cents) for r in await conn.execute(statement)]
+    statement = _INSERT_RECEIVED[conn.dialect.name == "postgresql"]
+    # executemany: one cached statement whatever the batch size (a multi-row VALUES would be
+    # compiled again for every new row count)
+    return [Pending(r.correlation_id, r.amount_cents) for r in await conn.execute(statement, rows)]
+
+
+_INSERT_RECEIVED = {
+    postgres: (pg_insert if postgres else sqlite_insert)(payments)
+    .on_conflict_do_nothing(index_elements=["correlation_id"])
+    .returning(payments.c.correlation_id, payments.c.amount_cents)
+    for postgres in (False, True)
+}
 
 
 async def unfinished(conn: AsyncConnection) -> list[Pending]:
