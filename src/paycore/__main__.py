@@ -46,18 +46,21 @@ def load_settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _serve(asgi: object, host: str, port: int) -> None:
+def _serve(asgi: object, settings: Settings, port: int) -> None:
     import uvicorn
 
     uvicorn.run(
         asgi,  # type: ignore[arg-type]
-        host=host,
+        host=settings.host,
         port=port,
         loop="uvloop",
         http="httptools",
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=15,
+        # longer than a load balancer's idle upstream connections, which then never race
+        # our close (a reset answered as 502)
+        timeout_keep_alive=settings.http_keepalive_seconds,
     )
 
 
@@ -83,7 +86,7 @@ def api(
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    _serve(asgi, settings.host, port or settings.api_port)
+    _serve(asgi, settings, port or settings.api_port)
 
 
 @app.command()
@@ -101,7 +104,7 @@ def worker(
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    _serve(asgi, settings.host, port or settings.worker_port)
+    _serve(asgi, settings, port or settings.worker_port)
 
 
 @app.command()

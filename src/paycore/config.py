@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     gateway_webhook_max_attempts: int = Field(8, ge=1, le=50)
     gateway_webhook_backoff_ms: int = Field(1_000, ge=1, description="First webhook retry delay.")
     gateway_webhook_backoff_max_ms: int = Field(300_000, ge=1)
+    http_keepalive_seconds: int = Field(
+        75, ge=1, description="How long the HTTP servers keep an idle client connection open."
+    )
     http_timeout_seconds: float = Field(2.0, gt=0)
     http_retries: int = Field(2, ge=0, le=10)
 
