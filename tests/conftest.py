@@ -18,6 +18,7 @@ _TESTS_DIR = str(Path(__file__).resolve().parents[1])
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
+import rinha  # noqa: E402
 import servers  # noqa: E402
 from servers import Server  # noqa: E402
 
@@ -79,3 +80,11 @@ def postgres_url(postgres_server: Server) -> Iterator[str]:
     url = servers.create_database(postgres_server, name)
     yield url
     servers.drop_database(postgres_server, name)
+
+
+@pytest.fixture(scope="session")
+def processors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rinha.Processors]:
+    """The two Rinha payment processor simulators (`paycore processors`) as a process; tests
+    reset them (delay, failure, payments) before use."""
+    with rinha.running_processors(tmp_path_factory.mktemp("processors")) as running:
+        yield running

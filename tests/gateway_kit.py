@@ -8,12 +8,15 @@ import hashlib
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import orjson
 
+from paycore.gateway.domain import Card, decide
+from paycore.platform.money import to_cents
 from servers import free_port
 
 ADMIN_TOKEN = "e2e-admin-token"
@@ -57,6 +60,20 @@ def transaction(n: int) -> dict[str, Any]:
         "credit_card_expiration_year": 2031,
         "credit_card_cvv": cvv,
     }
+
+
+def expected_decision(n: int, today: date | None = None) -> tuple[str, str]:
+    """What the processor must decide for ``transaction(n)``: (status, error message)."""
+    body = transaction(n)
+    card = Card(
+        body["credit_card_number"],
+        body["credit_card_name"],
+        body["credit_card_expiration_month"],
+        body["credit_card_expiration_year"],
+        body["credit_card_cvv"],
+    )
+    decision = decide(card, to_cents(body["amount"]), today or datetime.now(UTC).date())
+    return decision.status, decision.error_message
 
 
 def create_account(base: str, name: str, webhook_url: str | None = None) -> dict[str, Any]:

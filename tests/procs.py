@@ -93,3 +93,23 @@ def paycore_env(**settings: str | int) -> dict[str, str]:
     env.update({f"PAYCORE_{k.upper()}": str(v) for k, v in settings.items()})
     env.setdefault("PAYCORE_LOG_LEVEL", "INFO")
     return env
+
+
+def paycore_process(
+    role: str,
+    contexts: list[str],
+    env: dict[str, str],
+    work: Path,
+    port: int,
+    *,
+    root: bool = False,
+) -> Proc:
+    """``paycore api|worker --context … --port P [--root]``, logging to
+    ``work/<role>-<port>.log``, ready when its ``/readyz`` answers (call ``start()``)."""
+    args = [role, *(a for c in contexts for a in ("--context", c)), "--port", str(port)]
+    return Proc(
+        [*args, "--root"] if root else args,
+        env,
+        work / f"{role}-{port}.log",
+        f"http://127.0.0.1:{port}/readyz",
+    )

@@ -14,7 +14,7 @@ import httpx
 
 from paycore.platform.embedded import start_nats
 from paycore.platform.migrate import upgrade
-from procs import Proc, paycore_env, until
+from procs import Proc, paycore_env, paycore_process, until
 from servers import free_port
 
 TOKEN = "123"
@@ -130,20 +130,11 @@ class Deployment:
         return f"http://127.0.0.1:{self.api_ports[i]}"
 
     def _worker(self) -> Proc:
-        return Proc(
-            ["worker", "--context", "payments", "--port", str(self.worker_port)],
-            self.env,
-            self.work / "worker.log",
-            f"http://127.0.0.1:{self.worker_port}/readyz",
-        )
+        return paycore_process("worker", ["payments"], self.env, self.work, self.worker_port)
 
     def _api(self, i: int) -> Proc:
-        port = self.api_ports[i]
-        return Proc(
-            ["api", "--context", "payments", "--root", "--port", str(port)],
-            self.env,
-            self.work / f"api{i}.log",
-            f"http://127.0.0.1:{port}/readyz",
+        return paycore_process(
+            "api", ["payments"], self.env, self.work, self.api_ports[i], root=True
         )
 
     def restart_worker(self) -> None:

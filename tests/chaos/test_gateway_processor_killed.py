@@ -15,14 +15,18 @@ import nats
 import pytest
 from sqlalchemy import func, select
 
-from gateway_kit import WebhookReceiver, create_account, gateway_settings, transaction
+from gateway_kit import (
+    WebhookReceiver,
+    create_account,
+    expected_decision,
+    gateway_settings,
+    transaction,
+)
 from paycore.gateway import store
-from paycore.gateway.domain import Card, decide
 from paycore.platform.brokers.nats import stream_name
 from paycore.platform.db import create_engine
 from paycore.platform.deadletters import dead_letters
 from paycore.platform.migrate import upgrade
-from paycore.platform.money import to_cents
 from procs import Proc, paycore_env
 from servers import free_port, start_nats
 
@@ -157,16 +161,7 @@ async def test_killing_the_processor_decides_every_transaction_exactly_once(
     today = datetime.now(UTC).date()
     expected = {}
     for tx_id, n in ids.items():
-        body = transaction(n)
-        card = Card(
-            body["credit_card_number"],
-            body["credit_card_name"],
-            body["credit_card_expiration_month"],
-            body["credit_card_expiration_year"],
-            body["credit_card_cvv"],
-        )
-        decision = decide(card, to_cents(body["amount"]), today)
-        expected[tx_id] = (decision.status, decision.error_message)
+        expected[tx_id] = expected_decision(n, today)
     assert decisions == COUNT
     assert letters == 0
     assert views == expected

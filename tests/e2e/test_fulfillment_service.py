@@ -17,7 +17,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from paycore.platform.migrate import upgrade
 from paycore.simulators.fulfillment_orders import generate
-from procs import Proc, paycore_env, until
+from procs import paycore_env, paycore_process, until
 from servers import Server, free_port
 
 SAMPLE: dict[str, Any] = {
@@ -82,18 +82,8 @@ def service(tmp_path: Path, postgres_url: str, nats_server: Server) -> Iterator[
         api_port=api_port,
         worker_port=worker_port,
     )
-    worker = Proc(
-        ["worker", "--context", "fulfillment"],
-        env,
-        tmp_path / "worker.log",
-        f"http://127.0.0.1:{worker_port}/readyz",
-    ).start()
-    api = Proc(
-        ["api", "--context", "fulfillment", "--root"],
-        env,
-        tmp_path / "api.log",
-        f"http://127.0.0.1:{api_port}/readyz",
-    ).start()
+    worker = paycore_process("worker", ["fulfillment"], env, tmp_path, worker_port).start()
+    api = paycore_process("api", ["fulfillment"], env, tmp_path, api_port, root=True).start()
     try:
         yield {"base": f"http://127.0.0.1:{api_port}", "env": env, "api": api, "dir": tmp_path}
     finally:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,14 @@ from gateway_kit import (
     CARDS,
     WebhookReceiver,
     create_account,
+    expected_decision,
     files_under,
     gateway_settings,
     transaction,
 )
 from paycore.gateway.crypto import verify_webhook
-from paycore.gateway.domain import Card, decide
 from paycore.platform.migrate import upgrade
-from paycore.platform.money import to_cents
-from procs import Proc, paycore_env, until
+from procs import paycore_env, paycore_process, until
 from servers import Server, free_port, start_nats
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "gateway-dashboard.png"
@@ -55,18 +53,8 @@ def deployment(tmp_path: Path) -> Iterator[dict[str, Any]]:
         worker_port=worker_port,
         **gateway_settings(gateway_webhook_backoff_ms=200),
     )
-    worker = Proc(
-        ["worker", "--context", "gateway"],
-        env,
-        tmp_path / "worker.log",
-        f"http://127.0.0.1:{worker_port}/readyz",
-    ).start()
-    api = Proc(
-        ["api", "--context", "gateway"],
-        env,
-        tmp_path / "api.log",
-        f"http://127.0.0.1:{api_port}/readyz",
-    ).start()
+    worker = paycore_process("worker", ["gateway"], env, tmp_path, worker_port).start()
+    api = paycore_process("api", ["gateway"], env, tmp_path, api_port).start()
     try:
         yield {
             "base": f"http://127.0.0.1:{api_port}",
@@ -80,19 +68,6 @@ def deployment(tmp_path: Path) -> Iterator[dict[str, Any]]:
         api.stop()
         worker.stop()
         nats.stop()
-
-
-def _expected(n: int) -> tuple[str, str]:
-    body = transaction(n)
-    card = Card(
-        body["credit_card_number"],
-        body["credit_card_name"],
-        body["credit_card_expiration_month"],
-        body["credit_card_expiration_year"],
-        body["credit_card_cvv"],
-    )
-    decision = decide(card, to_cents(body["amount"]), datetime.now(UTC).date())
-    return decision.status, decision.error_message
 
 
 def test_transactions_are_decided_notified_and_no_card_number_rests_anywhere(
@@ -136,7 +111,7 @@ def test_transactions_are_decided_notified_and_no_card_number_rests_anywhere(
             for tx_id, n in ids.items():
                 auth = shop_auth if n % 3 else other_auth
                 got = http.get(f"/gateway/transactions/{tx_id}", headers=auth).json()
-                assert (got["status"], got["error_message"]) == _expected(n), n
+                assert (got["status"], got["error_message"]) == expected_decision(n), n
             foreign = next(i for i, n in ids.items() if n % 3 == 0)
             assert (
                 http.get(f"/gateway/transactions/{foreign}", headers=shop_auth).status_code == 404
@@ -159,12 +134,13 @@ def test_transactions_are_decided_notified_and_no_card_number_rests_anywhere(
     scanned = list(
         files_under(
             deployment["database"].parent,  # the SQLite file, its WAL and the data dir
-            deployment["dir"] / "api.log",
-            deployment["dir"] / "worker.log",
+            deployment["api"].log_path,
+            deployment["worker"].log_path,
             deployment["nats"].data_dir,  # JetStream's own storage and log
         )
     )
     assert any(p.name == "paycore.db" for p in scanned)
+    assert {deployment["api"].log_path, deployment["worker"].log_path} <= set(scanned)
     assert any(p.suffix == ".blk" for p in scanned)  # JetStream message blocks
     hits = [
         (str(path), number)
@@ -208,7 +184,7 @@ def test_the_dashboard_shows_transactions_live(deployment: dict[str, Any]) -> No
         # ...and turn approved or rejected when it runs, without a reload
         deployment["worker"].start()
         expect(page.locator("#transactions .status.pending")).to_have_count(0, timeout=30_000)
-        expected = [_expected(n) for n in range(9)]
+        expected = [expected_decision(n) for n in range(9)]
         for tx, (status, message) in zip(sent, expected, strict=True):
             row = page.locator(f'#transactions tr[data-id="{tx["id"]}"]')
             expect(row.locator(".status")).to_have_text(status)

@@ -14,15 +14,9 @@ import httpx
 import pytest
 
 from procs import until
-from rinha import Deployment, Processors, backend_summary, deployment, running_processors
+from rinha import Deployment, Processors, backend_summary, deployment
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def processors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processors]:
-    with running_processors(tmp_path_factory.mktemp("processors")) as running:
-        yield running
 
 
 @pytest.fixture

@@ -8,10 +8,8 @@ import asyncio
 import contextlib
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import orjson
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,28 +17,11 @@ from paycore.fulfillment import api, consumers, service, store
 from paycore.fulfillment.domain import parse_order
 from paycore.platform.bus import Envelope, Subscription, create_bus
 from paycore.platform.consumer import Consumer, RetryPolicy
-from paycore.platform.db import create_engine
 from paycore.platform.deadletters import dead_letters
 from paycore.platform.ids import uuid7
-from paycore.platform.migrate import upgrade
 from paycore.simulators.fulfillment_orders import generate
-from servers import Server
 
 COUNT = 600
-
-
-@pytest.fixture
-async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(upgrade, postgres_url)
-    eng = create_engine(postgres_url)
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture(params=["kafka", "nats"])
-def broker_url(request: pytest.FixtureRequest) -> str:
-    server: Server = request.getfixturevalue(f"{request.param}_server")
-    return server.url
 
 
 async def counts(engine: AsyncEngine) -> tuple[int, int]:

@@ -9,12 +9,10 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import date
 
 import httpx
 import orjson
-import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,11 +24,8 @@ from paycore.platform.batching import GroupCommit
 from paycore.platform.bus import Bus, Delivery, Subscription, create_bus
 from paycore.platform.clock import utcnow
 from paycore.platform.consumer import Consumer, RetryPolicy
-from paycore.platform.db import create_engine
 from paycore.platform.deadletters import dead_letters
-from paycore.platform.migrate import upgrade
 from paycore.platform.outbox import Relay
-from servers import Server
 
 KEYS = "k2:" + "A" * 43 + "=,k1:" + "B" * 43 + "="
 CARDS = [
@@ -42,20 +37,6 @@ CARDS = [
     ("5555555555554444", "12"),  # CVV
 ]
 AMOUNTS = [99, 100, 5_000, 100_000, 100_001]
-
-
-@pytest.fixture
-async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(upgrade, postgres_url)
-    eng = create_engine(postgres_url)
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture(params=["nats", "kafka"])
-def broker_url(request: pytest.FixtureRequest) -> str:
-    server: Server = request.getfixturevalue(f"{request.param}_server")
-    return server.url
 
 
 class Tap:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
@@ -19,15 +19,9 @@ from paycore.payments import service, store
 from paycore.payments.domain import DEFAULT, FALLBACK, Payment, Router
 from paycore.payments.processors import ProcessorClient
 from paycore.platform import db
-from rinha import Processors, running_processors
+from rinha import Processors
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="module")
-def processors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processors]:
-    with running_processors(tmp_path_factory.mktemp("processors")) as running:
-        yield running
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ transactions and webhook deliveries for merchants, each scoped to the caller's a
 names local to :func:`router`, which FastAPI can only see when they are evaluated at once.)"""
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -400,14 +400,7 @@ def router(
                 before=cursor,
                 limit=limit + 1,
             )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return JSONResponse(
-            {
-                "data": [transaction_view(r) for r in rows],
-                "next_cursor": rows[-1].id if more else None,
-            }
-        )
+        return _page(rows, limit, transaction_view)
 
     @api.get("/stats", summary="Counts and amounts of the caller's transactions by status")
     async def stats(caller: Caller) -> Response:
@@ -442,14 +435,7 @@ def router(
                 before=cursor,
                 limit=limit + 1,
             )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return JSONResponse(
-            {
-                "data": [delivery_view(r) for r in rows],
-                "next_cursor": rows[-1].id if more else None,
-            }
-        )
+        return _page(rows, limit, delivery_view)
 
     return api
 
@@ -469,3 +455,11 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
+
+
+def _page(rows: Sequence[Any], limit: int, view: Callable[[Any], dict[str, Any]]) -> Response:
+    """One page of a keyset listing fetched with ``limit + 1`` rows: the extra row only says
+    whether there is a next page."""
+    page = rows[:limit]
+    cursor = page[-1].id if len(rows) > limit else None
+    return JSONResponse({"data": [view(r) for r in page], "next_cursor": cursor})
