@@ -4,6 +4,7 @@ processor, at the requestedAt recorded, and the summary equal to the processors'
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -240,3 +241,30 @@ async def test_a_payment_received_twice_is_recorded_and_queued_once(engine: Asyn
         assert len(await store.insert_received(conn, first)) == 3
         new = await store.insert_received(conn, again)
     assert [p.correlation_id for p in new] == [again[1][0].correlation_id]
+
+
+async def test_the_health_poller_never_asks_a_processor_twice_within_its_interval(
+    engine: AsyncEngine, processors: dict[str, FakeProcessor]
+) -> None:
+    asked: list[tuple[str, float]] = []
+    for processor in processors.values():
+
+        async def health(*, timeout: float = 2.0, name: str = processor.name) -> Health | None:
+            asked.append((name, time.monotonic()))
+            return Health(name == DEFAULT, 0)
+
+        processor.health = health  # type: ignore[method-assign]
+    router = Router()
+    dispatcher = service.Dispatcher(engine, processors, router)
+    started = time.monotonic()
+    poller = asyncio.create_task(service.poll_health(processors, router, dispatcher, every=0.2))
+    await asyncio.sleep(0.1)
+    assert asked == []  # the previous poller may have just asked: wait one interval first
+    await asyncio.sleep(0.55)
+    poller.cancel()
+    for name in processors:
+        times = [at for who, at in asked if who == name]
+        assert 1 <= len(times) <= 3  # at most one call per interval (fewer on a slow box)
+        assert times[0] - started >= 0.2
+        assert all(later - earlier >= 0.19 for earlier, later in itertools.pairwise(times))
+    assert router.choose() == FALLBACK  # the reports reached the router

@@ -306,8 +306,12 @@ def _now_ms() -> int:
 async def poll_health(
     payers: Mapping[str, Payer], router: Router, dispatcher: Dispatcher, *, every: float
 ) -> None:
-    """The deployment's only health poller: each processor once per ``every`` seconds."""
+    """The deployment's only health poller: each processor once per ``every`` seconds. It waits
+    one interval before its first call: the worker it took over from (or its own crashed poller)
+    may have just asked, and the processors allow one call per 5 seconds in total. Until then
+    the calls themselves inform the router."""
     while True:
+        await asyncio.sleep(every)
         reports = await asyncio.gather(*(p.health() for p in payers.values()))
         now = time.monotonic()
         for name, report in zip(payers, reports, strict=True):
@@ -316,4 +320,3 @@ async def poll_health(
                 metrics.processor_failing.labels(name).set(int(report.failing))
                 metrics.processor_latency.labels(name).set(report.min_response_ms / 1000)
         dispatcher.nudge()
-        await asyncio.sleep(every)
