@@ -32,9 +32,7 @@ import harness  # noqa: E402
 from paycore.commerce import store  # noqa: E402
 from paycore.platform.db import create_engine  # noqa: E402
 from paycore.platform.deadletters import dead_letters  # noqa: E402
-from paycore.platform.migrate import upgrade  # noqa: E402
-from procs import Proc, paycore_env  # noqa: E402
-from servers import Server, create_database, free_port, start_nats, start_postgres  # noqa: E402
+from servers import Server, start_nats, start_postgres  # noqa: E402
 
 CUSTOMERS, PRODUCTS = 100, 20
 
@@ -86,38 +84,13 @@ def run_k6(api: str, rate: int, duration: int, workdir: Path) -> dict[str, Any]:
 def bench_one(
     db: str, rate: int, duration: int, nats: Server, pg: Server | None, work: Path
 ) -> dict[str, Any]:
-    work.mkdir(parents=True, exist_ok=True)
-    if db == "postgres":
-        assert pg is not None
-        database_url = create_database(pg, f"bench_{int(time.time())}")
-    else:
-        database_url = f"sqlite+aiosqlite:///{work / 'paycore.db'}"
-    upgrade(database_url)
-    api_port, worker_port = free_port(), free_port()
-    env = paycore_env(
-        database_url=database_url,
-        broker_url=nats.url,
-        data_dir=work / "data",
-        api_port=api_port,
-        worker_port=worker_port,
-        log_level="WARNING",
-    )
-    api = f"http://127.0.0.1:{api_port}"
-    procs = [
-        Proc(
-            ["worker"], env, work / "worker.log", f"http://127.0.0.1:{worker_port}/readyz"
-        ).start(),
-        Proc(["api"], env, work / "api.log", f"{api}/readyz").start(),
-    ]
-    try:
+    database_url = harness.fresh_database(db, pg, work)
+    with harness.api_and_worker([], work, database_url=database_url, broker_url=nats.url) as api:
         seed(api)
         summary = run_k6(api, rate, duration, work)
         metrics = summary["metrics"]
         accepted = int(metrics["checks"]["passes"])
         lag, letters = asyncio.run(lags(database_url, accepted))
-    finally:
-        for proc in procs:
-            proc.stop()
     latency = metrics["http_req_duration"]
     return {
         "database": db,

