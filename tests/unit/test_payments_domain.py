@@ -79,20 +79,20 @@ def test_topic_messages_round_trip_and_foreign_ones_are_refused() -> None:
 def test_router_prefers_the_cheaper_default_while_it_is_healthy_and_fast() -> None:
     router = Router(slow_ms=1500)
     assert router.choose(now=0) == DEFAULT
-    router.states[DEFAULT].on_health(failing=False, min_response_ms=1000, now=0)
+    router.states[DEFAULT].on_health(failing=False, min_response_ms=1000)
     assert router.choose(now=0) == DEFAULT
-    router.states[DEFAULT].on_health(failing=False, min_response_ms=2000, now=0)
+    router.states[DEFAULT].on_health(failing=False, min_response_ms=2000)
     assert router.choose(now=0) == FALLBACK  # default too slow, fallback fast
-    router.states[DEFAULT].on_health(failing=True, min_response_ms=0, now=0)
+    router.states[DEFAULT].on_health(failing=True, min_response_ms=0)
     assert router.choose(now=0) == FALLBACK
-    router.states[FALLBACK].on_health(failing=True, min_response_ms=0, now=0)
+    router.states[FALLBACK].on_health(failing=True, min_response_ms=0)
     assert router.choose(now=0) is None  # both down: payments wait
 
 
 def test_router_uses_the_faster_processor_when_both_are_slow() -> None:
     router = Router(slow_ms=1500)
-    router.states[DEFAULT].on_health(failing=False, min_response_ms=3000, now=0)
-    router.states[FALLBACK].on_health(failing=False, min_response_ms=2000, now=0)
+    router.states[DEFAULT].on_health(failing=False, min_response_ms=3000)
+    router.states[FALLBACK].on_health(failing=False, min_response_ms=2000)
     assert router.choose(now=0) == FALLBACK
 
 
@@ -114,7 +114,7 @@ def test_breaker_opens_after_repeated_failures_and_closes_on_success() -> None:
 
 def test_a_processor_reporting_failure_recovers_when_a_call_succeeds() -> None:
     router = Router()
-    router.states[DEFAULT].on_health(failing=True, min_response_ms=0, now=0)
+    router.states[DEFAULT].on_health(failing=True, min_response_ms=0)
     router.record(DEFAULT, Outcome.STORED, 3, now=1)
     assert router.choose(now=1) == DEFAULT
 
@@ -122,7 +122,7 @@ def test_a_processor_reporting_failure_recovers_when_a_call_succeeds() -> None:
 def test_timeouts_outlast_any_delay_and_grow_with_latency_and_retries() -> None:
     router = Router(min_timeout=6.0)
     assert router.timeout_seconds(DEFAULT, 1) == 6.0
-    router.states[DEFAULT].on_health(failing=False, min_response_ms=4000, now=0)
+    router.states[DEFAULT].on_health(failing=False, min_response_ms=4000)
     assert router.timeout_seconds(DEFAULT, 1) == 8.5
     assert router.timeout_seconds(DEFAULT, 2) == 17.0
     assert router.timeout_seconds(DEFAULT, 10) == 60.0
@@ -138,5 +138,5 @@ def test_a_processor_whose_calls_hang_is_treated_as_slow_before_any_report() -> 
 
 def test_a_slow_failure_counts_as_slow() -> None:
     router = Router(slow_ms=1500, breaker_threshold=5)
-    router.record(DEFAULT, Outcome.REFUSED, 5000, now=0)
+    router.record(DEFAULT, Outcome.REFUSED, 5000)
     assert router.choose(now=0) == FALLBACK

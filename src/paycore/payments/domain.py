@@ -132,7 +132,6 @@ class ProcessorState:
     open_until: float = 0.0
     oldest_call_ms: int = 0  # age of the oldest call still waiting for its answer
     trips: int = 0  # openings since the last success: each doubles the cool-down
-    health_at: float = 0.0
 
     def available(self, now: float) -> bool:
         return not self.failing and now >= self.open_until
@@ -142,12 +141,11 @@ class ProcessorState:
         """The known response time, or longer if a call has been waiting longer than that."""
         return max(self.latency_ms, self.oldest_call_ms)
 
-    def on_health(self, failing: bool, min_response_ms: int, now: float) -> None:
-        self.failing, self.latency_ms, self.health_at = failing, max(0, min_response_ms), now
+    def on_health(self, failing: bool, min_response_ms: int) -> None:
+        self.failing, self.latency_ms = failing, max(0, min_response_ms)
 
-    def on_success(self, elapsed_ms: int) -> None:
+    def on_success(self) -> None:
         self.failing, self.consecutive_failures, self.open_until, self.trips = False, 0, 0.0, 0
-        self.latency_ms = elapsed_ms
 
     def on_failure(self, now: float, *, threshold: int, cooldown: float) -> None:
         if now < self.open_until:
@@ -194,7 +192,7 @@ class Router:
         state = self.states[name]
         state.latency_ms = elapsed_ms  # a slow 500 or a timeout says "slow" as much as a 200
         if outcome is Outcome.STORED:
-            state.on_success(elapsed_ms)
+            state.on_success()
         else:
             state.on_failure(
                 time.monotonic() if now is None else now,

@@ -313,10 +313,9 @@ async def poll_health(
     while True:
         await asyncio.sleep(every)
         reports = await asyncio.gather(*(p.health() for p in payers.values()))
-        now = time.monotonic()
         for name, report in zip(payers, reports, strict=True):
             if report is not None:
-                router.states[name].on_health(report.failing, report.min_response_ms, now)
+                router.states[name].on_health(report.failing, report.min_response_ms)
                 metrics.processor_failing.labels(name).set(int(report.failing))
                 metrics.processor_latency.labels(name).set(report.min_response_ms / 1000)
         dispatcher.nudge()

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Index,
+    Insert,
     String,
     Table,
     and_,
@@ -81,10 +82,16 @@ async def insert_received(
     return [Pending(r.correlation_id, r.amount_cents) for r in await conn.execute(statement, rows)]
 
 
+def _insert_if_new(table: Table, key: str, *, postgres: bool) -> Insert:
+    """``INSERT … ON CONFLICT (key) DO NOTHING`` in the engine's dialect."""
+    insert = pg_insert if postgres else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=[key])
+
+
 _INSERT_RECEIVED = {
-    postgres: (pg_insert if postgres else sqlite_insert)(payments)
-    .on_conflict_do_nothing(index_elements=["correlation_id"])
-    .returning(payments.c.correlation_id, payments.c.amount_cents)
+    postgres: _insert_if_new(payments, "correlation_id", postgres=postgres).returning(
+        payments.c.correlation_id, payments.c.amount_cents
+    )
     for postgres in (False, True)
 }
 
@@ -162,12 +169,9 @@ async def claim_lease(conn: AsyncConnection, holder: str, now_ms: int, ttl_ms: i
     )
     if renewed.rowcount:
         return True
-    dialect = conn.dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    claim = _insert_if_new(leases, "role", postgres=conn.dialect.name == "postgresql")
     created = await conn.execute(
-        insert(leases)
-        .values(role=DISPATCHER, holder=holder, expires_at_ms=now_ms + ttl_ms)
-        .on_conflict_do_nothing(index_elements=["role"])
+        claim.values(role=DISPATCHER, holder=holder, expires_at_ms=now_ms + ttl_ms)
     )
     return bool(created.rowcount)
 
