@@ -14,7 +14,7 @@ from paycore.payments import service
 from paycore.payments.domain import InvalidPayment, new_payment, parse_bound
 from paycore.platform import metrics
 from paycore.platform.bus import Bus
-from paycore.platform.http import FastHandler, JSONResponse, Problem
+from paycore.platform.http import FastHandler, JSONResponse, Problem, body_too_large
 
 PAYMENT_PATH = "/payments"
 PURGE_PATHS = ("/purge-payments", "/payments-purge")
@@ -50,7 +50,7 @@ def payment_taker(bus: Bus) -> FastHandler:
 
     async def take(body: bytes) -> tuple[int, Any]:
         if len(body) > MAX_BODY:
-            raise Problem(413, "body-too-large", f"a payment body is at most {MAX_BODY} bytes")
+            raise body_too_large(MAX_BODY)
         try:
             request = _decoder.decode(body)
             payment = new_payment(request.correlationId, request.exact_amount())
