@@ -40,11 +40,14 @@ AMOUNTS = ["0.99", "1.00", "25.90", "1000.00", "1000.01", "310.45"]
 
 
 def gateway_settings(**extra: Any) -> dict[str, Any]:
-    """The ``PAYCORE_*`` settings (without the prefix) of a gateway deployment under test."""
+    """The ``PAYCORE_*`` settings (without the prefix) of a gateway deployment under test.
+    Its webhook receivers listen on 127.0.0.1, which webhooks may only reach when private
+    addresses are allowed."""
     return {
         "admin_token": ADMIN_TOKEN,
         "card_keys": CARD_KEYS,
         "secret_pepper": PEPPER,
+        "gateway_webhook_allow_private": True,
         **extra,
     }
 

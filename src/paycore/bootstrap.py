@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from paycore.config import Settings
-from paycore.platform.http import FastLane, FastRoute, create_app, install_probes
+from paycore.platform.http import FastLane, FastRoute, alive, create_app, install_probes
 from paycore.platform.idempotency import IdempotencyMiddleware
 from paycore.runtime import Runtime
 
@@ -54,6 +54,7 @@ def build_api(
         for name, wiring in wirings.items():
             await wiring.mount_api(app, runtime, "" if root else f"/{name}", fast_routes)
         install_probes(app, await runtime.readiness())
+        fast_routes[("GET", "/healthz")] = alive
         try:
             yield
         finally:

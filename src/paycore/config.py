@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     gateway_stream_seconds: float = Field(
         15.0, gt=0, description="Lifetime of one dashboard event stream (the browser resumes)."
     )
+    gateway_max_streams: int = Field(
+        5, ge=1, description="Dashboard event streams one account may hold open (per API process)."
+    )
+    gateway_auth_failures: int = Field(
+        20, ge=1, description="Bad or disabled secrets one client address may offer per window."
+    )
+    gateway_auth_window_seconds: float = Field(
+        60.0, gt=0, description="Window of PAYCORE_GATEWAY_AUTH_FAILURES; refused until it ends."
+    )
     gateway_worker_roles: str = Field(
         "processor,results",
         description="What `paycore worker --context gateway` runs: processor, results or both.",
@@ -98,6 +107,11 @@ class Settings(BaseSettings):
     gateway_webhook_max_attempts: int = Field(8, ge=1, le=50)
     gateway_webhook_backoff_ms: int = Field(1_000, ge=1, description="First webhook retry delay.")
     gateway_webhook_backoff_max_ms: int = Field(300_000, ge=1)
+    gateway_webhook_allow_private: bool = Field(
+        False,
+        description="Let webhook URLs reach loopback, private, link-local and other non-public "
+        "addresses (receivers on a private network, tests).",
+    )
     http_keepalive_seconds: int = Field(
         75, ge=1, description="How long the HTTP servers keep an idle client connection open."
     )

@@ -1,10 +1,12 @@
 """The gateway as deployed: `paycore api --context gateway` and `paycore worker --context
 gateway` on SQLite and NATS JetStream, a real webhook receiver; then the database file, every
 log and the broker's own storage scanned for the card numbers used. The dashboard is driven in
-Debian's headless Chromium."""
+Debian's headless Chromium. The API's guards as a client meets them: a capped number of
+dashboard streams, a client address shut out after failed secrets."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from gateway_kit import (
+    ADMIN_TOKEN,
     CARDS,
     WebhookReceiver,
     create_account,
@@ -51,7 +54,12 @@ def deployment(tmp_path: Path) -> Iterator[dict[str, Any]]:
         data_dir=tmp_path / "data",
         api_port=api_port,
         worker_port=worker_port,
-        **gateway_settings(gateway_webhook_backoff_ms=200),
+        **gateway_settings(
+            gateway_webhook_backoff_ms=200,
+            gateway_auth_failures=3,
+            gateway_auth_window_seconds=3,
+            gateway_max_streams=2,
+        ),
     )
     worker = paycore_process("worker", ["gateway"], env, tmp_path, worker_port).start()
     api = paycore_process("api", ["gateway"], env, tmp_path, api_port).start()
@@ -149,6 +157,46 @@ def test_transactions_are_decided_notified_and_no_card_number_rests_anywhere(
         if number.encode() in path.read_bytes()
     ]
     assert hits == []
+
+
+def test_streams_are_capped_and_bad_secrets_shut_an_address_out(
+    deployment: dict[str, Any],
+) -> None:
+    base = deployment["base"]
+    shop = create_account(base, "shop")
+    good = {"Authorization": f"Bearer {shop['secret']}"}
+    with httpx.Client(base_url=base, timeout=10) as http:
+        assert http.post("/gateway/dashboard/login", json={"secret": shop["secret"]}).is_success
+
+        def stream_opens() -> bool:
+            with http.stream("GET", "/gateway/dashboard/events") as probe:
+                return probe.status_code == 200
+
+        with contextlib.ExitStack() as held:
+            streams = [held.enter_context(http.stream("GET", "/gateway/dashboard/events"))]
+            streams.append(held.enter_context(http.stream("GET", "/gateway/dashboard/events")))
+            assert [s.status_code for s in streams] == [200, 200]
+            refused = http.get("/gateway/dashboard/events")
+            assert (refused.status_code, refused.json()["code"]) == (429, "too-many-streams")
+            streams[0].close()  # a tab closed: the server sees it leave
+            until(stream_opens, timeout=10)
+
+        # three bad secrets from this address, then even the right one waits out the window
+        for _ in range(3):
+            bad = http.get("/gateway/transactions", headers={"Authorization": "Bearer pcsk_x"})
+            assert bad.status_code == 401
+        refused = http.post("/gateway/transactions", json=transaction(0), headers=good)
+        assert (refused.status_code, refused.json()["code"]) == (429, "rate-limited")
+        assert 1 <= int(refused.headers["retry-after"]) <= 3
+        until(lambda: http.get("/gateway/transactions", headers=good).status_code == 200, 10)
+
+        # private receivers are allowed in this deployment; credentials in a URL never are
+        answer = http.post(
+            "/gateway/accounts",
+            json={"name": "x", "webhook_url": "http://user:pw@127.0.0.1:9/h"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        assert (answer.status_code, answer.json()["code"]) == (422, "webhook-url-not-allowed")
 
 
 def test_the_dashboard_shows_transactions_live(deployment: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
-"""Gateway transactions on PostgreSQL through a real broker (NATS JetStream and Kafka), on the
-topics ``transactions`` and ``transactions_result``: every transaction decided once with the
-rule's exact message, every result applied once, every webhook delivered once and signed; the
-card number never on the wire or in a table."""
+"""Gateway transactions on PostgreSQL through a real broker (NATS JetStream, Kafka, RabbitMQ and
+Redis Streams), on the topics ``transactions`` and ``transactions_result``: every transaction
+decided once with the rule's exact message (and counted once in the decision metric), every
+result applied once, every webhook delivered once and signed; the card number never on the wire
+or in a table."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from datetime import date
 
 import httpx
 import orjson
+import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.gateway import consumers, messages, service, store
 from paycore.gateway.crypto import Hasher, Keyring, verify_webhook
 from paycore.gateway.domain import Card, decide
+from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
 from paycore.platform.batching import GroupCommit
 from paycore.platform.bus import Bus, Delivery, Subscription, create_bus
@@ -26,6 +30,7 @@ from paycore.platform.clock import utcnow
 from paycore.platform.consumer import Consumer, RetryPolicy
 from paycore.platform.deadletters import dead_letters
 from paycore.platform.outbox import Relay
+from servers import Server
 
 KEYS = "k2:" + "A" * 43 + "=,k1:" + "B" * 43 + "="
 CARDS = [
@@ -37,6 +42,29 @@ CARDS = [
     ("5555555555554444", "12"),  # CVV
 ]
 AMOUNTS = [99, 100, 5_000, 100_000, 100_001]
+HOOKS_ADDRESS = "93.184.215.14"  # what the merchant's webhook host resolves to, here
+SUBSCRIBE_SECONDS = 2.0
+
+
+@pytest.fixture(params=["nats", "kafka", "rabbitmq", "redis"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """The flow runs once on each broker the platform supports."""
+    server: Server = request.getfixturevalue(f"{request.param}_server")
+    return server.url
+
+
+async def public_dns(host: str, port: int) -> list[str]:
+    return [HOOKS_ADDRESS]
+
+
+def decisions_counted() -> Counter[str]:
+    return Counter(
+        {
+            status: REGISTRY.get_sample_value("paycore_gateway_decisions_total", {"status": status})
+            or 0.0
+            for status in ("approved", "rejected")
+        }
+    )
 
 
 class Tap:
@@ -78,8 +106,14 @@ async def test_transactions_are_decided_once_over_the_broker(
     relay = Relay(engine, bus, poll_seconds=0.02)
     client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
     dispatcher = WebhookDispatcher(
-        engine, keyring, client, retry=RetryPolicy(3, 0.05, 0.1), poll_seconds=0.05
+        engine,
+        keyring,
+        client,
+        retry=RetryPolicy(3, 0.05, 0.1),
+        targets=WebhookTargets(allow_private=False, resolve=public_dns),
+        poll_seconds=0.05,
     )
+    counted_before = decisions_counted()
     retry = RetryPolicy(max_attempts=3, base_seconds=0.01, max_seconds=0.05)
     processor = Consumer(
         engine=engine,
@@ -108,7 +142,6 @@ async def test_transactions_are_decided_once_over_the_broker(
     tasks = [
         asyncio.create_task(job)
         for job in (
-            relay.run(),
             processor.run(),
             applier.run(),
             dispatcher.run(),
@@ -118,6 +151,11 @@ async def test_transactions_are_decided_once_over_the_broker(
     ]
     writer = GroupCommit(engine, service.write_transactions, after_commit=relay.notify)
     try:
+        # RabbitMQ hands a group only what is published once its queue is bound (what came
+        # before the first binding goes to whichever group binds first, a tap maybe): the
+        # relay publishes once every group has subscribed
+        await asyncio.sleep(SUBSCRIBE_SECONDS)
+        tasks.append(asyncio.create_task(relay.run()))
         planned = [
             (shops[n % 2].row.id, AMOUNTS[n % len(AMOUNTS)], CARDS[n % len(CARDS)])
             for n in range(120)
@@ -179,9 +217,13 @@ async def test_transactions_are_decided_once_over_the_broker(
     assert stored == {i: (d.status, d.error_message) for i, d in expected.items()}
     assert decisions == len(expected)
     assert letters == 0
-    # each webhook once, signed with the account's secret
+    counted = decisions_counted()
+    counted.subtract(counted_before)
+    assert counted == Counter(d.status for d in expected.values())  # once each
+    # each webhook once, signed with the account's secret, sent to the address checked
     assert Counter(orjson.loads(r.content)["id"] for r in received) == Counter(hooked)
     for request in received:
+        assert (request.url.host, request.headers["host"]) == (HOOKS_ADDRESS, "hooks.example")
         assert verify_webhook(
             shops[0].webhook_secret,
             request.headers["paycore-signature"],

@@ -16,6 +16,17 @@ def test_defaults_are_embedded() -> None:
     assert settings.effective_analytics_url == "http://127.0.0.1:8010"
 
 
+def test_gateway_guard_settings_have_safe_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.gateway_auth_failures, settings.gateway_auth_window_seconds) == (20, 60.0)
+    assert settings.gateway_webhook_allow_private is False
+    assert settings.gateway_max_streams == 5
+    monkeypatch.setenv("PAYCORE_GATEWAY_WEBHOOK_ALLOW_PRIVATE", "true")
+    monkeypatch.setenv("PAYCORE_GATEWAY_MAX_STREAMS", "2")
+    changed = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (changed.gateway_webhook_allow_private, changed.gateway_max_streams) == (True, 2)
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
@@ -25,6 +36,8 @@ def test_defaults_are_embedded() -> None:
         ("database_url", "mysql://x", "must start with"),
         ("api_port", "70000", "less than or equal to 65535"),
         ("service_token", "short", "at least 8 characters"),
+        ("gateway_auth_failures", "0", "greater than or equal to 1"),
+        ("gateway_max_streams", "0", "greater than or equal to 1"),
     ],
 )
 def test_bad_settings_are_refused_clearly(

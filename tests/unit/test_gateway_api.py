@@ -1,10 +1,12 @@
 """The gateway as merchants and the operator use it, in process: accounts, transactions
-through the processor and back, scoping, rate limits, bad input, webhooks queued, the
-dashboard session. The broker is in memory; the database is a real SQLite file."""
+through the processor and back, scoping, rate limits, failed authentications per client
+address, webhook URLs refused, bad input, webhooks queued, the dashboard session and its
+streams, the decision metrics. The broker is in memory; the database is a real SQLite file."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,15 +16,17 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.gateway import api as gateway_api
-from paycore.gateway import consumers, dashboard, messages, service, store
+from paycore.gateway import consumers, dashboard, live, messages, service, store
 from paycore.gateway.auth import Authenticator, Sessions
 from paycore.gateway.crypto import Hasher, Keyring
+from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.platform.batching import GroupCommit
-from paycore.platform.bus import Delivery
+from paycore.platform.bus import CREATED_AT, Delivery
 from paycore.platform.consumer import Consumer
 from paycore.platform.http import FastLane, create_app
 from paycore.platform.idempotency import (
@@ -31,7 +35,7 @@ from paycore.platform.idempotency import (
     request_fingerprint,
 )
 from paycore.platform.outbox import Relay, outbox
-from paycore.platform.ratelimit import RateLimiter
+from paycore.platform.ratelimit import FailureLimit, RateLimiter
 
 ADMIN = "admin-token-for-tests"
 PROBLEM = "application/problem+json"
@@ -51,6 +55,16 @@ def transaction(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not ...}
 
 
+class Ticker:
+    """A monotonic clock the tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass
 class Gateway:
     http: httpx.AsyncClient
@@ -59,6 +73,16 @@ class Gateway:
     bus: Any
     keyring: Keyring
     limiter: RateLimiter
+    failures: FailureLimit
+    clock: Ticker
+    slots: live.Slots
+    app: Any
+    dns: Any
+
+    def client(self, address: str) -> httpx.AsyncClient:
+        """Another HTTP client of the same app, calling from ``address``."""
+        transport = httpx.ASGITransport(app=self.app, client=(address, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://gw")
 
     async def account(self, name: str = "shop", **extra: Any) -> dict[str, Any]:
         answer = await self.http.post(
@@ -115,23 +139,31 @@ def problem(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture(params=["fast-lane", "framework-route"])
-async def gateway(
-    request: pytest.FixtureRequest, engine: AsyncEngine, fake_bus: Any
+@contextlib.asynccontextmanager
+async def wired(
+    engine: AsyncEngine,
+    bus: Any,
+    dns: Any,
+    *,
+    fast_lane: bool = True,
+    stream_seconds: float = 0.5,
+    poll_seconds: float = 0.02,
+    allow_private: bool = False,
 ) -> AsyncIterator[Gateway]:
-    """Wired as the API process wires it (bootstrap._mount_gateway), with and without the
-    fast lane in front of the documented route."""
+    """The gateway wired as the API process wires it (``paycore.wiring.gateway``)."""
     keyring, hasher = Keyring.parse(""), Hasher("test-pepper")
-    relay = Relay(engine, fake_bus)
+    relay = Relay(engine, bus)
     writer: gateway_api.Writer = GroupCommit(engine, service.write_transactions)
-    limiter = RateLimiter(1000, 1000)
+    limiter, clock, slots = RateLimiter(1000, 1000), Ticker(), live.Slots(5)
+    failures = FailureLimit(20, 60, clock=clock)
     guard = gateway_api.Guard(
         Authenticator(engine.connect, hasher, ttl_seconds=0),
         limiter,
         Sessions(hasher.session_key, 3600),
+        failures,
     )
     accept = gateway_api.transaction_acceptor(guard, writer, keyring=keyring, hasher=hasher)
-    routes = {("POST", "/gateway/transactions"): accept} if request.param == "fast-lane" else {}
+    routes = {("POST", "/gateway/transactions"): accept} if fast_lane else {}
     app = create_app(
         "api",
         middleware=[
@@ -139,9 +171,16 @@ async def gateway(
             (FastLane, {"routes": routes}),
         ],
     )
+    targets = WebhookTargets(allow_private=allow_private, resolve=dns)
     app.include_router(
         gateway_api.router(
-            engine, guard, accept, admin_token=ADMIN, keyring=keyring, hasher=hasher
+            engine,
+            guard,
+            accept,
+            admin_token=ADMIN,
+            keyring=keyring,
+            hasher=hasher,
+            targets=targets,
         ),
         prefix="/gateway",
     )
@@ -150,16 +189,25 @@ async def gateway(
             engine,
             guard,
             cookie_path="/gateway",
-            poll_seconds=0.02,
-            stream_seconds=0.5,
-            login_limiter=RateLimiter(100, 100),
+            poll_seconds=poll_seconds,
+            stream_seconds=stream_seconds,
+            slots=slots,
         ),
         prefix="/gateway",
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-        yield Gateway(http, engine, relay, fake_bus, keyring, limiter)
+        yield Gateway(http, engine, relay, bus, keyring, limiter, failures, clock, slots, app, dns)
     await writer.stop()
+
+
+@pytest.fixture(params=["fast-lane", "framework-route"])
+async def gateway(
+    request: pytest.FixtureRequest, engine: AsyncEngine, fake_bus: Any, fake_dns: Any
+) -> AsyncIterator[Gateway]:
+    """With and without the fast lane in front of the documented route."""
+    async with wired(engine, fake_bus, fake_dns, fast_lane=request.param == "fast-lane") as gw:
+        yield gw
 
 
 # --- accounts ------------------------------------------------------------------------------
@@ -220,7 +268,10 @@ async def test_admin_routes_need_the_admin_token(gateway: Gateway, headers: dict
 async def test_without_an_admin_token_configured_admin_routes_are_off(engine: AsyncEngine) -> None:
     hasher = Hasher("p")
     guard = gateway_api.Guard(
-        Authenticator(engine.connect, hasher), RateLimiter(1, 1), Sessions(b"k", 60)
+        Authenticator(engine.connect, hasher),
+        RateLimiter(1, 1),
+        Sessions(b"k", 60),
+        FailureLimit(20, 60),
     )
     writer: gateway_api.Writer = GroupCommit(engine, service.write_transactions)
     accept = gateway_api.transaction_acceptor(
@@ -229,7 +280,13 @@ async def test_without_an_admin_token_configured_admin_routes_are_off(engine: As
     app = create_app("api")
     app.include_router(
         gateway_api.router(
-            engine, guard, accept, admin_token="", keyring=Keyring.parse(""), hasher=hasher
+            engine,
+            guard,
+            accept,
+            admin_token="",
+            keyring=Keyring.parse(""),
+            hasher=hasher,
+            targets=WebhookTargets(allow_private=False),
         )
     )
     async with httpx.AsyncClient(
@@ -239,6 +296,67 @@ async def test_without_an_admin_token_configured_admin_routes_are_off(engine: As
             "/accounts", json={"name": "x"}, headers={"Authorization": "Bearer "}
         )
     assert "PAYCORE_ADMIN_TOKEN" in problem(answer, 503, "admin-disabled")["detail"]
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("https://user:pw@shop.example/h", "must not carry a user name or password"),
+        ("http://127.0.0.1:8080/h", "host 127.0.0.1 is a loopback address"),
+        ("http://2130706433/h", "host 127.0.0.1 is a loopback address"),  # a number for a host
+        ("http://[::1]/h", "host ::1 is a loopback address"),
+        ("http://localhost/h", "localhost resolves to 127.0.0.1, a loopback address"),
+        ("https://intranet.example/h", "resolves to 10.1.2.3, a private address"),
+        ("http://192.168.0.1/h", "is a private address"),
+        ("http://169.254.169.254/latest/meta-data", "is a link-local address"),
+        ("http://224.0.0.1/h", "is a multicast address"),
+        ("http://240.0.0.1/h", "is a reserved address"),
+        ("http://0.0.0.0/h", "is an unspecified address"),
+    ],
+)
+async def test_webhook_urls_into_private_networks_are_refused(
+    gateway: Gateway, url: str, says: str
+) -> None:
+    created = await gateway.http.post(
+        "/gateway/accounts", json={"name": "x", "webhook_url": url}, headers=admin()
+    )
+    assert says in problem(created, 422, "webhook-url-not-allowed")["detail"]
+    account = await gateway.account(webhook_url="https://shop.example/hooks")
+    patched = await gateway.http.patch(
+        f"/gateway/accounts/{account['id']}", json={"webhook_url": url}, headers=admin()
+    )
+    assert says in problem(patched, 422, "webhook-url-not-allowed")["detail"]
+    kept = await gateway.http.get(f"/gateway/accounts/{account['id']}", headers=admin())
+    assert kept.json()["webhook_url"] == "https://shop.example/hooks"
+
+
+async def test_webhook_urls_must_be_http(gateway: Gateway) -> None:
+    for url in ("ftp://shop.example/h", "javascript:alert(1)", "file:///etc/passwd"):
+        answer = await gateway.http.post(
+            "/gateway/accounts", json={"name": "x", "webhook_url": url}, headers=admin()
+        )
+        assert "URL scheme should be 'http' or 'https'" in str(
+            problem(answer, 422, "validation-error")["errors"]
+        )
+
+
+async def test_a_webhook_host_that_does_not_resolve_yet_is_accepted(gateway: Gateway) -> None:
+    account = await gateway.account(webhook_url="https://not-yet.example/hooks")
+    assert account["webhook_url"] == "https://not-yet.example/hooks"
+
+
+async def test_private_webhook_urls_when_allowed(
+    engine: AsyncEngine, fake_bus: Any, fake_dns: Any
+) -> None:
+    async with wired(engine, fake_bus, fake_dns, allow_private=True) as gateway:
+        account = await gateway.account(webhook_url="http://127.0.0.1:9000/hooks")
+        assert account["webhook_url"] == "http://127.0.0.1:9000/hooks"
+        refused = await gateway.http.post(
+            "/gateway/accounts",
+            json={"name": "x", "webhook_url": "http://u:p@127.0.0.1/h"},
+            headers=admin(),
+        )
+        problem(refused, 422, "webhook-url-not-allowed")  # credentials are never allowed
 
 
 # --- transactions end to end ---------------------------------------------------------------
@@ -317,6 +435,55 @@ async def test_each_transaction_is_decided_once_even_when_messages_repeat(
     assert statuses == {"approved": (3, 3150)}
 
 
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+DECIDED = "paycore_gateway_decisions_total"
+LATENCY_COUNT = "paycore_gateway_decision_seconds_count"
+
+
+async def test_decisions_are_counted_by_status_once_each(gateway: Gateway) -> None:
+    before = [sample(DECIDED, status=s) for s in ("approved", "rejected")]
+    timed = sample(LATENCY_COUNT)
+    secret = (await gateway.account())["secret"]
+    for amount in ("10.00", "0.50", "2000.00"):
+        assert (await gateway.pay(secret, amount=amount)).status_code == 202
+    await gateway.relay.relay_once()
+    sent = [e for e in gateway.bus.published if e.topic == messages.TRANSACTIONS]
+    processor = gateway._consumer(*consumers.processor(gateway.keyring))
+    await processor.handle_batch([_delivery(e) for e in sent])
+    # redelivered, and re-published under new message ids: decided already, not counted
+    await processor.handle_batch([_delivery(e) for e in sent])
+    await processor.handle_batch([Delivery(e.topic, e.body, e.id + "-2", e.key, {}) for e in sent])
+    after = [sample(DECIDED, status=s) for s in ("approved", "rejected")]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 2]
+    assert sample(LATENCY_COUNT) - timed == 3  # accepted -> decided, from the event's time
+
+
+async def test_decisions_rolled_back_are_not_counted(gateway: Gateway, engine: AsyncEngine) -> None:
+    secret = (await gateway.account())["secret"]
+    await gateway.pay(secret, amount="0.50")
+    await gateway.relay.relay_once()
+    [sent] = [e for e in gateway.bus.published if e.topic == messages.TRANSACTIONS]
+    _, handle = consumers.processor(gateway.keyring)
+    before, timed = sample(DECIDED, status="rejected"), sample(LATENCY_COUNT)
+
+    async def failing_batch() -> None:
+        async with engine.begin() as conn:
+            await handle(conn, [_delivery(sent)])
+            raise RuntimeError("the batch fails after the handler ran")
+
+    with pytest.raises(RuntimeError):
+        await failing_batch()
+    assert sample(DECIDED, status="rejected") == before
+    async with engine.begin() as conn:
+        await handle(conn, [_delivery(sent)])  # handled again, committed
+    assert sample(DECIDED, status="rejected") == before + 1
+    assert sample(LATENCY_COUNT) == timed + 1
+    assert CREATED_AT in sent.headers
+
+
 async def _only_account(conn: Any) -> str:
     return str((await conn.execute(select(store.accounts.c.id))).scalar_one())
 
@@ -390,6 +557,52 @@ async def test_rate_limit_answers_429_with_retry_after(gateway: Gateway) -> None
     assert [a.status_code for a in answers] == [202, 202, 429]
     assert problem(answers[2], 429, "rate-limited")
     assert answers[2].headers["retry-after"] == "2"
+
+
+async def test_bad_secrets_from_one_address_are_401_then_429_until_the_window_ends(
+    gateway: Gateway,
+) -> None:
+    account = await gateway.account()
+    gateway.failures.limit = 3
+    for guess in ("pcsk_wrong1", "pcsk_wrong2", "nope"):
+        problem(await gateway.pay(guess), 401, "unauthorized")
+    # shut out: even with the right secret, on every route taking one, and at the login
+    refused = await gateway.pay(account["secret"])
+    assert "Too many invalid account secrets" in problem(refused, 429, "rate-limited")["detail"]
+    assert refused.headers["retry-after"] == "60"
+    listing = await gateway.http.get(
+        "/gateway/transactions", headers={"x-token": account["secret"]}
+    )
+    problem(listing, 429, "rate-limited")
+    login = await gateway.http.post("/gateway/dashboard/login", json={"secret": account["secret"]})
+    problem(login, 429, "rate-limited")
+    async with gateway.client("10.9.8.7") as elsewhere:  # another address is not affected
+        answer = await elsewhere.post(
+            "/gateway/transactions", json=transaction(), headers=bearer(account["secret"])
+        )
+        assert answer.status_code == 202
+    gateway.clock.now += 45
+    assert (await gateway.pay(account["secret"])).headers["retry-after"] == "15"
+    gateway.clock.now += 15  # the window is over
+    assert (await gateway.pay(account["secret"])).status_code == 202
+    problem(await gateway.pay("pcsk_wrong3"), 401, "unauthorized")  # counting starts afresh
+    assert (await gateway.pay(account["secret"])).status_code == 202
+
+
+async def test_bad_logins_and_disabled_secrets_count_but_open_sessions_go_on(
+    gateway: Gateway,
+) -> None:
+    ana, bia = await gateway.account("ana"), await gateway.account("bia")
+    logged_in = await gateway.http.post("/gateway/dashboard/login", json={"secret": ana["secret"]})
+    assert logged_in.status_code == 200
+    gateway.failures.limit = 2
+    await gateway.http.delete(f"/gateway/accounts/{bia['id']}", headers=admin())
+    problem(await gateway.pay(bia["secret"]), 401, "unauthorized")  # a disabled account's
+    guess = await gateway.http.post("/gateway/dashboard/login", json={"secret": "pcsk_guess"})
+    problem(guess, 401, "unauthorized")
+    problem(await gateway.pay(ana["secret"]), 429, "rate-limited")
+    # the session opened before guesses nothing: its reads are served
+    assert (await gateway.http.get("/gateway/transactions")).status_code == 200
 
 
 # --- bad input -----------------------------------------------------------------------------
@@ -593,6 +806,80 @@ async def test_the_event_stream_pushes_changes_of_the_account(gateway: Gateway) 
     assert (mine["id"], "pending") in seen
     assert (mine["id"], "rejected") in seen
     assert all(tx_id == mine["id"] for tx_id, _ in seen)
+
+
+async def test_an_account_holds_at_most_five_streams_and_an_ended_one_frees_its_slot(
+    gateway: Gateway,
+) -> None:
+    account = await gateway.account("ana")
+    await gateway.http.post("/gateway/dashboard/login", json={"secret": account["secret"]})
+    opened = [asyncio.create_task(gateway.http.get("/gateway/dashboard/events")) for _ in range(5)]
+    while gateway.slots.held(account["id"]) < 5:
+        await asyncio.sleep(0.01)
+    refused = await gateway.http.get("/gateway/dashboard/events")
+    assert (
+        "already has 5 dashboard streams open"
+        in problem(refused, 429, "too-many-streams")["detail"]
+    )
+    assert refused.headers["retry-after"] == "1"  # a stream lives 0.5 s here
+    other = await gateway.account("bia")  # another account has its own slots
+    async with gateway.client("127.0.0.1") as bia:
+        await bia.post("/gateway/dashboard/login", json={"secret": other["secret"]})
+        assert (await bia.get("/gateway/dashboard/events")).status_code == 200
+    answers = await asyncio.gather(*opened)  # each ends after its lifetime
+    assert [a.status_code for a in answers] == [200] * 5
+    assert gateway.slots.held(account["id"]) == 0
+    assert (await gateway.http.get("/gateway/dashboard/events")).status_code == 200
+
+
+async def test_a_stream_the_browser_leaves_frees_its_slot_at_once(
+    engine: AsyncEngine, fake_bus: Any, fake_dns: Any
+) -> None:
+    # the feed looks rarely: the tab closes while it waits, not in the middle of a query
+    async with wired(engine, fake_bus, fake_dns, stream_seconds=60, poll_seconds=60) as gateway:
+        account = await gateway.account("ana")
+        login = await gateway.http.post(
+            "/gateway/dashboard/login", json={"secret": account["secret"]}
+        )
+        cookie = f"{gateway_api.SESSION_COOKIE}={login.cookies[gateway_api.SESSION_COOKIE]}"
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},  # as uvicorn serves it
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/gateway/dashboard/events",
+            "raw_path": b"/gateway/dashboard/events",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"host", b"gw"), (b"cookie", cookie.encode())],
+            "client": ("127.0.0.1", 50000),
+            "server": ("gw", 80),
+        }
+        requested, counters_sent, gone = False, asyncio.Event(), asyncio.Event()
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if message.get("body", b"").startswith(b"event: stats"):
+                counters_sent.set()
+
+        serving = asyncio.create_task(gateway.app(scope, receive, send))
+        await asyncio.wait_for(counters_sent.wait(), 5)
+        await asyncio.sleep(0.2)  # the feed's first look is done
+        assert sent[0]["status"] == 200
+        assert gateway.slots.held(account["id"]) == 1
+        gone.set()  # the tab is closed, long before the stream's 60 s lifetime
+        await asyncio.wait_for(serving, 5)
+        assert gateway.slots.held(account["id"]) == 0
 
 
 def parse_sse(text: str) -> list[tuple[str, Any]]:

@@ -1,5 +1,6 @@
-"""Webhook deliveries (signed, retried with backoff, given up after the last attempt), the
-per-account rate limiter and dashboard session cookies."""
+"""Webhook deliveries (signed, sent to the address checked, retried with backoff, given up
+after the last attempt, failed at once when the URL is refused at send time), the per-key
+rate limiter and failure windows, and dashboard session cookies."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paycore.gateway import service, store
 from paycore.gateway.auth import Sessions
 from paycore.gateway.crypto import Hasher, Keyring, verify_webhook
+from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
 from paycore.platform.consumer import RetryPolicy
-from paycore.platform.ratelimit import RateLimiter, retry_after
+from paycore.platform.ratelimit import FailureLimit, RateLimiter, retry_after
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -31,14 +33,16 @@ class Clock:
         return self.at
 
 
-async def _account_with_decision(engine: AsyncEngine, keyring: Keyring) -> tuple[str, str]:
+async def _account_with_decision(
+    engine: AsyncEngine, keyring: Keyring, url: str = "https://shop.example/hook"
+) -> tuple[str, str]:
     """An account with a webhook URL and one transaction decided; returns (signing secret,
     transaction id)."""
     async with engine.begin() as conn:
         created = await service.create_account(
             conn,
             name="shop",
-            webhook_url="https://shop.example/hook",
+            webhook_url=url,
             hasher=Hasher("p"),
             keyring=keyring,
             now=NOW,
@@ -75,7 +79,7 @@ async def _delivery(engine: AsyncEngine) -> Any:
         return (await conn.execute(select(store.deliveries))).one()
 
 
-async def test_a_delivery_is_signed_and_sent_once(engine: AsyncEngine) -> None:
+async def test_a_delivery_is_signed_and_sent_once(engine: AsyncEngine, fake_dns: Any) -> None:
     keyring = Keyring.parse("")
     signing, tx_id = await _account_with_decision(engine, keyring)
     received: list[httpx.Request] = []
@@ -86,7 +90,12 @@ async def test_a_delivery_is_signed_and_sent_once(engine: AsyncEngine) -> None:
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
     dispatcher = WebhookDispatcher(
-        engine, keyring, client, retry=RetryPolicy(3, 1, 10), clock=Clock(NOW)
+        engine,
+        keyring,
+        client,
+        retry=RetryPolicy(3, 1, 10),
+        targets=WebhookTargets(allow_private=False, resolve=fake_dns),
+        clock=Clock(NOW),
     )
     assert await dispatcher.dispatch_once() == 1
     assert await dispatcher.dispatch_once() == 0
@@ -101,6 +110,10 @@ async def test_a_delivery_is_signed_and_sent_once(engine: AsyncEngine) -> None:
         "decided_at": "2026-06-15T12:00:00.000Z",
     }
     assert b'"amount":10.50' in request.content
+    # sent to the address that was checked, the URL's host kept for the receiver and TLS
+    assert str(request.url) == "https://93.184.215.14/hook"
+    assert request.headers["host"] == "shop.example"
+    assert request.extensions["sni_hostname"] == "shop.example"
     signature = request.headers["paycore-signature"]
     assert verify_webhook(signing, signature, request.content, now=int(time.time()))
     row = await _delivery(engine)
@@ -109,7 +122,9 @@ async def test_a_delivery_is_signed_and_sent_once(engine: AsyncEngine) -> None:
     await client.aclose()
 
 
-async def test_failures_are_retried_with_backoff_then_given_up(engine: AsyncEngine) -> None:
+async def test_failures_are_retried_with_backoff_then_given_up(
+    engine: AsyncEngine, fake_dns: Any
+) -> None:
     keyring = Keyring.parse("")
     await _account_with_decision(engine, keyring)
     answers = iter([httpx.Response(500), httpx.ConnectError("refused"), httpx.Response(503)])
@@ -123,7 +138,12 @@ async def test_failures_are_retried_with_backoff_then_given_up(engine: AsyncEngi
     clock = Clock(NOW)
     client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
     dispatcher = WebhookDispatcher(
-        engine, keyring, client, retry=RetryPolicy(3, 1, 10), clock=clock
+        engine,
+        keyring,
+        client,
+        retry=RetryPolicy(3, 1, 10),
+        targets=WebhookTargets(allow_private=False, resolve=fake_dns),
+        clock=clock,
     )
     assert await dispatcher.dispatch_once() == 1
     first = await _delivery(engine)
@@ -143,6 +163,118 @@ async def test_failures_are_retried_with_backoff_then_given_up(engine: AsyncEngi
     clock.at += timedelta(hours=1)
     assert await dispatcher.dispatch_once() == 0
     await client.aclose()
+
+
+async def test_a_url_refused_at_send_time_fails_at_once_and_is_not_sent(
+    engine: AsyncEngine, fake_dns: Any
+) -> None:
+    """The name was public when the URL was set; it now points into the private network."""
+    keyring = Keyring.parse("")
+    await _account_with_decision(engine, keyring)
+    fake_dns.names["shop.example"] = ["10.0.0.5"]
+    received: list[httpx.Request] = []
+    client = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: received.append(r) or httpx.Response(200))
+    )
+    dispatcher = WebhookDispatcher(
+        engine,
+        keyring,
+        client,
+        retry=RetryPolicy(8, 1, 10),
+        targets=WebhookTargets(allow_private=False, resolve=fake_dns),
+        clock=Clock(NOW),
+    )
+    assert await dispatcher.dispatch_once() == 1
+    row = await _delivery(engine)
+    assert (row.status, row.attempts, row.last_status_code) == ("failed", 1, None)
+    assert row.last_error == (
+        "blocked: the webhook URL's host shop.example resolves to 10.0.0.5, a private "
+        "address; webhooks go to public addresses only "
+        "(unless PAYCORE_GATEWAY_WEBHOOK_ALLOW_PRIVATE=true)"
+    )
+    assert received == []
+    assert await dispatcher.dispatch_once() == 0  # not retried
+    await client.aclose()
+
+
+async def test_a_name_that_does_not_resolve_is_a_failed_attempt_retried(
+    engine: AsyncEngine, fake_dns: Any
+) -> None:
+    keyring = Keyring.parse("")
+    await _account_with_decision(engine, keyring, url="https://gone.example/hook")
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    clock = Clock(NOW)
+    dispatcher = WebhookDispatcher(
+        engine,
+        keyring,
+        client,
+        retry=RetryPolicy(3, 1, 10),
+        targets=WebhookTargets(allow_private=False, resolve=fake_dns),
+        clock=clock,
+    )
+    assert await dispatcher.dispatch_once() == 1
+    first = await _delivery(engine)
+    assert (first.status, first.attempts) == ("pending", 1)
+    assert first.last_error.startswith("cannot resolve the webhook host")
+    fake_dns.names["gone.example"] = ["93.184.215.14"]  # the record appears
+    clock.at = first.next_attempt_at
+    assert await dispatcher.dispatch_once() == 1
+    assert (await _delivery(engine)).status == "delivered"
+    await client.aclose()
+
+
+async def test_with_private_addresses_allowed_the_url_is_used_as_is(
+    engine: AsyncEngine, fake_dns: Any
+) -> None:
+    keyring = Keyring.parse("")
+    await _account_with_decision(engine, keyring, url="http://127.0.0.1:9/hook")
+    received: list[httpx.Request] = []
+    client = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: received.append(r) or httpx.Response(200))
+    )
+    dispatcher = WebhookDispatcher(
+        engine,
+        keyring,
+        client,
+        retry=RetryPolicy(3, 1, 10),
+        targets=WebhookTargets(allow_private=True, resolve=fake_dns),
+        clock=Clock(NOW),
+    )
+    assert await dispatcher.dispatch_once() == 1
+    [request] = received
+    assert str(request.url) == "http://127.0.0.1:9/hook"
+    assert (await _delivery(engine)).status == "delivered"
+    assert fake_dns.asked == []  # nothing to check
+    await client.aclose()
+
+
+def test_failure_windows_shut_a_key_out_until_they_end() -> None:
+    now = [0.0]
+    failures = FailureLimit(3, 60, clock=lambda: now[0])
+    for _ in range(2):
+        failures.fail("10.0.0.1")
+    assert failures.wait("10.0.0.1") == 0.0  # two of three
+    now[0] = 10.0
+    failures.fail("10.0.0.1")
+    assert failures.wait("10.0.0.1") == pytest.approx(50.0)  # the window opened at 0
+    assert failures.wait("10.0.0.2") == 0.0  # another address has its own
+    now[0] = 60.0
+    assert failures.wait("10.0.0.1") == 0.0  # the window is over: a fresh start
+    failures.fail("10.0.0.1")
+    assert failures.wait("10.0.0.1") == 0.0
+    with pytest.raises(ValueError, match="at least 1"):
+        FailureLimit(0, 60)
+
+
+def test_limiters_forget_the_least_recently_seen_key_first() -> None:
+    failures = FailureLimit(1, 60, max_keys=2, clock=lambda: 0.0)
+    for key in ("a", "b", "c"):
+        failures.fail(key)
+    assert [failures.wait(k) > 0 for k in ("a", "b", "c")] == [False, True, True]
+    limiter = RateLimiter(1.0, 1, max_keys=2, clock=lambda: 0.0)
+    assert [limiter.take(k) for k in ("a", "b", "c")] == [0.0, 0.0, 0.0]
+    assert limiter.take("a") == 0.0  # forgotten: starts full again
+    assert limiter.take("c") > 0
 
 
 def test_rate_limiter_buckets_per_key() -> None:

@@ -17,7 +17,14 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.clock import utcnow
-from paycore.platform.http import JSONResponse, Problem, create_app, install_probes
+from paycore.platform.http import (
+    ByKey,
+    FastLane,
+    JSONResponse,
+    Problem,
+    create_app,
+    install_probes,
+)
 from paycore.platform.idempotency import (
     IdempotencyMiddleware,
     idempotency_keys,
@@ -405,3 +412,43 @@ async def test_metrics_count_requests_by_route(client: httpx.AsyncClient) -> Non
     assert 'route="/money"' in text
     assert 'status="404"' in text
     assert "paycore_http_request_seconds_bucket{" in text
+
+
+def _by_key_app() -> FastAPI:
+    async def lookup(key: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        if key == "missing":
+            raise Problem(404, "not-found", f"thing {key!r} is unknown")
+        return 200, b'{"key":"%s"}' % key.encode(), [(b"content-type", b"application/json")]
+
+    routes = {("GET", "/things/"): ByKey(lookup, "/things/{key}")}
+    app = create_app("by-key", middleware=[(FastLane, {"routes": routes})])
+    install_probes(app, {})
+
+    @app.get("/things/{key}/parts")
+    async def parts(key: str) -> dict[str, str]:
+        return {"parts_of": key}
+
+    return app
+
+
+async def test_the_fast_lane_serves_a_resource_by_the_last_path_segment() -> None:
+    transport = httpx.ASGITransport(app=_by_key_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        found = await http.get("/things/a%20b")
+        missing = await http.get("/things/missing")
+        nested = await http.get("/things/x/parts")
+        bare = await http.get("/things/")
+        posted = await http.post("/things/x")
+        text = (await http.get("/metrics")).text
+    assert found.status_code == 200
+    assert found.json() == {"key": "a b"}
+    assert found.headers["content-length"] == str(len(found.content))
+    assert found.headers["x-correlation-id"]
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == PROBLEM
+    assert missing.json()["detail"] == "thing 'missing' is unknown"
+    assert nested.json() == {"parts_of": "x"}  # deeper paths are the framework's
+    assert bare.status_code == 404
+    assert posted.status_code == 404  # other methods are the framework's (no such route here)
+    assert 'route="/things/{key}"' in text  # the template, not each key
+    assert 'route="/things/a b"' not in text

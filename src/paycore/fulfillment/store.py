@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from operator import attrgetter
 
 import orjson
 from sqlalchemy import (
@@ -14,14 +15,17 @@ from sqlalchemy import (
     String,
     Table,
     func,
-    insert,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.fulfillment.domain import Delivery, Item, Order, Payment, order_to_dict
 from paycore.platform.clock import utcnow
-from paycore.platform.db import BIG_ID, UtcDateTime, metadata
+from paycore.platform.db import BIG_ID, UtcDateTime, bulk_insert, metadata
+
+_DELIVERY_FIELDS = tuple(Delivery.__dataclass_fields__)
+_PAYMENT_FIELDS = tuple(Payment.__dataclass_fields__)
+_ITEM_FIELDS = tuple(Item.__dataclass_fields__)
 
 orders = Table(
     "fulfillment_orders",
@@ -47,7 +51,7 @@ deliveries = Table(
     "fulfillment_deliveries",
     metadata,
     Column("order_uid", String(64), ForeignKey("fulfillment_orders.order_uid"), primary_key=True),
-    *(Column(name, String(500), nullable=False) for name in Delivery.__dataclass_fields__),
+    *(Column(name, String(500), nullable=False) for name in _DELIVERY_FIELDS),
 )
 
 _PAYMENT_TEXT = ("transaction", "request_id", "currency", "provider", "bank")
@@ -57,7 +61,7 @@ payments = Table(
     Column("order_uid", String(64), ForeignKey("fulfillment_orders.order_uid"), primary_key=True),
     *(
         Column(name, String(200) if name in _PAYMENT_TEXT else BigInteger, nullable=False)
-        for name in Payment.__dataclass_fields__
+        for name in _PAYMENT_FIELDS
     ),
 )
 
@@ -69,7 +73,7 @@ items = Table(
     Column("position", Integer, primary_key=True),
     *(
         Column(name, String(500) if name in _ITEM_TEXT else BigInteger, nullable=False)
-        for name in Item.__dataclass_fields__
+        for name in _ITEM_FIELDS
     ),
 )
 
@@ -91,38 +95,39 @@ async def stored_hashes(conn: AsyncConnection, uids: Sequence[str]) -> dict[str,
     return {r.order_uid: r.content_hash for r in await conn.execute(query)}
 
 
+_ORDER_COLUMNS = ("content_hash", "stored_at", *_ORDER_SCALARS)
+_order_values = attrgetter(*_ORDER_SCALARS)
+_delivery_values = attrgetter(*_DELIVERY_FIELDS)
+_payment_values = attrgetter(*_PAYMENT_FIELDS)
+_item_values = attrgetter(*_ITEM_FIELDS)
+
+
 async def insert_orders(conn: AsyncConnection, new: Sequence[tuple[Order, str]]) -> None:
-    """Store orders ``(order, content hash)`` in the four tables: four statements in all."""
+    """Store orders ``(order, content hash)`` in the four tables: four bulk inserts in all."""
     if not new:
         return
     now = utcnow()
-    await conn.execute(
-        insert(orders),
-        [
-            {"content_hash": digest, "stored_at": now, **{n: getattr(o, n) for n in _ORDER_SCALARS}}
-            for o, digest in new
-        ],
+    await bulk_insert(
+        conn, orders, _ORDER_COLUMNS, [(digest, now, *_order_values(o)) for o, digest in new]
     )
-    await conn.execute(
-        insert(deliveries),
-        [{"order_uid": o.order_uid, **_fields(o.delivery)} for o, _ in new],
+    await bulk_insert(
+        conn,
+        deliveries,
+        ("order_uid", *_DELIVERY_FIELDS),
+        [(o.order_uid, *_delivery_values(o.delivery)) for o, _ in new],
     )
-    await conn.execute(
-        insert(payments),
-        [{"order_uid": o.order_uid, **_fields(o.payment)} for o, _ in new],
+    await bulk_insert(
+        conn,
+        payments,
+        ("order_uid", *_PAYMENT_FIELDS),
+        [(o.order_uid, *_payment_values(o.payment)) for o, _ in new],
     )
-    await conn.execute(
-        insert(items),
-        [
-            {"order_uid": o.order_uid, "position": i, **_fields(item)}
-            for o, _ in new
-            for i, item in enumerate(o.items)
-        ],
+    await bulk_insert(
+        conn,
+        items,
+        ("order_uid", "position", *_ITEM_FIELDS),
+        [(o.order_uid, i, *_item_values(item)) for o, _ in new for i, item in enumerate(o.items)],
     )
-
-
-def _fields(record: Delivery | Payment | Item) -> dict[str, object]:
-    return {name: getattr(record, name) for name in record.__dataclass_fields__}
 
 
 async def load_orders(conn: AsyncConnection, uids: Sequence[str]) -> dict[str, Order]:
@@ -142,18 +147,12 @@ async def load_orders(conn: AsyncConnection, uids: Sequence[str]) -> dict[str, O
     lines: dict[str, list[Item]] = {}
     query = select(items).where(items.c.order_uid.in_(found)).order_by(items.c.position)
     for r in await conn.execute(query):
-        lines.setdefault(r.order_uid, []).append(
-            Item(**{n: getattr(r, n) for n in Item.__dataclass_fields__})
-        )
+        lines.setdefault(r.order_uid, []).append(Item(**{n: getattr(r, n) for n in _ITEM_FIELDS}))
     return {
         h.order_uid: Order(
             **{n: getattr(h, n) for n in _ORDER_SCALARS},
-            delivery=Delivery(
-                **{n: getattr(delivery[h.order_uid], n) for n in Delivery.__dataclass_fields__}
-            ),
-            payment=Payment(
-                **{n: getattr(payment[h.order_uid], n) for n in Payment.__dataclass_fields__}
-            ),
+            delivery=Delivery(**{n: getattr(delivery[h.order_uid], n) for n in _DELIVERY_FIELDS}),
+            payment=Payment(**{n: getattr(payment[h.order_uid], n) for n in _PAYMENT_FIELDS}),
             items=tuple(lines.get(h.order_uid, ())),
         )
         for h in heads

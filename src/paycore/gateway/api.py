@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from prometheus_client import Counter
 from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,6 +18,8 @@ from paycore.gateway import service, store
 from paycore.gateway.auth import Authenticator, Merchant, Sessions, admin_allowed, bearer
 from paycore.gateway.crypto import Hasher, Keyring
 from paycore.gateway.domain import STATUSES, Card
+from paycore.gateway.webhook_targets import TargetRefused, WebhookTargets
+from paycore.platform import metrics
 from paycore.platform.batching import GroupCommit
 from paycore.platform.clock import iso, utcnow
 from paycore.platform.http import (
@@ -26,14 +27,12 @@ from paycore.platform.http import (
     Problem,
     WithHeaders,
     body_too_large,
+    client_address,
     parse_body,
 )
 from paycore.platform.money import from_cents, to_cents
-from paycore.platform.ratelimit import RateLimiter, retry_after
+from paycore.platform.ratelimit import FailureLimit, RateLimiter, retry_after
 
-transactions_accepted = Counter(
-    "paycore_gateway_transactions_accepted_total", "Transactions accepted (stored pending)"
-)
 SESSION_COOKIE = "paycore_session"
 TRANSACTION_PATH = "/transactions"
 MAX_TRANSACTION_BODY = 16 * 1024
@@ -178,24 +177,36 @@ def unauthorized(detail: str = "A valid account secret is required.") -> Problem
 
 class Guard:
     """Authenticates merchants (secret, or the dashboard's session cookie on reads) and
-    applies the per-account rate limit."""
+    applies the per-account rate limit. Every secret offered (API calls, dashboard logins)
+    goes through :meth:`by_secret`: a client address that offered too many bad or disabled
+    secrets is refused (429) until its failure window ends, even with a good secret."""
 
-    def __init__(self, auth: Authenticator, limiter: RateLimiter, sessions: Sessions) -> None:
+    def __init__(
+        self,
+        auth: Authenticator,
+        limiter: RateLimiter,
+        sessions: Sessions,
+        failures: FailureLimit,
+    ) -> None:
         self.auth = auth
         self.limiter = limiter
         self.sessions = sessions
+        self.failures = failures
 
-    async def merchant(self, headers: Mapping[str, str], cookie: str | None = None) -> Merchant:
+    async def merchant(
+        self, headers: Mapping[str, str], client: str, cookie: str | None = None
+    ) -> Merchant:
         """The calling account, rate-limited; a 401 or 429 ``Problem`` otherwise."""
         credential = bearer(headers.get("authorization"), headers.get("x-token"))
         if credential is not None:
-            merchant = await self.auth.by_secret(credential)
+            merchant = await self.by_secret(credential, client)
         elif (session := self.sessions.read(cookie, time.time())) is not None:
-            merchant = await self.auth.by_id(session.account_id)
+            found = await self.auth.by_id(session.account_id)
+            if found is None:
+                raise unauthorized("The account is disabled.")
+            merchant = found
         else:
             raise unauthorized()
-        if merchant is None:
-            raise unauthorized("The account secret is invalid or the account is disabled.")
         wait = self.limiter.take(merchant.id)
         if wait:
             raise Problem(
@@ -206,6 +217,24 @@ class Guard:
             )
         return merchant
 
+    async def by_secret(self, secret: str, client: str) -> Merchant:
+        """The active account holding ``secret``; a 401 ``Problem`` (counted against the
+        client's address) if there is none, a 429 while the address is shut out."""
+        wait = self.failures.wait(client)
+        if wait:
+            raise Problem(
+                429,
+                "rate-limited",
+                "Too many invalid account secrets from this address; "
+                f"retry in {retry_after(wait)} s.",
+                headers={"Retry-After": retry_after(wait)},
+            )
+        merchant = await self.auth.by_secret(secret)
+        if merchant is None:
+            self.failures.fail(client)
+            raise unauthorized("The account secret is invalid or the account is disabled.")
+        return merchant
+
 
 def transaction_acceptor(
     guard: Guard, writer: Writer, *, keyring: Keyring, hasher: Hasher
@@ -214,8 +243,8 @@ def transaction_acceptor(
     pending transaction and its event (group commit), answer 202. Served by the fast lane and
     documented as a regular route."""
 
-    async def accept(body: bytes, headers: Mapping[str, str]) -> tuple[int, Any]:
-        merchant = await guard.merchant(headers)  # a secret only: no cookie on writes
+    async def accept(body: bytes, headers: Mapping[str, str], client: str) -> tuple[int, Any]:
+        merchant = await guard.merchant(headers, client)  # a secret only: no cookie on writes
         request = parse_body(TransactionIn, body)
         card = Card(
             number=request.credit_card_number,
@@ -229,7 +258,7 @@ def transaction_acceptor(
             merchant.id, cents, card, keyring=keyring, hasher=hasher, now=now
         )
         row = await writer.submit(prepared)
-        transactions_accepted.inc()
+        metrics.gateway_transactions_accepted.inc()
         return 202, transaction_view(row)
 
     return WithHeaders(accept, max_body=MAX_TRANSACTION_BODY)
@@ -247,11 +276,24 @@ def router(
     admin_token: str,
     keyring: Keyring,
     hasher: Hasher,
+    targets: WebhookTargets,
 ) -> APIRouter:
     api = APIRouter(tags=["gateway"])
 
     async def merchant(request: Request) -> Merchant:
-        return await guard.merchant(_headers(request), request.cookies.get(SESSION_COOKIE))
+        return await guard.merchant(
+            _headers(request), client_address(request.scope), request.cookies.get(SESSION_COOKIE)
+        )
+
+    async def allowed_webhook(url: AnyHttpUrl | None) -> str | None:
+        """The URL as stored, or a 422 if webhooks may not go there."""
+        if url is None:
+            return None
+        try:
+            await targets.check(str(url))
+        except TargetRefused as exc:
+            raise Problem(422, "webhook-url-not-allowed", str(exc)) from None
+        return str(url)
 
     async def operator(request: Request) -> None:
         if not admin_token:
@@ -282,11 +324,12 @@ def router(
         summary="Create a merchant account (admin); its secret is shown once",
     )
     async def create_account(body: AccountIn) -> Response:
+        webhook_url = await allowed_webhook(body.webhook_url)
         async with engine.begin() as conn:
             created = await service.create_account(
                 conn,
                 name=body.name,
-                webhook_url=str(body.webhook_url) if body.webhook_url else None,
+                webhook_url=webhook_url,
                 hasher=hasher,
                 keyring=keyring,
                 now=utcnow(),
@@ -331,7 +374,10 @@ def router(
         summary="Rename, set the webhook URL (null removes it), disable or enable (admin)",
     )
     async def patch_account(account_id: str, body: AccountPatch) -> Response:
-        return await _update(account_id, _changes(body))
+        changes = _changes(body)
+        if "webhook_url" in changes:
+            changes["webhook_url"] = await allowed_webhook(changes["webhook_url"])
+        return await _update(account_id, changes)
 
     @api.delete(
         "/accounts/{account_id}",
@@ -374,7 +420,9 @@ def router(
         body = await request.body()
         if len(body) > accept.max_body:
             raise body_too_large(accept.max_body)
-        status, content = await accept.handle(body, _headers(request))
+        status, content = await accept.handle(
+            body, _headers(request), client_address(request.scope)
+        )
         return JSONResponse(content, status_code=status)
 
     @api.get(
@@ -446,7 +494,7 @@ def _changes(body: AccountPatch) -> dict[str, Any]:
         value = getattr(body, name)
         if name != "webhook_url" and value is None:
             raise Problem(422, "validation-error", f"{name} cannot be null")
-        changes[name] = str(value) if name == "webhook_url" and value is not None else value
+        changes[name] = value
     return changes
 
 

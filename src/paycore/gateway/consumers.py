@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.gateway import messages, service
 from paycore.gateway.crypto import Keyring
-from paycore.platform.bus import Delivery, Subscription
+from paycore.gateway.domain import APPROVED, REJECTED
+from paycore.platform import metrics
+from paycore.platform.bus import CREATED_AT, Delivery, Subscription
 from paycore.platform.clock import utcnow
 from paycore.platform.consumer import BatchHandler, Verdicts
 
@@ -21,16 +24,46 @@ RESULTS_GROUP = "gateway"
 def processor(
     keyring: Keyring, *, batch: int = 100, clock: Callable[[], datetime] = utcnow
 ) -> tuple[Subscription, BatchHandler]:
-    """Decide each transaction once and publish its result (through the outbox)."""
+    """Decide each transaction once and publish its result (through the outbox). The
+    decisions are counted by status, with their latency since acceptance, once they commit."""
+    for status in (APPROVED, REJECTED):
+        metrics.gateway_decisions.labels(status)  # both series exist from the start
 
     async def handle(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> Verdicts:
         now = clock()
         today: date = now.date()
-        return await service.decide_transactions(
+        decided = await service.decide_transactions(
             conn, [d.body for d in deliveries], keyring=keyring, today=today, now=now
         )
+        if decided.statuses:
+            counted = [
+                (status, _since_accepted(deliveries[index], now))
+                for index, status in decided.statuses.items()
+            ]
+            _when_committed(conn, lambda: _count_decisions(counted))
+        return decided.verdicts
 
     return Subscription(messages.TRANSACTIONS, PROCESSOR_GROUP, batch=batch), handle
+
+
+def _since_accepted(delivery: Delivery, now: datetime) -> float | None:
+    """Seconds from the transaction's event being written (it commits with the pending
+    transaction) to ``now``; None if the message does not say when."""
+    written = delivery.headers.get(CREATED_AT, "")
+    return max(0.0, now.timestamp() - int(written) / 1000) if written.isdigit() else None
+
+
+def _count_decisions(counted: list[tuple[str, float | None]]) -> None:
+    for status, seconds in counted:
+        metrics.gateway_decisions.labels(status).inc()
+        if seconds is not None:
+            metrics.gateway_decision_latency.observe(seconds)
+
+
+def _when_committed(conn: AsyncConnection, action: Callable[[], None]) -> None:
+    """Run ``action`` when the transaction of ``conn`` commits, never if it rolls back (the
+    consumer then handles its messages again, and they count then)."""
+    event.listen(conn.sync_connection, "commit", lambda _conn: action(), once=True)
 
 
 class WebhooksQueued:

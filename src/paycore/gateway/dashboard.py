@@ -6,20 +6,27 @@ Session: ``POST /dashboard/login`` with the secret sets an httpOnly, ``SameSite=
 cookie (signed, expiring) and answers a CSRF token that state-changing dashboard requests
 (logout) send back in ``X-CSRF-Token``; login itself refuses cross-origin requests. The
 cookie also authenticates the merchant API's reads (``GET /transactions`` …), never its writes.
+A login's secret is checked like the API's (:meth:`Guard.by_secret`), so bad secrets count
+against the client's address wherever they are offered.
+
+An account holds at most ``max_streams`` event streams open in one process; the next one is
+a 429 until one closes (a tab closed, a stream at the end of its lifetime).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from datetime import datetime
 from importlib.resources import files
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import Receive, Scope, Send
 
 from paycore.gateway import live
 from paycore.gateway.api import (
@@ -31,8 +38,8 @@ from paycore.gateway.api import (
 )
 from paycore.gateway.auth import Merchant, Session
 from paycore.platform.clock import utcnow
-from paycore.platform.http import JSONResponse, Problem, dumps
-from paycore.platform.ratelimit import RateLimiter, retry_after
+from paycore.platform.http import JSONResponse, Problem, client_address, dumps
+from paycore.platform.ratelimit import retry_after
 
 CSRF_HEADER = "x-csrf-token"
 STATIC = files("paycore.gateway").joinpath("static")
@@ -58,6 +65,21 @@ class LoginIn(BaseModel):
     secret: str = Field(min_length=1, max_length=200)
 
 
+class HeldStream(StreamingResponse):
+    """An event stream that gives its slot back when it ends, however it ends (its
+    lifetime, the client gone, a shutdown)."""
+
+    def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None], **kw: Any):
+        super().__init__(content, **kw)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 def router(
     engine: AsyncEngine,
     guard: Guard,
@@ -65,7 +87,7 @@ def router(
     cookie_path: str,
     poll_seconds: float,
     stream_seconds: float,
-    login_limiter: RateLimiter,
+    slots: live.Slots,
 ) -> APIRouter:
     page = STATIC.joinpath("dashboard.html").read_bytes()
     assets = {name: STATIC.joinpath(name).read_bytes() for name in ASSETS}
@@ -92,18 +114,7 @@ def router(
     @ui.post("/dashboard/login", summary="Open a dashboard session with the account secret")
     async def login(body: LoginIn, request: Request) -> Response:
         _same_origin(request)
-        client = request.client.host if request.client else "unknown"
-        wait = login_limiter.take(client)
-        if wait:
-            raise Problem(
-                429,
-                "rate-limited",
-                "Too many login attempts.",
-                headers={"Retry-After": retry_after(wait)},
-            )
-        merchant = await guard.auth.by_secret(body.secret)
-        if merchant is None:
-            raise unauthorized("The account secret is invalid or the account is disabled.")
+        merchant = await guard.by_secret(body.secret, client_address(request.scope))
         cookie, session = guard.sessions.issue(merchant.id, time.time())
         answer = JSONResponse({"account": _account(merchant), "csrf": session.csrf})
         answer.set_cookie(
@@ -135,9 +146,17 @@ def router(
     async def events(request: Request) -> StreamingResponse:
         _, merchant = await session_of(request)
         start = live.parse_mark(request.headers.get("last-event-id"), utcnow())
-        stream = _stream(engine, merchant.id, start, poll_seconds, stream_seconds)
-        return StreamingResponse(
-            stream,
+        if not slots.take(merchant.id):
+            raise Problem(
+                429,
+                "too-many-streams",
+                f"This account already has {slots.limit} dashboard streams open here; "
+                "close one (another tab or window) and retry.",
+                headers={"Retry-After": retry_after(stream_seconds)},
+            )
+        return HeldStream(
+            _stream(engine, merchant.id, start, poll_seconds, stream_seconds),
+            lambda: slots.release(merchant.id),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )

@@ -5,11 +5,14 @@ tails the database: every ``poll_seconds`` one indexed query (account, ``updated
 the account's transactions created or decided since the last look. Commits do not land in
 ``updated_at`` order (several writers, their clocks), so each look reaches back ``overlap``
 seconds and changes already sent are skipped by ``(id, status)``.
+
+Each look costs a query, so an account holds at most a few streams at once (:class:`Slots`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
@@ -24,6 +27,29 @@ MAX_ROWS = 2_000
 
 class Resync(Exception):
     """More changes arrived than one look can carry: the client should reload."""
+
+
+class Slots:
+    """Open streams per account in this process, at most ``limit`` each."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: Counter[str] = Counter()
+
+    def take(self, account_id: str) -> bool:
+        """Hold one slot of the account, if one is free."""
+        if self._open[account_id] >= self.limit:
+            return False
+        self._open[account_id] += 1
+        return True
+
+    def release(self, account_id: str) -> None:
+        self._open[account_id] -= 1
+        if self._open[account_id] <= 0:
+            del self._open[account_id]
+
+    def held(self, account_id: str) -> int:
+        return self._open[account_id]
 
 
 async def changes(

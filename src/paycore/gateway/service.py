@@ -152,14 +152,22 @@ async def write_transactions(
 # --- the processor -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    verdicts: list[str | None]  # per message: None (done) or why it is refused
+    statuses: dict[int, str]  # message index -> status of the decision it stored
+
+
 async def decide_transactions(
     conn: AsyncConnection, bodies: Sequence[bytes], *, keyring: Keyring, today: date, now: datetime
-) -> list[str | None]:
+) -> Decided:
     """Decide each ``transactions`` message once: a transaction already decided (a message
-    published twice) is skipped, since its result went out with its decision. Returns per
+    published twice) is skipped, since its result went out with its decision. Answers per
     message None (done) or why it is refused (malformed, or a card that cannot be decrypted:
-    it becomes a dead letter, the transaction stays pending until an operator replays it)."""
+    it becomes a dead letter, the transaction stays pending until an operator replays it),
+    and the decisions this call stored, by message."""
     verdicts: list[str | None] = [None] * len(bodies)
+    statuses: dict[int, str] = {}
     parsed: list[tuple[int, messages.TransactionMessage]] = []
     for index, body in enumerate(bodies):
         try:
@@ -180,6 +188,7 @@ async def decide_transactions(
             continue
         decision = decide(card, message.amount_cents, today)
         done.add(message.id)
+        statuses[index] = decision.status
         rows.append(
             {
                 "transaction_id": message.id,
@@ -200,7 +209,7 @@ async def decide_transactions(
     await store.insert_decisions(conn, rows)
     if results:
         await outbox.enqueue_many(conn, messages.RESULTS, results)
-    return verdicts
+    return Decided(verdicts, statuses)
 
 
 # --- results: the merchant's view ----------------------------------------------------------

@@ -1,7 +1,8 @@
 """Webhook deliveries: each decided transaction of an account with a webhook URL is POSTed
 there, signed (``Paycore-Signature: t=<unix>,v1=<HMAC-SHA256 of "t.body">`` under the
 account's webhook secret), retried with exponential backoff and jitter until a 2xx answer or
-the last attempt.
+the last attempt. A URL the SSRF rules refuse at send time (:mod:`webhook_targets`: its name
+now resolves to a private address, say) fails the delivery at once, with the reason.
 
 Deliveries are rows (queued in the same commit that decided the transaction) leased by a
 dispatcher for the time of the POST, so several dispatchers never send one at once. A
@@ -17,24 +18,33 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.gateway import store
 from paycore.gateway.crypto import CardKeyError, Keyring, sign_webhook
+from paycore.gateway.webhook_targets import TargetRefused, WebhookTargets
+from paycore.platform import metrics
 from paycore.platform.clock import utcnow
 from paycore.platform.consumer import RetryPolicy
 
 log = logging.getLogger(__name__)
 
-webhook_attempts = Counter(
-    "paycore_gateway_webhook_attempts_total", "Webhook POST attempts", ["outcome"]
-)
 LEASE = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one POST came to: the receiver's status code, the error if it failed, and
+    whether trying again is pointless (the URL is refused)."""
+
+    code: int | None = None
+    error: str | None = None
+    final: bool = False
 
 
 class WebhookDispatcher:
@@ -45,6 +55,7 @@ class WebhookDispatcher:
         client: httpx.AsyncClient,
         *,
         retry: RetryPolicy,
+        targets: WebhookTargets | None = None,
         poll_seconds: float = 0.2,
         batch: int = 50,
         clock: Callable[[], datetime] = utcnow,
@@ -53,6 +64,7 @@ class WebhookDispatcher:
         self._keyring = keyring
         self._client = client
         self._retry = retry
+        self._targets = targets or WebhookTargets(allow_private=False)
         self._poll = poll_seconds
         self._batch = batch
         self._clock = clock
@@ -80,18 +92,25 @@ class WebhookDispatcher:
             return 0
         outcomes = await asyncio.gather(*(self._send(r, sealed.get(r.account_id)) for r in rows))
         async with self._engine.begin() as conn:
-            for row, (code, error) in zip(rows, outcomes, strict=True):
-                await store.finish_delivery(conn, row.id, self._after(row, code, error))
+            for row, attempt in zip(rows, outcomes, strict=True):
+                await store.finish_delivery(conn, row.id, self._after(row, attempt))
         return len(rows)
 
-    async def _send(self, row: Any, sealed: str | None) -> tuple[int | None, str | None]:
+    async def _send(self, row: Any, sealed: str | None) -> Attempt:
         if sealed is None:
-            return None, "the account has no webhook secret"
+            return Attempt(error="the account has no webhook secret")
         try:
             secret = self._keyring.open_text(sealed, row.account_id)
         except CardKeyError as exc:
-            return None, f"cannot open the webhook secret: {exc}"
+            return Attempt(error=f"cannot open the webhook secret: {exc}")
+        try:
+            target = await self._targets.pin(row.url)
+        except TargetRefused as exc:
+            return Attempt(error=f"blocked: {exc}"[:500], final=True)
+        except OSError as exc:
+            return Attempt(error=f"cannot resolve the webhook host: {exc}"[:500])
         headers = {
+            **target.headers,
             "content-type": "application/json",
             "user-agent": "paycore-webhooks/1",
             "paycore-delivery": row.id,
@@ -99,27 +118,29 @@ class WebhookDispatcher:
             "paycore-signature": sign_webhook(secret, int(time.time()), row.body),
         }
         try:
-            answer = await self._client.post(row.url, content=row.body, headers=headers)
+            answer = await self._client.post(
+                target.url, content=row.body, headers=headers, extensions=target.extensions
+            )
         except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:500]
+            return Attempt(error=f"{type(exc).__name__}: {exc}"[:500])
         if answer.is_success:
-            return answer.status_code, None
-        return answer.status_code, f"answered {answer.status_code}"
+            return Attempt(answer.status_code)
+        return Attempt(answer.status_code, f"answered {answer.status_code}")
 
-    def _after(self, row: Any, code: int | None, error: str | None) -> dict[str, Any]:
-        attempts, now = row.attempts + 1, self._clock()
-        values: dict[str, Any] = {"attempts": attempts, "last_status_code": code}
+    def _after(self, row: Any, attempt: Attempt) -> dict[str, Any]:
+        attempts, now, error = row.attempts + 1, self._clock(), attempt.error
+        values: dict[str, Any] = {"attempts": attempts, "last_status_code": attempt.code}
         if error is None:
-            webhook_attempts.labels("delivered").inc()
+            metrics.gateway_webhook_attempts.labels("delivered").inc()
             return {**values, "status": store.DELIVERED, "delivered_at": now, "last_error": None}
         values["last_error"] = error
-        if attempts >= self._retry.max_attempts:
-            webhook_attempts.labels("failed").inc()
+        if attempt.final or attempts >= self._retry.max_attempts:
+            metrics.gateway_webhook_attempts.labels("blocked" if attempt.final else "failed").inc()
             log.warning(
                 "webhook delivery failed for good",
                 extra={"delivery": row.id, "attempts": attempts, "error": error},
             )
             return {**values, "status": store.DELIVERY_FAILED}
-        webhook_attempts.labels("retry").inc()
+        metrics.gateway_webhook_attempts.labels("retry").inc()
         delay = timedelta(seconds=self._retry.delay(attempts))
         return {**values, "next_attempt_at": now + delay}

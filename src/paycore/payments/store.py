@@ -11,7 +11,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Index,
-    Insert,
     String,
     Table,
     and_,
@@ -20,13 +19,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from paycore.payments.domain import Payment, Totals
-from paycore.platform.db import metadata
+from paycore.platform.db import insert_if_new, metadata
 
 payments = Table(
     "payments",
@@ -82,14 +79,8 @@ async def insert_received(
     return [Pending(r.correlation_id, r.amount_cents) for r in await conn.execute(statement, rows)]
 
 
-def _insert_if_new(table: Table, key: str, *, postgres: bool) -> Insert:
-    """``INSERT … ON CONFLICT (key) DO NOTHING`` in the engine's dialect."""
-    insert = pg_insert if postgres else sqlite_insert
-    return insert(table).on_conflict_do_nothing(index_elements=[key])
-
-
 _INSERT_RECEIVED = {
-    postgres: _insert_if_new(payments, "correlation_id", postgres=postgres).returning(
+    postgres: insert_if_new(payments, "correlation_id", postgres=postgres).returning(
         payments.c.correlation_id, payments.c.amount_cents
     )
     for postgres in (False, True)
@@ -169,7 +160,7 @@ async def claim_lease(conn: AsyncConnection, holder: str, now_ms: int, ttl_ms: i
     )
     if renewed.rowcount:
         return True
-    claim = _insert_if_new(leases, "role", postgres=conn.dialect.name == "postgresql")
+    claim = insert_if_new(leases, "role", postgres=conn.dialect.name == "postgresql")
     created = await conn.execute(
         claim.values(role=DISPATCHER, holder=holder, expires_at_ms=now_ms + ttl_ms)
     )

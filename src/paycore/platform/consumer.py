@@ -19,13 +19,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Column, PrimaryKeyConstraint, String, Table, insert, select
+from sqlalchemy import Column, PrimaryKeyConstraint, String, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.platform import deadletters, metrics
 from paycore.platform.bus import CORRELATION_ID, CREATED_AT, Bus, Delivery, Subscription
 from paycore.platform.clock import utcnow
-from paycore.platform.db import UtcDateTime, metadata
+from paycore.platform.db import UtcDateTime, insert_if_new, metadata
 from paycore.platform.logging import correlation_id
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,13 @@ inbox = Table(
     Column("processed_at", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("consumer", "message_id"),
 )
+_CLAIM = {
+    postgres: insert_if_new(inbox, "consumer", "message_id", postgres=postgres).returning(
+        inbox.c.message_id
+    )
+    for postgres in (False, True)
+}
+"""Per dialect (PostgreSQL?): record message ids, returning those that were new."""
 
 Handler = Callable[[AsyncConnection, Delivery], Awaitable[None]]
 Verdicts = Sequence[str | None]
@@ -129,19 +136,17 @@ class Consumer:
             self._after_commit()
 
     async def _handle(self, deliveries: Sequence[Delivery], attempt: int | None) -> None:
-        """Dedup, handle the new ones, dead-letter the rejected, record all as done: one commit."""
+        """Claim the new ids, handle them, dead-letter the rejected: one commit."""
         async with self._engine.begin() as conn:
-            seen = await self._already_done(conn, [d.id for d in deliveries])
-            fresh: dict[str, Delivery] = {}
+            fresh = await self._claim(conn, [d.id for d in deliveries])
+            todo: dict[str, Delivery] = {}
             for delivery in deliveries:
-                if delivery.id not in seen:
-                    fresh.setdefault(delivery.id, delivery)
-            todo = list(fresh.values())
-            verdicts = await self._handler_with_context(conn, todo) if todo else []
-            for delivery, reason in zip(todo, verdicts, strict=True):
+                if delivery.id in fresh:
+                    todo.setdefault(delivery.id, delivery)
+            verdicts = await self._handler_with_context(conn, list(todo.values())) if todo else []
+            for delivery, reason in zip(todo.values(), verdicts, strict=True):
                 if reason is not None:
                     await self._dead_letter(conn, delivery, reason, attempt or delivery.attempt)
-            await self._mark_done(conn, [d.id for d in todo])
         outcomes = ["duplicate"] * (len(deliveries) - len(todo))
         outcomes += ["ok" if v is None else "dead_letter" for v in verdicts]
         self._count(outcomes)
@@ -186,9 +191,8 @@ class Consumer:
 
     async def _dead_letter_alone(self, delivery: Delivery, error: str, attempts: int) -> None:
         async with self._engine.begin() as conn:
-            if not await self._already_done(conn, [delivery.id]):
+            if await self._claim(conn, [delivery.id]):
                 await self._dead_letter(conn, delivery, error, attempts)
-                await self._mark_done(conn, [delivery.id])
         self._count(["dead_letter"])
 
     async def _dead_letter(
@@ -201,24 +205,19 @@ class Consumer:
         await deadletters.record(conn, delivery, consumer=self.name, error=error, attempts=attempts)
         metrics.dead_letters.labels(delivery.topic, self.name).inc()
 
-    async def _already_done(self, conn: AsyncConnection, ids: list[str]) -> set[str]:
-        rows = await conn.execute(
-            select(inbox.c.message_id).where(
-                inbox.c.consumer == self.name, inbox.c.message_id.in_(ids)
-            )
-        )
-        return {r[0] for r in rows}
-
-    async def _mark_done(self, conn: AsyncConnection, message_ids: list[str]) -> None:
-        if message_ids:
-            now = utcnow()
-            await conn.execute(
-                insert(inbox),
-                [
-                    {"consumer": self.name, "message_id": i, "processed_at": now}
-                    for i in message_ids
-                ],
-            )
+    async def _claim(self, conn: AsyncConnection, message_ids: list[str]) -> set[str]:
+        """Record the ids in the inbox and return those not recorded before. One INSERT … ON
+        CONFLICT DO NOTHING: the primary key decides, so the cost does not grow with the inbox
+        (a ``message_id IN (…)`` read was planned as a scan of the consumer's whole inbox while
+        the table's statistics were stale), and a concurrent redelivery waits for the first
+        transaction instead of failing on the key. Rolled back with the batch if it fails."""
+        now = utcnow()
+        rows = [
+            {"consumer": self.name, "message_id": i, "processed_at": now}
+            for i in dict.fromkeys(message_ids)
+        ]
+        claimed = await conn.execute(_CLAIM[conn.dialect.name == "postgresql"], rows)
+        return set(claimed.scalars())
 
     def _count(self, outcomes: list[str]) -> None:
         for outcome in outcomes:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+# from a request to an asynchronous outcome (broker, worker, database): milliseconds to a minute
+PIPELINE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 http_requests = Counter(
     "paycore_http_requests_total", "HTTP requests", ["method", "route", "status"]
@@ -49,6 +51,23 @@ processor_latency = Gauge(
 )
 payments_waiting = Gauge(
     "paycore_payments_waiting", "Payments received and not yet stored by a processor"
+)
+
+gateway_transactions_accepted = Counter(
+    "paycore_gateway_transactions_accepted_total", "Transactions accepted (stored pending)"
+)
+gateway_decisions = Counter(
+    "paycore_gateway_decisions_total",
+    "Transactions decided by the processor, counted once each when the decision commits",
+    ["status"],
+)
+gateway_decision_latency = Histogram(
+    "paycore_gateway_decision_seconds",
+    "From a transaction's acceptance (its event written) to its decision committed",
+    buckets=PIPELINE_BUCKETS,
+)
+gateway_webhook_attempts = Counter(
+    "paycore_gateway_webhook_attempts_total", "Webhook POST attempts", ["outcome"]
 )
 
 

@@ -22,7 +22,9 @@ async def mount_api(
     )
     warmed = await cache.warm()
     log.info("fulfillment cache warmed", extra={"orders": warmed})
-    app.include_router(api.router(cache, runtime.bus), prefix=prefix)
+    lookup = api.order_lookup(cache)
+    fast_routes[("GET", prefix + "/orders/")] = lookup
+    app.include_router(api.router(lookup, runtime.bus), prefix=prefix)
 
 
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:

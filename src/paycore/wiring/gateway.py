@@ -10,14 +10,15 @@ import httpx
 from fastapi import FastAPI
 
 from paycore.config import Settings
-from paycore.gateway import api, consumers, dashboard, service
+from paycore.gateway import api, consumers, dashboard, live, service
 from paycore.gateway.auth import Authenticator, Sessions
 from paycore.gateway.crypto import Hasher, Keyring, is_development
+from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
 from paycore.platform.batching import GroupCommit
 from paycore.platform.consumer import RetryPolicy
 from paycore.platform.http import FastRoute
-from paycore.platform.ratelimit import RateLimiter
+from paycore.platform.ratelimit import FailureLimit, RateLimiter
 from paycore.runtime import Runtime, consume
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ async def mount_api(
         Authenticator(runtime.engine.connect, hasher),
         RateLimiter(settings.gateway_rate_per_second, settings.gateway_rate_burst),
         Sessions(hasher.session_key, int(settings.gateway_session_hours * 3600)),
+        FailureLimit(settings.gateway_auth_failures, settings.gateway_auth_window_seconds),
     )
     accept = api.transaction_acceptor(guard, writer, keyring=keyring, hasher=hasher)
     fast_routes[("POST", prefix + api.TRANSACTION_PATH)] = accept
@@ -56,6 +58,7 @@ async def mount_api(
             admin_token=settings.admin_token,
             keyring=keyring,
             hasher=hasher,
+            targets=WebhookTargets(allow_private=settings.gateway_webhook_allow_private),
         ),
         prefix=prefix,
     )
@@ -66,7 +69,7 @@ async def mount_api(
             cookie_path=prefix or "/",
             poll_seconds=settings.gateway_live_poll_ms / 1000,
             stream_seconds=settings.gateway_stream_seconds,
-            login_limiter=RateLimiter(1.0, 10),
+            slots=live.Slots(settings.gateway_max_streams),
         ),
         prefix=prefix,
     )
@@ -93,6 +96,7 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
                 settings.gateway_webhook_backoff_ms / 1000,
                 settings.gateway_webhook_backoff_max_ms / 1000,
             ),
+            targets=WebhookTargets(allow_private=settings.gateway_webhook_allow_private),
         )
         queued = consumers.WebhooksQueued(dispatcher.notify)
         subscription, handler = consumers.results(batch=settings.consumer_batch, webhooks=queued)

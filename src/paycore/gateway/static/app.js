@@ -5,6 +5,7 @@
 const BASE = location.pathname.replace(/\/dashboard\/?$/, "");
 const CHART_SECONDS = 60;
 const MAX_ROWS = 200;
+const RECONNECT_MS = 5000;
 
 const state = {
   csrf: null,
@@ -78,10 +79,23 @@ function connect() {
     setLive(true);
     loadRecent();
   });
-  source.addEventListener("error", () => setLive(false));
+  source.addEventListener("error", () => {
+    setLive(false);
+    // a stream the server refused (429: the account has too many open) is not retried by
+    // the browser itself
+    if (source.readyState === EventSource.CLOSED) reconnectLater(source);
+  });
   source.addEventListener("stats", (e) => renderStats(JSON.parse(e.data)));
   source.addEventListener("transactions", (e) => JSON.parse(e.data).forEach(upsert));
   source.addEventListener("resync", () => loadRecent());
+}
+
+async function reconnectLater(source) {
+  await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+  if (state.source !== source) return; // logged out meanwhile
+  const answer = await api("/dashboard/session");
+  if (answer.status === 401) return show("login");
+  connect();
 }
 
 function setLive(on) {
