@@ -6,6 +6,10 @@ import { check } from "k6";
 const RATE = parseInt(__ENV.RATE || "500");
 const CUSTOMERS = parseInt(__ENV.CUSTOMERS || "100");
 const PRODUCTS = parseInt(__ENV.PRODUCTS || "20");
+// One URL string and a fixed name tag: k6 derives tags from every new URL string it is
+// given, and that per-request work shows up in its own latency figures (p99 +2-3 ms here).
+const URL = `${__ENV.BASE}/commerce/orders`;
+const PARAMS = { headers: { "Content-Type": "application/json" }, tags: { name: "POST /commerce/orders" } };
 
 export const options = {
   discardResponseBodies: true,
@@ -31,8 +35,6 @@ export default function () {
       { name: `product-${(n + 7) % PRODUCTS}`, quantity: 1 },
     ],
   });
-  const res = http.post(`${__ENV.BASE}/commerce/orders`, body, {
-    headers: { "Content-Type": "application/json" },
-  });
+  const res = http.post(URL, body, PARAMS);
   check(res, { "201 created": (r) => r.status === 201 });
 }

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     outbox_poll_ms: int = Field(50, ge=1, description="Outbox relay poll interval.")
+    outbox_idle_poll_ms: int = Field(
+        1_000, ge=1, description="Longest poll interval of an idle relay (it backs off to it)."
+    )
     outbox_batch: int = Field(500, ge=1, le=10_000)
     consumer_max_attempts: int = Field(5, ge=1, le=100)
     consumer_backoff_ms: int = Field(100, ge=1, description="First retry delay; doubles each time.")

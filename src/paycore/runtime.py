@@ -44,7 +44,11 @@ class Runtime:
         bus = create_bus(settings.effective_broker_url, client_name=client_name)
         await bus.connect()
         relay = Relay(
-            engine, bus, poll_seconds=settings.outbox_poll_ms / 1000, batch=settings.outbox_batch
+            engine,
+            bus,
+            poll_seconds=settings.outbox_poll_ms / 1000,
+            idle_poll_seconds=settings.outbox_idle_poll_ms / 1000,
+            batch=settings.outbox_batch,
         )
         redis = None
         if settings.redis_url:  # imported only when used: ~20 MB of a process's memory

@@ -3,6 +3,7 @@ outbox event in the same transaction, and the analytics side's idempotent record
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -371,3 +372,63 @@ async def test_customer_orders_pages(engine: AsyncEngine) -> None:
         assert (page.total_elements, page.total_pages) == (4, 2)
         assert page.total_on_orders_cents == sum(totals)
     assert (nobody.total_elements, nobody.total_pages, nobody.total_on_orders_cents) == (0, 0, 0)
+
+
+# --- the order path's catalog cache ------------------------------------------------------------
+
+
+class CountedConnect:
+    """``engine.connect`` that counts the connections opened (one per catalog query)."""
+
+    def __init__(self, engine: AsyncEngine, fail: bool = False) -> None:
+        self.engine, self.opened, self.fail = engine, 0, fail
+
+    def __call__(self) -> Any:
+        self.opened += 1
+        if self.fail:
+            raise ConnectionError("database down")
+        return self.engine.connect()
+
+
+async def test_concurrent_misses_of_the_catalog_share_one_query(engine: AsyncEngine) -> None:
+    customer = await _customer(engine)
+    await _product(engine, "lápis", 110)
+    await _product(engine, "caderno", 100)
+    connect = CountedConnect(engine)
+    catalog = store.Catalog(connect)
+
+    ids = await asyncio.gather(*(catalog.customer_id("alice@example.com") for _ in range(50)))
+    prices = await asyncio.gather(*(catalog.prices(["lápis", "caderno"]) for _ in range(50)))
+
+    assert ids == [customer["id"]] * 50
+    assert prices == [{"lápis": 110, "caderno": 100}] * 50
+    assert connect.opened == 2  # one query for the customer, one for both products
+    assert await catalog.customer_id("alice@example.com") == customer["id"]
+    assert connect.opened == 2  # hits touch no database
+
+
+async def test_the_catalog_finds_what_was_created_after_a_miss(engine: AsyncEngine) -> None:
+    connect = CountedConnect(engine)
+    catalog = store.Catalog(connect)
+    assert await catalog.customer_id("bob@example.com") is None
+    assert await catalog.prices(["borracha"]) == {}
+    bob = await _customer(engine, "bob@example.com", "bob")
+    await _product(engine, "borracha", 50)
+    assert await catalog.customer_id("bob@example.com") == bob["id"]
+    assert await catalog.prices(["borracha"]) == {"borracha": 50}
+    assert connect.opened == 4  # misses are not cached
+
+
+async def test_a_failed_catalog_query_fails_every_waiter_and_is_retried(
+    engine: AsyncEngine,
+) -> None:
+    alice = await _customer(engine)
+    connect = CountedConnect(engine, fail=True)
+    catalog = store.Catalog(connect)
+    results = await asyncio.gather(
+        *(catalog.customer_id("alice@example.com") for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert connect.opened == 1
+    connect.fail = False
+    assert await catalog.customer_id("alice@example.com") == alice["id"]

@@ -527,16 +527,53 @@ def test_valid_order_is_valid() -> None:
         validate_order(valid_order(rng, n))
 
 
+def _verdict(parse: Any, body: bytes) -> object:
+    try:
+        return parse(body)
+    except InvalidOrder as exc:
+        return (exc.kind, exc.field, str(exc))
+
+
 def test_the_fast_decoder_gives_exactly_the_domain_parsers_verdicts() -> None:
     from paycore.fulfillment.service import decode
 
     for body, _ in generate(3_000, bad_rate=0.5, seed=21):
-        try:
-            expected: object = parse_order(body)
-        except InvalidOrder as exc:
-            expected = (exc.kind, exc.field)
-        try:
-            got: object = decode(body)
-        except InvalidOrder as exc:
-            got = (exc.kind, exc.field)
-        assert got == expected, body[:200]
+        assert _verdict(decode, body) == _verdict(parse_order, body), body[:200]
+
+
+_SM_ID = b'"sm_id": 99'
+_CUSTOMER = b'"customer_id": "test"'
+_EDGE_BODIES = {  # where a JSON decoder other than the standard library's might differ
+    "utf-8 BOM": b"\xef\xbb\xbf" + SAMPLE,
+    "form feed as whitespace": SAMPLE.replace(b"{\n", b"{\x0c", 1),
+    "no-break space as whitespace": SAMPLE.replace(b"{\n", "{\u00a0".encode(), 1),
+    "5,000-digit integer": SAMPLE.replace(_SM_ID, b'"sm_id": ' + b"9" * 5000),
+    "30-digit integer": SAMPLE.replace(_SM_ID, b'"sm_id": ' + b"9" * 30),
+    "minus zero": SAMPLE.replace(_SM_ID, b'"sm_id": -0'),
+    "exponent": SAMPLE.replace(_SM_ID, b'"sm_id": 1e2'),
+    "huge float": SAMPLE.replace(_SM_ID, b'"sm_id": 1e400'),
+    "leading zero": SAMPLE.replace(_SM_ID, b'"sm_id": 099'),
+    "plus sign": SAMPLE.replace(_SM_ID, b'"sm_id": +99'),
+    "NaN": SAMPLE.replace(_SM_ID, b'"sm_id": NaN'),
+    "escaped NUL": SAMPLE.replace(_CUSTOMER, b'"customer_id": "te\\u0000st"'),
+    "escaped lone surrogate": SAMPLE.replace(_CUSTOMER, b'"customer_id": "te\\ud800st"'),
+    "surrogate as UTF-8 bytes": SAMPLE.replace(_CUSTOMER, b'"customer_id": "te\xed\xa0\x80st"'),
+    "overlong UTF-8": SAMPLE.replace(_CUSTOMER, b'"customer_id": "te\xc0\xafst"'),
+    "raw tab in a string": SAMPLE.replace(_CUSTOMER, b'"customer_id": "te\tst"'),
+    "bad escape": SAMPLE.replace(_CUSTOMER, b'"customer_id": "te\\qst"'),
+    "escaped key": SAMPLE.replace(b'"customer_id"', b'"customer\\u005fid"'),
+    "duplicate key, good one last": SAMPLE.replace(_SM_ID, b'"sm_id": "x", "sm_id": 99'),
+    "duplicate key, bad one last": SAMPLE.replace(_SM_ID, b'"sm_id": 99, "sm_id": "x"'),
+    "trailing whitespace": SAMPLE + b"\n \t\r",
+    "trailing garbage": SAMPLE + b"x",
+    "no items": json.dumps(with_value("items", [])).encode(),
+    "1,001 items": json.dumps(with_value("items", sample()["items"] * 1001)).encode(),
+    "an item that is not an object": json.dumps(with_value("items", [1])).encode(),
+}
+
+
+@pytest.mark.parametrize("body", _EDGE_BODIES.values(), ids=_EDGE_BODIES.keys())
+def test_the_fast_decoder_agrees_on_edge_cases_of_json(body: bytes) -> None:
+    from paycore.fulfillment.service import decode
+
+    assert _verdict(decode, body) == _verdict(parse_order, body)

@@ -298,9 +298,9 @@ def _check_all_shapes(data: dict[Any, Any]) -> None:
         _check_shape(item, _ITEM_SCHEMA, f"items[{index}].")
 
 
-def _check_strings(obj: dict[str, Any], rules: tuple[_FormatRule, ...], prefix: str) -> None:
+def _check_strings(obj: object, rules: tuple[_FormatRule, ...], prefix: str) -> None:
     for name, required, check, expected in rules:
-        value: str = obj[name]
+        value: str = getattr(obj, name)
         if "\x00" in value or (not value.isascii() and _SURROGATE.search(value)):
             detail = "contains a NUL character or an unpaired surrogate, which cannot be stored"
             raise InvalidOrder("bad-format", prefix + name, detail)
@@ -312,17 +312,17 @@ def _check_strings(obj: dict[str, Any], rules: tuple[_FormatRule, ...], prefix: 
             raise InvalidOrder("bad-format", prefix + name, detail)
 
 
-def _check_all_formats(data: dict[str, Any]) -> None:
-    _check_strings(data, _ORDER_FORMATS, "")
-    _check_strings(data["delivery"], _DELIVERY_FORMATS, "delivery.")
-    _check_strings(data["payment"], _PAYMENT_FORMATS, "payment.")
-    for index, item in enumerate(data["items"]):
+def _check_all_formats(order: Order) -> None:
+    _check_strings(order, _ORDER_FORMATS, "")
+    _check_strings(order.delivery, _DELIVERY_FORMATS, "delivery.")
+    _check_strings(order.payment, _PAYMENT_FORMATS, "payment.")
+    for index, item in enumerate(order.items):
         _check_strings(item, _ITEM_FORMATS, f"items[{index}].")
 
 
-def _check_ints(obj: dict[str, Any], rules: tuple[_RangeRule, ...], prefix: str) -> None:
+def _check_ints(obj: object, rules: tuple[_RangeRule, ...], prefix: str) -> None:
     for name, lowest, highest in rules:
-        value: int = obj[name]
+        value: int = getattr(obj, name)
         if value < lowest:
             limit = f"at least {lowest}"
         elif value > highest:
@@ -332,27 +332,36 @@ def _check_ints(obj: dict[str, Any], rules: tuple[_RangeRule, ...], prefix: str)
         raise InvalidOrder("out-of-range", prefix + name, f"must be {limit}, not {value}")
 
 
-def _check_all_ranges(data: dict[str, Any]) -> None:
-    _check_ints(data, _ORDER_RANGES, "")
-    _check_ints(data["payment"], _PAYMENT_RANGES, "payment.")
-    for index, item in enumerate(data["items"]):
+def _check_all_ranges(order: Order) -> None:
+    _check_ints(order, _ORDER_RANGES, "")
+    _check_ints(order.payment, _PAYMENT_RANGES, "payment.")
+    for index, item in enumerate(order.items):
         _check_ints(item, _ITEM_RANGES, f"items[{index}].")
 
 
-def _check_consistency(data: dict[str, Any]) -> None:
-    track, items, payment = data["track_number"], data["items"], data["payment"]
+def _check_consistency(order: Order) -> None:
+    track, items, payment = order.track_number, order.items, order.payment
     for index, item in enumerate(items):
-        if item["track_number"] != track:
+        if item.track_number != track:
             detail = f"must equal the order's track_number {_preview(track)}"
             raise InvalidOrder("inconsistent", f"items[{index}].track_number", detail)
-    goods, goods_total = sum(item["total_price"] for item in items), payment["goods_total"]
+    goods, goods_total = sum(item.total_price for item in items), payment.goods_total
     if goods_total != goods:
         detail = f"must equal the sum of the items' total_price, {goods}, not {goods_total}"
         raise InvalidOrder("inconsistent", "payment.goods_total", detail)
-    due, amount = goods_total + payment["delivery_cost"] + payment["custom_fee"], payment["amount"]
+    due, amount = goods_total + payment.delivery_cost + payment.custom_fee, payment.amount
     if amount != due:
         detail = f"must equal goods_total + delivery_cost + custom_fee, {due}, not {amount}"
         raise InvalidOrder("inconsistent", "payment.amount", detail)
+
+
+def check_values(order: Order) -> None:
+    """Steps 4 to 6 of the module docstring (formats, ranges, consistency) on an order whose
+    shape is right (step 3): what :func:`validate_order` checks once it has built the order,
+    for decoders that check the shape themselves. Raises :class:`InvalidOrder`."""
+    _check_all_formats(order)
+    _check_all_ranges(order)
+    _check_consistency(order)
 
 
 # --- public API ----------------------------------------------------------------------------
@@ -387,10 +396,7 @@ def validate_order(data: object) -> Order:
         detail = f"the order must be a JSON object, not {_type_name(data)}"
         raise InvalidOrder("not-an-object", "", detail)
     _check_all_shapes(data)
-    _check_all_formats(data)
-    _check_all_ranges(data)
-    _check_consistency(data)
-    return Order(
+    order = Order(
         **{
             **data,
             "delivery": Delivery(**data["delivery"]),
@@ -398,6 +404,8 @@ def validate_order(data: object) -> Order:
             "items": tuple(Item(**item) for item in data["items"]),
         }
     )
+    check_values(order)
+    return order
 
 
 def _plain(obj: object, schema: _Schema) -> dict[str, Any]:

@@ -118,11 +118,18 @@ class Relay:
     ``seq`` order per relay; with several relays, batches may interleave."""
 
     def __init__(
-        self, engine: AsyncEngine, bus: Bus, *, poll_seconds: float = 0.05, batch: int = 500
+        self,
+        engine: AsyncEngine,
+        bus: Bus,
+        *,
+        poll_seconds: float = 0.05,
+        idle_poll_seconds: float = 1.0,
+        batch: int = 500,
     ) -> None:
         self._engine = engine
         self._bus = bus
         self._poll = poll_seconds
+        self._idle_poll = max(poll_seconds, idle_poll_seconds)
         self._batch = batch
         self._wake = asyncio.Event()
         self._stopping = False
@@ -133,8 +140,13 @@ class Relay:
         self._wake.set()
 
     async def run(self) -> None:
-        """Relay until ``stop()``; publish failures are retried with backoff, never dropped."""
-        failures, counted_at = 0, 0.0
+        """Relay until ``stop()``; publish failures are retried with backoff, never dropped.
+
+        A commit in this process wakes the relay at once (``notify``); polling is only for rows
+        other processes left (a crashed one's, the CLI's replays). Each empty poll doubles the
+        wait, from ``poll_seconds`` up to ``idle_poll_seconds``, so an idle process costs
+        next to nothing; rows found bring it back to ``poll_seconds``."""
+        failures, counted_at, wait = 0, 0.0, self._poll
         while not self._stopping:
             if time.monotonic() - counted_at > BACKLOG_EVERY_SECONDS:
                 counted_at = time.monotonic()
@@ -150,11 +162,14 @@ class Relay:
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures))
                 continue
             if sent < self._batch:
+                wait = self._poll if sent else min(self._idle_poll, wait * 2)
                 self._wake.clear()
                 # asyncio.timeout, not wait_for (which can swallow a cancellation on 3.11)
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._poll):
+                    async with asyncio.timeout(wait):
                         await self._wake.wait()
+                if self._wake.is_set():
+                    wait = self._poll
 
     async def stop(self) -> None:
         """Flush what is left, then stop the loop."""

@@ -7,15 +7,16 @@ URL options (query string): ``ack_wait`` seconds before an unacked message is re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import nats
-from nats.errors import TimeoutError as NatsTimeout
+import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from paycore.platform.bus import (
     MESSAGE_ID,
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 _DEDUP_HEADER = "Nats-Msg-Id"
 _KEY_HEADER = "paycore-key"
 _NAK_DELAY_SECONDS = 1.0
+_FETCH_WAIT_SECONDS = 1.0  # a long poll's lifetime: a consumer's round when nothing comes
+_STATUS = "Status"  # header of JetStream's status messages on a pull inbox
 
 
 def stream_name(topic: str) -> str:
@@ -97,6 +100,7 @@ class NatsBus:
     async def subscribe(self, subscription: Subscription, handler: BatchHandler) -> None:
         await self.ensure_topic(subscription.topic)
         durable = stream_name(subscription.queue_name)
+        stream = stream_name(subscription.topic)
         config = ConsumerConfig(
             durable_name=durable,
             ack_policy=AckPolicy.EXPLICIT,
@@ -104,28 +108,35 @@ class NatsBus:
             max_deliver=-1,
             max_ack_pending=max(1000, subscription.batch * 10),
         )
-        psub = await self._js.pull_subscribe(
-            subscription.topic,
-            durable=durable,
-            stream=stream_name(subscription.topic),
-            config=config,
-        )
-        async with self._loops.running():
-            while self._loops.keep_going():
-                try:
-                    msgs = await psub.fetch(subscription.batch, timeout=1.0)
-                except (NatsTimeout, TimeoutError):  # nothing to fetch within the wait
-                    continue
-                deliveries = [self._delivery(subscription.topic, m) for m in msgs]
-                try:
-                    await handler(deliveries)
-                except Exception:
-                    log.exception("batch failed; redelivering", extra={"topic": subscription.topic})
-                    for m in msgs:
-                        await m.nak(delay=_NAK_DELAY_SECONDS)
-                    continue
-                for m in msgs:
-                    await m.ack()
+        try:
+            await self._js.consumer_info(stream, durable)
+        except NotFoundError:
+            with contextlib.suppress(BadRequestError):  # created meanwhile by another process
+                await self._js.add_consumer(stream, config=config)
+        puller = _Puller(self._nc, stream, durable)
+        await puller.open()
+        try:
+            async with self._loops.running():
+                while self._loops.keep_going():
+                    msgs = await puller.fetch(subscription.batch, _FETCH_WAIT_SECONDS)
+                    if msgs:
+                        await self._handle(subscription.topic, msgs, handler)
+        finally:
+            for m in await puller.close():  # fetched, never handled: redeliver them now
+                with contextlib.suppress(Exception):
+                    await m.nak()
+
+    async def _handle(self, topic: str, msgs: list[Any], handler: BatchHandler) -> None:
+        deliveries = [self._delivery(topic, m) for m in msgs]
+        try:
+            await handler(deliveries)
+        except Exception:
+            log.exception("batch failed; redelivering", extra={"topic": topic})
+            for m in msgs:
+                await m.nak(delay=_NAK_DELAY_SECONDS)
+            return
+        for m in msgs:
+            await m.ack()
 
     @staticmethod
     def _delivery(topic: str, msg: Any) -> Delivery:
@@ -140,3 +151,80 @@ class NatsBus:
             headers=headers,
             attempt=meta.num_delivered,
         )
+
+
+class _Puller:
+    """Batches of a durable pull consumer, fetched with our own pull requests on one inbox.
+
+    Instead of the client's ``fetch()``, which starts two tasks for every message and, on a
+    long poll, holds the first message until the batch is full or the poll expires (up to a
+    second of added latency under light load), each message arrives through one callback and
+    a fetch returns as soon as there is something to return:
+
+    1. messages already here (delivered for an earlier request) are returned at once;
+    2. else a ``no_wait`` request takes what the stream holds now, up to the batch;
+    3. else a long poll waits (at most ``wait`` seconds) for the first message to arrive.
+
+    A long poll may outlive its fetch and deliver more messages later; they wait here for the
+    next fetch. ``close()`` hands back the messages never fetched, for the caller to nak.
+    """
+
+    def __init__(self, nc: Any, stream: str, durable: str) -> None:
+        self._nc = nc
+        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._inbox: str = nc.new_inbox()
+        self._ready: list[Any] = []
+        self._event = asyncio.Event()  # a message arrived, or a request is over
+        self._request_over = False
+        self._want = 1 << 62  # messages the waiting fetch needs before it is woken
+        self._error: Exception | None = None
+        self._sub: Any = None
+
+    async def open(self) -> None:
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
+
+    async def close(self) -> list[Any]:
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()
+        left, self._ready = self._ready, []
+        return left
+
+    async def _on_message(self, msg: Any) -> None:
+        status = msg.headers.get(_STATUS) if msg.headers else None
+        if status is None:
+            self._ready.append(msg)
+            if len(self._ready) < self._want:
+                return  # the waiting fetch needs more: no wake-up per message
+        elif status in ("404", "408", "409"):  # no messages, poll expired, request superseded
+            self._request_over = True
+        elif status == "100":  # heartbeat
+            return
+        else:  # the consumer or stream is gone, say: the consume loop fails and restarts
+            self._error = RuntimeError(f"JetStream pull failed: {status} {msg.headers}")
+        self._event.set()
+
+    async def fetch(self, batch: int, wait: float) -> list[Any]:
+        """Up to ``batch`` messages; empty when none came within ``wait`` seconds."""
+        if not self._ready:
+            await self._request({"batch": batch, "no_wait": True}, wait, until=batch)
+        if not self._ready:
+            expires = int(wait * 1_000_000_000)
+            await self._request({"batch": batch, "expires": expires}, wait, until=1)
+        taken, self._ready = self._ready[:batch], self._ready[batch:]
+        return taken
+
+    async def _request(self, request: dict[str, Any], wait: float, *, until: int) -> None:
+        """Send a pull request; wait until ``until`` messages are here, or the request is
+        over, or ``wait`` seconds have passed."""
+        self._request_over, self._want = False, until
+        self._event.clear()
+        await self._nc.publish(self._next, orjson.dumps(request), reply=self._inbox)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                while len(self._ready) < until and not (self._request_over or self._error):
+                    self._event.clear()
+                    await self._event.wait()
+        self._want = 1 << 62  # no fetch waiting: messages wake nobody
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
