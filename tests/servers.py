@@ -291,6 +291,11 @@ def create_database(server: Server, name: str) -> str:
     return server.url.rsplit("/", 1)[0] + f"/{name}"
 
 
+def run_sql(server: Server, database: str, sql: str) -> None:
+    """Run one SQL statement (outside a transaction) on a :func:`start_postgres` server."""
+    _psql(server.extra["port"], database, sql)
+
+
 def drop_database(server: Server, name: str) -> None:
     """Drop database ``name`` (closing its connections) on a :func:`start_postgres` server."""
     _psql(server.extra["port"], "postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
