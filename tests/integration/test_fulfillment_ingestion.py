@@ -10,6 +10,7 @@ import json
 from collections import Counter
 
 import orjson
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,27 +32,36 @@ async def counts(engine: AsyncEngine) -> tuple[int, int]:
     return stored, int(letters)
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["one worker", "two workers"])
 async def test_orders_are_stored_once_and_bad_ones_dead_lettered(
-    engine: AsyncEngine, broker_url: str
+    engine: AsyncEngine, broker_url: str, workers: int
 ) -> None:
+    """``workers`` consumers of the group, each with its own broker connection (as separate
+    worker processes are), share the topic: still every order stored exactly once."""
     messages = list(generate(COUNT, bad_rate=0.2, seed=7))
     valid = [parse_order(body) for body, kind in messages if kind is None]
     bad = Counter(kind for _, kind in messages if kind is not None)
     redelivered = [body for body, kind in messages[:50] if kind is None]
 
-    bus = create_bus(broker_url)
-    await bus.connect()
+    buses = [create_bus(broker_url) for _ in range(workers)]
+    for one in buses:
+        await one.connect()
+    bus = buses[0]
     _, handler = consumers.ingestion()
     subscription = Subscription(f"orders-{uuid7()[-8:]}", consumers.GROUP, batch=200)
     await bus.ensure_topic(subscription.topic)
-    consumer = Consumer(
-        subscription=subscription,
-        handler=handler,
-        engine=engine,
-        bus=bus,
-        retry=RetryPolicy(max_attempts=3, base_seconds=0.01, max_seconds=0.05),
-    )
-    task = asyncio.create_task(consumer.run())
+    tasks = [
+        asyncio.create_task(
+            Consumer(
+                subscription=subscription,
+                handler=handler,
+                engine=engine,
+                bus=one,
+                retry=RetryPolicy(max_attempts=3, base_seconds=0.01, max_seconds=0.05),
+            ).run()
+        )
+        for one in buses
+    ]
     try:
         envelopes = [Envelope(subscription.topic, body, id=uuid7()) for body, _ in messages]
         # the same orders again under new message ids: stored once all the same
@@ -63,10 +73,12 @@ async def test_orders_are_stored_once_and_bad_ones_dead_lettered(
             assert asyncio.get_running_loop().time() < deadline, await counts(engine)
             await asyncio.sleep(0.2)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await bus.close()
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for one in buses:
+            await one.close()
 
     async with engine.connect() as conn:
         stored = await store.load_orders(conn, [o.order_uid for o in valid])
