@@ -132,7 +132,8 @@ def consume(
     after_commit: Callable[[], None] | None = None,
 ) -> None:
     """Run a consumer for the subscription, with the configured retry policy; ``after_commit``
-    runs after each committed batch (besides waking the outbox relay)."""
+    runs after each committed batch, and the outbox relay is woken after a batch that wrote
+    events."""
     settings = runtime.settings
     consumer = Consumer(
         subscription=subscription,
@@ -144,18 +145,7 @@ def consume(
             settings.consumer_backoff_ms / 1000,
             settings.consumer_backoff_max_ms / 1000,
         ),
-        after_commit=both(runtime.relay.notify, after_commit),
+        after_commit=after_commit,
+        on_enqueued=runtime.relay.notify,
     )
     runtime.spawn(f"consume:{subscription.queue_name}", consumer.run)
-
-
-def both(first: Callable[[], None], then: Callable[[], None] | None) -> Callable[[], None]:
-    """One callback running ``first`` then ``then`` (when given)."""
-    if then is None:
-        return first
-
-    def run() -> None:
-        first()
-        then()
-
-    return run

@@ -262,3 +262,24 @@ def test_retry_delay_is_exponential_with_jitter_and_capped() -> None:
         delays = {policy.delay(attempt) for _ in range(50)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays), attempt
         assert len(delays) > 1  # jittered
+
+
+async def test_the_relay_is_woken_only_after_a_batch_that_wrote_events(
+    db: AsyncEngine, fake_bus: Any, script: Script
+) -> None:
+    wakes: list[int] = []
+    consumer = Consumer(
+        subscription=Subscription(TOPIC, "analytics"),
+        handler=one_by_one(script),
+        engine=db,
+        bus=fake_bus,
+        retry=FAST,
+        on_enqueued=lambda: wakes.append(1),
+    )
+    await consumer.handle_batch([_d("w1"), _d("w2")])  # effects only, no event
+    assert wakes == []
+    await consumer.handle_batch([_d("w3", b"reject me")])  # its dead letter's copy is an event
+    assert wakes == [1]
+    assert [row.topic for row in await _outbox(db)] == ["shop.orders.dlq"]
+    await consumer.handle_batch([_d("w4")])
+    assert wakes == [1]

@@ -13,10 +13,11 @@ which records the messages as done, comes last).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Column, PrimaryKeyConstraint, String, Table
@@ -27,6 +28,7 @@ from paycore.platform.bus import CORRELATION_ID, CREATED_AT, Bus, Delivery, Subs
 from paycore.platform.clock import utcnow
 from paycore.platform.db import UtcDateTime, insert_if_new, metadata
 from paycore.platform.logging import correlation_id
+from paycore.platform.outbox import take_enqueued
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,10 @@ class Consumer:
         bus: Bus,
         retry: RetryPolicy | None = None,
         after_commit: Callable[[], None] | None = None,
+        on_enqueued: Callable[[], None] | None = None,
     ) -> None:
+        """``after_commit`` runs after every handled batch; ``on_enqueued`` (the outbox
+        relay's wake-up) after a transaction that wrote events to the outbox."""
         self.subscription = subscription
         self.name = subscription.queue_name
         self._handler = handler
@@ -113,6 +118,7 @@ class Consumer:
         self._bus = bus
         self._retry = retry or RetryPolicy()
         self._after_commit = after_commit
+        self._on_enqueued = on_enqueued
 
     async def run(self) -> None:
         """Consume until the bus is closed."""
@@ -135,9 +141,19 @@ class Consumer:
         if self._after_commit:
             self._after_commit()
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; once it commits, the relay is woken if it enqueued events."""
+        async with self._engine.begin() as conn:
+            take_enqueued(conn)  # a mark left by a transaction that failed on this connection
+            yield conn
+            enqueued = take_enqueued(conn)
+        if enqueued and self._on_enqueued:
+            self._on_enqueued()
+
     async def _handle(self, deliveries: Sequence[Delivery], attempt: int | None) -> None:
         """Claim the new ids, handle them, dead-letter the rejected: one commit."""
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             fresh = await self._claim(conn, [d.id for d in deliveries])
             todo: dict[str, Delivery] = {}
             for delivery in deliveries:
@@ -190,7 +206,7 @@ class Consumer:
                 await asyncio.sleep(delay)
 
     async def _dead_letter_alone(self, delivery: Delivery, error: str, attempts: int) -> None:
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             if await self._claim(conn, [delivery.id]):
                 await self._dead_letter(conn, delivery, error, attempts)
         self._count(["dead_letter"])

@@ -57,6 +57,15 @@ outbox = Table(
 )
 
 
+_ENQUEUED = "paycore.outbox.enqueued"
+
+
+def take_enqueued(conn: AsyncConnection) -> bool:
+    """Whether events were enqueued on ``conn`` since the last call (and forget it): a
+    transaction that wrote none has nothing to wake a relay for."""
+    return bool(conn.info.pop(_ENQUEUED, False))
+
+
 async def enqueue(
     conn: AsyncConnection,
     topic: str,
@@ -71,6 +80,7 @@ async def enqueue(
     all_headers = dict(headers or {})
     if (cid := correlation_id.get()) and CORRELATION_ID not in all_headers:
         all_headers[CORRELATION_ID] = cid
+    conn.info[_ENQUEUED] = True
     await conn.execute(
         insert(outbox).values(
             id=msg_id,
@@ -91,6 +101,7 @@ async def enqueue_many(
     each event keeps the correlation id of the request it came from); returns their ids."""
     ids = [uuid7() for _ in events]
     now = utcnow()
+    conn.info[_ENQUEUED] = True
     await conn.execute(
         insert(outbox),
         [
