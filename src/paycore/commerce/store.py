@@ -4,7 +4,7 @@ analytics read model (orders as received, consumed messages, for queries and the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paycore.commerce.domain import Order, OrderLine
 from paycore.platform.clock import utcnow
 from paycore.platform.db import BIG_ID, AnyRow, UtcDateTime, metadata
+from paycore.platform.single_flight import SingleFlight
 
 customers = Table(
     "commerce_customers",
@@ -171,72 +172,49 @@ class Catalog:
     change once created (there is no update or delete), so entries need no invalidation;
     only hits are cached, so a customer or product created later is found at once. The
     database is touched (through ``connect``) only on a miss, and concurrent misses of the
-    same key share one query: a cold cache under load (a restarted API) costs one query per
-    customer and product, not one per request."""
+    same key share one query."""
 
     def __init__(self, connect: Connect, max_entries: int = 100_000) -> None:
         self._connect = connect
         self._customers: dict[str, int] = {}
         self._prices: dict[str, int] = {}
         self._max = max_entries
-        self._loading: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._loads: SingleFlight[tuple[str, str], int | None] = SingleFlight()
 
     async def customer_id(self, email: str) -> int | None:
         if email not in self._customers:
-            await self._fill("customer", [email], self._customers, self._load_customers)
+            found = await self._customer(email)
+            if found is not None:
+                self._remember(self._customers, email, found)
         return self._customers.get(email)
 
     async def prices(self, names: Sequence[str]) -> dict[str, int]:
         missing = [n for n in names if n not in self._prices]
-        if missing:
-            await self._fill("product", missing, self._prices, self._load_prices)
+        found = await asyncio.gather(*(self._price(n) for n in missing))
+        for name, cents in zip(missing, found, strict=True):
+            if cents is not None:
+                self._remember(self._prices, name, cents)
         return {n: self._prices[n] for n in names if n in self._prices}
 
-    async def _load_customers(self, emails: Sequence[str]) -> dict[str, int]:
-        async with self._connect() as conn:
-            rows = await conn.execute(
-                select(customers.c.email, customers.c.id).where(customers.c.email.in_(emails))
-            )
-            return {r.email: int(r.id) for r in rows}
+    async def _customer(self, email: str) -> int | None:
+        async def query() -> int | None:
+            async with self._connect() as conn:
+                row = await find_customer(conn, email=email)
+            return None if row is None else int(row.id)
 
-    async def _load_prices(self, names: Sequence[str]) -> dict[str, int]:
-        async with self._connect() as conn:
-            return await prices_of(conn, names)
+        return await self._loads.load(("customer", email), query)
 
-    async def _fill(
-        self,
-        kind: str,
-        keys: Sequence[str],
-        cache: dict[str, int],
-        load: Callable[[Sequence[str]], Awaitable[dict[str, int]]],
-    ) -> None:
-        """Load the keys into ``cache``: one query for those nobody is loading yet, then wait
-        for every load that covers one of them."""
-        new = [k for k in keys if (kind, k) not in self._loading]
-        if new:
-            loaded = asyncio.ensure_future(self._store(cache, load, new))
-            for key in new:
-                self._loading[(kind, key)] = loaded
-            loaded.add_done_callback(lambda done: self._loaded(done, kind, new))
-        waits = {self._loading[(kind, k)] for k in keys if (kind, k) in self._loading}
-        await asyncio.gather(*(asyncio.shield(w) for w in waits))
+    async def _price(self, name: str) -> int | None:
+        async def query() -> int | None:
+            async with self._connect() as conn:
+                return (await prices_of(conn, [name])).get(name)
 
-    def _loaded(self, done: asyncio.Future[None], kind: str, keys: Sequence[str]) -> None:
-        for key in keys:
-            self._loading.pop((kind, key), None)
-        if not done.cancelled():
-            done.exception()  # retrieved here too: every waiter may have gone (cancelled)
+        return await self._loads.load(("product", name), query)
 
-    async def _store(
-        self,
-        cache: dict[str, int],
-        load: Callable[[Sequence[str]], Awaitable[dict[str, int]]],
-        keys: Sequence[str],
-    ) -> None:
-        for key, value in (await load(keys)).items():
-            if len(cache) >= self._max:
-                cache.clear()
-            cache[key] = value
+    def _remember(self, cache: dict[str, int], key: str, value: int) -> None:
+        if len(cache) >= self._max:
+            cache.clear()
+        cache[key] = value
 
 
 async def insert_orders(

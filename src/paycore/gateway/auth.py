@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paycore.gateway import store
 from paycore.gateway.crypto import Hasher
 from paycore.platform.db import AnyRow
+from paycore.platform.single_flight import SingleFlight
 
 MAX_SECRET_LENGTH = 200
 
@@ -33,7 +34,7 @@ class Merchant:
 class Authenticator:
     """Resolves secrets and account ids to active accounts. Answers are cached for
     ``ttl_seconds`` (so a disabled account or a bad secret is refused everywhere within that
-    time), at most ``size`` entries."""
+    time), at most ``size`` entries; concurrent misses of one key share one query."""
 
     def __init__(
         self,
@@ -50,6 +51,7 @@ class Authenticator:
         self._size = size
         self._clock = clock
         self._cache: OrderedDict[str, tuple[float, Merchant | None]] = OrderedDict()
+        self._loads: SingleFlight[str, Merchant | None] = SingleFlight()
 
     async def by_secret(self, secret: str) -> Merchant | None:
         """The active account holding this secret, or None."""
@@ -65,18 +67,22 @@ class Authenticator:
     async def _cached(
         self, key: str, load: Callable[[AsyncConnection], Awaitable[AnyRow | None]]
     ) -> Merchant | None:
-        now = self._clock()
         hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > self._clock():
             return hit[1]
-        async with self._connect() as conn:
-            row = await load(conn)
-        found = Merchant(row.id, row.name) if row and row.status == store.ACTIVE else None
-        self._cache[key] = (now + self._ttl, found)
-        self._cache.move_to_end(key)
-        while len(self._cache) > self._size:
-            self._cache.popitem(last=False)
-        return found
+
+        async def query() -> Merchant | None:
+            # the requests that find the entry expired together share this one query
+            async with self._connect() as conn:
+                row = await load(conn)
+            found = Merchant(row.id, row.name) if row and row.status == store.ACTIVE else None
+            self._cache[key] = (self._clock() + self._ttl, found)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+            return found
+
+        return await self._loads.load(key, query)
 
 
 def bearer(authorization: str | None, x_token: str | None) -> str | None:
