@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -123,11 +124,16 @@ def test_a_stop_signal_drains_payments_in_flight_and_exits_0(
     try:
         httpx.put(f"{default}/admin/configurations/delay", json={"delay": 1000}, headers=TOKEN)
         results: list[int] = []
-        paying = threading.Thread(
-            target=lambda: results.append(
-                httpx.post(f"{default}/payments", content=payment(), timeout=10).status_code
-            )
-        )
+
+        def pay() -> None:
+            # a probe below may hold the one slot the moment this payment arrives: then it is
+            # refused (429) and sent again, until it is the payment in flight
+            body = payment()
+            while (status := httpx.post(f"{default}/payments", content=body).status_code) == 429:
+                time.sleep(0.01)
+            results.append(status)
+
+        paying = threading.Thread(target=pay)
         paying.start()
         # with one payment in its delay, the next one is refused at once (before its body is
         # even read, so this probe never gets stored)
