@@ -64,11 +64,14 @@ async def test_two_relays_and_a_busy_writer_lose_nothing(
         received.update(d.id for d in batch)
 
     async def writer() -> None:
-        # Small, spaced commits: the relays keep draining the table to empty, as in production.
+        # Small, spaced commits, each waking both relays (as a commit wakes its process's
+        # relay): they keep draining the table to empty, as in production.
         for start in range(0, EVENTS, 2):
             async with engine.begin() as conn:
                 for n in range(start, start + 2):
                     written.append(await enqueue(conn, topic, str(n).encode()))
+            for relay in relays:
+                relay.notify()
             await asyncio.sleep(0.002)
 
     publisher_a, publisher_b, reader = (create_bus(nats_server.url) for _ in range(3))

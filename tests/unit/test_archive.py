@@ -333,3 +333,24 @@ async def test_months_are_utc_on_a_host_in_another_time_zone(
     [message] = archive.records("2026-01", "messages")
     assert datetime.fromisoformat(message["receivedAt"]) == _utc(2026, 1, 31, 23, 30)
     assert _report(archive, "2026-01")["orders"] == 1
+
+
+async def test_reports_can_wait_for_a_later_flush_and_survive_a_restart(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await _two_months(engine)
+    root = tmp_path / "archive"
+    archive = Archive(root)
+    assert await service.flush_archive(engine, archive, reports=False) == 6
+    assert archive.read("2026-01", "report.json") is None  # archived, report not yet written
+    assert archive.stale_reports == {"2026-01", "2026-02"}
+
+    # the process stops before writing them: a restarted one finds them outdated
+    restarted = Archive(root)
+    assert await service.flush_archive(engine, restarted) == 0
+    assert _report(restarted, "2026-01")["orders"] == 2
+    assert _report(restarted, "2026-02")["orders"] == 1
+    assert restarted.stale_reports == set()
+    again = Archive(root)
+    again.state()
+    assert again.stale_reports == set()  # every report is now newer than its segments

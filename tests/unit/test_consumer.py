@@ -7,14 +7,26 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, func, insert, select
+from sqlalchemy import (
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.platform import deadletters
 from paycore.platform.bus import Delivery, Subscription
+from paycore.platform.clock import utcnow
 from paycore.platform.consumer import Consumer, Rejected, RetryPolicy, one_by_one
 from paycore.platform.logging import correlation_id
-from paycore.platform.outbox import Relay, outbox
+from paycore.platform.outbox import LEFTOVER, Relay, enqueue, outbox
 
 TOPIC = "shop.orders"
 FAST = RetryPolicy(max_attempts=3, base_seconds=0.001, max_seconds=0.002)
@@ -283,3 +295,20 @@ async def test_the_relay_is_woken_only_after_a_batch_that_wrote_events(
     assert [row.topic for row in await _outbox(db)] == ["shop.orders.dlq"]
     await consumer.handle_batch([_d("w4")])
     assert wakes == [1]
+
+
+async def test_a_polling_round_leaves_fresh_rows_to_the_relay_of_their_writer(
+    db: AsyncEngine, fake_bus: Any
+) -> None:
+    async with db.begin() as conn:
+        fresh = await enqueue(conn, TOPIC, b"fresh")
+        left = await enqueue(conn, TOPIC, b"left by a crashed process")
+        await conn.execute(
+            update(outbox).where(outbox.c.id == left).values(created_at=utcnow() - LEFTOVER * 2)
+        )
+    relay = Relay(db, fake_bus)
+    assert await relay.relay_once(older_than=LEFTOVER) == 1  # a poll: only the old row
+    assert [e.id for e in fake_bus.published] == [left]
+    assert await relay.relay_once() == 1  # woken by its writer's commit: the rest
+    assert [e.id for e in fake_bus.published] == [left, fresh]
+    assert await relay.backlog() == 0

@@ -50,6 +50,7 @@ class Archive:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._state: dict[str, int] | None = None
+        self.stale_reports: set[str] = set()  # months archived since their report was written
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -60,6 +61,7 @@ class Archive:
             saved = orjson.loads(path.read_bytes()) if path.exists() else {}
             self._state = {kind: int(saved.get(kind, 0)) for kind in KINDS}
             self._drop_unfinished()
+            self.stale_reports |= self._outdated_reports()
         return self._state
 
     def write(self, kind: str, rows: list[tuple[int, datetime, dict[str, Any]]]) -> set[str]:
@@ -95,6 +97,18 @@ class Archive:
                 match = SEGMENT.match(segment.name)
                 if match and int(match.group(1)) > self._state[kind]:
                     segment.unlink()
+
+    def _outdated_reports(self) -> set[str]:
+        """Months with a segment newer than their report (a process stopped before writing
+        it): their report is due with the next flush that writes reports."""
+        outdated = set()
+        for month in self.months():
+            report = self.root / month / "report.json"
+            written = report.stat().st_mtime_ns if report.exists() else -1
+            segments = (s for kind in KINDS for s in self._segments(month, kind))
+            if any(s.stat().st_mtime_ns > written for s in segments):
+                outdated.add(month)
+        return outdated
 
     # --- reading ---------------------------------------------------------------------------
 

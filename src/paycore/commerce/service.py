@@ -4,6 +4,7 @@ queries, archive per month)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -241,8 +242,13 @@ async def order_count(conn: AsyncConnection, customer_id: int) -> int:
 # --- archive -----------------------------------------------------------------------------
 
 
-async def flush_archive(engine: AsyncEngine, archive: Archive, *, batch: int = 5_000) -> int:
-    """Write every not yet archived order and message; returns how many rows were written."""
+async def flush_archive(
+    engine: AsyncEngine, archive: Archive, *, batch: int = 5_000, reports: bool = True
+) -> int:
+    """Write every not yet archived order and message; returns how many rows were written.
+    The reports of the months touched are rewritten now (``reports``) or by a later flush
+    that asks for them: a report aggregates its whole month. File work (gzip, fsync) runs in
+    a thread, off the event loop."""
     written = 0
     while True:
         state = archive.state()
@@ -253,30 +259,33 @@ async def flush_archive(engine: AsyncEngine, archive: Archive, *, batch: int = 5
             lines = await store.lines_of(conn, [h.order_id for h in heads])
             msgs = await store.messages_after(conn, state["messages"], batch)
         if heads:
-            months |= archive.write(
-                "orders",
-                [(h.seq, h.ordered_at, _order_record(h, lines.get(h.order_id, []))) for h in heads],
-            )
+            orders = [
+                (h.seq, h.ordered_at, _order_record(h, lines.get(h.order_id, []))) for h in heads
+            ]
+            months |= await asyncio.to_thread(archive.write, "orders", orders)
             last["orders"] = heads[-1].seq
         if msgs:
-            months |= archive.write(
-                "messages",
-                [
-                    (
-                        m.seq,
-                        m.received_at,
-                        message_record(m.seq, m.message_id, m.topic, m.received_at, m.body),
-                    )
-                    for m in msgs
-                ],
-            )
+            records = [
+                (
+                    m.seq,
+                    m.received_at,
+                    message_record(m.seq, m.message_id, m.topic, m.received_at, m.body),
+                )
+                for m in msgs
+            ]
+            months |= await asyncio.to_thread(archive.write, "messages", records)
             last["messages"] = msgs[-1].seq
         if not months:
-            return written
-        archive.commit(last)
-        for month in months:
-            archive.write_report(month, await monthly_report(engine, month))
+            break
+        await asyncio.to_thread(archive.commit, last)
+        archive.stale_reports |= months
         written += len(heads) + len(msgs)
+    if reports:
+        while archive.stale_reports:
+            month = archive.stale_reports.pop()
+            report = await monthly_report(engine, month)
+            await asyncio.to_thread(archive.write_report, month, report)
+    return written
 
 
 def _order_record(head: Any, lines: Sequence[Any]) -> dict[str, Any]:

@@ -25,10 +25,12 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.sql.elements import ColumnElement
 
 from paycore.platform import metrics
 from paycore.platform.bus import CORRELATION_ID, CREATED_AT, Bus, Envelope
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 
 BACKLOG_EVERY_SECONDS = 5.0
 LEASE = timedelta(seconds=30)  # a relay that died mid-publish frees its rows after this
+LEFTOVER = timedelta(seconds=1)  # a polling relay takes rows at least this old
 
 outbox = Table(
     "outbox",
@@ -153,18 +156,22 @@ class Relay:
     async def run(self) -> None:
         """Relay until ``stop()``; publish failures are retried with backoff, never dropped.
 
-        A commit in this process wakes the relay at once (``notify``); polling is only for rows
-        other processes left (a crashed one's, the CLI's replays). Each empty poll doubles the
-        wait, from ``poll_seconds`` up to ``idle_poll_seconds``, so an idle process costs
-        next to nothing; rows found bring it back to ``poll_seconds``."""
+        A commit in this process wakes the relay at once (``notify``) and it relays whatever
+        is waiting. Polling is only for rows other processes left (a crashed one's, the CLI's
+        replays): a polling round takes rows older than ``LEFTOVER``, so it does not race the
+        relay of the process that just wrote them (on SQLite, for the one write lock). Each
+        empty poll doubles the wait, from ``poll_seconds`` up to ``idle_poll_seconds``, so an
+        idle process costs next to nothing; rows found bring it back to ``poll_seconds``."""
         failures, counted_at, wait = 0, 0.0, self._poll
+        older_than: timedelta | None = None  # the first round takes everything left
         while not self._stopping:
             if time.monotonic() - counted_at > BACKLOG_EVERY_SECONDS:
                 counted_at = time.monotonic()
                 with contextlib.suppress(Exception):
                     await self.backlog()
+            self._wake.clear()  # here, not before the wait: a commit during the round counts
             try:
-                sent = await self.relay_once()
+                sent = await self.relay_once(older_than)
                 failures = 0
             except Exception:
                 failures += 1
@@ -174,12 +181,13 @@ class Relay:
                 continue
             if sent < self._batch:
                 wait = self._poll if sent else min(self._idle_poll, wait * 2)
-                self._wake.clear()
                 # asyncio.timeout, not wait_for (which can swallow a cancellation on 3.11)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):
                         await self._wake.wait()
-                if self._wake.is_set():
+                woken = self._wake.is_set()
+                older_than = None if woken else LEFTOVER
+                if woken:
                     wait = self._poll
 
     async def stop(self) -> None:
@@ -190,12 +198,14 @@ class Relay:
             while await self.relay_once() > 0:
                 pass
 
-    async def relay_once(self) -> int:
-        """Publish one batch; returns how many rows were sent."""
+    async def relay_once(self, older_than: timedelta | None = None) -> int:
+        """Publish one batch (of rows written more than ``older_than`` ago, if given);
+        returns how many rows were sent."""
+        since = _written_before(older_than)
         if self._skip_locked:
             # PostgreSQL: claim rows (row locks only) for the time of the publish.
             async with self._engine.begin() as conn:
-                claim = self._next_batch().with_for_update(skip_locked=True)
+                claim = self._next_batch().where(since).with_for_update(skip_locked=True)
                 rows = (await conn.execute(claim)).all()
                 if rows:
                     await self._bus.publish(list(_envelopes(rows)))
@@ -203,12 +213,12 @@ class Relay:
         else:
             # A lock-free read first: an idle relay never takes SQLite's single write lock.
             async with self._engine.connect() as conn:
-                waiting = (await conn.execute(select(outbox.c.seq).limit(1))).first()
+                waiting = (await conn.execute(select(outbox.c.seq).where(since).limit(1))).first()
             if waiting is None:
                 metrics.outbox_backlog.set(0)
                 return 0
             async with self._engine.begin() as conn:
-                rows = (await conn.execute(self._lease())).all()
+                rows = (await conn.execute(self._lease(since))).all()
             rows = sorted(rows, key=lambda r: r.seq)
             if rows:
                 await self._bus.publish(list(_envelopes(rows)))
@@ -224,11 +234,11 @@ class Relay:
     def _next_batch(self) -> Select[Any]:
         return select(outbox).order_by(outbox.c.seq).limit(self._batch)
 
-    def _lease(self) -> ReturningUpdate[Any]:
+    def _lease(self, since: ColumnElement[bool]) -> ReturningUpdate[Any]:
         """Claim the next free (or abandoned) rows for ``LEASE`` and return them."""
         now = utcnow()
         free = or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
-        batch = select(outbox.c.seq).where(free).order_by(outbox.c.seq).limit(self._batch)
+        batch = select(outbox.c.seq).where(free, since).order_by(outbox.c.seq).limit(self._batch)
         return (
             update(outbox)
             .where(outbox.c.seq.in_(batch.scalar_subquery()), free)
@@ -241,6 +251,11 @@ class Relay:
             count = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
         metrics.outbox_backlog.set(count)
         return int(count)
+
+
+def _written_before(age: timedelta | None) -> ColumnElement[bool]:
+    """Rows written more than ``age`` ago (every row when None)."""
+    return true() if age is None else outbox.c.created_at < utcnow() - age
 
 
 def _delete(rows: Sequence[AnyRow]) -> Delete:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from fastapi import FastAPI
 
@@ -18,6 +19,8 @@ from paycore.platform.http import FastRoute
 from paycore.runtime import Runtime, consume
 
 log = logging.getLogger(__name__)
+
+REPORT_EVERY_SECONDS = 60.0  # monthly reports aggregate their month: not on every flush
 
 
 async def mount_api(
@@ -53,8 +56,12 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
         consume(runtime, subscription, handler)
 
     async def archive_loop() -> None:
+        reported = 0.0
         while True:
-            await service.flush_archive(runtime.engine, archive)
+            due = time.monotonic() - reported >= REPORT_EVERY_SECONDS
+            await service.flush_archive(runtime.engine, archive, reports=due)
+            if due:
+                reported = time.monotonic()
             await asyncio.sleep(settings.archive_flush_seconds)
 
     async def final_flush() -> None:
