@@ -119,7 +119,7 @@ async def test_transactions_are_decided_once_over_the_broker(
         engine=engine,
         bus=bus,
         retry=retry,
-        after_commit=relay.notify,
+        on_enqueued=relay.notify,
         **dict(zip(("subscription", "handler"), consumers.processor(keyring), strict=True)),
     )
     queued = consumers.WebhooksQueued(dispatcher.notify)

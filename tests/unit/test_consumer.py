@@ -82,7 +82,15 @@ def commits() -> list[int]:
 
 
 @pytest.fixture
-def consumer(db: AsyncEngine, fake_bus: Any, script: Script, commits: list[int]) -> Consumer:
+def wakes() -> list[int]:
+    """One entry per relay wake-up asked by the consumer."""
+    return []
+
+
+@pytest.fixture
+def consumer(
+    db: AsyncEngine, fake_bus: Any, script: Script, commits: list[int], wakes: list[int]
+) -> Consumer:
     return Consumer(
         subscription=Subscription(TOPIC, "analytics"),
         handler=one_by_one(script),
@@ -90,6 +98,7 @@ def consumer(db: AsyncEngine, fake_bus: Any, script: Script, commits: list[int])
         bus=fake_bus,
         retry=FAST,
         after_commit=lambda: commits.append(1),
+        on_enqueued=lambda: wakes.append(1),
     )
 
 
@@ -277,17 +286,8 @@ def test_retry_delay_is_exponential_with_jitter_and_capped() -> None:
 
 
 async def test_the_relay_is_woken_only_after_a_batch_that_wrote_events(
-    db: AsyncEngine, fake_bus: Any, script: Script
+    consumer: Consumer, db: AsyncEngine, wakes: list[int]
 ) -> None:
-    wakes: list[int] = []
-    consumer = Consumer(
-        subscription=Subscription(TOPIC, "analytics"),
-        handler=one_by_one(script),
-        engine=db,
-        bus=fake_bus,
-        retry=FAST,
-        on_enqueued=lambda: wakes.append(1),
-    )
     await consumer.handle_batch([_d("w1"), _d("w2")])  # effects only, no event
     assert wakes == []
     await consumer.handle_batch([_d("w3", b"reject me")])  # its dead letter's copy is an event

@@ -79,27 +79,51 @@ async def _delivery(engine: AsyncEngine) -> Any:
         return (await conn.execute(select(store.deliveries))).one()
 
 
-async def test_a_delivery_is_signed_and_sent_once(engine: AsyncEngine, fake_dns: Any) -> None:
-    keyring = Keyring.parse("")
-    signing, tx_id = await _account_with_decision(engine, keyring)
-    received: list[httpx.Request] = []
+class Receiver:
+    """A webhook receiver behind ``httpx.MockTransport``: records each request and answers
+    ``status``."""
 
-    def receiver(request: httpx.Request) -> httpx.Response:
-        received.append(request)
-        return httpx.Response(204)
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.requests: list[httpx.Request] = []
 
-    client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(self.status)
+
+
+def _dispatcher(
+    engine: AsyncEngine,
+    keyring: Keyring,
+    fake_dns: Any,
+    receive: Any,
+    *,
+    clock: Clock | None = None,
+    attempts: int = 3,
+    allow_private: bool = False,
+) -> tuple[WebhookDispatcher, httpx.AsyncClient]:
+    """A dispatcher whose deliveries reach ``receive`` (a MockTransport handler) and its
+    client (to close)."""
+    client = httpx.AsyncClient(transport=httpx.MockTransport(receive))
     dispatcher = WebhookDispatcher(
         engine,
         keyring,
         client,
-        retry=RetryPolicy(3, 1, 10),
-        targets=WebhookTargets(allow_private=False, resolve=fake_dns),
-        clock=Clock(NOW),
+        retry=RetryPolicy(attempts, 1, 10),
+        targets=WebhookTargets(allow_private=allow_private, resolve=fake_dns),
+        clock=clock or Clock(NOW),
     )
+    return dispatcher, client
+
+
+async def test_a_delivery_is_signed_and_sent_once(engine: AsyncEngine, fake_dns: Any) -> None:
+    keyring = Keyring.parse("")
+    signing, tx_id = await _account_with_decision(engine, keyring)
+    receiver = Receiver(204)
+    dispatcher, client = _dispatcher(engine, keyring, fake_dns, receiver)
     assert await dispatcher.dispatch_once() == 1
     assert await dispatcher.dispatch_once() == 0
-    [request] = received
+    [request] = receiver.requests
     body = orjson.loads(request.content)
     assert body == {
         "event": "transaction.decided",
@@ -136,15 +160,7 @@ async def test_failures_are_retried_with_backoff_then_given_up(
         return answer
 
     clock = Clock(NOW)
-    client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
-    dispatcher = WebhookDispatcher(
-        engine,
-        keyring,
-        client,
-        retry=RetryPolicy(3, 1, 10),
-        targets=WebhookTargets(allow_private=False, resolve=fake_dns),
-        clock=clock,
-    )
+    dispatcher, client = _dispatcher(engine, keyring, fake_dns, receiver, clock=clock)
     assert await dispatcher.dispatch_once() == 1
     first = await _delivery(engine)
     assert (first.status, first.attempts, first.last_error) == ("pending", 1, "answered 500")
@@ -172,18 +188,8 @@ async def test_a_url_refused_at_send_time_fails_at_once_and_is_not_sent(
     keyring = Keyring.parse("")
     await _account_with_decision(engine, keyring)
     fake_dns.names["shop.example"] = ["10.0.0.5"]
-    received: list[httpx.Request] = []
-    client = httpx.AsyncClient(
-        transport=httpx.MockTransport(lambda r: received.append(r) or httpx.Response(200))
-    )
-    dispatcher = WebhookDispatcher(
-        engine,
-        keyring,
-        client,
-        retry=RetryPolicy(8, 1, 10),
-        targets=WebhookTargets(allow_private=False, resolve=fake_dns),
-        clock=Clock(NOW),
-    )
+    receiver = Receiver()
+    dispatcher, client = _dispatcher(engine, keyring, fake_dns, receiver, attempts=8)
     assert await dispatcher.dispatch_once() == 1
     row = await _delivery(engine)
     assert (row.status, row.attempts, row.last_status_code) == ("failed", 1, None)
@@ -192,7 +198,7 @@ async def test_a_url_refused_at_send_time_fails_at_once_and_is_not_sent(
         "address; webhooks go to public addresses only "
         "(unless PAYCORE_GATEWAY_WEBHOOK_ALLOW_PRIVATE=true)"
     )
-    assert received == []
+    assert receiver.requests == []
     assert await dispatcher.dispatch_once() == 0  # not retried
     await client.aclose()
 
@@ -202,16 +208,8 @@ async def test_a_name_that_does_not_resolve_is_a_failed_attempt_retried(
 ) -> None:
     keyring = Keyring.parse("")
     await _account_with_decision(engine, keyring, url="https://gone.example/hook")
-    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     clock = Clock(NOW)
-    dispatcher = WebhookDispatcher(
-        engine,
-        keyring,
-        client,
-        retry=RetryPolicy(3, 1, 10),
-        targets=WebhookTargets(allow_private=False, resolve=fake_dns),
-        clock=clock,
-    )
+    dispatcher, client = _dispatcher(engine, keyring, fake_dns, Receiver(), clock=clock)
     assert await dispatcher.dispatch_once() == 1
     first = await _delivery(engine)
     assert (first.status, first.attempts) == ("pending", 1)
@@ -228,20 +226,10 @@ async def test_with_private_addresses_allowed_the_url_is_used_as_is(
 ) -> None:
     keyring = Keyring.parse("")
     await _account_with_decision(engine, keyring, url="http://127.0.0.1:9/hook")
-    received: list[httpx.Request] = []
-    client = httpx.AsyncClient(
-        transport=httpx.MockTransport(lambda r: received.append(r) or httpx.Response(200))
-    )
-    dispatcher = WebhookDispatcher(
-        engine,
-        keyring,
-        client,
-        retry=RetryPolicy(3, 1, 10),
-        targets=WebhookTargets(allow_private=True, resolve=fake_dns),
-        clock=Clock(NOW),
-    )
+    receiver = Receiver()
+    dispatcher, client = _dispatcher(engine, keyring, fake_dns, receiver, allow_private=True)
     assert await dispatcher.dispatch_once() == 1
-    [request] = received
+    [request] = receiver.requests
     assert str(request.url) == "http://127.0.0.1:9/hook"
     assert (await _delivery(engine)).status == "delivered"
     assert fake_dns.asked == []  # nothing to check
