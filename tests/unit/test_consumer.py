@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from paycore.platform import deadletters
+from paycore.platform import deadletters, metrics
 from paycore.platform.bus import Delivery, Subscription
 from paycore.platform.clock import utcnow
 from paycore.platform.consumer import Consumer, Rejected, RetryPolicy, one_by_one
@@ -312,3 +312,17 @@ async def test_a_polling_round_leaves_fresh_rows_to_the_relay_of_their_writer(
     assert await relay.relay_once() == 1  # woken by its writer's commit: the rest
     assert [e.id for e in fake_bus.published] == [left, fresh]
     assert await relay.backlog() == 0
+
+
+async def test_a_polling_round_that_finds_no_old_row_leaves_the_backlog_gauge(
+    db: AsyncEngine, fake_bus: Any
+) -> None:
+    async with db.begin() as conn:
+        await enqueue(conn, TOPIC, b"fresh")
+    relay = Relay(db, fake_bus)
+    assert await relay.backlog() == 1
+    assert await relay.relay_once(older_than=LEFTOVER) == 0
+    assert metrics.outbox_backlog._value.get() == 1  # the fresh row still waits
+    assert await relay.relay_once() == 1
+    assert await relay.relay_once() == 0
+    assert metrics.outbox_backlog._value.get() == 0

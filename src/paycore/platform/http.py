@@ -250,7 +250,7 @@ class FastLane:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        handler = self.routes.get((method, path))
+        handler, key = self.routes.get((method, path)), ""
         if handler is None or isinstance(handler, ByKey):  # a ByKey needs a key after its path
             head, _, key = path.rpartition("/")
             handler = self.routes.get((method, head + "/")) if key else None
@@ -260,7 +260,7 @@ class FastLane:
         try:
             if isinstance(handler, ByKey):
                 scope[ROUTE_KEY] = handler.route
-                await _send_raw(send, *await handler.handle(path.rpartition("/")[2]))
+                await _send_raw(send, *await handler.handle(key))
                 return
             scope[ROUTE_KEY] = path
             if isinstance(handler, WithHeaders):

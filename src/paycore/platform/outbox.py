@@ -214,18 +214,17 @@ class Relay:
             # A lock-free read first: an idle relay never takes SQLite's single write lock.
             async with self._engine.connect() as conn:
                 waiting = (await conn.execute(select(outbox.c.seq).where(since).limit(1))).first()
-            if waiting is None:
-                metrics.outbox_backlog.set(0)
-                return 0
-            async with self._engine.begin() as conn:
-                rows = (await conn.execute(self._lease(since))).all()
-            rows = sorted(rows, key=lambda r: r.seq)
+            rows = []
+            if waiting is not None:
+                async with self._engine.begin() as conn:
+                    rows = sorted((await conn.execute(self._lease(since))).all(), key=_seq)
             if rows:
                 await self._bus.publish(list(_envelopes(rows)))
                 async with self._engine.begin() as conn:
                     await conn.execute(_delete(rows))
         if not rows:
-            metrics.outbox_backlog.set(0)
+            if older_than is None:  # a polling round looked at old rows only: fresh ones may wait
+                metrics.outbox_backlog.set(0)
             return 0
         for row in rows:
             metrics.outbox_published.labels(row.topic).inc()
@@ -251,6 +250,10 @@ class Relay:
             count = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
         metrics.outbox_backlog.set(count)
         return int(count)
+
+
+def _seq(row: AnyRow) -> int:
+    return int(row.seq)
 
 
 def _written_before(age: timedelta | None) -> ColumnElement[bool]:
