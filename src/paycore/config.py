@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     consumer_backoff_ms: int = Field(100, ge=1, description="First retry delay; doubles each time.")
     consumer_backoff_max_ms: int = Field(5_000, ge=1)
     consumer_batch: int = Field(100, ge=1, le=10_000)
+    consumer_linger_ms: int = Field(
+        10,
+        ge=0,
+        le=1_000,
+        description="After a batch smaller than PAYCORE_CONSUMER_BATCH, wait this long "
+        "before fetching the next: fewer, fuller batches for at most this much more lag.",
+    )
     analytics_ttl_seconds: int = Field(30 * 24 * 3600, ge=1)
     archive_flush_seconds: float = Field(2.0, gt=0)
     inbox_retention_hours: int = Field(168, ge=1, description="How long consumed ids are kept.")

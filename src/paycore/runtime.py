@@ -132,8 +132,8 @@ def consume(
     after_commit: Callable[[], None] | None = None,
 ) -> None:
     """Run a consumer for the subscription, with the configured retry policy; ``after_commit``
-    runs after each committed batch, and the outbox relay is woken after a batch that wrote
-    events."""
+    runs after each committed batch, and the events a batch wrote are handed to the outbox
+    relay."""
     settings = runtime.settings
     consumer = Consumer(
         subscription=subscription,
@@ -146,6 +146,7 @@ def consume(
             settings.consumer_backoff_max_ms / 1000,
         ),
         after_commit=after_commit,
-        on_enqueued=runtime.relay.notify,
+        on_enqueued=runtime.relay.handoff,
+        linger_seconds=settings.consumer_linger_ms / 1000,
     )
     runtime.spawn(f"consume:{subscription.queue_name}", consumer.run)

@@ -265,7 +265,7 @@ async def test_poison_and_exhausted_messages_become_dead_letters_and_the_rest_fl
             engine=engine,
             bus=bus,
             retry=RetryPolicy(max_attempts=3, base_seconds=0.01, max_seconds=0.05),
-            on_enqueued=relay.notify,
+            on_enqueued=relay.handoff,
         )
         tasks = [asyncio.create_task(consumer.run()), asyncio.create_task(relay.run())]
         async with consuming(bus, Subscription(dead_letter_topic(topic), "ops"), dlq_handler):

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.commerce import messages, service, store
 from paycore.commerce.analytics import MemoryBoard
 from paycore.commerce.domain import Order, OrderLine, UnknownProducts
 from paycore.platform import deadletters
-from paycore.platform.bus import Delivery, Subscription
+from paycore.platform.bus import Delivery, Envelope, Subscription
 from paycore.platform.consumer import Consumer, Rejected, one_by_one
 from paycore.platform.db import create_engine
 from paycore.platform.ids import uuid7
@@ -109,3 +110,50 @@ async def test_dead_letters_and_their_replays_fit_both_engines(engine: AsyncEngi
     async with engine.connect() as conn:
         ids = sorted((await conn.execute(select(outbox.c.id))).scalars())
     assert ids == sorted([f"dlq-{letter.id}", f"replay-{letter.id}"])
+
+
+async def test_the_order_writer_commits_a_batch_and_hands_over_its_events(
+    engine: AsyncEngine,
+) -> None:
+    """The API's writer: one statement on PostgreSQL, a transaction on SQLite; same result."""
+    async with engine.begin() as conn:
+        ana = await service.create_customer(conn, email="ana@example.com", username="ana")
+        bia = await service.create_customer(conn, email="bia@example.com", username="bia")
+    handed: list[Envelope] = []
+    commit = service.order_writer(engine, handed.extend)
+    lines = (OrderLine("caderno", 2, 1_050), OrderLine("lápis", 3, 110))
+    pending = [
+        service.PendingOrder(ana["id"], lines, "cid-1"),
+        service.PendingOrder(bia["id"], lines[:1], "cid-2"),
+    ]
+    first = await commit(pending)
+    second = await commit(pending[:1])
+    placed = [*first, *second]
+    assert len({o.order_id for o in placed}) == 3
+    assert [o.total_cents for o in placed] == [2_430, 2_100, 2_430]
+    async with engine.connect() as conn:
+        for order in placed:
+            assert await store.load_order(conn, order.order_id) == order
+        waiting = (await conn.execute(select(outbox).order_by(outbox.c.seq))).all()
+    assert [e.id for e in handed] == [row.id for row in waiting]
+    assert [messages.decode_order_created(e.body).order_id for e in handed] == [
+        o.order_id for o in placed
+    ]
+    assert [e.key for e in handed] == [str(ana["id"]), str(bia["id"]), str(ana["id"])]
+    assert [e.headers["correlation-id"] for e in handed] == ["cid-1", "cid-2", "cid-1"]
+
+
+async def test_a_batch_the_database_refuses_writes_nothing(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        ana = await service.create_customer(conn, email="ana@example.com", username="ana")
+    handed: list[Envelope] = []
+    commit = service.order_writer(engine, handed.extend)
+    lines = (OrderLine("caderno", 1, 100),)
+    with pytest.raises(IntegrityError):  # the second customer does not exist
+        await commit(
+            [service.PendingOrder(ana["id"], lines, ""), service.PendingOrder(999, lines, "")]
+        )
+    assert handed == []
+    async with engine.connect() as conn:
+        for table in (store.orders, store.order_items, outbox):
+            assert (await conn.execute(select(func.count()).select_from(table))).scalar_one() == 0

@@ -119,7 +119,7 @@ async def test_transactions_are_decided_once_over_the_broker(
         engine=engine,
         bus=bus,
         retry=retry,
-        on_enqueued=relay.notify,
+        on_enqueued=relay.handoff,
         **dict(zip(("subscription", "handler"), consumers.processor(keyring), strict=True)),
     )
     queued = consumers.WebhooksQueued(dispatcher.notify)
@@ -149,7 +149,7 @@ async def test_transactions_are_decided_once_over_the_broker(
             bus.subscribe(Subscription(messages.RESULTS, f"tap-{time.time_ns()}"), tap.handle),
         )
     ]
-    writer = GroupCommit(engine, service.write_transactions, after_commit=relay.notify)
+    writer = GroupCommit(service.transaction_writer(engine, relay.handoff))
     try:
         # RabbitMQ hands a group only what is published once its queue is bound (what came
         # before the first binding goes to whichever group binds first, a tap maybe): the

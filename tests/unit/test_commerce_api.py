@@ -73,10 +73,9 @@ def relay(engine: AsyncEngine, fake_bus: Any) -> Relay:
 
 @pytest.fixture
 async def orders(engine: AsyncEngine, relay: Relay) -> AsyncIterator[GroupCommit[Any, Order]]:
-    """The order writer, wired as the API process wires it (group commit, relay woken)."""
-    group: GroupCommit[Any, Order] = GroupCommit(
-        engine, service.write_orders, after_commit=relay.notify
-    )
+    """The order writer, wired as the API process wires it (group commit, events handed to
+    the relay)."""
+    group: GroupCommit[Any, Order] = GroupCommit(service.order_writer(engine, relay.handoff))
     yield group
     await group.stop()
 

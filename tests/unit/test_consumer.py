@@ -83,7 +83,7 @@ def commits() -> list[int]:
 
 @pytest.fixture
 def wakes() -> list[int]:
-    """One entry per relay wake-up asked by the consumer."""
+    """One entry per hand-off of events to the relay: how many."""
     return []
 
 
@@ -98,7 +98,7 @@ def consumer(
         bus=fake_bus,
         retry=FAST,
         after_commit=lambda: commits.append(1),
-        on_enqueued=lambda: wakes.append(1),
+        on_enqueued=lambda events: wakes.append(len(events)),
     )
 
 
@@ -285,7 +285,7 @@ def test_retry_delay_is_exponential_with_jitter_and_capped() -> None:
         assert len(delays) > 1  # jittered
 
 
-async def test_the_relay_is_woken_only_after_a_batch_that_wrote_events(
+async def test_the_relay_gets_the_events_of_a_batch_that_wrote_some(
     consumer: Consumer, db: AsyncEngine, wakes: list[int]
 ) -> None:
     await consumer.handle_batch([_d("w1"), _d("w2")])  # effects only, no event

@@ -153,7 +153,7 @@ async def wired(
     """The gateway wired as the API process wires it (``paycore.wiring.gateway``)."""
     keyring, hasher = Keyring.parse(""), Hasher("test-pepper")
     relay = Relay(engine, bus)
-    writer: gateway_api.Writer = GroupCommit(engine, service.write_transactions)
+    writer: gateway_api.Writer = GroupCommit(service.transaction_writer(engine, relay.handoff))
     limiter, clock, slots = RateLimiter(1000, 1000), Ticker(), live.Slots(5)
     failures = FailureLimit(20, 60, clock=clock)
     guard = gateway_api.Guard(
@@ -273,7 +273,9 @@ async def test_without_an_admin_token_configured_admin_routes_are_off(engine: As
         Sessions(b"k", 60),
         FailureLimit(20, 60),
     )
-    writer: gateway_api.Writer = GroupCommit(engine, service.write_transactions)
+    writer: gateway_api.Writer = GroupCommit(
+        service.transaction_writer(engine, lambda events: None)
+    )
     accept = gateway_api.transaction_acceptor(
         guard, writer, keyring=Keyring.parse(""), hasher=hasher
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,8 +27,11 @@ from paycore.commerce.domain import (
     price_lines,
 )
 from paycore.platform import outbox
+from paycore.platform.batching import BatchWriter, InTransaction
+from paycore.platform.bus import Envelope
 from paycore.platform.clock import utcnow
 from paycore.platform.logging import correlation_id
+from paycore.platform.pg_batch import DirectConnection, IdBlocks, MultiInsert, OnOneConnection
 
 
 class Conflict(CommerceError):
@@ -100,16 +103,47 @@ async def write_orders(conn: AsyncConnection, pending: Sequence[PendingOrder]) -
     """Store orders and queue their ``order-created`` events, all in the caller's transaction."""
     now = utcnow()
     ids = await store.insert_orders(conn, [(p.customer_id, p.lines) for p in pending], now)
-    orders = [Order(i, p.customer_id, p.lines, now) for i, p in zip(ids, pending, strict=True)]
-    await outbox.enqueue_many(
-        conn,
-        messages.ORDER_CREATED,
-        [
-            (messages.encode_order_created(o), str(o.customer_id), p.correlation_id)
-            for o, p in zip(orders, pending, strict=True)
-        ],
-    )
+    orders = _placed(pending, ids, now)
+    await outbox.enqueue_many(conn, messages.ORDER_CREATED, _events(orders, pending))
     return orders
+
+
+def order_writer(
+    engine: AsyncEngine, handoff: Callable[[list[Envelope]], None]
+) -> BatchWriter[PendingOrder, Order]:
+    """Commits batches of orders and hands their events to the relay. On PostgreSQL a batch
+    is one statement (orders, lines and events; ids taken ahead from the orders sequence),
+    elsewhere a transaction around ``write_orders``."""
+    if engine.dialect.name != "postgresql":
+        return InTransaction(engine, write_orders, handoff)
+    ids = IdBlocks(store.orders.c.id)
+    insert = MultiInsert(
+        (store.orders, store.ORDER_COLUMNS),
+        (store.order_items, store.LINE_COLUMNS),
+        (outbox.outbox, outbox.ROW_COLUMNS),
+    )
+
+    async def write(conn: DirectConnection, pending: Sequence[PendingOrder]) -> list[Order]:
+        orders = _placed(pending, await ids.take(conn, len(pending)), utcnow())
+        events = outbox.rows(messages.ORDER_CREATED, _events(orders, pending))
+        await insert(conn, store.order_rows(orders), store.line_rows(orders), events)
+        handoff([outbox.envelope(e) for e in events])
+        return orders
+
+    return OnOneConnection(engine.url, write)
+
+
+def _placed(pending: Sequence[PendingOrder], ids: Sequence[int], now: datetime) -> list[Order]:
+    return [Order(i, p.customer_id, p.lines, now) for i, p in zip(ids, pending, strict=True)]
+
+
+def _events(
+    orders: Sequence[Order], pending: Sequence[PendingOrder]
+) -> list[tuple[bytes, str, str]]:
+    return [
+        (messages.encode_order_created(o), str(o.customer_id), p.correlation_id)
+        for o, p in zip(orders, pending, strict=True)
+    ]
 
 
 async def create_order(

@@ -4,9 +4,10 @@ analytics read model (orders as received, consumed messages, for queries and the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -231,18 +232,43 @@ async def insert_orders(
     ids = [int(i) for i in result.scalars().all()]
     await conn.execute(
         insert(order_items),
-        [
-            {
-                "order_id": order_id,
-                "product": line.product,
-                "quantity": line.quantity,
-                "unit_cents": line.unit_cents,
-            }
-            for order_id, (_, lines) in zip(ids, placed, strict=True)
-            for line in lines
-        ],
+        line_rows(
+            Order(i, customer, tuple(lines), at)
+            for i, (customer, lines) in zip(ids, placed, strict=True)
+        ),
     )
     return ids
+
+
+ORDER_COLUMNS = ("id", "customer_id", "total_cents", "created_at")
+LINE_COLUMNS = ("order_id", "product", "quantity", "unit_cents")
+
+
+def order_rows(placed: Iterable[Order]) -> list[dict[str, Any]]:
+    """``orders`` rows (``ORDER_COLUMNS``) for orders whose ids are already taken."""
+    return [
+        {
+            "id": o.order_id,
+            "customer_id": o.customer_id,
+            "total_cents": o.total_cents,
+            "created_at": o.ordered_at,
+        }
+        for o in placed
+    ]
+
+
+def line_rows(placed: Iterable[Order]) -> list[dict[str, Any]]:
+    """``order_items`` rows (``LINE_COLUMNS``) of the orders."""
+    return [
+        {
+            "order_id": o.order_id,
+            "product": line.product,
+            "quantity": line.quantity,
+            "unit_cents": line.unit_cents,
+        }
+        for o in placed
+        for line in o.lines
+    ]
 
 
 async def load_order(conn: AsyncConnection, order_id: int) -> Order | None:

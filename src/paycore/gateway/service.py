@@ -5,13 +5,13 @@ with a webhook delivery queued when the account has a URL."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.gateway import messages, store
 from paycore.gateway.crypto import (
@@ -23,10 +23,13 @@ from paycore.gateway.crypto import (
 )
 from paycore.gateway.domain import PENDING, Card, brand_of, decide, last4
 from paycore.platform import outbox
+from paycore.platform.batching import BatchWriter, InTransaction
+from paycore.platform.bus import Envelope
 from paycore.platform.clock import iso
 from paycore.platform.ids import uuid7
 from paycore.platform.logging import correlation_id
 from paycore.platform.money import from_cents
+from paycore.platform.pg_batch import DirectConnection, MultiInsert, OnOneConnection
 
 WEBHOOK_EVENT = "transaction.decided"
 
@@ -141,12 +144,34 @@ async def write_transactions(
 ) -> list[dict[str, Any]]:
     """Store pending transactions and queue their events, in the caller's transaction."""
     await store.insert_transactions(conn, [p.row for p in prepared])
-    await outbox.enqueue_many(
-        conn,
-        messages.TRANSACTIONS,
-        [(p.message, p.row["id"], p.correlation_id) for p in prepared],
-    )
+    await outbox.enqueue_many(conn, messages.TRANSACTIONS, _events(prepared))
     return [p.row for p in prepared]
+
+
+def transaction_writer(
+    engine: AsyncEngine, handoff: Callable[[list[Envelope]], None]
+) -> BatchWriter[Prepared, dict[str, Any]]:
+    """Commits batches of transactions and hands their events to the relay: on PostgreSQL
+    in one statement (rows and events), elsewhere a transaction around
+    ``write_transactions``."""
+    if engine.dialect.name != "postgresql":
+        return InTransaction(engine, write_transactions, handoff)
+    insert = MultiInsert(
+        (store.transactions, [c.name for c in store.transactions.c]),
+        (outbox.outbox, outbox.ROW_COLUMNS),
+    )
+
+    async def write(conn: DirectConnection, prepared: Sequence[Prepared]) -> list[dict[str, Any]]:
+        events = outbox.rows(messages.TRANSACTIONS, _events(prepared))
+        await insert(conn, [p.row for p in prepared], events)
+        handoff([outbox.envelope(e) for e in events])
+        return [p.row for p in prepared]
+
+    return OnOneConnection(engine.url, write)
+
+
+def _events(prepared: Sequence[Prepared]) -> list[tuple[bytes, str, str]]:
+    return [(p.message, p.row["id"], p.correlation_id) for p in prepared]
 
 
 # --- the processor -------------------------------------------------------------------------

@@ -1,37 +1,69 @@
 """Group commit: concurrent writers hand their item to one loop that writes everything waiting
-in a single transaction, so the fixed cost of a transaction (and its fsync) is shared.
+in a single commit, so the fixed cost of a transaction (and its fsync) is shared.
 
-Nothing waits on purpose: while one batch commits, the next one gathers. A batch that fails is
-retried item by item, so one bad item fails alone.
+Nothing waits on purpose: while one batch commits, the next one gathers. A batch the database
+refuses (a constraint, a value) is retried item by item, so one bad item fails alone; any other
+failure (a lost connection: the commit may or may not have happened) fails the whole batch
+rather than risk writing it twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from paycore.platform import outbox
+from paycore.platform.bus import Envelope
 
 T = TypeVar("T")
 R = TypeVar("R")
+T_contra = TypeVar("T_contra", contravariant=True)
+R_co = TypeVar("R_co", covariant=True)
 
 WriteMany = Callable[[AsyncConnection, Sequence[T]], Awaitable[Sequence[R]]]
+"""Writes a batch in the caller's transaction; returns one result per item, in order."""
 
 
-class GroupCommit(Generic[T, R]):
+REFUSED = (IntegrityError, DataError, ValueError)
+"""Failures one item can cause; nothing was written."""
+
+
+class BatchWriter(Protocol[T_contra, R_co]):
+    """Writes and commits a batch; returns one result per item, in order."""
+
+    async def __call__(self, items: Sequence[T_contra], /) -> Sequence[R_co]: ...
+
+    async def close(self) -> None: ...
+
+
+class InTransaction(Generic[T, R]):
+    """A ``BatchWriter``: ``write`` in a transaction of its own; once committed, the events it
+    enqueued go to ``handoff`` (the outbox relay's)."""
+
     def __init__(
         self,
         engine: AsyncEngine,
         write: WriteMany[T, R],
-        *,
-        max_batch: int = 200,
-        after_commit: Callable[[], None] | None = None,
+        handoff: Callable[[list[Envelope]], None],
     ) -> None:
-        self._engine = engine
-        self._write = write
+        self._engine, self._write, self._handoff = engine, write, handoff
+
+    async def __call__(self, items: Sequence[T]) -> Sequence[R]:
+        async with outbox.transaction(self._engine, self._handoff) as conn:
+            return await self._write(conn, items)
+
+    async def close(self) -> None:
+        return None
+
+
+class GroupCommit(Generic[T, R]):
+    def __init__(self, write: BatchWriter[T, R], *, max_batch: int = 200) -> None:
+        self._writer = write
         self._max = max_batch
-        self._after_commit = after_commit
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -44,11 +76,11 @@ class GroupCommit(Generic[T, R]):
         return await future
 
     async def stop(self) -> None:
-        """Finish what was submitted, then stop the loop."""
-        if self._task is None or self._task.done():
-            return
-        await self._queue.put(None)
-        await self._task
+        """Finish what was submitted, then stop the loop and close the writer."""
+        if self._task is not None and not self._task.done():
+            await self._queue.put(None)
+            await self._task
+        await self._writer.close()
 
     async def _run(self) -> None:
         while (first := await self._queue.get()) is not None:
@@ -65,19 +97,17 @@ class GroupCommit(Generic[T, R]):
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
-            async with self._engine.begin() as conn:
-                results = await self._write(conn, [item for item, _ in batch])
+            results = await self._writer([item for item, _ in batch])
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc=exc)
+            if len(batch) == 1 or not isinstance(exc, REFUSED):
+                for _, future in batch:
+                    _settle(future, exc=exc)
                 return
             for one in batch:
                 await self._commit([one])
             return
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result=result)
-        if self._after_commit:
-            self._after_commit()
 
 
 def _settle(

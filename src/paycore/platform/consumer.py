@@ -17,18 +17,17 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Column, PrimaryKeyConstraint, String, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from paycore.platform import deadletters, metrics
-from paycore.platform.bus import CORRELATION_ID, CREATED_AT, Bus, Delivery, Subscription
+from paycore.platform import deadletters, metrics, outbox
+from paycore.platform.bus import CORRELATION_ID, CREATED_AT, Bus, Delivery, Envelope, Subscription
 from paycore.platform.clock import utcnow
 from paycore.platform.db import UtcDateTime, insert_if_new, metadata
 from paycore.platform.logging import correlation_id
-from paycore.platform.outbox import take_enqueued
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +106,14 @@ class Consumer:
         bus: Bus,
         retry: RetryPolicy | None = None,
         after_commit: Callable[[], None] | None = None,
-        on_enqueued: Callable[[], None] | None = None,
+        on_enqueued: Callable[[list[Envelope]], None] | None = None,
+        linger_seconds: float = 0.0,
     ) -> None:
         """``after_commit`` runs after every handled batch; ``on_enqueued`` (the outbox
-        relay's wake-up) after a transaction that wrote events to the outbox."""
+        relay's ``handoff``) gets the events a transaction wrote, once it has committed.
+        After a batch smaller than the subscription's, the consumer waits ``linger_seconds``
+        before taking the next (its acknowledgement waits too): what arrives meanwhile comes
+        as one batch, one transaction, instead of many small ones."""
         self.subscription = subscription
         self.name = subscription.queue_name
         self._handler = handler
@@ -119,6 +122,7 @@ class Consumer:
         self._retry = retry or RetryPolicy()
         self._after_commit = after_commit
         self._on_enqueued = on_enqueued
+        self._linger = linger_seconds
 
     async def run(self) -> None:
         """Consume until the bus is closed."""
@@ -140,16 +144,11 @@ class Consumer:
         )
         if self._after_commit:
             self._after_commit()
+        if self._linger and len(deliveries) < self.subscription.batch:
+            await asyncio.sleep(self._linger)
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction; once it commits, the relay is woken if it enqueued events."""
-        async with self._engine.begin() as conn:
-            take_enqueued(conn)  # a mark left by a transaction that failed on this connection
-            yield conn
-            enqueued = take_enqueued(conn)
-        if enqueued and self._on_enqueued:
-            self._on_enqueued()
+    def _transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return outbox.transaction(self._engine, self._on_enqueued)
 
     async def _handle(self, deliveries: Sequence[Delivery], attempt: int | None) -> None:
         """Claim the new ids, handle them, dead-letter the rejected: one commit."""

@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -38,10 +39,12 @@ from paycore.platform.clock import utcnow
 from paycore.platform.db import BIG_ID, AnyRow, UtcDateTime, is_sqlite, metadata
 from paycore.platform.ids import uuid7
 from paycore.platform.logging import correlation_id
+from paycore.platform.pg_batch import DirectConnection
 
 log = logging.getLogger(__name__)
 
 BACKLOG_EVERY_SECONDS = 5.0
+DELETE_EVERY_SECONDS = 0.05  # rows of confirmed hand-offs are deleted together this often
 LEASE = timedelta(seconds=30)  # a relay that died mid-publish frees its rows after this
 LEFTOVER = timedelta(seconds=1)  # a polling relay takes rows at least this old
 
@@ -63,10 +66,47 @@ outbox = Table(
 _ENQUEUED = "paycore.outbox.enqueued"
 
 
-def take_enqueued(conn: AsyncConnection) -> bool:
-    """Whether events were enqueued on ``conn`` since the last call (and forget it): a
-    transaction that wrote none has nothing to wake a relay for."""
-    return bool(conn.info.pop(_ENQUEUED, False))
+def take_enqueued(conn: AsyncConnection) -> list[Envelope]:
+    """The events enqueued on ``conn`` since the last call (and forget them): once their
+    transaction has committed, hand them to the relay (``Relay.handoff``)."""
+    return [envelope(row) for row in conn.info.pop(_ENQUEUED, ())]
+
+
+@contextlib.asynccontextmanager
+async def transaction(
+    engine: AsyncEngine, handoff: Callable[[list[Envelope]], None] | None
+) -> AsyncIterator[AsyncConnection]:
+    """A write transaction; once it has committed, the events it enqueued go to ``handoff``
+    (the relay's)."""
+    async with engine.begin() as conn:
+        take_enqueued(conn)  # left by a transaction that failed on this connection
+        yield conn
+        enqueued = take_enqueued(conn)
+    if enqueued and handoff:
+        handoff(enqueued)
+
+
+ROW_COLUMNS = ("id", "topic", "key", "headers", "body", "created_at")
+"""The columns ``rows()`` fills."""
+
+
+def rows(
+    topic: str, events: Sequence[tuple[bytes, str | None, str]], *, ids: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Outbox rows for events ``(body, key, correlation id)`` of one topic (group commit: each
+    event keeps the correlation id of the request it came from)."""
+    now = utcnow()
+    return [
+        {
+            "id": msg_id,
+            "topic": topic,
+            "key": key,
+            "headers": orjson.dumps({CORRELATION_ID: cid} if cid else {}).decode(),
+            "body": body,
+            "created_at": now,
+        }
+        for msg_id, (body, key, cid) in zip(ids or [uuid7() for _ in events], events, strict=True)
+    ]
 
 
 async def enqueue(
@@ -79,57 +119,57 @@ async def enqueue(
     message_id: str | None = None,
 ) -> str:
     """Add an event to the outbox inside the caller's transaction; returns its message id."""
-    msg_id = message_id or uuid7()
     all_headers = dict(headers or {})
     if (cid := correlation_id.get()) and CORRELATION_ID not in all_headers:
         all_headers[CORRELATION_ID] = cid
-    conn.info[_ENQUEUED] = True
-    await conn.execute(
-        insert(outbox).values(
-            id=msg_id,
-            topic=topic,
-            key=key,
-            headers=orjson.dumps(all_headers).decode(),
-            body=body,
-            created_at=utcnow(),
-        )
-    )
-    return msg_id
+    [row] = rows(topic, [(body, key, "")], ids=[message_id or uuid7()])
+    row["headers"] = orjson.dumps(all_headers).decode()
+    await _insert(conn, [row])
+    return str(row["id"])
 
 
 async def enqueue_many(
     conn: AsyncConnection, topic: str, events: Sequence[tuple[bytes, str | None, str]]
 ) -> list[str]:
-    """Add events ``(body, key, correlation id)`` of one topic in one statement (group commit:
-    each event keeps the correlation id of the request it came from); returns their ids."""
-    ids = [uuid7() for _ in events]
-    now = utcnow()
-    conn.info[_ENQUEUED] = True
-    await conn.execute(
-        insert(outbox),
-        [
-            {
-                "id": msg_id,
-                "topic": topic,
-                "key": key,
-                "headers": orjson.dumps({CORRELATION_ID: cid} if cid else {}).decode(),
-                "body": body,
-                "created_at": now,
-            }
-            for msg_id, (body, key, cid) in zip(ids, events, strict=True)
-        ],
+    """Add events ``(body, key, correlation id)`` of one topic in one statement; returns
+    their ids."""
+    new = rows(topic, events)
+    await _insert(conn, new)
+    return [row["id"] for row in new]
+
+
+async def _insert(conn: AsyncConnection, new: list[dict[str, Any]]) -> None:
+    await conn.execute(insert(outbox), new)
+    conn.info.setdefault(_ENQUEUED, []).extend(new)
+
+
+def envelope(row: Mapping[Any, Any]) -> Envelope:
+    """The message for an outbox row (a row mapping or a ``rows()`` dict)."""
+    return Envelope(
+        topic=row["topic"],
+        body=row["body"],
+        id=row["id"],
+        key=row["key"],
+        headers={
+            **orjson.loads(row["headers"]),
+            CREATED_AT: str(int(row["created_at"].timestamp() * 1000)),
+        },
     )
-    return ids
 
 
 class Relay:
-    """Moves outbox rows to the broker. Several relays may run (one per process) without
-    publishing a row twice: on PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED`` for
-    the time of the publish; on SQLite (one writer at a time, whose lock must not be held across
-    a broker round trip) a short transaction leases them (``claimed_until``) first.
+    """Moves outbox rows to the broker, two ways.
+
+    Hand-off: a writer in this process passes the events it just committed (``handoff``), and
+    the relay publishes them and deletes their rows, without reading them back. Polling: rows
+    nobody handed over (another process's, a crashed one's, the CLI's replays) are claimed from
+    the table: on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` for the time of the publish; on
+    SQLite (one writer at a time, whose lock must not be held across a broker round trip) by a
+    short transaction that leases them (``claimed_until``) first.
+
     A row is deleted, by message id, only after the broker confirmed it: a crash re-publishes at
     worst, and the message id lets consumers (and JetStream) drop the duplicate. Events leave in
-    ``seq`` order per relay; with several relays, batches may interleave."""
+    commit order per relay; with several relays, batches may interleave."""
 
     def __init__(
         self,
@@ -139,39 +179,83 @@ class Relay:
         poll_seconds: float = 0.05,
         idle_poll_seconds: float = 1.0,
         batch: int = 500,
+        max_handed: int = 20_000,
     ) -> None:
         self._engine = engine
         self._bus = bus
         self._poll = poll_seconds
         self._idle_poll = max(poll_seconds, idle_poll_seconds)
         self._batch = batch
+        self._max_handed = max_handed
+        self._handed: deque[Envelope] = deque()
+        self._published: list[str] = []  # confirmed hand-offs whose rows are still there
+        self._sweep = True  # the first round takes everything left
         self._wake = asyncio.Event()
         self._stopping = False
-        self._skip_locked = not is_sqlite(str(engine.url))
+        self._postgres = not is_sqlite(str(engine.url))
+        # hand-off deletes run on a driver connection of their own (one statement, no
+        # transaction around it)
+        self._direct = DirectConnection(engine.url) if self._postgres else None
+        self._direct_lock = asyncio.Lock()  # stop() closes it, maybe while run() deletes
 
     def notify(self) -> None:
-        """Wake the relay now (called after a commit that enqueued events)."""
+        """Wake the relay for a round over every waiting row (not only old ones)."""
+        self._sweep = True
         self._wake.set()
+
+    def handoff(self, envelopes: Sequence[Envelope]) -> None:
+        """Publish these committed events soon. While a sweep is due (at start, after a
+        failed publish, when too much was handed over) they are left to it: it reads the
+        table in ``seq`` order, so they do not overtake events still waiting there."""
+        if not envelopes:
+            return
+        if not self._sweep:
+            self._handed.extend(envelopes)
+            if len(self._handed) > self._max_handed:
+                self._drop_handed()
+        self._wake.set()
+
+    def _drop_handed(self) -> None:
+        self._handed.clear()
+        self._sweep = True
 
     async def run(self) -> None:
         """Relay until ``stop()``; publish failures are retried with backoff, never dropped.
 
-        A commit in this process wakes the relay at once (``notify``) and it relays whatever
-        is waiting. Polling is only for rows other processes left (a crashed one's, the CLI's
-        replays): a polling round takes rows older than ``LEFTOVER``, so it does not race the
-        relay of the process that just wrote them (on SQLite, for the one write lock). Each
-        empty poll doubles the wait, from ``poll_seconds`` up to ``idle_poll_seconds``, so an
-        idle process costs next to nothing; rows found bring it back to ``poll_seconds``."""
+        Handed-over events go first. Otherwise a round reads the table: everything after a
+        ``notify`` or a failure (a sweep), else only rows older than ``LEFTOVER``, so that it
+        does not race the process that just wrote them and is about to hand them over (on
+        SQLite, for the one write lock). Each empty round doubles the wait, from
+        ``poll_seconds`` up to ``idle_poll_seconds``, so an idle process costs next to nothing;
+        work brings it back to ``poll_seconds``."""
+        deleter = asyncio.create_task(self._deleter(), name="outbox-deleter")
+        try:
+            await self._relay()
+        finally:
+            deleter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deleter
+
+    async def _relay(self) -> None:
         failures, counted_at, wait = 0, 0.0, self._poll
-        older_than: timedelta | None = None  # the first round takes everything left
         while not self._stopping:
             if time.monotonic() - counted_at > BACKLOG_EVERY_SECONDS:
                 counted_at = time.monotonic()
                 with contextlib.suppress(Exception):
                     await self.backlog()
-            self._wake.clear()  # here, not before the wait: a commit during the round counts
+            self._wake.clear()  # here, not before the wait: a wake-up during the round counts
             try:
-                sent = await self.relay_once(older_than)
+                if self._handed:
+                    sent = await self._relay_handed()
+                else:
+                    sweep, self._sweep = self._sweep, False
+                    try:
+                        sent = await self.relay_once(None if sweep else LEFTOVER)
+                    except Exception:
+                        self._drop_handed()
+                        raise
+                    if sweep and sent >= self._batch:
+                        self._drop_handed()  # more is waiting: sweep on, in seq order
                 failures = 0
             except Exception:
                 failures += 1
@@ -179,37 +263,80 @@ class Relay:
                 log.exception("outbox relay failed; will retry", extra={"failures": failures})
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures))
                 continue
-            if sent < self._batch:
-                wait = self._poll if sent else min(self._idle_poll, wait * 2)
-                # asyncio.timeout, not wait_for (which can swallow a cancellation on 3.11)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
-                        await self._wake.wait()
-                woken = self._wake.is_set()
-                older_than = None if woken else LEFTOVER
-                if woken:
-                    wait = self._poll
+            if self._handed or sent >= self._batch:
+                continue
+            wait = self._poll if sent else min(self._idle_poll, wait * 2)
+            # asyncio.timeout, not wait_for (which can swallow a cancellation on 3.11)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            if self._wake.is_set():
+                wait = self._poll
 
     async def stop(self) -> None:
         """Flush what is left, then stop the loop."""
         self._stopping = True
         self._wake.set()
+        self._drop_handed()  # their rows are in the table: the flush below takes them
         with contextlib.suppress(Exception):
+            await self._delete_published()
             while await self.relay_once() > 0:
                 pass
+        if self._direct is not None:
+            async with self._direct_lock:
+                await self._direct.close()
+
+    async def _relay_handed(self) -> int:
+        """Publish the next handed-over events; their rows are deleted soon after, a few
+        batches at a time (``_delete_published``)."""
+        count = min(self._batch, len(self._handed))
+        batch = [self._handed.popleft() for _ in range(count)]
+        try:
+            await self._bus.publish(batch)
+        except Exception:
+            self._drop_handed()  # a sweep publishes them, and what follows, in order
+            raise
+        self._published.extend(e.id for e in batch)
+        _count_published(batch)
+        return count
+
+    async def _delete_published(self) -> None:
+        """Delete the rows of the handed-over events the broker has confirmed. Until then a
+        crash only means publishing them again (consumers drop the repeat)."""
+        ids, self._published = self._published, []
+        if not ids:
+            return
+        try:
+            if self._direct is not None:
+                async with self._direct_lock:
+                    await self._direct.execute(_DELETE_BY_IDS, ids)
+            else:
+                async with self._engine.begin() as conn:
+                    await conn.execute(_delete(ids))
+        except BaseException:
+            self._published[:0] = ids
+            raise
+
+    async def _deleter(self) -> None:
+        while True:
+            await asyncio.sleep(DELETE_EVERY_SECONDS)
+            try:
+                await self._delete_published()
+            except Exception:
+                log.warning("deleting published outbox rows failed; will retry", exc_info=True)
 
     async def relay_once(self, older_than: timedelta | None = None) -> int:
         """Publish one batch (of rows written more than ``older_than`` ago, if given);
         returns how many rows were sent."""
         since = _written_before(older_than)
-        if self._skip_locked:
+        if self._postgres:
             # PostgreSQL: claim rows (row locks only) for the time of the publish.
             async with self._engine.begin() as conn:
                 claim = self._next_batch().where(since).with_for_update(skip_locked=True)
                 rows = (await conn.execute(claim)).all()
                 if rows:
-                    await self._bus.publish(list(_envelopes(rows)))
-                    await conn.execute(_delete(rows))
+                    await self._bus.publish(_envelopes(rows))
+                    await conn.execute(_delete([r.id for r in rows]))
         else:
             # A lock-free read first: an idle relay never takes SQLite's single write lock.
             async with self._engine.connect() as conn:
@@ -219,15 +346,14 @@ class Relay:
                 async with self._engine.begin() as conn:
                     rows = sorted((await conn.execute(self._lease(since))).all(), key=_seq)
             if rows:
-                await self._bus.publish(list(_envelopes(rows)))
+                await self._bus.publish(_envelopes(rows))
                 async with self._engine.begin() as conn:
-                    await conn.execute(_delete(rows))
+                    await conn.execute(_delete([r.id for r in rows]))
         if not rows:
             if older_than is None:  # a polling round looked at old rows only: fresh ones may wait
                 metrics.outbox_backlog.set(0)
             return 0
-        for row in rows:
-            metrics.outbox_published.labels(row.topic).inc()
+        _count_published(_envelopes(rows))
         return len(rows)
 
     def _next_batch(self) -> Select[Any]:
@@ -252,6 +378,11 @@ class Relay:
         return int(count)
 
 
+def _count_published(envelopes: Iterable[Envelope]) -> None:
+    for topic, sent in Counter(e.topic for e in envelopes).items():
+        metrics.outbox_published.labels(topic).inc(sent)
+
+
 def _seq(row: AnyRow) -> int:
     return int(row.seq)
 
@@ -261,21 +392,14 @@ def _written_before(age: timedelta | None) -> ColumnElement[bool]:
     return true() if age is None else outbox.c.created_at < utcnow() - age
 
 
-def _delete(rows: Sequence[AnyRow]) -> Delete:
+def _delete(ids: Sequence[str]) -> Delete:
     # By message id, never by seq: a seq freed by another relay's delete could be reused by a
     # new, unpublished event on some engines, and deleting it would lose that event.
-    return delete(outbox).where(outbox.c.id.in_([r.id for r in rows]))
+    return delete(outbox).where(outbox.c.id.in_(ids))
 
 
-def _envelopes(rows: Iterable[AnyRow]) -> Iterable[Envelope]:
-    for row in rows:
-        yield Envelope(
-            topic=row.topic,
-            body=row.body,
-            id=row.id,
-            key=row.key,
-            headers={
-                **orjson.loads(row.headers),
-                CREATED_AT: str(int(row.created_at.timestamp() * 1000)),
-            },
-        )
+_DELETE_BY_IDS = f"DELETE FROM {outbox.name} WHERE id = ANY($1::varchar[])"  # noqa: S608
+
+
+def _envelopes(rows: Iterable[AnyRow]) -> list[Envelope]:
+    return [envelope(row._mapping) for row in rows]

@@ -33,7 +33,7 @@ async def mount_api(
         timeout=settings.http_timeout_seconds,
         retries=settings.http_retries,
     )
-    orders = GroupCommit(runtime.engine, service.write_orders, after_commit=runtime.relay.notify)
+    orders = GroupCommit(service.order_writer(runtime.engine, runtime.relay.handoff))
     runtime.closers += [orders.stop, client.close]
     place = api.order_placer(runtime.engine, orders)
     fast_routes.update({("POST", prefix + p): place for p in api.ORDER_PATHS})

@@ -38,9 +38,7 @@ async def mount_api(
 ) -> None:
     settings = runtime.settings
     keyring, hasher = _gateway_keys(settings)
-    writer = GroupCommit(
-        runtime.engine, service.write_transactions, after_commit=runtime.relay.notify
-    )
+    writer = GroupCommit(service.transaction_writer(runtime.engine, runtime.relay.handoff))
     runtime.closers.append(writer.stop)
     guard = api.Guard(
         Authenticator(runtime.engine.connect, hasher),
