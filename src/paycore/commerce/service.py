@@ -277,12 +277,13 @@ async def order_count(conn: AsyncConnection, customer_id: int) -> int:
 
 
 async def flush_archive(
-    engine: AsyncEngine, archive: Archive, *, batch: int = 5_000, reports: bool = True
+    engine: AsyncEngine, archive: Archive, *, batch: int = 500, reports: bool = True
 ) -> int:
     """Write every not yet archived order and message; returns how many rows were written.
     The reports of the months touched are rewritten now (``reports``) or by a later flush
-    that asks for them: a report aggregates its whole month. File work (gzip, fsync) runs in
-    a thread, off the event loop."""
+    that asks for them: a report aggregates its whole month. Records are built, gzipped and
+    fsynced in a thread, and a flush goes ``batch`` rows at a time, so the consumers sharing
+    the event loop are never held up for long."""
     written = 0
     while True:
         state = archive.state()
@@ -293,21 +294,10 @@ async def flush_archive(
             lines = await store.lines_of(conn, [h.order_id for h in heads])
             msgs = await store.messages_after(conn, state["messages"], batch)
         if heads:
-            orders = [
-                (h.seq, h.ordered_at, _order_record(h, lines.get(h.order_id, []))) for h in heads
-            ]
-            months |= await asyncio.to_thread(archive.write, "orders", orders)
+            months |= await asyncio.to_thread(_archive_orders, archive, heads, lines)
             last["orders"] = heads[-1].seq
         if msgs:
-            records = [
-                (
-                    m.seq,
-                    m.received_at,
-                    message_record(m.seq, m.message_id, m.topic, m.received_at, m.body),
-                )
-                for m in msgs
-            ]
-            months |= await asyncio.to_thread(archive.write, "messages", records)
+            months |= await asyncio.to_thread(_archive_messages, archive, msgs)
             last["messages"] = msgs[-1].seq
         if not months:
             break
@@ -320,6 +310,21 @@ async def flush_archive(
             report = await monthly_report(engine, month)
             await asyncio.to_thread(archive.write_report, month, report)
     return written
+
+
+def _archive_orders(
+    archive: Archive, heads: Sequence[Any], lines: dict[int, list[Any]]
+) -> set[str]:
+    records = [(h.seq, h.ordered_at, _order_record(h, lines.get(h.order_id, []))) for h in heads]
+    return archive.write("orders", records)
+
+
+def _archive_messages(archive: Archive, msgs: Sequence[Any]) -> set[str]:
+    records = [
+        (m.seq, m.received_at, message_record(m.seq, m.message_id, m.topic, m.received_at, m.body))
+        for m in msgs
+    ]
+    return archive.write("messages", records)
 
 
 def _order_record(head: Any, lines: Sequence[Any]) -> dict[str, Any]:
