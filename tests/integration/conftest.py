@@ -4,7 +4,9 @@ the context flows are proven on."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,13 +16,38 @@ from paycore.platform.migrate import upgrade
 from servers import Server
 
 
+@contextlib.asynccontextmanager
+async def migrated(url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on ``url`` once its database is at the latest migration; disposed after."""
+    await asyncio.to_thread(upgrade, url)
+    eng = create_engine(url)
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+
+
 @pytest.fixture
 async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
     """A fresh PostgreSQL database brought to the latest migration (modules may override)."""
-    await asyncio.to_thread(upgrade, postgres_url)
-    eng = create_engine(postgres_url)
-    yield eng
-    await eng.dispose()
+    async with migrated(postgres_url) as eng:
+        yield eng
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database on each engine in turn: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def each_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on ``database_url`` brought to the latest migration (SQLite, then PostgreSQL)."""
+    async with migrated(database_url) as eng:
+        yield eng
 
 
 @pytest.fixture(params=["nats", "kafka"])

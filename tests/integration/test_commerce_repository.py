@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -18,22 +16,13 @@ from paycore.commerce.domain import Order, OrderLine, UnknownProducts
 from paycore.platform import deadletters
 from paycore.platform.bus import Delivery, Envelope, Subscription
 from paycore.platform.consumer import Consumer, Rejected, one_by_one
-from paycore.platform.db import create_engine
 from paycore.platform.ids import uuid7
-from paycore.platform.migrate import upgrade
 from paycore.platform.outbox import outbox
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'repo.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    await asyncio.to_thread(upgrade, url)
-    eng = create_engine(url)
-    yield eng
-    await eng.dispose()
+@pytest.fixture
+def engine(each_engine: AsyncEngine) -> AsyncEngine:
+    return each_engine
 
 
 async def test_an_order_and_its_event_commit_together(engine: AsyncEngine) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,16 +34,10 @@ class SlowPublish:
         return getattr(self._bus, name)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def engines(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[list[AsyncEngine]]:
+@pytest.fixture
+async def engines(database_url: str) -> AsyncIterator[list[AsyncEngine]]:
     """Three engines on one database: the writer's process and two relays' processes."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    found = [create_engine(url) for _ in range(3)]
+    found = [create_engine(database_url) for _ in range(3)]
     async with found[0].begin() as conn:
         await conn.run_sync(metadata.create_all)
     yield found

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,23 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform import outbox
 from paycore.platform.bus import CREATED_AT, Envelope
-from paycore.platform.db import create_engine
-from paycore.platform.migrate import upgrade
 from paycore.platform.outbox import Relay
 
 TOPIC = "shop.orders"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    await asyncio.to_thread(upgrade, url)
-    eng = create_engine(url)
-    yield eng
-    await eng.dispose()
+@pytest.fixture
+def engine(each_engine: AsyncEngine) -> AsyncEngine:
+    return each_engine
 
 
 class FlakyBus:
