@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.commerce import store
@@ -81,6 +81,15 @@ async def test_a_broken_connection_is_replaced(engine: AsyncEngine, conn: Direct
     async with engine.connect() as check:
         names = (await check.execute(select(store.customers.c.username))).scalars().all()
     assert {"c1", "c3"} <= set(names)
+
+
+async def test_a_value_the_column_refuses_is_a_data_error(
+    engine: AsyncEngine, conn: DirectConnection
+) -> None:
+    too_long = {**_customer(1), "username": "x" * 101}  # VARCHAR(100)
+    with pytest.raises(DataError):
+        await insert(conn, [_customer(2), too_long], [])
+    assert await _count(engine) == (0, 0)
 
 
 async def test_values_go_through_the_column_types(

@@ -9,6 +9,7 @@ column: one statement is atomic, so every table gets its rows or none does."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -16,7 +17,7 @@ import asyncpg
 from sqlalchemy import Column, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -54,13 +55,20 @@ class MultiInsert:
         await conn.execute(self.sql, *params)
 
 
+def _array_type(column: Column[Any]) -> str:
+    """The array type the column's values travel as: its type without modifiers, so the
+    insert assigns them as a plain ``INSERT`` would. An explicit cast to ``VARCHAR(100)``
+    would silently cut a longer value instead of refusing it."""
+    return re.sub(r"\(.*?\)", "", column.type.compile(_DIALECT)) + "[]"
+
+
 def _statement(targets: Sequence[tuple[Table, Sequence[str]]]) -> str:
     quote = _DIALECT.identifier_preparer.quote
     placeholders = iter(range(1, 10_000))
     inserts = []
     for table, columns in targets:
         arrays = ", ".join(
-            f"${next(placeholders)}::{table.c[name].type.compile(_DIALECT)}[]" for name in columns
+            f"${next(placeholders)}::{_array_type(table.c[name])}" for name in columns
         )
         names = ", ".join(quote(name) for name in columns)
         # Names come from the table definitions (each checked by ``table.c[name]``), values
@@ -101,7 +109,7 @@ class DirectConnection:
     broke, for a writer that runs one statement at a time (a group-commit loop, a relay):
     SQLAlchemy's work per statement (pool checkout, events, cursor) costs this process more
     than the statement itself. Statements autocommit; a refused row raises SQLAlchemy's
-    ``IntegrityError``, as through the engine."""
+    ``IntegrityError`` or ``DataError``, as through the engine."""
 
     def __init__(self, url: URL) -> None:
         self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -122,6 +130,8 @@ class DirectConnection:
             return await call(conn)
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise IntegrityError(sql, None, exc) from exc
+        except asyncpg.DataError as exc:  # a value the column refuses (too long, out of range)
+            raise DataError(sql, None, exc) from exc
         except BaseException as exc:
             if not _refused_statement(exc):  # the session itself may be gone or mid-protocol
                 conn.terminate()
