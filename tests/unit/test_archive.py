@@ -354,3 +354,17 @@ async def test_reports_can_wait_for_a_later_flush_and_survive_a_restart(
     again = Archive(root)
     again.state()
     assert again.stale_reports == set()  # every report is now newer than its segments
+
+
+async def test_rows_read_in_chunks_still_make_one_segment_per_batch(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    for i in range(1, 8):
+        await _order(engine, i, 1, _utc(2026, 3, i), ("pen", 1, 100))
+        await _message(engine, f"msg-{i}", _utc(2026, 3, i))
+    archive = Archive(tmp_path / "archive")
+    assert await service.flush_archive(engine, archive, batch=5, chunk=2) == 14
+    segments = sorted(p.name for p in (tmp_path / "archive" / "2026-03" / "orders").iterdir())
+    assert len(segments) == 2  # 5 rows, then 2: not one per chunk
+    assert sorted(_ids(archive, "orders", "orderId")) == list(range(1, 8))
+    assert sorted(_ids(archive, "messages", "messageId")) == sorted(f"msg-{i}" for i in range(1, 8))

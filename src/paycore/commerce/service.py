@@ -277,22 +277,25 @@ async def order_count(conn: AsyncConnection, customer_id: int) -> int:
 
 
 async def flush_archive(
-    engine: AsyncEngine, archive: Archive, *, batch: int = 500, reports: bool = True
+    engine: AsyncEngine,
+    archive: Archive,
+    *,
+    batch: int = 5_000,
+    chunk: int = 500,
+    reports: bool = True,
 ) -> int:
     """Write every not yet archived order and message; returns how many rows were written.
-    The reports of the months touched are rewritten now (``reports``) or by a later flush
-    that asks for them: a report aggregates its whole month. Records are built, gzipped and
-    fsynced in a thread, and a flush goes ``batch`` rows at a time, so the consumers sharing
-    the event loop are never held up for long."""
+    Up to ``batch`` rows of a kind make one segment per month; they are read ``chunk`` rows
+    at a time, and records are built, gzipped and fsynced in a thread, so the consumers
+    sharing the event loop are never held up for long. The reports of the months touched are
+    rewritten now (``reports``) or by a later flush that asks for them: a report aggregates
+    its whole month."""
     written = 0
     while True:
         state = archive.state()
+        heads, lines, msgs = await _unarchived(engine, state, batch, min(chunk, batch))
         months: set[str] = set()
         last = dict(state)
-        async with engine.connect() as conn:
-            heads = await store.orders_after(conn, state["orders"], batch)
-            lines = await store.lines_of(conn, [h.order_id for h in heads])
-            msgs = await store.messages_after(conn, state["messages"], batch)
         if heads:
             months |= await asyncio.to_thread(_archive_orders, archive, heads, lines)
             last["orders"] = heads[-1].seq
@@ -310,6 +313,34 @@ async def flush_archive(
             report = await monthly_report(engine, month)
             await asyncio.to_thread(archive.write_report, month, report)
     return written
+
+
+async def _unarchived(
+    engine: AsyncEngine, state: dict[str, int], batch: int, chunk: int
+) -> tuple[list[Any], dict[int, list[OrderLine]], list[Any]]:
+    """Up to ``batch`` orders (with their lines) and messages past ``state``, ``chunk`` rows
+    per query."""
+    heads: list[Any] = []
+    lines: dict[int, list[OrderLine]] = {}
+    msgs: list[Any] = []
+    after = dict(state)
+    async with engine.connect() as conn:
+        while len(heads) < batch:
+            found = await store.orders_after(conn, after["orders"], min(chunk, batch - len(heads)))
+            if not found:
+                break
+            heads += found
+            lines |= await store.lines_of(conn, [h.order_id for h in found])
+            after["orders"] = found[-1].seq
+        while len(msgs) < batch:
+            found = await store.messages_after(
+                conn, after["messages"], min(chunk, batch - len(msgs))
+            )
+            if not found:
+                break
+            msgs += found
+            after["messages"] = found[-1].seq
+    return heads, lines, msgs
 
 
 def _archive_orders(
