@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -12,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.commerce import messages, service, store
 from paycore.commerce.analytics import MemoryBoard
+from paycore.commerce.archive import Archive
 from paycore.commerce.domain import Order, OrderLine, UnknownProducts
 from paycore.platform import deadletters
 from paycore.platform.bus import Delivery, Envelope, Subscription
 from paycore.platform.consumer import Consumer, Rejected, one_by_one
+from paycore.platform.db import create_engine
 from paycore.platform.ids import uuid7
 from paycore.platform.outbox import outbox
 
@@ -146,3 +149,40 @@ async def test_a_batch_the_database_refuses_writes_nothing(engine: AsyncEngine) 
     async with engine.connect() as conn:
         for table in (store.orders, store.order_items, outbox):
             assert (await conn.execute(select(func.count()).select_from(table))).scalar_one() == 0
+
+
+async def test_writers_of_the_archived_tables_commit_their_seq_in_order(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """The archive's marker is the last ``seq`` archived: a second writer waits for the first
+    to commit (PostgreSQL: an advisory lock; SQLite: its one write lock), so no lower ``seq``
+    can commit after a flush has stepped past it."""
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    first_open, first_may_commit = asyncio.Event(), asyncio.Event()
+    url = engine.url.render_as_string(hide_password=False)
+    other, archiver = create_engine(url), create_engine(url)  # other processes
+
+    async def first() -> None:
+        async with engine.begin() as conn:
+            await store.record_messages(conn, [("m-1", b"{}")], topic="t", at=at)
+            first_open.set()
+            await first_may_commit.wait()
+
+    async def second() -> None:
+        await first_open.wait()
+        async with other.begin() as conn:
+            await store.record_messages(conn, [("m-2", b"{}")], topic="t", at=at)
+
+    tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
+    await first_open.wait()
+    await asyncio.sleep(0.3)
+    assert not tasks[1].done()  # waiting for its turn
+    archive = Archive(tmp_path / "archive")
+    await service.flush_archive(archiver, archive)  # the uncommitted row is not seen yet
+    first_may_commit.set()
+    await asyncio.gather(*tasks)
+    await service.flush_archive(archiver, archive)
+    for eng in (other, archiver):
+        await eng.dispose()
+    archived = [r["messageId"] for m in archive.months() for r in archive.records(m, "messages")]
+    assert archived == ["m-1", "m-2"]

@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -311,10 +312,25 @@ async def record_order(
     await record_orders(conn, [(order, message_id)], source=source)
 
 
+ARCHIVED_TABLES_LOCK = 0x7061_7963_6F72_6501  # an advisory lock key of our own
+
+
+async def take_archive_turn(conn: AsyncConnection) -> None:
+    """Wait until no other transaction is writing the archived tables (PostgreSQL: a
+    transaction-level advisory lock; SQLite has one writer at a time anyway). Their ``seq``
+    values are then committed in order, which the archive relies on: its progress marker is the
+    last ``seq`` archived, so a lower ``seq`` committed after a higher one would never be."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": ARCHIVED_TABLES_LOCK}
+        )
+
+
 async def record_orders(
     conn: AsyncConnection, received: Sequence[tuple[Order, str]], *, source: str
 ) -> None:
     """Insert orders ``(order, message id)`` of one source with their lines, in two statements."""
+    await take_archive_turn(conn)
     now = utcnow()
     await conn.execute(
         insert(analytics_orders),
@@ -357,6 +373,7 @@ async def record_messages(
     conn: AsyncConnection, messages: Sequence[tuple[str, bytes]], *, topic: str, at: datetime
 ) -> None:
     """Keep consumed messages ``(message id, body)`` for the archive."""
+    await take_archive_turn(conn)
     await conn.execute(
         insert(consumed_messages),
         [{"message_id": i, "topic": topic, "body": b, "received_at": at} for i, b in messages],
