@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -186,3 +186,23 @@ async def test_writers_of_the_archived_tables_commit_their_seq_in_order(
         await eng.dispose()
     archived = [r["messageId"] for m in archive.months() for r in archive.records(m, "messages")]
     assert archived == ["m-1", "m-2"]
+
+
+async def test_the_archive_turn_is_taken_once_per_transaction(engine: AsyncEngine) -> None:
+    taken: list[str] = []
+
+    def spy(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "pg_advisory_xact_lock" in statement:
+            taken.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", spy)
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    try:
+        for n in (1, 2):  # two transactions, each writing both archived tables
+            order = Order(n, 1, (OrderLine("pen", 1, 100),), at)
+            async with engine.begin() as conn:
+                await store.record_messages(conn, [(f"m-{n}", b"{}")], topic="t", at=at)
+                await store.record_orders(conn, [(order, f"m-{n}")], source="x")
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", spy)
+    assert len(taken) == (2 if engine.dialect.name == "postgresql" else 0)

@@ -313,17 +313,22 @@ async def record_order(
 
 
 ARCHIVED_TABLES_LOCK = 0x7061_7963_6F72_6501  # an advisory lock key of our own
+_TURN_TAKEN = "paycore.commerce.archive_turn"  # the transaction that holds the lock
 
 
 async def take_archive_turn(conn: AsyncConnection) -> None:
     """Wait until no other transaction is writing the archived tables (PostgreSQL: a
-    transaction-level advisory lock; SQLite has one writer at a time anyway). Their ``seq``
-    values are then committed in order, which the archive relies on: its progress marker is the
-    last ``seq`` archived, so a lower ``seq`` committed after a higher one would never be."""
-    if conn.dialect.name == "postgresql":
-        await conn.execute(
-            text("SELECT pg_advisory_xact_lock(:key)"), {"key": ARCHIVED_TABLES_LOCK}
-        )
+    transaction-level advisory lock, taken once per transaction; SQLite has one writer at a
+    time anyway). Their ``seq`` values are then committed in order, which the archive relies
+    on: its progress marker is the last ``seq`` archived, so a lower ``seq`` committed after a
+    higher one would never be."""
+    if conn.dialect.name != "postgresql":
+        return
+    current = conn.sync_connection.get_transaction() if conn.sync_connection else None
+    if current is not None and conn.info.get(_TURN_TAKEN) is current:
+        return
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ARCHIVED_TABLES_LOCK})
+    conn.info[_TURN_TAKEN] = current  # kept alive here, so no later transaction shares its id
 
 
 async def record_orders(
