@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -293,7 +293,7 @@ async def flush_archive(
     written = 0
     while True:
         state = archive.state()
-        heads, lines, msgs = await _unarchived(engine, state, batch, min(chunk, batch))
+        heads, lines, msgs = await _unarchived(engine, state, batch, chunk)
         months: set[str] = set()
         last = dict(state)
         if heads:
@@ -320,27 +320,33 @@ async def _unarchived(
 ) -> tuple[list[Any], dict[int, list[OrderLine]], list[Any]]:
     """Up to ``batch`` orders (with their lines) and messages past ``state``, ``chunk`` rows
     per query."""
-    heads: list[Any] = []
-    lines: dict[int, list[OrderLine]] = {}
-    msgs: list[Any] = []
-    after = dict(state)
     async with engine.connect() as conn:
-        while len(heads) < batch:
-            found = await store.orders_after(conn, after["orders"], min(chunk, batch - len(heads)))
-            if not found:
-                break
-            heads += found
-            lines |= await store.lines_of(conn, [h.order_id for h in found])
-            after["orders"] = found[-1].seq
-        while len(msgs) < batch:
-            found = await store.messages_after(
-                conn, after["messages"], min(chunk, batch - len(msgs))
-            )
-            if not found:
-                break
-            msgs += found
-            after["messages"] = found[-1].seq
+        heads = await _rows_after(conn, store.orders_after, state["orders"], batch, chunk)
+        lines: dict[int, list[OrderLine]] = {}
+        for start in range(0, len(heads), chunk):
+            part = heads[start : start + chunk]
+            lines |= await store.lines_of(conn, [h.order_id for h in part])
+        msgs = await _rows_after(conn, store.messages_after, state["messages"], batch, chunk)
     return heads, lines, msgs
+
+
+async def _rows_after(
+    conn: AsyncConnection,
+    read: Callable[[AsyncConnection, int, int], Awaitable[Sequence[Any]]],
+    seq: int,
+    batch: int,
+    chunk: int,
+) -> list[Any]:
+    """Up to ``batch`` rows past ``seq`` from ``read(conn, after, limit)``, ``chunk`` at a time."""
+    found: list[Any] = []
+    while len(found) < batch:
+        limit = min(chunk, batch - len(found))
+        rows = await read(conn, seq, limit)
+        found += rows
+        if len(rows) < limit:
+            break
+        seq = rows[-1].seq
+    return found
 
 
 def _archive_orders(
