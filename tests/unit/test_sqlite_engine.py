@@ -1,12 +1,16 @@
-"""SQLite engines: writes take the write lock up front, reads take none (WAL)."""
+"""SQLite engines: writes take the write lock up front, reads take none (WAL); statements run
+on the event loop's thread, and a wait for the lock does not hold the loop."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
+from paycore.platform import sqlite_driver
 from paycore.platform.db import create_engine
 
 
@@ -55,3 +59,66 @@ async def _write(engine: object, order: list[str]) -> None:
     async with engine.begin() as conn:  # type: ignore[attr-defined]
         await conn.execute(text("INSERT INTO t VALUES (1)"))
     order.append("second wrote")
+
+
+async def test_waiting_for_the_write_lock_leaves_the_event_loop_free(tmp_path: Path) -> None:
+    path = tmp_path / "wait.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    other = sqlite3.connect(path, isolation_level=None)  # another process's writer
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        writing = asyncio.create_task(_write(engine, []))
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # still waiting for the lock...
+        assert ticks >= 20  # ...while the loop went on serving (a sleeping busy handler: 0)
+        other.execute("COMMIT")
+        await asyncio.wait_for(writing, timeout=5)
+    finally:
+        ticker.cancel()
+        other.close()
+        await engine.dispose()
+
+
+async def test_a_lock_held_too_long_fails_the_statement_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "held.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE t (n INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    mine = await sqlite_driver.connect(str(path))
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            await sqlite_driver.patiently(
+                lambda: mine._open().execute("BEGIN IMMEDIATE"), timeout=0.05
+            )
+    finally:
+        other.close()
+        await mine.close()
+
+
+async def test_work_that_fails_in_a_write_is_rolled_back(tmp_path: Path) -> None:
+    mine = await sqlite_driver.connect(str(tmp_path / "undo.db"))
+    try:
+        await mine.write(lambda db: db.execute("CREATE TABLE t (n INTEGER)"))
+
+        def fails(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO t VALUES (1)")
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await mine.write(fails)
+        await mine.write(lambda db: db.execute("INSERT INTO t VALUES (2)"))
+        rows = await (await mine.execute("SELECT n FROM t")).fetchall()
+        assert rows == [(2,)]
+    finally:
+        await mine.close()

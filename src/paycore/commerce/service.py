@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,11 +28,12 @@ from paycore.commerce.domain import (
     price_lines,
 )
 from paycore.platform import outbox
-from paycore.platform.batching import BatchWriter, InTransaction
+from paycore.platform.batching import BatchWriter
 from paycore.platform.bus import Envelope
 from paycore.platform.clock import utcnow
 from paycore.platform.logging import correlation_id
 from paycore.platform.pg_batch import DirectConnection, IdBlocks, MultiInsert, OnOneConnection
+from paycore.platform.sqlite_batch import InOneTransaction, ManyInserts, next_ids
 
 
 class Conflict(CommerceError):
@@ -112,16 +114,28 @@ def order_writer(
     engine: AsyncEngine, handoff: Callable[[list[Envelope]], None]
 ) -> BatchWriter[PendingOrder, Order]:
     """Commits batches of orders and hands their events to the relay. On PostgreSQL a batch
-    is one statement (orders, lines and events; ids taken ahead from the orders sequence),
-    elsewhere a transaction around ``write_orders``."""
-    if engine.dialect.name != "postgresql":
-        return InTransaction(engine, write_orders, handoff)
-    ids = IdBlocks(store.orders.c.id)
-    insert = MultiInsert(
+    is one statement (orders, lines and events; ids taken ahead from the orders sequence), on
+    SQLite one transaction run in one go on the driver's connection (ids: the next ones the
+    table gives, read under the write lock)."""
+    tables = (
         (store.orders, store.ORDER_COLUMNS),
         (store.order_items, store.LINE_COLUMNS),
         (outbox.outbox, outbox.ROW_COLUMNS),
     )
+    if engine.dialect.name != "postgresql":
+        insert_now = ManyInserts(engine, *tables)
+
+        def write_now(
+            db: sqlite3.Connection, pending: Sequence[PendingOrder]
+        ) -> tuple[list[Order], list[Envelope]]:
+            orders = _placed(pending, next_ids(db, store.orders.c.id, len(pending)), utcnow())
+            events = outbox.rows(messages.ORDER_CREATED, _events(orders, pending))
+            insert_now(db, store.order_rows(orders), store.line_rows(orders), events)
+            return orders, [outbox.envelope(e) for e in events]
+
+        return InOneTransaction(engine, write_now, handoff)
+    ids = IdBlocks(store.orders.c.id)
+    insert = MultiInsert(*tables)
 
     async def write(conn: DirectConnection, pending: Sequence[PendingOrder]) -> list[Order]:
         orders = _placed(pending, await ids.take(conn, len(pending)), utcnow())

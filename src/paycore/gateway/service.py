@@ -5,6 +5,7 @@ with a webhook delivery queued when the account has a URL."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -23,13 +24,14 @@ from paycore.gateway.crypto import (
 )
 from paycore.gateway.domain import PENDING, Card, brand_of, decide, last4
 from paycore.platform import outbox
-from paycore.platform.batching import BatchWriter, InTransaction
+from paycore.platform.batching import BatchWriter
 from paycore.platform.bus import Envelope
 from paycore.platform.clock import iso
 from paycore.platform.ids import uuid7
 from paycore.platform.logging import correlation_id
 from paycore.platform.money import from_cents
 from paycore.platform.pg_batch import DirectConnection, MultiInsert, OnOneConnection
+from paycore.platform.sqlite_batch import InOneTransaction, ManyInserts
 
 WEBHOOK_EVENT = "transaction.decided"
 
@@ -139,27 +141,28 @@ def prepare_transaction(
     return Prepared(row, body, correlation_id.get())
 
 
-async def write_transactions(
-    conn: AsyncConnection, prepared: Sequence[Prepared]
-) -> list[dict[str, Any]]:
-    """Store pending transactions and queue their events, in the caller's transaction."""
-    await store.insert_transactions(conn, [p.row for p in prepared])
-    await outbox.enqueue_many(conn, messages.TRANSACTIONS, _events(prepared))
-    return [p.row for p in prepared]
-
-
 def transaction_writer(
     engine: AsyncEngine, handoff: Callable[[list[Envelope]], None]
 ) -> BatchWriter[Prepared, dict[str, Any]]:
     """Commits batches of transactions and hands their events to the relay: on PostgreSQL
-    in one statement (rows and events), elsewhere a transaction around
-    ``write_transactions``."""
-    if engine.dialect.name != "postgresql":
-        return InTransaction(engine, write_transactions, handoff)
-    insert = MultiInsert(
+    in one statement (rows and events), on SQLite in one transaction run in one go on the
+    driver's connection."""
+    tables = (
         (store.transactions, [c.name for c in store.transactions.c]),
         (outbox.outbox, outbox.ROW_COLUMNS),
     )
+    if engine.dialect.name != "postgresql":
+        insert_now = ManyInserts(engine, *tables)
+
+        def write_now(
+            db: sqlite3.Connection, prepared: Sequence[Prepared]
+        ) -> tuple[list[dict[str, Any]], list[Envelope]]:
+            events = outbox.rows(messages.TRANSACTIONS, _events(prepared))
+            insert_now(db, [p.row for p in prepared], events)
+            return [p.row for p in prepared], [outbox.envelope(e) for e in events]
+
+        return InOneTransaction(engine, write_now, handoff)
+    insert = MultiInsert(*tables)
 
     async def write(conn: DirectConnection, prepared: Sequence[Prepared]) -> list[dict[str, Any]]:
         events = outbox.rows(messages.TRANSACTIONS, _events(prepared))

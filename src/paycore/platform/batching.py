@@ -10,23 +10,15 @@ rather than risk writing it twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from paycore.platform import outbox
-from paycore.platform.bus import Envelope
 
 T = TypeVar("T")
 R = TypeVar("R")
 T_contra = TypeVar("T_contra", contravariant=True)
 R_co = TypeVar("R_co", covariant=True)
-
-WriteMany = Callable[[AsyncConnection, Sequence[T]], Awaitable[Sequence[R]]]
-"""Writes a batch in the caller's transaction; returns one result per item, in order."""
-
 
 REFUSED = (IntegrityError, DataError, ValueError)
 """Failures one item can cause; nothing was written."""
@@ -38,26 +30,6 @@ class BatchWriter(Protocol[T_contra, R_co]):
     async def __call__(self, items: Sequence[T_contra], /) -> Sequence[R_co]: ...
 
     async def close(self) -> None: ...
-
-
-class InTransaction(Generic[T, R]):
-    """A ``BatchWriter``: ``write`` in a transaction of its own; once committed, the events it
-    enqueued go to ``handoff`` (the outbox relay's)."""
-
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        write: WriteMany[T, R],
-        handoff: Callable[[list[Envelope]], None],
-    ) -> None:
-        self._engine, self._write, self._handoff = engine, write, handoff
-
-    async def __call__(self, items: Sequence[T]) -> Sequence[R]:
-        async with outbox.transaction(self._engine, self._handoff) as conn:
-            return await self._write(conn, items)
-
-    async def close(self) -> None:
-        return None
 
 
 class GroupCommit(Generic[T, R]):

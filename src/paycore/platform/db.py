@@ -22,10 +22,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+
+from paycore.platform import sqlite_driver
 
 BIG_ID = BigInteger().with_variant(Integer, "sqlite")
 """A 64-bit key that SQLite can autoincrement (its rowid alias must be declared INTEGER)."""
@@ -117,13 +120,20 @@ _WRITE = "paycore_sqlite_write"
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine. SQLite runs in WAL mode with synchronous=FULL so a commit is durable,
     through one connection per process: SQLite has one writer at a time anyway, and queueing in
-    the pool is far cheaper than SQLite's sleeping busy handler when connections collide."""
+    the pool is far cheaper than SQLite's sleeping busy handler when connections collide. Its
+    statements run on the event loop's thread (``sqlite_driver``), not in a thread of their
+    own."""
     if is_sqlite(url):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        database = make_url(url).database or ":memory:"
         plain = create_async_engine(
-            url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
+            url,
+            async_creator=lambda: sqlite_driver.connect(database),
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
         )
         event.listen(plain.sync_engine, "connect", _sqlite_pragmas)
         event.listen(plain.sync_engine, "begin", _sqlite_begin)
@@ -138,7 +148,7 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     # with "database is locked" on lock upgrade.
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 

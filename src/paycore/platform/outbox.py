@@ -207,17 +207,8 @@ class Relay:
     def handoff(self, envelopes: Sequence[Envelope]) -> None:
         """Publish these committed events soon. While a sweep is due (at start, after a
         failed publish, when too much was handed over) they are left to it: it reads the
-        table in ``seq`` order, so they do not overtake events still waiting there.
-
-        On SQLite the relay is only woken for a sweep: measured at 500 orders/s, publishing
-        each small batch as it commits let the API's group commit take SQLite's one write
-        lock several hundred times a second, and every collision with the analytics worker's
-        transactions sleeps in SQLite's busy handler (accept p50 53–70 ms against 32–42 ms
-        when the woken relay reads the rows back, which also lets the next batch gather)."""
+        table in ``seq`` order, so they do not overtake events still waiting there."""
         if not envelopes:
-            return
-        if not self._postgres:
-            self.notify()
             return
         if not self._sweep:
             self._handed.extend(envelopes)

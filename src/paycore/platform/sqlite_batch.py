@@ -1,0 +1,102 @@
+"""SQLite batch writes for group commit: a whole batch (rows for several tables, read and
+written in one go) in one write transaction, run straight on the engine's own sqlite3
+connection. Through SQLAlchemy, a batch of orders was five statements at about 0.4 ms of this
+process's CPU each; the statements themselves take microseconds.
+
+The SQLite counterpart of ``pg_batch``: what PostgreSQL does in one statement, SQLite does in
+one transaction that never lets go of the event loop between its statements."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Column, Table
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore.platform import sqlite_driver
+from paycore.platform.bus import Envelope
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Rows = Sequence[Mapping[str, Any]]
+
+
+class ManyInserts:
+    """``insert(db, rows_for_first_table, rows_for_second_table, …)``: one ``executemany`` per
+    table, in the caller's transaction. Values pass through each column type's bind
+    processing for ``engine``'s dialect, as through SQLAlchemy (a ``UtcDateTime`` refuses a
+    naive datetime and is stored in the same text form)."""
+
+    def __init__(self, engine: AsyncEngine, *targets: tuple[Table, Sequence[str]]) -> None:
+        if not targets:
+            raise ValueError("ManyInserts needs at least one table")
+        dialect = engine.dialect
+        quote = dialect.identifier_preparer.quote
+        self._targets = []
+        for table, columns in targets:
+            # dialect_impl: the type as this dialect stores it (its own text form of a
+            # timestamp, which SQLite compares as text)
+            types = [table.c[name].type.dialect_impl(dialect) for name in columns]
+            processors = [t.bind_processor(dialect) for t in types]
+            names = ", ".join(quote(name) for name in columns)
+            marks = ", ".join("?" for _ in columns)
+            # Names come from the table definitions (each checked above), values travel as
+            # parameters.
+            sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"  # noqa: S608
+            self._targets.append((sql, list(columns), processors))
+
+    def __call__(self, db: sqlite3.Connection, *rows_per_table: Rows) -> None:
+        if len(rows_per_table) != len(self._targets):
+            raise ValueError(f"expected rows for {len(self._targets)} tables")
+        for (sql, columns, processors), rows in zip(self._targets, rows_per_table, strict=True):
+            pairs = list(zip(columns, processors, strict=True))
+            values = [
+                [process(row[c]) if process else row[c] for c, process in pairs] for row in rows
+            ]
+            db.executemany(sql, values)
+
+
+def next_ids(db: sqlite3.Connection, column: Column[Any], count: int) -> range:
+    """The ids the next ``count`` rows would get from SQLite (an ``INTEGER PRIMARY KEY`` takes
+    one more than the largest in the table), for rows that must name each other before they
+    are written. Only valid inside the write transaction that then writes them."""
+    table = column.table.name
+    # Names come from the table definition.
+    sql = f'SELECT coalesce(max("{column.name}"), 0) FROM "{table}"'  # noqa: S608
+    (largest,) = db.execute(sql).fetchone()
+    return range(int(largest) + 1, int(largest) + 1 + count)
+
+
+Write = Callable[[sqlite3.Connection, Sequence[T]], tuple[Sequence[R], list[Envelope]]]
+"""Writes a batch on the open sqlite3 connection, without awaiting anything; returns one
+result per item and the events it enqueued."""
+
+
+class InOneTransaction(Generic[T, R]):
+    """A ``BatchWriter``: ``write(db, items)`` inside ``BEGIN IMMEDIATE … COMMIT`` on the
+    engine's connection; once committed, the events it returns go to ``handoff`` (the outbox
+    relay's). A refused row raises SQLAlchemy's ``IntegrityError``, as through the engine."""
+
+    def __init__(
+        self, engine: AsyncEngine, write: Write[T, R], handoff: Callable[[list[Envelope]], None]
+    ) -> None:
+        self._engine, self._write, self._handoff = engine, write, handoff
+
+    async def __call__(self, items: Sequence[T]) -> Sequence[R]:
+        async with self._engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            if not isinstance(driver, sqlite_driver.Connection):
+                raise TypeError("InOneTransaction needs an engine from paycore.platform.db")
+            try:
+                results, events = await driver.write(lambda db: self._write(db, items))
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityError("batch insert", None, exc) from exc
+        self._handoff(events)
+        return results
+
+    async def close(self) -> None:
+        return None
