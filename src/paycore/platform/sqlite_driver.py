@@ -9,8 +9,9 @@ dialect uses, answered at once; the engine passes ``connect`` as its ``async_cre
 
 The one long wait is for SQLite's write lock, held by another process: SQLite's own busy
 handler would sleep on the event loop, so connections here have none. A statement refused
-with ``SQLITE_BUSY`` is tried again after an asynchronous sleep (0.5 ms, doubling up to 5 ms),
-the loop serving everything else meanwhile, for up to ``LOCK_TIMEOUT`` seconds.
+with ``SQLITE_BUSY`` is tried again after an asynchronous sleep (0.5 ms, then every 1 ms: a
+try costs microseconds, and at 500 orders/s polling every 5 ms made the API's accept p50 20 ms
+against 14 ms), the loop serving everything else meanwhile, for up to ``LOCK_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ async def patiently(call: Callable[[], T], *, timeout: float = LOCK_TIMEOUT) -> 
             if now >= deadline:
                 raise
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.005)
+        delay = min(delay * 2, 0.001)
 
 
 class Cursor:
