@@ -122,3 +122,32 @@ async def test_work_that_fails_in_a_write_is_rolled_back(tmp_path: Path) -> None
         assert rows == [(2,)]
     finally:
         await mine.close()
+
+
+async def test_a_stale_snapshot_fails_at_once_instead_of_waiting(tmp_path: Path) -> None:
+    """A read transaction that then writes after another connection committed can never get
+    the lock (SQLITE_BUSY_SNAPSHOT): only a new transaction helps, so no retrying."""
+    path = tmp_path / "stale.db"
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE t (n INTEGER)")
+    mine = await sqlite_driver.connect(str(path))
+    try:
+        await mine.execute("BEGIN")
+        await (await mine.execute("SELECT count(*) FROM t")).fetchall()  # snapshot taken
+        setup.execute("INSERT INTO t VALUES (1)")  # another connection commits meanwhile
+        tries = 0
+
+        def insert() -> object:
+            nonlocal tries
+            tries += 1
+            return mine._open().execute("INSERT INTO t VALUES (2)")
+
+        with pytest.raises(sqlite3.OperationalError) as refused:
+            await sqlite_driver.patiently(insert)
+        assert refused.value.sqlite_errorcode == sqlite3.SQLITE_BUSY_SNAPSHOT
+        assert tries == 1  # not tried again for the 30 s a lock wait may take
+        await mine.rollback()
+    finally:
+        setup.close()
+        await mine.close()
