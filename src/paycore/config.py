@@ -52,12 +52,14 @@ class Settings(BaseSettings):
     consumer_backoff_ms: int = Field(100, ge=1, description="First retry delay; doubles each time.")
     consumer_backoff_max_ms: int = Field(5_000, ge=1)
     consumer_batch: int = Field(100, ge=1, le=10_000)
-    consumer_linger_ms: int = Field(
-        10,
+    consumer_linger_ms: int | None = Field(
+        None,
         ge=0,
         le=1_000,
         description="After a batch smaller than PAYCORE_CONSUMER_BATCH, wait this long "
-        "before fetching the next: fewer, fuller batches for at most this much more lag.",
+        "before fetching the next: fewer, fuller batches for at most this much more lag. "
+        "Unset: 30 on SQLite (each consumer transaction takes the write lock the API needs), "
+        "10 elsewhere.",
     )
     analytics_ttl_seconds: int = Field(30 * 24 * 3600, ge=1)
     archive_flush_seconds: float = Field(2.0, gt=0)
@@ -170,6 +172,12 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'paycore.db'}"
+
+    @property
+    def effective_consumer_linger_ms(self) -> int:
+        if self.consumer_linger_ms is not None:
+            return self.consumer_linger_ms
+        return 30 if self.effective_database_url.startswith("sqlite") else 10
 
     @property
     def effective_broker_url(self) -> str:

@@ -147,6 +147,6 @@ def consume(
         ),
         after_commit=after_commit,
         on_enqueued=runtime.relay.handoff,
-        linger_seconds=settings.consumer_linger_ms / 1000,
+        linger_seconds=settings.effective_consumer_linger_ms / 1000,
     )
     runtime.spawn(f"consume:{subscription.queue_name}", consumer.run)

@@ -16,6 +16,14 @@ def test_defaults_are_embedded() -> None:
     assert settings.effective_analytics_url == "http://127.0.0.1:8010"
 
 
+def test_consumers_linger_longer_on_sqlite_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).effective_consumer_linger_ms == 30  # type: ignore[call-arg]
+    monkeypatch.setenv("PAYCORE_DATABASE_URL", "postgresql+asyncpg://u@127.0.0.1/db")
+    assert Settings(_env_file=None).effective_consumer_linger_ms == 10  # type: ignore[call-arg]
+    monkeypatch.setenv("PAYCORE_CONSUMER_LINGER_MS", "0")
+    assert Settings(_env_file=None).effective_consumer_linger_ms == 0  # type: ignore[call-arg]
+
+
 def test_gateway_guard_settings_have_safe_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert (settings.gateway_auth_failures, settings.gateway_auth_window_seconds) == (20, 60.0)
