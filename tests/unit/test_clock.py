@@ -13,6 +13,7 @@ def test_iso_has_milliseconds_and_z_suffix() -> None:
     moment = datetime(2025, 7, 15, 12, 34, 56, 789_123, tzinfo=UTC)
     assert iso(moment) == "2025-07-15T12:34:56.789Z"
     assert iso(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2025-01-02T03:04:05.000Z"
+    assert iso(datetime(999, 1, 2, tzinfo=UTC)) == "0999-01-02T00:00:00.000Z"  # four-digit year
 
 
 def test_iso_converts_other_offsets_to_utc() -> None:

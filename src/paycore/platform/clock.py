@@ -12,10 +12,8 @@ def utcnow() -> datetime:
 def iso(moment: datetime) -> str:
     """ISO 8601 with milliseconds and a ``Z`` suffix, e.g. ``2025-07-15T12:34:56.000Z``;
     a naive value is taken as UTC, never as the host's local time."""
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def parse_iso(text: str) -> datetime:
