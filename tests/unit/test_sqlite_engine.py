@@ -4,7 +4,9 @@ on the event loop's thread, and a wait for the lock does not hold the loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -90,20 +92,29 @@ async def test_waiting_for_the_write_lock_leaves_the_event_loop_free(tmp_path: P
         await engine.dispose()
 
 
-async def test_a_lock_held_too_long_fails_the_statement_clearly(tmp_path: Path) -> None:
-    path = tmp_path / "held.db"
+@contextlib.asynccontextmanager
+async def two_connections(
+    path: Path, *setup: str
+) -> AsyncIterator[tuple[sqlite3.Connection, sqlite_driver.Connection]]:
+    """Another process's plain connection (which first runs ``setup``) and one of ours."""
     other = sqlite3.connect(path, isolation_level=None)
-    other.execute("CREATE TABLE t (n INTEGER)")
-    other.execute("BEGIN IMMEDIATE")
+    for sql in setup:
+        other.execute(sql)
     mine = await sqlite_driver.connect(str(path))
     try:
+        yield other, mine
+    finally:
+        other.close()
+        await mine.close()
+
+
+async def test_a_lock_held_too_long_fails_the_statement_clearly(tmp_path: Path) -> None:
+    setup = ("CREATE TABLE t (n INTEGER)", "BEGIN IMMEDIATE")
+    async with two_connections(tmp_path / "held.db", *setup) as (_, mine):
         with pytest.raises(sqlite3.OperationalError, match="database is locked"):
             await sqlite_driver.patiently(
                 lambda: mine._open().execute("BEGIN IMMEDIATE"), timeout=0.05
             )
-    finally:
-        other.close()
-        await mine.close()
 
 
 async def test_work_that_fails_in_a_write_is_rolled_back(tmp_path: Path) -> None:
@@ -127,15 +138,11 @@ async def test_work_that_fails_in_a_write_is_rolled_back(tmp_path: Path) -> None
 async def test_a_stale_snapshot_fails_at_once_instead_of_waiting(tmp_path: Path) -> None:
     """A read transaction that then writes after another connection committed can never get
     the lock (SQLITE_BUSY_SNAPSHOT): only a new transaction helps, so no retrying."""
-    path = tmp_path / "stale.db"
-    setup = sqlite3.connect(path, isolation_level=None)
-    setup.execute("PRAGMA journal_mode=WAL")
-    setup.execute("CREATE TABLE t (n INTEGER)")
-    mine = await sqlite_driver.connect(str(path))
-    try:
+    setup = ("PRAGMA journal_mode=WAL", "CREATE TABLE t (n INTEGER)")
+    async with two_connections(tmp_path / "stale.db", *setup) as (other, mine):
         await mine.execute("BEGIN")
         await (await mine.execute("SELECT count(*) FROM t")).fetchall()  # snapshot taken
-        setup.execute("INSERT INTO t VALUES (1)")  # another connection commits meanwhile
+        other.execute("INSERT INTO t VALUES (1)")  # another connection commits meanwhile
         tries = 0
 
         def insert() -> object:
@@ -148,6 +155,3 @@ async def test_a_stale_snapshot_fails_at_once_instead_of_waiting(tmp_path: Path)
         assert refused.value.sqlite_errorcode == sqlite3.SQLITE_BUSY_SNAPSHOT
         assert tries == 1  # not tried again for the 30 s a lock wait may take
         await mine.rollback()
-    finally:
-        setup.close()
-        await mine.close()
