@@ -20,6 +20,7 @@ from paycore.platform.bus import Envelope, Subscription, create_bus
 from paycore.platform.consumer import Consumer, RetryPolicy
 from paycore.platform.deadletters import dead_letters
 from paycore.platform.ids import uuid7
+from paycore.runtime import supervise
 from paycore.simulators.fulfillment_orders import generate
 
 COUNT = 600
@@ -37,7 +38,10 @@ async def test_orders_are_stored_once_and_bad_ones_dead_lettered(
     engine: AsyncEngine, broker_url: str, workers: int
 ) -> None:
     """``workers`` consumers of the group, each with its own broker connection (as separate
-    worker processes are), share the topic: still every order stored exactly once."""
+    worker processes are), share the topic: still every order stored exactly once. Each runs
+    under the supervisor the worker process uses: a pull NATS refuses (seen once in a run of
+    the whole suite: 503, no responders, with two consumers starting together) ends the
+    consume loop, and a worker restarts it, the messages it had fetched redelivered."""
     messages = list(generate(COUNT, bad_rate=0.2, seed=7))
     valid = [parse_order(body) for body, kind in messages if kind is None]
     bad = Counter(kind for _, kind in messages if kind is not None)
@@ -52,15 +56,18 @@ async def test_orders_are_stored_once_and_bad_ones_dead_lettered(
     await bus.ensure_topic(subscription.topic)
     tasks = [
         asyncio.create_task(
-            Consumer(
-                subscription=subscription,
-                handler=handler,
-                engine=engine,
-                bus=one,
-                retry=RetryPolicy(max_attempts=3, base_seconds=0.01, max_seconds=0.05),
-            ).run()
+            supervise(
+                f"consume-{n}",
+                Consumer(
+                    subscription=subscription,
+                    handler=handler,
+                    engine=engine,
+                    bus=one,
+                    retry=RetryPolicy(max_attempts=3, base_seconds=0.01, max_seconds=0.05),
+                ).run,
+            )
         )
-        for one in buses
+        for n, one in enumerate(buses)
     ]
     try:
         envelopes = [Envelope(subscription.topic, body, id=uuid7()) for body, _ in messages]
