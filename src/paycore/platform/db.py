@@ -124,10 +124,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     statements run on the event loop's thread (``sqlite_driver``), not in a thread of their
     own."""
     if is_sqlite(url):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         database = make_url(url).database or ":memory:"
+        if database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         plain = create_async_engine(
             url,
             async_creator=lambda: sqlite_driver.connect(database),

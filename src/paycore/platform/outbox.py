@@ -161,8 +161,7 @@ class Relay:
     """Moves outbox rows to the broker, two ways.
 
     Hand-off: a writer in this process passes the events it just committed (``handoff``), and
-    the relay publishes them and deletes their rows, without reading them back (PostgreSQL; on
-    SQLite a hand-off wakes the relay for a round over the table, see ``handoff``). Polling: rows
+    the relay publishes them and deletes their rows, without reading them back. Polling: rows
     nobody handed over (another process's, a crashed one's, the CLI's replays) are claimed from
     the table: on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` for the time of the publish; on
     SQLite (one writer at a time, whose lock must not be held across a broker round trip) by a
