@@ -2,11 +2,13 @@
 the order is recorded by the analytics service, on SQLite+NATS and PostgreSQL+NATS.
 
     .venv/bin/python bench/commerce_orders.py [--rate 250 500] [--duration 30]
-        [--db sqlite postgres] [--keep DIR]
+        [--db sqlite postgres] [--no-worker] [--keep DIR]
 
 Starts its own NATS (fsync on every write), PostgreSQL, API and worker on 127.0.0.1, prints
 a table and writes ``bench/results/commerce_orders.json``. Lag = time the analytics service
-committed the order minus the time the API accepted it (both stamped on this machine).
+committed the order minus the time the API accepted it (both stamped on this machine). Also
+reports the cores each kind of process used while k6 ran (the API, the worker, k6, NATS,
+PostgreSQL, the whole machine); ``--no-worker`` runs the API alone.
 """
 
 from __future__ import annotations
@@ -82,19 +84,25 @@ def run_k6(api: str, rate: int, duration: int, workdir: Path) -> dict[str, Any]:
 
 
 def bench_one(
-    db: str, rate: int, duration: int, nats: Server, pg: Server | None, work: Path
+    db: str, rate: int, duration: int, nats: Server, pg: Server | None, work: Path, worker: bool
 ) -> dict[str, Any]:
     database_url = harness.fresh_database(db, pg, work)
-    with harness.api_and_worker([], work, database_url=database_url, broker_url=nats.url) as api:
+    services = harness.api_and_worker(
+        [], work, worker=worker, database_url=database_url, broker_url=nats.url
+    )
+    with services as api:
         seed(api)
-        summary = run_k6(api, rate, duration, work)
+        with harness.cpu_use() as cores:
+            summary = run_k6(api, rate, duration, work)
         metrics = summary["metrics"]
         accepted = int(metrics["checks"]["passes"])
-        lag, letters = asyncio.run(lags(database_url, accepted))
+        lag, letters = asyncio.run(lags(database_url, accepted)) if worker else ([], 0)
     latency = metrics["http_req_duration"]
     return {
         "database": db,
         "broker": "nats (fsync always)",
+        "worker": worker,
+        "cpu_cores": cores,
         "target_rate": rate,
         "duration_s": duration,
         "accepted": accepted,
@@ -122,6 +130,11 @@ def main() -> None:
     parser.add_argument(
         "--db", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
     )
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run the API alone (no analytics worker, so no lag): what accepting costs by itself",
+    )
     parser.add_argument("--keep", help="keep logs and data in this folder instead of a temp dir")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "bench" / "results" / "commerce_orders.json"
@@ -134,7 +147,9 @@ def main() -> None:
         pg = start_postgres(base / "pg") if "postgres" in args.db else None
         try:
             runs = [
-                bench_one(db, rate, args.duration, nats, pg, base / f"{db}-{rate}")
+                bench_one(
+                    db, rate, args.duration, nats, pg, base / f"{db}-{rate}", not args.no_worker
+                )
                 for db in args.db
                 for rate in args.rate
             ]
@@ -151,13 +166,14 @@ def main() -> None:
             r["accepted_per_s"],
             f"{r['accept_ms']['p50']} ms",
             f"{r['accept_ms']['p99']} ms",
-            f"{r['lag_ms']['p50']} ms",
-            f"{r['lag_ms']['p99']} ms",
-            r["accepted"] - r["recorded"],
+            f"{r['lag_ms']['p50']} ms" if r["worker"] else "-",
+            f"{r['lag_ms']['p99']} ms" if r["worker"] else "-",
+            r["accepted"] - r["recorded"] if r["worker"] else "-",
         )
         for r in runs
     ]
     harness.print_table((*columns, "lag p99", "lost"), rows, width=10)
+    harness.print_cpu(runs)
     print(f"\nmachine: {result['machine']}\nwritten to {args.out}")
 
 

@@ -11,7 +11,8 @@ merchant accounts, prints a table and writes ``bench/results/gateway.json``.
 *Accept* is the HTTP latency k6 sees for ``POST /gateway/transactions`` (the 202 is sent after
 the commit holding the pending transaction and its encrypted event). *Decision* is, per
 transaction, ``decided_at - created_at`` as stored: from the API's acceptance to the moment the
-result applier wrote the decision into the merchant's view (both stamped on this machine).
+result applier wrote the decision into the merchant's view (both stamped on this machine). Also
+reports the cores each kind of process used while k6 ran.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def bench_one(
     )
     with services as api:
         secrets = [create_account(api, f"bench-{n}")["secret"] for n in range(accounts)]
-        summary = run_k6(api, rate, duration, secrets, work)
+        with harness.cpu_use() as cores:
+            summary = run_k6(api, rate, duration, secrets, work)
         metrics = summary["metrics"]
         accepted = int(metrics["checks"]["passes"])
         latency, pending, letters = asyncio.run(decisions(database_url, accepted))
@@ -93,6 +95,7 @@ def bench_one(
     return {
         "database": db,
         "broker": "nats (fsync always)",
+        "cpu_cores": cores,
         "target_rate": rate,
         "duration_s": duration,
         "accounts": accounts,
@@ -151,6 +154,7 @@ def main() -> None:
         for r in runs
     ]
     harness.print_table((*columns, "decision p99", "undecided"), rows)
+    harness.print_cpu(runs)
     print(f"\nmachine: {result['machine']}\nwritten to {args.out}")
 
 

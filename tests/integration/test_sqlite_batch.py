@@ -1,5 +1,6 @@
-"""SQLite batch writes: several tables in one transaction on the engine's own connection,
-values processed as through SQLAlchemy, refusals leaving nothing behind."""
+"""SQLite batch writes: several tables in one transaction on the writer's own connection (set
+up as the engine's are), values processed as through SQLAlchemy, refusals leaving nothing
+behind."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -106,3 +107,30 @@ async def test_rows_are_needed_for_every_table(engine: AsyncEngine) -> None:
         ManyInserts(engine)
     with pytest.raises(ValueError, match="rows for 2 tables"):
         Customers(engine).insert(sqlite3.connect(":memory:"), [_customer(1)])
+
+
+async def test_the_writer_connection_is_set_up_as_the_engines(engine: AsyncEngine) -> None:
+    def settings(db: sqlite3.Connection, items: Sequence[str]) -> tuple[list[int], list[Envelope]]:
+        return [db.execute(f"PRAGMA {name}").fetchone()[0] for name in items], []
+
+    writer = InOneTransaction(engine, settings, lambda events: None)
+    durable = await writer(["synchronous", "foreign_keys", "journal_mode"])
+    assert durable == [2, 1, "wal"]  # synchronous=FULL: each commit is fsynced
+    async with engine.connect() as conn:
+        seen = [(await conn.exec_driver_sql(f"PRAGMA {n}")).scalar() for n in ("synchronous",)]
+    assert seen == [2]
+    await writer.close()
+    assert await writer(["synchronous"]) == [2]  # closed, then opened again on use
+    await writer.close()
+
+
+async def test_a_batch_waits_for_the_engines_write_transaction(engine: AsyncEngine) -> None:
+    customers = Customers(engine)
+    async with engine.begin() as conn:  # holds SQLite's write lock in this process
+        await conn.execute(insert(store.customers).values(_customer(1)))
+        batch = asyncio.create_task(customers.writer([_customer(2)]))
+        await asyncio.sleep(0.05)  # the loop runs on while the batch waits for the lock
+        assert not batch.done()
+    assert await batch == [2]
+    assert await _count(engine) == (2, 1)
+    await customers.writer.close()

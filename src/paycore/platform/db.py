@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -119,22 +119,21 @@ _WRITE = "paycore_sqlite_write"
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine. SQLite runs in WAL mode with synchronous=FULL so a commit is durable,
-    through one connection per process: SQLite has one writer at a time anyway, and queueing in
-    the pool is far cheaper than SQLite's sleeping busy handler when connections collide. Its
-    statements run on the event loop's thread (``sqlite_driver``), not in a thread of their
-    own."""
+    through one pooled connection per process (SQLite has one writer at a time anyway; a
+    group-commit writer keeps a connection of its own, ``sqlite_batch``). Its statements run on
+    the event loop's thread (``sqlite_driver``), not in a thread of their own."""
     if is_sqlite(url):
-        database = make_url(url).database or ":memory:"
+        database = sqlite_file(url)
         if database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         plain = create_async_engine(
             url,
-            async_creator=lambda: sqlite_driver.connect(database),
+            async_creator=lambda: sqlite_driver.connect(database, SQLITE_PRAGMAS),
             pool_size=1,
             max_overflow=0,
             pool_timeout=60,
         )
-        event.listen(plain.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(plain.sync_engine, "connect", _sqlite_connected)
         event.listen(plain.sync_engine, "begin", _sqlite_begin)
         return SQLiteEngine(plain.sync_engine)
     # No pre-ping (a round trip on every checkout, ~10% of the API's CPU under load): a
@@ -142,14 +141,19 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
-def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON")
+"""How every SQLite connection here is set up: durable commits, foreign keys enforced."""
+
+
+def sqlite_file(url: str | URL) -> str:
+    """The file a SQLite URL names (``:memory:`` when none)."""
+    return make_url(url).database or ":memory:"
+
+
+def _sqlite_connected(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     # Take over transaction control so BEGIN IMMEDIATE serialises writers instead of failing
     # with "database is locked" on lock upgrade.
     dbapi_conn.isolation_level = None
-    cursor = dbapi_conn.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
 
 
 def _sqlite_begin(conn: Any) -> None:

@@ -175,9 +175,12 @@ class Connection:
             self._conn = None
 
 
-async def connect(path: str) -> Connection:
+async def connect(path: str, pragmas: Sequence[str] = ()) -> Connection:
     """A connection without SQLite's sleeping busy handler (``timeout=0``; waits for a lock
-    are ``patiently``'s) that leaves transactions to its caller (``isolation_level=None``)."""
-    return Connection(
-        sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
-    )
+    are ``patiently``'s) that leaves transactions to its caller (``isolation_level=None``),
+    with each of ``pragmas`` (``"synchronous=FULL"``, …) set."""
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+    wrapped = Connection(conn)
+    for pragma in pragmas:
+        await (await wrapped.execute(f"PRAGMA {pragma}")).close()
+    return wrapped
