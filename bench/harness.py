@@ -76,6 +76,8 @@ def _kind(pid: str) -> str | None:
     name = Path(argv[0].decode(errors="replace")).name
     if argv[1:3] == [b"-m", b"paycore"] and len(argv) > 3:
         return f"paycore {argv[3].decode()}"
+    if argv[1:2] and argv[1].endswith(b"floor_orders.py") and b"--serve" in argv:
+        return "floor server"
     if name.startswith("postgres") or argv[0].startswith(b"postgres:"):
         return "postgres"
     return name if name in {"nats-server", "tansu", "redis-server", "beam.smp", "nginx"} else None
@@ -115,7 +117,8 @@ def cpu_use() -> Iterator[dict[str, float]]:
     after = _ticks_by_kind()
     ended = resource.getrusage(resource.RUSAGE_CHILDREN)
     for kind in sorted(after):
-        cores[kind] = round((after[kind] - before.get(kind, 0)) / TICK / wall, 2)
+        if used := round((after[kind] - before.get(kind, 0)) / TICK / wall, 2):
+            cores[kind] = used  # a server left idle in this run is not listed
     k6 = ended.ru_utime + ended.ru_stime - children.ru_utime - children.ru_stime
     cores["k6"] = round(k6 / wall, 2)
     cores["machine"] = round((_machine_busy_ticks() - busy) / TICK / wall, 2)

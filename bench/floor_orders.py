@@ -1,0 +1,224 @@
+"""Benchmark: the floor under the order accept — the least a durable accept costs in Python on
+this machine — measured with the same k6 script as ``bench/commerce_orders.py``.
+
+    .venv/bin/python bench/floor_orders.py [--rate 250 500] [--duration 20]
+
+The server here does only what an accept must: a raw ASGI app on uvicorn (uvloop, httptools),
+the body decoded and checked by msgspec, group commit into SQLite (WAL, synchronous=FULL) of
+the order and its outbox row, the answer after the commit, and a relay publishing each
+committed event to NATS JetStream (fsync always, ack awaited) and deleting its row. No
+catalog, no prices, no middleware, no metrics, no logs: what is left between this and
+paycore's API (``commerce_orders.py --no-worker``) is the cost of those. Prints a table and
+writes ``bench/results/floor_orders.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import harness  # noqa: E402
+
+from servers import free_port, start_nats  # noqa: E402
+
+
+class Line(msgspec.Struct):
+    name: str
+    quantity: int
+
+
+class Order(msgspec.Struct):
+    email: str
+    products: list[Line]
+
+
+class Floor:
+    """The accept path and nothing else; ``app`` is the ASGI application."""
+
+    def __init__(self, database: str, nats_url: str) -> None:
+        self.db = sqlite3.connect(database, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=FULL"):
+            self.db.execute(f"PRAGMA {pragma}")
+        self.db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, email TEXT, body BLOB)")
+        self.db.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY, body BLOB)")
+        self.nats_url = nats_url
+        self.decode = msgspec.json.Decoder(Order).decode
+        self.encode = msgspec.json.Encoder().encode
+        self.waiting: asyncio.Queue[tuple[Order, bytes, asyncio.Future[int]]] = asyncio.Queue()
+        self.committed: asyncio.Queue[list[tuple[int, bytes]]] = asyncio.Queue()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def commit_loop(self) -> None:
+        while True:
+            batch = [await self.waiting.get()]
+            while not self.waiting.empty():
+                batch.append(self.waiting.get_nowait())
+            self.db.execute("BEGIN IMMEDIATE")
+            first = self.db.execute("SELECT coalesce(max(id), 0) + 1 FROM orders").fetchone()[0]
+            orders = [(first + n, order.email, body) for n, (order, body, _) in enumerate(batch)]
+            self.db.executemany("INSERT INTO orders VALUES (?, ?, ?)", orders)
+            events = [(order_id, body) for order_id, _, body in orders]
+            self.db.executemany("INSERT INTO outbox VALUES (?, ?)", events)
+            self.db.execute("COMMIT")
+            for n, (_, _, answer) in enumerate(batch):
+                answer.set_result(first + n)
+            self.committed.put_nowait(events)
+
+    async def relay_loop(self) -> None:
+        import nats
+
+        client = await nats.connect(self.nats_url)
+        stream = client.jetstream()
+        await stream.add_stream(name="FLOOR", subjects=["floor-orders"])
+        while True:
+            events = await self.committed.get()
+            acks = [await stream.publish_async("floor-orders", body) for _, body in events]
+            await asyncio.gather(*acks)
+            self.db.execute("DELETE FROM outbox WHERE seq <= ?", (events[-1][0],))
+
+    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                self.tasks = [
+                    asyncio.create_task(self.commit_loop()),
+                    asyncio.create_task(self.relay_loop()),
+                ]
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        if scope["method"] != "POST":
+            await self.answer(send, 200, b"{}")
+            return
+        try:
+            order = self.decode(body)
+        except msgspec.ValidationError as exc:
+            await self.answer(send, 422, self.encode({"detail": str(exc)}))
+            return
+        if not order.products or any(line.quantity < 1 for line in order.products):
+            await self.answer(send, 422, b'{"detail":"bad products"}')
+            return
+        committed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.waiting.put_nowait((order, body, committed))
+        order_id = await committed
+        await self.answer(send, 201, self.encode({"id": order_id, "email": order.email}))
+
+    @staticmethod
+    async def answer(send: Any, status: int, body: bytes) -> None:
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def serve(port: int, database: str, nats_url: str) -> None:
+    import uvicorn
+
+    floor = Floor(database, nats_url)
+    uvicorn.run(
+        floor.app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        interface="asgi3",
+        log_level="warning",
+    )
+
+
+def bench_one(rate: int, duration: int, nats_url: str, work: Path) -> dict[str, Any]:
+    work.mkdir(parents=True)
+    port = free_port()
+    command = [sys.executable, __file__, "--serve", str(port), str(work / "floor.db"), nats_url]
+    server = subprocess.Popen(command)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the floor server did not start") from None
+                time.sleep(0.1)
+        summary = work / "k6-summary.json"
+        env = {"BASE": f"http://127.0.0.1:{port}", "RATE": str(rate), "DURATION": f"{duration}s"}
+        with harness.cpu_use() as cores:
+            harness.run_k6(ROOT / "bench" / "k6" / "commerce_orders.js", env, summary=summary)
+        metrics = json.loads(summary.read_text())["metrics"]
+        stored = sqlite3.connect(work / "floor.db").execute("SELECT count(*) FROM orders")
+        accepted = int(metrics["checks"]["passes"])
+        if metrics["checks"]["fails"] or stored.fetchone()[0] != accepted:
+            raise RuntimeError("the floor server refused or lost orders")
+    finally:
+        server.terminate()
+        server.wait(30)
+    return {
+        "database": "sqlite",
+        "target_rate": rate,
+        "duration_s": duration,
+        "accepted": accepted,
+        "failed": int(metrics["checks"]["fails"]),
+        "accepted_per_s": round(metrics["http_reqs"]["rate"], 1),
+        "accept_ms": harness.k6_spread(metrics["http_req_duration"]),
+        "cpu_cores": cores,
+    }
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--serve"]:
+        serve(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=int, nargs="+", default=[250, 500], help="orders/s")
+    parser.add_argument("--duration", type=int, default=20, help="seconds (default 20)")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results" / "floor_orders.json"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="paycore-floor-") as tmp:
+        nats = start_nats(Path(tmp) / "nats")
+        try:
+            runs = [
+                bench_one(rate, args.duration, nats.url, Path(tmp) / f"floor-{rate}")
+                for rate in args.rate
+            ]
+        finally:
+            nats.stop()
+    result = harness.write_results(args.out, "floor under the order accept", runs)
+    rows = [
+        (
+            r["target_rate"],
+            r["accepted_per_s"],
+            f"{r['accept_ms']['p50']} ms",
+            f"{r['accept_ms']['p99']} ms",
+            r["failed"],
+        )
+        for r in runs
+    ]
+    harness.print_table(("target/s", "accepted/s", "accept p50", "accept p99", "failed"), rows)
+    harness.print_cpu(runs)
+    print(f"\nmachine: {result['machine']}\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
