@@ -8,7 +8,8 @@ Starts its own NATS (fsync on every write), PostgreSQL, API and worker on 127.0.
 a table and writes ``bench/results/commerce_orders.json``. Lag = time the analytics service
 committed the order minus the time the API accepted it (both stamped on this machine). Also
 reports the cores each kind of process used while k6 ran (the API, the worker, k6, NATS,
-PostgreSQL, the whole machine); ``--no-worker`` runs the API alone.
+PostgreSQL, the whole machine). ``--no-worker`` runs the API alone (no lag then) and writes
+``bench/results/commerce_orders_api_only.json``.
 """
 
 from __future__ import annotations
@@ -137,9 +138,14 @@ def main() -> None:
     )
     parser.add_argument("--keep", help="keep logs and data in this folder instead of a temp dir")
     parser.add_argument(
-        "--out", type=Path, default=ROOT / "bench" / "results" / "commerce_orders.json"
+        "--out",
+        type=Path,
+        help="results file (default bench/results/commerce_orders.json, or"
+        " commerce_orders_api_only.json with --no-worker)",
     )
     args = parser.parse_args()
+    name = "commerce_orders_api_only" if args.no_worker else "commerce_orders"
+    out: Path = args.out or ROOT / "bench" / "results" / f"{name}.json"
 
     with tempfile.TemporaryDirectory(prefix="paycore-bench-") as tmp:
         base = Path(args.keep) if args.keep else Path(tmp)
@@ -157,7 +163,7 @@ def main() -> None:
             nats.stop()
             if pg:
                 pg.stop()
-    result = harness.write_results(args.out, "commerce order creation", runs)
+    result = harness.write_results(out, "commerce order creation", runs)
     columns = ("database", "target/s", "accepted/s", "accept p50", "accept p99", "lag p50")
     rows = [
         (
@@ -174,7 +180,7 @@ def main() -> None:
     ]
     harness.print_table((*columns, "lag p99", "lost"), rows, width=10)
     harness.print_cpu(runs)
-    print(f"\nmachine: {result['machine']}\nwritten to {args.out}")
+    print(f"\nmachine: {result['machine']}\nwritten to {out}")
 
 
 if __name__ == "__main__":

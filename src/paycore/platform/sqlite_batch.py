@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Column, Table
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,6 +26,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 Rows = Sequence[Mapping[str, Any]]
+
+_SQLITE = sqlite.dialect()
 
 
 class ManyInserts:
@@ -66,9 +69,9 @@ def next_ids(db: sqlite3.Connection, column: Column[Any], count: int) -> range:
     """The ids the next ``count`` rows would get from SQLite (an ``INTEGER PRIMARY KEY`` takes
     one more than the largest in the table), for rows that must name each other before they
     are written. Only valid inside the write transaction that then writes them."""
-    table = column.table.name
-    # Names come from the table definition.
-    sql = f'SELECT coalesce(max("{column.name}"), 0) FROM "{table}"'  # noqa: S608
+    quote = _SQLITE.identifier_preparer.quote
+    # Names come from the table definition, quoted as SQLAlchemy would.
+    sql = f"SELECT coalesce(max({quote(column.name)}), 0) FROM {quote(column.table.name)}"  # noqa: S608
     (largest,) = db.execute(sql).fetchone()
     return range(int(largest) + 1, int(largest) + 1 + count)
 
