@@ -83,45 +83,42 @@ def _kind(pid: str) -> str | None:
     return name if name in {"nats-server", "tansu", "redis-server", "beam.smp", "nginx"} else None
 
 
-def _ticks_by_kind() -> dict[str, int]:
-    """CPU ticks (user + system) so far of every running process of a known kind."""
-    ticks: dict[str, int] = {}
+def _ticks_by_kind() -> dict[str | None, int]:
+    """CPU ticks (user + system) so far of every running process, summed by kind (None: any
+    other process)."""
+    ticks: dict[str | None, int] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or (kind := _kind(entry.name)) is None:
+        if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
+        kind = _kind(entry.name)
         ticks[kind] = ticks.get(kind, 0) + int(fields[11]) + int(fields[12])
     return ticks
-
-
-def _machine_busy_ticks() -> int:
-    """Ticks all cores spent on anything but idle and I/O wait, from ``/proc/stat``."""
-    cpu = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(cpu) - cpu[3] - cpu[4]
 
 
 @contextlib.contextmanager
 def cpu_use() -> Iterator[dict[str, float]]:
     """Cores each kind of process used while the block ran (CPU seconds / wall seconds): the
     paycore roles, the servers, ``k6`` (a child that ran and ended inside the block) and the
-    whole machine. The dict is filled in when the block ends."""
+    whole machine (every process). The dict is filled in when the block ends."""
     cores: dict[str, float] = {}
-    before, busy = _ticks_by_kind(), _machine_busy_ticks()
+    before = _ticks_by_kind()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     yield cores
     wall = time.monotonic() - started
     after = _ticks_by_kind()
     ended = resource.getrusage(resource.RUSAGE_CHILDREN)
-    for kind in sorted(after):
-        if used := round((after[kind] - before.get(kind, 0)) / TICK / wall, 2):
-            cores[kind] = used  # a server left idle in this run is not listed
-    k6 = ended.ru_utime + ended.ru_stime - children.ru_utime - children.ru_stime
-    cores["k6"] = round(k6 / wall, 2)
-    cores["machine"] = round((_machine_busy_ticks() - busy) / TICK / wall, 2)
+    used = {kind: (after[kind] - before.get(kind, 0)) / TICK / wall for kind in after}
+    for kind in sorted(k for k in used if k is not None):
+        if round(used[kind], 2):
+            cores[kind] = round(used[kind], 2)  # a server left idle in this run is not listed
+    k6 = (ended.ru_utime + ended.ru_stime - children.ru_utime - children.ru_stime) / wall
+    cores["k6"] = round(k6, 2)
+    cores["machine"] = round(sum(used.values()) + k6, 2)
 
 
 def print_cpu(runs: Sequence[dict[str, Any]]) -> None:
