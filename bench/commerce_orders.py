@@ -112,7 +112,7 @@ def bench_one(
         "accept_ms": harness.k6_spread(latency),
         "recorded": len(lag),
         "dead_letters": letters,
-        "lag_ms": harness.spread(lag),
+        "lag_ms": harness.spread(lag) if worker else None,  # no worker, nothing recorded
     }
 
 
