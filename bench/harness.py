@@ -78,7 +78,7 @@ def _kind(pid: str) -> str | None:
         return f"paycore {argv[3].decode()}"
     if argv[1:2] and argv[1].endswith(b"floor_orders.py") and b"--serve" in argv:
         return "floor server"
-    if name.startswith("postgres") or argv[0].startswith(b"postgres:"):
+    if name.startswith("postgres"):  # the server, and its backends ("postgres: …")
         return "postgres"
     return name if name in {"nats-server", "tansu", "redis-server", "beam.smp", "nginx"} else None
 

@@ -23,9 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from paycore.platform import sqlite_driver
@@ -133,7 +131,6 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             max_overflow=0,
             pool_timeout=60,
         )
-        event.listen(plain.sync_engine, "connect", _sqlite_connected)
         event.listen(plain.sync_engine, "begin", _sqlite_begin)
         return SQLiteEngine(plain.sync_engine)
     # No pre-ping (a round trip on every checkout, ~10% of the API's CPU under load): a
@@ -148,12 +145,6 @@ SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON")
 def sqlite_file(url: str | URL) -> str:
     """The file a SQLite URL names (``:memory:`` when none)."""
     return make_url(url).database or ":memory:"
-
-
-def _sqlite_connected(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    # Take over transaction control so BEGIN IMMEDIATE serialises writers instead of failing
-    # with "database is locked" on lock upgrade.
-    dbapi_conn.isolation_level = None
 
 
 def _sqlite_begin(conn: Any) -> None:

@@ -177,8 +177,9 @@ class Connection:
 
 async def connect(path: str, pragmas: Sequence[str] = ()) -> Connection:
     """A connection without SQLite's sleeping busy handler (``timeout=0``; waits for a lock
-    are ``patiently``'s) that leaves transactions to its caller (``isolation_level=None``),
-    with each of ``pragmas`` (``"synchronous=FULL"``, …) set."""
+    are ``patiently``'s) that leaves transactions to its caller (``isolation_level=None``: a
+    writer's ``BEGIN IMMEDIATE`` takes the write lock up front instead of failing on a lock
+    upgrade), with each of ``pragmas`` (``"synchronous=FULL"``, …) set."""
     conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
     wrapped = Connection(conn)
     for pragma in pragmas:
