@@ -3,6 +3,7 @@ listable and downloadable, crash-safe, and closed to path traversal."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 from collections import Counter
@@ -368,3 +369,33 @@ async def test_rows_read_in_chunks_still_make_one_segment_per_batch(
     assert len(segments) == 2  # 5 rows, then 2: not one per chunk
     assert sorted(_ids(archive, "orders", "orderId")) == list(range(1, 8))
     assert sorted(_ids(archive, "messages", "messageId")) == sorted(f"msg-{i}" for i in range(1, 8))
+
+
+async def test_a_write_gets_in_between_the_chunks_of_a_flush(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumers share the loop and, on SQLite, the engine's one connection with the
+    archive: a flush gives both back after every chunk, so a consumer's transaction started
+    during the reading commits before the reading ends, not after the whole flush."""
+    for i in range(1, 31):
+        await _order(engine, i, 1, _utc(2026, 3, 1, 0, i), ("pen", 1, 100))
+    committed: list[int] = []
+    seen_when_writing: list[list[int]] = []
+    write_orders = service._archive_orders
+
+    def archive_orders(*args: Any) -> set[str]:
+        seen_when_writing.append(list(committed))
+        return write_orders(*args)
+
+    monkeypatch.setattr(service, "_archive_orders", archive_orders)
+
+    async def consumer() -> None:
+        await _order(engine, 99, 2, _utc(2026, 3, 2), ("ink", 1, 500))
+        committed.append(99)
+
+    flush = asyncio.create_task(service.flush_archive(engine, Archive(tmp_path / "a"), chunk=3))
+    await asyncio.sleep(0)  # the flush has read its first chunk
+    await consumer()
+    assert not flush.done()
+    await flush
+    assert seen_when_writing[0] == [99]  # committed while the flush was still reading

@@ -39,7 +39,8 @@ class ArchivedFile:
 
 def month_of(moment: datetime) -> str:
     """The UTC calendar month; a naive value is taken as UTC."""
-    return as_utc(moment).strftime("%Y-%m")
+    utc = as_utc(moment)
+    return f"{utc.year:04d}-{utc.month:02d}"  # strftime costs 10 times more, once per record
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -75,7 +76,7 @@ class Archive:
             folder.mkdir(parents=True, exist_ok=True)
             name = f"{items[0][0]:012d}-{items[-1][0]:012d}.jsonl.gz"
             payload = b"".join(orjson.dumps(record) + b"\n" for _, record in items)
-            _atomic_write(folder / name, gzip.compress(payload, compresslevel=6))
+            _atomic_write(folder / name, gzip.compress(payload, compresslevel=1))
         return set(by_month)
 
     def commit(self, last: dict[str, int]) -> None:
