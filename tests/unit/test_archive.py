@@ -399,3 +399,28 @@ async def test_a_write_gets_in_between_the_chunks_of_a_flush(
     assert not flush.done()
     await flush
     assert seen_when_writing[0] == [99]  # committed while the flush was still reading
+
+
+async def test_rows_committed_during_a_flush_wait_for_the_next_one(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush does not chase what arrives while it writes: under steady traffic that made a
+    segment of a few rows each round."""
+    for i in range(1, 4):
+        await _order(engine, i, 1, _utc(2026, 3, i), ("pen", 1, 100))
+    loop = asyncio.get_running_loop()
+    late: list[Order] = []
+    write_orders = service._archive_orders
+
+    def archive_orders(*args: Any) -> set[str]:  # runs in the flush's thread
+        if not late:
+            arriving = _order(engine, 4, 1, _utc(2026, 3, 4), ("pen", 1, 100))
+            late.append(asyncio.run_coroutine_threadsafe(arriving, loop).result())
+        return write_orders(*args)
+
+    monkeypatch.setattr(service, "_archive_orders", archive_orders)
+    archive = Archive(tmp_path / "archive")
+    assert await service.flush_archive(engine, archive) == 3
+    assert _ids(archive, "orders", "orderId") == [1, 2, 3]
+    assert await service.flush_archive(engine, archive) == 1
+    assert _ids(archive, "orders", "orderId") == [1, 2, 3, 4]

@@ -298,8 +298,11 @@ async def flush_archive(
     chunk: int = 250,
     reports: bool = True,
 ) -> int:
-    """Write every not yet archived order and message; returns how many rows were written.
-    Up to ``batch`` rows of a kind make one segment per month. They are read ``chunk`` rows
+    """Write the orders and messages not yet archived; returns how many rows were written.
+    Up to ``batch`` rows of a kind make one segment per month, and the flush goes on to the
+    next ``batch`` only while there are more: rows committed while it reads wait for the next
+    flush (under steady traffic, chasing them wrote a segment of a few dozen rows each round,
+    hundreds of files a minute, each with its fsyncs). They are read ``chunk`` rows
     at a time, each chunk on a connection taken for it alone, and the event loop is given back
     between chunks; records are built, gzipped and fsynced in a thread. So the consumers
     sharing the loop (and, on SQLite, the engine's one connection) wait a chunk at most, not a
@@ -324,6 +327,8 @@ async def flush_archive(
         await asyncio.to_thread(archive.commit, last)
         archive.stale_reports |= months
         written += len(heads) + len(msgs)
+        if len(heads) < batch and len(msgs) < batch:
+            break
     if reports:
         while archive.stale_reports:
             month = archive.stale_reports.pop()
