@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -47,6 +49,16 @@ class Order(msgspec.Struct):
     products: list[Line]
 
 
+LINGER_SECONDS = float(os.environ.get("FLOOR_LINGER", "0.01"))
+
+
+class Event(msgspec.Struct):
+    id: int
+    email: str
+    products: list[Line]
+    accepted_ms: float
+
+
 class Floor:
     """The accept path and nothing else; ``app`` is the ASGI application."""
 
@@ -72,7 +84,11 @@ class Floor:
             first = self.db.execute("SELECT coalesce(max(id), 0) + 1 FROM orders").fetchone()[0]
             orders = [(first + n, order.email, body) for n, (order, body, _) in enumerate(batch)]
             self.db.executemany("INSERT INTO orders VALUES (?, ?, ?)", orders)
-            events = [(order_id, body) for order_id, _, body in orders]
+            now_ms = time.time() * 1000
+            events = [
+                (first + n, self.encode(Event(first + n, order.email, order.products, now_ms)))
+                for n, (order, _, _) in enumerate(batch)
+            ]
             self.db.executemany("INSERT INTO outbox VALUES (?, ?)", events)
             self.db.execute("COMMIT")
             for n, (_, _, answer) in enumerate(batch):
@@ -128,6 +144,52 @@ class Floor:
         await send({"type": "http.response.body", "body": body})
 
 
+async def consume(database: str, nats_url: str) -> None:
+    """The floor under the analytics worker: a durable pull consumer that records each order
+    once (its id as the key) with the time it was recorded, one SQLite transaction
+    (synchronous=FULL) per fetched batch, and acknowledges the batch after the commit. It
+    pulls as paycore does (``_Puller``: the client's own ``fetch`` holds messages back)."""
+    import nats
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    from paycore.platform.brokers.nats import _Puller
+
+    db = sqlite3.connect(database, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=FULL"):
+        db.execute(f"PRAGMA {pragma}")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS recorded (id INTEGER PRIMARY KEY, email TEXT, items INTEGER,"
+        " accepted_ms REAL, recorded_ms REAL)"
+    )
+    decode = msgspec.json.Decoder(Event).decode
+    client = await nats.connect(nats_url)
+    stream = client.jetstream()
+    await stream.add_stream(name="FLOOR", subjects=["floor-orders"])
+    config = ConsumerConfig(durable_name="analytics", ack_policy=AckPolicy.EXPLICIT)
+    await stream.add_consumer("FLOOR", config=config)
+    puller = _Puller(client, "FLOOR", "analytics")
+    await puller.open()
+    while True:
+        msgs = await puller.fetch(100, 1.0)
+        if not msgs:
+            continue
+        events = [decode(m.data) for m in msgs]
+        now_ms = time.time() * 1000
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT OR IGNORE INTO recorded VALUES (?, ?, ?, ?, ?)",
+            [
+                (e.id, e.email, sum(p.quantity for p in e.products), e.accepted_ms, now_ms)
+                for e in events
+            ],
+        )
+        db.execute("COMMIT")
+        for m in msgs:
+            await m.ack()
+        if len(msgs) < 100:
+            await asyncio.sleep(LINGER_SECONDS)  # what comes meanwhile makes one batch
+
+
 def serve(port: int, database: str, nats_url: str) -> None:
     import uvicorn
 
@@ -143,11 +205,17 @@ def serve(port: int, database: str, nats_url: str) -> None:
     )
 
 
-def bench_one(rate: int, duration: int, nats_url: str, work: Path) -> dict[str, Any]:
+def bench_one(
+    rate: int, duration: int, nats_url: str, work: Path, consumer: bool
+) -> dict[str, Any]:
     work.mkdir(parents=True)
     port = free_port()
     command = [sys.executable, __file__, "--serve", str(port), str(work / "floor.db"), nats_url]
+    recorded = work / "recorded.db"
+    consume_command = [sys.executable, __file__, "--consume", str(recorded), nats_url]
+    helpers = [subprocess.Popen(consume_command)] if consumer else []
     server = subprocess.Popen(command)
+    lag: list[float] = []
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -167,9 +235,12 @@ def bench_one(rate: int, duration: int, nats_url: str, work: Path) -> dict[str, 
         accepted = int(metrics["checks"]["passes"])
         if metrics["checks"]["fails"] or stored.fetchone()[0] != accepted:
             raise RuntimeError("the floor server refused or lost orders")
+        if consumer:
+            lag = recorded_lags(recorded, accepted)
     finally:
-        server.terminate()
-        server.wait(30)
+        for process in (server, *helpers):
+            process.terminate()
+            process.wait(30)
     return {
         "database": "sqlite",
         "target_rate": rate,
@@ -179,12 +250,30 @@ def bench_one(rate: int, duration: int, nats_url: str, work: Path) -> dict[str, 
         "accepted_per_s": round(metrics["http_reqs"]["rate"], 1),
         "accept_ms": harness.k6_spread(metrics["http_req_duration"]),
         "cpu_cores": cores,
+        "consumer": consumer,
+        "lag_ms": harness.spread(lag) if consumer else None,
     }
+
+
+def recorded_lags(recorded: Path, expected: int, timeout: float = 60) -> list[float]:
+    """Wait until the consumer has recorded ``expected`` orders; each one's lag in ms."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.closing(sqlite3.connect(recorded)) as db:
+            lags = [r[0] for r in db.execute("SELECT recorded_ms - accepted_ms FROM recorded")]
+        if len(lags) >= expected:
+            return lags
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the floor consumer recorded {len(lags)} of {expected} orders")
+        time.sleep(0.5)
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--serve"]:
         serve(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+        return
+    if sys.argv[1:2] == ["--consume"]:
+        asyncio.run(consume(sys.argv[2], sys.argv[3]))
         return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -192,32 +281,41 @@ def main() -> None:
     parser.add_argument("--rate", type=int, nargs="+", default=[250, 500], help="orders/s")
     parser.add_argument("--duration", type=int, default=20, help="seconds (default 20)")
     parser.add_argument(
-        "--out", type=Path, default=ROOT / "bench" / "results" / "floor_orders.json"
+        "--consumer",
+        action="store_true",
+        help="also run the floor under the analytics worker (a durable consumer recording each"
+        " order once) and report the end-to-end lag",
     )
+    parser.add_argument("--out", type=Path, help="results file (default bench/results/…)")
     args = parser.parse_args()
+    name = "floor_orders_consumer" if args.consumer else "floor_orders"
+    out: Path = args.out or ROOT / "bench" / "results" / f"{name}.json"
     with tempfile.TemporaryDirectory(prefix="paycore-floor-") as tmp:
         nats = start_nats(Path(tmp) / "nats")
         try:
             runs = [
-                bench_one(rate, args.duration, nats.url, Path(tmp) / f"floor-{rate}")
+                bench_one(rate, args.duration, nats.url, Path(tmp) / f"floor-{rate}", args.consumer)
                 for rate in args.rate
             ]
         finally:
             nats.stop()
-    result = harness.write_results(args.out, "floor under the order accept", runs)
+    result = harness.write_results(out, "floor under the order accept", runs)
     rows = [
         (
             r["target_rate"],
             r["accepted_per_s"],
             f"{r['accept_ms']['p50']} ms",
             f"{r['accept_ms']['p99']} ms",
+            f"{r['lag_ms']['p50']} ms" if r["consumer"] else "-",
+            f"{r['lag_ms']['p99']} ms" if r["consumer"] else "-",
             r["failed"],
         )
         for r in runs
     ]
-    harness.print_table(("target/s", "accepted/s", "accept p50", "accept p99", "failed"), rows)
+    columns = ("target/s", "accepted/s", "accept p50", "accept p99", "lag p50", "lag p99")
+    harness.print_table((*columns, "failed"), rows)
     harness.print_cpu(runs)
-    print(f"\nmachine: {result['machine']}\nwritten to {args.out}")
+    print(f"\nmachine: {result['machine']}\nwritten to {out}")
 
 
 if __name__ == "__main__":

@@ -76,8 +76,12 @@ def _kind(pid: str) -> str | None:
     name = Path(argv[0].decode(errors="replace")).name
     if argv[1:3] == [b"-m", b"paycore"] and len(argv) > 3:
         return f"paycore {argv[3].decode()}"
-    if argv[1:2] and argv[1].endswith(b"floor_orders.py") and b"--serve" in argv:
-        return "floor server"
+    if (
+        argv[1:2]
+        and argv[1].endswith(b"floor_orders.py")
+        and argv[2:3] in ([b"--serve"], [b"--consume"])
+    ):
+        return "floor server" if argv[2] == b"--serve" else "floor consumer"
     if name.startswith("postgres"):  # the server, and its backends ("postgres: …")
         return "postgres"
     return name if name in {"nats-server", "tansu", "redis-server", "beam.smp", "nginx"} else None

@@ -193,27 +193,29 @@ async def record_orders(
     """Record orders once each (database and board), in a handful of statements for the whole
     batch. Returns, per message, None (recorded, or a harmless repeat) or why it is refused
     (the order id is already recorded with other content). Every message is kept for the
-    archive."""
+    archive. New orders are inserted without reading first (the order id's unique index
+    decides); only ids already there are read back, to tell a repeat from a clash."""
     if not received:
         return []
     await store.record_messages(
         conn, [(r.message_id, r.body) for r in received], topic=topic, at=utcnow()
     )
-    known = await store.recorded_orders(conn, list({r.order.order_id for r in received}))
-    verdicts: list[str | None] = []
-    new: list[tuple[Order, str]] = []
+    first: dict[int, Received] = {}  # per order id, the message that may record it
     for item in received:
-        order, existing = item.order, known.get(item.order.order_id)
-        if existing is None:
-            known[order.order_id] = order
-            new.append((order, item.message_id))
-            verdicts.append(None)
-        elif _same(existing, order):
-            verdicts.append(None)  # a repeat; its board count is (re)applied below, once
+        first.setdefault(item.order.order_id, item)
+    inserted = await store.record_orders(
+        conn, [(r.order, r.message_id) for r in first.values()], source=source
+    )
+    known = {r.order.order_id: r.order for r in first.values() if r.order.order_id in inserted}
+    if len(inserted) < len(first):
+        known |= await store.recorded_orders(conn, [i for i in first if i not in inserted])
+    verdicts: list[str | None] = []
+    for item in received:
+        order = item.order
+        if _same(known[order.order_id], order):
+            verdicts.append(None)  # new, or a repeat; its board count is (re)applied below, once
         else:
             verdicts.append(f"order {order.order_id} was already recorded with other content")
-    if new:
-        await store.record_orders(conn, new, source=source)
     # Idempotent per order id; also completes a count a crash may have interrupted.
     await board.record_many(
         [known[r.order.order_id] for r, v in zip(received, verdicts, strict=True) if v is None]

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.commerce.domain import Order, OrderLine
 from paycore.platform.clock import utcnow
-from paycore.platform.db import BIG_ID, AnyRow, UtcDateTime, metadata
+from paycore.platform.db import BIG_ID, AnyRow, UtcDateTime, insert_if_new, metadata
 from paycore.platform.single_flight import SingleFlight
 
 customers = Table(
@@ -333,12 +333,16 @@ async def take_archive_turn(conn: AsyncConnection) -> None:
 
 async def record_orders(
     conn: AsyncConnection, received: Sequence[tuple[Order, str]], *, source: str
-) -> None:
-    """Insert orders ``(order, message id)`` of one source with their lines, in two statements."""
+) -> set[int]:
+    """Insert orders ``(order, message id)`` of one source with their lines, in two statements,
+    skipping order ids already recorded; returns the ids it inserted."""
     await take_archive_turn(conn)
     now = utcnow()
-    await conn.execute(
-        insert(analytics_orders),
+    postgres = conn.dialect.name == "postgresql"
+    inserted = await conn.execute(
+        insert_if_new(analytics_orders, "order_id", postgres=postgres).returning(
+            analytics_orders.c.order_id
+        ),
         [
             {
                 "order_id": o.order_id,
@@ -353,19 +357,21 @@ async def record_orders(
             for o, message_id in received
         ],
     )
-    await conn.execute(
-        insert(analytics_lines),
-        [
-            {
-                "order_id": o.order_id,
-                "product": line.product,
-                "unit_cents": line.unit_cents,
-                "quantity": line.quantity,
-            }
-            for o, _ in received
-            for line in o.lines
-        ],
-    )
+    new = set(inserted.scalars())
+    lines = [
+        {
+            "order_id": o.order_id,
+            "product": line.product,
+            "unit_cents": line.unit_cents,
+            "quantity": line.quantity,
+        }
+        for o, _ in received
+        if o.order_id in new
+        for line in o.lines
+    ]
+    if lines:
+        await conn.execute(insert(analytics_lines), lines)
+    return new
 
 
 async def record_message(
