@@ -25,8 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.commerce.domain import Order, OrderLine
+from paycore.platform import bulk
 from paycore.platform.clock import utcnow
-from paycore.platform.db import BIG_ID, AnyRow, UtcDateTime, insert_if_new, metadata
+from paycore.platform.db import BIG_ID, AnyRow, UtcDateTime, metadata
 from paycore.platform.single_flight import SingleFlight
 
 customers = Table(
@@ -338,39 +339,30 @@ async def record_orders(
     skipping order ids already recorded; returns the ids it inserted."""
     await take_archive_turn(conn)
     now = utcnow()
-    postgres = conn.dialect.name == "postgresql"
-    inserted = await conn.execute(
-        insert_if_new(analytics_orders, "order_id", postgres=postgres).returning(
-            analytics_orders.c.order_id
-        ),
-        [
-            {
-                "order_id": o.order_id,
-                "customer_id": o.customer_id,
-                "total_cents": o.total_cents,
-                "item_count": o.item_count,
-                "ordered_at": o.ordered_at,
-                "source": source,
-                "message_id": message_id,
-                "recorded_at": now,
-            }
-            for o, message_id in received
-        ],
+    columns = ("order_id", "customer_id", "total_cents", "item_count", "ordered_at", "source")
+    heads = [
+        (o.order_id, o.customer_id, o.total_cents, o.item_count, o.ordered_at, source, m, now)
+        for o, m in received
+    ]
+    new = set(
+        await bulk.insert_new(
+            conn,
+            analytics_orders,
+            ("order_id",),
+            (*columns, "message_id", "recorded_at"),
+            heads,
+            returning="order_id",
+        )
     )
-    new = set(inserted.scalars())
     lines = [
-        {
-            "order_id": o.order_id,
-            "product": line.product,
-            "unit_cents": line.unit_cents,
-            "quantity": line.quantity,
-        }
+        (o.order_id, line.product, line.unit_cents, line.quantity)
         for o, _ in received
         if o.order_id in new
         for line in o.lines
     ]
-    if lines:
-        await conn.execute(insert(analytics_lines), lines)
+    await bulk.bulk_insert(
+        conn, analytics_lines, ("order_id", "product", "unit_cents", "quantity"), lines
+    )
     return new
 
 
@@ -385,9 +377,11 @@ async def record_messages(
 ) -> None:
     """Keep consumed messages ``(message id, body)`` for the archive."""
     await take_archive_turn(conn)
-    await conn.execute(
-        insert(consumed_messages),
-        [{"message_id": i, "topic": topic, "body": b, "received_at": at} for i, b in messages],
+    await bulk.bulk_insert(
+        conn,
+        consumed_messages,
+        ("message_id", "topic", "body", "received_at"),
+        [(i, topic, b, at) for i, b in messages],
     )
 
 

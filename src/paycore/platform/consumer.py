@@ -24,9 +24,10 @@ from sqlalchemy import Column, PrimaryKeyConstraint, String, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.platform import deadletters, metrics, outbox
+from paycore.platform.bulk import insert_new
 from paycore.platform.bus import CORRELATION_ID, CREATED_AT, Bus, Delivery, Envelope, Subscription
 from paycore.platform.clock import utcnow
-from paycore.platform.db import UtcDateTime, insert_if_new, metadata
+from paycore.platform.db import UtcDateTime, metadata
 from paycore.platform.logging import correlation_id
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,6 @@ inbox = Table(
     Column("processed_at", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("consumer", "message_id"),
 )
-_CLAIM = {
-    postgres: insert_if_new(inbox, "consumer", "message_id", postgres=postgres).returning(
-        inbox.c.message_id
-    )
-    for postgres in (False, True)
-}
-"""Per dialect (PostgreSQL?): record message ids, returning those that were new."""
-
 Handler = Callable[[AsyncConnection, Delivery], Awaitable[None]]
 Verdicts = Sequence[str | None]
 BatchHandler = Callable[[AsyncConnection, Sequence[Delivery]], Awaitable[Verdicts]]
@@ -227,12 +220,10 @@ class Consumer:
         the table's statistics were stale), and a concurrent redelivery waits for the first
         transaction instead of failing on the key. Rolled back with the batch if it fails."""
         now = utcnow()
-        rows = [
-            {"consumer": self.name, "message_id": i, "processed_at": now}
-            for i in dict.fromkeys(message_ids)
-        ]
-        claimed = await conn.execute(_CLAIM[conn.dialect.name == "postgresql"], rows)
-        return set(claimed.scalars())
+        rows = [(self.name, i, now) for i in dict.fromkeys(message_ids)]
+        columns = ("consumer", "message_id", "processed_at")
+        keys = ("consumer", "message_id")
+        return set(await insert_new(conn, inbox, keys, columns, rows, returning="message_id"))
 
     def _count(self, outcomes: list[str]) -> None:
         for outcome in outcomes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -18,7 +18,6 @@ from sqlalchemy import (
     Row,
     Table,
     event,
-    insert,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -40,27 +39,6 @@ def insert_if_new(table: Table, *keys: str, postgres: bool) -> Insert:
     unique index decides what is new, in one statement (no read-then-write race)."""
     insert = pg_insert if postgres else sqlite_insert
     return insert(table).on_conflict_do_nothing(index_elements=list(keys))
-
-
-async def bulk_insert(
-    conn: AsyncConnection, table: Table, columns: Sequence[str], records: Sequence[Sequence[Any]]
-) -> None:
-    """Insert many rows (value tuples in ``columns`` order) in the caller's transaction:
-    PostgreSQL's COPY (one round trip, and the cheapest way in for both the server and this
-    process), an executemany INSERT elsewhere. COPY skips SQLAlchemy's type processing, so
-    values must be what the driver takes as is (``UtcDateTime`` columns: aware UTC datetimes)."""
-    if not records:
-        return
-    if conn.dialect.name != "postgresql":
-        await conn.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in records])
-        return
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None
-    if not driver.is_in_transaction():  # the driver begins lazily, at the first statement
-        await conn.exec_driver_sql("SELECT 1")
-    if not driver.is_in_transaction():
-        raise RuntimeError("bulk_insert needs an open transaction (not autocommit)")
-    await driver.copy_records_to_table(table.name, columns=list(columns), records=records)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -9,11 +9,12 @@ one transaction that never lets go of the event loop between its statements."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Column, Table
+from sqlalchemy import Column, Dialect, Table
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,39 +31,50 @@ Rows = Sequence[Mapping[str, Any]]
 _SQLITE = sqlite.dialect()
 
 
+Processor = Callable[[Any], Any] | None
+
+
+@functools.cache
+def compiled_insert(
+    dialect: Dialect, table: Table, columns: tuple[str, ...]
+) -> tuple[str, list[Processor]]:
+    """``INSERT INTO table (columns)`` (the text up to ``VALUES``) and each column's bind
+    processor for ``dialect``, as SQLAlchemy would apply them (a ``UtcDateTime`` refuses a
+    naive datetime and is stored in the same text form)."""
+    quote = dialect.identifier_preparer.quote
+    # dialect_impl: the type as this dialect stores it (its own text form of a timestamp,
+    # which SQLite compares as text)
+    types = [table.c[name].type.dialect_impl(dialect) for name in columns]
+    names = ", ".join(quote(name) for name in columns)
+    # Names come from the table definitions (each checked above), values travel as parameters.
+    sql = f"INSERT INTO {quote(table.name)} ({names})"
+    return sql, [t.bind_processor(dialect) for t in types]
+
+
+def processed(processors: Sequence[Processor], values: Sequence[Any]) -> list[Any]:
+    """One row's values through their columns' bind processors."""
+    return [p(v) if p else v for p, v in zip(processors, values, strict=True)]
+
+
 class ManyInserts:
     """``insert(db, rows_for_first_table, rows_for_second_table, …)``: one ``executemany`` per
-    table, in the caller's transaction. Values pass through each column type's bind
-    processing for ``engine``'s dialect, as through SQLAlchemy (a ``UtcDateTime`` refuses a
-    naive datetime and is stored in the same text form)."""
+    table, in the caller's transaction, values bind-processed as through SQLAlchemy
+    (``compiled_insert``)."""
 
     def __init__(self, engine: AsyncEngine, *targets: tuple[Table, Sequence[str]]) -> None:
         if not targets:
             raise ValueError("ManyInserts needs at least one table")
-        dialect = engine.dialect
-        quote = dialect.identifier_preparer.quote
         self._targets = []
         for table, columns in targets:
-            # dialect_impl: the type as this dialect stores it (its own text form of a
-            # timestamp, which SQLite compares as text)
-            types = [table.c[name].type.dialect_impl(dialect) for name in columns]
-            processors = [t.bind_processor(dialect) for t in types]
-            names = ", ".join(quote(name) for name in columns)
+            sql, processors = compiled_insert(engine.dialect, table, tuple(columns))
             marks = ", ".join("?" for _ in columns)
-            # Names come from the table definitions (each checked above), values travel as
-            # parameters.
-            sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"  # noqa: S608
-            self._targets.append((sql, list(columns), processors))
+            self._targets.append((f"{sql} VALUES ({marks})", list(columns), processors))
 
     def __call__(self, db: sqlite3.Connection, *rows_per_table: Rows) -> None:
         if len(rows_per_table) != len(self._targets):
             raise ValueError(f"expected rows for {len(self._targets)} tables")
         for (sql, columns, processors), rows in zip(self._targets, rows_per_table, strict=True):
-            pairs = list(zip(columns, processors, strict=True))
-            values = [
-                [process(row[c]) if process else row[c] for c, process in pairs] for row in rows
-            ]
-            db.executemany(sql, values)
+            db.executemany(sql, [processed(processors, [row[c] for c in columns]) for row in rows])
 
 
 def next_ids(db: sqlite3.Connection, column: Column[Any], count: int) -> range:

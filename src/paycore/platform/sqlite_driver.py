@@ -134,6 +134,11 @@ class Connection:
         return self._conn
 
     @property
+    def handle(self) -> sqlite3.Connection:
+        """The open sqlite3 connection, for statements run on it directly (``bulk``)."""
+        return self._open()
+
+    @property
     def isolation_level(self) -> str | None:
         return self._open().isolation_level
 

@@ -1,0 +1,125 @@
+"""Bulk writes inside the caller's transaction, on SQLite and PostgreSQL: what they store is
+what SQLAlchemy stores, only new keys go in, and they refuse to run outside a transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore.commerce import store
+from paycore.platform import bulk
+from paycore.platform.clock import utcnow
+from paycore.platform.consumer import inbox
+from paycore.platform.db import create_engine, metadata
+
+COLUMNS = ("consumer", "message_id", "processed_at")
+KEYS = ("consumer", "message_id")
+
+
+async def _inbox(engine: AsyncEngine) -> list[tuple[str, str, datetime]]:
+    async with engine.connect() as conn:
+        query = select(inbox.c.consumer, inbox.c.message_id, inbox.c.processed_at)
+        return [tuple(r) for r in await conn.execute(query.order_by(inbox.c.message_id))]
+
+
+async def test_rows_read_back_as_through_sqlalchemy(each_engine: AsyncEngine) -> None:
+    at = utcnow()
+    async with each_engine.begin() as conn:
+        await bulk.bulk_insert(conn, inbox, COLUMNS, [("c", "m-1", at)])
+        await conn.execute(
+            insert(inbox), [{"consumer": "c", "message_id": "m-2", "processed_at": at}]
+        )
+    (_, _, first), (_, _, second) = await _inbox(each_engine)
+    assert first == second == at  # same stored form: equal, and compared the same in queries
+    async with each_engine.connect() as conn:
+        query = select(inbox.c.message_id).where(inbox.c.processed_at >= at)
+        assert sorted(await conn.scalars(query)) == ["m-1", "m-2"]
+
+
+async def test_insert_new_returns_only_the_keys_it_inserted(each_engine: AsyncEngine) -> None:
+    at = utcnow()
+    async with each_engine.begin() as conn:
+        assert await bulk.insert_new(
+            conn, inbox, KEYS, COLUMNS, [("c", "a", at), ("c", "b", at)], returning="message_id"
+        ) == ["a", "b"]
+    async with each_engine.begin() as conn:
+        rows = [("c", "b", at), ("c", "c", at), ("other", "a", at)]
+        new = await bulk.insert_new(conn, inbox, KEYS, COLUMNS, rows, returning="message_id")
+    assert sorted(new) == ["a", "c"]  # ("c", "b") was there; ("other", "a") is another key
+    assert len(await _inbox(each_engine)) == 4
+
+
+async def test_more_rows_than_one_statement_takes(each_engine: AsyncEngine) -> None:
+    at = utcnow()
+    count = bulk.ROWS_PER_STATEMENT * 2 + 7
+    rows = [("c", f"m-{n:05d}", at) for n in range(count)]
+    async with each_engine.begin() as conn:
+        new = await bulk.insert_new(conn, inbox, KEYS, COLUMNS, rows, returning="message_id")
+        again = await bulk.insert_new(conn, inbox, KEYS, COLUMNS, rows, returning="message_id")
+    assert sorted(new) == [m for _, m, _ in rows]
+    assert again == []
+
+
+async def test_a_failed_transaction_leaves_nothing(each_engine: AsyncEngine) -> None:
+    async def write_then_fail() -> None:
+        async with each_engine.begin() as conn:
+            await bulk.bulk_insert(conn, inbox, COLUMNS, [("c", "m-1", utcnow())])
+            await bulk.insert_new(
+                conn, inbox, KEYS, COLUMNS, [("c", "m-2", utcnow())], returning="message_id"
+            )
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await write_then_fail()
+    assert await _inbox(each_engine) == []
+
+
+async def test_a_duplicate_key_in_a_plain_insert_fails_the_statement(
+    each_engine: AsyncEngine,
+) -> None:
+    at = utcnow()
+
+    async def insert_twice() -> None:
+        async with each_engine.begin() as conn:
+            await bulk.bulk_insert(conn, inbox, COLUMNS, [("c", "m-1", at), ("c", "m-1", at)])
+
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        await insert_twice()
+    assert await _inbox(each_engine) == []
+
+
+async def test_sqlite_refuses_a_naive_timestamp(tmp_path: Path) -> None:
+    """(PostgreSQL's COPY takes the driver's values as they are: asyncpg refuses it there.)"""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'naive.db'}")
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            with pytest.raises(ValueError, match="naive datetime"):
+                await bulk.bulk_insert(conn, inbox, COLUMNS, [("c", "m-1", datetime(2026, 1, 1))])
+    finally:
+        await engine.dispose()
+
+
+async def test_writes_join_the_connections_transaction(each_engine: AsyncEngine) -> None:
+    async with each_engine.connect() as conn:  # begins at the first statement, never commits
+        await bulk.bulk_insert(conn, inbox, COLUMNS, [("c", "m-1", utcnow())])
+        assert len((await conn.execute(select(inbox))).all()) == 1
+    assert await _inbox(each_engine) == []
+    async with each_engine.connect() as conn:
+        await bulk.bulk_insert(conn, inbox, COLUMNS, [("c", "m-1", utcnow())])
+        await conn.commit()
+    assert len(await _inbox(each_engine)) == 1
+
+
+async def test_consumed_messages_keep_their_bytes(each_engine: AsyncEngine) -> None:
+    at = utcnow() - timedelta(seconds=1)
+    body = b"\xff\x00 not text"
+    async with each_engine.begin() as conn:
+        await store.record_messages(conn, [("m-1", body)], topic="t", at=at)
+    async with each_engine.connect() as conn:
+        row = (await conn.execute(select(store.consumed_messages))).one()
+    assert (row.message_id, row.topic, row.body, row.received_at) == ("m-1", "t", body, at)
