@@ -381,20 +381,19 @@ async def test_a_write_gets_in_between_the_chunks_of_a_flush(
         await _order(engine, i, 1, _utc(2026, 3, 1, 0, i), ("pen", 1, 100))
     committed: list[int] = []
     seen_when_writing: list[list[int]] = []
-    archive = Archive(tmp_path / "a")
-    write = archive.write
+    write_orders = service._archive_orders
 
-    def write_segment(*args: Any) -> set[str]:
+    def archive_orders(*args: Any) -> set[str]:
         seen_when_writing.append(list(committed))
-        return write(*args)
+        return write_orders(*args)
 
-    monkeypatch.setattr(archive, "write", write_segment)
+    monkeypatch.setattr(service, "_archive_orders", archive_orders)
 
     async def consumer() -> None:
         await _order(engine, 99, 2, _utc(2026, 3, 2), ("ink", 1, 500))
         committed.append(99)
 
-    flush = asyncio.create_task(service.flush_archive(engine, archive, chunk=3))
+    flush = asyncio.create_task(service.flush_archive(engine, Archive(tmp_path / "a"), chunk=3))
     await asyncio.sleep(0)  # the flush has read its first chunk
     await consumer()
     assert not flush.done()
@@ -411,16 +410,16 @@ async def test_rows_committed_during_a_flush_wait_for_the_next_one(
         await _order(engine, i, 1, _utc(2026, 3, i), ("pen", 1, 100))
     loop = asyncio.get_running_loop()
     late: list[Order] = []
-    archive = Archive(tmp_path / "archive")
-    write = archive.write
+    write_orders = service._archive_orders
 
-    def write_segment(*args: Any) -> set[str]:  # runs in the flush's thread
+    def archive_orders(*args: Any) -> set[str]:  # runs in the flush's thread
         if not late:
             arriving = _order(engine, 4, 1, _utc(2026, 3, 4), ("pen", 1, 100))
             late.append(asyncio.run_coroutine_threadsafe(arriving, loop).result())
-        return write(*args)
+        return write_orders(*args)
 
-    monkeypatch.setattr(archive, "write", write_segment)
+    monkeypatch.setattr(service, "_archive_orders", archive_orders)
+    archive = Archive(tmp_path / "archive")
     assert await service.flush_archive(engine, archive) == 3
     assert _ids(archive, "orders", "orderId") == [1, 2, 3]
     assert await service.flush_archive(engine, archive) == 1

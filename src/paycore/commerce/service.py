@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -307,8 +306,7 @@ async def flush_archive(
     flush (under steady traffic, chasing them wrote a segment of a few dozen rows each round,
     hundreds of files a minute, each with its fsyncs). They are read ``chunk`` rows
     at a time, each chunk on a connection taken for it alone, and the event loop is given back
-    between chunks; records are built on the loop too, a chunk at a time, and only gzipped
-    and fsynced in a thread. So the consumers
+    between chunks; records are built, gzipped and fsynced in a thread. So the consumers
     sharing the loop (and, on SQLite, the engine's one connection) wait a chunk at most, not a
     flush: reading a 2-second flush at 500 orders/s in one go held them up for tens of ms
     every 2 s, the lag's whole p99. The reports of the months touched are rewritten now
@@ -321,12 +319,10 @@ async def flush_archive(
         months: set[str] = set()
         last = dict(state)
         if heads:
-            orders = await _built(heads, functools.partial(_order_row, lines=lines), chunk)
-            months |= await asyncio.to_thread(archive.write, "orders", orders)
+            months |= await asyncio.to_thread(_archive_orders, archive, heads, lines)
             last["orders"] = heads[-1].seq
         if msgs:
-            messages = await _built(msgs, _message_row, chunk)
-            months |= await asyncio.to_thread(archive.write, "messages", messages)
+            months |= await asyncio.to_thread(_archive_messages, archive, msgs)
             last["messages"] = msgs[-1].seq
         if not months:
             break
@@ -381,29 +377,19 @@ async def _rows_after(
     return found
 
 
-ArchiveRow = tuple[int, datetime, dict[str, Any]]
+def _archive_orders(
+    archive: Archive, heads: Sequence[Any], lines: dict[int, list[Any]]
+) -> set[str]:
+    records = [(h.seq, h.ordered_at, _order_record(h, lines.get(h.order_id, []))) for h in heads]
+    return archive.write("orders", records)
 
 
-async def _built(
-    rows: Sequence[Any], build: Callable[[Any], ArchiveRow], chunk: int
-) -> list[ArchiveRow]:
-    """``build`` applied to every row, on the loop, the loop given back after each ``chunk``.
-    Not in the thread that gzips: Python work there holds the GIL, and the consumers' loop then
-    waits for it at every system call (up to the 5 ms switch interval each time), which made
-    the lag's p99 on PostgreSQL every flush."""
-    built: list[ArchiveRow] = []
-    for start in range(0, len(rows), chunk):
-        built += [build(row) for row in rows[start : start + chunk]]
-        await asyncio.sleep(0)
-    return built
-
-
-def _order_row(head: Any, lines: dict[int, list[Any]]) -> ArchiveRow:
-    return head.seq, head.ordered_at, _order_record(head, lines.get(head.order_id, []))
-
-
-def _message_row(m: Any) -> ArchiveRow:
-    return m.seq, m.received_at, message_record(m.seq, m.message_id, m.topic, m.received_at, m.body)
+def _archive_messages(archive: Archive, msgs: Sequence[Any]) -> set[str]:
+    records = [
+        (m.seq, m.received_at, message_record(m.seq, m.message_id, m.topic, m.received_at, m.body))
+        for m in msgs
+    ]
+    return archive.write("messages", records)
 
 
 def _order_record(head: Any, lines: Sequence[Any]) -> dict[str, Any]:
