@@ -292,6 +292,11 @@ async def order_count(conn: AsyncConnection, customer_id: int) -> int:
 # --- archive -----------------------------------------------------------------------------
 
 
+ARCHIVE_PAUSE_SECONDS = 0.005
+"""A flush's pause after each query: its reading is spread out instead of one burst of CPU
+that the API's accept, on the same cores, would wait behind."""
+
+
 async def flush_archive(
     engine: AsyncEngine,
     archive: Archive,
@@ -305,11 +310,11 @@ async def flush_archive(
     next ``batch`` only while there are more: rows committed while it reads wait for the next
     flush (under steady traffic, chasing them wrote a segment of a few dozen rows each round,
     hundreds of files a minute, each with its fsyncs). They are read ``chunk`` rows
-    at a time, each chunk on a connection taken for it alone, and the event loop is given back
-    between chunks; records are built, gzipped and fsynced in a thread. So the consumers
-    sharing the loop (and, on SQLite, the engine's one connection) wait a chunk at most, not a
-    flush: reading a 2-second flush at 500 orders/s in one go held them up for tens of ms
-    every 2 s, the lag's whole p99. The reports of the months touched are rewritten now
+    at a time, each chunk on a connection taken for it alone, with a short pause after each
+    (``ARCHIVE_PAUSE_SECONDS``); records are built, gzipped and fsynced in a thread. So the
+    consumers sharing the loop (and, on SQLite, the engine's one connection) wait a chunk at
+    most, not a flush: reading a 2-second flush at 500 orders/s in one go held them up for
+    tens of ms every 2 s, the lag's spikes. The reports of the months touched are rewritten now
     (``reports``) or by a later flush that asks for them: a report aggregates its whole
     month."""
     written = 0
@@ -350,7 +355,7 @@ async def _unarchived(
         part = heads[start : start + chunk]
         async with engine.connect() as conn:
             lines |= await store.lines_of(conn, [h.order_id for h in part])
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(ARCHIVE_PAUSE_SECONDS)
     msgs = await _rows_after(engine, store.messages_after, state["messages"], batch, chunk)
     return heads, lines, msgs
 
@@ -363,13 +368,13 @@ async def _rows_after(
     chunk: int,
 ) -> list[Any]:
     """Up to ``batch`` rows past ``seq`` from ``read(conn, after, limit)``, ``chunk`` at a time,
-    the loop given back after each (a read on SQLite never waits, so never yields by itself)."""
+    pausing after each (a read on SQLite never waits, so it would never yield by itself)."""
     found: list[Any] = []
     while len(found) < batch:
         limit = min(chunk, batch - len(found))
         async with engine.connect() as conn:
             rows = await read(conn, seq, limit)
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(ARCHIVE_PAUSE_SECONDS)
         found += rows
         if len(rows) < limit:
             break

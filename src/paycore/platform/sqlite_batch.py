@@ -34,7 +34,7 @@ _SQLITE = sqlite.dialect()
 Processor = Callable[[Any], Any] | None
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # keyed by the engine's dialect: a few per process
 def compiled_insert(
     dialect: Dialect, table: Table, columns: tuple[str, ...]
 ) -> tuple[str, list[Processor]]:
