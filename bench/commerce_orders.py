@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -40,7 +39,6 @@ from paycore.platform.deadletters import dead_letters  # noqa: E402
 from servers import Server, start_nats, start_postgres  # noqa: E402
 
 CUSTOMERS, PRODUCTS = 100, 20
-WARMUP = 5  # seconds at the same rate before the counted run (k6 connects, caches fill)
 
 
 def seed(api: str) -> None:
@@ -82,15 +80,6 @@ async def lags(
         await engine.dispose()
 
 
-def run_k6(api: str, rate: int, duration: int, workdir: Path) -> dict[str, Any]:
-    summary = workdir / "k6-summary.json"
-    env = {"BASE": api, "RATE": str(rate), "DURATION": f"{duration}s", "WARMUP": str(WARMUP)}
-    env |= {"CUSTOMERS": str(CUSTOMERS), "PRODUCTS": str(PRODUCTS)}
-    harness.run_k6(ROOT / "bench" / "k6" / "commerce_orders.js", env, summary=summary)
-    data: dict[str, Any] = json.loads(summary.read_text())
-    return data
-
-
 def bench_one(
     db: str, rate: int, duration: int, nats: Server, pg: Server | None, work: Path, worker: bool
 ) -> dict[str, Any]:
@@ -100,16 +89,14 @@ def bench_one(
     )
     with services as api:
         seed(api)
+        catalog = {"CUSTOMERS": str(CUSTOMERS), "PRODUCTS": str(PRODUCTS)}
         with harness.cpu_use() as cores:
-            summary = run_k6(api, rate, duration, work)
-        metrics = summary["metrics"]
-        accepted = int(metrics["checks"]["passes"])  # the warm-up's too: none may be lost
-        counted = int(metrics["checks{scenario:orders}"]["passes"])
+            metrics = harness.run_orders_k6(api, rate, duration, work, **catalog)
+        accepted, counted, figures = harness.counted_orders(metrics, duration)
         if worker:
             lag, recorded, letters = asyncio.run(lags(database_url, accepted, accepted - counted))
         else:
             lag, recorded, letters = [], 0, 0
-    latency = metrics["http_req_duration{scenario:orders}"]
     return {
         "database": db,
         "broker": "nats (fsync always)",
@@ -117,11 +104,7 @@ def bench_one(
         "cpu_cores": cores,
         "target_rate": rate,
         "duration_s": duration,
-        "warmup_s": WARMUP,
-        "accepted": accepted,
-        "failed": int(metrics["checks"]["fails"]),
-        "accepted_per_s": round(counted / duration, 1),
-        "accept_ms": harness.k6_spread(latency),
+        **figures,
         "recorded": recorded,
         "dead_letters": letters,
         "lag_ms": harness.spread(lag) if worker else None,  # no worker, nothing recorded
@@ -182,10 +165,7 @@ def main() -> None:
             r["database"],
             r["target_rate"],
             r["accepted_per_s"],
-            f"{r['accept_ms']['p50']} ms",
-            f"{r['accept_ms']['p99']} ms",
-            f"{r['lag_ms']['p50']} ms" if r["worker"] else "-",
-            f"{r['lag_ms']['p99']} ms" if r["worker"] else "-",
+            *harness.accept_and_lag_cells(r),
             r["accepted"] - r["recorded"] if r["worker"] else "-",
         )
         for r in runs

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sqlite3
 import subprocess
 import sys
@@ -54,7 +53,6 @@ class Order(msgspec.Struct):
     products: list[Line]
 
 
-WARMUP = 5  # seconds at the same rate before the counted run, as in commerce_orders.py
 LINGER_SECONDS = 0.01  # after a batch smaller than 100, as paycore's consumers wait
 
 
@@ -237,16 +235,11 @@ def bench_one(
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("the floor server did not start") from None
                 time.sleep(0.1)
-        summary = work / "k6-summary.json"
-        env = {"BASE": f"http://127.0.0.1:{port}", "RATE": str(rate), "DURATION": f"{duration}s"}
-        env["WARMUP"] = str(WARMUP)
         with harness.cpu_use() as cores:
-            harness.run_k6(ROOT / "bench" / "k6" / "commerce_orders.js", env, summary=summary)
-        metrics = json.loads(summary.read_text())["metrics"]
+            metrics = harness.run_orders_k6(f"http://127.0.0.1:{port}", rate, duration, work)
         stored = sqlite3.connect(work / "floor.db").execute("SELECT count(*) FROM orders")
-        accepted = int(metrics["checks"]["passes"])  # the warm-up's too: none may be lost
-        counted = int(metrics["checks{scenario:orders}"]["passes"])
-        if metrics["checks"]["fails"] or stored.fetchone()[0] != accepted:
+        accepted, counted, figures = harness.counted_orders(metrics, duration)
+        if figures["failed"] or stored.fetchone()[0] != accepted:
             raise RuntimeError("the floor server refused or lost orders")
         if consumer:
             lag = recorded_lags(recorded, accepted, accepted - counted)
@@ -258,11 +251,7 @@ def bench_one(
         "database": "sqlite",
         "target_rate": rate,
         "duration_s": duration,
-        "accepted": accepted,
-        "failed": int(metrics["checks"]["fails"]),
-        "warmup_s": WARMUP,
-        "accepted_per_s": round(counted / duration, 1),
-        "accept_ms": harness.k6_spread(metrics["http_req_duration{scenario:orders}"]),
+        **figures,
         "cpu_cores": cores,
         "consumer": consumer,
         "lag_ms": harness.spread(lag) if consumer else None,
@@ -321,10 +310,7 @@ def main() -> None:
         (
             r["target_rate"],
             r["accepted_per_s"],
-            f"{r['accept_ms']['p50']} ms",
-            f"{r['accept_ms']['p99']} ms",
-            f"{r['lag_ms']['p50']} ms" if r["consumer"] else "-",
-            f"{r['lag_ms']['p99']} ms" if r["consumer"] else "-",
+            *harness.accept_and_lag_cells(r),
             r["failed"],
         )
         for r in runs

@@ -64,6 +64,44 @@ def run_k6(
     )
 
 
+ORDERS_WARMUP = 5
+"""Seconds ``k6/commerce_orders.js`` runs at the target rate before the counted run (k6 opens
+its connections, caches fill); their orders are checked for loss but not counted."""
+
+
+def run_orders_k6(base: str, rate: int, duration: int, work: Path, **env: str) -> dict[str, Any]:
+    """``k6/commerce_orders.js`` against ``base`` (warm-up, then ``duration`` seconds at
+    ``rate``); returns the summary's metrics."""
+    summary = work / "k6-summary.json"
+    env |= {"BASE": base, "RATE": str(rate), "DURATION": f"{duration}s"}
+    env["WARMUP"] = str(ORDERS_WARMUP)
+    run_k6(ROOT / "bench" / "k6" / "commerce_orders.js", env, summary=summary)
+    metrics: dict[str, Any] = json.loads(summary.read_text())["metrics"]
+    return metrics
+
+
+def counted_orders(metrics: dict[str, Any], duration: int) -> tuple[int, int, dict[str, Any]]:
+    """From ``run_orders_k6``'s metrics: the orders accepted in all (the warm-up's too: none may
+    be lost), those of the counted run, and the run's figures for the results file."""
+    accepted = int(metrics["checks"]["passes"])
+    counted = int(metrics["checks{scenario:orders}"]["passes"])
+    figures = {
+        "warmup_s": ORDERS_WARMUP,
+        "accepted": accepted,
+        "failed": int(metrics["checks"]["fails"]),
+        "accepted_per_s": round(counted / duration, 1),
+        "accept_ms": k6_spread(metrics["http_req_duration{scenario:orders}"]),
+    }
+    return accepted, counted, figures
+
+
+def accept_and_lag_cells(run: dict[str, Any]) -> tuple[str, ...]:
+    """Accept p50 and p99, then lag p50 and p99 (``-`` when the run measured no lag)."""
+    accept, lag = run["accept_ms"], run["lag_ms"]
+    lags = (f"{lag['p50']} ms", f"{lag['p99']} ms") if lag else ("-", "-")
+    return (f"{accept['p50']} ms", f"{accept['p99']} ms", *lags)
+
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 
