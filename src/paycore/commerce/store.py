@@ -332,6 +332,18 @@ async def take_archive_turn(conn: AsyncConnection) -> None:
     conn.info[_TURN_TAKEN] = current  # kept alive here, so no later transaction shares its id
 
 
+_HEAD_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "total_cents",
+    "item_count",
+    "ordered_at",
+    "source",
+    "message_id",
+    "recorded_at",
+)
+
+
 async def record_orders(
     conn: AsyncConnection, received: Sequence[tuple[Order, str]], *, source: str
 ) -> set[int]:
@@ -339,19 +351,13 @@ async def record_orders(
     skipping order ids already recorded; returns the ids it inserted."""
     await take_archive_turn(conn)
     now = utcnow()
-    columns = ("order_id", "customer_id", "total_cents", "item_count", "ordered_at", "source")
     heads = [
         (o.order_id, o.customer_id, o.total_cents, o.item_count, o.ordered_at, source, m, now)
         for o, m in received
     ]
     new = set(
         await bulk.insert_new(
-            conn,
-            analytics_orders,
-            ("order_id",),
-            (*columns, "message_id", "recorded_at"),
-            heads,
-            returning="order_id",
+            conn, analytics_orders, ("order_id",), _HEAD_COLUMNS, heads, returning="order_id"
         )
     )
     lines = [
