@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import zlib
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -357,7 +358,17 @@ async def test_reports_can_wait_for_a_later_flush_and_survive_a_restart(
     assert again.stale_reports == set()  # every report is now newer than its segments
 
 
-async def test_rows_read_in_chunks_still_make_one_segment_per_batch(
+def _members(data: bytes) -> int:
+    """How many gzip members ``data`` holds."""
+    count = 0
+    while data:
+        reader = zlib.decompressobj(wbits=31)
+        reader.decompress(data)
+        data, count = reader.unused_data, count + 1
+    return count
+
+
+async def test_rows_read_in_chunks_still_make_one_gzip_member_per_batch(
     engine: AsyncEngine, tmp_path: Path
 ) -> None:
     for i in range(1, 8):
@@ -365,8 +376,8 @@ async def test_rows_read_in_chunks_still_make_one_segment_per_batch(
         await _message(engine, f"msg-{i}", _utc(2026, 3, i))
     archive = Archive(tmp_path / "archive")
     assert await service.flush_archive(engine, archive, batch=5, chunk=2) == 14
-    segments = sorted(p.name for p in (tmp_path / "archive" / "2026-03" / "orders").iterdir())
-    assert len(segments) == 2  # 5 rows, then 2: not one per chunk
+    [segment] = (tmp_path / "archive" / "2026-03" / "orders").iterdir()
+    assert _members(segment.read_bytes()) == 2  # 5 rows, then 2: not one per chunk
     assert sorted(_ids(archive, "orders", "orderId")) == list(range(1, 8))
     assert sorted(_ids(archive, "messages", "messageId")) == sorted(f"msg-{i}" for i in range(1, 8))
 
@@ -424,3 +435,88 @@ async def test_rows_committed_during_a_flush_wait_for_the_next_one(
     assert _ids(archive, "orders", "orderId") == [1, 2, 3]
     assert await service.flush_archive(engine, archive) == 1
     assert _ids(archive, "orders", "orderId") == [1, 2, 3, 4]
+
+
+async def test_flushes_of_a_month_append_to_one_segment(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Under steady traffic a flush runs every few seconds: each adds a gzip member to the
+    month's open segment instead of a file of its own."""
+    root = tmp_path / "archive"
+    archive = Archive(root)
+    for i in range(1, 4):
+        await _order(engine, i, 1, _utc(2026, 4, i), ("pen", 1, 100))
+        await _message(engine, f"msg-{i}", _utc(2026, 4, i))
+        assert await service.flush_archive(engine, archive) == 2
+    for kind in ("orders", "messages"):
+        [segment] = (root / "2026-04" / kind).iterdir()
+        assert _members(segment.read_bytes()) == 3
+    assert [r["orderId"] for r in archive.records("2026-04", "orders")] == [1, 2, 3]
+    saved = orjson.loads((root / "state.json").read_bytes())
+    assert saved["open"]["orders"] == {
+        "path": "2026-04/orders/000000000001.jsonl.gz",
+        "size": (root / "2026-04" / "orders" / "000000000001.jsonl.gz").stat().st_size,
+    }
+    # a new process goes on appending to the same segment
+    await _order(engine, 4, 1, _utc(2026, 4, 4), ("pen", 1, 100))
+    again = Archive(root)
+    assert await service.flush_archive(engine, again) == 1
+    assert [p.name for p in (root / "2026-04" / "orders").iterdir()] == ["000000000001.jsonl.gz"]
+    assert [r["orderId"] for r in again.records("2026-04", "orders")] == [1, 2, 3, 4]
+
+
+async def test_a_full_segment_is_closed_and_the_next_flush_starts_another(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    root = tmp_path / "archive"
+    archive = Archive(root, segment_bytes=1)  # every segment is full after one flush
+    for i in range(1, 4):
+        await _order(engine, i, 1, _utc(2026, 4, i), ("pen", 1, 100))
+        await service.flush_archive(engine, archive)
+    names = sorted(p.name for p in (root / "2026-04" / "orders").iterdir())
+    assert names == [f"{seq:012d}.jsonl.gz" for seq in (1, 2, 3)]
+    assert [r["orderId"] for r in archive.records("2026-04", "orders")] == [1, 2, 3]
+
+
+async def test_a_crash_after_appending_before_commit_is_cut_back(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    root = tmp_path / "archive"
+    await _order(engine, 1, 10, _utc(2026, 5, 1), ("pen", 1, 150))
+    await service.flush_archive(engine, Archive(root))
+    segment = root / "2026-05" / "orders" / "000000000001.jsonl.gz"
+    committed = segment.read_bytes()
+
+    crashed = Archive(root)  # appends order 2 to the open segment, never commits
+    await _order(engine, 2, 10, _utc(2026, 5, 2), ("pen", 1, 150))
+    async with engine.connect() as conn:
+        heads = await store.orders_after(conn, crashed.state()["orders"], 100)
+    crashed.write("orders", [(h.seq, h.ordered_at, {"orderId": h.order_id}) for h in heads])
+    assert len(segment.read_bytes()) > len(committed)
+    assert [r["orderId"] for r in crashed.records("2026-05", "orders")] == [1]  # not committed
+    assert crashed.files("2026-05")[0].size == len(committed)
+
+    restarted = Archive(root)
+    restarted.state()
+    assert segment.read_bytes() == committed  # cut back to what the state records
+    assert await service.flush_archive(engine, restarted) == 1
+    assert [r["orderId"] for r in restarted.records("2026-05", "orders")] == [1, 2]
+    assert all("customerId" in r for r in restarted.records("2026-05", "orders"))
+    assert _members(segment.read_bytes()) == 2
+
+
+async def test_segments_named_by_first_and_last_sequence_are_still_read(tmp_path: Path) -> None:
+    """Archives written before segments were appended to hold one file per flush."""
+    root = tmp_path / "archive"
+    folder = root / "2026-06" / "orders"
+    folder.mkdir(parents=True)
+    for first, last in ((1, 2), (3, 3)):
+        lines = b"".join(b'{"orderId":%d}\n' % i for i in range(first, last + 1))
+        (folder / f"{first:012d}-{last:012d}.jsonl.gz").write_bytes(gzip.compress(lines))
+    (root / "state.json").write_bytes(orjson.dumps({"orders": 3, "messages": 0}))
+    archive = Archive(root)
+    assert [r["orderId"] for r in archive.records("2026-06", "orders")] == [1, 2, 3]
+    archive.write("orders", [(4, _utc(2026, 6, 9), {"orderId": 4})])  # starts a new segment
+    archive.commit({"orders": 4})
+    assert sorted(p.name for p in folder.iterdir())[-1] == "000000000004.jsonl.gz"
+    assert [r["orderId"] for r in Archive(root).records("2026-06", "orders")] == [1, 2, 3, 4]

@@ -2,14 +2,18 @@
 
 Layout under the archive directory::
 
-    state.json                               last archived sequence per kind
-    2026-11/orders/<first>-<last>.jsonl.gz   one gzip segment per flush and month
-    2026-11/messages/<first>-<last>.jsonl.gz
-    2026-11/report.json                      monthly figures
+    state.json                         last archived sequence per kind, open segments' sizes
+    2026-11/orders/<first>.jsonl.gz    gzip segments, named by their first sequence
+    2026-11/messages/<first>.jsonl.gz
+    2026-11/report.json                monthly figures
 
-A flush writes segments (temp file, fsync, rename), then ``state.json``. After a crash, segments
-beyond the recorded state are deleted and written again, so every row is archived exactly once.
-A month's file is served as the concatenation of its segments: a valid multi-member gzip.
+A flush appends one gzip member per month and kind to that kind's open segment (fsync), or
+starts a new segment (temp file, fsync, rename) for another month or once the open one holds
+``segment_bytes``; then it writes ``state.json`` with the new sequences and the open segments'
+sizes. After a crash, an open segment is cut back to its recorded size and segments beyond the
+recorded state are deleted, so every row is archived exactly once. Readers see only what the
+state records. A month's file is served as the concatenation of its segments: a valid
+multi-member gzip. (Segments named ``<first>-<last>.jsonl.gz``, one per flush, are read too.)
 """
 
 from __future__ import annotations
@@ -28,7 +32,26 @@ import orjson
 
 KINDS = ("orders", "messages")
 MONTH = re.compile(r"^\d{4}-\d{2}$")
-SEGMENT = re.compile(r"^(\d{12})-(\d{12})\.jsonl\.gz$")
+SEGMENT = re.compile(r"^(\d{12})(?:-\d{12})?\.jsonl\.gz$")
+SEGMENT_BYTES = 16 << 20
+"""Size past which a segment is closed and the next flush of its kind starts another."""
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSegment:
+    """The segment a kind's next flush appends to (a path relative to the archive root) and
+    its committed size."""
+
+    path: str
+    size: int
+
+    @property
+    def month(self) -> str:
+        return self.path.split("/", 1)[0]
+
+    def saved(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,42 +71,63 @@ def as_utc(moment: datetime) -> datetime:
 
 
 class Archive:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.root = root
+        self.segment_bytes = segment_bytes
         self._state: dict[str, int] | None = None
+        self._open: dict[str, OpenSegment] = {}  # as committed
+        self._appended: dict[str, OpenSegment] = {}  # by writes not yet committed
         self.stale_reports: set[str] = set()  # months archived since their report was written
 
     # --- writing ---------------------------------------------------------------------------
 
     def state(self) -> dict[str, int]:
-        """Last archived sequence per kind; on first use, drops segments of an unfinished flush."""
+        """Last archived sequence per kind; on first use, undoes what an unfinished flush wrote."""
         if self._state is None:
             path = self.root / "state.json"
             saved = orjson.loads(path.read_bytes()) if path.exists() else {}
             self._state = {kind: int(saved.get(kind, 0)) for kind in KINDS}
+            self._open = {
+                kind: OpenSegment(str(entry["path"]), int(entry["size"]))
+                for kind, entry in saved.get("open", {}).items()
+                if kind in KINDS
+            }
             self._drop_unfinished()
             self.stale_reports |= self._outdated_reports()
         return self._state
 
     def write(self, kind: str, rows: list[tuple[int, datetime, dict[str, Any]]]) -> set[str]:
-        """Append rows ``(seq, moment, record)`` (ascending seq) as segments per month; the new
-        state is recorded only by ``commit``. Returns the months touched."""
+        """Append rows ``(seq, moment, record)`` (ascending seq) to their months' segments; the
+        new state is recorded only by ``commit``. Returns the months touched."""
+        self.state()
         by_month: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         for seq, moment, record in rows:
             by_month.setdefault(month_of(moment), []).append((seq, record))
-        for month, items in by_month.items():
-            folder = self.root / month / kind
-            folder.mkdir(parents=True, exist_ok=True)
-            name = f"{items[0][0]:012d}-{items[-1][0]:012d}.jsonl.gz"
+        for month, items in sorted(by_month.items()):
             payload = b"".join(orjson.dumps(record) + b"\n" for _, record in items)
-            _atomic_write(folder / name, gzip.compress(payload, compresslevel=1))
+            member = gzip.compress(payload, compresslevel=1)
+            current = self._appended.get(kind) or self._open.get(kind)
+            if current is not None and current.month == month and current.size < self.segment_bytes:
+                _append(self.root / current.path, member)
+                written = OpenSegment(current.path, current.size + len(member))
+            else:
+                folder = self.root / month / kind
+                folder.mkdir(parents=True, exist_ok=True)
+                name = f"{items[0][0]:012d}.jsonl.gz"
+                _atomic_write(folder / name, member)
+                written = OpenSegment(f"{month}/{kind}/{name}", len(member))
+            if current is None or month >= current.month:  # the latest month stays open
+                self._appended[kind] = written
         return set(by_month)
 
     def commit(self, last: dict[str, int]) -> None:
         state = self.state()
-        state.update(last)
+        opened = self._open | self._appended
+        saved = {**state, **last, "open": {k: s.saved() for k, s in opened.items()}}
         self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.root / "state.json", orjson.dumps(state))
+        _atomic_write(self.root / "state.json", orjson.dumps(saved))
+        state.update(last)
+        self._open, self._appended = opened, {}
 
     def write_report(self, month: str, report: dict[str, Any]) -> None:
         (self.root / month).mkdir(parents=True, exist_ok=True)
@@ -98,6 +142,14 @@ class Archive:
                 match = SEGMENT.match(segment.name)
                 if match and int(match.group(1)) > self._state[kind]:
                     segment.unlink()
+        for kind, open_segment in list(self._open.items()):
+            path = self.root / open_segment.path
+            if not path.is_file():
+                del self._open[kind]  # removed by hand: the next flush starts a new one
+            elif path.stat().st_size > open_segment.size:
+                with open(path, "r+b") as handle:
+                    handle.truncate(open_segment.size)
+                    os.fsync(handle.fileno())
 
     def _outdated_reports(self) -> set[str]:
         """Months with a segment newer than their report (a process stopped before writing
@@ -122,11 +174,9 @@ class Archive:
         if not MONTH.match(month) or not (self.root / month).is_dir():
             return []
         found = [
-            ArchivedFile(
-                f"{kind}.jsonl.gz", sum(s.stat().st_size for s in self._segments(month, kind))
-            )
+            ArchivedFile(f"{kind}.jsonl.gz", sum(self._committed_size(s) for s in segments))
             for kind in KINDS
-            if self._segments(month, kind)
+            if (segments := self._segments(month, kind))
         ]
         report = self.root / month / "report.json"
         if report.exists():
@@ -144,7 +194,7 @@ class Archive:
         if kind not in KINDS or not name.endswith(".jsonl.gz"):
             return None
         segments = self._segments(month, kind)
-        return (s.read_bytes() for s in segments) if segments else None
+        return self._chunks(segments) if segments else None
 
     def records(self, month: str, kind: str) -> list[dict[str, Any]]:
         """Every archived record of a month and kind (for reports and tests)."""
@@ -153,6 +203,23 @@ class Archive:
             return []
         text = gzip.decompress(b"".join(chunks))
         return [orjson.loads(line) for line in text.splitlines() if line]
+
+    def _committed_size(self, segment: Path) -> int:
+        """A segment's size as the state records it: bytes a flush appended to the open
+        segment count only once that flush has committed."""
+        relative = segment.relative_to(self.root).as_posix()
+        for open_segment in self._open.values():
+            if open_segment.path == relative:
+                return open_segment.size
+        return segment.stat().st_size
+
+    def _chunks(self, segments: list[Path]) -> Iterator[bytes]:
+        for segment in segments:
+            left = self._committed_size(segment)
+            with open(segment, "rb") as handle:
+                while left > 0 and (chunk := handle.read(min(READ_CHUNK, left))):
+                    left -= len(chunk)
+                    yield chunk
 
     def _segments(self, month: str, kind: str) -> list[Path]:
         folder = self.root / month / kind
@@ -178,6 +245,13 @@ def message_record(
     except UnicodeDecodeError:
         record["bodyBase64"] = base64.b64encode(body).decode()
     return record
+
+
+def _append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

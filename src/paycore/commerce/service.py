@@ -305,18 +305,17 @@ async def flush_archive(
     chunk: int = 250,
     reports: bool = True,
 ) -> int:
-    """Write the orders and messages not yet archived; returns how many rows were written.
-    Up to ``batch`` rows of a kind make one segment per month, and the flush goes on to the
-    next ``batch`` only while there are more: rows committed while it reads wait for the next
-    flush (under steady traffic, chasing them wrote a segment of a few dozen rows each round,
-    hundreds of files a minute, each with its fsyncs). They are read ``chunk`` rows
-    at a time, each chunk on a connection taken for it alone, with a short pause after each
-    (``ARCHIVE_PAUSE_SECONDS``); records are built, gzipped and fsynced in a thread. So the
-    consumers sharing the loop (and, on SQLite, the engine's one connection) wait a chunk at
-    most, not a flush: reading a 2-second flush at 500 orders/s in one go held them up for
+    """Write the orders and messages not yet archived; returns how many rows were written. Up to
+    ``batch`` rows of a kind make one gzip member per month (appended to the month's open
+    segment, ``Archive``), and the flush goes on to the next ``batch`` only while there are
+    more: rows committed while it reads wait for the next flush (under steady traffic, chasing
+    them wrote a member of a few dozen rows each round, each with its fsyncs). They are read
+    ``chunk`` rows at a time, each chunk on a connection taken for it alone, with a short pause
+    after each (``ARCHIVE_PAUSE_SECONDS``); records are built, gzipped and fsynced in a thread.
+    So the consumers sharing the loop (and, on SQLite, the engine's one connection) wait a chunk
+    at most, not a flush: reading a 2-second flush at 500 orders/s in one go held them up for
     tens of ms every 2 s, the lag's spikes. The reports of the months touched are rewritten now
-    (``reports``) or by a later flush that asks for them: a report aggregates its whole
-    month."""
+    (``reports``) or by a later flush that asks for them: a report aggregates its whole month."""
     written = 0
     while True:
         state = archive.state()
