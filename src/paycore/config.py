@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from paycore.platform.db import is_sqlite
+
 BROKER_SCHEMES = ("nats", "amqp", "amqps", "kafka", "redis", "rediss")
 NatsSync = Literal["always", "interval"]
 
@@ -177,7 +179,7 @@ class Settings(BaseSettings):
     def effective_consumer_linger_ms(self) -> int:
         if self.consumer_linger_ms is not None:
             return self.consumer_linger_ms
-        return 30 if self.effective_database_url.startswith("sqlite") else 10
+        return 30 if is_sqlite(self.effective_database_url) else 10
 
     @property
     def effective_broker_url(self) -> str:

@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from paycore.platform.db import is_sqlite, sqlite_file
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -19,6 +21,6 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database to ``revision`` (creates the SQLite file's folder if needed)."""
-    if database_url.startswith("sqlite") and ":///" in database_url:
-        Path(database_url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    if is_sqlite(database_url) and (database := sqlite_file(database_url)) != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
