@@ -53,6 +53,18 @@ async def test_insert_new_returns_only_the_keys_it_inserted(each_engine: AsyncEn
     assert len(await _inbox(each_engine)) == 4
 
 
+async def test_insert_new_returns_several_columns_as_tuples(each_engine: AsyncEngine) -> None:
+    at = utcnow()
+    rows = [("c", "a", at), ("c", "a", at), ("d", "a", at)]  # a key twice in one batch
+    returning = ("consumer", "message_id")
+    async with each_engine.begin() as conn:
+        new = await bulk.insert_new(conn, inbox, KEYS, COLUMNS, rows, returning=returning)
+        again = await bulk.insert_new(conn, inbox, KEYS, COLUMNS, rows, returning=returning)
+    assert sorted(new) == [("c", "a"), ("d", "a")]
+    assert all(type(row) is tuple for row in new)
+    assert again == []
+
+
 async def test_more_rows_than_one_statement_takes(each_engine: AsyncEngine) -> None:
     at = utcnow()
     count = bulk.ROWS_PER_STATEMENT * 2 + 7

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from paycore.payments.domain import Payment, Totals
+from paycore.platform.bulk import insert_new
 from paycore.platform.db import insert_if_new, metadata
 
 payments = Table(
@@ -64,27 +65,26 @@ async def insert_received(
     """Record received payments once each; returns those that were new."""
     if not received:
         return []
-    rows = [
-        {
-            "correlation_id": p.correlation_id,
-            "amount_cents": p.amount_cents,
-            "received_at_ms": at,
-            "processed": False,
-        }
-        for p, at in received
-    ]
-    statement = _INSERT_RECEIVED[conn.dialect.name == "postgresql"]
-    # executemany: one cached statement whatever the batch size (a multi-row VALUES would be
-    # compiled again for every new row count)
-    return [Pending(r.correlation_id, r.amount_cents) for r in await conn.execute(statement, rows)]
-
-
-_INSERT_RECEIVED = {
-    postgres: insert_if_new(payments, "correlation_id", postgres=postgres).returning(
-        payments.c.correlation_id, payments.c.amount_cents
+    records = [(p.correlation_id, p.amount_cents, at, False) for p, at in received]
+    new = dict(
+        await insert_new(
+            conn,
+            payments,
+            ("correlation_id",),
+            _RECEIVED_COLUMNS,
+            records,
+            returning=("correlation_id", "amount_cents"),
+        )
     )
-    for postgres in (False, True)
-}
+    # in the order received (SQLite does not promise to return rows in the order inserted)
+    return [
+        Pending(p.correlation_id, new.pop(p.correlation_id))
+        for p, _ in received
+        if p.correlation_id in new
+    ]
+
+
+_RECEIVED_COLUMNS = ("correlation_id", "amount_cents", "received_at_ms", "processed")
 
 
 async def unfinished(conn: AsyncConnection) -> list[Pending]:

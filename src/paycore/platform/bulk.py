@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -51,6 +51,7 @@ async def bulk_insert(
     await patiently(lambda: db.executemany(f"{sql} VALUES ({marks})", rows))
 
 
+@overload
 async def insert_new(
     conn: AsyncConnection,
     table: Table,
@@ -59,29 +60,70 @@ async def insert_new(
     records: Sequence[Sequence[Any]],
     *,
     returning: str,
-) -> list[Any]:
+) -> list[Any]: ...
+
+
+@overload
+async def insert_new(
+    conn: AsyncConnection,
+    table: Table,
+    keys: Sequence[str],
+    columns: Sequence[str],
+    records: Sequence[Sequence[Any]],
+    *,
+    returning: tuple[str, ...],
+) -> list[tuple[Any, ...]]: ...
+
+
+async def insert_new(
+    conn: AsyncConnection,
+    table: Table,
+    keys: Sequence[str],
+    columns: Sequence[str],
+    records: Sequence[Sequence[Any]],
+    *,
+    returning: str | tuple[str, ...],
+) -> list[Any] | list[tuple[Any, ...]]:
     """Insert the rows whose ``keys`` are not in the table yet (``ON CONFLICT DO NOTHING``: the
-    unique index decides, no read first); returns the ``returning`` column of those inserted."""
+    unique index decides, no read first); returns, for each row inserted, its ``returning``
+    column (a name) or columns (a tuple of names, as a tuple)."""
     if not records:
         return []
+    wanted = (returning,) if isinstance(returning, str) else returning
     if conn.dialect.name == "postgresql":
-        statement = insert_if_new(table, *keys, postgres=True).returning(table.c[returning])
+        statement = insert_if_new(table, *keys, postgres=True).returning(
+            *(table.c[name] for name in wanted)
+        )
         rows = [dict(zip(columns, r, strict=True)) for r in records]
-        return list((await conn.execute(statement, rows)).scalars())
+        found: list[Any] = [tuple(row) for row in await conn.execute(statement, rows)]
+    else:
+        found = await _sqlite_insert_new(conn, table, keys, columns, records, wanted)
+    return [row[0] for row in found] if isinstance(returning, str) else found
+
+
+async def _sqlite_insert_new(
+    conn: AsyncConnection,
+    table: Table,
+    keys: Sequence[str],
+    columns: Sequence[str],
+    records: Sequence[Sequence[Any]],
+    returning: tuple[str, ...],
+) -> list[tuple[Any, ...]]:
     db = await _sqlite_transaction(conn)
     into, processors = compiled_insert(conn.dialect, table, tuple(columns))
     quote = conn.dialect.identifier_preparer.quote
     tail = (
-        f"ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO NOTHING RETURNING {quote(returning)}"
+        f"ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO NOTHING"
+        f" RETURNING {', '.join(quote(name) for name in returning)}"
     )
     one = "(" + ", ".join("?" for _ in columns) + ")"
-    inserted: list[Any] = []
+    inserted: list[tuple[Any, ...]] = []
     for start in range(0, len(records), ROWS_PER_STATEMENT):
         part = records[start : start + ROWS_PER_STATEMENT]
         sql = f"{into} VALUES {', '.join(one for _ in part)} {tail}"
         params = [v for r in part for v in processed(processors, r)]
         cursor = await patiently(lambda: db.execute(sql, params))  # noqa: B023 (awaited here)
-        inserted += [row[0] for row in cursor.fetchall()]
+        inserted += cursor.fetchall()
     return inserted
 
 
