@@ -44,12 +44,12 @@ async def test_insert_new_returns_only_the_keys_it_inserted(each_engine: AsyncEn
     at = utcnow()
     async with each_engine.begin() as conn:
         assert await bulk.insert_new(
-            conn, inbox, KEYS, COLUMNS, [("c", "a", at), ("c", "b", at)], returning="message_id"
-        ) == ["a", "b"]
+            conn, inbox, KEYS, COLUMNS, [("c", "a", at), ("c", "b", at)], returning=("message_id",)
+        ) == [("a",), ("b",)]
     async with each_engine.begin() as conn:
         rows = [("c", "b", at), ("c", "c", at), ("other", "a", at)]
-        new = await bulk.insert_new(conn, inbox, KEYS, COLUMNS, rows, returning="message_id")
-    assert sorted(new) == ["a", "c"]  # ("c", "b") was there; ("other", "a") is another key
+        new = await bulk.insert_new(conn, inbox, KEYS, COLUMNS, rows, returning=("message_id",))
+    assert sorted(new) == [("a",), ("c",)]  # ("c", "b") was there; ("other", "a") is another key
     assert len(await _inbox(each_engine)) == 4
 
 
@@ -70,9 +70,9 @@ async def test_more_rows_than_one_statement_takes(each_engine: AsyncEngine) -> N
     count = bulk.ROWS_PER_STATEMENT * 2 + 7
     rows = [("c", f"m-{n:05d}", at) for n in range(count)]
     async with each_engine.begin() as conn:
-        new = await bulk.insert_new(conn, inbox, KEYS, COLUMNS, rows, returning="message_id")
-        again = await bulk.insert_new(conn, inbox, KEYS, COLUMNS, rows, returning="message_id")
-    assert sorted(new) == [m for _, m, _ in rows]
+        new = await bulk.insert_new(conn, inbox, KEYS, COLUMNS, rows, returning=("message_id",))
+        again = await bulk.insert_new(conn, inbox, KEYS, COLUMNS, rows, returning=("message_id",))
+    assert sorted(new) == [(m,) for _, m, _ in rows]
     assert again == []
 
 
@@ -81,7 +81,7 @@ async def test_a_failed_transaction_leaves_nothing(each_engine: AsyncEngine) -> 
         async with each_engine.begin() as conn:
             await bulk.bulk_insert(conn, inbox, COLUMNS, [("c", "m-1", utcnow())])
             await bulk.insert_new(
-                conn, inbox, KEYS, COLUMNS, [("c", "m-2", utcnow())], returning="message_id"
+                conn, inbox, KEYS, COLUMNS, [("c", "m-2", utcnow())], returning=("message_id",)
             )
             raise RuntimeError("boom")
 

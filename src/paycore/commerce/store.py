@@ -355,11 +355,10 @@ async def record_orders(
         (o.order_id, o.customer_id, o.total_cents, o.item_count, o.ordered_at, source, m, now)
         for o, m in received
     ]
-    new = set(
-        await bulk.insert_new(
-            conn, analytics_orders, ("order_id",), _HEAD_COLUMNS, heads, returning="order_id"
-        )
+    inserted = await bulk.insert_new(
+        conn, analytics_orders, ("order_id",), _HEAD_COLUMNS, heads, returning=("order_id",)
     )
+    new = {order_id for (order_id,) in inserted}
     lines = [
         (o.order_id, line.product, line.unit_cents, line.quantity)
         for o, _ in received

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any, overload
+from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -51,7 +51,6 @@ async def bulk_insert(
     await patiently(lambda: db.executemany(f"{sql} VALUES ({marks})", rows))
 
 
-@overload
 async def insert_new(
     conn: AsyncConnection,
     table: Table,
@@ -59,56 +58,19 @@ async def insert_new(
     columns: Sequence[str],
     records: Sequence[Sequence[Any]],
     *,
-    returning: str,
-) -> list[Any]: ...
-
-
-@overload
-async def insert_new(
-    conn: AsyncConnection,
-    table: Table,
-    keys: Sequence[str],
-    columns: Sequence[str],
-    records: Sequence[Sequence[Any]],
-    *,
-    returning: tuple[str, ...],
-) -> list[tuple[Any, ...]]: ...
-
-
-async def insert_new(
-    conn: AsyncConnection,
-    table: Table,
-    keys: Sequence[str],
-    columns: Sequence[str],
-    records: Sequence[Sequence[Any]],
-    *,
-    returning: str | tuple[str, ...],
-) -> list[Any] | list[tuple[Any, ...]]:
-    """Insert the rows whose ``keys`` are not in the table yet (``ON CONFLICT DO NOTHING``: the
-    unique index decides, no read first); returns, for each row inserted, its ``returning``
-    column (a name) or columns (a tuple of names, as a tuple)."""
-    if not records:
-        return []
-    wanted = (returning,) if isinstance(returning, str) else returning
-    if conn.dialect.name == "postgresql":
-        statement = insert_if_new(table, *keys, postgres=True).returning(
-            *(table.c[name] for name in wanted)
-        )
-        rows = [dict(zip(columns, r, strict=True)) for r in records]
-        found: list[Any] = [tuple(row) for row in await conn.execute(statement, rows)]
-    else:
-        found = await _sqlite_insert_new(conn, table, keys, columns, records, wanted)
-    return [row[0] for row in found] if isinstance(returning, str) else found
-
-
-async def _sqlite_insert_new(
-    conn: AsyncConnection,
-    table: Table,
-    keys: Sequence[str],
-    columns: Sequence[str],
-    records: Sequence[Sequence[Any]],
     returning: tuple[str, ...],
 ) -> list[tuple[Any, ...]]:
+    """Insert the rows whose ``keys`` are not in the table yet (``ON CONFLICT DO NOTHING``: the
+    unique index decides, no read first); returns the ``returning`` columns of each row
+    inserted, as a tuple."""
+    if not records:
+        return []
+    if conn.dialect.name == "postgresql":
+        statement = insert_if_new(table, *keys, postgres=True).returning(
+            *(table.c[name] for name in returning)
+        )
+        rows = [dict(zip(columns, r, strict=True)) for r in records]
+        return [tuple(row) for row in await conn.execute(statement, rows)]
     db = await _sqlite_transaction(conn)
     into, processors = compiled_insert(conn.dialect, table, tuple(columns))
     quote = conn.dialect.identifier_preparer.quote

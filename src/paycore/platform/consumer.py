@@ -223,7 +223,8 @@ class Consumer:
         rows = [(self.name, i, now) for i in dict.fromkeys(message_ids)]
         columns = ("consumer", "message_id", "processed_at")
         keys = ("consumer", "message_id")
-        return set(await insert_new(conn, inbox, keys, columns, rows, returning="message_id"))
+        claimed = await insert_new(conn, inbox, keys, columns, rows, returning=("message_id",))
+        return {message_id for (message_id,) in claimed}
 
     def _count(self, outcomes: list[str]) -> None:
         for outcome in outcomes:
