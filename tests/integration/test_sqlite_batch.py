@@ -21,7 +21,7 @@ from paycore.platform.bus import Envelope
 from paycore.platform.clock import utcnow
 from paycore.platform.db import create_engine
 from paycore.platform.migrate import upgrade
-from paycore.platform.sqlite_batch import InOneTransaction, ManyInserts, next_ids
+from paycore.platform.sqlite_batch import InOneTransaction, ManyInserts, next_ids, processed_rows
 
 
 @pytest.fixture
@@ -134,3 +134,23 @@ async def test_a_batch_waits_for_the_engines_write_transaction(engine: AsyncEngi
     assert await batch == [2]
     assert await _count(engine) == (2, 1)
     await customers.writer.close()
+
+
+def test_a_value_shared_by_consecutive_rows_is_processed_once() -> None:
+    calls: list[object] = []
+
+    def stamp(value: object) -> str:
+        calls.append(value)
+        return f"<{value}>"
+
+    shared, other = ["stamp"], ["another"]  # lists: compared by identity, not value
+    rows = [(1, shared), (2, shared), (3, other), (4, shared)]
+    assert processed_rows([None, stamp], rows) == [
+        [1, "<['stamp']>"],
+        [2, "<['stamp']>"],
+        [3, "<['another']>"],
+        [4, "<['stamp']>"],
+    ]
+    assert calls == [shared, other, shared]  # once per run of the same object
+    with pytest.raises(ValueError, match="expected 2 values, got 1"):
+        processed_rows([None, stamp], [(1,)])

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.platform import sqlite_driver
 from paycore.platform.db import insert_if_new
-from paycore.platform.sqlite_batch import compiled_insert, processed
+from paycore.platform.sqlite_batch import compiled_insert, processed_rows
 from paycore.platform.sqlite_driver import patiently
 
 ROWS_PER_STATEMENT = 500
@@ -47,7 +47,7 @@ async def bulk_insert(
     db = await _sqlite_transaction(conn)
     sql, processors = compiled_insert(conn.dialect, table, tuple(columns))
     marks = ", ".join("?" for _ in columns)
-    rows = [processed(processors, r) for r in records]
+    rows = processed_rows(processors, records)
     await patiently(lambda: db.executemany(f"{sql} VALUES ({marks})", rows))
 
 
@@ -83,7 +83,7 @@ async def insert_new(
     for start in range(0, len(records), ROWS_PER_STATEMENT):
         part = records[start : start + ROWS_PER_STATEMENT]
         sql = f"{into} VALUES {', '.join(one for _ in part)} {tail}"
-        params = [v for r in part for v in processed(processors, r)]
+        params = [v for row in processed_rows(processors, part) for v in row]
         cursor = await patiently(lambda: db.execute(sql, params))  # noqa: B023 (awaited here)
         inserted += cursor.fetchall()
     return inserted
