@@ -5,7 +5,9 @@ that keeps that order."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -13,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform import outbox
 from paycore.platform.bus import CREATED_AT, Envelope
+from paycore.platform.db import create_engine, metadata
 from paycore.platform.outbox import Relay
 
 TOPIC = "shop.orders"
@@ -154,3 +157,34 @@ async def test_events_of_a_rolled_back_transaction_are_not_handed_over(
         kept = await outbox.enqueue(conn, TOPIC, b"kept")
     assert [e.id for e in handed] == [kept]
     assert await _waiting(engine) == [kept]
+
+
+async def test_on_sqlite_a_delete_waits_for_the_write_lock_and_then_deletes(
+    tmp_path: Path, running: Callable[[Relay], None]
+) -> None:
+    """Handed-over rows are deleted on a sqlite3 connection of the relay's own: while another
+    process holds the write lock they stay (published, not lost), and go once it is free."""
+    path = tmp_path / "relay.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    bus = FlakyBus()
+    relay = Relay(engine, bus, idle_poll_seconds=60)
+    running(relay)
+    try:
+        await _until(lambda: not relay._sweep)
+        ids = await _commit(engine, relay, b"a", b"b")
+        other = sqlite3.connect(path, isolation_level=None)  # another process's writer
+        other.execute("BEGIN IMMEDIATE")
+        await _until(lambda: len(bus.published) == 2)
+        await asyncio.sleep(3 * outbox.DELETE_EVERY_SECONDS)
+        rows = other.execute("SELECT id FROM outbox ORDER BY seq").fetchall()
+        assert [r[0] for r in rows] == ids  # the delete is waiting for the lock
+        other.execute("COMMIT")
+        other.close()
+        async with asyncio.timeout(10):
+            while await _waiting(engine):
+                await asyncio.sleep(0.01)
+    finally:
+        await relay.stop()
+        await engine.dispose()

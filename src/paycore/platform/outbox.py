@@ -33,10 +33,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.elements import ColumnElement
 
-from paycore.platform import metrics
+from paycore.platform import metrics, sqlite_driver
 from paycore.platform.bus import CORRELATION_ID, CREATED_AT, Bus, Envelope
 from paycore.platform.clock import utcnow
-from paycore.platform.db import BIG_ID, AnyRow, UtcDateTime, is_sqlite, metadata
+from paycore.platform.db import (
+    BIG_ID,
+    SQLITE_PRAGMAS,
+    AnyRow,
+    UtcDateTime,
+    is_sqlite,
+    metadata,
+    sqlite_file,
+)
 from paycore.platform.ids import uuid7
 from paycore.platform.logging import correlation_id
 from paycore.platform.pg_batch import DirectConnection
@@ -193,10 +201,13 @@ class Relay:
         self._wake = asyncio.Event()
         self._stopping = False
         self._postgres = not is_sqlite(str(engine.url))
-        # hand-off deletes run on a driver connection of their own (one statement, no
-        # transaction around it)
+        # Hand-off deletes run on a driver connection of their own: on PostgreSQL one
+        # statement, no transaction around it; on SQLite one write transaction straight on
+        # sqlite3 (through the engine, the IN (…) of a batch's ids cost 2.3–3.0 ms of CPU per
+        # delete against 0.36 ms, every 50 ms on the API's loop).
         self._direct = DirectConnection(engine.url) if self._postgres else None
-        self._direct_lock = asyncio.Lock()  # stop() closes it, maybe while run() deletes
+        self._sqlite: sqlite_driver.Connection | None = None
+        self._direct_lock = asyncio.Lock()  # stop() closes them, maybe while run() deletes
 
     def notify(self) -> None:
         """Wake the relay for a round over every waiting row (not only old ones)."""
@@ -282,9 +293,12 @@ class Relay:
             await self._delete_published()
             while await self.relay_once() > 0:
                 pass
-        if self._direct is not None:
-            async with self._direct_lock:
+        async with self._direct_lock:
+            if self._direct is not None:
                 await self._direct.close()
+            if self._sqlite is not None:
+                await self._sqlite.close()
+                self._sqlite = None
 
     async def _relay_handed(self) -> int:
         """Publish the next handed-over events; their rows are deleted soon after, a few
@@ -307,15 +321,22 @@ class Relay:
         if not ids:
             return
         try:
-            if self._direct is not None:
-                async with self._direct_lock:
+            async with self._direct_lock:
+                if self._direct is not None:
                     await self._direct.execute(_DELETE_BY_IDS, ids)
-            else:
-                async with self._engine.begin() as conn:
-                    await conn.execute(_delete(ids))
+                else:
+                    await self._delete_on_sqlite(ids)
         except BaseException:
             self._published[:0] = ids
             raise
+
+    async def _delete_on_sqlite(self, ids: list[str]) -> None:
+        if self._sqlite is None:
+            self._sqlite = await sqlite_driver.connect(
+                sqlite_file(self._engine.url), SQLITE_PRAGMAS
+            )
+        rows = [(i,) for i in ids]
+        await self._sqlite.write(lambda db: db.executemany(_SQLITE_DELETE_BY_ID, rows))
 
     async def _deleter(self) -> None:
         while True:
@@ -414,6 +435,7 @@ def _delete(ids: Sequence[str]) -> Delete:
 
 
 _DELETE_BY_IDS = f"DELETE FROM {outbox.name} WHERE id = ANY($1::varchar[])"  # noqa: S608
+_SQLITE_DELETE_BY_ID = f"DELETE FROM {outbox.name} WHERE id = ?"  # noqa: S608
 
 
 def _envelopes(rows: Iterable[AnyRow]) -> list[Envelope]:
