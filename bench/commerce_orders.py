@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import harness  # noqa: E402
 
 from paycore.commerce import store  # noqa: E402
-from paycore.platform.db import create_engine  # noqa: E402
-from paycore.platform.deadletters import dead_letters  # noqa: E402
+from paycore.platform.messaging.deadletters import dead_letters  # noqa: E402
+from paycore.platform.persistence.db import create_engine  # noqa: E402
 from servers import Server, start_nats, start_postgres  # noqa: E402
 
 CUSTOMERS, PRODUCTS = 100, 20

@@ -170,7 +170,7 @@ async def consume(database: str, nats_url: str) -> None:
     import nats
     from nats.js.api import AckPolicy, ConsumerConfig
 
-    from paycore.platform.brokers.nats import _Puller
+    from paycore.platform.messaging.brokers.nats import _Puller
 
     db = sqlite3.connect(database, isolation_level=None)
     for pragma in ("journal_mode=WAL", "synchronous=FULL"):

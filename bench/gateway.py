@@ -36,8 +36,8 @@ import harness  # noqa: E402
 
 from gateway_kit import create_account, gateway_settings  # noqa: E402
 from paycore.gateway import store  # noqa: E402
-from paycore.platform.db import create_engine  # noqa: E402
-from paycore.platform.deadletters import dead_letters  # noqa: E402
+from paycore.platform.messaging.deadletters import dead_letters  # noqa: E402
+from paycore.platform.persistence.db import create_engine  # noqa: E402
 from servers import Server, start_nats, start_postgres  # noqa: E402
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from paycore.platform.migrate import upgrade
+from paycore.platform.persistence.migrate import upgrade
 from procs import paycore_env, paycore_process
 from servers import Server, create_database, free_port
 

@@ -65,7 +65,7 @@ def _serve(asgi: object, settings: Settings, port: int) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    from paycore.platform import logging as plog
+    from paycore.platform.observability import logging as plog
 
     plog.configure(settings.log_level, json=settings.log_json)
 
@@ -111,7 +111,7 @@ def worker(
 def migrate() -> None:
     """Apply database migrations (Alembic) up to the latest revision."""
     settings = load_settings()
-    from paycore.platform.migrate import upgrade
+    from paycore.platform.persistence.migrate import upgrade
 
     upgrade(settings.effective_database_url)
     console.print("[green]database is up to date[/green]")
@@ -165,13 +165,13 @@ def up(
     env = dict(os.environ)
     env["PAYCORE_DATA_DIR"] = str(settings.data_dir.resolve())
     if not settings.broker_url:
-        from paycore.platform.embedded import start_nats
+        from paycore.platform.messaging.embedded import start_nats
 
         children.append(
             start_nats(settings.data_dir, port=settings.nats_port, sync=settings.nats_sync)
         )
         env["PAYCORE_BROKER_URL"] = settings.effective_broker_url
-    from paycore.platform.migrate import upgrade
+    from paycore.platform.persistence.migrate import upgrade
 
     upgrade(settings.effective_database_url)
     admin = "from PAYCORE_ADMIN_TOKEN"
@@ -277,8 +277,8 @@ def dead_letters_list(
 ) -> None:
     """List dead letters, newest first."""
     settings = load_settings()
-    from paycore.platform import deadletters
-    from paycore.platform.db import create_engine
+    from paycore.platform.messaging import deadletters
+    from paycore.platform.persistence.db import create_engine
 
     async def run() -> None:
         engine = create_engine(settings.effective_database_url)
@@ -329,8 +329,8 @@ def dead_letters_replay(
 ) -> None:
     """Put dead letters back on their topic (through the outbox, under a new message id)."""
     settings = load_settings()
-    from paycore.platform import deadletters
-    from paycore.platform.db import create_engine
+    from paycore.platform.messaging import deadletters
+    from paycore.platform.persistence.db import create_engine
 
     if not ids and not all_of_topic:
         console.print("[red]give dead letter ids or --topic[/red]")
@@ -371,8 +371,9 @@ def publish_orders(
     settings = load_settings()
     from rich.progress import Progress
 
-    from paycore.platform.bus import Envelope, create_bus
     from paycore.platform.ids import uuid7
+    from paycore.platform.messaging.brokers import create_bus
+    from paycore.platform.messaging.bus import Envelope
     from paycore.simulators.fulfillment_orders import generate
 
     async def run() -> dict[str, int]:

@@ -19,8 +19,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from paycore.config import Settings
-from paycore.platform.http import FastLane, FastRoute, alive, create_app, install_probes
-from paycore.platform.idempotency import IdempotencyMiddleware
+from paycore.platform.web.http import FastLane, FastRoute, alive, create_app, install_probes
+from paycore.platform.web.idempotency import IdempotencyMiddleware
 from paycore.runtime import Runtime
 
 CONTEXTS = ("commerce", "fulfillment", "gateway", "payments")

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from paycore.platform.db import is_sqlite
+from paycore.platform.persistence.db import is_sqlite
 
 BROKER_SCHEMES = ("nats", "amqp", "amqps", "kafka", "redis", "rediss")
 NatsSync = Literal["always", "interval"]
@@ -140,7 +140,7 @@ class Settings(BaseSettings):
                 f"unsupported broker URL scheme; use one of {', '.join(BROKER_SCHEMES)}"
             )
         if value:
-            from paycore.platform.bus import create_bus
+            from paycore.platform.messaging.brokers import create_bus
 
             create_bus(value)  # checks the URL's options now; no connection is made
         return value

@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.config import Settings
 from paycore.platform import retention
-from paycore.platform.bus import Bus, Subscription, create_bus
-from paycore.platform.consumer import BatchHandler, Consumer, RetryPolicy
-from paycore.platform.db import create_engine
-from paycore.platform.outbox import Relay
+from paycore.platform.messaging.brokers import create_bus
+from paycore.platform.messaging.bus import Bus, Subscription
+from paycore.platform.messaging.consumer import BatchHandler, Consumer, RetryPolicy
+from paycore.platform.messaging.outbox import Relay
+from paycore.platform.persistence.db import create_engine
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -4,7 +4,8 @@ from paycore.commerce import store as commerce_store
 from paycore.fulfillment import store as fulfillment_store
 from paycore.gateway import store as gateway_store
 from paycore.payments import store as payments_store
-from paycore.platform import consumer, deadletters, idempotency, outbox
+from paycore.platform.messaging import consumer, deadletters, outbox
+from paycore.platform.web import idempotency
 
 __all__ = [
     "commerce_store",

@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from paycore.commerce import store
 from paycore.commerce.analytics import RedisBoard
 from paycore.commerce.archive import Archive
-from paycore.platform.db import create_engine
-from paycore.platform.deadletters import dead_letters
-from paycore.platform.migrate import upgrade
+from paycore.platform.messaging.deadletters import dead_letters
+from paycore.platform.persistence.db import create_engine
+from paycore.platform.persistence.migrate import upgrade
 from procs import Proc, paycore_env
 from servers import Server, free_port
 

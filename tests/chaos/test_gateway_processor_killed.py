@@ -23,10 +23,10 @@ from gateway_kit import (
     transaction,
 )
 from paycore.gateway import store
-from paycore.platform.brokers.nats import stream_name
-from paycore.platform.db import create_engine
-from paycore.platform.deadletters import dead_letters
-from paycore.platform.migrate import upgrade
+from paycore.platform.messaging.brokers.nats import stream_name
+from paycore.platform.messaging.deadletters import dead_letters
+from paycore.platform.persistence.db import create_engine
+from paycore.platform.persistence.migrate import upgrade
 from procs import Proc, paycore_env
 from servers import free_port, start_nats
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.platform.db import create_engine
-from paycore.platform.migrate import upgrade
+from paycore.platform.persistence.db import create_engine
+from paycore.platform.persistence.migrate import upgrade
 from servers import Server
 
 

@@ -11,10 +11,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.commerce import store
-from paycore.platform import bulk
 from paycore.platform.clock import utcnow
-from paycore.platform.consumer import inbox
-from paycore.platform.db import create_engine, metadata
+from paycore.platform.messaging.consumer import inbox
+from paycore.platform.persistence import bulk
+from paycore.platform.persistence.db import create_engine, metadata
 
 COLUMNS = ("consumer", "message_id", "processed_at")
 KEYS = ("consumer", "message_id")

@@ -13,19 +13,13 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from paycore.platform import deadletters
-from paycore.platform.bus import (
-    Bus,
-    Delivery,
-    Envelope,
-    Subscription,
-    create_bus,
-    dead_letter_topic,
-)
-from paycore.platform.consumer import Consumer, Rejected, RetryPolicy, one_by_one
-from paycore.platform.db import create_engine, metadata
 from paycore.platform.ids import uuid7
-from paycore.platform.outbox import Relay, enqueue
+from paycore.platform.messaging import deadletters
+from paycore.platform.messaging.brokers import create_bus
+from paycore.platform.messaging.bus import Bus, Delivery, Envelope, Subscription, dead_letter_topic
+from paycore.platform.messaging.consumer import Consumer, Rejected, RetryPolicy, one_by_one
+from paycore.platform.messaging.outbox import Relay, enqueue
+from paycore.platform.persistence.db import create_engine, metadata
 
 BROKERS = ["nats", "rabbitmq", "kafka", "redis"]
 # Short redelivery timers so "the consumer died" tests finish quickly.

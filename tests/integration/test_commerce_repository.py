@@ -15,12 +15,12 @@ from paycore.commerce import messages, service, store
 from paycore.commerce.analytics import MemoryBoard
 from paycore.commerce.archive import Archive
 from paycore.commerce.domain import Order, OrderLine, UnknownProducts
-from paycore.platform import deadletters
-from paycore.platform.bus import Delivery, Envelope, Subscription
-from paycore.platform.consumer import Consumer, Rejected, one_by_one
-from paycore.platform.db import create_engine
 from paycore.platform.ids import uuid7
-from paycore.platform.outbox import outbox
+from paycore.platform.messaging import deadletters
+from paycore.platform.messaging.bus import Delivery, Envelope, Subscription
+from paycore.platform.messaging.consumer import Consumer, Rejected, one_by_one
+from paycore.platform.messaging.outbox import outbox
+from paycore.platform.persistence.db import create_engine
 
 
 @pytest.fixture

@@ -24,12 +24,13 @@ from paycore.gateway.crypto import Hasher, Keyring, verify_webhook
 from paycore.gateway.domain import Card, decide
 from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
-from paycore.platform.batching import GroupCommit
-from paycore.platform.bus import Bus, Delivery, Subscription, create_bus
 from paycore.platform.clock import utcnow
-from paycore.platform.consumer import Consumer, RetryPolicy
-from paycore.platform.deadletters import dead_letters
-from paycore.platform.outbox import Relay
+from paycore.platform.messaging.brokers import create_bus
+from paycore.platform.messaging.bus import Bus, Delivery, Subscription
+from paycore.platform.messaging.consumer import Consumer, RetryPolicy
+from paycore.platform.messaging.deadletters import dead_letters
+from paycore.platform.messaging.outbox import Relay
+from paycore.platform.persistence.batching import GroupCommit
 from servers import Server
 
 KEYS = "k2:" + "A" * 43 + "=,k1:" + "B" * 43 + "="

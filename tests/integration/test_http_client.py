@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import uvloop
 
-from paycore.platform.http_client import ConnectFailed, HttpClient
+from paycore.platform.web.client import ConnectFailed, HttpClient
 from servers import free_port
 
 Reply = Callable[[bytes], Awaitable[bytes | None]]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 
-from paycore.platform.migrate import alembic_config
+from paycore.platform.persistence.migrate import alembic_config
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])

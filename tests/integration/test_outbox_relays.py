@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.platform.bus import Bus, Delivery, Envelope, Subscription, create_bus
-from paycore.platform.db import create_engine, metadata
 from paycore.platform.ids import uuid7
-from paycore.platform.outbox import Relay, enqueue
+from paycore.platform.messaging.brokers import create_bus
+from paycore.platform.messaging.bus import Bus, Delivery, Envelope, Subscription
+from paycore.platform.messaging.outbox import Relay, enqueue
+from paycore.platform.persistence.db import create_engine, metadata
 from servers import Server
 
 EVENTS = 1_500

@@ -18,7 +18,7 @@ import paycore.tables  # noqa: F401
 from paycore.payments import service, store
 from paycore.payments.domain import DEFAULT, FALLBACK, Payment, Router
 from paycore.payments.processors import ProcessorClient
-from paycore.platform import db
+from paycore.platform.persistence import db
 from rinha import Processors
 
 pytestmark = pytest.mark.timeout(180)

@@ -13,9 +13,9 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.commerce import store
-from paycore.platform import outbox
 from paycore.platform.clock import utcnow
-from paycore.platform.pg_batch import DirectConnection, IdBlocks, MultiInsert
+from paycore.platform.messaging import outbox
+from paycore.platform.persistence.pg_batch import DirectConnection, IdBlocks, MultiInsert
 
 insert = MultiInsert(
     (store.customers, ("email", "username", "created_at")), (outbox.outbox, outbox.ROW_COLUMNS)

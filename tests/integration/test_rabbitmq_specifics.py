@@ -16,9 +16,9 @@ from pamqp import commands, frame
 from pamqp import header as amqp_header
 from pamqp.exceptions import UnmarshalingException
 
-from paycore.platform.brokers.rabbitmq import RabbitBus, unrouted_name
-from paycore.platform.bus import Delivery, Envelope, Subscription
 from paycore.platform.ids import uuid7
+from paycore.platform.messaging.brokers.rabbitmq import RabbitBus, unrouted_name
+from paycore.platform.messaging.bus import Delivery, Envelope, Subscription
 from servers import HOST, Server
 
 

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.platform import outbox
-from paycore.platform.bus import CREATED_AT, Envelope
-from paycore.platform.db import create_engine, metadata
-from paycore.platform.outbox import Relay
+from paycore.platform.messaging import outbox
+from paycore.platform.messaging.bus import CREATED_AT, Envelope
+from paycore.platform.messaging.outbox import Relay
+from paycore.platform.persistence.db import create_engine, metadata
 
 TOPIC = "shop.orders"
 

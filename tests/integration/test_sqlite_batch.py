@@ -16,12 +16,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.commerce import store
-from paycore.platform import outbox
-from paycore.platform.bus import Envelope
 from paycore.platform.clock import utcnow
-from paycore.platform.db import create_engine
-from paycore.platform.migrate import upgrade
-from paycore.platform.sqlite_batch import InOneTransaction, ManyInserts, next_ids, processed_rows
+from paycore.platform.messaging import outbox
+from paycore.platform.messaging.bus import Envelope
+from paycore.platform.persistence.db import create_engine
+from paycore.platform.persistence.migrate import upgrade
+from paycore.platform.persistence.sqlite_batch import (
+    InOneTransaction,
+    ManyInserts,
+    next_ids,
+    processed_rows,
+)
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import paycore.tables  # noqa: F401  (every table registered on the metadata)
-from paycore.platform import db
-from paycore.platform.bus import BatchHandler, Envelope, Subscription
+from paycore.platform.messaging.bus import BatchHandler, Envelope, Subscription
+from paycore.platform.persistence import db
 
 
 @pytest.fixture

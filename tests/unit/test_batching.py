@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from paycore.platform.batching import GroupCommit
+from paycore.platform.persistence.batching import GroupCommit
 
 
 class Writer:

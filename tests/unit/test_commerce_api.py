@@ -25,12 +25,12 @@ from paycore.commerce.analytics import MemoryBoard
 from paycore.commerce.analytics_client import AnalyticsClient
 from paycore.commerce.archive import Archive
 from paycore.commerce.domain import Order, OrderLine
-from paycore.platform.batching import GroupCommit
-from paycore.platform.bus import Delivery, Subscription
-from paycore.platform.consumer import Consumer, one_by_one
-from paycore.platform.http import FastLane, create_app
-from paycore.platform.logging import correlation_id
-from paycore.platform.outbox import Relay, outbox
+from paycore.platform.messaging.bus import Delivery, Subscription
+from paycore.platform.messaging.consumer import Consumer, one_by_one
+from paycore.platform.messaging.outbox import Relay, outbox
+from paycore.platform.observability.logging import correlation_id
+from paycore.platform.persistence.batching import GroupCommit
+from paycore.platform.web.http import FastLane, create_app
 
 TOKEN = "tok-12345678"
 PROBLEM = "application/problem+json"

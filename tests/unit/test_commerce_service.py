@@ -22,7 +22,7 @@ from paycore.commerce.domain import (
     OrderLine,
     UnknownProducts,
 )
-from paycore.platform.outbox import outbox
+from paycore.platform.messaging.outbox import outbox
 
 Count = Callable[..., Awaitable[int]]
 

@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from paycore.config import Settings
-from paycore.platform.bus import UrlOptions, create_bus
+from paycore.platform.messaging.brokers import create_bus
+from paycore.platform.messaging.bus import UrlOptions
 
 
 def test_defaults_are_embedded() -> None:

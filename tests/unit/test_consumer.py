@@ -21,12 +21,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from paycore.platform import deadletters, metrics
-from paycore.platform.bus import Delivery, Subscription
 from paycore.platform.clock import utcnow
-from paycore.platform.consumer import Consumer, Rejected, RetryPolicy, one_by_one
-from paycore.platform.logging import correlation_id
-from paycore.platform.outbox import LEFTOVER, Relay, enqueue, outbox
+from paycore.platform.messaging import deadletters
+from paycore.platform.messaging.bus import Delivery, Subscription
+from paycore.platform.messaging.consumer import Consumer, Rejected, RetryPolicy, one_by_one
+from paycore.platform.messaging.outbox import LEFTOVER, Relay, enqueue, outbox
+from paycore.platform.observability import metrics
+from paycore.platform.observability.logging import correlation_id
 
 TOPIC = "shop.orders"
 FAST = RetryPolicy(max_attempts=3, base_seconds=0.001, max_seconds=0.002)

@@ -25,17 +25,17 @@ from paycore.gateway import consumers, dashboard, live, messages, service, store
 from paycore.gateway.auth import Authenticator, Sessions
 from paycore.gateway.crypto import Hasher, Keyring
 from paycore.gateway.webhook_targets import WebhookTargets
-from paycore.platform.batching import GroupCommit
-from paycore.platform.bus import CREATED_AT, Delivery
-from paycore.platform.consumer import Consumer
-from paycore.platform.http import FastLane, create_app
-from paycore.platform.idempotency import (
+from paycore.platform.messaging.bus import CREATED_AT, Delivery
+from paycore.platform.messaging.consumer import Consumer
+from paycore.platform.messaging.outbox import Relay, outbox
+from paycore.platform.persistence.batching import GroupCommit
+from paycore.platform.web.http import FastLane, create_app
+from paycore.platform.web.idempotency import (
     IdempotencyMiddleware,
     idempotency_keys,
     request_fingerprint,
 )
-from paycore.platform.outbox import Relay, outbox
-from paycore.platform.ratelimit import FailureLimit, RateLimiter
+from paycore.platform.web.ratelimit import FailureLimit, RateLimiter
 
 ADMIN = "admin-token-for-tests"
 PROBLEM = "application/problem+json"
@@ -491,7 +491,7 @@ async def _only_account(conn: Any) -> str:
 
 
 async def test_results_for_unknown_transactions_are_dead_lettered(gateway: Gateway) -> None:
-    from paycore.platform.deadletters import dead_letters
+    from paycore.platform.messaging.deadletters import dead_letters
 
     applier = gateway._consumer(*consumers.results())
     body = messages.encode_result("no-such-id", "approved", "")

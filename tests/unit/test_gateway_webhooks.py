@@ -19,8 +19,8 @@ from paycore.gateway.auth import Sessions
 from paycore.gateway.crypto import Hasher, Keyring, verify_webhook
 from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
-from paycore.platform.consumer import RetryPolicy
-from paycore.platform.ratelimit import FailureLimit, RateLimiter, retry_after
+from paycore.platform.messaging.consumer import RetryPolicy
+from paycore.platform.web.ratelimit import FailureLimit, RateLimiter, retry_after
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 

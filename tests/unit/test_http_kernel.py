@@ -17,7 +17,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.clock import utcnow
-from paycore.platform.http import (
+from paycore.platform.web.http import (
     ByKey,
     FastLane,
     JSONResponse,
@@ -25,7 +25,7 @@ from paycore.platform.http import (
     create_app,
     install_probes,
 )
-from paycore.platform.idempotency import (
+from paycore.platform.web.idempotency import (
     IdempotencyMiddleware,
     idempotency_keys,
     request_fingerprint,

@@ -48,7 +48,7 @@ ASKED_FOR = (  # the issue's panels: HTTP, outbox, consumers, dead letters, lag,
 def registered_series() -> set[str]:
     """Every series name a paycore process may expose: the platform's metrics and each
     context's, as ``paycore api`` and ``paycore worker`` load them."""
-    importlib.import_module("paycore.platform.metrics")
+    importlib.import_module("paycore.platform.observability.metrics")
     for context in CONTEXTS:
         importlib.import_module(f"paycore.wiring.{context}")
     return {

@@ -8,9 +8,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.clock import utcnow
-from paycore.platform.consumer import inbox
-from paycore.platform.idempotency import idempotency_keys
+from paycore.platform.messaging.consumer import inbox
 from paycore.platform.retention import prune
+from paycore.platform.web.idempotency import idempotency_keys
 
 
 async def test_prune_removes_only_what_is_older_than_its_retention(engine: AsyncEngine) -> None:

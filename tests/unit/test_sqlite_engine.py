@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from paycore.platform import sqlite_driver
-from paycore.platform.db import create_engine
+from paycore.platform.persistence import sqlite_driver
+from paycore.platform.persistence.db import create_engine
 
 
 async def test_a_reader_is_not_blocked_by_an_open_write_in_another_process(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from paycore.commerce import service
 from paycore.commerce.analytics import Board
 from paycore.commerce.archive import Archive
 from paycore.commerce.domain import CommerceError
-from paycore.platform.http import JSONResponse, Problem, problem_response
 from paycore.platform.money import from_cents
+from paycore.platform.web.http import JSONResponse, Problem, problem_response
 
 
 class RefuseBrowserOrigins:

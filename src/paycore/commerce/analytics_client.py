@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from paycore.platform.logging import correlation_id
+from paycore.platform.observability.logging import correlation_id
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paycore.commerce import service, store
 from paycore.commerce.analytics_client import AnalyticsClient, AnalyticsUnavailable
 from paycore.commerce.domain import CommerceError, Order
-from paycore.platform.batching import GroupCommit
 from paycore.platform.clock import iso
-from paycore.platform.http import FastHandler, JSONResponse, Problem, parse_body
 from paycore.platform.money import from_cents, to_cents
+from paycore.platform.persistence.batching import GroupCommit
+from paycore.platform.web.http import FastHandler, JSONResponse, Problem, parse_body
 
 orders_placed = Counter("paycore_commerce_orders_placed_total", "Orders placed (committed)")
 order_value = Counter("paycore_commerce_order_value_cents_total", "Value of orders placed, cents")

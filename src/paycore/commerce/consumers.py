@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paycore.commerce import messages, service
 from paycore.commerce.analytics import Board
 from paycore.commerce.domain import Order
-from paycore.platform.bus import Delivery, Subscription
-from paycore.platform.consumer import BatchHandler, Verdicts
+from paycore.platform.messaging.bus import Delivery, Subscription
+from paycore.platform.messaging.consumer import BatchHandler, Verdicts
 
 GROUP = "analytics"
 

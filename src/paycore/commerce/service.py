@@ -27,13 +27,18 @@ from paycore.commerce.domain import (
     normalize_email,
     price_lines,
 )
-from paycore.platform import outbox
-from paycore.platform.batching import BatchWriter
-from paycore.platform.bus import Envelope
 from paycore.platform.clock import utcnow
-from paycore.platform.logging import correlation_id
-from paycore.platform.pg_batch import DirectConnection, IdBlocks, MultiInsert, OnOneConnection
-from paycore.platform.sqlite_batch import InOneTransaction, ManyInserts, next_ids
+from paycore.platform.messaging import outbox
+from paycore.platform.messaging.bus import Envelope
+from paycore.platform.observability.logging import correlation_id
+from paycore.platform.persistence.batching import BatchWriter
+from paycore.platform.persistence.pg_batch import (
+    DirectConnection,
+    IdBlocks,
+    MultiInsert,
+    OnOneConnection,
+)
+from paycore.platform.persistence.sqlite_batch import InOneTransaction, ManyInserts, next_ids
 
 
 class Conflict(CommerceError):

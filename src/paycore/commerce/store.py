@@ -25,9 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.commerce.domain import Order, OrderLine
-from paycore.platform import bulk
 from paycore.platform.clock import utcnow
-from paycore.platform.db import BIG_ID, AnyRow, UtcDateTime, metadata
+from paycore.platform.persistence import bulk
+from paycore.platform.persistence.db import BIG_ID, AnyRow, UtcDateTime, metadata
 from paycore.platform.single_flight import SingleFlight
 
 customers = Table(

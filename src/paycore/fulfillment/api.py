@@ -12,9 +12,9 @@ from fastapi.responses import HTMLResponse
 
 from paycore.fulfillment.domain import InvalidOrder, Order, order_to_dict
 from paycore.fulfillment.service import TOPIC, OrderCache, decode
-from paycore.platform.bus import Bus, Envelope
-from paycore.platform.http import ByKey, JSONResponse, Problem, RawAnswer
 from paycore.platform.ids import uuid7
+from paycore.platform.messaging.bus import Bus, Envelope
+from paycore.platform.web.http import ByKey, JSONResponse, Problem, RawAnswer
 
 ORDER_SCHEMA: dict[str, Any] = {
     "description": "An order in the L0 model (see the README for every field and rule).",

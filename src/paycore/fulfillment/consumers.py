@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.fulfillment import service
-from paycore.platform.bus import Delivery, Subscription
-from paycore.platform.consumer import BatchHandler, Verdicts
+from paycore.platform.messaging.bus import Delivery, Subscription
+from paycore.platform.messaging.consumer import BatchHandler, Verdicts
 
 GROUP = "fulfillment"
 

@@ -20,9 +20,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.fulfillment.domain import Delivery, Item, Order, Payment
-from paycore.platform.bulk import bulk_insert
 from paycore.platform.clock import utcnow
-from paycore.platform.db import BIG_ID, UtcDateTime, metadata
+from paycore.platform.persistence.bulk import bulk_insert
+from paycore.platform.persistence.db import BIG_ID, UtcDateTime, metadata
 
 _DELIVERY_FIELDS = tuple(Delivery.__dataclass_fields__)
 _PAYMENT_FIELDS = tuple(Payment.__dataclass_fields__)

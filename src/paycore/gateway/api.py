@@ -19,10 +19,11 @@ from paycore.gateway.auth import Authenticator, Merchant, Sessions, admin_allowe
 from paycore.gateway.crypto import Hasher, Keyring
 from paycore.gateway.domain import STATUSES, Card
 from paycore.gateway.webhook_targets import TargetRefused, WebhookTargets
-from paycore.platform import metrics
-from paycore.platform.batching import GroupCommit
 from paycore.platform.clock import iso, utcnow
-from paycore.platform.http import (
+from paycore.platform.money import from_cents, to_cents
+from paycore.platform.observability import metrics
+from paycore.platform.persistence.batching import GroupCommit
+from paycore.platform.web.http import (
     JSONResponse,
     Problem,
     WithHeaders,
@@ -30,8 +31,7 @@ from paycore.platform.http import (
     client_address,
     parse_body,
 )
-from paycore.platform.money import from_cents, to_cents
-from paycore.platform.ratelimit import FailureLimit, RateLimiter, retry_after
+from paycore.platform.web.ratelimit import FailureLimit, RateLimiter, retry_after
 
 SESSION_COOKIE = "paycore_session"
 TRANSACTION_PATH = "/transactions"

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.gateway import store
 from paycore.gateway.crypto import Hasher
-from paycore.platform.db import AnyRow
+from paycore.platform.persistence.db import AnyRow
 from paycore.platform.single_flight import SingleFlight
 
 MAX_SECRET_LENGTH = 200

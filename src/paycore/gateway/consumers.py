@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paycore.gateway import messages, service
 from paycore.gateway.crypto import Keyring
 from paycore.gateway.domain import APPROVED, REJECTED
-from paycore.platform import metrics
-from paycore.platform.bus import CREATED_AT, Delivery, Subscription
 from paycore.platform.clock import utcnow
-from paycore.platform.consumer import BatchHandler, Verdicts
+from paycore.platform.messaging.bus import CREATED_AT, Delivery, Subscription
+from paycore.platform.messaging.consumer import BatchHandler, Verdicts
+from paycore.platform.observability import metrics
 
 PROCESSOR_GROUP = "gateway-processor"
 RESULTS_GROUP = "gateway"

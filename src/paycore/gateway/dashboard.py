@@ -38,8 +38,8 @@ from paycore.gateway.api import (
 )
 from paycore.gateway.auth import Merchant, Session
 from paycore.platform.clock import utcnow
-from paycore.platform.http import JSONResponse, Problem, client_address, dumps
-from paycore.platform.ratelimit import retry_after
+from paycore.platform.web.http import JSONResponse, Problem, client_address, dumps
+from paycore.platform.web.ratelimit import retry_after
 
 CSRF_HEADER = "x-csrf-token"
 STATIC = files("paycore.gateway").joinpath("static")

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.gateway import store
-from paycore.platform.db import AnyRow
+from paycore.platform.persistence.db import AnyRow
 
 MAX_ROWS = 2_000
 

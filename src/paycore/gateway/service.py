@@ -23,15 +23,15 @@ from paycore.gateway.crypto import (
     new_secret,
 )
 from paycore.gateway.domain import PENDING, Card, brand_of, decide, last4
-from paycore.platform import outbox
-from paycore.platform.batching import BatchWriter
-from paycore.platform.bus import Envelope
 from paycore.platform.clock import iso
 from paycore.platform.ids import uuid7
-from paycore.platform.logging import correlation_id
+from paycore.platform.messaging import outbox
+from paycore.platform.messaging.bus import Envelope
 from paycore.platform.money import from_cents
-from paycore.platform.pg_batch import DirectConnection, MultiInsert, OnOneConnection
-from paycore.platform.sqlite_batch import InOneTransaction, ManyInserts
+from paycore.platform.observability.logging import correlation_id
+from paycore.platform.persistence.batching import BatchWriter
+from paycore.platform.persistence.pg_batch import DirectConnection, MultiInsert, OnOneConnection
+from paycore.platform.persistence.sqlite_batch import InOneTransaction, ManyInserts
 
 WEBHOOK_EVENT = "transaction.decided"
 

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.gateway.domain import PENDING
-from paycore.platform.db import AnyRow, UtcDateTime, metadata
+from paycore.platform.persistence.db import AnyRow, UtcDateTime, metadata
 
 ACTIVE, DISABLED = "active", "disabled"
 DELIVERY_PENDING, DELIVERED, DELIVERY_FAILED = "pending", "delivered", "failed"

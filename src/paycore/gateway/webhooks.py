@@ -28,9 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paycore.gateway import store
 from paycore.gateway.crypto import CardKeyError, Keyring, sign_webhook
 from paycore.gateway.webhook_targets import TargetRefused, WebhookTargets
-from paycore.platform import metrics
 from paycore.platform.clock import utcnow
-from paycore.platform.consumer import RetryPolicy
+from paycore.platform.messaging.consumer import RetryPolicy
+from paycore.platform.observability import metrics
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import paycore.tables  # noqa: F401 - registers every table on the metadata
-from paycore.platform.db import create_engine, metadata
+from paycore.platform.persistence.db import create_engine, metadata
 
 config = context.config
 

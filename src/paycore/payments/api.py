@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.payments import service
 from paycore.payments.domain import InvalidPayment, new_payment, parse_bound
-from paycore.platform import metrics
-from paycore.platform.bus import Bus
-from paycore.platform.http import FastHandler, JSONResponse, Problem, body_too_large
+from paycore.platform.messaging.bus import Bus
+from paycore.platform.observability import metrics
+from paycore.platform.web.http import FastHandler, JSONResponse, Problem, body_too_large
 
 PAYMENT_PATH = "/payments"
 PURGE_PATHS = ("/purge-payments", "/payments-purge")

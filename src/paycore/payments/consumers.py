@@ -11,8 +11,8 @@ from paycore.payments import messages, store
 from paycore.payments.domain import InvalidPayment, Payment
 from paycore.payments.service import Dispatcher
 from paycore.payments.store import Pending
-from paycore.platform.bus import Delivery, Subscription
-from paycore.platform.consumer import BatchHandler, Verdicts
+from paycore.platform.messaging.bus import Delivery, Subscription
+from paycore.platform.messaging.consumer import BatchHandler, Verdicts
 
 GROUP = "payments-worker"
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import orjson
 
 from paycore.payments.domain import Outcome, requested_at_text
-from paycore.platform.http_client import ConnectFailed, HttpClient
 from paycore.platform.money import json_number
+from paycore.platform.web.client import ConnectFailed, HttpClient
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from paycore.payments.domain import Payment, Totals
-from paycore.platform.bulk import insert_new
-from paycore.platform.db import insert_if_new, metadata
+from paycore.platform.persistence.bulk import insert_new
+from paycore.platform.persistence.db import insert_if_new, metadata
 
 payments = Table(
     "payments",

@@ -12,8 +12,8 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.clock import utcnow
-from paycore.platform.consumer import inbox
-from paycore.platform.idempotency import idempotency_keys
+from paycore.platform.messaging.consumer import inbox
+from paycore.platform.web.idempotency import idempotency_keys
 
 log = logging.getLogger(__name__)
 

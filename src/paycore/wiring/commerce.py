@@ -14,8 +14,8 @@ from paycore.commerce.analytics import Board, MemoryBoard, RedisBoard
 from paycore.commerce.analytics_client import AnalyticsClient
 from paycore.commerce.archive import Archive
 from paycore.commerce.consumers import analytics_subscriptions
-from paycore.platform.batching import GroupCommit
-from paycore.platform.http import FastRoute
+from paycore.platform.persistence.batching import GroupCommit
+from paycore.platform.web.http import FastRoute
 from paycore.runtime import Runtime, consume
 
 log = logging.getLogger(__name__)

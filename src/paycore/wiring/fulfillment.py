@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from paycore.fulfillment import api, consumers
 from paycore.fulfillment.service import OrderCache
-from paycore.platform.http import FastRoute
+from paycore.platform.web.http import FastRoute
 from paycore.runtime import Runtime, consume
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from paycore.gateway.auth import Authenticator, Sessions
 from paycore.gateway.crypto import Hasher, Keyring, is_development
 from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
-from paycore.platform.batching import GroupCommit
-from paycore.platform.consumer import RetryPolicy
-from paycore.platform.http import FastRoute
-from paycore.platform.ratelimit import FailureLimit, RateLimiter
+from paycore.platform.messaging.consumer import RetryPolicy
+from paycore.platform.persistence.batching import GroupCommit
+from paycore.platform.web.http import FastRoute
+from paycore.platform.web.ratelimit import FailureLimit, RateLimiter
 from paycore.runtime import Runtime, consume
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from paycore.payments import api, consumers, service
 from paycore.payments.domain import Router
 from paycore.payments.processors import ProcessorClient
-from paycore.platform.http import FastRoute
 from paycore.platform.ids import uuid7
+from paycore.platform.web.http import FastRoute
 from paycore.runtime import Runtime, consume
 
 log = logging.getLogger(__name__)

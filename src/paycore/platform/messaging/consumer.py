@@ -23,12 +23,20 @@ from dataclasses import dataclass
 from sqlalchemy import Column, PrimaryKeyConstraint, String, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from paycore.platform import deadletters, metrics, outbox
-from paycore.platform.bulk import insert_new
-from paycore.platform.bus import CORRELATION_ID, CREATED_AT, Bus, Delivery, Envelope, Subscription
 from paycore.platform.clock import utcnow
-from paycore.platform.db import UtcDateTime, metadata
-from paycore.platform.logging import correlation_id
+from paycore.platform.messaging import deadletters, outbox
+from paycore.platform.messaging.bus import (
+    CORRELATION_ID,
+    CREATED_AT,
+    Bus,
+    Delivery,
+    Envelope,
+    Subscription,
+)
+from paycore.platform.observability import metrics
+from paycore.platform.observability.logging import correlation_id
+from paycore.platform.persistence.bulk import insert_new
+from paycore.platform.persistence.db import UtcDateTime, metadata
 
 log = logging.getLogger(__name__)
 

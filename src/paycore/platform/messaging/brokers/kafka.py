@@ -50,7 +50,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.protocol.group import LeaveGroupRequest
 
-from paycore.platform.bus import (
+from paycore.platform.messaging.bus import (
     MESSAGE_ID,
     BatchHandler,
     ConsumeLoops,

@@ -18,7 +18,7 @@ import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
-from paycore.platform.bus import (
+from paycore.platform.messaging.bus import (
     MESSAGE_ID,
     BatchHandler,
     ConsumeLoops,

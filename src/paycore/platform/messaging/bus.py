@@ -1,4 +1,5 @@
-"""The publish/subscribe contract every broker adapter implements, and the factory by URL.
+"""The publish/subscribe contract every broker adapter implements (the adapters, chosen by URL,
+are in ``paycore.platform.messaging.brokers``).
 
 Adapters move bytes with broker-level guarantees only:
 - ``publish`` returns once the broker has durably accepted every envelope (confirms/acks);
@@ -118,28 +119,6 @@ class UrlOptions:
 
 def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
-
-
-def create_bus(url: str, *, client_name: str = "paycore") -> Bus:
-    """The adapter for the URL scheme: nats://, amqp(s)://, kafka://, redis(s)://."""
-    scheme = url.split("://", 1)[0]
-    if scheme == "nats":
-        from paycore.platform.brokers.nats import NatsBus
-
-        return NatsBus(url, client_name=client_name)
-    if scheme in ("amqp", "amqps"):
-        from paycore.platform.brokers.rabbitmq import RabbitBus
-
-        return RabbitBus(url, client_name=client_name)
-    if scheme == "kafka":
-        from paycore.platform.brokers.kafka import KafkaBus
-
-        return KafkaBus(url, client_name=client_name)
-    if scheme in ("redis", "rediss"):
-        from paycore.platform.brokers.redis_streams import RedisStreamsBus
-
-        return RedisStreamsBus(url, client_name=client_name)
-    raise ValueError(f"unsupported broker URL {url!r}: use nats://, amqp://, kafka:// or redis://")
 
 
 class ConsumeLoops:

@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
-from paycore.platform import sqlite_driver
+from paycore.platform.persistence import sqlite_driver
 
 BIG_ID = BigInteger().with_variant(Integer, "sqlite")
 """A 64-bit key that SQLite can autoincrement (its rowid alias must be declared INTEGER)."""

@@ -66,7 +66,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from paycore.platform.bus import (
+from paycore.platform.messaging.bus import (
     MESSAGE_ID,
     BatchHandler,
     ConsumeLoops,

@@ -34,14 +34,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.elements import ColumnElement
 
-from paycore.platform import metrics
-from paycore.platform.bus import CORRELATION_ID, CREATED_AT, Bus, Envelope
 from paycore.platform.clock import utcnow
-from paycore.platform.db import BIG_ID, AnyRow, UtcDateTime, is_sqlite, metadata
 from paycore.platform.ids import uuid7
-from paycore.platform.logging import correlation_id
-from paycore.platform.pg_batch import DirectConnection
-from paycore.platform.sqlite_batch import InOneTransaction
+from paycore.platform.messaging.bus import CORRELATION_ID, CREATED_AT, Bus, Envelope
+from paycore.platform.observability import metrics
+from paycore.platform.observability.logging import correlation_id
+from paycore.platform.persistence.db import BIG_ID, AnyRow, UtcDateTime, is_sqlite, metadata
+from paycore.platform.persistence.pg_batch import DirectConnection
+from paycore.platform.persistence.sqlite_batch import InOneTransaction
 
 log = logging.getLogger(__name__)
 

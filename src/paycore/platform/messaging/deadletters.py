@@ -19,11 +19,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from paycore.platform import outbox
-from paycore.platform.bus import Delivery, dead_letter_topic
 from paycore.platform.clock import utcnow
-from paycore.platform.db import AnyRow, UtcDateTime, metadata
 from paycore.platform.ids import uuid7
+from paycore.platform.messaging import outbox
+from paycore.platform.messaging.bus import Delivery, dead_letter_topic
+from paycore.platform.persistence.db import AnyRow, UtcDateTime, metadata
 
 REPLAY_OF = "paycore-replay-of"
 

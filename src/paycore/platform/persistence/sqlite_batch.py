@@ -19,9 +19,9 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.platform import sqlite_driver
-from paycore.platform.bus import Envelope
-from paycore.platform.db import SQLITE_PRAGMAS, sqlite_file
+from paycore.platform.messaging.bus import Envelope
+from paycore.platform.persistence import sqlite_driver
+from paycore.platform.persistence.db import SQLITE_PRAGMAS, sqlite_file
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paycore.platform import sqlite_driver
-from paycore.platform.db import insert_if_new
-from paycore.platform.sqlite_batch import compiled_insert, processed_rows
-from paycore.platform.sqlite_driver import patiently
+from paycore.platform.persistence import sqlite_driver
+from paycore.platform.persistence.db import insert_if_new
+from paycore.platform.persistence.sqlite_batch import compiled_insert, processed_rows
+from paycore.platform.persistence.sqlite_driver import patiently
 
 ROWS_PER_STATEMENT = 500
 """SQLite ``INSERT … VALUES (…), (…) RETURNING`` takes at most this many rows at a time

@@ -18,9 +18,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paycore.platform import metrics
 from paycore.platform.ids import uuid7
-from paycore.platform.logging import correlation_id
+from paycore.platform.observability import metrics
+from paycore.platform.observability.logging import correlation_id
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)

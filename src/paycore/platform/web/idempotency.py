@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paycore.platform.clock import utcnow
-from paycore.platform.db import UtcDateTime, metadata
-from paycore.platform.http import Problem, problem_response, read_body
+from paycore.platform.persistence.db import UtcDateTime, metadata
+from paycore.platform.web.http import Problem, problem_response, read_body
 
 HEADER = b"idempotency-key"
 REPLAYED_HEADER = b"idempotent-replayed"

@@ -61,7 +61,7 @@ from aio_pika import DeliveryMode, ExchangeType, Message
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
 from aiormq.exceptions import ChannelInvalidStateError, ChannelPreconditionFailed
 
-from paycore.platform.bus import (
+from paycore.platform.messaging.bus import (
     MESSAGE_ID,
     BatchHandler,
     ConsumeLoops,

@@ -1,0 +1,28 @@
+"""The broker adapters, one module each, and the factory that picks one by URL scheme. Each
+adapter module is imported only when its scheme is used (their client libraries are heavy)."""
+
+from __future__ import annotations
+
+from paycore.platform.messaging.bus import Bus
+
+
+def create_bus(url: str, *, client_name: str = "paycore") -> Bus:
+    """The adapter for the URL scheme: nats://, amqp(s)://, kafka://, redis(s)://."""
+    scheme = url.split("://", 1)[0]
+    if scheme == "nats":
+        from paycore.platform.messaging.brokers.nats import NatsBus
+
+        return NatsBus(url, client_name=client_name)
+    if scheme in ("amqp", "amqps"):
+        from paycore.platform.messaging.brokers.rabbitmq import RabbitBus
+
+        return RabbitBus(url, client_name=client_name)
+    if scheme == "kafka":
+        from paycore.platform.messaging.brokers.kafka import KafkaBus
+
+        return KafkaBus(url, client_name=client_name)
+    if scheme in ("redis", "rediss"):
+        from paycore.platform.messaging.brokers.redis_streams import RedisStreamsBus
+
+        return RedisStreamsBus(url, client_name=client_name)
+    raise ValueError(f"unsupported broker URL {url!r}: use nats://, amqp://, kafka:// or redis://")
