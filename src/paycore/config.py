@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     @classmethod
     def _card_keys(cls, value: str) -> str:
         if value:  # empty means development keys (and no need to load the crypto library)
-            from paycore.gateway.crypto import Keyring
+            from paycore.platform.cards import Keyring
 
             Keyring.parse(value)  # a malformed key list stops the process at start
         return value

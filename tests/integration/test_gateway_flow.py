@@ -20,10 +20,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.gateway import consumers, messages, service, store
-from paycore.gateway.crypto import Hasher, Keyring, verify_webhook
+from paycore.gateway.crypto import verify_webhook
 from paycore.gateway.domain import Card, decide
 from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
+from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Bus, Delivery, Subscription

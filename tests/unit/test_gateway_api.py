@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paycore.gateway import api as gateway_api
 from paycore.gateway import consumers, dashboard, live, messages, service, store
 from paycore.gateway.auth import Authenticator, Sessions
-from paycore.gateway.crypto import Hasher, Keyring
 from paycore.gateway.webhook_targets import WebhookTargets
+from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.messaging.bus import CREATED_AT, Delivery
 from paycore.platform.messaging.consumer import Consumer
 from paycore.platform.messaging.outbox import Relay, outbox

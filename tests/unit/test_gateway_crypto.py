@@ -10,16 +10,9 @@ import orjson
 import pytest
 
 from paycore.gateway import messages
-from paycore.gateway.crypto import (
-    CardKeyError,
-    Hasher,
-    Keyring,
-    Sealed,
-    new_secret,
-    sign_webhook,
-    verify_webhook,
-)
+from paycore.gateway.crypto import new_secret, sign_webhook, verify_webhook
 from paycore.gateway.domain import Card
+from paycore.platform.cards import CardKeyError, Hasher, Keyring, Sealed
 
 CARD = Card(number="4111111111111111", holder="Ana Lima", exp_month=12, exp_year=2030, cvv="123")
 

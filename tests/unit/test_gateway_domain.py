@@ -16,10 +16,9 @@ from paycore.gateway.domain import (
     OVER_LIMIT,
     Card,
     Decision,
-    brand_of,
     decide,
-    luhn_valid,
 )
+from paycore.platform.cards import brand_of, luhn_valid
 
 TODAY = date(2026, 6, 15)
 

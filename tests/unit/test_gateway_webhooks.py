@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.gateway import service, store
 from paycore.gateway.auth import Sessions
-from paycore.gateway.crypto import Hasher, Keyring, verify_webhook
+from paycore.gateway.crypto import verify_webhook
 from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
+from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.messaging.consumer import RetryPolicy
 from paycore.platform.web.ratelimit import FailureLimit, RateLimiter, retry_after
 

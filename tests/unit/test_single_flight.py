@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.gateway import service
 from paycore.gateway.auth import Authenticator
-from paycore.gateway.crypto import Hasher, Keyring
+from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.clock import utcnow
 from paycore.platform.single_flight import SingleFlight
 

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.gateway import service, store
 from paycore.gateway.auth import Authenticator, Merchant, Sessions, admin_allowed, bearer
-from paycore.gateway.crypto import Hasher, Keyring
 from paycore.gateway.domain import STATUSES, Card
 from paycore.gateway.webhook_targets import TargetRefused, WebhookTargets
+from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.clock import iso, utcnow
 from paycore.platform.money import from_cents, to_cents
 from paycore.platform.observability import metrics

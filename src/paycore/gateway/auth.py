@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.gateway import store
-from paycore.gateway.crypto import Hasher
+from paycore.platform.cards import Hasher
 from paycore.platform.persistence.db import AnyRow
 from paycore.platform.single_flight import SingleFlight
 

@@ -10,8 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.gateway import messages, service
-from paycore.gateway.crypto import Keyring
 from paycore.gateway.domain import APPROVED, REJECTED
+from paycore.platform.cards import Keyring
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.bus import CREATED_AT, Delivery, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Verdicts

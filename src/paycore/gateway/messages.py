@@ -23,8 +23,8 @@ from typing import Any, Final
 
 import orjson
 
-from paycore.gateway.crypto import Keyring, Sealed
 from paycore.gateway.domain import APPROVED, REJECTED, Card
+from paycore.platform.cards import Keyring, Sealed
 
 TRANSACTIONS: Final = "transactions"
 RESULTS: Final = "transactions_result"

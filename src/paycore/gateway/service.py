@@ -15,14 +15,9 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.gateway import messages, store
-from paycore.gateway.crypto import (
-    WEBHOOK_SECRET_PREFIX,
-    CardKeyError,
-    Hasher,
-    Keyring,
-    new_secret,
-)
-from paycore.gateway.domain import PENDING, Card, brand_of, decide, last4
+from paycore.gateway.crypto import WEBHOOK_SECRET_PREFIX, new_secret
+from paycore.gateway.domain import PENDING, Card, decide
+from paycore.platform.cards import CardKeyError, Hasher, Keyring, brand_of, last4
 from paycore.platform.clock import iso
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging import outbox

@@ -26,8 +26,9 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.gateway import store
-from paycore.gateway.crypto import CardKeyError, Keyring, sign_webhook
+from paycore.gateway.crypto import sign_webhook
 from paycore.gateway.webhook_targets import TargetRefused, WebhookTargets
+from paycore.platform.cards import CardKeyError, Keyring
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.consumer import RetryPolicy
 from paycore.platform.observability import metrics

@@ -12,9 +12,9 @@ from fastapi import FastAPI
 from paycore.config import Settings
 from paycore.gateway import api, consumers, dashboard, live, service
 from paycore.gateway.auth import Authenticator, Sessions
-from paycore.gateway.crypto import Hasher, Keyring, is_development
 from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
+from paycore.platform.cards import Hasher, Keyring, is_development
 from paycore.platform.messaging.consumer import RetryPolicy
 from paycore.platform.persistence.batching import GroupCommit
 from paycore.platform.web.http import FastRoute
