@@ -20,7 +20,10 @@ if _TESTS_DIR not in sys.path:
 
 import rinha  # noqa: E402
 import servers  # noqa: E402
+from paycore import contexts  # noqa: E402
 from servers import Server  # noqa: E402
+
+contexts.load_all()  # every context's tables on the shared metadata
 
 
 def _serve(

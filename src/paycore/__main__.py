@@ -10,40 +10,24 @@ import subprocess
 import sys
 import time
 from typing import Annotated
-from urllib.parse import urlsplit
 
 import orjson
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from paycore.config import Settings
+from paycore import contexts
+from paycore.platform.cli import console, load_settings
+from paycore.platform.settings import Settings
 
 app = typer.Typer(help="paycore: event-driven payments and orders platform.", no_args_is_help=True)
 dead_letters_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
 app.add_typer(dead_letters_app, name="dead-letters")
-publish_app = typer.Typer(
-    help="Publish generated test messages to the broker.", no_args_is_help=True
-)
-app.add_typer(publish_app, name="publish")
-console = Console(stderr=True)
 
 ContextOpt = Annotated[
     list[str] | None,
     typer.Option("--context", "-c", help="Context to serve (repeatable); default all."),
 ]
-
-
-def load_settings() -> Settings:
-    """Settings from the environment; a bad value stops the command with a clear message."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        for err in exc.errors():
-            name = "PAYCORE_" + "_".join(str(p) for p in err["loc"]).upper()
-            console.print(f"[red]configuration error[/red] {name}: {err['msg']}")
-        raise typer.Exit(2) from None
 
 
 def _serve(asgi: object, settings: Settings, port: int) -> None:
@@ -94,7 +78,7 @@ def worker(
     context: ContextOpt = None,
     port: Annotated[int | None, typer.Option(help="Default PAYCORE_WORKER_PORT.")] = None,
 ) -> None:
-    """Run the consumers of the chosen contexts (commerce: the analytics service)."""
+    """Run the consumers (and internal services) of the chosen contexts."""
     settings = load_settings()
     _configure_logging(settings)
     from paycore.bootstrap import build_worker
@@ -117,49 +101,28 @@ def migrate() -> None:
     console.print("[green]database is up to date[/green]")
 
 
-PortOpt = Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port.")]
-TokenOpt = Annotated[str, typer.Option(help="Admin token (X-Rinha-Token header).")]
-
-
-@app.command()
-def processors(
-    host: Annotated[str, typer.Option(help="Address both processors listen on.")] = "127.0.0.1",
-    default_port: PortOpt = 8001,
-    fallback_port: PortOpt = 8002,
-    default_fee: Annotated[str, typer.Option(help="Default processor fee, in [0, 1).")] = "0.05",
-    fallback_fee: Annotated[str, typer.Option(help="Fallback processor fee, in [0, 1).")] = "0.15",
-    token: TokenOpt = "123",  # noqa: S107 - the official processors' public default
-    max_in_flight: Annotated[
-        int, typer.Option(min=1, help="Payments in flight per processor before 429.")
-    ] = 2000,
-) -> None:
-    """Run the default and fallback payment processor simulators (Rinha de Backend 2025)."""
-    from paycore.simulators import processor_pair as pair
-
-    try:
-        fees = pair.parse_fees(default_fee, fallback_fee)
-        ports = (default_port, fallback_port)
-        bound = pair.open_processors(host, ports, fees, token=token, max_in_flight=max_in_flight)
-    except (ValueError, OSError) as exc:
-        console.print(str(exc), style="red", markup=False, highlight=False)
-        raise typer.Exit(2) from None
-    console.print(pair.banner(bound), markup=False, highlight=False)
-    pair.serve_processors(bound)
-    console.print("processors stopped")
-
-
 @app.command()
 def up(
-    processors: Annotated[
+    simulators: Annotated[
         bool,
         typer.Option(
-            help="Also run the payment processor simulators on the ports of "
-            "PAYCORE_PAYMENTS_DEFAULT_URL and PAYCORE_PAYMENTS_FALLBACK_URL."
+            "--simulators/--no-simulators",
+            "--processors/--no-processors",
+            help="Also run the simulators that stand in for external systems (the payment "
+            "processors, on the ports of PAYCORE_PAYMENTS_DEFAULT_URL and "
+            "PAYCORE_PAYMENTS_FALLBACK_URL).",
         ),
     ] = True,
 ) -> None:
     """Run everything on embedded defaults: NATS JetStream, SQLite, API and workers."""
     settings = load_settings()
+    from paycore.bootstrap import ConfigurationError, load
+
+    try:
+        load([])  # every context's settings, checked before anything starts
+    except ConfigurationError as exc:
+        console.print(f"[red]configuration error[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen[bytes]] = []
     env = dict(os.environ)
@@ -178,16 +141,11 @@ def up(
     if not settings.admin_token:  # a fresh operator token for this run only, shown below
         admin = env["PAYCORE_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
     cmd = [sys.executable, "-m", "paycore"]
-    simulated = [settings.payments_default_url, settings.payments_fallback_url]
-    if processors:
-        ports = [str(urlsplit(url).port or 80) for url in simulated]
-        children.append(
-            subprocess.Popen(
-                [*cmd, "processors", "--default-port", ports[0], "--fallback-port", ports[1]],
-                env=env,
-                start_new_session=True,
-            )
-        )
+    parts = [cli for name in contexts.NAMES if (cli := contexts.cli(name)) is not None]
+    if simulators:
+        for part in parts:
+            for args in getattr(part, "simulators", list)():
+                children.append(subprocess.Popen([*cmd, *args], env=env, start_new_session=True))
     # Own sessions: Ctrl-C reaches only this process, which then stops the others in order.
     services = [
         subprocess.Popen([*cmd, role], env=env, start_new_session=True)
@@ -198,19 +156,18 @@ def up(
     _wait_ready(
         [f"{base}/readyz", f"http://{settings.host}:{settings.worker_port}/readyz"], services
     )
-    console.print(
-        f"[bold green]paycore is up[/bold green]\n"
-        f"  API        {base}   (docs {base}/docs, metrics {base}/metrics)\n"
-        f"  orders     {base}/fulfillment/   (order lookup page)\n"
-        f"  payments   {base}/payments/payments-summary   (Rinha contract under /payments)\n"
-        f"  gateway    {base}/gateway/dashboard   (merchant dashboard; admin token: {admin})\n"
-        f"  processors {' and '.join(simulated)}"
-        f"{'   (simulators)' if processors else ''}\n"
-        f"  analytics  http://{settings.host}:{settings.worker_port}   (internal, service token)\n"
-        f"  broker     {env.get('PAYCORE_BROKER_URL', settings.effective_broker_url)}\n"
-        f"  database   {settings.database_url or settings.data_dir.resolve() / 'paycore.db'}\n"
-        f"Press Ctrl-C to stop."
-    )
+    lines = [f"API        {base}   (docs {base}/docs, metrics {base}/metrics)"]
+    for part in parts:
+        lines += getattr(part, "banner", lambda *_: [])(settings, base, simulators)
+    lines += [
+        f"admin      token {admin}",
+        f"broker     {env.get('PAYCORE_BROKER_URL', settings.effective_broker_url)}",
+        f"database   {settings.database_url or settings.data_dir.resolve() / 'paycore.db'}",
+    ]
+    console.print("[bold green]paycore is up[/bold green]")
+    for line in lines:
+        console.print(f"  {line}", markup=False, highlight=False)
+    console.print("Press Ctrl-C to stop.")
     _wait_and_stop(children, services)
 
 
@@ -354,59 +311,9 @@ def dead_letters_replay(
     )
 
 
-@publish_app.command("orders")
-def publish_orders(
-    count: Annotated[int, typer.Option(min=1, help="How many messages.")] = 1000,
-    bad_rate: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of invalid messages (every defect kind).")
-    ] = 0.0,
-    rate: Annotated[
-        float | None,
-        typer.Option(min=1.0, help="Messages per second (default: as fast as the broker acks)."),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same messages).")] = 0,
-    topic: Annotated[str, typer.Option(help="Topic to publish to.")] = "orders",
-) -> None:
-    """Generate realistic L0 orders (and a share of invalid ones) onto the orders topic."""
-    settings = load_settings()
-    from rich.progress import Progress
-
-    from paycore.platform.ids import uuid7
-    from paycore.platform.messaging.brokers import create_bus
-    from paycore.platform.messaging.bus import Envelope
-    from paycore.simulators.fulfillment_orders import generate
-
-    async def run() -> dict[str, int]:
-        bus = create_bus(settings.effective_broker_url, client_name="paycore-publish")
-        await bus.connect()
-        await bus.ensure_topic(topic)
-        kinds: dict[str, int] = {}
-        batch: list[Envelope] = []
-        step = 1 if rate else 200
-        started = time.monotonic()
-        try:
-            with Progress(console=console) as progress:
-                task = progress.add_task(f"publishing to {topic}", total=count)
-                for sent, (body, kind) in enumerate(generate(count, bad_rate, seed), start=1):
-                    kinds[kind or "valid"] = kinds.get(kind or "valid", 0) + 1
-                    batch.append(Envelope(topic, body, id=uuid7()))
-                    if len(batch) >= step or sent == count:
-                        await bus.publish(batch)
-                        progress.advance(task, len(batch))
-                        batch = []
-                        if rate:
-                            await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
-        finally:
-            await bus.close()
-        return kinds
-
-    try:
-        kinds = asyncio.run(run())
-    except (OSError, TimeoutError) as exc:
-        console.print(f"[red]could not publish to {settings.effective_broker_url}: {exc}[/red]")
-        raise typer.Exit(1) from None
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-    console.print(f"[green]published {sum(kinds.values())} message(s)[/green]: {summary}")
+for _name in contexts.NAMES:
+    if (_part := contexts.cli(_name)) is not None and hasattr(_part, "register"):
+        _part.register(app)
 
 
 def main() -> None:

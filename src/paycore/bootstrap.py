@@ -1,36 +1,30 @@
 """Composition root: settings -> runtime (engine, broker, relay, caches) -> the API and worker
-apps of the chosen contexts.
+apps of the chosen contexts, found in the registry (``paycore.contexts``).
 
 Every process is an ASGI app (so each has /healthz, /readyz and /metrics): ``api`` serves the
-public routers of the chosen contexts and relays their outbox; ``worker`` runs the chosen
-contexts' consumers and serves their internal routes (commerce: the analytics service). How
-each context is assembled lives in ``paycore.wiring.<context>``, imported only when chosen.
+public routes of the chosen contexts and relays their outbox; ``worker`` runs the chosen
+contexts' consumers and serves their internal routes. A process imports the contexts it serves
+and no other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
 from collections.abc import AsyncIterator
-from types import ModuleType
-from typing import Any
 
 from fastapi import FastAPI
+from pydantic import ValidationError
 
-from paycore.config import Settings
+from paycore import contexts
+from paycore.platform.runtime import Processes, Runtime
+from paycore.platform.settings import Settings, problems
 from paycore.platform.web.http import FastLane, FastRoute, alive, create_app, install_probes
 from paycore.platform.web.idempotency import IdempotencyMiddleware
-from paycore.runtime import Runtime
-
-CONTEXTS = ("commerce", "fulfillment", "gateway", "payments")
 
 
-def _check_contexts(contexts: list[str]) -> list[str]:
-    unknown = set(contexts) - set(CONTEXTS)
-    if unknown:
-        raise ValueError(f"unknown context(s) {sorted(unknown)}; known: {', '.join(CONTEXTS)}")
-    return contexts or list(CONTEXTS)
+class ConfigurationError(ValueError):
+    """A setting of a chosen context is refused; the message names each variable."""
 
 
 def freeze_startup_heap() -> None:
@@ -41,18 +35,29 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def _wiring(context: str) -> ModuleType:
-    return importlib.import_module(f"paycore.wiring.{context}")
+def load(names: list[str]) -> dict[str, Processes]:
+    """The chosen contexts' processes, their settings checked now: a bad value stops the
+    process before it serves anything."""
+    loaded = {name: contexts.processes(name) for name in contexts.chosen(names)}
+    refused = []
+    for part in loaded.values():
+        for settings in part.settings:
+            try:
+                settings()
+            except ValidationError as exc:
+                refused += problems(exc, settings)
+    if refused:
+        raise ConfigurationError("; ".join(refused))
+    return loaded
 
 
 def build_api(
-    settings: Settings, contexts: list[str] | None = None, *, root: bool = False
+    settings: Settings, context_names: list[str] | None = None, *, root: bool = False
 ) -> FastAPI:
-    """The public API: each context's router under ``/{context}``, or one context at the root."""
-    chosen = _check_contexts(contexts or [])
-    if root and len(chosen) != 1:
-        raise ValueError("--root serves exactly one context")
-    wirings = {name: _wiring(name) for name in chosen}
+    """The public API: each context's routes under ``/{context}``, or one context at the root."""
+    parts = {name: p for name, p in load(context_names or []).items() if p.api is not None}
+    if root and len(parts) != 1:
+        raise ValueError("--root serves exactly one context with a public API")
     state: dict[str, Runtime] = {}
     fast_routes: dict[tuple[str, str], FastRoute] = {}
 
@@ -60,8 +65,9 @@ def build_api(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.open(settings, client_name="paycore-api")
         state["runtime"] = runtime
-        for name, wiring in wirings.items():
-            await wiring.mount_api(app, runtime, "" if root else f"/{name}", fast_routes)
+        for name, part in parts.items():
+            assert part.api is not None
+            await part.api(app, runtime, "" if root else f"/{name}", fast_routes)
         install_probes(app, await runtime.readiness())
         fast_routes[("GET", "/healthz")] = alive
         freeze_startup_heap()
@@ -79,16 +85,16 @@ def build_api(
     return create_app("paycore API", lifespan=lifespan, middleware=[idempotency, fast_lane])
 
 
-def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastAPI:
+def build_worker(settings: Settings, context_names: list[str] | None = None) -> FastAPI:
     """Consumers of the chosen contexts, plus their internal HTTP routes."""
-    chosen = _check_contexts(contexts or [])
-    wirings = {name: _wiring(name) for name in chosen}
+    parts = [p for p in load(context_names or []).values() if p.worker is not None]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.open(settings, client_name="paycore-worker")
-        for wiring in wirings.values():
-            await wiring.start_worker(app, runtime)
+        for part in parts:
+            assert part.worker is not None
+            await part.worker(app, runtime)
         install_probes(app, await runtime.readiness())
         freeze_startup_heap()
         try:
@@ -96,9 +102,5 @@ def build_worker(settings: Settings, contexts: list[str] | None = None) -> FastA
         finally:
             await runtime.close()
 
-    middleware: list[tuple[type[Any], dict[str, Any]]] = []
-    if "commerce" in wirings:  # the analytics service is internal: no browser may call it
-        from paycore.commerce.analytics_api import RefuseBrowserOrigins
-
-        middleware.append((RefuseBrowserOrigins, {}))
+    middleware = [m for part in parts for m in part.worker_middleware]
     return create_app("paycore worker", lifespan=lifespan, middleware=middleware)

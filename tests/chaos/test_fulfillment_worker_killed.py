@@ -15,13 +15,13 @@ from sqlalchemy import func, select
 
 from paycore.fulfillment import store
 from paycore.fulfillment.domain import parse_order
+from paycore.fulfillment.generator import generate
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Envelope
 from paycore.platform.messaging.deadletters import dead_letters
 from paycore.platform.persistence.db import create_engine
 from paycore.platform.persistence.migrate import upgrade
-from paycore.simulators.fulfillment_orders import generate
 from procs import Proc, paycore_env
 from servers import Server, free_port
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
+from paycore.fulfillment.generator import generate
 from paycore.platform.persistence.migrate import upgrade
-from paycore.simulators.fulfillment_orders import generate
 from procs import paycore_env, paycore_process, until
 from servers import Server, free_port
 

@@ -16,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.fulfillment import api, consumers, service, store
 from paycore.fulfillment.domain import parse_order
+from paycore.fulfillment.generator import generate
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Envelope, Subscription
 from paycore.platform.messaging.consumer import Consumer, RetryPolicy
 from paycore.platform.messaging.deadletters import dead_letters
-from paycore.runtime import supervise
-from paycore.simulators.fulfillment_orders import generate
+from paycore.platform.runtime import supervise
 
 COUNT = 600
 

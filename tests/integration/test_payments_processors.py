@@ -14,7 +14,6 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import paycore.tables  # noqa: F401
 from paycore.payments import service, store
 from paycore.payments.domain import DEFAULT, FALLBACK, Payment, Router
 from paycore.payments.processors import ProcessorClient

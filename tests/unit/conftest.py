@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import paycore.tables  # noqa: F401  (every table registered on the metadata)
 from paycore.platform.messaging.bus import BatchHandler, Envelope, Subscription
 from paycore.platform.persistence import db
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from paycore.config import Settings
 from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import UrlOptions
+from paycore.bootstrap import ConfigurationError, load
+from paycore.commerce.settings import CommerceSettings
+from paycore.gateway.settings import GatewaySettings
+from paycore.platform.settings import Settings
 
 
 def test_defaults_are_embedded() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.effective_database_url.startswith("sqlite+aiosqlite:///")
     assert settings.effective_broker_url == "nats://127.0.0.1:4222"
-    assert settings.effective_analytics_url == "http://127.0.0.1:8010"
 
 
 def test_consumers_linger_longer_on_sqlite_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,14 +28,27 @@ def test_consumers_linger_longer_on_sqlite_unless_told(monkeypatch: pytest.Monke
 
 
 def test_gateway_guard_settings_have_safe_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert (settings.gateway_auth_failures, settings.gateway_auth_window_seconds) == (20, 60.0)
-    assert settings.gateway_webhook_allow_private is False
-    assert settings.gateway_max_streams == 5
+    settings = GatewaySettings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.auth_failures, settings.auth_window_seconds) == (20, 60.0)
+    assert settings.webhook_allow_private is False
+    assert settings.max_streams == 5
     monkeypatch.setenv("PAYCORE_GATEWAY_WEBHOOK_ALLOW_PRIVATE", "true")
     monkeypatch.setenv("PAYCORE_GATEWAY_MAX_STREAMS", "2")
-    changed = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert (changed.gateway_webhook_allow_private, changed.gateway_max_streams) == (True, 2)
+    changed = GatewaySettings(_env_file=None)  # type: ignore[call-arg]
+    assert (changed.webhook_allow_private, changed.max_streams) == (True, 2)
+
+
+def test_commerce_settings_are_read_under_their_prefix_and_their_former_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert CommerceSettings(_env_file=None).archive_flush_seconds == 2.0  # type: ignore[call-arg]
+    monkeypatch.setenv("PAYCORE_ARCHIVE_FLUSH_SECONDS", "3")
+    monkeypatch.setenv("PAYCORE_COMMERCE_ANALYTICS_URL", "http://analytics:8010")
+    settings = CommerceSettings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.archive_flush_seconds, settings.analytics_url) == (
+        3.0,
+        "http://analytics:8010",
+    )
 
 
 @pytest.mark.parametrize(
@@ -45,8 +60,6 @@ def test_gateway_guard_settings_have_safe_defaults(monkeypatch: pytest.MonkeyPat
         ("database_url", "mysql://x", "must start with"),
         ("api_port", "70000", "less than or equal to 65535"),
         ("service_token", "short", "at least 8 characters"),
-        ("gateway_auth_failures", "0", "greater than or equal to 1"),
-        ("gateway_max_streams", "0", "greater than or equal to 1"),
     ],
 )
 def test_bad_settings_are_refused_clearly(
@@ -56,6 +69,26 @@ def test_bad_settings_are_refused_clearly(
     with pytest.raises(ValidationError) as caught:
         Settings(_env_file=None)  # type: ignore[call-arg]
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "line"),
+    [
+        ("PAYCORE_GATEWAY_AUTH_FAILURES", "0", "PAYCORE_GATEWAY_AUTH_FAILURES: Input should be"),
+        ("PAYCORE_GATEWAY_MAX_STREAMS", "0", "PAYCORE_GATEWAY_MAX_STREAMS: Input should be"),
+        ("PAYCORE_GATEWAY_WORKER_ROLES", "cook", "PAYCORE_GATEWAY_WORKER_ROLES: Value error"),
+        ("PAYCORE_PAYMENTS_HEALTH_SECONDS", "1", "PAYCORE_PAYMENTS_HEALTH_SECONDS: Input should"),
+        ("PAYCORE_FULFILLMENT_BATCH", "x", "PAYCORE_FULFILLMENT_BATCH: Input should be"),
+        ("PAYCORE_ARCHIVE_FLUSH_SECONDS", "0", "ARCHIVE_FLUSH_SECONDS: Input should be"),
+    ],
+)
+def test_a_bad_context_setting_stops_the_process_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, line: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as caught:
+        load([])
+    assert line in str(caught.value)
 
 
 def test_url_options_are_taken_out_and_the_rest_kept() -> None:

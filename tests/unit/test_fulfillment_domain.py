@@ -18,7 +18,7 @@ from paycore.fulfillment.domain import (
     parse_order,
     validate_order,
 )
-from paycore.simulators.fulfillment_orders import generate, invalid_order, valid_order
+from paycore.fulfillment.generator import generate, invalid_order, valid_order
 
 SAMPLE = b"""{
   "order_uid": "b563feb7b2b84b6test",

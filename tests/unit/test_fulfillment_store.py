@@ -10,8 +10,8 @@ import random
 import orjson
 
 from paycore.fulfillment.domain import order_to_dict, parse_order
+from paycore.fulfillment.generator import generate
 from paycore.fulfillment.store import content_hash
-from paycore.simulators.fulfillment_orders import generate
 
 
 def _stored_form(order: object) -> str:

@@ -150,7 +150,7 @@ async def wired(
     poll_seconds: float = 0.02,
     allow_private: bool = False,
 ) -> AsyncIterator[Gateway]:
-    """The gateway wired as the API process wires it (``paycore.wiring.gateway``)."""
+    """The gateway wired as the API process wires it (``paycore.gateway.processes``)."""
     keyring, hasher = Keyring.parse(""), Hasher("test-pepper")
     relay = Relay(engine, bus)
     writer: gateway_api.Writer = GroupCommit(service.transaction_writer(engine, relay.handoff))

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-from paycore.bootstrap import CONTEXTS
-from paycore.config import Settings
+from paycore import contexts
+from paycore.platform.settings import Settings
 
 OBSERVABILITY = Path(__file__).resolve().parents[2] / "deploy" / "observability"
 SERIES_SUFFIXES = {
@@ -49,8 +49,7 @@ def registered_series() -> set[str]:
     """Every series name a paycore process may expose: the platform's metrics and each
     context's, as ``paycore api`` and ``paycore worker`` load them."""
     importlib.import_module("paycore.platform.observability.metrics")
-    for context in CONTEXTS:
-        importlib.import_module(f"paycore.wiring.{context}")
+    contexts.load_all()
     return {
         family.name + suffix
         for family in REGISTRY.collect()

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from paycore.simulators.payment_processor import PaymentProcessorApp, ProcessorState
-from paycore.simulators.processor_pair import banner, open_processors, parse_fees
+from paycore.payments.simulator.pair import banner, open_processors, parse_fees
+from paycore.payments.simulator.processor import PaymentProcessorApp, ProcessorState
 
 TOKEN = {"X-Rinha-Token": "123"}
 AT = "2025-07-15T12:34:56.000Z"

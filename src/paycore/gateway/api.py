@@ -14,14 +14,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.gateway import service, store
+from paycore.gateway import metrics, service, store
 from paycore.gateway.auth import Authenticator, Merchant, Sessions, admin_allowed, bearer
 from paycore.gateway.domain import STATUSES, Card
 from paycore.gateway.webhook_targets import TargetRefused, WebhookTargets
 from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.clock import iso, utcnow
 from paycore.platform.money import from_cents, to_cents
-from paycore.platform.observability import metrics
 from paycore.platform.persistence.batching import GroupCommit
 from paycore.platform.web.http import (
     JSONResponse,
@@ -258,7 +257,7 @@ def transaction_acceptor(
             merchant.id, cents, card, keyring=keyring, hasher=hasher, now=now
         )
         row = await writer.submit(prepared)
-        metrics.gateway_transactions_accepted.inc()
+        metrics.transactions_accepted.inc()
         return 202, transaction_view(row)
 
     return WithHeaders(accept, max_body=MAX_TRANSACTION_BODY)

@@ -9,13 +9,12 @@ from datetime import date, datetime
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paycore.gateway import messages, service
+from paycore.gateway import messages, metrics, service
 from paycore.gateway.domain import APPROVED, REJECTED
 from paycore.platform.cards import Keyring
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.bus import CREATED_AT, Delivery, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Verdicts
-from paycore.platform.observability import metrics
 
 PROCESSOR_GROUP = "gateway-processor"
 RESULTS_GROUP = "gateway"
@@ -27,7 +26,7 @@ def processor(
     """Decide each transaction once and publish its result (through the outbox). The
     decisions are counted by status, with their latency since acceptance, once they commit."""
     for status in (APPROVED, REJECTED):
-        metrics.gateway_decisions.labels(status)  # both series exist from the start
+        metrics.decisions.labels(status)  # both series exist from the start
 
     async def handle(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> Verdicts:
         now = clock()
@@ -55,9 +54,9 @@ def _since_accepted(delivery: Delivery, now: datetime) -> float | None:
 
 def _count_decisions(counted: list[tuple[str, float | None]]) -> None:
     for status, seconds in counted:
-        metrics.gateway_decisions.labels(status).inc()
+        metrics.decisions.labels(status).inc()
         if seconds is not None:
-            metrics.gateway_decision_latency.observe(seconds)
+            metrics.decision_latency.observe(seconds)
 
 
 def _when_committed(conn: AsyncConnection, action: Callable[[], None]) -> None:

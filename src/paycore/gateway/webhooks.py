@@ -25,13 +25,12 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.gateway import store
+from paycore.gateway import metrics, store
 from paycore.gateway.crypto import sign_webhook
 from paycore.gateway.webhook_targets import TargetRefused, WebhookTargets
 from paycore.platform.cards import CardKeyError, Keyring
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.consumer import RetryPolicy
-from paycore.platform.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -132,16 +131,16 @@ class WebhookDispatcher:
         attempts, now, error = row.attempts + 1, self._clock(), attempt.error
         values: dict[str, Any] = {"attempts": attempts, "last_status_code": attempt.code}
         if error is None:
-            metrics.gateway_webhook_attempts.labels("delivered").inc()
+            metrics.webhook_attempts.labels("delivered").inc()
             return {**values, "status": store.DELIVERED, "delivered_at": now, "last_error": None}
         values["last_error"] = error
         if attempt.final or attempts >= self._retry.max_attempts:
-            metrics.gateway_webhook_attempts.labels("blocked" if attempt.final else "failed").inc()
+            metrics.webhook_attempts.labels("blocked" if attempt.final else "failed").inc()
             log.warning(
                 "webhook delivery failed for good",
                 extra={"delivery": row.id, "attempts": attempts, "error": error},
             )
             return {**values, "status": store.DELIVERY_FAILED}
-        metrics.gateway_webhook_attempts.labels("retry").inc()
+        metrics.webhook_attempts.labels("retry").inc()
         delay = timedelta(seconds=self._retry.delay(attempts))
         return {**values, "next_attempt_at": now + delay}

@@ -7,10 +7,11 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import paycore.tables  # noqa: F401 - registers every table on the metadata
+from paycore import contexts
 from paycore.platform.persistence.db import create_engine, metadata
 
 config = context.config
+contexts.load_all()  # every table on the metadata (for autogenerate)
 
 
 def _run(connection: Connection) -> None:

@@ -10,10 +10,9 @@ import msgspec
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.payments import service
+from paycore.payments import metrics, service
 from paycore.payments.domain import InvalidPayment, new_payment, parse_bound
 from paycore.platform.messaging.bus import Bus
-from paycore.platform.observability import metrics
 from paycore.platform.web.http import FastHandler, JSONResponse, Problem, body_too_large
 
 PAYMENT_PATH = "/payments"

@@ -19,13 +19,12 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from paycore.payments import messages, store
+from paycore.payments import messages, metrics, store
 from paycore.payments.domain import PROCESSORS, Outcome, Payment, Router, Totals
 from paycore.payments.processors import Health
 from paycore.payments.store import Pending
 from paycore.platform.messaging.bus import Bus, Envelope
 from paycore.platform.money import from_cents
-from paycore.platform.observability import metrics
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Prometheus metrics shared by every process; contexts add their business counters here too."""
+"""Prometheus metrics of the platform (HTTP, outbox, consumers), shared by every process. Each
+context declares its business metrics in its own ``metrics.py``."""
 
 from __future__ import annotations
 
@@ -34,40 +35,6 @@ consumer_lag = Gauge(
 )
 dead_letters = Counter(
     "paycore_dead_letters_total", "Messages dead-lettered", ["topic", "consumer"]
-)
-
-payments_accepted = Counter("paycore_payments_accepted_total", "Payments accepted (on the broker)")
-payments_processed = Counter(
-    "paycore_payments_processed_total", "Payments stored by a processor and counted"
-)
-processor_calls = Counter(
-    "paycore_processor_calls_total", "Calls to payment processors", ["processor", "outcome"]
-)
-processor_failing = Gauge(
-    "paycore_processor_failing", "A processor's own health report (1 failing)", ["processor"]
-)
-processor_latency = Gauge(
-    "paycore_processor_min_response_seconds", "A processor's reported response time", ["processor"]
-)
-payments_waiting = Gauge(
-    "paycore_payments_waiting", "Payments received and not yet stored by a processor"
-)
-
-gateway_transactions_accepted = Counter(
-    "paycore_gateway_transactions_accepted_total", "Transactions accepted (stored pending)"
-)
-gateway_decisions = Counter(
-    "paycore_gateway_decisions_total",
-    "Transactions decided by the processor, counted once each when the decision commits",
-    ["status"],
-)
-gateway_decision_latency = Histogram(
-    "paycore_gateway_decision_seconds",
-    "From a transaction's acceptance (its event written) to its decision committed",
-    buckets=PIPELINE_BUCKETS,
-)
-gateway_webhook_attempts = Counter(
-    "paycore_gateway_webhook_attempts_total", "Webhook POST attempts", ["outcome"]
 )
 
 

@@ -14,9 +14,10 @@ from paycore.commerce.analytics import Board, MemoryBoard, RedisBoard
 from paycore.commerce.analytics_client import AnalyticsClient
 from paycore.commerce.archive import Archive
 from paycore.commerce.consumers import analytics_subscriptions
+from paycore.commerce.settings import CommerceSettings
 from paycore.platform.persistence.batching import GroupCommit
+from paycore.platform.runtime import Processes, Runtime, consume
 from paycore.platform.web.http import FastRoute
-from paycore.runtime import Runtime, consume
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,11 @@ async def mount_api(
     app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
 ) -> None:
     settings = runtime.settings
+    analytics_url = CommerceSettings().analytics_url or (
+        f"http://{settings.host}:{settings.worker_port}"
+    )
     client = AnalyticsClient(
-        settings.effective_analytics_url,
+        analytics_url,
         settings.service_token,
         timeout=settings.http_timeout_seconds,
         retries=settings.http_retries,
@@ -43,15 +47,15 @@ async def mount_api(
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:
     """The analytics service: rankings (Redis, or in memory rebuilt from the database), the
     monthly archive, and its internal HTTP routes."""
-    settings = runtime.settings
+    settings, commerce = runtime.settings, CommerceSettings()
     board: Board
     if runtime.redis is not None:
-        board = RedisBoard(runtime.redis, ttl_seconds=settings.analytics_ttl_seconds)
+        board = RedisBoard(runtime.redis, ttl_seconds=commerce.analytics_ttl_seconds)
     else:
         board = MemoryBoard()
         counted = await service.rebuild_board(runtime.engine, board)
         log.info("analytics board rebuilt in memory", extra={"orders": counted})
-    archive = Archive(settings.archive_dir)
+    archive = Archive(settings.data_dir / "archive")
     for subscription, handler in analytics_subscriptions(board, batch=settings.consumer_batch):
         consume(runtime, subscription, handler)
 
@@ -62,7 +66,7 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
             await service.flush_archive(runtime.engine, archive, reports=due)
             if due:
                 reported = time.monotonic()
-            await asyncio.sleep(settings.archive_flush_seconds)
+            await asyncio.sleep(commerce.archive_flush_seconds)
 
     async def final_flush() -> None:
         await service.flush_archive(runtime.engine, archive)
@@ -70,3 +74,12 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
     runtime.spawn("archive", archive_loop)
     runtime.closers.append(final_flush)
     app.include_router(analytics_api.router(runtime.engine, board, archive, settings.service_token))
+
+
+PROCESSES = Processes(
+    api=mount_api,
+    worker=start_worker,
+    # the analytics service is internal: no browser may call it
+    worker_middleware=((analytics_api.RefuseBrowserOrigins, {}),),
+    settings=(CommerceSettings,),
+)

@@ -1,5 +1,6 @@
-"""What one paycore process holds: its engine, broker, relay and caches, its supervised
-background tasks, and how it runs a consumer."""
+"""What one paycore process holds (its engine, broker, relay and caches, its supervised
+background tasks), how it runs a consumer, and what a context contributes to a process
+(``Processes``, declared in each context's ``processes.py``)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from fastapi import FastAPI
+from pydantic_settings import BaseSettings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.config import Settings
 from paycore.platform import retention
 from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Bus, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Consumer, RetryPolicy
 from paycore.platform.messaging.outbox import Relay
 from paycore.platform.persistence.db import create_engine
+from paycore.platform.settings import Settings
+from paycore.platform.web.http import FastRoute
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -151,3 +155,24 @@ def consume(
         linger_seconds=settings.effective_consumer_linger_ms / 1000,
     )
     runtime.spawn(f"consume:{subscription.queue_name}", consumer.run)
+
+
+ApiPart = Callable[[FastAPI, Runtime, str, dict[tuple[str, str], FastRoute]], Awaitable[None]]
+"""Adds a context's public routes to an API process under a prefix (and its hot routes to the
+fast lane)."""
+WorkerPart = Callable[[FastAPI, Runtime], Awaitable[None]]
+"""Starts a context's consumers and background loops in a worker process, and adds its internal
+routes."""
+
+
+@dataclass(frozen=True)
+class Processes:
+    """What a context runs, found by the registry (``paycore.contexts``) in the context's
+    ``processes.py``: its part of an API process and of a worker process, the ASGI middleware
+    (class, options) its worker's routes need, and its settings classes (checked when a
+    process starts, so a bad value stops it with a clear message)."""
+
+    api: ApiPart | None = None
+    worker: WorkerPart | None = None
+    worker_middleware: tuple[tuple[type[Any], dict[str, Any]], ...] = ()
+    settings: tuple[type[BaseSettings], ...] = ()

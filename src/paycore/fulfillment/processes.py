@@ -8,8 +8,9 @@ from fastapi import FastAPI
 
 from paycore.fulfillment import api, consumers
 from paycore.fulfillment.service import OrderCache
+from paycore.fulfillment.settings import FulfillmentSettings
+from paycore.platform.runtime import Processes, Runtime, consume
 from paycore.platform.web.http import FastRoute
-from paycore.runtime import Runtime, consume
 
 log = logging.getLogger(__name__)
 
@@ -17,9 +18,7 @@ log = logging.getLogger(__name__)
 async def mount_api(
     app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
 ) -> None:
-    cache = OrderCache(
-        runtime.engine.connect, api.render, size=runtime.settings.fulfillment_cache_size
-    )
+    cache = OrderCache(runtime.engine.connect, api.render, size=FulfillmentSettings().cache_size)
     warmed = await cache.warm()
     log.info("fulfillment cache warmed", extra={"orders": warmed})
     lookup = api.order_lookup(cache)
@@ -28,4 +27,7 @@ async def mount_api(
 
 
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:
-    consume(runtime, *consumers.ingestion(batch=runtime.settings.fulfillment_batch))
+    consume(runtime, *consumers.ingestion(batch=FulfillmentSettings().batch))
+
+
+PROCESSES = Processes(api=mount_api, worker=start_worker, settings=(FulfillmentSettings,))

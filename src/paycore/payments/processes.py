@@ -10,12 +10,13 @@ import socket
 
 from fastapi import FastAPI
 
-from paycore.payments import api, consumers, service
+from paycore.payments import api, consumers, metrics, service
 from paycore.payments.domain import Router
 from paycore.payments.processors import ProcessorClient
+from paycore.payments.settings import PaymentsSettings
 from paycore.platform.ids import uuid7
+from paycore.platform.runtime import Processes, Runtime, consume
 from paycore.platform.web.http import FastRoute
-from paycore.runtime import Runtime, consume
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +31,17 @@ async def mount_api(
 
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:
     """The deployment's payments worker: intake from the topic, the dispatcher, the poller."""
-    settings = runtime.settings
+    settings = PaymentsSettings()
     payers = {
         "default": ProcessorClient(
             "default",
-            settings.payments_default_url,
-            max_connections=settings.payments_max_in_flight,
+            settings.default_url,
+            max_connections=settings.max_in_flight,
         ),
         "fallback": ProcessorClient(
             "fallback",
-            settings.payments_fallback_url,
-            max_connections=settings.payments_max_in_flight,
+            settings.fallback_url,
+            max_connections=settings.max_in_flight,
         ),
     }
     lease = service.Lease(
@@ -48,18 +49,17 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
     )
     await lease.acquire()
     runtime.spawn("payments-lease", lease.keep)
-    router = Router(slow_ms=settings.payments_slow_ms)
+    router = Router(slow_ms=settings.slow_ms)
     dispatcher = service.Dispatcher(
-        runtime.engine, payers, router, max_in_flight=settings.payments_max_in_flight
+        runtime.engine, payers, router, max_in_flight=settings.max_in_flight
     )
+    metrics.payments_waiting.set_function(lambda: dispatcher.waiting)
     recovered = await dispatcher.recover()
     log.info("payments worker started", extra={"unfinished": recovered})
     runtime.spawn("payments-dispatcher", dispatcher.run)
     runtime.spawn(
         "processor-health",
-        lambda: service.poll_health(
-            payers, router, dispatcher, every=settings.payments_health_seconds
-        ),
+        lambda: service.poll_health(payers, router, dispatcher, every=settings.health_seconds),
     )
     subscription, handler, after_commit = consumers.intake(dispatcher)
     consume(runtime, subscription, handler, after_commit)
@@ -76,3 +76,6 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
 def _stop_process() -> None:
     """Stop this process as SIGTERM would (graceful); its supervisor starts a new one."""
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+PROCESSES = Processes(api=mount_api, worker=start_worker, settings=(PaymentsSettings,))

@@ -17,7 +17,7 @@ from decimal import Decimal
 import uvicorn
 import uvloop
 
-from paycore.simulators.payment_processor import (
+from paycore.payments.simulator.processor import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_TOKEN,
     PaymentProcessorApp,

@@ -1,4 +1,7 @@
-"""Settings, read once from the environment (prefix ``PAYCORE_``) or a ``.env`` file.
+"""Settings, read from the environment or a ``.env`` file: the shared ones (``Settings``, prefix
+``PAYCORE_``: database, broker, data dir, logging, credentials, HTTP and messaging knobs), and
+the base of each context's own (``ContextSettings``, with the context's prefix, e.g.
+``PAYCORE_GATEWAY_``, in the context's ``settings.py``).
 
 Nothing here performs I/O at import time: ``Settings()`` is built in the CLI and passed down.
 """
@@ -8,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paycore.platform.persistence.db import is_sqlite
@@ -18,7 +21,7 @@ NatsSync = Literal["always", "interval"]
 
 
 class Settings(BaseSettings):
-    """Every knob of paycore. Each field maps to ``PAYCORE_<NAME>``; the README lists them."""
+    """The shared knobs. Each field maps to ``PAYCORE_<NAME>``; the README lists them."""
 
     model_config = SettingsConfigDict(env_prefix="PAYCORE_", env_file=".env", extra="ignore")
 
@@ -33,9 +36,6 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     worker_port: int = Field(8010, ge=1, le=65535, description="HTTP port of `paycore worker`.")
-    analytics_url: str = Field(
-        "", description="Base URL of the analytics service; empty means http://host:worker_port."
-    )
     service_token: str = Field(
         "dev-service-token", min_length=8, description="Credential between internal services."
     )
@@ -63,29 +63,10 @@ class Settings(BaseSettings):
         "Unset: 30 on SQLite (each consumer transaction takes the write lock the API needs), "
         "10 elsewhere.",
     )
-    analytics_ttl_seconds: int = Field(30 * 24 * 3600, ge=1)
-    archive_flush_seconds: float = Field(2.0, gt=0)
     inbox_retention_hours: int = Field(168, ge=1, description="How long consumed ids are kept.")
     idempotency_retention_hours: int = Field(24, ge=1, description="How long keys are replayed.")
-    fulfillment_cache_size: int = Field(100_000, ge=1, description="Orders kept in memory.")
-    fulfillment_batch: int = Field(1000, ge=1, le=10_000, description="Orders stored per commit.")
-    payments_default_url: str = Field(
-        "http://127.0.0.1:8001", description="The default payment processor (lower fee)."
-    )
-    payments_fallback_url: str = Field(
-        "http://127.0.0.1:8002", description="The fallback payment processor (higher fee)."
-    )
-    payments_max_in_flight: int = Field(
-        1000, ge=1, le=20_000, description="Concurrent calls to the payment processors."
-    )
-    payments_health_seconds: float = Field(
-        5.0, ge=5.0, description="Processor health poll interval (they allow 1 call per 5 s)."
-    )
-    payments_slow_ms: int = Field(
-        1500, ge=0, description="A processor slower than this is avoided while another is fast."
-    )
     admin_token: str = Field(
-        "", description="Operator credential of /gateway/accounts; empty turns admin routes off."
+        "", description="Operator credential of the admin routes; empty turns them off."
     )
     card_keys: str = Field(
         "",
@@ -94,37 +75,6 @@ class Settings(BaseSettings):
     )
     secret_pepper: str = Field(
         "", description="Key of the keyed hashes (secrets, card fingerprints, sessions)."
-    )
-    gateway_rate_per_second: float = Field(
-        1000.0, gt=0, description="Requests per second per merchant account (per API process)."
-    )
-    gateway_rate_burst: int = Field(2000, ge=1, description="Requests a merchant may burst.")
-    gateway_session_hours: float = Field(8.0, gt=0, description="Dashboard session lifetime.")
-    gateway_live_poll_ms: int = Field(200, ge=10, description="Dashboard feed poll interval.")
-    gateway_stream_seconds: float = Field(
-        15.0, gt=0, description="Lifetime of one dashboard event stream (the browser resumes)."
-    )
-    gateway_max_streams: int = Field(
-        5, ge=1, description="Dashboard event streams one account may hold open (per API process)."
-    )
-    gateway_auth_failures: int = Field(
-        20, ge=1, description="Bad or disabled secrets one client address may offer per window."
-    )
-    gateway_auth_window_seconds: float = Field(
-        60.0, gt=0, description="Window of PAYCORE_GATEWAY_AUTH_FAILURES; refused until it ends."
-    )
-    gateway_worker_roles: str = Field(
-        "processor,results",
-        description="What `paycore worker --context gateway` runs: processor, results or both.",
-    )
-    gateway_webhook_timeout_seconds: float = Field(5.0, gt=0)
-    gateway_webhook_max_attempts: int = Field(8, ge=1, le=50)
-    gateway_webhook_backoff_ms: int = Field(1_000, ge=1, description="First webhook retry delay.")
-    gateway_webhook_backoff_max_ms: int = Field(300_000, ge=1)
-    gateway_webhook_allow_private: bool = Field(
-        False,
-        description="Let webhook URLs reach loopback, private, link-local and other non-public "
-        "addresses (receivers on a private network, tests).",
     )
     http_keepalive_seconds: int = Field(
         75, ge=1, description="How long the HTTP servers keep an idle client connection open."
@@ -154,14 +104,6 @@ class Settings(BaseSettings):
             Keyring.parse(value)  # a malformed key list stops the process at start
         return value
 
-    @field_validator("gateway_worker_roles")
-    @classmethod
-    def _worker_roles(cls, value: str) -> str:
-        roles = {r.strip() for r in value.split(",") if r.strip()}
-        if not roles or roles - {"processor", "results"}:
-            raise ValueError("use 'processor', 'results' or 'processor,results'")
-        return ",".join(sorted(roles))
-
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -185,10 +127,20 @@ class Settings(BaseSettings):
     def effective_broker_url(self) -> str:
         return self.broker_url or f"nats://127.0.0.1:{self.nats_port}"
 
-    @property
-    def effective_analytics_url(self) -> str:
-        return self.analytics_url or f"http://{self.host}:{self.worker_port}"
 
-    @property
-    def archive_dir(self) -> Path:
-        return self.data_dir / "archive"
+class ContextSettings(BaseSettings):
+    """Base of a context's own settings: give the subclass its prefix (``PAYCORE_<CONTEXT>_``)
+    in its ``model_config``."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+
+def problems(exc: ValidationError, settings: type[BaseSettings]) -> list[str]:
+    """One line per refused value, naming its environment variable."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    lines = []
+    for err in exc.errors():
+        where = "_".join(str(p) for p in err["loc"]).upper()
+        name = where if where.startswith("PAYCORE_") else prefix.upper() + where
+        lines.append(f"{name}: {err['msg']}")
+    return lines

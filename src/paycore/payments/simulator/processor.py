@@ -2,7 +2,7 @@
 
 A raw ASGI app (no framework: it runs next to the system under test during benchmarks, so
 every request must be cheap) with the processor's public and admin API. One
-:class:`ProcessorState` is one processor; :mod:`paycore.simulators.processor_pair` serves the
+:class:`ProcessorState` is one processor; :mod:`paycore.payments.simulator.pair` serves the
 default and the fallback one in a single process.
 
 Rules of ``POST /payments``, in order:

@@ -1,0 +1,79 @@
+"""The fulfillment context's commands: ``paycore publish orders`` (generated L0 orders, valid and
+invalid, onto the topic), and its part of ``paycore up``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+import typer
+
+from paycore.platform.cli import console, load_settings
+from paycore.platform.settings import Settings
+
+
+def publish_orders(
+    count: Annotated[int, typer.Option(min=1, help="How many messages.")] = 1000,
+    bad_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of invalid messages (every defect kind).")
+    ] = 0.0,
+    rate: Annotated[
+        float | None,
+        typer.Option(min=1.0, help="Messages per second (default: as fast as the broker acks)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same messages).")] = 0,
+    topic: Annotated[str, typer.Option(help="Topic to publish to.")] = "orders",
+) -> None:
+    """Generate realistic L0 orders (and a share of invalid ones) onto the orders topic."""
+    settings = load_settings()
+    from rich.progress import Progress
+
+    from paycore.fulfillment.generator import generate
+    from paycore.platform.ids import uuid7
+    from paycore.platform.messaging.brokers import create_bus
+    from paycore.platform.messaging.bus import Envelope
+
+    async def run() -> dict[str, int]:
+        bus = create_bus(settings.effective_broker_url, client_name="paycore-publish")
+        await bus.connect()
+        await bus.ensure_topic(topic)
+        kinds: dict[str, int] = {}
+        batch: list[Envelope] = []
+        step = 1 if rate else 200
+        started = time.monotonic()
+        try:
+            with Progress(console=console) as progress:
+                task = progress.add_task(f"publishing to {topic}", total=count)
+                for sent, (body, kind) in enumerate(generate(count, bad_rate, seed), start=1):
+                    kinds[kind or "valid"] = kinds.get(kind or "valid", 0) + 1
+                    batch.append(Envelope(topic, body, id=uuid7()))
+                    if len(batch) >= step or sent == count:
+                        await bus.publish(batch)
+                        progress.advance(task, len(batch))
+                        batch = []
+                        if rate:
+                            await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
+        finally:
+            await bus.close()
+        return kinds
+
+    try:
+        kinds = asyncio.run(run())
+    except (OSError, TimeoutError) as exc:
+        console.print(f"[red]could not publish to {settings.effective_broker_url}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    console.print(f"[green]published {sum(kinds.values())} message(s)[/green]: {summary}")
+
+
+def register(app: typer.Typer) -> None:
+    publish = typer.Typer(
+        help="Publish generated test messages to the broker.", no_args_is_help=True
+    )
+    publish.command("orders")(publish_orders)
+    app.add_typer(publish, name="publish")
+
+
+def banner(settings: Settings, base: str, simulated: bool) -> list[str]:
+    return [f"orders     {base}/fulfillment/   (order lookup page)"]
