@@ -39,12 +39,12 @@ import harness  # noqa: E402
 from harness import machine  # noqa: E402
 
 from paycore.fulfillment import store  # noqa: E402
+from paycore.fulfillment.generator import generate  # noqa: E402
 from paycore.platform.ids import uuid7  # noqa: E402
 from paycore.platform.messaging.brokers import create_bus  # noqa: E402
 from paycore.platform.messaging.bus import Envelope  # noqa: E402
 from paycore.platform.persistence.db import create_engine  # noqa: E402
 from paycore.platform.persistence.migrate import upgrade  # noqa: E402
-from paycore.simulators.fulfillment_orders import generate  # noqa: E402
 from procs import Proc, paycore_env  # noqa: E402
 from servers import (  # noqa: E402
     create_database,
