@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import harness  # noqa: E402
 
-from paycore.commerce import store  # noqa: E402
+from paycore.commerce.analytics import store as analytics_store  # noqa: E402
 from paycore.platform.messaging.deadletters import dead_letters  # noqa: E402
 from paycore.platform.persistence.db import create_engine  # noqa: E402
 from servers import Server, start_nats, start_postgres  # noqa: E402
@@ -62,7 +62,7 @@ async def lags(
     many messages became dead letters."""
     engine = create_engine(database_url)
     deadline = time.monotonic() + timeout
-    o = store.analytics_orders
+    o = analytics_store.analytics_orders
     try:
         while True:
             async with engine.connect() as conn:

@@ -14,9 +14,9 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from paycore.commerce import store
-from paycore.commerce.analytics import RedisBoard
-from paycore.commerce.archive import Archive
+from paycore.commerce.analytics import store as analytics_store
+from paycore.commerce.analytics.archive import Archive
+from paycore.commerce.analytics.board import RedisBoard
 from paycore.platform.messaging.deadletters import dead_letters
 from paycore.platform.persistence.db import create_engine
 from paycore.platform.persistence.migrate import upgrade
@@ -34,7 +34,7 @@ async def count_recorded(url: str) -> int:
     engine = create_engine(url)
     async with engine.connect() as conn:
         value = (
-            await conn.execute(select(func.count()).select_from(store.analytics_orders))
+            await conn.execute(select(func.count()).select_from(analytics_store.analytics_orders))
         ).scalar_one()
     await engine.dispose()
     return int(value)
@@ -107,7 +107,11 @@ async def test_killing_the_analytics_worker_loses_and_doubles_nothing(
 
     engine = create_engine(postgres_url)
     async with engine.connect() as conn:
-        recorded = (await conn.execute(select(store.analytics_orders.c.order_id))).scalars().all()
+        recorded = (
+            (await conn.execute(select(analytics_store.analytics_orders.c.order_id)))
+            .scalars()
+            .all()
+        )
         letters = (await conn.execute(select(func.count()).select_from(dead_letters))).scalar_one()
     await engine.dispose()
     placed_ids = sorted(int(o["id"]) for o in accepted)  # type: ignore[call-overload]

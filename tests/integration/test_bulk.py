@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.commerce import store
+from paycore.commerce.analytics import store as analytics_store
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.consumer import inbox
 from paycore.platform.persistence import bulk
@@ -131,7 +131,7 @@ async def test_consumed_messages_keep_their_bytes(each_engine: AsyncEngine) -> N
     at = utcnow() - timedelta(seconds=1)
     body = b"\xff\x00 not text"
     async with each_engine.begin() as conn:
-        await store.record_messages(conn, [("m-1", body)], topic="t", at=at)
+        await analytics_store.record_messages(conn, [("m-1", body)], topic="t", at=at)
     async with each_engine.connect() as conn:
-        row = (await conn.execute(select(store.consumed_messages))).one()
+        row = (await conn.execute(select(analytics_store.consumed_messages))).one()
     assert (row.message_id, row.topic, row.body, row.received_at) == ("m-1", "t", body, at)

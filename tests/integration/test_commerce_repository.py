@@ -11,10 +11,14 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from paycore.commerce import messages, service, store
-from paycore.commerce.analytics import MemoryBoard
-from paycore.commerce.archive import Archive
+from paycore.commerce import domain, messages
+from paycore.commerce.analytics import service as analytics_service
+from paycore.commerce.analytics import store as analytics_store
+from paycore.commerce.analytics.archive import Archive
+from paycore.commerce.analytics.board import MemoryBoard
 from paycore.commerce.domain import Order, OrderLine, UnknownProducts
+from paycore.commerce.orders import service as order_service
+from paycore.commerce.orders import store as order_store
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging import deadletters
 from paycore.platform.messaging.bus import Delivery, Envelope, Subscription
@@ -30,16 +34,16 @@ def engine(each_engine: AsyncEngine) -> AsyncEngine:
 
 async def test_an_order_and_its_event_commit_together(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        await service.create_customer(conn, email="Ana@Example.com", username="ana")
-        await service.create_product(conn, name="lápis", value_cents=110)
-        await service.create_product(conn, name="caderno", value_cents=100)
+        await order_service.create_customer(conn, email="Ana@Example.com", username="ana")
+        await order_service.create_product(conn, name="lápis", value_cents=110)
+        await order_service.create_product(conn, name="caderno", value_cents=100)
     async with engine.begin() as conn:
-        order = await service.create_order(
+        order = await order_service.create_order(
             conn, email="ana@example.com", items=[("lápis", 60), ("caderno", 10), ("lápis", 40)]
         )
     assert order.total_cents == 12_000
     async with engine.connect() as conn:
-        stored = await store.load_order(conn, order.order_id)
+        stored = await order_store.load_order(conn, order.order_id)
         events = (await conn.execute(select(outbox))).all()
     assert stored is not None
     assert stored.total_cents == 12_000
@@ -48,7 +52,7 @@ async def test_an_order_and_its_event_commit_together(engine: AsyncEngine) -> No
 
     with pytest.raises(UnknownProducts):
         async with engine.begin() as conn:
-            await service.create_order(conn, email="ana@example.com", items=[("borracha", 1)])
+            await order_service.create_order(conn, email="ana@example.com", items=[("borracha", 1)])
     async with engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(outbox))).scalar_one() == 1
 
@@ -57,9 +61,9 @@ async def test_concurrent_duplicate_customers_leave_one_and_a_conflict(engine: A
     async def create() -> str:
         try:
             async with engine.begin() as conn:
-                await service.create_customer(conn, email="bia@example.com", username="bia")
+                await order_service.create_customer(conn, email="bia@example.com", username="bia")
             return "created"
-        except service.Conflict:
+        except domain.Conflict:
             return "conflict"
 
     results = await asyncio.gather(*(create() for _ in range(5)))
@@ -72,13 +76,13 @@ async def test_analytics_read_model_answers_the_three_questions(engine: AsyncEng
     for n in range(1, 6):
         order = Order(1000 + n, 7 if n <= 3 else 8, (OrderLine("caneta", n, 250),), at)
         async with engine.begin() as conn:
-            await service.record_order(
+            await analytics_service.record_order(
                 conn, order, board=board, source="btg", topic="t", message_id=f"m{n}", body=b"{}"
             )
     async with engine.connect() as conn:
-        assert await service.order_total(conn, 1002) == 500
-        assert await service.order_count(conn, 7) == 3
-        page = await service.orders_of_customer(conn, 7, page=1, page_size=2)
+        assert await analytics_service.order_total(conn, 1002) == 500
+        assert await analytics_service.order_count(conn, 7) == 3
+        page = await analytics_service.orders_of_customer(conn, 7, page=1, page_size=2)
     assert page.total_elements == 3
     assert page.total_pages == 2
     assert page.total_on_orders_cents == (1 + 2 + 3) * 250
@@ -109,14 +113,14 @@ async def test_the_order_writer_commits_a_batch_and_hands_over_its_events(
 ) -> None:
     """The API's writer: one statement on PostgreSQL, a transaction on SQLite; same result."""
     async with engine.begin() as conn:
-        ana = await service.create_customer(conn, email="ana@example.com", username="ana")
-        bia = await service.create_customer(conn, email="bia@example.com", username="bia")
+        ana = await order_service.create_customer(conn, email="ana@example.com", username="ana")
+        bia = await order_service.create_customer(conn, email="bia@example.com", username="bia")
     handed: list[Envelope] = []
-    commit = service.order_writer(engine, handed.extend)
+    commit = order_service.order_writer(engine, handed.extend)
     lines = (OrderLine("caderno", 2, 1_050), OrderLine("lápis", 3, 110))
     pending = [
-        service.PendingOrder(ana["id"], lines, "cid-1"),
-        service.PendingOrder(bia["id"], lines[:1], "cid-2"),
+        order_service.PendingOrder(ana["id"], lines, "cid-1"),
+        order_service.PendingOrder(bia["id"], lines[:1], "cid-2"),
     ]
     first = await commit(pending)
     second = await commit(pending[:1])
@@ -125,7 +129,7 @@ async def test_the_order_writer_commits_a_batch_and_hands_over_its_events(
     assert [o.total_cents for o in placed] == [2_430, 2_100, 2_430]
     async with engine.connect() as conn:
         for order in placed:
-            assert await store.load_order(conn, order.order_id) == order
+            assert await order_store.load_order(conn, order.order_id) == order
         waiting = (await conn.execute(select(outbox).order_by(outbox.c.seq))).all()
     assert [e.id for e in handed] == [row.id for row in waiting]
     assert [messages.decode_order_created(e.body).order_id for e in handed] == [
@@ -137,17 +141,20 @@ async def test_the_order_writer_commits_a_batch_and_hands_over_its_events(
 
 async def test_a_batch_the_database_refuses_writes_nothing(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        ana = await service.create_customer(conn, email="ana@example.com", username="ana")
+        ana = await order_service.create_customer(conn, email="ana@example.com", username="ana")
     handed: list[Envelope] = []
-    commit = service.order_writer(engine, handed.extend)
+    commit = order_service.order_writer(engine, handed.extend)
     lines = (OrderLine("caderno", 1, 100),)
     with pytest.raises(IntegrityError):  # the second customer does not exist
         await commit(
-            [service.PendingOrder(ana["id"], lines, ""), service.PendingOrder(999, lines, "")]
+            [
+                order_service.PendingOrder(ana["id"], lines, ""),
+                order_service.PendingOrder(999, lines, ""),
+            ]
         )
     assert handed == []
     async with engine.connect() as conn:
-        for table in (store.orders, store.order_items, outbox):
+        for table in (order_store.orders, order_store.order_items, outbox):
             assert (await conn.execute(select(func.count()).select_from(table))).scalar_one() == 0
 
 
@@ -164,24 +171,24 @@ async def test_writers_of_the_archived_tables_commit_their_seq_in_order(
 
     async def first() -> None:
         async with engine.begin() as conn:
-            await store.record_messages(conn, [("m-1", b"{}")], topic="t", at=at)
+            await analytics_store.record_messages(conn, [("m-1", b"{}")], topic="t", at=at)
             first_open.set()
             await first_may_commit.wait()
 
     async def second() -> None:
         await first_open.wait()
         async with other.begin() as conn:
-            await store.record_messages(conn, [("m-2", b"{}")], topic="t", at=at)
+            await analytics_store.record_messages(conn, [("m-2", b"{}")], topic="t", at=at)
 
     tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
     await first_open.wait()
     await asyncio.sleep(0.3)
     assert not tasks[1].done()  # waiting for its turn
     archive = Archive(tmp_path / "archive")
-    await service.flush_archive(archiver, archive)  # the uncommitted row is not seen yet
+    await analytics_service.flush_archive(archiver, archive)  # the uncommitted row is not seen yet
     first_may_commit.set()
     await asyncio.gather(*tasks)
-    await service.flush_archive(archiver, archive)
+    await analytics_service.flush_archive(archiver, archive)
     for eng in (other, archiver):
         await eng.dispose()
     archived = [r["messageId"] for m in archive.months() for r in archive.records(m, "messages")]
@@ -201,8 +208,8 @@ async def test_the_archive_turn_is_taken_once_per_transaction(engine: AsyncEngin
         for n in (1, 2):  # two transactions, each writing both archived tables
             order = Order(n, 1, (OrderLine("pen", 1, 100),), at)
             async with engine.begin() as conn:
-                await store.record_messages(conn, [(f"m-{n}", b"{}")], topic="t", at=at)
-                await store.record_orders(conn, [(order, f"m-{n}")], source="x")
+                await analytics_store.record_messages(conn, [(f"m-{n}", b"{}")], topic="t", at=at)
+                await analytics_store.record_orders(conn, [(order, f"m-{n}")], source="x")
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", spy)
     assert len(taken) == (2 if engine.dialect.name == "postgresql" else 0)

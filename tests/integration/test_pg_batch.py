@@ -12,13 +12,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.commerce import store
+from paycore.commerce.orders import store as order_store
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging import outbox
 from paycore.platform.persistence.pg_batch import DirectConnection, IdBlocks, MultiInsert
 
 insert = MultiInsert(
-    (store.customers, ("email", "username", "created_at")), (outbox.outbox, outbox.ROW_COLUMNS)
+    (order_store.customers, ("email", "username", "created_at")),
+    (outbox.outbox, outbox.ROW_COLUMNS),
 )
 
 
@@ -32,7 +33,9 @@ async def conn(engine: AsyncEngine) -> AsyncIterator[DirectConnection]:
 async def _count(engine: AsyncEngine) -> tuple[int, int]:
     async with engine.connect() as conn:
         return (
-            (await conn.execute(select(func.count()).select_from(store.customers))).scalar_one(),
+            (
+                await conn.execute(select(func.count()).select_from(order_store.customers))
+            ).scalar_one(),
             (await conn.execute(select(func.count()).select_from(outbox.outbox))).scalar_one(),
         )
 
@@ -79,7 +82,7 @@ async def test_a_broken_connection_is_replaced(engine: AsyncEngine, conn: Direct
         await insert(conn, [_customer(2)], [])
     await insert(conn, [_customer(3)], [])
     async with engine.connect() as check:
-        names = (await check.execute(select(store.customers.c.username))).scalars().all()
+        names = (await check.execute(select(order_store.customers.c.username))).scalars().all()
     assert {"c1", "c3"} <= set(names)
 
 
@@ -108,8 +111,8 @@ async def test_rows_are_needed_for_every_table(conn: DirectConnection) -> None:
 
 
 async def test_id_blocks_never_hand_out_an_id_twice(conn: DirectConnection) -> None:
-    a = IdBlocks(store.orders.c.id, block=5)
-    b = IdBlocks(store.orders.c.id, block=5)
+    a = IdBlocks(order_store.orders.c.id, block=5)
+    b = IdBlocks(order_store.orders.c.id, block=5)
     taken = [
         *await a.take(conn, 3),
         *await b.take(conn, 4),

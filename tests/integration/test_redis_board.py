@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
-from paycore.commerce.analytics import KEEP, MemoryBoard, RedisBoard
+from paycore.commerce.analytics.board import KEEP, MemoryBoard, RedisBoard
 from paycore.commerce.domain import Order, OrderLine
 from paycore.platform.ids import uuid7
 

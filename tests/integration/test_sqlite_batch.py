@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.commerce import store
+from paycore.commerce.orders import store as order_store
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging import outbox
 from paycore.platform.messaging.bus import Envelope
@@ -49,7 +49,7 @@ class Customers:
         self.handed: list[list[Envelope]] = []
         self.insert = ManyInserts(
             engine,
-            (store.customers, ("id", "email", "username", "created_at")),
+            (order_store.customers, ("id", "email", "username", "created_at")),
             (outbox.outbox, outbox.ROW_COLUMNS),
         )
         self.writer = InOneTransaction(engine, self.write, self.handed.append)
@@ -57,7 +57,7 @@ class Customers:
     def write(
         self, db: sqlite3.Connection, rows: Sequence[dict[str, object]]
     ) -> tuple[list[int], list[Envelope]]:
-        ids = next_ids(db, store.customers.c.id, len(rows))
+        ids = next_ids(db, order_store.customers.c.id, len(rows))
         customers = [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
         events = outbox.rows("customers", [(str(i).encode(), str(i), "") for i in ids])
         self.insert(db, customers, events)
@@ -67,7 +67,9 @@ class Customers:
 async def _count(engine: AsyncEngine) -> tuple[int, int]:
     async with engine.connect() as conn:
         return (
-            (await conn.execute(select(func.count()).select_from(store.customers))).scalar_one(),
+            (
+                await conn.execute(select(func.count()).select_from(order_store.customers))
+            ).scalar_one(),
             (await conn.execute(select(func.count()).select_from(outbox.outbox))).scalar_one(),
         )
 
@@ -79,7 +81,7 @@ async def test_a_batch_writes_every_table_then_hands_its_events_over(engine: Asy
     assert await _count(engine) == (3, 3)
     assert [[e.body for e in batch] for batch in customers.handed] == [[b"1", b"2"], [b"3"]]
     async with engine.connect() as conn:
-        names = (await conn.execute(select(store.customers.c.username))).scalars().all()
+        names = (await conn.execute(select(order_store.customers.c.username))).scalars().all()
     assert sorted(names) == ["c1", "c2", "c3"]
 
 
@@ -101,7 +103,7 @@ async def test_values_go_through_the_column_types(engine: AsyncEngine) -> None:
     at = datetime(2026, 3, 1, 12, 30, 15, 250_000, tzinfo=UTC)
     await customers.writer([_customer(2, at=at)])
     async with engine.connect() as conn:  # read back through SQLAlchemy: the same value
-        stored = (await conn.execute(select(store.customers.c.created_at))).scalar_one()
+        stored = (await conn.execute(select(order_store.customers.c.created_at))).scalar_one()
         raw = (await conn.exec_driver_sql("SELECT created_at FROM commerce_customers")).scalar()
     assert stored == at
     assert raw == "2026-03-01 12:30:15.250000"  # SQLAlchemy's own text form for SQLite
@@ -132,7 +134,7 @@ async def test_the_writer_connection_is_set_up_as_the_engines(engine: AsyncEngin
 async def test_a_batch_waits_for_the_engines_write_transaction(engine: AsyncEngine) -> None:
     customers = Customers(engine)
     async with engine.begin() as conn:  # holds SQLite's write lock in this process
-        await conn.execute(insert(store.customers).values(_customer(1)))
+        await conn.execute(insert(order_store.customers).values(_customer(1)))
         batch = asyncio.create_task(customers.writer([_customer(2)]))
         await asyncio.sleep(0.05)  # the loop runs on while the batch waits for the lock
         assert not batch.done()

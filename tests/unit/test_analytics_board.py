@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from paycore.commerce.analytics import KEEP, RANKINGS, Entry, MemoryBoard
+from paycore.commerce.analytics.board import KEEP, RANKINGS, Entry, MemoryBoard
 from paycore.commerce.domain import Order, OrderLine
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -19,12 +19,16 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from paycore.commerce import analytics_api, messages, service, store
-from paycore.commerce import api as commerce_api
-from paycore.commerce.analytics import MemoryBoard
-from paycore.commerce.analytics_client import AnalyticsClient
-from paycore.commerce.archive import Archive
+from paycore.commerce import messages
+from paycore.commerce.analytics import api as analytics_api
+from paycore.commerce.analytics import service as analytics_service
+from paycore.commerce.analytics.archive import Archive
+from paycore.commerce.analytics.board import MemoryBoard
 from paycore.commerce.domain import Order, OrderLine
+from paycore.commerce.orders import api as commerce_api
+from paycore.commerce.orders import service as order_service
+from paycore.commerce.orders import store as order_store
+from paycore.commerce.orders.client import AnalyticsClient
 from paycore.platform.messaging.bus import Delivery, Subscription
 from paycore.platform.messaging.consumer import Consumer, one_by_one
 from paycore.platform.messaging.outbox import Relay, outbox
@@ -75,7 +79,7 @@ def relay(engine: AsyncEngine, fake_bus: Any) -> Relay:
 async def orders(engine: AsyncEngine, relay: Relay) -> AsyncIterator[GroupCommit[Any, Order]]:
     """The order writer, wired as the API process wires it (group commit, events handed to
     the relay)."""
-    group: GroupCommit[Any, Order] = GroupCommit(service.order_writer(engine, relay.handoff))
+    group: GroupCommit[Any, Order] = GroupCommit(order_service.order_writer(engine, relay.handoff))
     yield group
     await group.stop()
 
@@ -190,7 +194,7 @@ async def test_invalid_email_is_a_422(
     response = await api.post("/commerce/customers", json={"email": email, "username": "alice"})
     body = _problem(response, 422, "validation-error")
     assert ["body", "email"] in [e["loc"] for e in body["errors"]]
-    assert await _count(engine, store.customers) == 0
+    assert await _count(engine, order_store.customers) == 0
 
 
 async def test_duplicate_customer_is_a_409(api: httpx.AsyncClient) -> None:
@@ -253,7 +257,7 @@ async def test_invalid_product_value_is_a_422(
 ) -> None:
     response = await _post_raw(api, "/commerce/products", '{"name":"pen","value":' + value + "}")
     _problem(response, 422, "validation-error")
-    assert await _count(engine, store.products) == 0
+    assert await _count(engine, order_store.products) == 0
 
 
 async def test_duplicate_product_is_a_409(api: httpx.AsyncClient) -> None:
@@ -304,7 +308,7 @@ async def test_create_order_total_is_exact(api: httpx.AsyncClient, engine: Async
         body.pop("items"), key=lambda i: i["name"]
     )
     assert fetched == body
-    assert await _count(engine, store.orders) == 1
+    assert await _count(engine, order_store.orders) == 1
     assert await _count(engine, outbox) == 1
 
 
@@ -378,7 +382,7 @@ async def test_bad_order_bodies_are_422_and_write_nothing(
     response = await api.post("/commerce/orders", json=body)
     problem = _problem(response, 422, "validation-error")
     assert any(where in e["loc"] for e in problem["errors"]), problem["errors"]
-    assert await _count(engine, store.orders) == 0
+    assert await _count(engine, order_store.orders) == 0
     assert await _count(engine, outbox) == 0
 
 
@@ -392,7 +396,7 @@ async def test_unknown_product_is_a_422(api: httpx.AsyncClient, engine: AsyncEng
         },
     )
     assert "borracha" in _problem(response, 422, "unknown-product")["detail"]
-    assert await _count(engine, store.orders) == 0
+    assert await _count(engine, order_store.orders) == 0
     assert await _count(engine, outbox) == 0
 
 
@@ -444,7 +448,7 @@ AT = datetime(2026, 1, 10, 12, tzinfo=UTC)
 
 async def _feed(engine: AsyncEngine, board: MemoryBoard, order: Order) -> None:
     async with engine.begin() as conn:
-        await service.record_order(
+        await analytics_service.record_order(
             conn,
             order,
             board=board,
@@ -562,7 +566,7 @@ async def test_archive_through_the_public_api(
     api: httpx.AsyncClient, engine: AsyncEngine, board: MemoryBoard, archive: Archive
 ) -> None:
     await _customer_42(engine, board)
-    await service.flush_archive(engine, archive)
+    await analytics_service.flush_archive(engine, archive)
     months = (await api.get("/commerce/archive")).json()["months"]
     assert "2026-01" in months
     files = (await api.get("/commerce/archive/2026-01")).json()

@@ -13,8 +13,10 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.commerce import messages, service, store
-from paycore.commerce.analytics import Entry, MemoryBoard
+from paycore.commerce import domain, messages
+from paycore.commerce.analytics import service as analytics_service
+from paycore.commerce.analytics import store as analytics_store
+from paycore.commerce.analytics.board import Entry, MemoryBoard
 from paycore.commerce.domain import (
     EmptyOrder,
     InvalidQuantity,
@@ -22,6 +24,8 @@ from paycore.commerce.domain import (
     OrderLine,
     UnknownProducts,
 )
+from paycore.commerce.orders import service as order_service
+from paycore.commerce.orders import store as order_store
 from paycore.platform.messaging.outbox import outbox
 
 Count = Callable[..., Awaitable[int]]
@@ -31,17 +35,17 @@ async def _customer(
     engine: AsyncEngine, email: str = "alice@example.com", username: str = "alice"
 ) -> dict[str, Any]:
     async with engine.begin() as conn:
-        return await service.create_customer(conn, email=email, username=username)
+        return await order_service.create_customer(conn, email=email, username=username)
 
 
 async def _product(engine: AsyncEngine, name: str, cents: int) -> dict[str, Any]:
     async with engine.begin() as conn:
-        return await service.create_product(conn, name=name, value_cents=cents)
+        return await order_service.create_product(conn, name=name, value_cents=cents)
 
 
 async def _place(engine: AsyncEngine, email: str, items: list[tuple[str, int]]) -> Order:
     async with engine.begin() as conn:
-        return await service.create_order(conn, email=email, items=items)
+        return await order_service.create_order(conn, email=email, items=items)
 
 
 async def _outbox_rows(engine: AsyncEngine) -> list[Any]:
@@ -58,34 +62,34 @@ async def test_create_customer_normalises_the_email(engine: AsyncEngine) -> None
     assert row["username"] == "alice"
     assert isinstance(row["id"], int)
     async with engine.connect() as conn:
-        found = await store.find_customer(conn, email="alice@example.com")
+        found = await order_store.find_customer(conn, email="alice@example.com")
     assert found is not None
     assert found.id == row["id"]
 
 
 async def test_duplicate_email_is_a_conflict(engine: AsyncEngine, count_rows: Count) -> None:
     await _customer(engine, "alice@example.com", "alice")
-    with pytest.raises(service.Conflict, match="email") as caught:
+    with pytest.raises(domain.Conflict, match="email") as caught:
         await _customer(engine, "ALICE@example.com", "someone-else")
     assert caught.value.code == "conflict"
-    assert await count_rows(store.customers) == 1
+    assert await count_rows(order_store.customers) == 1
 
 
 async def test_duplicate_username_is_a_conflict(engine: AsyncEngine, count_rows: Count) -> None:
     await _customer(engine, "alice@example.com", "alice")
-    with pytest.raises(service.Conflict, match="username"):
+    with pytest.raises(domain.Conflict, match="username"):
         await _customer(engine, "other@example.com", "alice")
-    assert await count_rows(store.customers) == 1
+    assert await count_rows(order_store.customers) == 1
 
 
 @pytest.mark.parametrize("username", ["", "   "])
 async def test_blank_username_is_invalid(
     engine: AsyncEngine, count_rows: Count, username: str
 ) -> None:
-    with pytest.raises(service.InvalidValue) as caught:
+    with pytest.raises(domain.InvalidValue) as caught:
         await _customer(engine, "alice@example.com", username)
     assert caught.value.code == "invalid-value"
-    assert await count_rows(store.customers) == 0
+    assert await count_rows(order_store.customers) == 0
 
 
 # --- products ----------------------------------------------------------------------------------
@@ -98,18 +102,18 @@ async def test_create_product(engine: AsyncEngine) -> None:
 
 async def test_duplicate_product_is_a_conflict(engine: AsyncEngine, count_rows: Count) -> None:
     await _product(engine, "pen", 150)
-    with pytest.raises(service.Conflict, match="pen"):
+    with pytest.raises(domain.Conflict, match="pen"):
         await _product(engine, "pen", 999)
-    assert await count_rows(store.products) == 1
+    assert await count_rows(order_store.products) == 1
 
 
 @pytest.mark.parametrize(("name", "cents"), [("pen", 0), ("pen", -1), ("  ", 100)])
 async def test_invalid_product(
     engine: AsyncEngine, count_rows: Count, name: str, cents: int
 ) -> None:
-    with pytest.raises(service.InvalidValue):
+    with pytest.raises(domain.InvalidValue):
         await _product(engine, name, cents)
-    assert await count_rows(store.products) == 0
+    assert await count_rows(order_store.products) == 0
 
 
 # --- orders ------------------------------------------------------------------------------------
@@ -138,14 +142,16 @@ async def test_create_order_merges_names_and_totals_in_cents(
     )
     assert order.total_cents == 100 * 110 + 10 * 100 + 3 * 333 == 12_999
     async with engine.connect() as conn:
-        stored = await store.load_order(conn, order.order_id)
+        stored = await order_store.load_order(conn, order.order_id)
         head = (
-            await conn.execute(select(store.orders).where(store.orders.c.id == order.order_id))
+            await conn.execute(
+                select(order_store.orders).where(order_store.orders.c.id == order.order_id)
+            )
         ).one()
     assert stored is not None
     assert sorted(stored.lines) == sorted(order.lines)
     assert head.total_cents == 12_999
-    assert await count_rows(store.order_items) == 3
+    assert await count_rows(order_store.order_items) == 3
 
 
 async def test_unit_price_is_frozen_on_the_order(engine: AsyncEngine) -> None:
@@ -153,12 +159,16 @@ async def test_unit_price_is_frozen_on_the_order(engine: AsyncEngine) -> None:
     order = await _place(engine, "alice@example.com", [("lápis", 100)])
     async with engine.begin() as conn:
         await conn.execute(
-            update(store.products).where(store.products.c.name == "lápis").values(value_cents=999)
+            update(order_store.products)
+            .where(order_store.products.c.name == "lápis")
+            .values(value_cents=999)
         )
     async with engine.connect() as conn:
-        stored = await store.load_order(conn, order.order_id)
+        stored = await order_store.load_order(conn, order.order_id)
         head = (
-            await conn.execute(select(store.orders).where(store.orders.c.id == order.order_id))
+            await conn.execute(
+                select(order_store.orders).where(order_store.orders.c.id == order.order_id)
+            )
         ).one()
     assert stored is not None
     assert stored.lines == (OrderLine("lápis", 100, 110),)
@@ -203,10 +213,10 @@ async def test_order_of_an_unknown_email_is_not_found(
     engine: AsyncEngine, count_rows: Count
 ) -> None:
     await _shop(engine)
-    with pytest.raises(service.NotFound, match=r"bob@example\.com") as caught:
+    with pytest.raises(domain.NotFound, match=r"bob@example\.com") as caught:
         await _place(engine, "Bob@Example.com", [("lápis", 1)])
     assert caught.value.code == "not-found"
-    assert await count_rows(store.orders) == 0
+    assert await count_rows(order_store.orders) == 0
     assert await count_rows(outbox) == 0
 
 
@@ -217,8 +227,8 @@ async def test_order_of_unknown_products_writes_nothing(
     with pytest.raises(UnknownProducts) as caught:
         await _place(engine, "alice@example.com", [("lápis", 1), ("zzz", 1), ("aaa", 2)])
     assert caught.value.names == ["aaa", "zzz"]
-    assert await count_rows(store.orders) == 0
-    assert await count_rows(store.order_items) == 0
+    assert await count_rows(order_store.orders) == 0
+    assert await count_rows(order_store.order_items) == 0
     assert await count_rows(outbox) == 0
 
 
@@ -239,7 +249,7 @@ async def test_invalid_orders_write_nothing(
     await _shop(engine)
     with pytest.raises(error):
         await _place(engine, "alice@example.com", items)
-    assert await count_rows(store.orders) == 0
+    assert await count_rows(order_store.orders) == 0
     assert await count_rows(outbox) == 0
 
 
@@ -250,12 +260,12 @@ async def test_failure_after_the_order_rolls_back_order_and_event(
 
     async def place_then_fail() -> None:
         async with engine.begin() as conn:
-            await service.create_order(conn, email="alice@example.com", items=[("lápis", 1)])
+            await order_service.create_order(conn, email="alice@example.com", items=[("lápis", 1)])
             raise RuntimeError("the request failed after the use case")
 
     with pytest.raises(RuntimeError, match="after the use case"):
         await place_then_fail()
-    assert await count_rows(store.orders) == 0
+    assert await count_rows(order_store.orders) == 0
     assert await count_rows(outbox) == 0
 
 
@@ -266,7 +276,7 @@ AT = datetime(2026, 1, 10, 12, tzinfo=UTC)
 
 async def _record(engine: AsyncEngine, board: MemoryBoard, order: Order, message_id: str) -> bool:
     async with engine.begin() as conn:
-        return await service.record_order(
+        return await analytics_service.record_order(
             conn,
             order,
             board=board,
@@ -291,11 +301,11 @@ async def test_record_order_once(engine: AsyncEngine, count_rows: Count) -> None
     assert await board.snapshot(10) == snap
 
     async with engine.connect() as conn:
-        assert await service.order_total(conn, 1001) == 2_300
-        assert await service.order_count(conn, 7) == 1
-    assert await count_rows(store.analytics_orders) == 1
+        assert await analytics_service.order_total(conn, 1001) == 2_300
+        assert await analytics_service.order_count(conn, 7) == 1
+    assert await count_rows(analytics_store.analytics_orders) == 1
     # every consumed message is kept, repeats included
-    assert await count_rows(store.consumed_messages) == 2
+    assert await count_rows(analytics_store.consumed_messages) == 2
 
 
 async def test_same_order_id_with_other_content_is_refused(
@@ -308,15 +318,15 @@ async def test_same_order_id_with_other_content_is_refused(
         Order(1001, 7, (OrderLine("pen", 2, 151),), AT),
         Order(1001, 8, (OrderLine("pen", 2, 150),), AT),
     ]:
-        with pytest.raises(service.DuplicateOrderId, match="1001") as caught:
+        with pytest.raises(domain.DuplicateOrderId, match="1001") as caught:
             await _record(
                 engine, board, other, f"msg-other-{other.customer_id}-{other.total_cents}"
             )
         assert caught.value.code == "duplicate-order-id"
     async with engine.connect() as conn:
-        assert await service.order_total(conn, 1001) == 300
+        assert await analytics_service.order_total(conn, 1001) == 300
     assert (await board.snapshot(10))["customersByOrders"] == [Entry("7", 1)]
-    assert await count_rows(store.analytics_orders) == 1
+    assert await count_rows(analytics_store.analytics_orders) == 1
 
 
 async def test_one_consumed_message_row_per_message(engine: AsyncEngine, count_rows: Count) -> None:
@@ -328,10 +338,10 @@ async def test_one_consumed_message_row_per_message(engine: AsyncEngine, count_r
         assert await _record(engine, board, order, f"msg-{i}") is True
         assert await _record(engine, board, order, f"msg-{i}-again") is False
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(store.consumed_messages))).all()
+        rows = (await conn.execute(select(analytics_store.consumed_messages))).all()
     assert sorted(r.message_id for r in rows) == sorted(ids)
     assert all(r.topic == messages.ORDER_CREATED for r in rows)
-    assert await count_rows(store.analytics_orders) == 3
+    assert await count_rows(analytics_store.analytics_orders) == 3
     assert (await board.snapshot(10))["customersByOrders"] == [Entry("7", 3)]
 
 
@@ -348,7 +358,7 @@ async def test_rebuild_board_counts_every_recorded_order(engine: AsyncEngine) ->
     for i, customer in enumerate([1, 1, 2, 1], start=1):
         await _record(engine, board, Order(i, customer, (OrderLine("pen", i, 100),), AT), f"m{i}")
     rebuilt = MemoryBoard()
-    assert await service.rebuild_board(engine, rebuilt) == 4
+    assert await analytics_service.rebuild_board(engine, rebuilt) == 4
     assert await rebuilt.snapshot(10) == await board.snapshot(10)
 
 
@@ -359,12 +369,12 @@ async def test_customer_orders_pages(engine: AsyncEngine) -> None:
         await _record(engine, board, Order(100 + i, 42, (OrderLine("x", 1, cents),), AT), f"m{i}")
     await _record(engine, board, Order(999, 43, (OrderLine("x", 1, 7),), AT), "m-other")
     async with engine.connect() as conn:
-        first = await service.orders_of_customer(conn, 42, page=0, page_size=3)
-        second = await service.orders_of_customer(conn, 42, page=1, page_size=3)
-        beyond = await service.orders_of_customer(conn, 42, page=5, page_size=3)
-        nobody = await service.orders_of_customer(conn, 77, page=0, page_size=3)
-        with pytest.raises(service.NotFound):
-            await service.order_total(conn, 12345)
+        first = await analytics_service.orders_of_customer(conn, 42, page=0, page_size=3)
+        second = await analytics_service.orders_of_customer(conn, 42, page=1, page_size=3)
+        beyond = await analytics_service.orders_of_customer(conn, 42, page=5, page_size=3)
+        nobody = await analytics_service.orders_of_customer(conn, 77, page=0, page_size=3)
+        with pytest.raises(domain.NotFound):
+            await analytics_service.order_total(conn, 12345)
     assert [r.order_id for r in first.rows] == [101, 102, 103]
     assert [r.order_id for r in second.rows] == [104]
     assert beyond.rows == []
@@ -395,7 +405,7 @@ async def test_concurrent_misses_of_the_catalog_share_one_query(engine: AsyncEng
     await _product(engine, "lápis", 110)
     await _product(engine, "caderno", 100)
     connect = CountedConnect(engine)
-    catalog = store.Catalog(connect)
+    catalog = order_store.Catalog(connect)
 
     ids = await asyncio.gather(*(catalog.customer_id("alice@example.com") for _ in range(50)))
     prices = await asyncio.gather(*(catalog.prices(["lápis", "caderno"]) for _ in range(50)))
@@ -409,7 +419,7 @@ async def test_concurrent_misses_of_the_catalog_share_one_query(engine: AsyncEng
 
 async def test_the_catalog_finds_what_was_created_after_a_miss(engine: AsyncEngine) -> None:
     connect = CountedConnect(engine)
-    catalog = store.Catalog(connect)
+    catalog = order_store.Catalog(connect)
     assert await catalog.customer_id("bob@example.com") is None
     assert await catalog.prices(["borracha"]) == {}
     bob = await _customer(engine, "bob@example.com", "bob")
@@ -424,7 +434,7 @@ async def test_a_failed_catalog_query_fails_every_waiter_and_is_retried(
 ) -> None:
     alice = await _customer(engine)
     connect = CountedConnect(engine, fail=True)
-    catalog = store.Catalog(connect)
+    catalog = order_store.Catalog(connect)
     results = await asyncio.gather(
         *(catalog.customer_id("alice@example.com") for _ in range(5)), return_exceptions=True
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from paycore.platform.messaging.brokers import create_bus
-from paycore.platform.messaging.bus import UrlOptions
 from paycore.bootstrap import ConfigurationError, load
 from paycore.commerce.settings import CommerceSettings
 from paycore.gateway.settings import GatewaySettings
+from paycore.platform.messaging.brokers import create_bus
+from paycore.platform.messaging.bus import UrlOptions
 from paycore.platform.settings import Settings
 
 

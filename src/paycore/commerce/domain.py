@@ -13,6 +13,24 @@ class CommerceError(Exception):
     code = "commerce-error"
 
 
+class Conflict(CommerceError):
+    code = "conflict"
+
+
+class NotFound(CommerceError):
+    code = "not-found"
+
+
+class InvalidValue(CommerceError):
+    code = "invalid-value"
+
+
+class DuplicateOrderId(CommerceError):
+    """The order id is already recorded with different content: the message is refused."""
+
+    code = "duplicate-order-id"
+
+
 class UnknownProducts(CommerceError):
     code = "unknown-product"
 

@@ -1,5 +1,4 @@
-"""Commerce tables and queries: the write side (customers, products, orders) and the
-analytics read model (orders as received, consumed messages, for queries and the archive)."""
+"""Tables and queries of the commerce write side: customers, products, orders."""
 
 from __future__ import annotations
 
@@ -14,19 +13,15 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Integer,
-    LargeBinary,
     String,
     Table,
-    func,
     insert,
     select,
-    text,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.commerce.domain import Order, OrderLine
 from paycore.platform.clock import utcnow
-from paycore.platform.persistence import bulk
 from paycore.platform.persistence.db import BIG_ID, AnyRow, UtcDateTime, metadata
 from paycore.platform.single_flight import SingleFlight
 
@@ -65,44 +60,6 @@ order_items = Table(
     Column("quantity", Integer, nullable=False),
     Column("unit_cents", BigInteger, nullable=False),
 )
-
-# --- analytics read model (owned by the analytics service) --------------------------------
-
-analytics_orders = Table(
-    "commerce_analytics_orders",
-    metadata,
-    Column("seq", BIG_ID, primary_key=True, autoincrement=True),
-    Column("order_id", BigInteger, nullable=False, unique=True),
-    Column("customer_id", BigInteger, nullable=False, index=True),
-    Column("total_cents", BigInteger, nullable=False),
-    Column("item_count", BigInteger, nullable=False),
-    Column("ordered_at", UtcDateTime(), nullable=False),
-    Column("source", String(20), nullable=False),
-    Column("message_id", String(200), nullable=False),
-    Column("recorded_at", UtcDateTime(), nullable=False),
-    sqlite_autoincrement=True,  # seq never reused: it is the archive's progress marker
-)
-
-analytics_lines = Table(
-    "commerce_analytics_lines",
-    metadata,
-    Column("order_id", BigInteger, primary_key=True),
-    Column("product", String(200), primary_key=True),
-    Column("unit_cents", BigInteger, primary_key=True),
-    Column("quantity", BigInteger, nullable=False),
-)
-
-consumed_messages = Table(
-    "commerce_consumed_messages",
-    metadata,
-    Column("seq", BIG_ID, primary_key=True, autoincrement=True),
-    Column("message_id", String(200), nullable=False, unique=True),
-    Column("topic", String(200), nullable=False),
-    Column("received_at", UtcDateTime(), nullable=False),
-    Column("body", LargeBinary, nullable=False),
-    sqlite_autoincrement=True,
-)
-
 
 # --- write side --------------------------------------------------------------------------
 
@@ -284,187 +241,3 @@ async def load_order(conn: AsyncConnection, order_id: int) -> Order | None:
     )
     lines = tuple(OrderLine(r.product, r.quantity, r.unit_cents) for r in rows)
     return Order(head.id, head.customer_id, lines, head.created_at)
-
-
-# --- analytics read model ----------------------------------------------------------------
-
-
-async def recorded_orders(conn: AsyncConnection, order_ids: Sequence[int]) -> dict[int, Order]:
-    """The recorded orders among ``order_ids``, with their lines."""
-    heads = (
-        await conn.execute(
-            select(analytics_orders).where(analytics_orders.c.order_id.in_(order_ids))
-        )
-    ).all()
-    if not heads:
-        return {}
-    lines = await lines_of(conn, [h.order_id for h in heads])
-    return {
-        h.order_id: Order(
-            h.order_id, h.customer_id, tuple(sorted(lines.get(h.order_id, []))), h.ordered_at
-        )
-        for h in heads
-    }
-
-
-async def record_order(
-    conn: AsyncConnection, order: Order, *, source: str, message_id: str
-) -> None:
-    await record_orders(conn, [(order, message_id)], source=source)
-
-
-ARCHIVED_TABLES_LOCK = 0x7061_7963_6F72_6501  # an advisory lock key of our own
-_TURN_TAKEN = "paycore.commerce.archive_turn"  # the transaction that holds the lock
-
-
-async def take_archive_turn(conn: AsyncConnection) -> None:
-    """Wait until no other transaction is writing the archived tables (PostgreSQL: a
-    transaction-level advisory lock, taken once per transaction; SQLite has one writer at a
-    time anyway). Their ``seq`` values are then committed in order, which the archive relies
-    on: its progress marker is the last ``seq`` archived, so a lower ``seq`` committed after a
-    higher one would never be."""
-    if conn.dialect.name != "postgresql":
-        return
-    current = conn.sync_connection.get_transaction() if conn.sync_connection else None
-    if current is not None and conn.info.get(_TURN_TAKEN) is current:
-        return
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ARCHIVED_TABLES_LOCK})
-    conn.info[_TURN_TAKEN] = current  # kept alive here, so no later transaction shares its id
-
-
-_HEAD_COLUMNS = (
-    "order_id",
-    "customer_id",
-    "total_cents",
-    "item_count",
-    "ordered_at",
-    "source",
-    "message_id",
-    "recorded_at",
-)
-
-
-async def record_orders(
-    conn: AsyncConnection, received: Sequence[tuple[Order, str]], *, source: str
-) -> set[int]:
-    """Insert orders ``(order, message id)`` of one source with their lines, in two statements,
-    skipping order ids already recorded; returns the ids it inserted."""
-    await take_archive_turn(conn)
-    now = utcnow()
-    heads = [
-        (o.order_id, o.customer_id, o.total_cents, o.item_count, o.ordered_at, source, m, now)
-        for o, m in received
-    ]
-    inserted = await bulk.insert_new(
-        conn, analytics_orders, ("order_id",), _HEAD_COLUMNS, heads, returning=("order_id",)
-    )
-    new = {order_id for (order_id,) in inserted}
-    lines = [
-        (o.order_id, line.product, line.unit_cents, line.quantity)
-        for o, _ in received
-        if o.order_id in new
-        for line in o.lines
-    ]
-    await bulk.bulk_insert(
-        conn, analytics_lines, ("order_id", "product", "unit_cents", "quantity"), lines
-    )
-    return new
-
-
-async def record_message(
-    conn: AsyncConnection, *, message_id: str, topic: str, body: bytes, at: datetime
-) -> None:
-    await record_messages(conn, [(message_id, body)], topic=topic, at=at)
-
-
-async def record_messages(
-    conn: AsyncConnection, messages: Sequence[tuple[str, bytes]], *, topic: str, at: datetime
-) -> None:
-    """Keep consumed messages ``(message id, body)`` for the archive."""
-    await take_archive_turn(conn)
-    await bulk.bulk_insert(
-        conn,
-        consumed_messages,
-        ("message_id", "topic", "body", "received_at"),
-        [(i, topic, b, at) for i, b in messages],
-    )
-
-
-async def order_total(conn: AsyncConnection, order_id: int) -> int | None:
-    query = select(analytics_orders.c.total_cents).where(analytics_orders.c.order_id == order_id)
-    value = (await conn.execute(query)).scalar_one_or_none()
-    return None if value is None else int(value)
-
-
-async def customer_summary(conn: AsyncConnection, customer_id: int) -> tuple[int, int]:
-    """(number of orders, sum of their totals in cents)."""
-    row = (
-        await conn.execute(
-            select(func.count(), func.coalesce(func.sum(analytics_orders.c.total_cents), 0)).where(
-                analytics_orders.c.customer_id == customer_id
-            )
-        )
-    ).one()
-    return int(row[0]), int(row[1])
-
-
-async def customer_orders(
-    conn: AsyncConnection, customer_id: int, *, offset: int, limit: int
-) -> Sequence[AnyRow]:
-    query = (
-        select(
-            analytics_orders.c.order_id,
-            analytics_orders.c.customer_id,
-            analytics_orders.c.total_cents,
-        )
-        .where(analytics_orders.c.customer_id == customer_id)
-        .order_by(analytics_orders.c.order_id)
-        .offset(offset)
-        .limit(limit)
-    )
-    return (await conn.execute(query)).all()
-
-
-async def all_recorded_orders(conn: AsyncConnection) -> list[Order]:
-    """Every recorded order with its lines (to rebuild an in-process analytics board)."""
-    lines: dict[int, list[OrderLine]] = {}
-    for r in await conn.execute(select(analytics_lines)):
-        lines.setdefault(r.order_id, []).append(OrderLine(r.product, r.quantity, r.unit_cents))
-    heads = await conn.execute(select(analytics_orders).order_by(analytics_orders.c.seq))
-    return [
-        Order(h.order_id, h.customer_id, tuple(lines.get(h.order_id, ())), h.ordered_at)
-        for h in heads
-    ]
-
-
-async def orders_after(conn: AsyncConnection, seq: int, limit: int) -> Sequence[AnyRow]:
-    query = (
-        select(analytics_orders)
-        .where(analytics_orders.c.seq > seq)
-        .order_by(analytics_orders.c.seq)
-        .limit(limit)
-    )
-    return (await conn.execute(query)).all()
-
-
-async def lines_of(conn: AsyncConnection, order_ids: Sequence[int]) -> dict[int, list[OrderLine]]:
-    found: dict[int, list[OrderLine]] = {}
-    lines = analytics_lines.c
-    query = select(lines.order_id, lines.product, lines.quantity, lines.unit_cents).where(
-        lines.order_id.in_(order_ids)
-    )
-    # Unpacked, not read by attribute name: the archive reads every line, and a Row's
-    # attributes cost more than the rest of the loop.
-    for order_id, product, quantity, unit_cents in await conn.execute(query):
-        found.setdefault(order_id, []).append(OrderLine(product, quantity, unit_cents))
-    return found
-
-
-async def messages_after(conn: AsyncConnection, seq: int, limit: int) -> Sequence[AnyRow]:
-    query = (
-        select(consumed_messages)
-        .where(consumed_messages.c.seq > seq)
-        .order_by(consumed_messages.c.seq)
-        .limit(limit)
-    )
-    return (await conn.execute(query)).all()

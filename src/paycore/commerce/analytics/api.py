@@ -11,9 +11,9 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from paycore.commerce import service
-from paycore.commerce.analytics import Board
-from paycore.commerce.archive import Archive
+from paycore.commerce.analytics import service
+from paycore.commerce.analytics.archive import Archive
+from paycore.commerce.analytics.board import Board
 from paycore.commerce.domain import CommerceError
 from paycore.platform.money import from_cents
 from paycore.platform.web.http import JSONResponse, Problem, problem_response

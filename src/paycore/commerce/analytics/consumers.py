@@ -6,8 +6,9 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paycore.commerce import messages, service
-from paycore.commerce.analytics import Board
+from paycore.commerce import messages
+from paycore.commerce.analytics import service
+from paycore.commerce.analytics.board import Board
 from paycore.commerce.domain import Order
 from paycore.platform.messaging.bus import Delivery, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Verdicts

@@ -11,9 +11,9 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.commerce import service, store
-from paycore.commerce.analytics_client import AnalyticsClient, AnalyticsUnavailable
 from paycore.commerce.domain import CommerceError, Order
+from paycore.commerce.orders import service, store
+from paycore.commerce.orders.client import AnalyticsClient, AnalyticsUnavailable
 from paycore.platform.clock import iso
 from paycore.platform.money import from_cents, to_cents
 from paycore.platform.persistence.batching import GroupCommit
