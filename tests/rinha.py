@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from paycore.platform.messaging.embedded import start_nats
-from paycore.platform.persistence.migrate import upgrade
+from paycore.schema import upgrade
 from procs import Proc, paycore_env, paycore_process, until
 from servers import free_port
 

@@ -91,14 +91,40 @@ def worker(
     _serve(asgi, settings, port or settings.worker_port)
 
 
-@app.command()
-def migrate() -> None:
-    """Apply database migrations (Alembic) up to the latest revision."""
+migrate_app = typer.Typer(
+    help="Apply database migrations (every context's Alembic branch) up to their heads.",
+    invoke_without_command=True,
+)
+app.add_typer(migrate_app, name="migrate")
+
+
+@migrate_app.callback()
+def migrate(ctx: typer.Context) -> None:
+    """Apply database migrations (every context's Alembic branch) up to their heads."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = load_settings()
-    from paycore.platform.persistence.migrate import upgrade
+    from paycore.schema import upgrade
 
     upgrade(settings.effective_database_url)
     console.print("[green]database is up to date[/green]")
+
+
+@migrate_app.command("new")
+def migrate_new(
+    context: Annotated[str, typer.Argument(help="The context whose branch gets the revision.")],
+    message: Annotated[str, typer.Option("--message", "-m", help="What the revision does.")],
+) -> None:
+    """Generate a context's next migration from its tables (the database is migrated first)."""
+    settings = load_settings()
+    from paycore.schema import new_revision
+
+    try:
+        path = new_revision(settings.effective_database_url, context, message)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"[green]wrote[/green] {path}")
 
 
 @app.command()
@@ -134,7 +160,7 @@ def up(
             start_nats(settings.data_dir, port=settings.nats_port, sync=settings.nats_sync)
         )
         env["PAYCORE_BROKER_URL"] = settings.effective_broker_url
-    from paycore.platform.persistence.migrate import upgrade
+    from paycore.schema import upgrade
 
     upgrade(settings.effective_database_url)
     admin = "from PAYCORE_ADMIN_TOKEN"

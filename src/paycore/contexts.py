@@ -47,10 +47,14 @@ def cli(name: str) -> ModuleType | None:
     return importlib.import_module(f"paycore.{name}.cli")
 
 
+def folder(name: str) -> Path:
+    """Where the context's package lives."""
+    return Path(__file__).resolve().parent / name
+
+
 def migrations() -> list[Path]:
     """The Alembic versions folder of every context that has tables."""
-    here = Path(__file__).resolve().parent
-    return [here / name / "migrations" for name in NAMES if (here / name / "migrations").is_dir()]
+    return [folder(n) / "migrations" for n in NAMES if (folder(n) / "migrations").is_dir()]
 
 
 def load_all() -> None:

@@ -19,7 +19,7 @@ from paycore.commerce.analytics.archive import Archive
 from paycore.commerce.analytics.board import RedisBoard
 from paycore.platform.messaging.deadletters import dead_letters
 from paycore.platform.persistence.db import create_engine
-from paycore.platform.persistence.migrate import upgrade
+from paycore.schema import upgrade
 from procs import Proc, paycore_env
 from servers import Server, free_port
 

@@ -21,7 +21,7 @@ from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Envelope
 from paycore.platform.messaging.deadletters import dead_letters
 from paycore.platform.persistence.db import create_engine
-from paycore.platform.persistence.migrate import upgrade
+from paycore.schema import upgrade
 from procs import Proc, paycore_env
 from servers import Server, free_port
 

@@ -26,7 +26,7 @@ from paycore.gateway import store
 from paycore.platform.messaging.brokers.nats import stream_name
 from paycore.platform.messaging.deadletters import dead_letters
 from paycore.platform.persistence.db import create_engine
-from paycore.platform.persistence.migrate import upgrade
+from paycore.schema import upgrade
 from procs import Proc, paycore_env
 from servers import free_port, start_nats
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from paycore.platform.persistence.migrate import upgrade
+from paycore.schema import upgrade
 from procs import Proc, paycore_env, until
 from servers import Server, free_port
 

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from paycore.fulfillment.generator import generate
-from paycore.platform.persistence.migrate import upgrade
+from paycore.schema import upgrade
 from procs import paycore_env, paycore_process, until
 from servers import Server, free_port
 

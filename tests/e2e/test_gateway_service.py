@@ -27,7 +27,7 @@ from gateway_kit import (
     transaction,
 )
 from paycore.gateway.crypto import verify_webhook
-from paycore.platform.persistence.migrate import upgrade
+from paycore.schema import upgrade
 from procs import paycore_env, paycore_process, until
 from servers import Server, free_port, start_nats
 

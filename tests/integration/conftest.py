@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.persistence.db import create_engine
-from paycore.platform.persistence.migrate import upgrade
+from paycore.schema import upgrade
 from servers import Server
 
 

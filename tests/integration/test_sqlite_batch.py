@@ -20,13 +20,13 @@ from paycore.platform.clock import utcnow
 from paycore.platform.messaging import outbox
 from paycore.platform.messaging.bus import Envelope
 from paycore.platform.persistence.db import create_engine
-from paycore.platform.persistence.migrate import upgrade
 from paycore.platform.persistence.sqlite_batch import (
     InOneTransaction,
     ManyInserts,
     next_ids,
     processed_rows,
 )
+from paycore.schema import upgrade
 
 
 @pytest.fixture

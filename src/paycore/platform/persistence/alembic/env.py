@@ -1,4 +1,5 @@
-"""Alembic environment: runs migrations on the async engine of the configured URL."""
+"""Alembic environment: runs migrations on the async engine of the configured URL. The tables
+are those on the shared metadata: the caller (``paycore.schema``) has loaded every context."""
 
 from __future__ import annotations
 
@@ -7,11 +8,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from paycore import contexts
 from paycore.platform.persistence.db import create_engine, metadata
 
 config = context.config
-contexts.load_all()  # every table on the metadata (for autogenerate)
 
 
 def _run(connection: Connection) -> None:
