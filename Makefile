@@ -35,16 +35,16 @@ imports: venv
 check: lint types imports
 
 unit: venv
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q tests/*/unit
 
 integration: venv
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q tests/*/integration
 
 e2e: venv
-	$(PY) -m pytest -q tests/e2e
+	$(PY) -m pytest -q tests/*/e2e
 
 chaos: venv
-	$(PY) -m pytest -q tests/chaos
+	$(PY) -m pytest -q tests/*/chaos
 
 bench: venv
 	$(PY) bench/commerce_orders.py

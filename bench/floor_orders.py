@@ -35,11 +35,10 @@ import httpx
 import msgspec
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import harness  # noqa: E402
-
 from servers import free_port, start_nats  # noqa: E402
 
 

@@ -32,19 +32,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import harness  # noqa: E402
 from harness import machine  # noqa: E402
-
-from paycore.fulfillment import store  # noqa: E402
-from paycore.fulfillment.generator import generate  # noqa: E402
-from paycore.platform.ids import uuid7  # noqa: E402
-from paycore.platform.messaging.brokers import create_bus  # noqa: E402
-from paycore.platform.messaging.bus import Envelope  # noqa: E402
-from paycore.platform.persistence.db import create_engine  # noqa: E402
-from paycore.platform.persistence.migrate import upgrade  # noqa: E402
 from procs import Proc, paycore_env  # noqa: E402
 from servers import (  # noqa: E402
     create_database,
@@ -53,6 +45,14 @@ from servers import (  # noqa: E402
     start_nats,
     start_postgres,
 )
+
+from paycore.fulfillment import store  # noqa: E402
+from paycore.fulfillment.generator import generate  # noqa: E402
+from paycore.platform.ids import uuid7  # noqa: E402
+from paycore.platform.messaging.brokers import create_bus  # noqa: E402
+from paycore.platform.messaging.bus import Envelope  # noqa: E402
+from paycore.platform.persistence.db import create_engine  # noqa: E402
+from paycore.schema import upgrade  # noqa: E402
 
 LOOKUP_K6 = """
 import http from "k6/http";

@@ -29,16 +29,16 @@ from typing import Any
 from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import harness  # noqa: E402
-
 from gateway_kit import create_account, gateway_settings  # noqa: E402
+from servers import Server, start_nats, start_postgres  # noqa: E402
+
 from paycore.gateway import store  # noqa: E402
 from paycore.platform.messaging.deadletters import dead_letters  # noqa: E402
 from paycore.platform.persistence.db import create_engine  # noqa: E402
-from servers import Server, start_nats, start_postgres  # noqa: E402
 
 
 async def decisions(

@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from paycore.platform.persistence.migrate import upgrade
 from procs import paycore_env, paycore_process
 from servers import Server, create_database, free_port
+
+from paycore.schema import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 

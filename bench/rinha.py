@@ -28,12 +28,11 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from harness import machine  # noqa: E402
 from harness import run_k6 as harness_k6  # noqa: E402
-
 from procs import Proc, paycore_env  # noqa: E402
 
 HOST = "127.0.0.1"

@@ -1,5 +1,7 @@
-"""Shared by every test tier: the helpers (``servers``, ``procs``) on the import path, and
-real servers on 127.0.0.1 built on ``tests/servers.py``.
+"""Shared by every test: every context's tables on the metadata, and real servers on
+127.0.0.1 built on ``tests/support/servers.py`` (``tests/support`` is on the import path, see
+``pyproject.toml``). Each context's tests live in ``tests/<context>/<tier>/``, the platform's in
+``tests/platform/<tier>/``; a tier's fixtures come from ``tests/support/<tier>_fixtures.py``.
 
 Each server starts the first time a test asks for it and stops at session end.
 A missing server binary fails the test (with the install hint); it never skips.
@@ -7,21 +9,15 @@ A missing server binary fails the test (with the install hint); it never skips.
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import servers
+from servers import Server
 
-_TESTS_DIR = str(Path(__file__).resolve().parents[1])
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-import rinha  # noqa: E402
-import servers  # noqa: E402
-from paycore import contexts  # noqa: E402
-from servers import Server  # noqa: E402
+from paycore import contexts
 
 contexts.load_all()  # every context's tables on the shared metadata
 
@@ -83,11 +79,3 @@ def postgres_url(postgres_server: Server) -> Iterator[str]:
     url = servers.create_database(postgres_server, name)
     yield url
     servers.drop_database(postgres_server, name)
-
-
-@pytest.fixture(scope="session")
-def processors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rinha.Processors]:
-    """The two Rinha payment processor simulators (`paycore processors`) as a process; tests
-    reset them (delay, failure, payments) before use."""
-    with rinha.running_processors(tmp_path_factory.mktemp("processors")) as running:
-        yield running

@@ -1,0 +1,88 @@
+"""Fixtures of the unit tier (imported by each ``unit/conftest.py``): a real SQLite file
+database, a non-UTC local clock, an in-memory broker."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore.platform.messaging.bus import BatchHandler, Envelope, Subscription
+from paycore.platform.persistence import db
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A fresh SQLite file database with every paycore table."""
+    eng = db.create_engine("sqlite+aiosqlite:///" + str(tmp_path / "t.db"))
+    async with eng.begin() as conn:
+        await conn.run_sync(db.metadata.create_all)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def count_rows(engine: AsyncEngine) -> Callable[..., Awaitable[int]]:
+    """``await count_rows(table, *where)``: how many rows of a table match."""
+
+    async def count(table: Table, *where: ColumnElement[bool]) -> int:
+        query = select(func.count()).select_from(table)
+        for clause in where:
+            query = query.where(clause)
+        async with engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    return count
+
+
+@pytest.fixture
+def local_time_utc_minus_3() -> Iterator[None]:
+    """The host's local time zone is UTC-3 (a server in Brazil) for the duration of a test."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "BRT3"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
+class FakeBus:
+    """An in-memory broker: keeps what is published; consuming is driven by the tests."""
+
+    def __init__(self) -> None:
+        self.published: list[Envelope] = []
+        self.topics: set[str] = set()
+        self.connected = False
+
+    async def connect(self) -> None:
+        self.connected = True
+
+    async def close(self) -> None:
+        self.connected = False
+
+    async def ensure_topic(self, topic: str) -> None:
+        self.topics.add(topic)
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        self.published.extend(envelopes)
+
+    async def subscribe(self, subscription: Subscription, handler: BatchHandler) -> None:
+        raise AssertionError("the unit tests call Consumer.handle_batch directly")
+
+    async def stop_consuming(self) -> None:
+        return None
+
+
+@pytest.fixture
+def fake_bus() -> FakeBus:
+    return FakeBus()
