@@ -262,13 +262,14 @@ def dead_letters_list(
     settings = load_settings()
     from paycore.platform.messaging import deadletters
     from paycore.platform.persistence.db import create_engine
+    from paycore.platform.persistence.uow import Database
 
     async def run() -> None:
-        engine = create_engine(settings.effective_database_url)
+        db = Database(create_engine(settings.effective_database_url))
         rows = await deadletters.list_letters(
-            engine, topic=topic, include_replayed=include_replayed, limit=limit
+            db, topic=topic, include_replayed=include_replayed, limit=limit
         )
-        await engine.dispose()
+        await db.engine.dispose()
         if as_json:
             for r in rows:
                 print(
@@ -314,21 +315,21 @@ def dead_letters_replay(
     settings = load_settings()
     from paycore.platform.messaging import deadletters
     from paycore.platform.persistence.db import create_engine
+    from paycore.platform.persistence.uow import Database
 
     if not ids and not all_of_topic:
         console.print("[red]give dead letter ids or --topic[/red]")
         raise typer.Exit(2)
 
     async def run() -> int:
-        engine = create_engine(settings.effective_database_url)
+        db = Database(create_engine(settings.effective_database_url))
         chosen = list(ids or [])
         if all_of_topic:
             chosen += [
-                r.id
-                for r in await deadletters.list_letters(engine, topic=all_of_topic, limit=100_000)
+                r.id for r in await deadletters.list_letters(db, topic=all_of_topic, limit=100_000)
             ]
-        count = await deadletters.replay(engine, chosen)
-        await engine.dispose()
+        count = await deadletters.replay(db, chosen)
+        await db.engine.dispose()
         return count
 
     count = asyncio.run(run())

@@ -79,7 +79,7 @@ def build_api(
     idempotency = (
         IdempotencyMiddleware,
         # keyed: a stored fingerprint of a body with card data must not be reversible
-        {"engine": lambda: state["runtime"].engine, "secret": settings.secret_pepper.encode()},
+        {"db": lambda: state["runtime"].db, "secret": settings.secret_pepper.encode()},
     )
     fast_lane = (FastLane, {"routes": fast_routes})
     return create_app("paycore API", lifespan=lifespan, middleware=[idempotency, fast_lane])

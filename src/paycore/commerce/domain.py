@@ -25,12 +25,6 @@ class InvalidValue(CommerceError):
     code = "invalid-value"
 
 
-class DuplicateOrderId(CommerceError):
-    """The order id is already recorded with different content: the message is refused."""
-
-    code = "duplicate-order-id"
-
-
 class UnknownProducts(CommerceError):
     code = "unknown-product"
 

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 async def mount_api(
     app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
 ) -> None:
-    cache = OrderCache(runtime.engine.connect, api.render, size=FulfillmentSettings().cache_size)
+    cache = OrderCache(runtime.db.connect, api.render, size=FulfillmentSettings().cache_size)
     warmed = await cache.warm()
     log.info("fulfillment cache warmed", extra={"orders": warmed})
     lookup = api.order_lookup(cache)

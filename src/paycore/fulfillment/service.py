@@ -21,6 +21,7 @@ from paycore.fulfillment.domain import (
     check_values,
     parse_order,
 )
+from paycore.platform.persistence.uow import Transaction
 
 TOPIC = "orders"
 
@@ -62,8 +63,8 @@ def decode(body: bytes) -> Order:
     return order
 
 
-async def ingest(conn: AsyncConnection, bodies: Sequence[bytes]) -> list[str | None]:
-    """Validate and store a batch of consumed messages in the caller's transaction. Returns,
+async def ingest(tx: Transaction, bodies: Sequence[bytes]) -> list[str | None]:
+    """Validate and store a batch of consumed messages in the caller's unit of work. Returns,
     per message, None (stored, or a redelivery of an order already stored identically) or why
     it is refused (invalid, or an ``order_uid`` already stored with other content)."""
     verdicts: list[str | None] = [None] * len(bodies)
@@ -76,7 +77,7 @@ async def ingest(conn: AsyncConnection, bodies: Sequence[bytes]) -> list[str | N
             verdicts[index] = f"{exc.kind}: {exc}"
             continue
         candidates.append((index, order, store.content_hash(order)))
-    stored = await store.stored_hashes(conn, list({o.order_uid for _, o, _ in candidates}))
+    stored = await store.stored_hashes(tx.conn, list({o.order_uid for _, o, _ in candidates}))
     for index, order, digest in candidates:
         known = stored.get(order.order_uid) or (
             fresh[order.order_uid][1] if order.order_uid in fresh else None
@@ -87,7 +88,7 @@ async def ingest(conn: AsyncConnection, bodies: Sequence[bytes]) -> list[str | N
             verdicts[index] = (
                 f"duplicate-order-uid: order {order.order_uid} is already stored with other content"
             )
-    await store.insert_orders(conn, list(fresh.values()))
+    await store.insert_orders(tx, list(fresh.values()))
     return verdicts
 
 

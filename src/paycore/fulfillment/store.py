@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.fulfillment.domain import Delivery, Item, Order, Payment
 from paycore.platform.clock import utcnow
-from paycore.platform.persistence.bulk import bulk_insert
 from paycore.platform.persistence.db import BIG_ID, UtcDateTime, metadata
+from paycore.platform.persistence.uow import Transaction
 
 _DELIVERY_FIELDS = tuple(Delivery.__dataclass_fields__)
 _PAYMENT_FIELDS = tuple(Payment.__dataclass_fields__)
@@ -108,28 +108,23 @@ _payment_values = attrgetter(*_PAYMENT_FIELDS)
 _item_values = attrgetter(*_ITEM_FIELDS)
 
 
-async def insert_orders(conn: AsyncConnection, new: Sequence[tuple[Order, str]]) -> None:
+async def insert_orders(tx: Transaction, new: Sequence[tuple[Order, str]]) -> None:
     """Store orders ``(order, content hash)`` in the four tables: four bulk inserts in all."""
     if not new:
         return
     now = utcnow()
-    await bulk_insert(
-        conn, orders, _ORDER_COLUMNS, [(digest, now, *_order_values(o)) for o, digest in new]
-    )
-    await bulk_insert(
-        conn,
+    await tx.insert(orders, _ORDER_COLUMNS, [(digest, now, *_order_values(o)) for o, digest in new])
+    await tx.insert(
         deliveries,
         ("order_uid", *_DELIVERY_FIELDS),
         [(o.order_uid, *_delivery_values(o.delivery)) for o, _ in new],
     )
-    await bulk_insert(
-        conn,
+    await tx.insert(
         payments,
         ("order_uid", *_PAYMENT_FIELDS),
         [(o.order_uid, *_payment_values(o.payment)) for o, _ in new],
     )
-    await bulk_insert(
-        conn,
+    await tx.insert(
         items,
         ("order_uid", "position", *_ITEM_FIELDS),
         [(o.order_uid, i, *_item_values(item)) for o, _ in new for i, item in enumerate(o.items)],

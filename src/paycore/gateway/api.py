@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.gateway import metrics, service, store
 from paycore.gateway.auth import Authenticator, Merchant, Sessions, admin_allowed, bearer
@@ -21,7 +20,8 @@ from paycore.gateway.webhook_targets import TargetRefused, WebhookTargets
 from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.clock import iso, utcnow
 from paycore.platform.money import from_cents, to_cents
-from paycore.platform.persistence.batching import GroupCommit
+from paycore.platform.persistence.batch import GroupWriter
+from paycore.platform.persistence.uow import Database
 from paycore.platform.web.http import (
     JSONResponse,
     Problem,
@@ -35,7 +35,7 @@ from paycore.platform.web.ratelimit import FailureLimit, RateLimiter, retry_afte
 SESSION_COOKIE = "paycore_session"
 TRANSACTION_PATH = "/transactions"
 MAX_TRANSACTION_BODY = 16 * 1024
-Writer = GroupCommit[service.Prepared, dict[str, Any]]
+Writer = GroupWriter[service.Prepared, dict[str, Any]]
 
 
 def _cvv_text(value: object) -> object:
@@ -162,9 +162,9 @@ def delivery_view(row: Any) -> dict[str, Any]:
     }
 
 
-async def account_stats(engine: AsyncEngine, account_id: str) -> dict[str, Any]:
+async def account_stats(db: Database, account_id: str) -> dict[str, Any]:
     """Count and amount of the account's transactions by status."""
-    async with engine.connect() as conn:
+    async with db.connect() as conn:
         counts = await store.status_counts(conn, account_id)
     figures = {s: counts.get(s, (0, 0)) for s in STATUSES}
     return {s: {"count": n, "amount": from_cents(cents)} for s, (n, cents) in figures.items()}
@@ -268,7 +268,7 @@ def _headers(request: Request) -> dict[str, str]:
 
 
 def router(
-    engine: AsyncEngine,
+    db: Database,
     guard: Guard,
     accept: WithHeaders,
     *,
@@ -324,9 +324,9 @@ def router(
     )
     async def create_account(body: AccountIn) -> Response:
         webhook_url = await allowed_webhook(body.webhook_url)
-        async with engine.begin() as conn:
+        async with db.transaction() as tx:
             created = await service.create_account(
-                conn,
+                tx,
                 name=body.name,
                 webhook_url=webhook_url,
                 hasher=hasher,
@@ -349,7 +349,7 @@ def router(
     async def list_accounts(
         page: Annotated[int, Query(ge=0)] = 0, pageSize: Annotated[int, Query(ge=1, le=500)] = 50
     ) -> Response:
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             rows = await store.list_accounts(conn, offset=page * pageSize, limit=pageSize)
         return JSONResponse([account_view(r) for r in rows])
 
@@ -360,7 +360,7 @@ def router(
         summary="A merchant account (admin)",
     )
     async def get_account(account_id: str) -> Response:
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             row = await store.find_account(conn, account_id)
         if row is None:
             raise Problem(404, "not-found", f"account {account_id} is unknown")
@@ -389,8 +389,8 @@ def router(
 
     async def _update(account_id: str, changes: dict[str, Any]) -> Response:
         try:
-            async with engine.begin() as conn:
-                row = await service.update_account(conn, account_id, changes, now=utcnow())
+            async with db.transaction() as tx:
+                row = await service.update_account(tx, account_id, changes, now=utcnow())
         except service.NotFound as exc:
             raise Problem(404, exc.code, str(exc)) from exc
         return JSONResponse(account_view(row))
@@ -399,7 +399,7 @@ def router(
 
     @api.get("/account", response_model=AccountOut, summary="The calling merchant's account")
     async def own_account(caller: Caller) -> Response:
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             row = await store.find_account(conn, caller.id)
         return JSONResponse(account_view(row))
 
@@ -437,7 +437,7 @@ def router(
         cursor: Annotated[str | None, Query(max_length=36)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> Response:
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             rows = await store.list_transactions(
                 conn,
                 caller.id,
@@ -451,7 +451,7 @@ def router(
 
     @api.get("/stats", summary="Counts and amounts of the caller's transactions by status")
     async def stats(caller: Caller) -> Response:
-        return JSONResponse(await account_stats(engine, caller.id))
+        return JSONResponse(await account_stats(db, caller.id))
 
     @api.get(
         TRANSACTION_PATH + "/{transaction_id}",
@@ -459,7 +459,7 @@ def router(
         summary="One of the caller's transactions (404 for another account's)",
     )
     async def get_transaction(caller: Caller, transaction_id: str) -> Response:
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             row = await store.find_transaction(conn, caller.id, transaction_id)
         if row is None:
             raise Problem(404, "not-found", f"transaction {transaction_id} is unknown")
@@ -473,7 +473,7 @@ def router(
         cursor: Annotated[str | None, Query(max_length=36)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> Response:
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             rows = await store.list_deliveries(
                 conn,
                 caller.id,

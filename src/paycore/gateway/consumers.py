@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from paycore.gateway import messages, metrics, service
 from paycore.gateway.domain import APPROVED, REJECTED
 from paycore.platform.cards import Keyring
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.bus import CREATED_AT, Delivery, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Verdicts
+from paycore.platform.persistence.uow import Transaction
 
 PROCESSOR_GROUP = "gateway-processor"
 RESULTS_GROUP = "gateway"
@@ -28,18 +26,18 @@ def processor(
     for status in (APPROVED, REJECTED):
         metrics.decisions.labels(status)  # both series exist from the start
 
-    async def handle(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> Verdicts:
+    async def handle(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
         now = clock()
         today: date = now.date()
         decided = await service.decide_transactions(
-            conn, [d.body for d in deliveries], keyring=keyring, today=today, now=now
+            tx, [d.body for d in deliveries], keyring=keyring, today=today, now=now
         )
-        if decided.statuses:
+        if decided.statuses:  # counted once they commit (a rolled back batch counts later)
             counted = [
                 (status, _since_accepted(deliveries[index], now))
                 for index, status in decided.statuses.items()
             ]
-            _when_committed(conn, lambda: _count_decisions(counted))
+            tx.after_commit(lambda: _count_decisions(counted))
         return decided.verdicts
 
     return Subscription(messages.TRANSACTIONS, PROCESSOR_GROUP, batch=batch), handle
@@ -59,40 +57,19 @@ def _count_decisions(counted: list[tuple[str, float | None]]) -> None:
             metrics.decision_latency.observe(seconds)
 
 
-def _when_committed(conn: AsyncConnection, action: Callable[[], None]) -> None:
-    """Run ``action`` when the transaction of ``conn`` commits, never if it rolls back (the
-    consumer then handles its messages again, and they count then)."""
-    event.listen(conn.sync_connection, "commit", lambda _conn: action(), once=True)
-
-
-class WebhooksQueued:
-    """Wakes the webhook dispatcher after a commit that queued deliveries (and only then)."""
-
-    def __init__(self, wake: Callable[[], None]) -> None:
-        self._wake = wake
-        self._queued = False
-
-    def mark(self) -> None:
-        self._queued = True
-
-    def after_commit(self) -> None:
-        if self._queued:
-            self._queued = False
-            self._wake()
-
-
 def results(
     *,
     batch: int = 100,
     clock: Callable[[], datetime] = utcnow,
-    webhooks: WebhooksQueued | None = None,
+    webhooks_queued: Callable[[], None] | None = None,
 ) -> tuple[Subscription, BatchHandler]:
-    """Apply each decision to the merchant's view once (and queue its webhook)."""
+    """Apply each decision to the merchant's view once (and queue its webhook); once a batch
+    that queued deliveries has committed, ``webhooks_queued`` (the dispatcher's wake-up)."""
 
-    async def handle(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> Verdicts:
-        applied = await service.apply_results(conn, [d.body for d in deliveries], now=clock())
-        if applied.webhooks and webhooks is not None:
-            webhooks.mark()
+    async def handle(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
+        applied = await service.apply_results(tx, [d.body for d in deliveries], now=clock())
+        if applied.webhooks and webhooks_queued is not None:
+            tx.after_commit(webhooks_queued)
         return applied.verdicts
 
     return Subscription(messages.RESULTS, RESULTS_GROUP, batch=batch), handle

@@ -25,7 +25,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Receive, Scope, Send
 
 from paycore.gateway import live
@@ -38,6 +37,7 @@ from paycore.gateway.api import (
 )
 from paycore.gateway.auth import Merchant, Session
 from paycore.platform.clock import utcnow
+from paycore.platform.persistence.uow import Database
 from paycore.platform.web.http import JSONResponse, Problem, client_address, dumps
 from paycore.platform.web.ratelimit import retry_after
 
@@ -81,7 +81,7 @@ class HeldStream(StreamingResponse):
 
 
 def router(
-    engine: AsyncEngine,
+    db: Database,
     guard: Guard,
     *,
     cookie_path: str,
@@ -155,7 +155,7 @@ def router(
                 headers={"Retry-After": retry_after(stream_seconds)},
             )
         return HeldStream(
-            _stream(engine, merchant.id, start, poll_seconds, stream_seconds),
+            _stream(db, merchant.id, start, poll_seconds, stream_seconds),
             lambda: slots.release(merchant.id),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
@@ -165,16 +165,16 @@ def router(
 
 
 async def _stream(
-    engine: AsyncEngine, account_id: str, start: datetime, poll_seconds: float, lifetime: float
+    db: Database, account_id: str, start: datetime, poll_seconds: float, lifetime: float
 ) -> AsyncIterator[bytes]:
     """Counters first, then every change, and the counters again (at most once a second)
     after changes; ends after ``lifetime`` seconds (the browser reconnects with the last
     event id, so nothing is missed and no stream outlives a shutdown by long)."""
     yield b"retry: 1000\n\n"
-    yield live.event("stats", dumps(await account_stats(engine, account_id)))
+    yield live.event("stats", dumps(await account_stats(db, account_id)))
     clock = time.monotonic
     ends, stats_at, said_at, stale = clock() + lifetime, clock(), clock(), False
-    feed = live.changes(engine.connect, account_id, start, poll_seconds=poll_seconds)
+    feed = live.changes(db.connect, account_id, start, poll_seconds=poll_seconds)
     try:
         async for rows in feed:
             if rows:
@@ -183,7 +183,7 @@ async def _stream(
                 stale, said_at = True, clock()
             last_round = clock() >= ends
             if stale and (clock() - stats_at >= STATS_EVERY_SECONDS or last_round):
-                yield live.event("stats", dumps(await account_stats(engine, account_id)))
+                yield live.event("stats", dumps(await account_stats(db, account_id)))
                 stale, stats_at, said_at = False, clock(), clock()
             if clock() - said_at >= KEEP_ALIVE_SECONDS:
                 yield b": keep-alive\n\n"

@@ -16,7 +16,6 @@ from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
 from paycore.platform.cards import Hasher, Keyring, is_development
 from paycore.platform.messaging.consumer import RetryPolicy
-from paycore.platform.persistence.batching import GroupCommit
 from paycore.platform.runtime import Processes, Runtime, consume
 from paycore.platform.settings import Settings
 from paycore.platform.web.http import FastRoute
@@ -39,10 +38,10 @@ async def mount_api(
 ) -> None:
     settings = GatewaySettings()
     keyring, hasher = _gateway_keys(runtime.settings)
-    writer = GroupCommit(service.transaction_writer(runtime.engine, runtime.relay.handoff))
+    writer = service.transaction_writer(runtime.db)
     runtime.closers.append(writer.stop)
     guard = api.Guard(
-        Authenticator(runtime.engine.connect, hasher),
+        Authenticator(runtime.db.connect, hasher),
         RateLimiter(settings.rate_per_second, settings.rate_burst),
         Sessions(hasher.session_key, int(settings.session_hours * 3600)),
         FailureLimit(settings.auth_failures, settings.auth_window_seconds),
@@ -51,7 +50,7 @@ async def mount_api(
     fast_routes[("POST", prefix + api.TRANSACTION_PATH)] = accept
     app.include_router(
         api.router(
-            runtime.engine,
+            runtime.db,
             guard,
             accept,
             admin_token=runtime.settings.admin_token,
@@ -63,7 +62,7 @@ async def mount_api(
     )
     app.include_router(
         dashboard.router(
-            runtime.engine,
+            runtime.db,
             guard,
             cookie_path=prefix or "/",
             poll_seconds=settings.live_poll_ms / 1000,
@@ -85,7 +84,7 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
     if "results" in roles:
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
         dispatcher = WebhookDispatcher(
-            runtime.engine,
+            runtime.db,
             keyring,
             client,
             retry=RetryPolicy(
@@ -95,11 +94,10 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
             ),
             targets=WebhookTargets(allow_private=settings.webhook_allow_private),
         )
-        queued = consumers.WebhooksQueued(dispatcher.notify)
         subscription, handler = consumers.results(
-            batch=runtime.settings.consumer_batch, webhooks=queued
+            batch=runtime.settings.consumer_batch, webhooks_queued=dispatcher.notify
         )
-        consume(runtime, subscription, handler, after_commit=queued.after_commit)
+        consume(runtime, subscription, handler)
         runtime.spawn("gateway-webhooks", dispatcher.run)
         runtime.closers.append(client.aclose)
 

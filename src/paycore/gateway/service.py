@@ -5,14 +5,12 @@ with a webhook delivery queued when the account has a URL."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.gateway import messages, store
 from paycore.gateway.crypto import WEBHOOK_SECRET_PREFIX, new_secret
@@ -20,13 +18,10 @@ from paycore.gateway.domain import PENDING, Card, decide
 from paycore.platform.cards import CardKeyError, Hasher, Keyring, brand_of, last4
 from paycore.platform.clock import iso
 from paycore.platform.ids import uuid7
-from paycore.platform.messaging import outbox
-from paycore.platform.messaging.bus import Envelope
 from paycore.platform.money import from_cents
 from paycore.platform.observability.logging import correlation_id
-from paycore.platform.persistence.batching import BatchWriter
-from paycore.platform.persistence.pg_batch import DirectConnection, MultiInsert, OnOneConnection
-from paycore.platform.persistence.sqlite_batch import InOneTransaction, ManyInserts
+from paycore.platform.persistence.batch import Batch, GroupWriter
+from paycore.platform.persistence.uow import Database, Transaction
 
 WEBHOOK_EVENT = "transaction.decided"
 
@@ -52,7 +47,7 @@ class NewAccount:
 
 
 async def create_account(
-    conn: AsyncConnection,
+    tx: Transaction,
     *,
     name: str,
     webhook_url: str | None,
@@ -64,7 +59,7 @@ async def create_account(
     webhook signing secret (stored sealed)."""
     account_id, secret, signing = uuid7(), new_secret(), new_secret(WEBHOOK_SECRET_PREFIX)
     await store.insert_account(
-        conn,
+        tx,
         {
             "id": account_id,
             "name": name,
@@ -77,15 +72,15 @@ async def create_account(
             "updated_at": now,
         },
     )
-    return NewAccount(await store.find_account(conn, account_id), secret, signing)
+    return NewAccount(await store.find_account(tx.conn, account_id), secret, signing)
 
 
 async def update_account(
-    conn: AsyncConnection, account_id: str, changes: dict[str, Any], *, now: datetime
+    tx: Transaction, account_id: str, changes: dict[str, Any], *, now: datetime
 ) -> Any:
     """Change ``name``, ``webhook_url`` and/or ``status``; NotFound for an unknown account."""
     allowed = {k: v for k, v in changes.items() if k in ("name", "webhook_url", "status")}
-    row = await store.update_account(conn, account_id, {**allowed, "updated_at": now})
+    row = await store.update_account(tx, account_id, {**allowed, "updated_at": now})
     if row is None:
         raise NotFound(f"account {account_id} is unknown")
     return row
@@ -136,40 +131,21 @@ def prepare_transaction(
     return Prepared(row, body, correlation_id.get())
 
 
-def transaction_writer(
-    engine: AsyncEngine, handoff: Callable[[list[Envelope]], None]
-) -> BatchWriter[Prepared, dict[str, Any]]:
-    """Commits batches of transactions and hands their events to the relay: on PostgreSQL
-    in one statement (rows and events), on SQLite in one transaction run in one go on the
-    driver's connection."""
-    tables = (
-        (store.transactions, [c.name for c in store.transactions.c]),
-        (outbox.outbox, outbox.ROW_COLUMNS),
-    )
-    if engine.dialect.name != "postgresql":
-        insert_now = ManyInserts(engine, *tables)
+def transaction_writer(db: Database) -> GroupWriter[Prepared, dict[str, Any]]:
+    """Writes pending transactions and their ``transactions`` events by group commit."""
 
-        def write_now(
-            db: sqlite3.Connection, prepared: Sequence[Prepared]
-        ) -> tuple[list[dict[str, Any]], list[Envelope]]:
-            events = outbox.rows(messages.TRANSACTIONS, _events(prepared))
-            insert_now(db, [p.row for p in prepared], events)
-            return [p.row for p in prepared], [outbox.envelope(e) for e in events]
-
-        return InOneTransaction(engine, write_now, handoff)
-    insert = MultiInsert(*tables)
-
-    async def write(conn: DirectConnection, prepared: Sequence[Prepared]) -> list[dict[str, Any]]:
-        events = outbox.rows(messages.TRANSACTIONS, _events(prepared))
-        await insert(conn, [p.row for p in prepared], events)
-        handoff([outbox.envelope(e) for e in events])
+    def build(
+        prepared: Sequence[Prepared], _ids: Sequence[int], batch: Batch
+    ) -> list[dict[str, Any]]:
+        batch.add(store.transactions, [p.row for p in prepared])
+        for p in prepared:
+            batch.publish(
+                messages.TRANSACTIONS, p.message, key=p.row["id"], correlation_id=p.correlation_id
+            )
         return [p.row for p in prepared]
 
-    return OnOneConnection(engine.url, write)
-
-
-def _events(prepared: Sequence[Prepared]) -> list[tuple[bytes, str, str]]:
-    return [(p.message, p.row["id"], p.correlation_id) for p in prepared]
+    columns = [c.name for c in store.transactions.c]
+    return db.writer(build, tables=((store.transactions, columns),))
 
 
 # --- the processor -------------------------------------------------------------------------
@@ -182,7 +158,7 @@ class Decided:
 
 
 async def decide_transactions(
-    conn: AsyncConnection, bodies: Sequence[bytes], *, keyring: Keyring, today: date, now: datetime
+    tx: Transaction, bodies: Sequence[bytes], *, keyring: Keyring, today: date, now: datetime
 ) -> Decided:
     """Decide each ``transactions`` message once: a transaction already decided (a message
     published twice) is skipped, since its result went out with its decision. Answers per
@@ -197,10 +173,8 @@ async def decide_transactions(
             parsed.append((index, messages.decode_transaction(body)))
         except messages.BadMessage as exc:
             verdicts[index] = str(exc)
-    done = await store.decided(conn, [m.id for _, m in parsed])
+    done = await store.decided(tx.conn, [m.id for _, m in parsed])
     rows: list[dict[str, Any]] = []
-    results: list[tuple[bytes, str | None, str]] = []
-    cid = correlation_id.get()
     for index, message in parsed:
         if message.id in done:
             continue
@@ -222,16 +196,12 @@ async def decide_transactions(
                 "decided_at": now,
             }
         )
-        results.append(
-            (
-                messages.encode_result(message.id, decision.status, decision.error_message),
-                message.id,
-                cid,
-            )
+        tx.publish(
+            messages.RESULTS,
+            messages.encode_result(message.id, decision.status, decision.error_message),
+            key=message.id,
         )
-    await store.insert_decisions(conn, rows)
-    if results:
-        await outbox.enqueue_many(conn, messages.RESULTS, results)
+    await store.insert_decisions(tx, rows)
     return Decided(verdicts, statuses)
 
 
@@ -244,9 +214,7 @@ class Applied:
     webhooks: int  # deliveries queued
 
 
-async def apply_results(
-    conn: AsyncConnection, bodies: Sequence[bytes], *, now: datetime
-) -> Applied:
+async def apply_results(tx: Transaction, bodies: Sequence[bytes], *, now: datetime) -> Applied:
     """Move each transaction from pending to its decision once, and queue one webhook
     delivery per decided transaction of an account with a webhook URL. A repeated result is
     harmless; a result for an unknown transaction is refused."""
@@ -257,7 +225,7 @@ async def apply_results(
             parsed.append((index, messages.decode_result(body)))
         except messages.BadMessage as exc:
             verdicts[index] = str(exc)
-    known = await store.pending_of(conn, [r.id for _, r in parsed])
+    known = await store.pending_of(tx.conn, [r.id for _, r in parsed])
     updates: dict[str, dict[str, Any]] = {}
     webhooks: list[dict[str, Any]] = []
     for index, result in parsed:
@@ -275,8 +243,8 @@ async def apply_results(
         }
         if row.webhook_url:
             webhooks.append(_delivery(row, result, now))
-    await store.record_decisions(conn, list(updates.values()))
-    await store.insert_deliveries(conn, webhooks)
+    await store.record_decisions(tx, list(updates.values()))
+    await store.insert_deliveries(tx, webhooks)
     return Applied(verdicts, len(webhooks))
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.gateway.domain import PENDING
 from paycore.platform.persistence.db import AnyRow, UtcDateTime, metadata
+from paycore.platform.persistence.uow import Transaction
 
 ACTIVE, DISABLED = "active", "disabled"
 DELIVERY_PENDING, DELIVERED, DELIVERY_FAILED = "pending", "delivered", "failed"
@@ -106,8 +107,8 @@ deliveries = Table(
 # --- accounts ------------------------------------------------------------------------------
 
 
-async def insert_account(conn: AsyncConnection, row: dict[str, Any]) -> None:
-    await conn.execute(insert(accounts).values(**row))
+async def insert_account(tx: Transaction, row: dict[str, Any]) -> None:
+    await tx.execute(insert(accounts).values(**row))
 
 
 async def find_account(conn: AsyncConnection, account_id: str) -> AnyRow | None:
@@ -124,19 +125,12 @@ async def list_accounts(conn: AsyncConnection, *, offset: int, limit: int) -> Se
     return (await conn.execute(query)).all()
 
 
-async def update_account(
-    conn: AsyncConnection, account_id: str, values: dict[str, Any]
-) -> AnyRow | None:
-    await conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
-    return await find_account(conn, account_id)
+async def update_account(tx: Transaction, account_id: str, values: dict[str, Any]) -> AnyRow | None:
+    await tx.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+    return await find_account(tx.conn, account_id)
 
 
 # --- transactions (merchant side) ----------------------------------------------------------
-
-
-async def insert_transactions(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(insert(transactions), list(rows))
 
 
 async def find_transaction(
@@ -209,7 +203,7 @@ async def pending_of(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Any
     return {r.id: r for r in await conn.execute(query)}
 
 
-async def record_decisions(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> int:
+async def record_decisions(tx: Transaction, rows: Sequence[dict[str, Any]]) -> int:
     """Move transactions from pending to their decision (``id, status, error_message,
     decided_at``); a transaction already decided is left alone. Returns how many changed."""
     if not rows:
@@ -229,7 +223,7 @@ async def record_decisions(conn: AsyncConnection, rows: Sequence[dict[str, Any]]
         {"tid": r["id"], "new_status": r["status"], "message": r["error_message"], "at": r["at"]}
         for r in rows
     ]
-    result = await conn.execute(statement.execution_options(synchronize_session=False), params)
+    result = await tx.execute(statement.execution_options(synchronize_session=False), params)
     return int(result.rowcount)
 
 
@@ -241,21 +235,21 @@ async def decided(conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
     return set((await conn.execute(query)).scalars())
 
 
-async def insert_decisions(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+async def insert_decisions(tx: Transaction, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(insert(decisions), list(rows))
+        await tx.execute(insert(decisions), list(rows))
 
 
 # --- webhook deliveries --------------------------------------------------------------------
 
 
-async def insert_deliveries(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+async def insert_deliveries(tx: Transaction, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(insert(deliveries), list(rows))
+        await tx.execute(insert(deliveries), list(rows))
 
 
 async def claim_deliveries(
-    conn: AsyncConnection, now: datetime, lease: timedelta, limit: int
+    tx: Transaction, now: datetime, lease: timedelta, limit: int
 ) -> Sequence[AnyRow]:
     """Lease up to ``limit`` due deliveries (pending, next attempt due, not leased by another
     dispatcher) for ``lease``; the outer condition is checked again on each row, so two
@@ -270,11 +264,11 @@ async def claim_deliveries(
         .values(claimed_until=now + lease)
         .returning(*deliveries.c)
     )
-    return (await conn.execute(statement)).all()
+    return (await tx.execute(statement)).all()
 
 
-async def finish_delivery(conn: AsyncConnection, delivery_id: str, values: dict[str, Any]) -> None:
-    await conn.execute(
+async def finish_delivery(tx: Transaction, delivery_id: str, values: dict[str, Any]) -> None:
+    await tx.execute(
         update(deliveries)
         .where(deliveries.c.id == delivery_id)
         .values(claimed_until=None, **values)

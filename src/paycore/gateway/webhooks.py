@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.gateway import metrics, store
 from paycore.gateway.crypto import sign_webhook
@@ -31,6 +30,7 @@ from paycore.gateway.webhook_targets import TargetRefused, WebhookTargets
 from paycore.platform.cards import CardKeyError, Keyring
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.consumer import RetryPolicy
+from paycore.platform.persistence.uow import Database
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Attempt:
 class WebhookDispatcher:
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         keyring: Keyring,
         client: httpx.AsyncClient,
         *,
@@ -60,7 +60,7 @@ class WebhookDispatcher:
         batch: int = 50,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._engine = engine
+        self._db = db
         self._keyring = keyring
         self._client = client
         self._retry = retry
@@ -85,15 +85,15 @@ class WebhookDispatcher:
 
     async def dispatch_once(self) -> int:
         """Send every due delivery of one batch; returns how many were attempted."""
-        async with self._engine.begin() as conn:
-            rows = await store.claim_deliveries(conn, self._clock(), LEASE, self._batch)
-            sealed = await store.webhook_secrets(conn, list({r.account_id for r in rows}))
+        async with self._db.transaction() as tx:
+            rows = await store.claim_deliveries(tx, self._clock(), LEASE, self._batch)
+            sealed = await store.webhook_secrets(tx.conn, list({r.account_id for r in rows}))
         if not rows:
             return 0
         outcomes = await asyncio.gather(*(self._send(r, sealed.get(r.account_id)) for r in rows))
-        async with self._engine.begin() as conn:
+        async with self._db.transaction() as tx:
             for row, attempt in zip(rows, outcomes, strict=True):
-                await store.finish_delivery(conn, row.id, self._after(row, attempt))
+                await store.finish_delivery(tx, row.id, self._after(row, attempt))
         return len(rows)
 
     async def _send(self, row: Any, sealed: str | None) -> Attempt:

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.payments import metrics, service
 from paycore.payments.domain import InvalidPayment, new_payment, parse_bound
 from paycore.platform.messaging.bus import Bus
+from paycore.platform.persistence.uow import Database
 from paycore.platform.web.http import FastHandler, JSONResponse, Problem, body_too_large
 
 PAYMENT_PATH = "/payments"
@@ -65,7 +65,7 @@ def payment_taker(bus: Bus) -> FastHandler:
     return take
 
 
-def router(engine: AsyncEngine, take: FastHandler) -> APIRouter:
+def router(db: Database, take: FastHandler) -> APIRouter:
     api = APIRouter(tags=["payments"])
 
     @api.post(
@@ -92,12 +92,12 @@ def router(engine: AsyncEngine, take: FastHandler) -> APIRouter:
             start_ms, end_ms = parse_bound(start, upper=False), parse_bound(end, upper=True)
         except InvalidPayment as exc:
             raise Problem(400, "invalid-window", str(exc), field=exc.field) from None
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             content = await service.summary(conn, start_ms, end_ms)
         return JSONResponse(content)
 
     async def purge() -> Response:
-        await service.purge(engine)
+        await service.purge(db)
         return JSONResponse({"message": "payments purged"})
 
     for path in PURGE_PATHS:

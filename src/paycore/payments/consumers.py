@@ -3,29 +3,23 @@ once each, then handed to the dispatcher once their transaction has committed.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from collections.abc import Sequence
 
 from paycore.payments import messages, store
 from paycore.payments.domain import InvalidPayment, Payment
 from paycore.payments.service import Dispatcher
-from paycore.payments.store import Pending
 from paycore.platform.messaging.bus import Delivery, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Verdicts
+from paycore.platform.persistence.uow import Transaction
 
 GROUP = "payments-worker"
 
 
-def intake(
-    dispatcher: Dispatcher, *, batch: int = 500
-) -> tuple[Subscription, BatchHandler, Callable[[], None]]:
-    """The subscription, its handler, and the hook to run after each commit (it queues what
-    the committed batches recorded; a payment queued from a transaction that rolled back is
-    dropped by the dispatcher when pinning finds no row)."""
-    recorded: list[Pending] = []
+def intake(dispatcher: Dispatcher, *, batch: int = 500) -> tuple[Subscription, BatchHandler]:
+    """The subscription and its handler: what a batch recorded goes to the dispatcher once
+    the batch has committed."""
 
-    async def handle(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> Verdicts:
+    async def handle(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
         verdicts: list[str | None] = []
         received: list[tuple[Payment, int]] = []
         for delivery in deliveries:
@@ -34,12 +28,9 @@ def intake(
                 verdicts.append(None)
             except InvalidPayment as exc:
                 verdicts.append(str(exc))
-        recorded.extend(await store.insert_received(conn, received))
+        recorded = await store.insert_received(tx, received)
+        if recorded:
+            tx.after_commit(lambda: dispatcher.add(recorded))
         return verdicts
 
-    def after_commit() -> None:
-        if recorded:
-            dispatcher.add(recorded)
-            recorded.clear()
-
-    return Subscription(messages.TOPIC, GROUP, batch=batch), handle, after_commit
+    return Subscription(messages.TOPIC, GROUP, batch=batch), handle

@@ -26,7 +26,7 @@ async def mount_api(
 ) -> None:
     take = api.payment_taker(runtime.bus)
     fast_routes[("POST", prefix + api.PAYMENT_PATH)] = take
-    app.include_router(api.router(runtime.engine, take), prefix=prefix)
+    app.include_router(api.router(runtime.db, take), prefix=prefix)
 
 
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:
@@ -45,13 +45,13 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
         ),
     }
     lease = service.Lease(
-        runtime.engine, f"{socket.gethostname()}:{os.getpid()}:{uuid7()}", on_lost=_stop_process
+        runtime.db, f"{socket.gethostname()}:{os.getpid()}:{uuid7()}", on_lost=_stop_process
     )
     await lease.acquire()
     runtime.spawn("payments-lease", lease.keep)
     router = Router(slow_ms=settings.slow_ms)
     dispatcher = service.Dispatcher(
-        runtime.engine, payers, router, max_in_flight=settings.max_in_flight
+        runtime.db, payers, router, max_in_flight=settings.max_in_flight
     )
     metrics.payments_waiting.set_function(lambda: dispatcher.waiting)
     recovered = await dispatcher.recover()
@@ -61,8 +61,7 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
         "processor-health",
         lambda: service.poll_health(payers, router, dispatcher, every=settings.health_seconds),
     )
-    subscription, handler, after_commit = consumers.intake(dispatcher)
-    consume(runtime, subscription, handler, after_commit)
+    consume(runtime, *consumers.intake(dispatcher))
 
     async def finish() -> None:
         await dispatcher.drain(timeout=5.0)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.payments import messages, metrics, store
 from paycore.payments.domain import PROCESSORS, Outcome, Payment, Router, Totals
@@ -25,6 +25,7 @@ from paycore.payments.processors import Health
 from paycore.payments.store import Pending
 from paycore.platform.messaging.bus import Bus, Envelope
 from paycore.platform.money import from_cents
+from paycore.platform.persistence.uow import Database
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,9 @@ def _summary_entry(totals: Totals) -> dict[str, int | Decimal]:
     return {"totalRequests": totals.requests, "totalAmount": from_cents(totals.amount_cents)}
 
 
-async def purge(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await store.purge(conn)
+async def purge(db: Database) -> None:
+    async with db.transaction() as tx:
+        await store.purge(tx)
 
 
 class Dispatcher:
@@ -75,14 +76,14 @@ class Dispatcher:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         payers: Mapping[str, Payer],
         router: Router,
         *,
         max_in_flight: int = 1000,
         batch: int = 500,
     ) -> None:
-        self._engine = engine
+        self._db = db
         self._payers = payers
         self.router = router
         self._batch = batch
@@ -114,7 +115,7 @@ class Dispatcher:
 
     async def recover(self) -> int:
         """Queue every payment a previous worker left unfinished."""
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             found = await store.unfinished(conn)
         self.add(found)
         return len(found)
@@ -173,8 +174,8 @@ class Dispatcher:
     async def _pin(self, items: list[Pending], target: str) -> list[Pending]:
         """Pin payments to ``target`` with one ``requestedAt``; returns those still to do."""
         at = _now_ms()
-        async with self._engine.begin() as conn:
-            pinned = await store.pin(conn, [i.correlation_id for i in items], target, at)
+        async with self._db.transaction() as tx:
+            pinned = await store.pin(tx, [i.correlation_id for i in items], target, at)
         kept = []
         for item in items:
             if item.correlation_id in pinned:
@@ -241,8 +242,8 @@ class Dispatcher:
         if not done:
             return
         try:
-            async with self._engine.begin() as conn:
-                await store.mark_processed(conn, done)
+            async with self._db.transaction() as tx:
+                await store.mark_processed(tx, done)
         except BaseException:
             self._stored = done + self._stored
             raise
@@ -256,16 +257,16 @@ class Lease:
     when it stops; ``on_lost`` runs if it cannot be renewed in time (the process should stop)."""
 
     def __init__(
-        self, engine: AsyncEngine, holder: str, *, ttl: float = 6.0, on_lost: Callable[[], None]
+        self, db: Database, holder: str, *, ttl: float = 6.0, on_lost: Callable[[], None]
     ) -> None:
-        self._engine = engine
+        self._db = db
         self.holder = holder
         self._ttl_ms = int(ttl * 1000)
         self._on_lost = on_lost
 
     async def _claim(self) -> bool:
-        async with self._engine.begin() as conn:
-            return await store.claim_lease(conn, self.holder, _now_ms(), self._ttl_ms)
+        async with self._db.transaction() as tx:
+            return await store.claim_lease(tx, self.holder, _now_ms(), self._ttl_ms)
 
     async def acquire(self) -> None:
         waited = False
@@ -294,8 +295,8 @@ class Lease:
             return
 
     async def release(self) -> None:
-        async with self._engine.begin() as conn:
-            await store.release_lease(conn, self.holder)
+        async with self._db.transaction() as tx:
+            await store.release_lease(tx, self.holder)
 
 
 def _now_ms() -> int:

@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from paycore.payments.domain import Payment, Totals
-from paycore.platform.persistence.bulk import insert_new
-from paycore.platform.persistence.db import insert_if_new, metadata
+from paycore.platform.persistence.db import metadata
+from paycore.platform.persistence.uow import Transaction
 
 payments = Table(
     "payments",
@@ -60,15 +60,14 @@ class Pending:
 
 
 async def insert_received(
-    conn: AsyncConnection, received: Sequence[tuple[Payment, int]]
+    tx: Transaction, received: Sequence[tuple[Payment, int]]
 ) -> list[Pending]:
     """Record received payments once each; returns those that were new."""
     if not received:
         return []
     records = [(p.correlation_id, p.amount_cents, at, False) for p, at in received]
     new = dict(
-        await insert_new(
-            conn,
+        await tx.insert_new(
             payments,
             ("correlation_id",),
             _RECEIVED_COLUMNS,
@@ -103,13 +102,13 @@ async def unfinished(conn: AsyncConnection) -> list[Pending]:
 
 
 async def pin(
-    conn: AsyncConnection, correlation_ids: Sequence[str], processor: str, at_ms: int
+    tx: Transaction, correlation_ids: Sequence[str], processor: str, at_ms: int
 ) -> set[str]:
     """Pin unprocessed payments to ``processor`` with the ``requestedAt`` about to be sent;
     returns the ids actually pinned (a purged or already processed payment is not)."""
     if not correlation_ids:
         return set()
-    rows = await conn.execute(
+    rows = await tx.execute(
         update(payments)
         .where(payments.c.correlation_id.in_(correlation_ids), payments.c.processed.is_(False))
         .values(processor=processor, requested_at_ms=at_ms)
@@ -118,9 +117,9 @@ async def pin(
     return {row[0] for row in rows}
 
 
-async def mark_processed(conn: AsyncConnection, correlation_ids: Sequence[str]) -> None:
+async def mark_processed(tx: Transaction, correlation_ids: Sequence[str]) -> None:
     if correlation_ids:
-        await conn.execute(
+        await tx.execute(
             update(payments)
             .where(payments.c.correlation_id.in_(correlation_ids))
             .values(processed=True)
@@ -144,13 +143,13 @@ async def totals(
     return {name: Totals(int(count), int(amount or 0)) for name, count, amount in rows}
 
 
-async def purge(conn: AsyncConnection) -> None:
-    await conn.execute(delete(payments))
+async def purge(tx: Transaction) -> None:
+    await tx.execute(delete(payments))
 
 
-async def claim_lease(conn: AsyncConnection, holder: str, now_ms: int, ttl_ms: int) -> bool:
+async def claim_lease(tx: Transaction, holder: str, now_ms: int, ttl_ms: int) -> bool:
     """Take or renew the dispatcher's lease: granted when free, expired, or already ours."""
-    renewed = await conn.execute(
+    renewed = await tx.execute(
         update(leases)
         .where(
             leases.c.role == DISPATCHER,
@@ -160,15 +159,18 @@ async def claim_lease(conn: AsyncConnection, holder: str, now_ms: int, ttl_ms: i
     )
     if renewed.rowcount:
         return True
-    claim = insert_if_new(leases, "role", postgres=conn.dialect.name == "postgresql")
-    created = await conn.execute(
-        claim.values(role=DISPATCHER, holder=holder, expires_at_ms=now_ms + ttl_ms)
+    created = await tx.insert_new(
+        leases,
+        ("role",),
+        ("role", "holder", "expires_at_ms"),
+        [(DISPATCHER, holder, now_ms + ttl_ms)],
+        returning=("role",),
     )
-    return bool(created.rowcount)
+    return bool(created)
 
 
-async def release_lease(conn: AsyncConnection, holder: str) -> None:
-    await conn.execute(
+async def release_lease(tx: Transaction, holder: str) -> None:
+    await tx.execute(
         update(leases)
         .where(leases.c.role == DISPATCHER, leases.c.holder == holder)
         .values(expires_at_ms=0)

@@ -9,34 +9,32 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.consumer import inbox
+from paycore.platform.persistence.uow import Database
 from paycore.platform.web.idempotency import idempotency_keys
 
 log = logging.getLogger(__name__)
 
 
-async def prune(
-    engine: AsyncEngine, *, inbox_for: timedelta, keys_for: timedelta
-) -> tuple[int, int]:
+async def prune(db: Database, *, inbox_for: timedelta, keys_for: timedelta) -> tuple[int, int]:
     """Delete inbox entries and idempotency keys older than their retention; returns counts."""
     now = utcnow()
-    async with engine.begin() as conn:
-        old_inbox = await conn.execute(delete(inbox).where(inbox.c.processed_at < now - inbox_for))
-        old_keys = await conn.execute(
+    async with db.transaction() as tx:
+        old_inbox = await tx.execute(delete(inbox).where(inbox.c.processed_at < now - inbox_for))
+        old_keys = await tx.execute(
             delete(idempotency_keys).where(idempotency_keys.c.created_at < now - keys_for)
         )
     return old_inbox.rowcount, old_keys.rowcount
 
 
 async def run(
-    engine: AsyncEngine, *, inbox_for: timedelta, keys_for: timedelta, every_seconds: float = 3600
+    db: Database, *, inbox_for: timedelta, keys_for: timedelta, every_seconds: float = 3600
 ) -> None:
     """Prune now and then every ``every_seconds``, until cancelled."""
     while True:
-        removed = await prune(engine, inbox_for=inbox_for, keys_for=keys_for)
+        removed = await prune(db, inbox_for=inbox_for, keys_for=keys_for)
         if any(removed):
             log.info("pruned", extra={"inbox": removed[0], "idempotency_keys": removed[1]})
         await asyncio.sleep(every_seconds)

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from pydantic_settings import BaseSettings
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform import retention
 from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Bus, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Consumer, RetryPolicy
-from paycore.platform.messaging.outbox import Relay
+from paycore.platform.messaging.relay import Relay
 from paycore.platform.persistence.db import create_engine
+from paycore.platform.persistence.uow import Database
 from paycore.platform.settings import Settings
 from paycore.platform.web.http import FastRoute
 
@@ -36,7 +36,7 @@ class Runtime:
     """The connections one process holds, and its background tasks."""
 
     settings: Settings
-    engine: AsyncEngine
+    db: Database
     bus: Bus
     relay: Relay
     redis: Redis | None = None
@@ -60,12 +60,12 @@ class Runtime:
             from redis.asyncio import Redis
 
             redis = Redis.from_url(settings.redis_url)
-        runtime = cls(settings, engine, bus, relay, redis)
+        runtime = cls(settings, Database(engine, relay.handoff), bus, relay, redis)
         runtime.spawn("outbox-relay", relay.run)
         runtime.spawn(
             "retention",
             lambda: retention.run(
-                engine,
+                runtime.db,
                 inbox_for=timedelta(hours=settings.inbox_retention_hours),
                 keys_for=timedelta(hours=settings.idempotency_retention_hours),
             ),
@@ -78,7 +78,7 @@ class Runtime:
 
     async def readiness(self) -> dict[str, Callable[[], Awaitable[None]]]:
         async def database() -> None:
-            async with self.engine.connect() as conn:
+            async with self.db.connect() as conn:
                 await conn.execute(text("SELECT 1"))
 
         checks: dict[str, Callable[[], Awaitable[None]]] = {"database": database}
@@ -109,7 +109,7 @@ class Runtime:
         await self.bus.close()
         if self.redis is not None:
             await self.redis.aclose()
-        await self.engine.dispose()
+        await self.db.engine.dispose()
 
 
 async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
@@ -130,28 +130,19 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
             await asyncio.sleep(delay)
 
 
-def consume(
-    runtime: Runtime,
-    subscription: Subscription,
-    handler: BatchHandler,
-    after_commit: Callable[[], None] | None = None,
-) -> None:
-    """Run a consumer for the subscription, with the configured retry policy; ``after_commit``
-    runs after each committed batch, and the events a batch wrote are handed to the outbox
-    relay."""
+def consume(runtime: Runtime, subscription: Subscription, handler: BatchHandler) -> None:
+    """Run a consumer for the subscription, with the configured retry policy and linger."""
     settings = runtime.settings
     consumer = Consumer(
         subscription=subscription,
         handler=handler,
-        engine=runtime.engine,
+        db=runtime.db,
         bus=runtime.bus,
         retry=RetryPolicy(
             settings.consumer_max_attempts,
             settings.consumer_backoff_ms / 1000,
             settings.consumer_backoff_max_ms / 1000,
         ),
-        after_commit=after_commit,
-        on_enqueued=runtime.relay.handoff,
         linger_seconds=settings.effective_consumer_linger_ms / 1000,
     )
     runtime.spawn(f"consume:{subscription.queue_name}", consumer.run)

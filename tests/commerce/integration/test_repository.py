@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.commerce import domain, messages
 from paycore.commerce.analytics import service as analytics_service
@@ -22,9 +23,10 @@ from paycore.commerce.orders import store as order_store
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging import deadletters
 from paycore.platform.messaging.bus import Delivery, Envelope, Subscription
-from paycore.platform.messaging.consumer import Consumer, Rejected, one_by_one
-from paycore.platform.messaging.outbox import outbox
+from paycore.platform.messaging.consumer import Consumer, Verdicts
 from paycore.platform.persistence.db import create_engine
+from paycore.platform.persistence.outbox import outbox
+from paycore.platform.persistence.uow import Database, Transaction
 
 
 @pytest.fixture
@@ -32,15 +34,33 @@ def engine(each_engine: AsyncEngine) -> AsyncEngine:
     return each_engine
 
 
-async def test_an_order_and_its_event_commit_together(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await order_service.create_customer(conn, email="Ana@Example.com", username="ana")
-        await order_service.create_product(conn, name="lápis", value_cents=110)
-        await order_service.create_product(conn, name="caderno", value_cents=100)
-    async with engine.begin() as conn:
-        order = await order_service.create_order(
-            conn, email="ana@example.com", items=[("lápis", 60), ("caderno", 10), ("lápis", 40)]
-        )
+@pytest.fixture
+def handed() -> list[Envelope]:
+    """The events handed to the relay after each commit."""
+    return []
+
+
+@pytest.fixture
+def db(engine: AsyncEngine, handed: list[Envelope]) -> Database:
+    return Database(engine, handed.extend)
+
+
+async def _customer(db: Database, email: str, username: str) -> dict[str, Any]:
+    async with db.transaction() as tx:
+        return await order_service.create_customer(tx, email=email, username=username)
+
+
+async def test_an_order_and_its_event_commit_together(
+    db: Database, engine: AsyncEngine, handed: list[Envelope]
+) -> None:
+    async with db.transaction() as tx:
+        await order_service.create_customer(tx, email="Ana@Example.com", username="ana")
+        await order_service.create_product(tx, name="lápis", value_cents=110)
+        await order_service.create_product(tx, name="caderno", value_cents=100)
+    catalog, writer = order_store.Catalog(db.connect), order_service.order_writer(db)
+    items = [("lápis", 60), ("caderno", 10), ("lápis", 40)]
+    pending = await order_service.prepare_order(catalog, email="ana@example.com", items=items)
+    order = await writer.submit(pending)
     assert order.total_cents == 12_000
     async with engine.connect() as conn:
         stored = await order_store.load_order(conn, order.order_id)
@@ -50,18 +70,19 @@ async def test_an_order_and_its_event_commit_together(engine: AsyncEngine) -> No
     assert [e.topic for e in events] == [messages.ORDER_CREATED]
     assert messages.decode_order_created(events[0].body).total_cents == 12_000
 
+    assert [messages.decode_order_created(e.body).order_id for e in handed] == [order.order_id]
+
     with pytest.raises(UnknownProducts):
-        async with engine.begin() as conn:
-            await order_service.create_order(conn, email="ana@example.com", items=[("borracha", 1)])
+        await order_service.prepare_order(catalog, email="ana@example.com", items=[("x", 1)])
+    await writer.stop()
     async with engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(outbox))).scalar_one() == 1
 
 
-async def test_concurrent_duplicate_customers_leave_one_and_a_conflict(engine: AsyncEngine) -> None:
+async def test_concurrent_duplicate_customers_leave_one_and_a_conflict(db: Database) -> None:
     async def create() -> str:
         try:
-            async with engine.begin() as conn:
-                await order_service.create_customer(conn, email="bia@example.com", username="bia")
+            await _customer(db, "bia@example.com", "bia")
             return "created"
         except domain.Conflict:
             return "conflict"
@@ -70,14 +91,17 @@ async def test_concurrent_duplicate_customers_leave_one_and_a_conflict(engine: A
     assert sorted(results) == ["conflict"] * 4 + ["created"]
 
 
-async def test_analytics_read_model_answers_the_three_questions(engine: AsyncEngine) -> None:
+async def test_analytics_read_model_answers_the_three_questions(
+    db: Database, engine: AsyncEngine
+) -> None:
     board = MemoryBoard()
     at = datetime(2026, 11, 2, tzinfo=UTC)
     for n in range(1, 6):
         order = Order(1000 + n, 7 if n <= 3 else 8, (OrderLine("caneta", n, 250),), at)
-        async with engine.begin() as conn:
-            await analytics_service.record_order(
-                conn, order, board=board, source="btg", topic="t", message_id=f"m{n}", body=b"{}"
+        received = analytics_service.Received(order, f"m{n}", b"{}")
+        async with db.transaction() as tx:
+            await analytics_service.record_orders(
+                tx, [received], board=board, source="btg", topic="t"
             )
     async with engine.connect() as conn:
         assert await analytics_service.order_total(conn, 1002) == 500
@@ -89,42 +113,44 @@ async def test_analytics_read_model_answers_the_three_questions(engine: AsyncEng
     assert [r.order_id for r in page.rows] == [1003]
 
 
-async def test_dead_letters_and_their_replays_fit_both_engines(engine: AsyncEngine) -> None:
-    async def reject(conn: AsyncConnection, delivery: Delivery) -> None:
-        raise Rejected("never valid")
+async def test_dead_letters_and_their_replays_fit_both_engines(
+    db: Database, engine: AsyncEngine
+) -> None:
+    async def reject(tx: Transaction, deliveries: list[Delivery]) -> Verdicts:
+        return ["never valid"] * len(deliveries)
 
     consumer = Consumer(
         subscription=Subscription("some.topic", "g"),
-        handler=one_by_one(reject),
-        engine=engine,
+        handler=reject,
+        db=db,
         bus=None,  # type: ignore[arg-type]  # handle_batch needs no broker
     )
     await consumer.handle_batch([Delivery("some.topic", b"junk", uuid7(), None, {})])
-    [letter] = await deadletters.list_letters(engine)
+    [letter] = await deadletters.list_letters(db)
     assert letter.error == "never valid"
-    assert await deadletters.replay(engine, [letter.id]) == 1
+    assert await deadletters.replay(db, [letter.id]) == 1
     async with engine.connect() as conn:
         ids = sorted((await conn.execute(select(outbox.c.id))).scalars())
     assert ids == sorted([f"dlq-{letter.id}", f"replay-{letter.id}"])
 
 
 async def test_the_order_writer_commits_a_batch_and_hands_over_its_events(
-    engine: AsyncEngine,
+    db: Database, engine: AsyncEngine, handed: list[Envelope]
 ) -> None:
     """The API's writer: one statement on PostgreSQL, a transaction on SQLite; same result."""
-    async with engine.begin() as conn:
-        ana = await order_service.create_customer(conn, email="ana@example.com", username="ana")
-        bia = await order_service.create_customer(conn, email="bia@example.com", username="bia")
-    handed: list[Envelope] = []
-    commit = order_service.order_writer(engine, handed.extend)
+    ana = await _customer(db, "ana@example.com", "ana")
+    bia = await _customer(db, "bia@example.com", "bia")
+    handed.clear()
+    writer = order_service.order_writer(db)
     lines = (OrderLine("caderno", 2, 1_050), OrderLine("lápis", 3, 110))
     pending = [
         order_service.PendingOrder(ana["id"], lines, "cid-1"),
         order_service.PendingOrder(bia["id"], lines[:1], "cid-2"),
     ]
-    first = await commit(pending)
-    second = await commit(pending[:1])
-    placed = [*first, *second]
+    first = await asyncio.gather(*(writer.submit(p) for p in pending))  # one batch
+    second = await writer.submit(pending[0])
+    await writer.stop()
+    placed = [*first, second]
     assert len({o.order_id for o in placed}) == 3
     assert [o.total_cents for o in placed] == [2_430, 2_100, 2_430]
     async with engine.connect() as conn:
@@ -139,23 +165,27 @@ async def test_the_order_writer_commits_a_batch_and_hands_over_its_events(
     assert [e.headers["correlation-id"] for e in handed] == ["cid-1", "cid-2", "cid-1"]
 
 
-async def test_a_batch_the_database_refuses_writes_nothing(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        ana = await order_service.create_customer(conn, email="ana@example.com", username="ana")
-    handed: list[Envelope] = []
-    commit = order_service.order_writer(engine, handed.extend)
+async def test_a_refused_order_fails_alone_and_writes_nothing(
+    db: Database, engine: AsyncEngine, handed: list[Envelope]
+) -> None:
+    ana = await _customer(db, "ana@example.com", "ana")
+    handed.clear()
+    writer = order_service.order_writer(db)
     lines = (OrderLine("caderno", 1, 100),)
-    with pytest.raises(IntegrityError):  # the second customer does not exist
-        await commit(
-            [
-                order_service.PendingOrder(ana["id"], lines, ""),
-                order_service.PendingOrder(999, lines, ""),
-            ]
-        )
-    assert handed == []
+    ghost = order_service.PendingOrder(999, lines, "")  # the customer does not exist
+    outcomes = await asyncio.gather(
+        writer.submit(ghost),
+        writer.submit(order_service.PendingOrder(ana["id"], lines, "")),
+        return_exceptions=True,
+    )
+    await writer.stop()
+    assert isinstance(outcomes[0], IntegrityError)  # its batch was refused, then tried alone
+    assert isinstance(outcomes[1], Order)  # the other went through on its own
+    [event] = handed
+    assert messages.decode_order_created(event.body).order_id == outcomes[1].order_id
     async with engine.connect() as conn:
         for table in (order_store.orders, order_store.order_items, outbox):
-            assert (await conn.execute(select(func.count()).select_from(table))).scalar_one() == 0
+            assert (await conn.execute(select(func.count()).select_from(table))).scalar_one() == 1
 
 
 async def test_writers_of_the_archived_tables_commit_their_seq_in_order(
@@ -170,25 +200,27 @@ async def test_writers_of_the_archived_tables_commit_their_seq_in_order(
     other, archiver = create_engine(url), create_engine(url)  # other processes
 
     async def first() -> None:
-        async with engine.begin() as conn:
-            await analytics_store.record_messages(conn, [("m-1", b"{}")], topic="t", at=at)
+        async with Database(engine).transaction() as tx:
+            await analytics_store.record_messages(tx, [("m-1", b"{}")], topic="t", at=at)
             first_open.set()
             await first_may_commit.wait()
 
     async def second() -> None:
         await first_open.wait()
-        async with other.begin() as conn:
-            await analytics_store.record_messages(conn, [("m-2", b"{}")], topic="t", at=at)
+        async with Database(other).transaction() as tx:
+            await analytics_store.record_messages(tx, [("m-2", b"{}")], topic="t", at=at)
 
     tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
     await first_open.wait()
     await asyncio.sleep(0.3)
     assert not tasks[1].done()  # waiting for its turn
     archive = Archive(tmp_path / "archive")
-    await analytics_service.flush_archive(archiver, archive)  # the uncommitted row is not seen yet
+    await analytics_service.flush_archive(
+        Database(archiver), archive
+    )  # the uncommitted row is not seen yet
     first_may_commit.set()
     await asyncio.gather(*tasks)
-    await analytics_service.flush_archive(archiver, archive)
+    await analytics_service.flush_archive(Database(archiver), archive)
     for eng in (other, archiver):
         await eng.dispose()
     archived = [r["messageId"] for m in archive.months() for r in archive.records(m, "messages")]
@@ -207,9 +239,9 @@ async def test_the_archive_turn_is_taken_once_per_transaction(engine: AsyncEngin
     try:
         for n in (1, 2):  # two transactions, each writing both archived tables
             order = Order(n, 1, (OrderLine("pen", 1, 100),), at)
-            async with engine.begin() as conn:
-                await analytics_store.record_messages(conn, [(f"m-{n}", b"{}")], topic="t", at=at)
-                await analytics_store.record_orders(conn, [(order, f"m-{n}")], source="x")
+            async with Database(engine).transaction() as tx:
+                await analytics_store.record_messages(tx, [(f"m-{n}", b"{}")], topic="t", at=at)
+                await analytics_store.record_orders(tx, [(order, f"m-{n}")], source="x")
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", spy)
     assert len(taken) == (2 if engine.dialect.name == "postgresql" else 0)

@@ -7,7 +7,7 @@ import asyncio
 import gzip
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,7 +17,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.commerce import messages
 from paycore.commerce.analytics import api as analytics_api
@@ -30,10 +30,12 @@ from paycore.commerce.orders import service as order_service
 from paycore.commerce.orders import store as order_store
 from paycore.commerce.orders.client import AnalyticsClient
 from paycore.platform.messaging.bus import Delivery, Subscription
-from paycore.platform.messaging.consumer import Consumer, one_by_one
-from paycore.platform.messaging.outbox import Relay, outbox
+from paycore.platform.messaging.consumer import Consumer, Verdicts
+from paycore.platform.messaging.relay import Relay
 from paycore.platform.observability.logging import correlation_id
-from paycore.platform.persistence.batching import GroupCommit
+from paycore.platform.persistence.batch import GroupWriter
+from paycore.platform.persistence.outbox import outbox
+from paycore.platform.persistence.uow import Database, Transaction
 from paycore.platform.web.http import FastLane, create_app
 
 TOKEN = "tok-12345678"
@@ -52,9 +54,9 @@ def archive(tmp_path: Any) -> Archive:
 
 
 @pytest.fixture
-def analytics_app(engine: AsyncEngine, board: MemoryBoard, archive: Archive) -> FastAPI:
+def analytics_app(db: Database, board: MemoryBoard, archive: Archive) -> FastAPI:
     app = create_app("analytics")
-    app.include_router(analytics_api.router(engine, board, archive, TOKEN))
+    app.include_router(analytics_api.router(db, board, archive, TOKEN))
     app.add_middleware(analytics_api.RefuseBrowserOrigins)
     return app
 
@@ -76,40 +78,45 @@ def relay(engine: AsyncEngine, fake_bus: Any) -> Relay:
 
 
 @pytest.fixture
-async def orders(engine: AsyncEngine, relay: Relay) -> AsyncIterator[GroupCommit[Any, Order]]:
-    """The order writer, wired as the API process wires it (group commit, events handed to
-    the relay)."""
-    group: GroupCommit[Any, Order] = GroupCommit(order_service.order_writer(engine, relay.handoff))
+def db(engine: AsyncEngine, relay: Relay) -> Database:
+    """The database as the API process has it: committed events are handed to the relay."""
+    return Database(engine, relay.handoff)
+
+
+@pytest.fixture
+async def orders(db: Database) -> AsyncIterator[GroupWriter[Any, Order]]:
+    """The order writer, wired as the API process wires it."""
+    group = order_service.order_writer(db)
     yield group
     await group.stop()
 
 
 async def _public_api(
-    engine: AsyncEngine,
-    orders: GroupCommit[Any, Order],
+    db: Database,
+    orders: GroupWriter[Any, Order],
     analytics: AnalyticsClient,
     *,
     fast_lane: bool = True,
 ) -> httpx.AsyncClient:
     """The public API wired as the API process wires it; without the fast lane the order
     routes are served by the framework route that documents them."""
-    place = commerce_api.order_placer(engine, orders)
+    place = commerce_api.order_placer(db, orders)
     routes = {("POST", "/commerce" + p): place for p in commerce_api.ORDER_PATHS}
     app = create_app("api", middleware=[(FastLane, {"routes": routes})] if fast_lane else [])
-    app.include_router(commerce_api.router(engine, place, analytics), prefix="/commerce")
+    app.include_router(commerce_api.router(db, place, analytics), prefix="/commerce")
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
 
 
 @pytest.fixture(params=["fast-lane", "framework-route"])
 async def api(
     request: pytest.FixtureRequest,
-    engine: AsyncEngine,
-    orders: GroupCommit[Any, Order],
+    db: Database,
+    orders: GroupWriter[Any, Order],
     analytics_app: FastAPI,
 ) -> AsyncIterator[httpx.AsyncClient]:
     analytics = await _client_on(httpx.ASGITransport(app=analytics_app))
     fast = request.param == "fast-lane"
-    async with await _public_api(engine, orders, analytics, fast_lane=fast) as client:
+    async with await _public_api(db, orders, analytics, fast_lane=fast) as client:
         yield client
     await analytics.close()
 
@@ -447,15 +454,13 @@ AT = datetime(2026, 1, 10, 12, tzinfo=UTC)
 
 
 async def _feed(engine: AsyncEngine, board: MemoryBoard, order: Order) -> None:
-    async with engine.begin() as conn:
-        await analytics_service.record_order(
-            conn,
-            order,
+    async with Database(engine).transaction() as tx:
+        await analytics_service.record_orders(
+            tx,
+            [analytics_service.Received(order, f"msg-{order.order_id}", b"{}")],
             board=board,
             source="btg",
             topic=messages.CHALLENGE_QUEUE,
-            message_id=f"msg-{order.order_id}",
-            body=b"{}",
         )
 
 
@@ -566,7 +571,7 @@ async def test_archive_through_the_public_api(
     api: httpx.AsyncClient, engine: AsyncEngine, board: MemoryBoard, archive: Archive
 ) -> None:
     await _customer_42(engine, board)
-    await analytics_service.flush_archive(engine, archive)
+    await analytics_service.flush_archive(Database(engine), archive)
     months = (await api.get("/commerce/archive")).json()["months"]
     assert "2026-01" in months
     files = (await api.get("/commerce/archive/2026-01")).json()
@@ -613,9 +618,7 @@ async def test_analytics_refuses_browser_origins(internal: httpx.AsyncClient) ->
     assert not any(h.startswith("access-control-") for h in preflight.headers)
 
 
-async def test_analytics_down_is_a_503(
-    engine: AsyncEngine, orders: GroupCommit[Any, Order]
-) -> None:
+async def test_analytics_down_is_a_503(db: Database, orders: GroupWriter[Any, Order]) -> None:
     attempts: list[str] = []
 
     def refuse(request: httpx.Request) -> httpx.Response:
@@ -623,7 +626,7 @@ async def test_analytics_down_is_a_503(
         raise httpx.ConnectError("connection refused", request=request)
 
     analytics = await _client_on(httpx.MockTransport(refuse))
-    async with await _public_api(engine, orders, analytics) as api:
+    async with await _public_api(db, orders, analytics) as api:
         for path in ["/commerce/orders/1/total", "/commerce/customers/1/orders/count"]:
             response = await api.get(path)
             _problem(response, 503, "analytics-unavailable")
@@ -658,19 +661,19 @@ async def test_the_correlation_id_of_a_request_follows_its_event_to_the_consumer
     events = {e.body: e for e in fake_bus.published}
     seen: dict[int, str] = {}
 
-    async def handler(conn: AsyncConnection, delivery: Delivery) -> None:
-        order = messages.decode_order_created(delivery.body)
-        seen[order.lines[0].quantity] = correlation_id.get()
+    async def handler(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
+        for delivery in deliveries:
+            order = messages.decode_order_created(delivery.body)
+            seen[order.lines[0].quantity] = correlation_id.get()
+        return [None] * len(deliveries)
 
     consumer = Consumer(
         subscription=Subscription(messages.ORDER_CREATED, "test"),
-        handler=one_by_one(handler),
-        engine=engine,
+        handler=handler,
+        db=Database(engine),
         bus=fake_bus,
     )
-    deliveries = [
-        Delivery(topic=e.topic, body=e.body, id=e.id, key=e.key, headers=dict(e.headers))
-        for e in events.values()
-    ]
-    await consumer.handle_batch(deliveries)
+    for e in events.values():  # each as the batch of its own, in the message's correlation id
+        delivery = Delivery(topic=e.topic, body=e.body, id=e.id, key=e.key, headers=e.headers)
+        await consumer.handle_batch([delivery])
     assert seen == {n: f"req-{n}" for n in range(1, 6)}

@@ -20,23 +20,22 @@ from paycore.commerce.analytics import service as analytics_service
 from paycore.commerce.analytics import store as analytics_store
 from paycore.commerce.analytics.archive import Archive, message_record, month_of
 from paycore.commerce.domain import Order, OrderLine
+from paycore.platform.persistence.uow import Database
 
 
 async def _order(
     engine: AsyncEngine, order_id: int, customer_id: int, at: datetime, *lines: tuple[str, int, int]
 ) -> Order:
     order = Order(order_id, customer_id, tuple(OrderLine(*line) for line in lines), at)
-    async with engine.begin() as conn:
-        await analytics_store.record_order(
-            conn, order, source="commerce", message_id=f"m-{order_id}"
-        )
+    async with Database(engine).transaction() as tx:
+        await analytics_store.record_orders(tx, [(order, f"m-{order_id}")], source="commerce")
     return order
 
 
 async def _message(engine: AsyncEngine, message_id: str, at: datetime, body: bytes = b"{}") -> None:
-    async with engine.begin() as conn:
-        await analytics_store.record_message(
-            conn, message_id=message_id, topic="commerce.order-created", body=body, at=at
+    async with Database(engine).transaction() as tx:
+        await analytics_store.record_messages(
+            tx, [(message_id, body)], topic="commerce.order-created", at=at
         )
 
 
@@ -75,7 +74,7 @@ async def test_flush_archives_every_row_once_in_its_month(
     await _two_months(engine)
     archive = Archive(tmp_path / "archive")
 
-    assert await analytics_service.flush_archive(engine, archive) == 6
+    assert await analytics_service.flush_archive(Database(engine), archive) == 6
 
     assert archive.months() == ["2026-01", "2026-02"]
     assert [r["orderId"] for r in archive.records("2026-01", "orders")] == [1, 2]
@@ -104,7 +103,7 @@ async def test_flush_archives_every_row_once_in_its_month(
 async def test_files_read_and_report(engine: AsyncEngine, tmp_path: Path) -> None:
     await _two_months(engine)
     archive = Archive(tmp_path / "archive")
-    await analytics_service.flush_archive(engine, archive)
+    await analytics_service.flush_archive(Database(engine), archive)
 
     files = {f.name: f.size for f in archive.files("2026-01")}
     assert set(files) == {"orders.jsonl.gz", "messages.jsonl.gz", "report.json"}
@@ -132,10 +131,10 @@ async def test_download_of_several_segments_is_one_gzip_stream(
 ) -> None:
     await _two_months(engine)
     archive = Archive(tmp_path / "archive")
-    await analytics_service.flush_archive(engine, archive)
+    await analytics_service.flush_archive(Database(engine), archive)
     await _order(engine, 4, 30, _utc(2026, 1, 15), ("ink", 3, 500))
     await _message(engine, "msg-d", _utc(2026, 1, 16))
-    assert await analytics_service.flush_archive(engine, archive) == 2
+    assert await analytics_service.flush_archive(Database(engine), archive) == 2
 
     segments = sorted(p.name for p in (tmp_path / "archive" / "2026-01" / "orders").iterdir())
     assert len(segments) == 2
@@ -156,7 +155,7 @@ async def test_small_batches_still_archive_each_row_once(
         await _order(engine, i, i % 3 + 1, _utc(2026, 1 + i % 2, i), ("pen", i, 100))
         await _message(engine, f"msg-{i}", _utc(2026, 1 + i % 2, i))
     archive = Archive(tmp_path / "archive")
-    assert await analytics_service.flush_archive(engine, archive, batch=2) == 14
+    assert await analytics_service.flush_archive(Database(engine), archive, batch=2) == 14
     assert Counter(_ids(archive, "orders", "orderId")) == Counter(range(1, 8))
     assert sorted(_ids(archive, "messages", "messageId")) == sorted(f"msg-{i}" for i in range(1, 8))
     for month in archive.months():
@@ -169,18 +168,18 @@ async def test_second_flush_without_new_rows_writes_nothing(
 ) -> None:
     await _two_months(engine)
     root = tmp_path / "archive"
-    await analytics_service.flush_archive(engine, Archive(root))
+    await analytics_service.flush_archive(Database(engine), Archive(root))
     before = _tree(root)
-    assert await analytics_service.flush_archive(engine, Archive(root)) == 0
+    assert await analytics_service.flush_archive(Database(engine), Archive(root)) == 0
     archive = Archive(root)
-    assert await analytics_service.flush_archive(engine, archive) == 0
-    assert await analytics_service.flush_archive(engine, archive) == 0
+    assert await analytics_service.flush_archive(Database(engine), archive) == 0
+    assert await analytics_service.flush_archive(Database(engine), archive) == 0
     assert _tree(root) == before
 
 
 async def test_flush_of_an_empty_database(engine: AsyncEngine, tmp_path: Path) -> None:
     archive = Archive(tmp_path / "archive")
-    assert await analytics_service.flush_archive(engine, archive) == 0
+    assert await analytics_service.flush_archive(Database(engine), archive) == 0
     assert archive.months() == []
     assert archive.files("2026-01") == []
     assert archive.read("2026-01", "orders.jsonl.gz") is None
@@ -191,7 +190,7 @@ async def test_crash_after_writing_a_segment_before_commit(
 ) -> None:
     await _two_months(engine)
     root = tmp_path / "archive"
-    await analytics_service.flush_archive(engine, Archive(root))
+    await analytics_service.flush_archive(Database(engine), Archive(root))
 
     # the process that crashes: it writes segments for the pending rows, never commits
     crashed = Archive(root)
@@ -215,7 +214,7 @@ async def test_crash_after_writing_a_segment_before_commit(
     await _message(engine, "msg-e", _utc(2026, 1, 18))
 
     restarted = Archive(root)  # a fresh process on the same directory
-    assert await analytics_service.flush_archive(engine, restarted) == 5
+    assert await analytics_service.flush_archive(Database(engine), restarted) == 5
 
     assert Counter(_ids(restarted, "orders", "orderId")) == Counter([1, 2, 3, 4, 5, 6])
     assert Counter(_ids(restarted, "messages", "messageId")) == Counter(
@@ -239,11 +238,11 @@ async def test_crash_inside_flush_before_commit(engine: AsyncEngine, tmp_path: P
     await _order(engine, 1, 10, _utc(2026, 1, 5), ("pen", 2, 150))
     await _message(engine, "msg-a", _utc(2026, 1, 3))
     with pytest.raises(RuntimeError, match="power cut"):
-        await analytics_service.flush_archive(engine, _CrashOnCommit(root))
+        await analytics_service.flush_archive(Database(engine), _CrashOnCommit(root))
     await _order(engine, 2, 10, _utc(2026, 1, 6), ("pen", 1, 150))
 
     restarted = Archive(root)
-    assert await analytics_service.flush_archive(engine, restarted) == 3
+    assert await analytics_service.flush_archive(Database(engine), restarted) == 3
     assert [r["orderId"] for r in restarted.records("2026-01", "orders")] == [1, 2]
     assert [r["messageId"] for r in restarted.records("2026-01", "messages")] == ["msg-a"]
     segments = list((root / "2026-01" / "orders").iterdir())
@@ -254,7 +253,7 @@ async def test_path_traversal_is_refused(engine: AsyncEngine, tmp_path: Path) ->
     await _two_months(engine)
     root = tmp_path / "archive"
     archive = Archive(root)
-    await analytics_service.flush_archive(engine, archive)
+    await analytics_service.flush_archive(Database(engine), archive)
     (tmp_path / "secret.txt").write_text("top secret")
     assert (root / "state.json").exists()
 
@@ -286,7 +285,7 @@ async def test_months_lists_only_month_folders(engine: AsyncEngine, tmp_path: Pa
     await _two_months(engine)
     root = tmp_path / "archive"
     archive = Archive(root)
-    await analytics_service.flush_archive(engine, archive)
+    await analytics_service.flush_archive(Database(engine), archive)
     (root / "junk").mkdir()
     (root / "2026-1").mkdir()
     (root / "2026-05.txt").write_text("x")
@@ -299,13 +298,13 @@ async def test_monthly_report_respects_month_and_year_boundaries(engine: AsyncEn
     await _order(engine, 2, 2, _utc(2026, 1, 1), ("a", 2, 100))
     await _order(engine, 3, 2, _utc(2025, 12, 1), ("b", 1, 1))
     await _order(engine, 4, 3, _utc(2025, 11, 30, 23, 59), ("b", 1, 7))
-    december = await analytics_service.monthly_report(engine, "2025-12")
+    december = await analytics_service.monthly_report(Database(engine), "2025-12")
     assert (december["orders"], december["totalCents"], december["items"]) == (2, 101, 2)
     assert december["customers"] == 2
-    january = await analytics_service.monthly_report(engine, "2026-01")
+    january = await analytics_service.monthly_report(Database(engine), "2026-01")
     assert (january["orders"], january["totalCents"], january["items"]) == (1, 200, 2)
-    assert (await analytics_service.monthly_report(engine, "2025-11"))["orders"] == 1
-    assert (await analytics_service.monthly_report(engine, "2026-02"))["orders"] == 0
+    assert (await analytics_service.monthly_report(Database(engine), "2025-11"))["orders"] == 1
+    assert (await analytics_service.monthly_report(Database(engine), "2026-02"))["orders"] == 0
 
 
 # --- months are UTC months, whatever the timestamps' offset or the host's time zone -----------
@@ -318,10 +317,10 @@ async def test_an_order_stamped_with_another_offset_goes_to_its_utc_month(
     plus_two = timezone(timedelta(hours=2))
     await _order(engine, 1, 10, datetime(2026, 2, 1, 1, 30, tzinfo=plus_two), ("pen", 1, 150))
     archive = Archive(tmp_path / "archive")
-    await analytics_service.flush_archive(engine, archive)
+    await analytics_service.flush_archive(Database(engine), archive)
     assert [r["orderId"] for r in archive.records("2026-01", "orders")] == [1]
     assert archive.records("2026-02", "orders") == []
-    assert (await analytics_service.monthly_report(engine, "2026-01"))["orders"] == 1
+    assert (await analytics_service.monthly_report(Database(engine), "2026-01"))["orders"] == 1
 
 
 @pytest.mark.usefixtures("local_time_utc_minus_3")
@@ -331,7 +330,7 @@ async def test_months_are_utc_on_a_host_in_another_time_zone(
     await _order(engine, 1, 10, _utc(2026, 1, 31, 23, 30), ("pen", 1, 150))
     await _message(engine, "msg-a", _utc(2026, 1, 31, 23, 30))
     archive = Archive(tmp_path / "archive")
-    await analytics_service.flush_archive(engine, archive)
+    await analytics_service.flush_archive(Database(engine), archive)
     assert archive.months() == ["2026-01"]
     [record] = archive.records("2026-01", "orders")
     assert datetime.fromisoformat(record["orderedAt"]) == _utc(2026, 1, 31, 23, 30)
@@ -346,13 +345,13 @@ async def test_reports_can_wait_for_a_later_flush_and_survive_a_restart(
     await _two_months(engine)
     root = tmp_path / "archive"
     archive = Archive(root)
-    assert await analytics_service.flush_archive(engine, archive, reports=False) == 6
+    assert await analytics_service.flush_archive(Database(engine), archive, reports=False) == 6
     assert archive.read("2026-01", "report.json") is None  # archived, report not yet written
     assert archive.stale_reports == {"2026-01", "2026-02"}
 
     # the process stops before writing them: a restarted one finds them outdated
     restarted = Archive(root)
-    assert await analytics_service.flush_archive(engine, restarted) == 0
+    assert await analytics_service.flush_archive(Database(engine), restarted) == 0
     assert _report(restarted, "2026-01")["orders"] == 2
     assert _report(restarted, "2026-02")["orders"] == 1
     assert restarted.stale_reports == set()
@@ -378,7 +377,7 @@ async def test_rows_read_in_chunks_still_make_one_gzip_member_per_batch(
         await _order(engine, i, 1, _utc(2026, 3, i), ("pen", 1, 100))
         await _message(engine, f"msg-{i}", _utc(2026, 3, i))
     archive = Archive(tmp_path / "archive")
-    assert await analytics_service.flush_archive(engine, archive, batch=5, chunk=2) == 14
+    assert await analytics_service.flush_archive(Database(engine), archive, batch=5, chunk=2) == 14
     [segment] = (tmp_path / "archive" / "2026-03" / "orders").iterdir()
     assert _members(segment.read_bytes()) == 2  # 5 rows, then 2: not one per chunk
     assert sorted(_ids(archive, "orders", "orderId")) == list(range(1, 8))
@@ -408,7 +407,7 @@ async def test_a_write_gets_in_between_the_chunks_of_a_flush(
         committed.append(99)
 
     flush = asyncio.create_task(
-        analytics_service.flush_archive(engine, Archive(tmp_path / "a"), chunk=3)
+        analytics_service.flush_archive(Database(engine), Archive(tmp_path / "a"), chunk=3)
     )
     await asyncio.sleep(0)  # the flush has read its first chunk
     await consumer()
@@ -436,9 +435,9 @@ async def test_rows_committed_during_a_flush_wait_for_the_next_one(
 
     monkeypatch.setattr(analytics_service, "_archive_orders", archive_orders)
     archive = Archive(tmp_path / "archive")
-    assert await analytics_service.flush_archive(engine, archive) == 3
+    assert await analytics_service.flush_archive(Database(engine), archive) == 3
     assert _ids(archive, "orders", "orderId") == [1, 2, 3]
-    assert await analytics_service.flush_archive(engine, archive) == 1
+    assert await analytics_service.flush_archive(Database(engine), archive) == 1
     assert _ids(archive, "orders", "orderId") == [1, 2, 3, 4]
 
 
@@ -452,7 +451,7 @@ async def test_flushes_of_a_month_append_to_one_segment(
     for i in range(1, 4):
         await _order(engine, i, 1, _utc(2026, 4, i), ("pen", 1, 100))
         await _message(engine, f"msg-{i}", _utc(2026, 4, i))
-        assert await analytics_service.flush_archive(engine, archive) == 2
+        assert await analytics_service.flush_archive(Database(engine), archive) == 2
     for kind in ("orders", "messages"):
         [segment] = (root / "2026-04" / kind).iterdir()
         assert _members(segment.read_bytes()) == 3
@@ -465,7 +464,7 @@ async def test_flushes_of_a_month_append_to_one_segment(
     # a new process goes on appending to the same segment
     await _order(engine, 4, 1, _utc(2026, 4, 4), ("pen", 1, 100))
     again = Archive(root)
-    assert await analytics_service.flush_archive(engine, again) == 1
+    assert await analytics_service.flush_archive(Database(engine), again) == 1
     assert [p.name for p in (root / "2026-04" / "orders").iterdir()] == ["000000000001.jsonl.gz"]
     assert [r["orderId"] for r in again.records("2026-04", "orders")] == [1, 2, 3, 4]
 
@@ -477,7 +476,7 @@ async def test_a_full_segment_is_closed_and_the_next_flush_starts_another(
     archive = Archive(root, segment_bytes=1)  # every segment is full after one flush
     for i in range(1, 4):
         await _order(engine, i, 1, _utc(2026, 4, i), ("pen", 1, 100))
-        await analytics_service.flush_archive(engine, archive)
+        await analytics_service.flush_archive(Database(engine), archive)
     names = sorted(p.name for p in (root / "2026-04" / "orders").iterdir())
     assert names == [f"{seq:012d}.jsonl.gz" for seq in (1, 2, 3)]
     assert [r["orderId"] for r in archive.records("2026-04", "orders")] == [1, 2, 3]
@@ -488,7 +487,7 @@ async def test_a_crash_after_appending_before_commit_is_cut_back(
 ) -> None:
     root = tmp_path / "archive"
     await _order(engine, 1, 10, _utc(2026, 5, 1), ("pen", 1, 150))
-    await analytics_service.flush_archive(engine, Archive(root))
+    await analytics_service.flush_archive(Database(engine), Archive(root))
     segment = root / "2026-05" / "orders" / "000000000001.jsonl.gz"
     committed = segment.read_bytes()
 
@@ -504,7 +503,7 @@ async def test_a_crash_after_appending_before_commit_is_cut_back(
     restarted = Archive(root)
     restarted.state()
     assert segment.read_bytes() == committed  # cut back to what the state records
-    assert await analytics_service.flush_archive(engine, restarted) == 1
+    assert await analytics_service.flush_archive(Database(engine), restarted) == 1
     assert [r["orderId"] for r in restarted.records("2026-05", "orders")] == [1, 2]
     assert all("customerId" in r for r in restarted.records("2026-05", "orders"))
     assert _members(segment.read_bytes()) == 2

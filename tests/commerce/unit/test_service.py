@@ -26,7 +26,8 @@ from paycore.commerce.domain import (
 )
 from paycore.commerce.orders import service as order_service
 from paycore.commerce.orders import store as order_store
-from paycore.platform.messaging.outbox import outbox
+from paycore.platform.persistence.outbox import outbox
+from paycore.platform.persistence.uow import Database
 
 Count = Callable[..., Awaitable[int]]
 
@@ -34,18 +35,27 @@ Count = Callable[..., Awaitable[int]]
 async def _customer(
     engine: AsyncEngine, email: str = "alice@example.com", username: str = "alice"
 ) -> dict[str, Any]:
-    async with engine.begin() as conn:
-        return await order_service.create_customer(conn, email=email, username=username)
+    async with Database(engine).transaction() as tx:
+        return await order_service.create_customer(tx, email=email, username=username)
 
 
 async def _product(engine: AsyncEngine, name: str, cents: int) -> dict[str, Any]:
-    async with engine.begin() as conn:
-        return await order_service.create_product(conn, name=name, value_cents=cents)
+    async with Database(engine).transaction() as tx:
+        return await order_service.create_product(tx, name=name, value_cents=cents)
 
 
 async def _place(engine: AsyncEngine, email: str, items: list[tuple[str, int]]) -> Order:
-    async with engine.begin() as conn:
-        return await order_service.create_order(conn, email=email, items=items)
+    """An order placed as the API places it: checked against the catalog, then written by the
+    order writer (group commit)."""
+    db = Database(engine)
+    pending = await order_service.prepare_order(
+        order_store.Catalog(db.connect), email=email, items=items
+    )
+    writer = order_service.order_writer(db)
+    try:
+        return await writer.submit(pending)
+    finally:
+        await writer.stop()
 
 
 async def _outbox_rows(engine: AsyncEngine) -> list[Any]:
@@ -253,51 +263,35 @@ async def test_invalid_orders_write_nothing(
     assert await count_rows(outbox) == 0
 
 
-async def test_failure_after_the_order_rolls_back_order_and_event(
-    engine: AsyncEngine, count_rows: Count
-) -> None:
-    await _shop(engine)
-
-    async def place_then_fail() -> None:
-        async with engine.begin() as conn:
-            await order_service.create_order(conn, email="alice@example.com", items=[("lápis", 1)])
-            raise RuntimeError("the request failed after the use case")
-
-    with pytest.raises(RuntimeError, match="after the use case"):
-        await place_then_fail()
-    assert await count_rows(order_store.orders) == 0
-    assert await count_rows(outbox) == 0
-
-
 # --- analytics: recording orders once ----------------------------------------------------------
 
 AT = datetime(2026, 1, 10, 12, tzinfo=UTC)
 
 
-async def _record(engine: AsyncEngine, board: MemoryBoard, order: Order, message_id: str) -> bool:
-    async with engine.begin() as conn:
-        return await analytics_service.record_order(
-            conn,
-            order,
-            board=board,
-            source="commerce",
-            topic=messages.ORDER_CREATED,
-            message_id=message_id,
-            body=messages.encode_order_created(order),
+async def _record(
+    engine: AsyncEngine, board: MemoryBoard, order: Order, message_id: str
+) -> str | None:
+    """Record one consumed order; its verdict (None: recorded, or a harmless repeat)."""
+    received = analytics_service.Received(order, message_id, messages.encode_order_created(order))
+    async with Database(engine).transaction() as tx:
+        [verdict] = await analytics_service.record_orders(
+            tx, [received], board=board, source="commerce", topic=messages.ORDER_CREATED
         )
+    return verdict
 
 
 async def test_record_order_once(engine: AsyncEngine, count_rows: Count) -> None:
     board = MemoryBoard()
     order = Order(1001, 7, (OrderLine("pen", 2, 150), OrderLine("book", 1, 2_000)), AT)
-    assert await _record(engine, board, order, "msg-1") is True
+    assert await _record(engine, board, order, "msg-1") is None
+    assert await count_rows(analytics_store.analytics_orders) == 1
     snap = await board.snapshot(10)
     assert snap["customersByOrders"] == [Entry("7", 1)]
     assert snap["customersBySpend"] == [Entry("7", 2_300)]
 
     # the same order again (lines in another order, a new message id): harmless repeat
     repeat = Order(1001, 7, (OrderLine("book", 1, 2_000), OrderLine("pen", 2, 150)), AT)
-    assert await _record(engine, board, repeat, "msg-2") is False
+    assert await _record(engine, board, repeat, "msg-2") is None
     assert await board.snapshot(10) == snap
 
     async with engine.connect() as conn:
@@ -318,11 +312,10 @@ async def test_same_order_id_with_other_content_is_refused(
         Order(1001, 7, (OrderLine("pen", 2, 151),), AT),
         Order(1001, 8, (OrderLine("pen", 2, 150),), AT),
     ]:
-        with pytest.raises(domain.DuplicateOrderId, match="1001") as caught:
-            await _record(
-                engine, board, other, f"msg-other-{other.customer_id}-{other.total_cents}"
-            )
-        assert caught.value.code == "duplicate-order-id"
+        verdict = await _record(
+            engine, board, other, f"msg-other-{other.customer_id}-{other.total_cents}"
+        )
+        assert verdict == "order 1001 was already recorded with other content"
     async with engine.connect() as conn:
         assert await analytics_service.order_total(conn, 1001) == 300
     assert (await board.snapshot(10))["customersByOrders"] == [Entry("7", 1)]
@@ -335,8 +328,8 @@ async def test_one_consumed_message_row_per_message(engine: AsyncEngine, count_r
     for i in range(1, 4):
         order = Order(i, 7, (OrderLine("pen", i, 100),), AT)
         ids += [f"msg-{i}", f"msg-{i}-again"]
-        assert await _record(engine, board, order, f"msg-{i}") is True
-        assert await _record(engine, board, order, f"msg-{i}-again") is False
+        assert await _record(engine, board, order, f"msg-{i}") is None
+        assert await _record(engine, board, order, f"msg-{i}-again") is None
     async with engine.connect() as conn:
         rows = (await conn.execute(select(analytics_store.consumed_messages))).all()
     assert sorted(r.message_id for r in rows) == sorted(ids)
@@ -347,9 +340,9 @@ async def test_one_consumed_message_row_per_message(engine: AsyncEngine, count_r
 
 async def test_a_repeat_completes_a_board_count_lost_in_a_crash(engine: AsyncEngine) -> None:
     order = Order(5, 9, (OrderLine("pen", 1, 100),), AT)
-    assert await _record(engine, MemoryBoard(), order, "msg-1") is True
+    assert await _record(engine, MemoryBoard(), order, "msg-1") is None
     fresh = MemoryBoard()  # the process restarted before the board counted it
-    assert await _record(engine, fresh, order, "msg-2") is False
+    assert await _record(engine, fresh, order, "msg-2") is None
     assert (await fresh.snapshot(10))["customersByOrders"] == [Entry("9", 1)]
 
 
@@ -358,7 +351,7 @@ async def test_rebuild_board_counts_every_recorded_order(engine: AsyncEngine) ->
     for i, customer in enumerate([1, 1, 2, 1], start=1):
         await _record(engine, board, Order(i, customer, (OrderLine("pen", i, 100),), AT), f"m{i}")
     rebuilt = MemoryBoard()
-    assert await analytics_service.rebuild_board(engine, rebuilt) == 4
+    assert await analytics_service.rebuild_board(Database(engine), rebuilt) == 4
     assert await rebuilt.snapshot(10) == await board.snapshot(10)
 
 

@@ -22,6 +22,7 @@ from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Envelope, Subscription
 from paycore.platform.messaging.consumer import Consumer, RetryPolicy
 from paycore.platform.messaging.deadletters import dead_letters
+from paycore.platform.persistence.uow import Database
 from paycore.platform.runtime import supervise
 
 COUNT = 600
@@ -62,7 +63,7 @@ async def test_orders_are_stored_once_and_bad_ones_dead_lettered(
                 Consumer(
                     subscription=subscription,
                     handler=handler,
-                    engine=engine,
+                    db=Database(engine),
                     bus=one,
                     retry=RetryPolicy(max_attempts=3, base_seconds=0.01, max_seconds=0.05),
                 ).run,

@@ -31,8 +31,8 @@ from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Bus, Delivery, Subscription
 from paycore.platform.messaging.consumer import Consumer, RetryPolicy
 from paycore.platform.messaging.deadletters import dead_letters
-from paycore.platform.messaging.outbox import Relay
-from paycore.platform.persistence.batching import GroupCommit
+from paycore.platform.messaging.relay import Relay
+from paycore.platform.persistence.uow import Database
 
 KEYS = "k2:" + "A" * 43 + "=,k1:" + "B" * 43 + "="
 CARDS = [
@@ -83,10 +83,10 @@ async def test_transactions_are_decided_once_over_the_broker(
     engine: AsyncEngine, broker_url: str
 ) -> None:
     keyring, hasher = Keyring.parse(KEYS), Hasher("integration-pepper")
-    async with engine.begin() as conn:
+    async with Database(engine).transaction() as tx:
         shops = [
             await service.create_account(
-                conn,
+                tx,
                 name=f"shop-{n}",
                 webhook_url="https://hooks.example/{n}" if n == 0 else None,
                 hasher=hasher,
@@ -106,9 +106,10 @@ async def test_transactions_are_decided_once_over_the_broker(
     for topic in (messages.TRANSACTIONS, messages.RESULTS):
         await bus.ensure_topic(topic)
     relay = Relay(engine, bus, poll_seconds=0.02)
+    db = Database(engine, relay.handoff)
     client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
     dispatcher = WebhookDispatcher(
-        engine,
+        db,
         keyring,
         client,
         retry=RetryPolicy(3, 0.05, 0.1),
@@ -118,19 +119,17 @@ async def test_transactions_are_decided_once_over_the_broker(
     counted_before = decisions_counted()
     retry = RetryPolicy(max_attempts=3, base_seconds=0.01, max_seconds=0.05)
     processor = Consumer(
-        engine=engine,
+        db=db,
         bus=bus,
         retry=retry,
-        on_enqueued=relay.handoff,
         **dict(zip(("subscription", "handler"), consumers.processor(keyring), strict=True)),
     )
-    queued = consumers.WebhooksQueued(dispatcher.notify)
+    results = consumers.results(webhooks_queued=dispatcher.notify)
     applier = Consumer(
-        engine=engine,
+        db=db,
         bus=bus,
         retry=retry,
-        after_commit=queued.after_commit,
-        **dict(zip(("subscription", "handler"), consumers.results(webhooks=queued), strict=True)),
+        **dict(zip(("subscription", "handler"), results, strict=True)),
     )
     assert (processor.subscription.topic, processor.subscription.group) == (
         "transactions",
@@ -151,7 +150,7 @@ async def test_transactions_are_decided_once_over_the_broker(
             bus.subscribe(Subscription(messages.RESULTS, f"tap-{time.time_ns()}"), tap.handle),
         )
     ]
-    writer = GroupCommit(service.transaction_writer(engine, relay.handoff))
+    writer = service.transaction_writer(db)
     try:
         # RabbitMQ hands a group only what is published once its queue is bound (what came
         # before the first binding goes to whichever group binds first, a tap maybe): the

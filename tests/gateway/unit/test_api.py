@@ -27,8 +27,9 @@ from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.messaging.bus import CREATED_AT, Delivery
 from paycore.platform.messaging.consumer import Consumer
-from paycore.platform.messaging.outbox import Relay, outbox
-from paycore.platform.persistence.batching import GroupCommit
+from paycore.platform.messaging.relay import Relay
+from paycore.platform.persistence.outbox import outbox
+from paycore.platform.persistence.uow import Database
 from paycore.platform.web.http import FastLane, create_app
 from paycore.platform.web.idempotency import (
     IdempotencyMiddleware,
@@ -69,6 +70,7 @@ class Ticker:
 class Gateway:
     http: httpx.AsyncClient
     engine: AsyncEngine
+    db: Database
     relay: Relay
     bus: Any
     keyring: Keyring
@@ -112,9 +114,7 @@ class Gateway:
                     await consumer.handle_batch(batch)
 
     def _consumer(self, subscription: Any, handler: Any) -> Consumer:
-        return Consumer(
-            subscription=subscription, handler=handler, engine=self.engine, bus=self.bus
-        )
+        return Consumer(subscription=subscription, handler=handler, db=self.db, bus=self.bus)
 
 
 def _delivery(envelope: Any) -> Delivery:
@@ -153,11 +153,12 @@ async def wired(
     """The gateway wired as the API process wires it (``paycore.gateway.processes``)."""
     keyring, hasher = Keyring.parse(""), Hasher("test-pepper")
     relay = Relay(engine, bus)
-    writer: gateway_api.Writer = GroupCommit(service.transaction_writer(engine, relay.handoff))
+    db = Database(engine, relay.handoff)
+    writer: gateway_api.Writer = service.transaction_writer(db)
     limiter, clock, slots = RateLimiter(1000, 1000), Ticker(), live.Slots(5)
     failures = FailureLimit(20, 60, clock=clock)
     guard = gateway_api.Guard(
-        Authenticator(engine.connect, hasher, ttl_seconds=0),
+        Authenticator(db.connect, hasher, ttl_seconds=0),
         limiter,
         Sessions(hasher.session_key, 3600),
         failures,
@@ -167,14 +168,14 @@ async def wired(
     app = create_app(
         "api",
         middleware=[
-            (IdempotencyMiddleware, {"engine": lambda: engine, "secret": b"test-pepper"}),
+            (IdempotencyMiddleware, {"db": lambda: db, "secret": b"test-pepper"}),
             (FastLane, {"routes": routes}),
         ],
     )
     targets = WebhookTargets(allow_private=allow_private, resolve=dns)
     app.include_router(
         gateway_api.router(
-            engine,
+            db,
             guard,
             accept,
             admin_token=ADMIN,
@@ -186,7 +187,7 @@ async def wired(
     )
     app.include_router(
         dashboard.router(
-            engine,
+            db,
             guard,
             cookie_path="/gateway",
             poll_seconds=poll_seconds,
@@ -197,7 +198,9 @@ async def wired(
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-        yield Gateway(http, engine, relay, bus, keyring, limiter, failures, clock, slots, app, dns)
+        yield Gateway(
+            http, engine, db, relay, bus, keyring, limiter, failures, clock, slots, app, dns
+        )
     await writer.stop()
 
 
@@ -266,23 +269,21 @@ async def test_admin_routes_need_the_admin_token(gateway: Gateway, headers: dict
 
 
 async def test_without_an_admin_token_configured_admin_routes_are_off(engine: AsyncEngine) -> None:
-    hasher = Hasher("p")
+    hasher, db = Hasher("p"), Database(engine)
     guard = gateway_api.Guard(
-        Authenticator(engine.connect, hasher),
+        Authenticator(db.connect, hasher),
         RateLimiter(1, 1),
         Sessions(b"k", 60),
         FailureLimit(20, 60),
     )
-    writer: gateway_api.Writer = GroupCommit(
-        service.transaction_writer(engine, lambda events: None)
-    )
+    writer: gateway_api.Writer = service.transaction_writer(db)
     accept = gateway_api.transaction_acceptor(
         guard, writer, keyring=Keyring.parse(""), hasher=hasher
     )
     app = create_app("api")
     app.include_router(
         gateway_api.router(
-            engine,
+            db,
             guard,
             accept,
             admin_token="",
@@ -472,15 +473,15 @@ async def test_decisions_rolled_back_are_not_counted(gateway: Gateway, engine: A
     before, timed = sample(DECIDED, status="rejected"), sample(LATENCY_COUNT)
 
     async def failing_batch() -> None:
-        async with engine.begin() as conn:
-            await handle(conn, [_delivery(sent)])
+        async with gateway.db.transaction() as tx:
+            await handle(tx, [_delivery(sent)])
             raise RuntimeError("the batch fails after the handler ran")
 
     with pytest.raises(RuntimeError):
         await failing_batch()
     assert sample(DECIDED, status="rejected") == before
-    async with engine.begin() as conn:
-        await handle(conn, [_delivery(sent)])  # handled again, committed
+    async with gateway.db.transaction() as tx:
+        await handle(tx, [_delivery(sent)])  # handled again, committed
     assert sample(DECIDED, status="rejected") == before + 1
     assert sample(LATENCY_COUNT) == timed + 1
     assert CREATED_AT in sent.headers

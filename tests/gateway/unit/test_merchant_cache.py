@@ -11,6 +11,7 @@ from paycore.gateway import service
 from paycore.gateway.auth import Authenticator
 from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.clock import utcnow
+from paycore.platform.persistence.uow import Database
 
 
 class CountedConnect:
@@ -26,9 +27,9 @@ async def test_merchants_whose_cache_entry_expired_together_are_looked_up_once(
     engine: AsyncEngine,
 ) -> None:
     hasher, keyring = Hasher("pepper"), Keyring.parse("")
-    async with engine.begin() as conn:
+    async with Database(engine).transaction() as tx:
         account = await service.create_account(
-            conn, name="shop", webhook_url=None, hasher=hasher, keyring=keyring, now=utcnow()
+            tx, name="shop", webhook_url=None, hasher=hasher, keyring=keyring, now=utcnow()
         )
     clock = [0.0]
     connect = CountedConnect(engine)

@@ -14,13 +14,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.gateway import service, store
+from paycore.gateway import messages, service, store
 from paycore.gateway.auth import Sessions
 from paycore.gateway.crypto import verify_webhook
+from paycore.gateway.domain import Card
 from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
 from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.messaging.consumer import RetryPolicy
+from paycore.platform.persistence.uow import Database
 from paycore.platform.web.ratelimit import FailureLimit, RateLimiter, retry_after
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -37,42 +39,25 @@ class Clock:
 async def _account_with_decision(
     engine: AsyncEngine, keyring: Keyring, url: str = "https://shop.example/hook"
 ) -> tuple[str, str]:
-    """An account with a webhook URL and one transaction decided; returns (signing secret,
-    transaction id)."""
-    async with engine.begin() as conn:
+    """An account with a webhook URL and one transaction, accepted and decided as the API and
+    the result applier do; returns (signing secret, transaction id)."""
+    db, hasher = Database(engine), Hasher("p")
+    async with db.transaction() as tx:
         created = await service.create_account(
-            conn,
-            name="shop",
-            webhook_url=url,
-            hasher=Hasher("p"),
-            keyring=keyring,
-            now=NOW,
+            tx, name="shop", webhook_url=url, hasher=hasher, keyring=keyring, now=NOW
         )
-        await store.insert_transactions(
-            conn,
-            [
-                {
-                    "id": "tx-1",
-                    "account_id": created.row.id,
-                    "amount_cents": 1050,
-                    "brand": "visa",
-                    "last4": "1111",
-                    "exp_month": 12,
-                    "exp_year": 2030,
-                    "holder": "Ana",
-                    "fingerprint": "f" * 64,
-                    "status": "pending",
-                    "error_message": "",
-                    "created_at": NOW,
-                    "updated_at": NOW,
-                    "decided_at": None,
-                }
-            ],
-        )
-        result = b'{"id":"tx-1","status":"approved","error_message":""}'
-        applied = await service.apply_results(conn, [result], now=NOW)
-        assert (applied.verdicts, applied.webhooks) == ([None], 1)
-    return created.webhook_secret, "tx-1"
+    card = Card(number="4111111111111111", holder="Ana", exp_month=12, exp_year=2030, cvv="123")
+    prepared = service.prepare_transaction(
+        created.row.id, 1050, card, keyring=keyring, hasher=hasher, now=NOW
+    )
+    writer = service.transaction_writer(db)
+    transaction_id = (await writer.submit(prepared))["id"]
+    await writer.stop()
+    async with db.transaction() as tx:
+        result = messages.encode_result(transaction_id, "approved", "")
+        applied = await service.apply_results(tx, [result], now=NOW)
+    assert (applied.verdicts, applied.webhooks) == ([None], 1)
+    return created.webhook_secret, transaction_id
 
 
 async def _delivery(engine: AsyncEngine) -> Any:
@@ -107,7 +92,7 @@ def _dispatcher(
     client (to close)."""
     client = httpx.AsyncClient(transport=httpx.MockTransport(receive))
     dispatcher = WebhookDispatcher(
-        engine,
+        Database(engine),
         keyring,
         client,
         retry=RetryPolicy(attempts, 1, 10),

@@ -19,6 +19,7 @@ from paycore.payments import service, store
 from paycore.payments.domain import DEFAULT, FALLBACK, Payment, Router
 from paycore.payments.processors import ProcessorClient
 from paycore.platform.persistence import db
+from paycore.platform.persistence.uow import Database
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -39,7 +40,7 @@ class Worker:
         self.engine = engine
         self.clients = {name: ProcessorClient(name, url) for name, url in processors.url.items()}
         self.router = Router(slow_ms=1500)
-        self.dispatcher = service.Dispatcher(engine, self.clients, self.router)
+        self.dispatcher = service.Dispatcher(Database(engine), self.clients, self.router)
         self.tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Worker:
@@ -62,8 +63,8 @@ class Worker:
     async def take(self, count: int, amount_cents: int = 1990) -> list[str]:
         now = int(time.time() * 1000)
         payments = [(Payment(str(uuid.uuid4()), amount_cents), now) for _ in range(count)]
-        async with self.engine.begin() as conn:
-            self.dispatcher.add(await store.insert_received(conn, payments))
+        async with Database(self.engine).transaction() as tx:
+            self.dispatcher.add(await store.insert_received(tx, payments))
         return [p.correlation_id for p, _ in payments]
 
     async def settled(self, timeout: float = 60) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paycore.payments import service, store
 from paycore.payments.domain import DEFAULT, FALLBACK, Outcome, Payment, Router
 from paycore.payments.processors import Health
+from paycore.platform.persistence.uow import Database
 
 Mode = Callable[[str, int], str]  # (correlation id, attempt on this processor) -> behaviour
 
@@ -62,7 +63,9 @@ async def running(
     engine: AsyncEngine, processors: dict[str, FakeProcessor]
 ) -> AsyncIterator[service.Dispatcher]:
     router = Router(breaker_threshold=3, breaker_cooldown=0.01)
-    dispatcher = service.Dispatcher(engine, processors, router, max_in_flight=50, batch=20)
+    dispatcher = service.Dispatcher(
+        Database(engine), processors, router, max_in_flight=50, batch=20
+    )
     task = asyncio.create_task(dispatcher.run())
     yield dispatcher
     task.cancel()
@@ -73,8 +76,8 @@ async def receive(engine: AsyncEngine, dispatcher: service.Dispatcher, count: in
     payments = [
         (Payment(str(uuid.uuid4()), 1990 + i), int(time.time() * 1000)) for i in range(count)
     ]
-    async with engine.begin() as conn:
-        new = await store.insert_received(conn, payments)
+    async with Database(engine).transaction() as tx:
+        new = await store.insert_received(tx, payments)
     dispatcher.add(new)
     return [p.correlation_id for p, _ in payments]
 
@@ -157,10 +160,10 @@ async def test_a_new_worker_finishes_pinned_payments_on_their_processor_at_their
     engine: AsyncEngine, processors: dict[str, FakeProcessor]
 ) -> None:
     payments = [(Payment(str(uuid.uuid4()), 1000), 1) for _ in range(10)]
-    async with engine.begin() as conn:
-        await store.insert_received(conn, payments)
-        await store.pin(conn, [p.correlation_id for p, _ in payments[:4]], FALLBACK, 123_456)
-    dispatcher = service.Dispatcher(engine, processors, Router())
+    async with Database(engine).transaction() as tx:
+        await store.insert_received(tx, payments)
+        await store.pin(tx, [p.correlation_id for p, _ in payments[:4]], FALLBACK, 123_456)
+    dispatcher = service.Dispatcher(Database(engine), processors, Router())
     assert await dispatcher.recover() == 10
     task = asyncio.create_task(dispatcher.run())
     try:
@@ -178,11 +181,11 @@ async def test_a_new_worker_finishes_pinned_payments_on_their_processor_at_their
 async def test_purged_payments_are_not_sent(
     engine: AsyncEngine, processors: dict[str, FakeProcessor]
 ) -> None:
-    dispatcher = service.Dispatcher(engine, processors, Router())
+    dispatcher = service.Dispatcher(Database(engine), processors, Router())
     payments = [(Payment(str(uuid.uuid4()), 1000), 1) for _ in range(5)]
-    async with engine.begin() as conn:
-        new = await store.insert_received(conn, payments)
-    await service.purge(engine)
+    async with Database(engine).transaction() as tx:
+        new = await store.insert_received(tx, payments)
+    await service.purge(Database(engine))
     dispatcher.add(new)
     task = asyncio.create_task(dispatcher.run())
     try:
@@ -215,8 +218,10 @@ async def test_one_dispatcher_lease_at_a_time_taken_over_only_when_expired(
     engine: AsyncEngine,
 ) -> None:
     lost: list[str] = []
-    first = service.Lease(engine, "first", ttl=0.3, on_lost=lambda: lost.append("first"))
-    second = service.Lease(engine, "second", ttl=0.3, on_lost=lambda: lost.append("second"))
+    first = service.Lease(Database(engine), "first", ttl=0.3, on_lost=lambda: lost.append("first"))
+    second = service.Lease(
+        Database(engine), "second", ttl=0.3, on_lost=lambda: lost.append("second")
+    )
     await first.acquire()
     waiting = asyncio.create_task(second.acquire())
     await asyncio.sleep(0.1)
@@ -237,9 +242,9 @@ async def test_one_dispatcher_lease_at_a_time_taken_over_only_when_expired(
 async def test_a_payment_received_twice_is_recorded_and_queued_once(engine: AsyncEngine) -> None:
     first = [(Payment(str(uuid.uuid4()), 100), 1) for _ in range(3)]
     again = [first[1], (Payment(str(uuid.uuid4()), 200), 2)]
-    async with engine.begin() as conn:
-        assert len(await store.insert_received(conn, first)) == 3
-        new = await store.insert_received(conn, again)
+    async with Database(engine).transaction() as tx:
+        assert len(await store.insert_received(tx, first)) == 3
+        new = await store.insert_received(tx, again)
     assert [p.correlation_id for p in new] == [again[1][0].correlation_id]
 
 
@@ -255,7 +260,7 @@ async def test_the_health_poller_never_asks_a_processor_twice_within_its_interva
 
         processor.health = health  # type: ignore[method-assign]
     router = Router()
-    dispatcher = service.Dispatcher(engine, processors, router)
+    dispatcher = service.Dispatcher(Database(engine), processors, router)
     started = time.monotonic()
     poller = asyncio.create_task(service.poll_health(processors, router, dispatcher, every=0.2))
     await asyncio.sleep(0.1)

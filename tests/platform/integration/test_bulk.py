@@ -3,18 +3,19 @@ what SQLAlchemy stores, only new keys go in, and they refuse to run outside a tr
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.commerce.analytics import store as analytics_store
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.consumer import inbox
 from paycore.platform.persistence import bulk
 from paycore.platform.persistence.db import create_engine, metadata
+from paycore.platform.persistence.outbox import outbox
+from paycore.platform.persistence.uow import Database
 
 COLUMNS = ("consumer", "message_id", "processed_at")
 KEYS = ("consumer", "message_id")
@@ -127,11 +128,10 @@ async def test_writes_join_the_connections_transaction(each_engine: AsyncEngine)
     assert len(await _inbox(each_engine)) == 1
 
 
-async def test_consumed_messages_keep_their_bytes(each_engine: AsyncEngine) -> None:
-    at = utcnow() - timedelta(seconds=1)
+async def test_bytes_are_kept_as_bytes(each_engine: AsyncEngine) -> None:
     body = b"\xff\x00 not text"
-    async with each_engine.begin() as conn:
-        await analytics_store.record_messages(conn, [("m-1", body)], topic="t", at=at)
+    async with Database(each_engine).transaction() as tx:  # its event rows go in by bulk
+        message_id = tx.publish("t", body)
     async with each_engine.connect() as conn:
-        row = (await conn.execute(select(analytics_store.consumed_messages))).one()
-    assert (row.message_id, row.topic, row.body, row.received_at) == ("m-1", "t", body, at)
+        row = (await conn.execute(select(outbox))).one()
+    assert (row.id, row.topic, row.body) == (message_id, "t", body)

@@ -11,15 +11,16 @@ from pathlib import Path
 import orjson
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging import deadletters
 from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Bus, Delivery, Envelope, Subscription, dead_letter_topic
-from paycore.platform.messaging.consumer import Consumer, Rejected, RetryPolicy, one_by_one
-from paycore.platform.messaging.outbox import Relay, enqueue
+from paycore.platform.messaging.consumer import Consumer, RetryPolicy, Verdicts
+from paycore.platform.messaging.relay import Relay
 from paycore.platform.persistence.db import create_engine, metadata
+from paycore.platform.persistence.uow import Database, Transaction
 
 BROKERS = ["nats", "rabbitmq", "kafka", "redis"]
 # Short redelivery timers so "the consumer died" tests finish quickly.
@@ -199,17 +200,16 @@ async def count_effects(engine: AsyncEngine) -> int:
 async def test_duplicate_message_ids_take_effect_once(
     broker_url: str, topic: str, engine: AsyncEngine
 ) -> None:
-    async def handler(conn: AsyncConnection, delivery: Delivery) -> None:
-        await conn.execute(insert(effects).values(body=delivery.body.decode()))
+    async def handler(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
+        for delivery in deliveries:
+            await tx.execute(insert(effects).values(body=delivery.body.decode()))
+        return [None] * len(deliveries)
 
     one = Envelope(topic=topic, body=b"once", id=uuid7())
     async with connected(broker_url) as bus:
         await bus.ensure_topic(topic)
         consumer = Consumer(
-            subscription=Subscription(topic, "g1"),
-            handler=one_by_one(handler),
-            engine=engine,
-            bus=bus,
+            subscription=Subscription(topic, "g1"), handler=handler, db=Database(engine), bus=bus
         )
         task = asyncio.create_task(consumer.run())
         await bus.publish([one])
@@ -233,15 +233,20 @@ async def test_poison_and_exhausted_messages_become_dead_letters_and_the_rest_fl
 ) -> None:
     attempts: dict[bytes, int] = defaultdict(int)
 
-    async def handler(conn: AsyncConnection, delivery: Delivery) -> None:
-        attempts[delivery.body] += 1
-        if delivery.body == b"garbage":
-            raise Rejected("not JSON")
-        if delivery.body == b"always-fails":
-            raise RuntimeError("database said no")
-        if delivery.body == b"fails-twice" and attempts[delivery.body] <= 2:
-            raise RuntimeError("transient")
-        await conn.execute(insert(effects).values(body=delivery.body.decode()))
+    async def handler(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
+        verdicts: list[str | None] = []
+        for delivery in deliveries:
+            attempts[delivery.body] += 1
+            if delivery.body == b"garbage":
+                verdicts.append("not JSON")
+                continue
+            if delivery.body == b"always-fails":
+                raise RuntimeError("database said no")
+            if delivery.body == b"fails-twice" and attempts[delivery.body] <= 2:
+                raise RuntimeError("transient")
+            await tx.execute(insert(effects).values(body=delivery.body.decode()))
+            verdicts.append(None)
+        return verdicts
 
     bodies = [b"ok-1", b"garbage", b"fails-twice", b"always-fails", b"ok-2"]
     dlq: list[Delivery] = []
@@ -255,11 +260,10 @@ async def test_poison_and_exhausted_messages_become_dead_letters_and_the_rest_fl
         relay = Relay(engine, bus, poll_seconds=0.05)
         consumer = Consumer(
             subscription=Subscription(topic, "g1"),
-            handler=one_by_one(handler),
-            engine=engine,
+            handler=handler,
+            db=Database(engine, relay.handoff),
             bus=bus,
             retry=RetryPolicy(max_attempts=3, base_seconds=0.01, max_seconds=0.05),
-            on_enqueued=relay.handoff,
         )
         tasks = [asyncio.create_task(consumer.run()), asyncio.create_task(relay.run())]
         async with consuming(bus, Subscription(dead_letter_topic(topic), "ops"), dlq_handler):
@@ -276,7 +280,7 @@ async def test_poison_and_exhausted_messages_become_dead_letters_and_the_rest_fl
     async with engine.connect() as conn:
         stored = sorted(r[0] for r in await conn.execute(select(effects.c.body)))
     assert stored == ["fails-twice", "ok-1", "ok-2"]
-    letters = {r.body: r for r in await deadletters.list_letters(engine)}
+    letters = {r.body: r for r in await deadletters.list_letters(Database(engine))}
     assert set(letters) == {b"garbage", b"always-fails"}
     assert letters[b"garbage"].error == "not JSON"
     assert "database said no" in letters[b"always-fails"].error
@@ -288,8 +292,8 @@ async def test_poison_and_exhausted_messages_become_dead_letters_and_the_rest_fl
 async def test_outbox_rows_reach_the_broker_once_and_leave_the_outbox(
     broker_url: str, topic: str, engine: AsyncEngine
 ) -> None:
-    async with engine.begin() as conn:
-        ids = [await enqueue(conn, topic, f"e{n}".encode(), key="k") for n in range(25)]
+    async with Database(engine).transaction() as tx:
+        ids = [tx.publish(topic, f"e{n}".encode(), key="k") for n in range(25)]
     got: list[Delivery] = []
 
     async def handler(batch: Sequence[Delivery]) -> None:

@@ -15,8 +15,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, Table, func, insert, text
 
 from paycore import contexts, schema
-from paycore.platform.messaging.outbox import outbox
 from paycore.platform.persistence.db import create_engine, metadata
+from paycore.platform.persistence.outbox import outbox
 
 BRANCHES = {"platform", *contexts.NAMES}
 

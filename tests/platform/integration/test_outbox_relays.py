@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Bus, Delivery, Envelope, Subscription
-from paycore.platform.messaging.outbox import Relay, enqueue
+from paycore.platform.messaging.relay import Relay
 from paycore.platform.persistence.db import create_engine, metadata
+from paycore.platform.persistence.uow import Database
 
 EVENTS = 1_500
 
@@ -61,9 +62,9 @@ async def test_two_relays_and_a_busy_writer_lose_nothing(
         # Small, spaced commits, each waking both relays (as a commit wakes its process's
         # relay): they keep draining the table to empty, as in production.
         for start in range(0, EVENTS, 2):
-            async with engine.begin() as conn:
+            async with Database(engine).transaction() as tx:
                 for n in range(start, start + 2):
-                    written.append(await enqueue(conn, topic, str(n).encode()))
+                    written.append(tx.publish(topic, str(n).encode()))
             for relay in relays:
                 relay.notify()
             await asyncio.sleep(0.002)

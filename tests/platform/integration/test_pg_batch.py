@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.commerce.orders import store as order_store
 from paycore.platform.clock import utcnow
-from paycore.platform.messaging import outbox
+from paycore.platform.persistence import outbox
 from paycore.platform.persistence.pg_batch import DirectConnection, IdBlocks, MultiInsert
 
 insert = MultiInsert(
@@ -40,6 +40,12 @@ async def _count(engine: AsyncEngine) -> tuple[int, int]:
         )
 
 
+def _events(*bodies: bytes) -> list[dict[str, object]]:
+    """Outbox rows of events of topic "t"."""
+    now = utcnow()
+    return [outbox.row(outbox.event("t", body, at=now, key="k"), now) for body in bodies]
+
+
 def _customer(n: int, at: datetime | None = None) -> dict[str, object]:
     return {"email": f"c{n}@example.com", "username": f"c{n}", "created_at": at or utcnow()}
 
@@ -49,12 +55,12 @@ async def test_rows_for_several_tables_go_in_together(
 ) -> None:
     assert insert.sql.count("INSERT INTO") == 2
     assert insert.sql.startswith("WITH ")
-    await insert(conn, [_customer(1), _customer(2)], outbox.rows("t", [(b"x", "k", "cid")]))
-    await insert(conn, [], outbox.rows("t", [(b"y", None, "")]))  # a table may get no rows
+    await insert(conn, [_customer(1), _customer(2)], _events(b"x"))
+    await insert(conn, [], _events(b"y"))  # a table may get no rows
     assert await _count(engine) == (2, 2)
     async with engine.connect() as conn:
         stored = (await conn.execute(select(outbox.outbox).order_by(outbox.outbox.c.seq))).all()
-    assert [(r.body, r.key) for r in stored] == [(b"x", "k"), (b"y", None)]
+    assert [(r.body, r.key) for r in stored] == [(b"x", "k"), (b"y", "k")]
 
 
 async def test_one_refused_row_keeps_every_table_unchanged(
@@ -62,7 +68,7 @@ async def test_one_refused_row_keeps_every_table_unchanged(
 ) -> None:
     await insert(conn, [_customer(1)], [])
     with pytest.raises(IntegrityError):  # the second customer repeats the first's e-mail
-        await insert(conn, [_customer(2), _customer(1)], outbox.rows("t", [(b"x", None, "")]))
+        await insert(conn, [_customer(2), _customer(1)], _events(b"x"))
     assert await _count(engine) == (1, 0)
     await insert(conn, [_customer(3)], [])  # the connection is still usable
     assert await _count(engine) == (2, 0)

@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.platform.messaging import outbox
 from paycore.platform.messaging.bus import CREATED_AT, Envelope
-from paycore.platform.messaging.outbox import Relay
+from paycore.platform.messaging.relay import DELETE_EVERY_SECONDS, Relay
+from paycore.platform.persistence import outbox
 from paycore.platform.persistence.db import create_engine, metadata
+from paycore.platform.persistence.uow import Database
 
 TOPIC = "shop.orders"
 
@@ -44,8 +45,8 @@ class FlakyBus:
 
 async def _commit(engine: AsyncEngine, relay: Relay | None, *bodies: bytes) -> list[str]:
     """Enqueue events in one transaction, handing them to ``relay`` once committed."""
-    async with outbox.transaction(engine, relay.handoff if relay else None) as conn:
-        return [await outbox.enqueue(conn, TOPIC, body) for body in bodies]
+    async with Database(engine, relay.handoff if relay else None).transaction() as tx:
+        return [tx.publish(TOPIC, body) for body in bodies]
 
 
 async def _waiting(engine: AsyncEngine) -> list[str]:
@@ -95,8 +96,8 @@ async def test_the_envelope_handed_over_is_the_one_a_sweep_would_read(
     engine: AsyncEngine,
 ) -> None:
     handed: list[Envelope] = []
-    async with outbox.transaction(engine, handed.extend) as conn:
-        await outbox.enqueue(conn, TOPIC, b"x", key="k", headers={"h": "1"})
+    async with Database(engine, handed.extend).transaction() as tx:
+        tx.publish(TOPIC, b"x", key="k", headers={"h": "1"})
     swept = FlakyBus()
     assert await Relay(engine, swept).relay_once() == 1
     assert handed == swept.published
@@ -147,14 +148,14 @@ async def test_events_of_a_rolled_back_transaction_are_not_handed_over(
     handed: list[Envelope] = []
 
     async def failing_use_case() -> None:
-        async with outbox.transaction(engine, handed.extend) as conn:
-            await outbox.enqueue(conn, TOPIC, b"never")
+        async with Database(engine, handed.extend).transaction() as tx:
+            tx.publish(TOPIC, b"never")
             raise RuntimeError("the use case failed")
 
     with pytest.raises(RuntimeError):
         await failing_use_case()
-    async with outbox.transaction(engine, handed.extend) as conn:
-        kept = await outbox.enqueue(conn, TOPIC, b"kept")
+    async with Database(engine, handed.extend).transaction() as tx:
+        kept = tx.publish(TOPIC, b"kept")
     assert [e.id for e in handed] == [kept]
     assert await _waiting(engine) == [kept]
 
@@ -177,7 +178,7 @@ async def test_on_sqlite_a_delete_waits_for_the_write_lock_and_then_deletes(
         other = sqlite3.connect(path, isolation_level=None)  # another process's writer
         other.execute("BEGIN IMMEDIATE")
         await _until(lambda: len(bus.published) == 2)
-        await asyncio.sleep(3 * outbox.DELETE_EVERY_SECONDS)
+        await asyncio.sleep(3 * DELETE_EVERY_SECONDS)
         rows = other.execute("SELECT id FROM outbox ORDER BY seq").fetchall()
         assert [r[0] for r in rows] == ids  # the delete is waiting for the lock
         other.execute("COMMIT")

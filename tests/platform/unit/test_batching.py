@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from paycore.platform.persistence.batching import GroupCommit
+from paycore.platform.persistence.batch import GroupCommit
 
 
 class Writer:

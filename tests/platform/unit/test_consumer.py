@@ -19,15 +19,17 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging import deadletters
 from paycore.platform.messaging.bus import Delivery, Subscription
-from paycore.platform.messaging.consumer import Consumer, Rejected, RetryPolicy, one_by_one
-from paycore.platform.messaging.outbox import LEFTOVER, Relay, enqueue, outbox
+from paycore.platform.messaging.consumer import Consumer, RetryPolicy, Verdicts
+from paycore.platform.messaging.relay import LEFTOVER, Relay
 from paycore.platform.observability import metrics
 from paycore.platform.observability.logging import correlation_id
+from paycore.platform.persistence.outbox import outbox
+from paycore.platform.persistence.uow import Database, Transaction
 
 TOPIC = "shop.orders"
 FAST = RetryPolicy(max_attempts=3, base_seconds=0.001, max_seconds=0.002)
@@ -43,43 +45,36 @@ effects = Table(
 
 
 class Script:
-    """A handler whose behaviour is chosen by the message body; it writes its effect first,
-    so a failure after the write shows whether the write was rolled back."""
+    """A batch handler whose behaviour is chosen by each message's body: it rejects "reject…"
+    (no effect, a verdict), and writes the effect of the others first, so a failure after the
+    write ("boom…" always, "flaky…" twice) shows whether the write was rolled back. Each batch
+    it commits is counted by an after-commit hook."""
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.correlation: dict[str, str] = {}
         self.fixed = False
+        self.committed: list[int] = []  # the size of each batch committed
 
-    async def __call__(self, conn: AsyncConnection, delivery: Delivery) -> None:
-        self.calls[delivery.id] += 1
-        self.correlation[delivery.id] = correlation_id.get()
-        await conn.execute(insert(effects).values(message_id=delivery.id, body=delivery.body))
-        if self.fixed:
-            return
-        if delivery.body.startswith(b"reject"):
-            raise Rejected("bad schema: field 'x' is missing")
-        if delivery.body.startswith(b"boom"):
-            raise RuntimeError("database on fire")
-        if delivery.body.startswith(b"flaky") and self.calls[delivery.id] <= 2:
-            raise ConnectionError("transient hiccup")
-
-
-@pytest.fixture
-async def db(engine: AsyncEngine) -> AsyncEngine:
-    async with engine.begin() as conn:
-        await conn.run_sync(_effects_metadata.create_all)
-    return engine
-
-
-@pytest.fixture
-def script() -> Script:
-    return Script()
-
-
-@pytest.fixture
-def commits() -> list[int]:
-    return []
+    async def __call__(self, tx: Transaction, deliveries: list[Delivery]) -> Verdicts:
+        verdicts: list[str | None] = []
+        for delivery in deliveries:
+            self.calls[delivery.id] += 1
+            self.correlation[delivery.id] = correlation_id.get()
+            if not self.fixed and delivery.body.startswith(b"reject"):
+                verdicts.append("bad schema: field 'x' is missing")
+                continue
+            await tx.execute(insert(effects).values(message_id=delivery.id, body=delivery.body))
+            if self.fixed:
+                verdicts.append(None)
+                continue
+            if delivery.body.startswith(b"boom"):
+                raise RuntimeError("database on fire")
+            if delivery.body.startswith(b"flaky") and self.calls[delivery.id] <= 2:
+                raise ConnectionError("transient hiccup")
+            verdicts.append(None)
+        tx.after_commit(lambda: self.committed.append(len(deliveries)))
+        return verdicts
 
 
 @pytest.fixture
@@ -89,17 +84,25 @@ def wakes() -> list[int]:
 
 
 @pytest.fixture
-def consumer(
-    db: AsyncEngine, fake_bus: Any, script: Script, commits: list[int], wakes: list[int]
-) -> Consumer:
+async def db(engine: AsyncEngine, wakes: list[int]) -> Database:
+    async with engine.begin() as conn:
+        await conn.run_sync(_effects_metadata.create_all)
+    return Database(engine, lambda events: wakes.append(len(events)))
+
+
+@pytest.fixture
+def script() -> Script:
+    return Script()
+
+
+@pytest.fixture
+def consumer(db: Database, fake_bus: Any, script: Script) -> Consumer:
     return Consumer(
         subscription=Subscription(TOPIC, "analytics"),
-        handler=one_by_one(script),
-        engine=db,
+        handler=script,
+        db=db,
         bus=fake_bus,
         retry=FAST,
-        after_commit=lambda: commits.append(1),
-        on_enqueued=lambda events: wakes.append(len(events)),
     )
 
 
@@ -107,30 +110,38 @@ def _d(message_id: str, body: bytes = b"ok", **headers: str) -> Delivery:
     return Delivery(topic=TOPIC, body=body, id=message_id, key="customer-7", headers=headers)
 
 
-async def _effects(engine: AsyncEngine) -> Counter[str]:
-    async with engine.connect() as conn:
+async def _effects(db: Database) -> Counter[str]:
+    async with db.connect() as conn:
         rows = (await conn.execute(select(effects.c.message_id))).all()
     return Counter(r.message_id for r in rows)
 
 
-async def _outbox(engine: AsyncEngine) -> list[Any]:
-    async with engine.connect() as conn:
+async def _outbox(db: Database) -> list[Any]:
+    async with db.connect() as conn:
         return list((await conn.execute(select(outbox).order_by(outbox.c.seq))).all())
 
 
 async def test_duplicates_in_one_batch_and_across_batches_take_effect_once(
-    consumer: Consumer, db: AsyncEngine, commits: list[int]
+    consumer: Consumer, db: Database, script: Script
 ) -> None:
     await consumer.handle_batch([_d("m1"), _d("m1"), _d("m2"), _d("m1")])
     assert await _effects(db) == Counter({"m1": 1, "m2": 1})
     await consumer.handle_batch([_d("m2"), _d("m3"), _d("m1")])
     await consumer.handle_batch([_d("m3")])
     assert await _effects(db) == Counter({"m1": 1, "m2": 1, "m3": 1})
-    assert commits == [1, 1, 1]
+    assert script.committed == [2, 1]  # the handler saw only new messages; all-repeats: no call
+
+
+async def test_after_commit_hooks_run_only_for_a_batch_that_committed(
+    consumer: Consumer, db: Database, script: Script
+) -> None:
+    await consumer.handle_batch([_d("ok-1"), _d("x1", b"boom")])  # fails, then one by one
+    assert await _effects(db) == Counter({"ok-1": 1})
+    assert script.committed == [1]  # ok-1 alone; never the failed batch nor boom
 
 
 async def test_rejected_message_goes_to_dead_letters_with_reason_and_raw_bytes(
-    consumer: Consumer, db: AsyncEngine, script: Script
+    consumer: Consumer, db: Database, script: Script
 ) -> None:
     raw = b"reject\xff\x00 not even utf-8"
     await consumer.handle_batch([_d("bad-1", raw, **{"correlation-id": "cid-9"})])
@@ -164,7 +175,7 @@ async def test_rejected_message_goes_to_dead_letters_with_reason_and_raw_bytes(
 
 
 async def test_rejection_in_a_batch_keeps_the_other_effects(
-    consumer: Consumer, db: AsyncEngine
+    consumer: Consumer, db: Database
 ) -> None:
     await consumer.handle_batch([_d("ok-1"), _d("bad", b"reject"), _d("ok-2")])
     assert await _effects(db) == Counter({"ok-1": 1, "ok-2": 1})
@@ -172,7 +183,7 @@ async def test_rejection_in_a_batch_keeps_the_other_effects(
 
 
 async def test_transient_failures_are_retried_until_success(
-    consumer: Consumer, db: AsyncEngine, script: Script
+    consumer: Consumer, db: Database, script: Script
 ) -> None:
     await consumer.handle_batch([_d("f1", b"flaky")])
     assert await _effects(db) == Counter({"f1": 1})
@@ -182,7 +193,7 @@ async def test_transient_failures_are_retried_until_success(
 
 
 async def test_always_failing_message_is_dead_lettered_after_max_attempts(
-    consumer: Consumer, db: AsyncEngine, script: Script
+    consumer: Consumer, db: Database, script: Script
 ) -> None:
     await consumer.handle_batch([_d("x1", b"boom!")])
     assert await _effects(db) == Counter()
@@ -202,7 +213,7 @@ async def test_always_failing_message_is_dead_lettered_after_max_attempts(
 
 
 async def test_one_failing_message_does_not_block_the_batch(
-    consumer: Consumer, db: AsyncEngine
+    consumer: Consumer, db: Database
 ) -> None:
     batch = [_d("ok-1"), _d("f1", b"flaky"), _d("x1", b"boom"), _d("ok-2"), _d("ok-1")]
     await consumer.handle_batch(batch)
@@ -212,13 +223,16 @@ async def test_one_failing_message_does_not_block_the_batch(
 
 
 async def test_correlation_id_follows_the_message(consumer: Consumer, script: Script) -> None:
-    await consumer.handle_batch([_d("c1", **{"correlation-id": "req-42"}), _d("c2")])
+    await consumer.handle_batch([_d("c1", **{"correlation-id": "req-42"})])
+    await consumer.handle_batch([_d("c2")])  # no correlation id: its message id stands for one
     assert script.correlation == {"c1": "req-42", "c2": "c2"}
+    await consumer.handle_batch([_d("c3", **{"correlation-id": "req-7"}), _d("c4")])
+    assert (script.correlation["c3"], script.correlation["c4"]) == ("req-7", "req-7")  # the first's
     assert correlation_id.get() == ""
 
 
 async def test_replay_puts_the_letter_back_once(
-    consumer: Consumer, db: AsyncEngine, script: Script, fake_bus: Any
+    consumer: Consumer, db: Database, script: Script, fake_bus: Any
 ) -> None:
     await consumer.handle_batch([_d("bad-1", b"reject me", **{"correlation-id": "cid-1"})])
     [letter] = await deadletters.list_letters(db)
@@ -245,7 +259,7 @@ async def test_replay_puts_the_letter_back_once(
     assert len(await _outbox(db)) == 2
 
     # the relay publishes both; the consumer, now fixed, handles the replay under its new id
-    relay = Relay(db, fake_bus)
+    relay = Relay(db.engine, fake_bus)
     assert await relay.relay_once() == 2
     assert await relay.backlog() == 0
     assert [e.topic for e in fake_bus.published] == ["shop.orders.dlq", TOPIC]
@@ -257,12 +271,12 @@ async def test_replay_puts_the_letter_back_once(
     assert await _effects(db) == Counter({f"replay-{letter.id}": 1})
 
 
-async def test_list_letters_filters_by_topic(db: AsyncEngine, fake_bus: Any) -> None:
+async def test_list_letters_filters_by_topic(db: Database, fake_bus: Any) -> None:
     def make(topic: str) -> Consumer:
         return Consumer(
             subscription=Subscription(topic, "g"),
-            handler=one_by_one(Script()),
-            engine=db,
+            handler=Script(),
+            db=db,
             bus=fake_bus,
             retry=FAST,
         )
@@ -287,7 +301,7 @@ def test_retry_delay_is_exponential_with_jitter_and_capped() -> None:
 
 
 async def test_the_relay_gets_the_events_of_a_batch_that_wrote_some(
-    consumer: Consumer, db: AsyncEngine, wakes: list[int]
+    consumer: Consumer, db: Database, wakes: list[int]
 ) -> None:
     await consumer.handle_batch([_d("w1"), _d("w2")])  # effects only, no event
     assert wakes == []
@@ -299,15 +313,16 @@ async def test_the_relay_gets_the_events_of_a_batch_that_wrote_some(
 
 
 async def test_a_polling_round_leaves_fresh_rows_to_the_relay_of_their_writer(
-    db: AsyncEngine, fake_bus: Any
+    db: Database, fake_bus: Any
 ) -> None:
-    async with db.begin() as conn:
-        fresh = await enqueue(conn, TOPIC, b"fresh")
-        left = await enqueue(conn, TOPIC, b"left by a crashed process")
-        await conn.execute(
+    async with db.transaction() as tx:
+        fresh = tx.publish(TOPIC, b"fresh")
+        left = tx.publish(TOPIC, b"left by a crashed process")
+    async with db.transaction() as tx:
+        await tx.execute(
             update(outbox).where(outbox.c.id == left).values(created_at=utcnow() - LEFTOVER * 2)
         )
-    relay = Relay(db, fake_bus)
+    relay = Relay(db.engine, fake_bus)
     assert await relay.relay_once(older_than=LEFTOVER) == 1  # a poll: only the old row
     assert [e.id for e in fake_bus.published] == [left]
     assert await relay.relay_once() == 1  # woken by its writer's commit: the rest
@@ -316,11 +331,11 @@ async def test_a_polling_round_leaves_fresh_rows_to_the_relay_of_their_writer(
 
 
 async def test_a_polling_round_that_finds_no_old_row_leaves_the_backlog_gauge(
-    db: AsyncEngine, fake_bus: Any
+    db: Database, fake_bus: Any
 ) -> None:
-    async with db.begin() as conn:
-        await enqueue(conn, TOPIC, b"fresh")
-    relay = Relay(db, fake_bus)
+    async with db.transaction() as tx:
+        tx.publish(TOPIC, b"fresh")
+    relay = Relay(db.engine, fake_bus)
     assert await relay.backlog() == 1
     assert await relay.relay_once(older_than=LEFTOVER) == 0
     assert metrics.outbox_backlog._value.get() == 1  # the fresh row still waits

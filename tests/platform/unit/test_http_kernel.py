@@ -17,6 +17,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.clock import utcnow
+from paycore.platform.persistence.uow import Database
 from paycore.platform.web.http import (
     ByKey,
     FastLane,
@@ -54,7 +55,7 @@ async def _broken() -> None:
 
 
 def _app(engine: AsyncEngine, calls: Calls) -> FastAPI:
-    app = create_app("test", middleware=[(IdempotencyMiddleware, {"engine": lambda: engine})])
+    app = create_app("test", middleware=[(IdempotencyMiddleware, {"db": lambda: Database(engine)})])
 
     @app.post("/items", status_code=201)
     async def create_item(body: ItemIn) -> Response:

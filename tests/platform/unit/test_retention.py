@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.consumer import inbox
+from paycore.platform.persistence.uow import Database
 from paycore.platform.retention import prune
 from paycore.platform.web.idempotency import idempotency_keys
 
@@ -40,7 +41,9 @@ async def test_prune_removes_only_what_is_older_than_its_retention(engine: Async
                 },
             ],
         )
-    removed = await prune(engine, inbox_for=timedelta(days=7), keys_for=timedelta(hours=24))
+    removed = await prune(
+        Database(engine), inbox_for=timedelta(days=7), keys_for=timedelta(hours=24)
+    )
     assert removed == (1, 1)
     async with engine.connect() as conn:
         assert list((await conn.execute(select(inbox.c.message_id))).scalars()) == ["new"]

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from paycore.commerce.analytics import service
@@ -16,6 +15,7 @@ from paycore.commerce.analytics.archive import Archive
 from paycore.commerce.analytics.board import Board
 from paycore.commerce.domain import CommerceError
 from paycore.platform.money import from_cents
+from paycore.platform.persistence.uow import Database
 from paycore.platform.web.http import JSONResponse, Problem, problem_response
 
 
@@ -51,13 +51,13 @@ def service_auth(token: str) -> Any:
     return Depends(check)
 
 
-def router(engine: AsyncEngine, board: Board, archive: Archive, token: str) -> APIRouter:
+def router(db: Database, board: Board, archive: Archive, token: str) -> APIRouter:
     api = APIRouter(dependencies=[service_auth(token)], tags=["analytics"])
 
     @api.get("/orders/{order_id}/total", summary="Total value of an order")
     async def order_total(order_id: int) -> JSONResponse:
         try:
-            async with engine.connect() as conn:
+            async with db.connect() as conn:
                 total = await service.order_total(conn, order_id)
         except CommerceError as exc:
             raise Problem(404, exc.code, str(exc)) from exc
@@ -65,7 +65,7 @@ def router(engine: AsyncEngine, board: Board, archive: Archive, token: str) -> A
 
     @api.get("/customers/{customer_id}/orders/count", summary="Number of orders of a customer")
     async def order_count(customer_id: int) -> JSONResponse:
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             count = await service.order_count(conn, customer_id)
         return JSONResponse({"customerId": customer_id, "orders": count})
 
@@ -75,7 +75,7 @@ def router(engine: AsyncEngine, board: Board, archive: Archive, token: str) -> A
         page: Annotated[int, Query(ge=0)] = 0,
         pageSize: Annotated[int, Query(ge=1, le=500)] = 10,
     ) -> JSONResponse:
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             found = await service.orders_of_customer(
                 conn, customer_id, page=page, page_size=pageSize
             )

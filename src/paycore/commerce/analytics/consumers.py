@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from paycore.commerce import messages
 from paycore.commerce.analytics import service
 from paycore.commerce.analytics.board import Board
 from paycore.commerce.domain import Order
 from paycore.platform.messaging.bus import Delivery, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Verdicts
+from paycore.platform.persistence.uow import Transaction
 
 GROUP = "analytics"
 
@@ -35,7 +34,7 @@ def analytics_subscriptions(
 
 
 def _recorder(board: Board, source: str, decode: Callable[[bytes], Order]) -> BatchHandler:
-    async def handle(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> Verdicts:
+    async def handle(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
         verdicts: list[str | None] = [None] * len(deliveries)
         decoded: list[tuple[int, service.Received]] = []
         for index, delivery in enumerate(deliveries):
@@ -46,7 +45,7 @@ def _recorder(board: Board, source: str, decode: Callable[[bytes], Order]) -> Ba
                 continue
             decoded.append((index, service.Received(order, delivery.id, delivery.body)))
         recorded = await service.record_orders(
-            conn,
+            tx,
             [r for _, r in decoded],
             board=board,
             source=source,

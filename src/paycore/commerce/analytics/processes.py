@@ -30,7 +30,7 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
         board = RedisBoard(runtime.redis, ttl_seconds=commerce.analytics_ttl_seconds)
     else:
         board = MemoryBoard()
-        counted = await service.rebuild_board(runtime.engine, board)
+        counted = await service.rebuild_board(runtime.db, board)
         log.info("analytics board rebuilt in memory", extra={"orders": counted})
     archive = Archive(settings.data_dir / "archive")
     for subscription, handler in analytics_subscriptions(board, batch=settings.consumer_batch):
@@ -40,14 +40,14 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
         reported = 0.0
         while True:
             due = time.monotonic() - reported >= REPORT_EVERY_SECONDS
-            await service.flush_archive(runtime.engine, archive, reports=due)
+            await service.flush_archive(runtime.db, archive, reports=due)
             if due:
                 reported = time.monotonic()
             await asyncio.sleep(commerce.archive_flush_seconds)
 
     async def final_flush() -> None:
-        await service.flush_archive(runtime.engine, archive)
+        await service.flush_archive(runtime.db, archive)
 
     runtime.spawn("archive", archive_loop)
     runtime.closers.append(final_flush)
-    app.include_router(api.router(runtime.engine, board, archive, settings.service_token))
+    app.include_router(api.router(runtime.db, board, archive, settings.service_token))

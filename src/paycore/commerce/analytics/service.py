@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.commerce.analytics import store
 from paycore.commerce.analytics.archive import Archive, as_utc, message_record
 from paycore.commerce.analytics.board import Board
-from paycore.commerce.domain import DuplicateOrderId, NotFound, Order, OrderLine
+from paycore.commerce.domain import NotFound, Order, OrderLine
 from paycore.platform.clock import utcnow
+from paycore.platform.persistence.uow import Database, Transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,7 @@ class Received:
 
 
 async def record_orders(
-    conn: AsyncConnection, received: Sequence[Received], *, board: Board, source: str, topic: str
+    tx: Transaction, received: Sequence[Received], *, board: Board, source: str, topic: str
 ) -> list[str | None]:
     """Record orders once each (database and board), in a handful of statements for the whole
     batch. Returns, per message, None (recorded, or a harmless repeat) or why it is refused
@@ -39,17 +40,17 @@ async def record_orders(
     if not received:
         return []
     await store.record_messages(
-        conn, [(r.message_id, r.body) for r in received], topic=topic, at=utcnow()
+        tx, [(r.message_id, r.body) for r in received], topic=topic, at=utcnow()
     )
     first: dict[int, Received] = {}  # per order id, the message that may record it
     for item in received:
         first.setdefault(item.order.order_id, item)
     inserted = await store.record_orders(
-        conn, [(r.order, r.message_id) for r in first.values()], source=source
+        tx, [(r.order, r.message_id) for r in first.values()], source=source
     )
     known = {r.order.order_id: r.order for r in first.values() if r.order.order_id in inserted}
     if len(inserted) < len(first):
-        known |= await store.recorded_orders(conn, [i for i in first if i not in inserted])
+        known |= await store.recorded_orders(tx.conn, [i for i in first if i not in inserted])
     verdicts: list[str | None] = []
     for item in received:
         order = item.order
@@ -64,33 +65,13 @@ async def record_orders(
     return verdicts
 
 
-async def record_order(
-    conn: AsyncConnection,
-    order: Order,
-    *,
-    board: Board,
-    source: str,
-    topic: str,
-    message_id: str,
-    body: bytes,
-) -> bool:
-    """Record one order; False for a harmless repeat, ``DuplicateOrderId`` for a clash."""
-    fresh = order.order_id not in await store.recorded_orders(conn, [order.order_id])
-    [verdict] = await record_orders(
-        conn, [Received(order, message_id, body)], board=board, source=source, topic=topic
-    )
-    if verdict is not None:
-        raise DuplicateOrderId(verdict)
-    return fresh
-
-
 def _same(a: Order, b: Order) -> bool:
     return a.customer_id == b.customer_id and sorted(a.lines) == sorted(b.lines)
 
 
-async def rebuild_board(engine: AsyncEngine, board: Board) -> int:
+async def rebuild_board(db: Database, board: Board) -> int:
     """Count every recorded order on a fresh (in-process) board."""
-    async with engine.connect() as conn:
+    async with db.connect() as conn:
         recorded = await store.all_recorded_orders(conn)
     for order in recorded:
         await board.record(order)
@@ -139,7 +120,7 @@ that the API's accept, on the same cores, would wait behind."""
 
 
 async def flush_archive(
-    engine: AsyncEngine,
+    db: Database,
     archive: Archive,
     *,
     batch: int = 5_000,
@@ -160,7 +141,7 @@ async def flush_archive(
     written = 0
     while True:
         state = archive.state()
-        heads, lines, msgs = await _unarchived(engine, state, batch, chunk)
+        heads, lines, msgs = await _unarchived(db, state, batch, chunk)
         months: set[str] = set()
         last = dict(state)
         if heads:
@@ -179,29 +160,29 @@ async def flush_archive(
     if reports:
         while archive.stale_reports:
             month = archive.stale_reports.pop()
-            report = await monthly_report(engine, month)
+            report = await monthly_report(db, month)
             await asyncio.to_thread(archive.write_report, month, report)
     return written
 
 
 async def _unarchived(
-    engine: AsyncEngine, state: dict[str, int], batch: int, chunk: int
+    db: Database, state: dict[str, int], batch: int, chunk: int
 ) -> tuple[list[Any], dict[int, list[OrderLine]], list[Any]]:
     """Up to ``batch`` orders (with their lines) and messages past ``state``, ``chunk`` rows
     per query, one connection per query."""
-    heads = await _rows_after(engine, store.orders_after, state["orders"], batch, chunk)
+    heads = await _rows_after(db, store.orders_after, state["orders"], batch, chunk)
     lines: dict[int, list[OrderLine]] = {}
     for start in range(0, len(heads), chunk):
         part = heads[start : start + chunk]
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             lines |= await store.lines_of(conn, [h.order_id for h in part])
         await asyncio.sleep(ARCHIVE_PAUSE_SECONDS)
-    msgs = await _rows_after(engine, store.messages_after, state["messages"], batch, chunk)
+    msgs = await _rows_after(db, store.messages_after, state["messages"], batch, chunk)
     return heads, lines, msgs
 
 
 async def _rows_after(
-    engine: AsyncEngine,
+    db: Database,
     read: Callable[[AsyncConnection, int, int], Awaitable[Sequence[Any]]],
     seq: int,
     batch: int,
@@ -212,7 +193,7 @@ async def _rows_after(
     found: list[Any] = []
     while len(found) < batch:
         limit = min(chunk, batch - len(found))
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             rows = await read(conn, seq, limit)
         await asyncio.sleep(ARCHIVE_PAUSE_SECONDS)
         found += rows
@@ -253,13 +234,13 @@ def _order_record(head: Any, lines: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-async def monthly_report(engine: AsyncEngine, month: str) -> dict[str, Any]:
+async def monthly_report(db: Database, month: str) -> dict[str, Any]:
     """Figures of one calendar month (UTC), computed from the read model."""
     year, number = (int(p) for p in month.split("-"))
     start = datetime(year, number, 1, tzinfo=UTC)
     end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
     o, m = store.analytics_orders, store.consumed_messages
-    async with engine.connect() as conn:
+    async with db.connect() as conn:
         orders_row = (
             await conn.execute(
                 select(

@@ -14,14 +14,13 @@ from sqlalchemy import (
     Table,
     func,
     select,
-    text,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.commerce.domain import Order, OrderLine
 from paycore.platform.clock import utcnow
-from paycore.platform.persistence import bulk
 from paycore.platform.persistence.db import BIG_ID, AnyRow, UtcDateTime, metadata
+from paycore.platform.persistence.uow import Transaction
 
 analytics_orders = Table(
     "commerce_analytics_orders",
@@ -77,29 +76,14 @@ async def recorded_orders(conn: AsyncConnection, order_ids: Sequence[int]) -> di
     }
 
 
-async def record_order(
-    conn: AsyncConnection, order: Order, *, source: str, message_id: str
-) -> None:
-    await record_orders(conn, [(order, message_id)], source=source)
-
-
 ARCHIVED_TABLES_LOCK = 0x7061_7963_6F72_6501  # an advisory lock key of our own
-_TURN_TAKEN = "paycore.commerce.archive_turn"  # the transaction that holds the lock
 
 
-async def take_archive_turn(conn: AsyncConnection) -> None:
-    """Wait until no other transaction is writing the archived tables (PostgreSQL: a
-    transaction-level advisory lock, taken once per transaction; SQLite has one writer at a
-    time anyway). Their ``seq`` values are then committed in order, which the archive relies
-    on: its progress marker is the last ``seq`` archived, so a lower ``seq`` committed after a
-    higher one would never be."""
-    if conn.dialect.name != "postgresql":
-        return
-    current = conn.sync_connection.get_transaction() if conn.sync_connection else None
-    if current is not None and conn.info.get(_TURN_TAKEN) is current:
-        return
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ARCHIVED_TABLES_LOCK})
-    conn.info[_TURN_TAKEN] = current  # kept alive here, so no later transaction shares its id
+async def take_archive_turn(tx: Transaction) -> None:
+    """Wait until no other transaction is writing the archived tables. Their ``seq`` values
+    are then committed in order, which the archive relies on: its progress marker is the last
+    ``seq`` archived, so a lower ``seq`` committed after a higher one would never be."""
+    await tx.serialize(ARCHIVED_TABLES_LOCK)
 
 
 _HEAD_COLUMNS = (
@@ -115,18 +99,18 @@ _HEAD_COLUMNS = (
 
 
 async def record_orders(
-    conn: AsyncConnection, received: Sequence[tuple[Order, str]], *, source: str
+    tx: Transaction, received: Sequence[tuple[Order, str]], *, source: str
 ) -> set[int]:
     """Insert orders ``(order, message id)`` of one source with their lines, in two statements,
     skipping order ids already recorded; returns the ids it inserted."""
-    await take_archive_turn(conn)
+    await take_archive_turn(tx)
     now = utcnow()
     heads = [
         (o.order_id, o.customer_id, o.total_cents, o.item_count, o.ordered_at, source, m, now)
         for o, m in received
     ]
-    inserted = await bulk.insert_new(
-        conn, analytics_orders, ("order_id",), _HEAD_COLUMNS, heads, returning=("order_id",)
+    inserted = await tx.insert_new(
+        analytics_orders, ("order_id",), _HEAD_COLUMNS, heads, returning=("order_id",)
     )
     new = {order_id for (order_id,) in inserted}
     lines = [
@@ -135,25 +119,16 @@ async def record_orders(
         if o.order_id in new
         for line in o.lines
     ]
-    await bulk.bulk_insert(
-        conn, analytics_lines, ("order_id", "product", "unit_cents", "quantity"), lines
-    )
+    await tx.insert(analytics_lines, ("order_id", "product", "unit_cents", "quantity"), lines)
     return new
 
 
-async def record_message(
-    conn: AsyncConnection, *, message_id: str, topic: str, body: bytes, at: datetime
-) -> None:
-    await record_messages(conn, [(message_id, body)], topic=topic, at=at)
-
-
 async def record_messages(
-    conn: AsyncConnection, messages: Sequence[tuple[str, bytes]], *, topic: str, at: datetime
+    tx: Transaction, messages: Sequence[tuple[str, bytes]], *, topic: str, at: datetime
 ) -> None:
     """Keep consumed messages ``(message id, body)`` for the archive."""
-    await take_archive_turn(conn)
-    await bulk.bulk_insert(
-        conn,
+    await take_archive_turn(tx)
+    await tx.insert(
         consumed_messages,
         ("message_id", "topic", "body", "received_at"),
         [(i, topic, b, at) for i, b in messages],

@@ -9,14 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.commerce.domain import CommerceError, Order
 from paycore.commerce.orders import service, store
 from paycore.commerce.orders.client import AnalyticsClient, AnalyticsUnavailable
 from paycore.platform.clock import iso
 from paycore.platform.money import from_cents, to_cents
-from paycore.platform.persistence.batching import GroupCommit
+from paycore.platform.persistence.batch import GroupWriter
+from paycore.platform.persistence.uow import Database
 from paycore.platform.web.http import FastHandler, JSONResponse, Problem, parse_body
 
 orders_placed = Counter("paycore_commerce_orders_placed_total", "Orders placed (committed)")
@@ -123,14 +123,12 @@ def _problem(exc: CommerceError) -> Problem:
     return Problem(STATUS.get(exc.code, 422), exc.code, str(exc))
 
 
-def order_placer(
-    engine: AsyncEngine, orders: GroupCommit[service.PendingOrder, Order]
-) -> FastHandler:
+def order_placer(db: Database, orders: GroupWriter[service.PendingOrder, Order]) -> FastHandler:
     """``POST /orders``, the hot path: the body is validated by pydantic-core directly, the
     customer and prices come from the catalog cache, and ``orders`` writes the order and its
     event with group commit (ADR 0002). Served through the API's fast lane and documented as
     a regular route."""
-    catalog = store.Catalog(engine.connect)
+    catalog = store.Catalog(db.connect)
 
     async def place(body: bytes) -> tuple[int, Any]:
         request = parse_body(OrderIn, body)
@@ -150,7 +148,7 @@ def order_placer(
 ORDER_PATHS = ("/orders", "/create/order")
 
 
-def router(engine: AsyncEngine, place: FastHandler, analytics: AnalyticsClient) -> APIRouter:
+def router(db: Database, place: FastHandler, analytics: AnalyticsClient) -> APIRouter:
     """The public routes; ``place`` is the order placer (also served by the fast lane)."""
     api = APIRouter(tags=["commerce"])
 
@@ -162,15 +160,15 @@ def router(engine: AsyncEngine, place: FastHandler, analytics: AnalyticsClient) 
     )
     async def create_customer(body: CustomerIn) -> Response:
         try:
-            async with engine.begin() as conn:
-                row = await service.create_customer(conn, email=body.email, username=body.username)
+            async with db.transaction() as tx:
+                row = await service.create_customer(tx, email=body.email, username=body.username)
         except CommerceError as exc:
             raise _problem(exc) from exc
         return JSONResponse(_customer(row), status_code=201)
 
     @api.get("/customers/{customer_id}", response_model=CustomerOut, summary="Get a customer")
     async def get_customer(customer_id: int) -> Response:
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             row = await store.find_customer(conn, id=customer_id)
         if row is None:
             raise Problem(404, "not-found", f"customer {customer_id} is unknown")
@@ -182,9 +180,9 @@ def router(engine: AsyncEngine, place: FastHandler, analytics: AnalyticsClient) 
     )
     async def create_product(body: ProductIn) -> Response:
         try:
-            async with engine.begin() as conn:
+            async with db.transaction() as tx:
                 row = await service.create_product(
-                    conn, name=body.name, value_cents=to_cents(body.value)
+                    tx, name=body.name, value_cents=to_cents(body.value)
                 )
         except CommerceError as exc:
             raise _problem(exc) from exc
@@ -194,7 +192,7 @@ def router(engine: AsyncEngine, place: FastHandler, analytics: AnalyticsClient) 
     async def list_products(
         page: Annotated[int, Query(ge=0)] = 0, pageSize: Annotated[int, Query(ge=1, le=500)] = 50
     ) -> Response:
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             rows = await store.list_products(conn, offset=page * pageSize, limit=pageSize)
         return JSONResponse([_product(r._mapping) for r in rows])
 
@@ -217,7 +215,7 @@ def router(engine: AsyncEngine, place: FastHandler, analytics: AnalyticsClient) 
 
     @api.get("/orders/{order_id}", response_model=OrderOut, summary="Get an order as placed")
     async def get_order(order_id: int) -> Response:
-        async with engine.connect() as conn:
+        async with db.connect() as conn:
             order = await store.load_order(conn, order_id)
         if order is None:
             raise Problem(404, "not-found", f"order {order_id} is unknown")

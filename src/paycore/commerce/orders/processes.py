@@ -8,7 +8,6 @@ from fastapi import FastAPI
 from paycore.commerce.orders import api, service
 from paycore.commerce.orders.client import AnalyticsClient
 from paycore.commerce.settings import CommerceSettings
-from paycore.platform.persistence.batching import GroupCommit
 from paycore.platform.runtime import Runtime
 from paycore.platform.web.http import FastRoute
 
@@ -26,8 +25,8 @@ async def mount_api(
         timeout=settings.http_timeout_seconds,
         retries=settings.http_retries,
     )
-    orders = GroupCommit(service.order_writer(runtime.engine, runtime.relay.handoff))
+    orders = service.order_writer(runtime.db)
     runtime.closers += [orders.stop, client.close]
-    place = api.order_placer(runtime.engine, orders)
+    place = api.order_placer(runtime.db, orders)
     fast_routes.update({("POST", prefix + p): place for p in api.ORDER_PATHS})
-    app.include_router(api.router(runtime.engine, place, client), prefix=prefix)
+    app.include_router(api.router(runtime.db, place, client), prefix=prefix)

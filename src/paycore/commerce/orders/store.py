@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paycore.commerce.domain import Order, OrderLine
 from paycore.platform.clock import utcnow
 from paycore.platform.persistence.db import BIG_ID, AnyRow, UtcDateTime, metadata
+from paycore.platform.persistence.uow import Transaction
 from paycore.platform.single_flight import SingleFlight
 
 customers = Table(
@@ -64,8 +64,8 @@ order_items = Table(
 # --- write side --------------------------------------------------------------------------
 
 
-async def insert_customer(conn: AsyncConnection, email: str, username: str) -> AnyRow:
-    result = await conn.execute(
+async def insert_customer(tx: Transaction, email: str, username: str) -> AnyRow:
+    result = await tx.execute(
         insert(customers)
         .values(email=email, username=username, created_at=utcnow())
         .returning(*customers.c)
@@ -99,8 +99,8 @@ async def customer_clash(conn: AsyncConnection, email: str, username: str) -> st
     return "email" if row.email == email else "username"
 
 
-async def insert_product(conn: AsyncConnection, name: str, value_cents: int) -> AnyRow:
-    result = await conn.execute(
+async def insert_product(tx: Transaction, name: str, value_cents: int) -> AnyRow:
+    result = await tx.execute(
         insert(products)
         .values(name=name, value_cents=value_cents, created_at=utcnow())
         .returning(*products.c)
@@ -175,28 +175,6 @@ class Catalog:
         if len(cache) >= self._max:
             cache.clear()
         cache[key] = value
-
-
-async def insert_orders(
-    conn: AsyncConnection, placed: Sequence[tuple[int, Sequence[OrderLine]]], at: datetime
-) -> list[int]:
-    """Insert orders ``(customer id, lines)`` with their lines; returns ids in input order."""
-    result = await conn.execute(
-        insert(orders).returning(orders.c.id, sort_by_parameter_order=True),
-        [
-            {"customer_id": c, "total_cents": sum(x.total_cents for x in lines), "created_at": at}
-            for c, lines in placed
-        ],
-    )
-    ids = [int(i) for i in result.scalars().all()]
-    await conn.execute(
-        insert(order_items),
-        line_rows(
-            Order(i, customer, tuple(lines), at)
-            for i, (customer, lines) in zip(ids, placed, strict=True)
-        ),
-    )
-    return ids
 
 
 ORDER_COLUMNS = ("id", "customer_id", "total_cents", "created_at")

@@ -1,19 +1,18 @@
 """Idempotent consumers: dedup by message id (inbox), effect and inbox row in one transaction,
 ack after commit, bounded retries with exponential backoff and jitter, then dead letters.
 
-A handler gets the open transaction and the batch's new deliveries, and answers, per
-delivery, None (done) or why it is rejected (bad JSON, wrong schema: retrying cannot help), and
-the rejected go to the dead letters at once. Handlers that prefer one message at a time raise
-``Rejected`` and are wrapped with ``one_by_one``. Any exception is retried, one message per
-transaction; after the last attempt the message is dead-lettered with the error. Side effects
-outside the database must be idempotent and happen before the handler returns (the commit,
-which records the messages as done, comes last).
+A handler gets the open unit of work (``Transaction``) and the batch's new deliveries, and
+answers, per delivery, None (done) or why it is rejected (bad JSON, wrong schema: retrying
+cannot help), and the rejected go to the dead letters at once. Any exception is retried, one
+message per transaction; after the last attempt the message is dead-lettered with the error.
+Side effects outside the database must be idempotent and happen before the handler returns (the
+commit, which records the messages as done, comes last), or be after-commit hooks of the unit
+of work.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -21,22 +20,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Column, PrimaryKeyConstraint, String, Table
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.platform.clock import utcnow
-from paycore.platform.messaging import deadletters, outbox
-from paycore.platform.messaging.bus import (
-    CORRELATION_ID,
-    CREATED_AT,
-    Bus,
-    Delivery,
-    Envelope,
-    Subscription,
-)
+from paycore.platform.messaging import deadletters
+from paycore.platform.messaging.bus import CORRELATION_ID, CREATED_AT, Bus, Delivery, Subscription
 from paycore.platform.observability import metrics
 from paycore.platform.observability.logging import correlation_id
-from paycore.platform.persistence.bulk import insert_new
 from paycore.platform.persistence.db import UtcDateTime, metadata
+from paycore.platform.persistence.uow import Database, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -48,39 +39,10 @@ inbox = Table(
     Column("processed_at", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("consumer", "message_id"),
 )
-Handler = Callable[[AsyncConnection, Delivery], Awaitable[None]]
 Verdicts = Sequence[str | None]
-BatchHandler = Callable[[AsyncConnection, Sequence[Delivery]], Awaitable[Verdicts]]
-"""Handles new (never seen) deliveries in the caller's transaction and returns, for each, None
+BatchHandler = Callable[[Transaction, Sequence[Delivery]], Awaitable[Verdicts]]
+"""Handles new (never seen) deliveries in the caller's unit of work and returns, for each, None
 (done) or the reason it is rejected (it becomes a dead letter). Raising means "try again"."""
-
-
-class Rejected(Exception):
-    """The message is malformed or violates a rule: retrying cannot help."""
-
-
-def one_by_one(handler: Handler) -> BatchHandler:
-    """A batch handler from a per-message one: each message in its own savepoint, so a
-    ``Rejected`` message leaves no trace but its dead letter."""
-
-    async def handle(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> Verdicts:
-        verdicts: list[str | None] = []
-        for delivery in deliveries:
-            savepoint = await conn.begin_nested()
-            token = correlation_id.set(delivery.headers.get(CORRELATION_ID, delivery.id))
-            try:
-                await handler(conn, delivery)
-            except Rejected as exc:
-                await savepoint.rollback()
-                verdicts.append(str(exc) or type(exc).__name__)
-                continue
-            finally:
-                correlation_id.reset(token)
-            await savepoint.commit()
-            verdicts.append(None)
-        return verdicts
-
-    return handle
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,26 +65,20 @@ class Consumer:
         *,
         subscription: Subscription,
         handler: BatchHandler,
-        engine: AsyncEngine,
+        db: Database,
         bus: Bus,
         retry: RetryPolicy | None = None,
-        after_commit: Callable[[], None] | None = None,
-        on_enqueued: Callable[[list[Envelope]], None] | None = None,
         linger_seconds: float = 0.0,
     ) -> None:
-        """``after_commit`` runs after every handled batch; ``on_enqueued`` (the outbox
-        relay's ``handoff``) gets the events a transaction wrote, once it has committed.
-        After a batch smaller than the subscription's, the consumer waits ``linger_seconds``
-        before taking the next (its acknowledgement waits too): what arrives meanwhile comes
-        as one batch, one transaction, instead of many small ones."""
+        """After a batch smaller than the subscription's, the consumer waits
+        ``linger_seconds`` before taking the next (its acknowledgement waits too): what
+        arrives meanwhile comes as one batch, one transaction, instead of many small ones."""
         self.subscription = subscription
         self.name = subscription.queue_name
         self._handler = handler
-        self._engine = engine
+        self._db = db
         self._bus = bus
         self._retry = retry or RetryPolicy()
-        self._after_commit = after_commit
-        self._on_enqueued = on_enqueued
         self._linger = linger_seconds
 
     async def run(self) -> None:
@@ -143,33 +99,26 @@ class Consumer:
         metrics.consume_latency.labels(self.subscription.topic, self.name).observe(
             time.perf_counter() - started
         )
-        if self._after_commit:
-            self._after_commit()
         if self._linger and len(deliveries) < self.subscription.batch:
             await asyncio.sleep(self._linger)
 
-    def _transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
-        return outbox.transaction(self._engine, self._on_enqueued)
-
     async def _handle(self, deliveries: Sequence[Delivery], attempt: int | None) -> None:
         """Claim the new ids, handle them, dead-letter the rejected: one commit."""
-        async with self._transaction() as conn:
-            fresh = await self._claim(conn, [d.id for d in deliveries])
+        async with self._db.transaction() as tx:
+            fresh = await self._claim(tx, [d.id for d in deliveries])
             todo: dict[str, Delivery] = {}
             for delivery in deliveries:
                 if delivery.id in fresh:
                     todo.setdefault(delivery.id, delivery)
-            verdicts = await self._handler_with_context(conn, list(todo.values())) if todo else []
+            verdicts = await self._handler_with_context(tx, list(todo.values())) if todo else []
             for delivery, reason in zip(todo.values(), verdicts, strict=True):
                 if reason is not None:
-                    await self._dead_letter(conn, delivery, reason, attempt or delivery.attempt)
+                    await self._dead_letter(tx, delivery, reason, attempt or delivery.attempt)
         outcomes = ["duplicate"] * (len(deliveries) - len(todo))
         outcomes += ["ok" if v is None else "dead_letter" for v in verdicts]
         self._count(outcomes)
 
-    async def _handler_with_context(
-        self, conn: AsyncConnection, deliveries: list[Delivery]
-    ) -> Verdicts:
+    async def _handler_with_context(self, tx: Transaction, deliveries: list[Delivery]) -> Verdicts:
         """Run the handler (in the correlation id of the batch's first message; ``one_by_one``
         sets each message's own) and record the consumer lag of the newest one."""
         newest = deliveries[-1].headers.get(CREATED_AT, "")
@@ -179,7 +128,7 @@ class Consumer:
         first = deliveries[0]
         token = correlation_id.set(first.headers.get(CORRELATION_ID, first.id))
         try:
-            verdicts = await self._handler(conn, deliveries)
+            verdicts = await self._handler(tx, deliveries)
         finally:
             correlation_id.reset(token)
         if len(verdicts) != len(deliveries):
@@ -206,22 +155,22 @@ class Consumer:
                 await asyncio.sleep(delay)
 
     async def _dead_letter_alone(self, delivery: Delivery, error: str, attempts: int) -> None:
-        async with self._transaction() as conn:
-            if await self._claim(conn, [delivery.id]):
-                await self._dead_letter(conn, delivery, error, attempts)
+        async with self._db.transaction() as tx:
+            if await self._claim(tx, [delivery.id]):
+                await self._dead_letter(tx, delivery, error, attempts)
         self._count(["dead_letter"])
 
     async def _dead_letter(
-        self, conn: AsyncConnection, delivery: Delivery, error: str, attempts: int
+        self, tx: Transaction, delivery: Delivery, error: str, attempts: int
     ) -> None:
         log.warning(
             "dead-lettered",
             extra={"topic": delivery.topic, "message_id": delivery.id, "error": error},
         )
-        await deadletters.record(conn, delivery, consumer=self.name, error=error, attempts=attempts)
+        await deadletters.record(tx, delivery, consumer=self.name, error=error, attempts=attempts)
         metrics.dead_letters.labels(delivery.topic, self.name).inc()
 
-    async def _claim(self, conn: AsyncConnection, message_ids: list[str]) -> set[str]:
+    async def _claim(self, tx: Transaction, message_ids: list[str]) -> set[str]:
         """Record the ids in the inbox and return those not recorded before. One INSERT … ON
         CONFLICT DO NOTHING: the primary key decides, so the cost does not grow with the inbox
         (a ``message_id IN (…)`` read was planned as a scan of the consumer's whole inbox while
@@ -231,7 +180,7 @@ class Consumer:
         rows = [(self.name, i, now) for i in dict.fromkeys(message_ids)]
         columns = ("consumer", "message_id", "processed_at")
         keys = ("consumer", "message_id")
-        claimed = await insert_new(conn, inbox, keys, columns, rows, returning=("message_id",))
+        claimed = await tx.insert_new(inbox, keys, columns, rows, returning=("message_id",))
         return {message_id for (message_id,) in claimed}
 
     def _count(self, outcomes: list[str]) -> None:

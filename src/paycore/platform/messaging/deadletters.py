@@ -17,13 +17,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paycore.platform.clock import utcnow
 from paycore.platform.ids import uuid7
-from paycore.platform.messaging import outbox
 from paycore.platform.messaging.bus import Delivery, dead_letter_topic
 from paycore.platform.persistence.db import AnyRow, UtcDateTime, metadata
+from paycore.platform.persistence.uow import Database, Transaction
 
 REPLAY_OF = "paycore-replay-of"
 
@@ -45,12 +44,12 @@ dead_letters = Table(
 
 
 async def record(
-    conn: AsyncConnection, delivery: Delivery, *, consumer: str, error: str, attempts: int
+    tx: Transaction, delivery: Delivery, *, consumer: str, error: str, attempts: int
 ) -> str:
-    """Store a dead letter and queue it on the dead-letter topic, in the caller's transaction."""
+    """Store a dead letter and queue it on the dead-letter topic, in the caller's unit of work."""
     letter_id = uuid7()
     headers = dict(delivery.headers)
-    await conn.execute(
+    await tx.execute(
         insert(dead_letters).values(
             id=letter_id,
             topic=delivery.topic,
@@ -64,8 +63,7 @@ async def record(
             created_at=utcnow(),
         )
     )
-    await outbox.enqueue(
-        conn,
+    tx.publish(
         dead_letter_topic(delivery.topic),
         delivery.body,
         key=delivery.key,
@@ -76,7 +74,7 @@ async def record(
 
 
 async def list_letters(
-    engine: AsyncEngine,
+    db: Database,
     *,
     topic: str | None = None,
     include_replayed: bool = False,
@@ -88,16 +86,16 @@ async def list_letters(
         query = query.where(dead_letters.c.topic == topic)
     if not include_replayed:
         query = query.where(dead_letters.c.replayed_at.is_(None))
-    async with engine.connect() as conn:
+    async with db.connect() as conn:
         return (await conn.execute(query)).all()
 
 
-async def replay(engine: AsyncEngine, letter_ids: Sequence[str]) -> int:
+async def replay(db: Database, letter_ids: Sequence[str]) -> int:
     """Put dead letters back on their topic (through the outbox) under a new message id."""
     count = 0
-    async with engine.begin() as conn:
+    async with db.transaction() as tx:
         rows = (
-            await conn.execute(
+            await tx.execute(
                 select(dead_letters).where(
                     dead_letters.c.id.in_(letter_ids), dead_letters.c.replayed_at.is_(None)
                 )
@@ -105,15 +103,14 @@ async def replay(engine: AsyncEngine, letter_ids: Sequence[str]) -> int:
         ).all()
         for row in rows:
             headers = {**orjson.loads(row.headers), REPLAY_OF: row.message_id}
-            await outbox.enqueue(
-                conn,
+            tx.publish(
                 row.topic,
                 row.body,
                 key=row.key,
                 headers=headers,
                 message_id=f"replay-{row.id}",
             )
-            await conn.execute(
+            await tx.execute(
                 update(dead_letters).where(dead_letters.c.id == row.id).values(replayed_at=utcnow())
             )
             count += 1

@@ -1,8 +1,8 @@
-"""PostgreSQL batch writes for group commit: rows for several tables in one statement, run
-outside an explicit transaction, so a whole batch costs one round trip and one commit (instead
-of BEGIN, one INSERT per table and COMMIT); ids drawn from a table's sequence in blocks, so
-rows can name each other (an order's lines, its event) before they are written; and the plain
-driver connection such a writer runs on.
+"""PostgreSQL's part of the batch writer (``batch``): rows for several tables in one statement,
+run outside an explicit transaction, so a whole batch costs one round trip and one commit
+(instead of BEGIN, one INSERT per table and COMMIT); ids drawn from a table's sequence in
+blocks, so rows can name each other (an order's lines, its event) before they are written; and
+the plain driver connection such a writer runs on.
 
 The statement is a chain of data-modifying CTEs, each inserting ``unnest`` of one array per
 column: one statement is atomic, so every table gets its rows or none does."""
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import Column, Table
@@ -149,20 +149,3 @@ def _refused_statement(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and not isinstance(
         exc, asyncpg.PostgresConnectionError | asyncpg.exceptions.OperatorInterventionError
     )
-
-
-class OnOneConnection(Generic[T, R]):
-    """A batch writer (``BatchWriter``) running ``write(conn, items)`` on a direct connection
-    of its own; ``close()`` closes it."""
-
-    def __init__(
-        self, url: URL, write: Callable[[DirectConnection, Sequence[T]], Awaitable[Sequence[R]]]
-    ) -> None:
-        self._conn = DirectConnection(url)
-        self._write = write
-
-    async def __call__(self, items: Sequence[T]) -> Sequence[R]:
-        return await self._write(self._conn, items)
-
-    async def close(self) -> None:
-        await self._conn.close()

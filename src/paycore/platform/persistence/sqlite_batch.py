@@ -1,27 +1,19 @@
-"""SQLite batch writes for group commit: a whole batch (rows for several tables, read and
-written in one go) in one write transaction, run straight on a sqlite3 connection of the
-writer's own. Through SQLAlchemy, a batch of orders was five statements at about 0.4 ms of
-this process's CPU each, and taking the engine's pooled connection cost another 0.45 ms a
-batch; the statements themselves take microseconds.
-
-The SQLite counterpart of ``pg_batch``: what PostgreSQL does in one statement, SQLite does in
-one transaction that never lets go of the event loop between its statements."""
+"""SQLite's part of the batch writer (``batch``) and of bulk writes (``bulk``): inserts compiled
+once with SQLAlchemy's bind processing and run straight on a sqlite3 connection, and the next
+ids a table gives. The SQLite counterpart of ``pg_batch``: what PostgreSQL does in one
+statement, SQLite does in one transaction that never lets go of the event loop between its
+statements."""
 
 from __future__ import annotations
 
 import functools
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Column, Dialect, Table
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-from paycore.platform.messaging.bus import Envelope
-from paycore.platform.persistence import sqlite_driver
-from paycore.platform.persistence.db import SQLITE_PRAGMAS, sqlite_file
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -111,38 +103,3 @@ def next_ids(db: sqlite3.Connection, column: Column[Any], count: int) -> range:
     sql = f"SELECT coalesce(max({quote(column.name)}), 0) FROM {quote(column.table.name)}"  # noqa: S608
     (largest,) = db.execute(sql).fetchone()
     return range(int(largest) + 1, int(largest) + 1 + count)
-
-
-Write = Callable[[sqlite3.Connection, Sequence[T]], tuple[Sequence[R], list[Envelope]]]
-"""Writes a batch on the open sqlite3 connection, without awaiting anything; returns one
-result per item and the events it enqueued."""
-
-
-class InOneTransaction(Generic[T, R]):
-    """A ``BatchWriter``: ``write(db, items)`` inside ``BEGIN IMMEDIATE … COMMIT`` on a
-    connection of its own to the engine's file, set up as the engine's are (taking the
-    engine's one pooled connection through SQLAlchemy cost more than the batch's statements);
-    once committed, the events it returns go to ``handoff`` (the outbox relay's). A refused row
-    raises SQLAlchemy's ``IntegrityError``, as through the engine."""
-
-    def __init__(
-        self, engine: AsyncEngine, write: Write[T, R], handoff: Callable[[list[Envelope]], None]
-    ) -> None:
-        self._file = sqlite_file(engine.url)
-        self._write, self._handoff = write, handoff
-        self._conn: sqlite_driver.Connection | None = None
-
-    async def __call__(self, items: Sequence[T]) -> Sequence[R]:
-        if self._conn is None:
-            self._conn = await sqlite_driver.connect(self._file, SQLITE_PRAGMAS)
-        try:
-            results, events = await self._conn.write(lambda db: self._write(db, items))
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError("batch insert", None, exc) from exc
-        self._handoff(events)
-        return results
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None

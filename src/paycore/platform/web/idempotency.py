@@ -23,11 +23,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paycore.platform.clock import utcnow
 from paycore.platform.persistence.db import UtcDateTime, metadata
+from paycore.platform.persistence.uow import Database
 from paycore.platform.web.http import Problem, problem_response, read_body
 
 HEADER = b"idempotency-key"
@@ -54,11 +54,9 @@ class IdempotencyMiddleware:
     the stored request fingerprint is an HMAC, so a body holding card data cannot be guessed
     back from it."""
 
-    def __init__(
-        self, app: ASGIApp, engine: Callable[[], AsyncEngine], secret: bytes = b""
-    ) -> None:
+    def __init__(self, app: ASGIApp, db: Callable[[], Database], secret: bytes = b"") -> None:
         self.app = app
-        self._engine = engine
+        self._db = db
         self._secret = secret
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -80,9 +78,9 @@ class IdempotencyMiddleware:
         fingerprint = request_fingerprint(
             scope["method"], scope["path"], scope.get("query_string", b""), body, self._secret
         )
-        engine = self._engine()
+        db = self._db()
 
-        answer = await self._claim(engine, owner, key, fingerprint)
+        answer = await self._claim(db, owner, key, fingerprint)
         if answer is not None:
             await answer(scope, receive, send)
             return
@@ -101,16 +99,14 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, _replay_body(body, receive), capture)
         finally:
-            await self._settle(engine, owner, key, status, out_headers, b"".join(chunks))
+            await self._settle(db, owner, key, status, out_headers, b"".join(chunks))
 
-    async def _claim(
-        self, engine: AsyncEngine, owner: str, key: str, fingerprint: str
-    ) -> ASGIApp | None:
+    async def _claim(self, db: Database, owner: str, key: str, fingerprint: str) -> ASGIApp | None:
         """Reserve the key; return the response to send instead when it is not ours to run."""
         now = utcnow()
         try:
-            async with engine.begin() as conn:
-                await conn.execute(
+            async with db.transaction() as tx:
+                await tx.execute(
                     insert(idempotency_keys).values(
                         scope=owner, key=key, request_hash=fingerprint, created_at=now
                     )
@@ -118,9 +114,9 @@ class IdempotencyMiddleware:
             return None
         except IntegrityError:
             pass
-        async with engine.begin() as conn:
+        async with db.transaction() as tx:
             row = (
-                await conn.execute(
+                await tx.execute(
                     select(idempotency_keys).where(
                         idempotency_keys.c.scope == owner, idempotency_keys.c.key == key
                     )
@@ -149,7 +145,7 @@ class IdempotencyMiddleware:
                             headers={"Retry-After": "1"},
                         )
                     )
-                await conn.execute(
+                await tx.execute(
                     update(idempotency_keys)
                     .where(idempotency_keys.c.scope == owner, idempotency_keys.c.key == key)
                     .values(created_at=now)
@@ -159,7 +155,7 @@ class IdempotencyMiddleware:
 
     async def _settle(
         self,
-        engine: AsyncEngine,
+        db: Database,
         owner: str,
         key: str,
         status: int,
@@ -167,14 +163,14 @@ class IdempotencyMiddleware:
         body: bytes,
     ) -> None:
         where = (idempotency_keys.c.scope == owner) & (idempotency_keys.c.key == key)
-        async with engine.begin() as conn:
+        async with db.transaction() as tx:
             if status >= 500:  # not an answer worth replaying: let the client retry
-                await conn.execute(delete(idempotency_keys).where(where))
+                await tx.execute(delete(idempotency_keys).where(where))
                 return
             kept = [
                 [k.decode(), v.decode("latin-1")] for k, v in headers if k.lower() in _KEPT_HEADERS
             ]
-            await conn.execute(
+            await tx.execute(
                 update(idempotency_keys)
                 .where(where)
                 .values(status=status, headers=orjson.dumps(kept).decode(), body=body)

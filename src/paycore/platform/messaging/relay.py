@@ -1,47 +1,28 @@
-"""Transactional outbox: events are written in the same transaction as the state they describe,
-then a relay publishes them with broker confirms and removes them."""
+"""The outbox relay: moves outbox rows to the broker, by hand-off from this process's writers
+and by polling the table."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-import orjson
-from sqlalchemy import (
-    Column,
-    Delete,
-    LargeBinary,
-    Select,
-    String,
-    Table,
-    Text,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    true,
-    update,
-)
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Delete, Select, delete, func, or_, select, true, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.elements import ColumnElement
 
 from paycore.platform.clock import utcnow
-from paycore.platform.ids import uuid7
-from paycore.platform.messaging.bus import CORRELATION_ID, CREATED_AT, Bus, Envelope
+from paycore.platform.messaging.bus import Bus, Envelope
 from paycore.platform.observability import metrics
-from paycore.platform.observability.logging import correlation_id
-from paycore.platform.persistence.db import BIG_ID, AnyRow, UtcDateTime, is_sqlite, metadata
-from paycore.platform.persistence.pg_batch import DirectConnection
-from paycore.platform.persistence.sqlite_batch import InOneTransaction
+from paycore.platform.persistence.batch import Deleter
+from paycore.platform.persistence.db import AnyRow, is_sqlite
+from paycore.platform.persistence.outbox import envelope, outbox
 
 log = logging.getLogger(__name__)
 
@@ -49,114 +30,6 @@ BACKLOG_EVERY_SECONDS = 5.0
 DELETE_EVERY_SECONDS = 0.05  # rows of confirmed hand-offs are deleted together this often
 LEASE = timedelta(seconds=30)  # a relay that died mid-publish frees its rows after this
 LEFTOVER = timedelta(seconds=1)  # a polling relay takes rows at least this old
-
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("seq", BIG_ID, primary_key=True, autoincrement=True),
-    Column("id", String(200), nullable=False, unique=True),  # message ids: uuid, dlq-…, replay-…
-    Column("topic", String(200), nullable=False),
-    Column("key", String(200)),
-    Column("headers", Text, nullable=False),
-    Column("body", LargeBinary, nullable=False),
-    Column("created_at", UtcDateTime(), nullable=False),
-    Column("claimed_until", UtcDateTime()),
-    sqlite_autoincrement=True,
-)
-
-
-_ENQUEUED = "paycore.outbox.enqueued"
-
-
-def take_enqueued(conn: AsyncConnection) -> list[Envelope]:
-    """The events enqueued on ``conn`` since the last call (and forget them): once their
-    transaction has committed, hand them to the relay (``Relay.handoff``)."""
-    return [envelope(row) for row in conn.info.pop(_ENQUEUED, ())]
-
-
-@contextlib.asynccontextmanager
-async def transaction(
-    engine: AsyncEngine, handoff: Callable[[list[Envelope]], None] | None
-) -> AsyncIterator[AsyncConnection]:
-    """A write transaction; once it has committed, the events it enqueued go to ``handoff``
-    (the relay's)."""
-    async with engine.begin() as conn:
-        take_enqueued(conn)  # left by a transaction that failed on this connection
-        yield conn
-        enqueued = take_enqueued(conn)
-    if enqueued and handoff:
-        handoff(enqueued)
-
-
-ROW_COLUMNS = ("id", "topic", "key", "headers", "body", "created_at")
-"""The columns ``rows()`` fills."""
-
-
-def rows(
-    topic: str, events: Sequence[tuple[bytes, str | None, str]], *, ids: Sequence[str] | None = None
-) -> list[dict[str, Any]]:
-    """Outbox rows for events ``(body, key, correlation id)`` of one topic (group commit: each
-    event keeps the correlation id of the request it came from)."""
-    now = utcnow()
-    return [
-        {
-            "id": msg_id,
-            "topic": topic,
-            "key": key,
-            "headers": orjson.dumps({CORRELATION_ID: cid} if cid else {}).decode(),
-            "body": body,
-            "created_at": now,
-        }
-        for msg_id, (body, key, cid) in zip(ids or [uuid7() for _ in events], events, strict=True)
-    ]
-
-
-async def enqueue(
-    conn: AsyncConnection,
-    topic: str,
-    body: bytes,
-    *,
-    key: str | None = None,
-    headers: dict[str, str] | None = None,
-    message_id: str | None = None,
-) -> str:
-    """Add an event to the outbox inside the caller's transaction; returns its message id."""
-    all_headers = dict(headers or {})
-    if (cid := correlation_id.get()) and CORRELATION_ID not in all_headers:
-        all_headers[CORRELATION_ID] = cid
-    [row] = rows(topic, [(body, key, "")], ids=[message_id or uuid7()])
-    row["headers"] = orjson.dumps(all_headers).decode()
-    await _insert(conn, [row])
-    return str(row["id"])
-
-
-async def enqueue_many(
-    conn: AsyncConnection, topic: str, events: Sequence[tuple[bytes, str | None, str]]
-) -> list[str]:
-    """Add events ``(body, key, correlation id)`` of one topic in one statement; returns
-    their ids."""
-    new = rows(topic, events)
-    await _insert(conn, new)
-    return [row["id"] for row in new]
-
-
-async def _insert(conn: AsyncConnection, new: list[dict[str, Any]]) -> None:
-    await conn.execute(insert(outbox), new)
-    conn.info.setdefault(_ENQUEUED, []).extend(new)
-
-
-def envelope(row: Mapping[Any, Any]) -> Envelope:
-    """The message for an outbox row (a row mapping or a ``rows()`` dict)."""
-    return Envelope(
-        topic=row["topic"],
-        body=row["body"],
-        id=row["id"],
-        key=row["key"],
-        headers={
-            **orjson.loads(row["headers"]),
-            CREATED_AT: str(int(row["created_at"].timestamp() * 1000)),
-        },
-    )
 
 
 class Relay:
@@ -195,14 +68,11 @@ class Relay:
         self._wake = asyncio.Event()
         self._stopping = False
         self._postgres = not is_sqlite(str(engine.url))
-        # Hand-off deletes run on a driver connection of their own: on PostgreSQL one
-        # statement, no transaction around it; on SQLite one write transaction on a sqlite3
-        # connection of its own, as the group-commit writers' (``InOneTransaction``; through
-        # the engine, the IN (…) of a batch's ids cost 2.3–3.0 ms of CPU per delete against
+        # Hand-off deletes go through a writer of their own, outside the engine (through it,
+        # the IN (…) of a batch's ids cost 2.3–3.0 ms of CPU per delete on SQLite against
         # 0.36 ms, every 50 ms on the API's loop).
-        self._direct = DirectConnection(engine.url) if self._postgres else None
-        self._sqlite = None if self._postgres else InOneTransaction(engine, _delete_rows, _none)
-        self._direct_lock = asyncio.Lock()  # stop() closes them, maybe while run() deletes
+        self._deletes = Deleter(engine, outbox.c.id)
+        self._deleter_lock = asyncio.Lock()  # stop() closes it, maybe while run() deletes
 
     def notify(self) -> None:
         """Wake the relay for a round over every waiting row (not only old ones)."""
@@ -288,11 +158,8 @@ class Relay:
             await self._delete_published()
             while await self.relay_once() > 0:
                 pass
-        async with self._direct_lock:
-            if self._direct is not None:
-                await self._direct.close()
-            if self._sqlite is not None:
-                await self._sqlite.close()
+        async with self._deleter_lock:
+            await self._deletes.close()
 
     async def _relay_handed(self) -> int:
         """Publish the next handed-over events; their rows are deleted soon after, a few
@@ -315,11 +182,8 @@ class Relay:
         if not ids:
             return
         try:
-            async with self._direct_lock:
-                if self._direct is not None:
-                    await self._direct.execute(_DELETE_BY_IDS, ids)
-                elif self._sqlite is not None:
-                    await self._sqlite(ids)
+            async with self._deleter_lock:
+                await self._deletes(ids)
         except BaseException:
             self._published[:0] = ids
             raise
@@ -418,22 +282,6 @@ def _delete(ids: Sequence[str]) -> Delete:
     # By message id, never by seq: a seq freed by another relay's delete could be reused by a
     # new, unpublished event on some engines, and deleting it would lose that event.
     return delete(outbox).where(outbox.c.id.in_(ids))
-
-
-_DELETE_BY_IDS = f"DELETE FROM {outbox.name} WHERE id = ANY($1::varchar[])"  # noqa: S608
-_SQLITE_DELETE_BY_ID = f"DELETE FROM {outbox.name} WHERE id = ?"  # noqa: S608
-
-
-def _delete_rows(
-    db: sqlite3.Connection, ids: Sequence[str]
-) -> tuple[Sequence[str], list[Envelope]]:
-    """Delete the rows of these message ids (SQLite, in ``InOneTransaction``'s transaction)."""
-    db.executemany(_SQLITE_DELETE_BY_ID, [(i,) for i in ids])
-    return ids, []
-
-
-def _none(events: list[Envelope]) -> None:
-    """A deletion enqueues no events: nothing to hand over."""
 
 
 def _envelopes(rows: Iterable[AnyRow]) -> list[Envelope]:

@@ -1,0 +1,292 @@
+"""The batch writer behind the unit of work: group commit, with the dialect hidden.
+
+Concurrent callers hand an item each to ``GroupWriter.submit``; one loop writes everything
+waiting in a single commit, so the fixed cost of a transaction (and its fsync) is shared.
+Nothing waits on purpose: while one batch commits, the next one gathers. A context says only
+what a batch of items writes (``build``: rows per table and outbox events, on a ``Batch``) and
+which tables; the writer does the rest, the cheapest way each database has:
+
+- SQLite: one write transaction run in one go on a connection of the writer's own (through the
+  engine, a batch of orders was five statements at about 0.4 ms of CPU each, plus 0.45 ms to
+  take the engine's pooled connection; the statements themselves take microseconds);
+- PostgreSQL: one statement for every table (``pg_batch.MultiInsert``), autocommitted, on a
+  driver connection of its own: one round trip and one commit per batch.
+
+Ids a batch's rows name each other by (an order's lines, its event) are drawn before ``build``
+from the table's own sequence (``ids_from``). A batch the database refuses (a constraint, a
+value) is retried item by item, so one bad item fails alone; any other failure (a lost
+connection: the commit may or may not have happened) fails the whole batch rather than risk
+writing it twice. Once a batch has committed, its events and hooks go to ``committed`` (the
+unit of work's: the relay's hand-off, then the hooks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from sqlalchemy import Column, Table
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paycore.platform.clock import utcnow
+from paycore.platform.messaging.bus import Envelope
+from paycore.platform.persistence import outbox, sqlite_driver
+from paycore.platform.persistence.db import SQLITE_PRAGMAS, sqlite_file
+from paycore.platform.persistence.pg_batch import DirectConnection, IdBlocks, MultiInsert
+from paycore.platform.persistence.sqlite_batch import ManyInserts, next_ids
+
+T = TypeVar("T")
+R = TypeVar("R")
+T_contra = TypeVar("T_contra", contravariant=True)
+R_co = TypeVar("R_co", covariant=True)
+
+REFUSED = (IntegrityError, DataError, ValueError)
+"""Failures one item can cause; nothing was written."""
+
+
+@dataclass
+class Batch:
+    """What one commit writes, filled by a context's ``build``: rows per table, outbox events,
+    and hooks to run once it has committed. Everything in it is written at ``now``."""
+
+    now: datetime = field(default_factory=utcnow)
+    rows: dict[Table, list[Mapping[str, Any]]] = field(default_factory=dict)
+    events: list[Envelope] = field(default_factory=list)
+    hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    def add(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.rows.setdefault(table, []).extend(rows)
+
+    def publish(
+        self, topic: str, body: bytes, *, key: str | None = None, correlation_id: str = ""
+    ) -> None:
+        """An event to publish once the batch has committed (in the outbox meanwhile)."""
+        self.events.append(
+            outbox.event(topic, body, at=self.now, key=key, correlation_id=correlation_id)
+        )
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        self.hooks.append(hook)
+
+
+Build = Callable[[Sequence[T], Sequence[int], Batch], Sequence[R]]
+"""``build(items, ids, batch)``: what a batch of items writes, on ``batch``; returns one result
+per item. ``ids`` are the next ids of the writer's ``ids_from`` column, one per item (empty
+without one). It must not await: on SQLite it runs inside the write transaction."""
+Committed = Callable[[Batch], None]
+
+
+class _Writes(Protocol[T_contra, R_co]):
+    """Writes and commits a batch; returns one result per item, in order."""
+
+    async def __call__(self, items: Sequence[T_contra], /) -> Sequence[R_co]: ...
+
+    async def close(self) -> None: ...
+
+
+class GroupWriter(Generic[T, R]):
+    """Items written by group commit: ``await submit(item)`` returns its result once it has
+    committed, with whatever else was waiting."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        build: Build[T, R],
+        *,
+        tables: Sequence[tuple[Table, Sequence[str]]],
+        ids_from: Column[Any] | None = None,
+        committed: Committed,
+        max_batch: int = 200,
+    ) -> None:
+        writes = _SQLiteWrites if engine.dialect.name == "sqlite" else _PostgresWrites
+        self._commit = GroupCommit(
+            writes(engine, build, tables, ids_from, committed), max_batch=max_batch
+        )
+
+    async def submit(self, item: T) -> R:
+        return await self._commit.submit(item)
+
+    async def stop(self) -> None:
+        """Finish what was submitted, then close the writer's connection."""
+        await self._commit.stop()
+
+
+def _outbox_rows(batch: Batch) -> list[dict[str, Any]]:
+    return [outbox.row(e, batch.now) for e in batch.events]
+
+
+def _rows_per_table(
+    batch: Batch, tables: Sequence[tuple[Table, Sequence[str]]]
+) -> list[Sequence[Mapping[str, Any]]]:
+    declared = {table for table, _ in tables}
+    if undeclared := [t.name for t in batch.rows if t not in declared]:
+        raise ValueError(f"the writer was not given these tables: {', '.join(undeclared)}")
+    return [batch.rows.get(table, ()) for table, _ in tables]
+
+
+class _SQLiteWrites(Generic[T, R]):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        build: Build[T, R],
+        tables: Sequence[tuple[Table, Sequence[str]]],
+        ids_from: Column[Any] | None,
+        committed: Committed,
+    ) -> None:
+        self._file = sqlite_file(engine.url)
+        self._build, self._tables, self._ids_from = build, tables, ids_from
+        self._committed = committed
+        self._insert = ManyInserts(engine, *tables, (outbox.outbox, outbox.ROW_COLUMNS))
+        self._conn: sqlite_driver.Connection | None = None
+
+    def _write(self, db: sqlite3.Connection, items: Sequence[T]) -> tuple[Sequence[R], Batch]:
+        ids = next_ids(db, self._ids_from, len(items)) if self._ids_from is not None else ()
+        batch = Batch()
+        results = self._build(items, ids, batch)
+        self._insert(db, *_rows_per_table(batch, self._tables), _outbox_rows(batch))
+        return results, batch
+
+    async def __call__(self, items: Sequence[T]) -> Sequence[R]:
+        if self._conn is None:
+            self._conn = await sqlite_driver.connect(self._file, SQLITE_PRAGMAS)
+        try:
+            results, batch = await self._conn.write(lambda db: self._write(db, items))
+        except sqlite3.IntegrityError as exc:  # refused as it would be through the engine
+            raise IntegrityError("batch insert", None, exc) from exc
+        self._committed(batch)
+        return results
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+
+class _PostgresWrites(Generic[T, R]):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        build: Build[T, R],
+        tables: Sequence[tuple[Table, Sequence[str]]],
+        ids_from: Column[Any] | None,
+        committed: Committed,
+    ) -> None:
+        self._conn = DirectConnection(engine.url)
+        self._build, self._tables, self._committed = build, tables, committed
+        self._ids = IdBlocks(ids_from) if ids_from is not None else None
+        self._insert = MultiInsert(*tables, (outbox.outbox, outbox.ROW_COLUMNS))
+
+    async def __call__(self, items: Sequence[T]) -> Sequence[R]:
+        ids = await self._ids.take(self._conn, len(items)) if self._ids is not None else ()
+        batch = Batch()
+        results = self._build(items, ids, batch)
+        await self._insert(self._conn, *_rows_per_table(batch, self._tables), _outbox_rows(batch))
+        self._committed(batch)
+        return results
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
+class Deleter:
+    """Deletes rows by a unique column's values, outside the engine: on PostgreSQL one
+    statement on a driver connection of its own, on SQLite one write transaction on a
+    connection of its own (for a loop that deletes often, e.g. the relay's confirmed rows)."""
+
+    def __init__(self, engine: AsyncEngine, column: Column[Any]) -> None:
+        quote = engine.dialect.identifier_preparer.quote
+        table, name = quote(column.table.name), quote(column.name)
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._file = sqlite_file(engine.url) if self._sqlite else ""
+        self._direct = None if self._sqlite else DirectConnection(engine.url)
+        self._conn: sqlite_driver.Connection | None = None
+        # Names come from the table definition, quoted; values travel as parameters.
+        self._sql = (
+            f"DELETE FROM {table} WHERE {name} = ?"  # noqa: S608
+            if self._sqlite
+            else f"DELETE FROM {table} WHERE {name} = ANY($1::varchar[])"  # noqa: S608
+        )
+
+    async def __call__(self, keys: Sequence[str]) -> None:
+        if self._direct is not None:
+            await self._direct.execute(self._sql, list(keys))
+            return
+        if self._conn is None:
+            self._conn = await sqlite_driver.connect(self._file, SQLITE_PRAGMAS)
+        await self._conn.write(lambda db: db.executemany(self._sql, [(k,) for k in keys]))
+
+    async def close(self) -> None:
+        if self._direct is not None:
+            await self._direct.close()
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+
+class GroupCommit(Generic[T, R]):
+    """The loop behind ``GroupWriter``: gathers what was submitted while the last batch
+    committed and writes it as the next batch."""
+
+    def __init__(self, write: _Writes[T, R], *, max_batch: int = 200) -> None:
+        self._writer = write
+        self._max = max_batch
+        self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]] | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        """Write ``item`` with whatever else is waiting; returns once it is committed."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="group-commit")
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        await self._queue.put((item, future))
+        return await future
+
+    async def stop(self) -> None:
+        """Finish what was submitted, then stop the loop and close the writer."""
+        if self._task is not None and not self._task.done():
+            await self._queue.put(None)
+            await self._task
+        await self._writer.close()
+
+    async def _run(self) -> None:
+        while (first := await self._queue.get()) is not None:
+            batch, stopping = [first], False
+            while len(batch) < self._max and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            await self._commit(batch)
+            if stopping:
+                return
+
+    async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._writer([item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1 or not isinstance(exc, REFUSED):
+                for _, future in batch:
+                    _settle(future, exc=exc)
+                return
+            for one in batch:
+                await self._commit([one])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result=result)
+
+
+def _settle(
+    future: asyncio.Future[R], *, result: R | None = None, exc: Exception | None = None
+) -> None:
+    if future.done():  # the caller went away (cancelled request)
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
