@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from paycore import contexts
 from paycore.platform.runtime import Processes, Runtime
 from paycore.platform.settings import Settings, problems
-from paycore.platform.web.http import FastLane, FastRoute, alive, create_app, install_probes
+from paycore.platform.web.app import alive, create_app, install_probes
+from paycore.platform.web.fastlane import FastLane, FastRoute
 from paycore.platform.web.idempotency import IdempotencyMiddleware
 
 
@@ -69,7 +70,7 @@ def build_api(
             assert part.api is not None
             await part.api(app, runtime, "" if root else f"/{name}", fast_routes)
         install_probes(app, await runtime.readiness())
-        fast_routes[("GET", "/healthz")] = alive
+        fast_routes[("GET", "/healthz")] = FastRoute(alive, "/healthz")
         freeze_startup_heap()
         try:
             yield
@@ -82,7 +83,12 @@ def build_api(
         {"db": lambda: state["runtime"].db, "secret": settings.secret_pepper.encode()},
     )
     fast_lane = (FastLane, {"routes": fast_routes})
-    return create_app("paycore API", lifespan=lifespan, middleware=[idempotency, fast_lane])
+    return create_app(
+        "paycore API",
+        lifespan=lifespan,
+        middleware=[idempotency, fast_lane],
+        max_body=settings.max_body_bytes,
+    )
 
 
 def build_worker(settings: Settings, context_names: list[str] | None = None) -> FastAPI:
@@ -103,4 +109,6 @@ def build_worker(settings: Settings, context_names: list[str] | None = None) -> 
             await runtime.close()
 
     middleware = [m for part in parts for m in part.worker_middleware]
-    return create_app("paycore worker", lifespan=lifespan, middleware=middleware)
+    return create_app(
+        "paycore worker", lifespan=lifespan, middleware=middleware, max_body=settings.max_body_bytes
+    )

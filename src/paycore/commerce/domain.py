@@ -6,26 +6,38 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from paycore.platform.errors import DomainError
 
-class CommerceError(Exception):
-    """A rule of the commerce context was broken; ``code`` is stable for clients."""
+
+class CommerceError(DomainError):
+    """A rule of the commerce context was broken."""
 
     code = "commerce-error"
 
 
 class Conflict(CommerceError):
+    """A customer's e-mail or username, or a product's name, is taken."""
+
     code = "conflict"
+    status = 409
 
 
 class NotFound(CommerceError):
+    """The customer, product or order named is unknown."""
+
     code = "not-found"
+    status = 404
 
 
 class InvalidValue(CommerceError):
+    """A blank name, or a value that is not greater than 0."""
+
     code = "invalid-value"
 
 
 class UnknownProducts(CommerceError):
+    """An ordered product does not exist."""
+
     code = "unknown-product"
 
     def __init__(self, names: Iterable[str]) -> None:
@@ -34,11 +46,31 @@ class UnknownProducts(CommerceError):
 
 
 class InvalidQuantity(CommerceError):
+    """A quantity that is not greater than 0."""
+
     code = "invalid-quantity"
 
 
 class EmptyOrder(CommerceError):
+    """An order without products."""
+
     code = "empty-order"
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: int
+    email: str
+    username: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    id: int
+    name: str
+    value_cents: int
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True, order=True)

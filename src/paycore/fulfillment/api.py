@@ -3,25 +3,55 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
+from starlette.datastructures import State
+from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
 from paycore.fulfillment.domain import InvalidOrder, Order, order_to_dict
 from paycore.fulfillment.service import TOPIC, OrderCache, decode
+from paycore.platform.errors import NotFound
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging.bus import Bus, Envelope
-from paycore.platform.web.http import ByKey, JSONResponse, Problem, RawAnswer
+from paycore.platform.web.fastlane import FastRequest, RawAnswer
+from paycore.platform.web.routes import Routes
 
 ORDER_SCHEMA: dict[str, Any] = {
     "description": "An order in the L0 model (see the README for every field and rule).",
     "type": "object",
 }
-ORDER_ROUTE = "/orders/{order_uid}"
 PAGE = files("paycore.fulfillment").joinpath("static/lookup.html").read_bytes()
+routes = Routes("fulfillment")
+
+
+@dataclass(frozen=True, slots=True)
+class FulfillmentApi:
+    """What the routes need, kept on the app's state by ``processes.mount_api``."""
+
+    cache: OrderCache
+    bus: Bus
+
+
+def of(state: State) -> FulfillmentApi:
+    found: FulfillmentApi = state.fulfillment
+    return found
+
+
+def _api(request: Request) -> FulfillmentApi:
+    return of(request.app.state)
+
+
+Api = Annotated[FulfillmentApi, Depends(_api)]
+
+
+class Accepted(TypedDict):
+    order_uid: str
+    message: str
 
 
 def render(order: Order) -> bytes:
@@ -29,60 +59,43 @@ def render(order: Order) -> bytes:
     return orjson.dumps(order_to_dict(order))
 
 
-def order_lookup(cache: OrderCache) -> ByKey:
-    """``GET /orders/{order_uid}``, the hot read: served by the API's fast lane from the cache
-    (the database on a miss), with ``X-Cache: hit|miss``; documented as a regular route."""
+@routes.fast(
+    "GET",
+    "/orders",
+    by_key="order_uid",
+    response_model=dict[str, Any],
+    errors=(NotFound,),
+    summary="An order by id (404 when unknown)",
+)
+async def get_order(request: FastRequest) -> RawAnswer:
+    """The hot read: from the cache (the database on a miss), with ``X-Cache: hit|miss``."""
+    cache = of(request.state).cache
+    body = cache.get_cached(request.key)
+    source = b"hit" if body is not None else b"miss"
+    if body is None:
+        body = await cache.get(request.key)
+    if body is None:
+        raise NotFound(f"order {request.key!r} is unknown")
+    return 200, body, ((b"content-type", b"application/json"), (b"x-cache", source))
 
-    async def lookup(order_uid: str) -> RawAnswer:
-        body = cache.get_cached(order_uid)
-        source = b"hit" if body is not None else b"miss"
-        if body is None:
-            body = await cache.get(order_uid)
-        if body is None:
-            raise Problem(404, "not-found", f"order {order_uid!r} is unknown")
-        return 200, body, ((b"content-type", b"application/json"), (b"x-cache", source))
 
-    return ByKey(lookup, ORDER_ROUTE)
-
-
-def router(lookup: ByKey, bus: Bus) -> APIRouter:
-    api = APIRouter(tags=["fulfillment"])
-
-    @api.get(ORDER_ROUTE, summary="An order by id (404 when unknown)")
-    async def get_order(order_uid: str) -> Response:
-        status, body, headers = await lookup.handle(order_uid)
-        return Response(
-            body, status_code=status, headers={k.decode(): v.decode() for k, v in headers}
-        )
-
-    @api.post(
-        "/orders",
-        status_code=202,
-        summary="Submit an order: validated, then published to the orders topic",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": ORDER_SCHEMA}},
-            }
-        },
+@routes.fast(
+    "POST",
+    "/orders",
+    status_code=202,
+    body=ORDER_SCHEMA,
+    response_model=Accepted,
+    errors=((400, "invalid-order", "The body is not JSON"), InvalidOrder),
+    summary="Submit an order: validated, then published to the orders topic",
+)
+async def submit(request: FastRequest) -> tuple[int, Accepted]:
+    order = decode(request.body)
+    await of(request.state).bus.publish(
+        [Envelope(TOPIC, request.body, id=uuid7(), key=order.order_uid)]
     )
-    async def submit(request: Request) -> Response:
-        body = await request.body()
-        try:
-            order = decode(body)
-        except InvalidOrder as exc:
-            status = 400 if exc.kind == "not-json" else 422
-            raise Problem(
-                status, "invalid-order", str(exc), kind=exc.kind, field=exc.field
-            ) from exc
-        await bus.publish([Envelope(TOPIC, body, id=uuid7(), key=order.order_uid)])
-        return JSONResponse(
-            {"order_uid": order.order_uid, "message": "Order accepted for processing"},
-            status_code=202,
-        )
+    return 202, {"order_uid": order.order_uid, "message": "Order accepted for processing"}
 
-    @api.get("/", include_in_schema=False)
-    async def lookup_page() -> HTMLResponse:
-        return HTMLResponse(PAGE)
 
-    return api
+@routes.get("/", include_in_schema=False)
+async def lookup_page() -> HTMLResponse:
+    return HTMLResponse(PAGE)

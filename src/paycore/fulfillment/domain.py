@@ -64,6 +64,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, NoReturn, get_type_hints
 
+from paycore.platform.errors import DomainError
+
 DEFECT_KINDS: Final[tuple[str, ...]] = (
     "not-json",
     "not-an-object",
@@ -79,13 +81,19 @@ MAX_ITEMS: Final = 1000
 INT_LIMIT: Final = 2**63  # integers must stay below it (PostgreSQL bigint)
 
 
-class InvalidOrder(ValueError):
-    """An order was refused; ``kind`` is a stable code, ``field`` the JSON path at fault."""
+class InvalidOrder(DomainError):
+    """An order was refused; ``kind`` says how (a stable code), ``field`` the JSON path at
+    fault. A body that is not JSON at all is a 400, any other defect a 422."""
+
+    code = "invalid-order"
+    status = 422
 
     def __init__(self, kind: str, field: str, detail: str) -> None:
-        super().__init__(f"{field} {detail}" if field else detail)
+        super().__init__(f"{field} {detail}" if field else detail, kind=kind, field=field)
         self.kind = kind
         self.field = field
+        if kind == "not-json":
+            self.status = 400
 
 
 @dataclass(frozen=True, slots=True)

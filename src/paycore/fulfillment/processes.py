@@ -10,7 +10,8 @@ from paycore.fulfillment import api, consumers
 from paycore.fulfillment.service import OrderCache
 from paycore.fulfillment.settings import FulfillmentSettings
 from paycore.platform.runtime import Processes, Runtime, consume
-from paycore.platform.web.http import FastRoute
+from paycore.platform.web.fastlane import FastRoute
+from paycore.platform.web.routes import mount
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +22,8 @@ async def mount_api(
     cache = OrderCache(runtime.db.connect, api.render, size=FulfillmentSettings().cache_size)
     warmed = await cache.warm()
     log.info("fulfillment cache warmed", extra={"orders": warmed})
-    lookup = api.order_lookup(cache)
-    fast_routes[("GET", prefix + "/orders/")] = lookup
-    app.include_router(api.router(lookup, runtime.bus), prefix=prefix)
+    app.state.fulfillment = api.FulfillmentApi(cache, runtime.bus)
+    mount(app, api.routes, prefix, fast_routes)
 
 
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:

@@ -1,5 +1,6 @@
 """Who is calling: merchants by their secret (a keyed hash looked up, cached briefly), the
-operator by the admin token, dashboard users by a signed session cookie."""
+operator by the admin token, dashboard users by a signed session cookie; and the ``Guard`` in
+front of every merchant route (credentials, the failed-secret window, the rate limit)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.gateway import store
+from paycore.gateway.domain import RateLimited, Unauthorized
 from paycore.platform.cards import Hasher
 from paycore.platform.persistence.db import AnyRow
 from paycore.platform.single_flight import SingleFlight
+from paycore.platform.web.ratelimit import FailureLimit, RateLimiter, retry_after
 
 MAX_SECRET_LENGTH = 200
 
@@ -145,3 +148,60 @@ class Sessions:
 
     def _csrf(self, nonce: str) -> str:
         return hmac.new(self._key, b"csrf:" + nonce.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class Guard:
+    """Authenticates merchants (secret, or the dashboard's session cookie on reads) and
+    applies the per-account rate limit. Every secret offered (API calls, dashboard logins)
+    goes through :meth:`by_secret`: a client address that offered too many bad or disabled
+    secrets is refused (429) until its failure window ends, even with a good secret."""
+
+    def __init__(
+        self,
+        auth: Authenticator,
+        limiter: RateLimiter,
+        sessions: Sessions,
+        failures: FailureLimit,
+    ) -> None:
+        self.auth = auth
+        self.limiter = limiter
+        self.sessions = sessions
+        self.failures = failures
+
+    async def merchant(
+        self, headers: Mapping[str, str], client: str, cookie: str | None = None
+    ) -> Merchant:
+        """The calling account, rate-limited; ``Unauthorized`` or ``RateLimited`` otherwise."""
+        credential = bearer(headers.get("authorization"), headers.get("x-token"))
+        if credential is not None:
+            merchant = await self.by_secret(credential, client)
+        elif (session := self.sessions.read(cookie, time.time())) is not None:
+            found = await self.auth.by_id(session.account_id)
+            if found is None:
+                raise Unauthorized("The account is disabled.")
+            merchant = found
+        else:
+            raise Unauthorized()
+        wait = self.limiter.take(merchant.id)
+        if wait:
+            raise RateLimited(
+                f"Too many requests for this account; retry in {retry_after(wait)} s.",
+                retry_after(wait),
+            )
+        return merchant
+
+    async def by_secret(self, secret: str, client: str) -> Merchant:
+        """The active account holding ``secret``; ``Unauthorized`` (counted against the
+        client's address) if there is none, ``RateLimited`` while the address is shut out."""
+        wait = self.failures.wait(client)
+        if wait:
+            raise RateLimited(
+                "Too many invalid account secrets from this address; "
+                f"retry in {retry_after(wait)} s.",
+                retry_after(wait),
+            )
+        merchant = await self.auth.by_secret(secret)
+        if merchant is None:
+            self.failures.fail(client)
+            raise Unauthorized("The account secret is invalid or the account is disabled.")
+        return merchant

@@ -22,24 +22,23 @@ from datetime import datetime
 from importlib.resources import files
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
+from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
 from paycore.gateway import live
-from paycore.gateway.api import (
-    SESSION_COOKIE,
-    Guard,
-    account_stats,
-    transaction_view,
-    unauthorized,
-)
+from paycore.gateway.api import AS_MERCHANT, SESSION_COOKIE, Api, GatewayApi
 from paycore.gateway.auth import Merchant, Session
+from paycore.gateway.domain import CrossOrigin, CsrfFailed, NotFound, TooManyStreams, Unauthorized
+from paycore.gateway.views import account_stats, transaction_view
 from paycore.platform.clock import utcnow
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.http import JSONResponse, Problem, client_address, dumps
+from paycore.platform.web.fastlane import client_address
 from paycore.platform.web.ratelimit import retry_after
+from paycore.platform.web.responses import JSONResponse, dumps
+from paycore.platform.web.routes import Routes
 
 CSRF_HEADER = "x-csrf-token"
 STATIC = files("paycore.gateway").joinpath("static")
@@ -56,6 +55,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+PAGE = STATIC.joinpath("dashboard.html").read_bytes()
+ASSET_BYTES = {name: STATIC.joinpath(name).read_bytes() for name in ASSETS}
 STATS_EVERY_SECONDS = 1.0
 KEEP_ALIVE_SECONDS = 10.0
 
@@ -80,88 +81,109 @@ class HeldStream(StreamingResponse):
             self._release()
 
 
-def router(
-    db: Database,
-    guard: Guard,
-    *,
-    cookie_path: str,
-    poll_seconds: float,
-    stream_seconds: float,
-    slots: live.Slots,
-) -> APIRouter:
-    page = STATIC.joinpath("dashboard.html").read_bytes()
-    assets = {name: STATIC.joinpath(name).read_bytes() for name in ASSETS}
-    ui = APIRouter(tags=["gateway dashboard"])
+routes = Routes("gateway dashboard")
 
-    async def session_of(request: Request) -> tuple[Session, Merchant]:
-        session = guard.sessions.read(request.cookies.get(SESSION_COOKIE), time.time())
-        merchant = await guard.auth.by_id(session.account_id) if session else None
-        if session is None or merchant is None:
-            raise unauthorized("Log in with the account secret.")
-        return session, merchant
 
-    @ui.get("/dashboard", include_in_schema=False)
-    async def dashboard_page() -> HTMLResponse:
-        return HTMLResponse(page, headers=SECURITY_HEADERS)
+class AccountRef(TypedDict):
+    id: str
+    name: str
 
-    @ui.get("/dashboard/static/{name}", include_in_schema=False)
-    async def asset(name: str) -> Response:
-        if name not in assets:
-            raise Problem(404, "not-found", f"no asset {name!r}")
-        headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
-        return Response(assets[name], media_type=ASSETS[name], headers=headers)
 
-    @ui.post("/dashboard/login", summary="Open a dashboard session with the account secret")
-    async def login(body: LoginIn, request: Request) -> Response:
-        _same_origin(request)
-        merchant = await guard.by_secret(body.secret, client_address(request.scope))
-        cookie, session = guard.sessions.issue(merchant.id, time.time())
-        answer = JSONResponse({"account": _account(merchant), "csrf": session.csrf})
-        answer.set_cookie(
-            SESSION_COOKIE,
-            cookie,
-            max_age=guard.sessions.lifetime,
-            path=cookie_path,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
+class SessionOut(TypedDict):
+    account: AccountRef
+    csrf: str
+
+
+async def _session_of(request: Request, api: GatewayApi) -> tuple[Session, Merchant]:
+    session = api.guard.sessions.read(request.cookies.get(SESSION_COOKIE), time.time())
+    merchant = await api.guard.auth.by_id(session.account_id) if session else None
+    if session is None or merchant is None:
+        raise Unauthorized("Log in with the account secret.")
+    return session, merchant
+
+
+@routes.get("/dashboard", include_in_schema=False)
+async def dashboard_page() -> HTMLResponse:
+    return HTMLResponse(PAGE, headers=SECURITY_HEADERS)
+
+
+@routes.get("/dashboard/static/{name}", include_in_schema=False)
+async def asset(name: str) -> Response:
+    if name not in ASSET_BYTES:
+        raise NotFound(f"no asset {name!r}")
+    headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    return Response(ASSET_BYTES[name], media_type=ASSETS[name], headers=headers)
+
+
+@routes.post(
+    "/dashboard/login",
+    errors=(*AS_MERCHANT, CrossOrigin),
+    summary="Open a dashboard session with the account secret",
+)
+async def login(body: LoginIn, request: Request, api: Api) -> Response:
+    _same_origin(request)
+    merchant = await api.guard.by_secret(body.secret, client_address(request.scope))
+    cookie, session = api.guard.sessions.issue(merchant.id, time.time())
+    content: SessionOut = {"account": _account(merchant), "csrf": session.csrf}
+    answer = JSONResponse(content)
+    answer.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=api.guard.sessions.lifetime,
+        path=api.cookie_path,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return answer
+
+
+@routes.post(
+    "/dashboard/logout",
+    status_code=204,
+    errors=(Unauthorized, CsrfFailed),
+    summary="End the dashboard session",
+)
+async def logout(request: Request, api: Api) -> Response:
+    session, _ = await _session_of(request, api)
+    if request.headers.get(CSRF_HEADER) != session.csrf:
+        raise CsrfFailed("The X-CSRF-Token header is missing or wrong.")
+    answer = Response(status_code=204)
+    answer.delete_cookie(SESSION_COOKIE, path=api.cookie_path, httponly=True, samesite="strict")
+    return answer
+
+
+@routes.get(
+    "/dashboard/session",
+    errors=(Unauthorized,),
+    summary="The dashboard session: account and CSRF token",
+)
+async def current_session(request: Request, api: Api) -> SessionOut:
+    session, merchant = await _session_of(request, api)
+    return {"account": _account(merchant), "csrf": session.csrf}
+
+
+@routes.get(
+    "/dashboard/events",
+    errors=(Unauthorized, TooManyStreams),
+    summary="Server-sent events: transactions and counters",
+)
+async def events(request: Request, api: Api) -> StreamingResponse:
+    _, merchant = await _session_of(request, api)
+    start = live.parse_mark(request.headers.get("last-event-id"), utcnow())
+    if not api.slots.take(merchant.id):
+        raise TooManyStreams(
+            f"This account already has {api.slots.limit} dashboard streams open here; "
+            "close one (another tab or window) and retry.",
+            retry_after(api.stream_seconds),
         )
-        return answer
-
-    @ui.post("/dashboard/logout", status_code=204, summary="End the dashboard session")
-    async def logout(request: Request) -> Response:
-        session, _ = await session_of(request)
-        if request.headers.get(CSRF_HEADER) != session.csrf:
-            raise Problem(403, "csrf-failed", "The X-CSRF-Token header is missing or wrong.")
-        answer = Response(status_code=204)
-        answer.delete_cookie(SESSION_COOKIE, path=cookie_path, httponly=True, samesite="strict")
-        return answer
-
-    @ui.get("/dashboard/session", summary="The dashboard session: account and CSRF token")
-    async def current_session(request: Request) -> Response:
-        session, merchant = await session_of(request)
-        return JSONResponse({"account": _account(merchant), "csrf": session.csrf})
-
-    @ui.get("/dashboard/events", summary="Server-sent events: transactions and counters")
-    async def events(request: Request) -> StreamingResponse:
-        _, merchant = await session_of(request)
-        start = live.parse_mark(request.headers.get("last-event-id"), utcnow())
-        if not slots.take(merchant.id):
-            raise Problem(
-                429,
-                "too-many-streams",
-                f"This account already has {slots.limit} dashboard streams open here; "
-                "close one (another tab or window) and retry.",
-                headers={"Retry-After": retry_after(stream_seconds)},
-            )
-        return HeldStream(
-            _stream(db, merchant.id, start, poll_seconds, stream_seconds),
-            lambda: slots.release(merchant.id),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
-
-    return ui
+    slots = api.slots
+    return HeldStream(
+        _stream(api.db, merchant.id, start, api.poll_seconds, api.stream_seconds),
+        lambda: slots.release(merchant.id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 async def _stream(
@@ -197,7 +219,7 @@ async def _stream(
             await feed.aclose()
 
 
-def _account(merchant: Merchant) -> dict[str, str]:
+def _account(merchant: Merchant) -> AccountRef:
     return {"id": merchant.id, "name": merchant.name}
 
 
@@ -207,4 +229,4 @@ def _same_origin(request: Request) -> None:
     fetch_site = request.headers.get("sec-fetch-site")
     host = request.headers.get("host", "")
     if fetch_site in ("cross-site", "same-site") or (origin and origin.split("://", 1)[-1] != host):
-        raise Problem(403, "cross-origin", "Log in from the dashboard page itself.")
+        raise CrossOrigin("Log in from the dashboard page itself.")

@@ -1,5 +1,6 @@
 """Card transactions of the payment gateway (seed 001): brands, the Luhn check and the
-processor's decision rules. Standard library and the platform's card-number facts only.
+processor's decision rules and errors. Standard library and the platform's card facts and error
+base only.
 
 :func:`decide` applies the rules in the order SPEC 001 gives, and the first one broken wins:
 
@@ -23,6 +24,7 @@ from datetime import date
 from typing import Final
 
 from paycore.platform.cards import brand_of, last4, luhn_valid
+from paycore.platform.errors import DomainError
 
 APPROVED: Final = "approved"
 REJECTED: Final = "rejected"
@@ -38,6 +40,77 @@ OVER_LIMIT: Final = "you dont have limit for this transaction"
 
 MIN_CENTS: Final = 100
 MAX_CENTS: Final = 100_000
+
+
+class GatewayError(DomainError):
+    """A rule of the gateway was broken."""
+
+    code = "gateway-error"
+
+
+class NotFound(GatewayError):
+    """The account, transaction or delivery named is unknown (or not the caller's)."""
+
+    code = "not-found"
+    status = 404
+
+
+class Unauthorized(GatewayError):
+    """No valid account secret (or session, or admin token) was presented."""
+
+    code = "unauthorized"
+    status = 401
+
+    def __init__(self, detail: str = "A valid account secret is required.") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class RateLimited(GatewayError):
+    """Too many requests, or too many bad secrets from one address; retry after a while."""
+
+    code = "rate-limited"
+    status = 429
+
+    def __init__(self, detail: str, retry_after: str) -> None:
+        super().__init__(detail, headers={"Retry-After": retry_after})
+
+
+class AdminDisabled(GatewayError):
+    """Account administration is off (no admin token is configured)."""
+
+    code = "admin-disabled"
+    status = 503
+
+
+class WebhookUrlNotAllowed(GatewayError):
+    """Webhooks may not be sent to this URL (a private or local address, a bad scheme)."""
+
+    code = "webhook-url-not-allowed"
+    status = 422
+
+
+class CrossOrigin(GatewayError):
+    """A dashboard login posted from another site."""
+
+    code = "cross-origin"
+    status = 403
+
+
+class CsrfFailed(GatewayError):
+    """The dashboard's CSRF token is missing or wrong."""
+
+    code = "csrf-failed"
+    status = 403
+
+
+class TooManyStreams(GatewayError):
+    """The account holds as many dashboard streams here as it may; close one and retry."""
+
+    code = "too-many-streams"
+    status = 429
+
+    def __init__(self, detail: str, retry_after: str) -> None:
+        super().__init__(detail, headers={"Retry-After": retry_after})
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from paycore.gateway import api, consumers, dashboard, live, service
-from paycore.gateway.auth import Authenticator, Sessions
+from paycore.gateway.auth import Authenticator, Guard, Sessions
 from paycore.gateway.settings import GatewaySettings
 from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
@@ -18,8 +18,9 @@ from paycore.platform.cards import Hasher, Keyring, is_development
 from paycore.platform.messaging.consumer import RetryPolicy
 from paycore.platform.runtime import Processes, Runtime, consume
 from paycore.platform.settings import Settings
-from paycore.platform.web.http import FastRoute
+from paycore.platform.web.fastlane import FastRoute
 from paycore.platform.web.ratelimit import FailureLimit, RateLimiter
+from paycore.platform.web.routes import mount
 
 log = logging.getLogger(__name__)
 
@@ -40,37 +41,27 @@ async def mount_api(
     keyring, hasher = _gateway_keys(runtime.settings)
     writer = service.transaction_writer(runtime.db)
     runtime.closers.append(writer.stop)
-    guard = api.Guard(
+    guard = Guard(
         Authenticator(runtime.db.connect, hasher),
         RateLimiter(settings.rate_per_second, settings.rate_burst),
         Sessions(hasher.session_key, int(settings.session_hours * 3600)),
         FailureLimit(settings.auth_failures, settings.auth_window_seconds),
     )
-    accept = api.transaction_acceptor(guard, writer, keyring=keyring, hasher=hasher)
-    fast_routes[("POST", prefix + api.TRANSACTION_PATH)] = accept
-    app.include_router(
-        api.router(
-            runtime.db,
-            guard,
-            accept,
-            admin_token=runtime.settings.admin_token,
-            keyring=keyring,
-            hasher=hasher,
-            targets=WebhookTargets(allow_private=settings.webhook_allow_private),
-        ),
-        prefix=prefix,
+    app.state.gateway = api.GatewayApi(
+        db=runtime.db,
+        guard=guard,
+        writer=writer,
+        keyring=keyring,
+        hasher=hasher,
+        admin_token=runtime.settings.admin_token,
+        targets=WebhookTargets(allow_private=settings.webhook_allow_private),
+        cookie_path=prefix or "/",
+        poll_seconds=settings.live_poll_ms / 1000,
+        stream_seconds=settings.stream_seconds,
+        slots=live.Slots(settings.max_streams),
     )
-    app.include_router(
-        dashboard.router(
-            runtime.db,
-            guard,
-            cookie_path=prefix or "/",
-            poll_seconds=settings.live_poll_ms / 1000,
-            stream_seconds=settings.stream_seconds,
-            slots=live.Slots(settings.max_streams),
-        ),
-        prefix=prefix,
-    )
+    mount(app, api.routes, prefix, fast_routes)
+    mount(app, dashboard.routes, prefix, fast_routes)
 
 
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:

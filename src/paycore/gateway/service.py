@@ -14,7 +14,7 @@ import orjson
 
 from paycore.gateway import messages, store
 from paycore.gateway.crypto import WEBHOOK_SECRET_PREFIX, new_secret
-from paycore.gateway.domain import PENDING, Card, decide
+from paycore.gateway.domain import PENDING, Card, NotFound, decide
 from paycore.platform.cards import CardKeyError, Hasher, Keyring, brand_of, last4
 from paycore.platform.clock import iso
 from paycore.platform.ids import uuid7
@@ -24,14 +24,6 @@ from paycore.platform.persistence.batch import Batch, GroupWriter
 from paycore.platform.persistence.uow import Database, Transaction
 
 WEBHOOK_EVENT = "transaction.decided"
-
-
-class GatewayError(Exception):
-    code = "gateway-error"
-
-
-class NotFound(GatewayError):
-    code = "not-found"
 
 
 # --- accounts ------------------------------------------------------------------------------

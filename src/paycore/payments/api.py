@@ -3,21 +3,53 @@ the root (port 9999) or mounted at ``/payments``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Depends, Query, Request
+from starlette.datastructures import State
+from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
-from paycore.payments import metrics, service
-from paycore.payments.domain import InvalidPayment, new_payment, parse_bound
+from paycore.payments import domain, metrics, service
+from paycore.payments.domain import (
+    DEFAULT,
+    FALLBACK,
+    InvalidPayment,
+    InvalidWindow,
+    new_payment,
+    parse_bound,
+)
 from paycore.platform.messaging.bus import Bus
+from paycore.platform.money import from_cents
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.http import FastHandler, JSONResponse, Problem, body_too_large
+from paycore.platform.web.fastlane import FastRequest
+from paycore.platform.web.problems import Problem
+from paycore.platform.web.routes import Routes
 
-PAYMENT_PATH = "/payments"
-PURGE_PATHS = ("/purge-payments", "/payments-purge")
 MAX_BODY = 4096
+routes = Routes("payments")
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentsApi:
+    """What the routes need, kept on the app's state by ``processes.mount_api``."""
+
+    db: Database
+    bus: Bus
+
+
+def of(state: State) -> PaymentsApi:
+    found: PaymentsApi = state.payments
+    return found
+
+
+def _api(request: Request) -> PaymentsApi:
+    return of(request.app.state)
+
+
+Api = Annotated[PaymentsApi, Depends(_api)]
 
 
 class PaymentIn(msgspec.Struct):
@@ -43,69 +75,74 @@ PAYMENT_SCHEMA: dict[str, Any] = {
 }
 
 
-def payment_taker(bus: Bus) -> FastHandler:
-    """``POST /payments``, the hot path: checked, handed to the broker (durable before the
-    answer), 202. Served through the API's fast lane and documented as a regular route."""
-
-    async def take(body: bytes) -> tuple[int, Any]:
-        if len(body) > MAX_BODY:
-            raise body_too_large(MAX_BODY)
-        try:
-            request = _decoder.decode(body)
-            payment = new_payment(request.correlationId, request.exact_amount())
-        except msgspec.DecodeError as exc:
-            code = "malformed-json" if "malformed" in str(exc).lower() else "validation-error"
-            raise Problem(400 if code == "malformed-json" else 422, code, str(exc)) from None
-        except InvalidPayment as exc:
-            raise Problem(422, "invalid-payment", str(exc), field=exc.field) from None
-        await service.accept(bus, payment)
-        metrics.payments_accepted.inc()
-        return 202, {"correlationId": payment.correlation_id, "status": "accepted"}
-
-    return take
+class Accepted(TypedDict):
+    correlationId: str
+    status: str
 
 
-def router(db: Database, take: FastHandler) -> APIRouter:
-    api = APIRouter(tags=["payments"])
+class Totals(TypedDict):
+    totalRequests: int
+    totalAmount: Decimal
 
-    @api.post(
-        PAYMENT_PATH,
-        status_code=202,
-        summary="Take a payment (processed asynchronously, exactly once)",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": PAYMENT_SCHEMA}},
-            }
-        },
-    )
-    async def take_payment(request: Request) -> Response:
-        status, content = await take(await request.body())
-        return JSONResponse(content, status_code=status)
 
-    @api.get("/payments-summary", summary="Payments stored by each processor in a window")
-    async def payments_summary(
-        start: Annotated[str | None, Query(alias="from", description="ISO 8601, inclusive")] = None,
-        end: Annotated[str | None, Query(alias="to", description="ISO 8601, inclusive")] = None,
-    ) -> Response:
-        try:
-            start_ms, end_ms = parse_bound(start, upper=False), parse_bound(end, upper=True)
-        except InvalidPayment as exc:
-            raise Problem(400, "invalid-window", str(exc), field=exc.field) from None
-        async with db.connect() as conn:
-            content = await service.summary(conn, start_ms, end_ms)
-        return JSONResponse(content)
+class Summary(TypedDict):
+    default: Totals
+    fallback: Totals
 
-    async def purge() -> Response:
-        await service.purge(db)
-        return JSONResponse({"message": "payments purged"})
 
-    for path in PURGE_PATHS:
-        api.add_api_route(
-            path,
-            purge,
-            methods=["POST"],
-            summary="Delete every payment (test resets)",
-            include_in_schema=path == PURGE_PATHS[0],
-        )
-    return api
+class Purged(TypedDict):
+    message: str
+
+
+@routes.fast(
+    "POST",
+    "/payments",
+    status_code=202,
+    body=PAYMENT_SCHEMA,
+    response_model=Accepted,
+    errors=(InvalidPayment,),
+    summary="Take a payment (processed asynchronously, exactly once)",
+    max_body=MAX_BODY,
+)
+async def take_payment(request: FastRequest) -> tuple[int, Accepted]:
+    """The hot path: checked, handed to the broker (durable before the answer), 202."""
+    try:
+        decoded = _decoder.decode(request.body)
+    except msgspec.DecodeError as exc:
+        malformed = "malformed" in str(exc).lower()
+        code = "malformed-json" if malformed else "validation-error"
+        raise Problem(400 if malformed else 422, code, str(exc)) from None
+    payment = new_payment(decoded.correlationId, decoded.exact_amount())
+    await service.accept(of(request.state).bus, payment)
+    metrics.payments_accepted.inc()
+    return 202, {"correlationId": payment.correlation_id, "status": "accepted"}
+
+
+@routes.get(
+    "/payments-summary",
+    errors=(InvalidWindow,),
+    summary="Payments stored by each processor in a window",
+)
+async def payments_summary(
+    api: Api,
+    start: Annotated[str | None, Query(alias="from", description="ISO 8601, inclusive")] = None,
+    end: Annotated[str | None, Query(alias="to", description="ISO 8601, inclusive")] = None,
+) -> Summary:
+    start_ms, end_ms = parse_bound(start, upper=False), parse_bound(end, upper=True)
+    async with api.db.connect() as conn:
+        found = await service.summary(conn, start_ms, end_ms)
+    return {"default": _totals(found[DEFAULT]), "fallback": _totals(found[FALLBACK])}
+
+
+def _totals(totals: domain.Totals) -> Totals:
+    return {"totalRequests": totals.requests, "totalAmount": from_cents(totals.amount_cents)}
+
+
+@routes.post(
+    "/purge-payments",
+    aliases=("/payments-purge",),
+    summary="Delete every payment (test resets)",
+)
+async def purge(api: Api) -> Purged:
+    await service.purge(api.db)
+    return {"message": "payments purged"}

@@ -1,5 +1,5 @@
 """Payments (Rinha de Backend 2025): the payment, the summary window, and the routing rules
-that pick a processor. Standard library only.
+that pick a processor. Standard library (and the platform's error base) only.
 
 Consistency is the first rule: a payment is counted for the processor that stored it, at the
 ``requestedAt`` that was sent to it, once. So a payment is *pinned* to a processor (with its
@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, DecimalException
 
+from paycore.platform.errors import DomainError
+
 DEFAULT = "default"
 FALLBACK = "fallback"
 PROCESSORS = (DEFAULT, FALLBACK)
@@ -25,12 +27,22 @@ MAX_COOLDOWN = 2.0  # seconds a breaker stays open at most before a trial call
 MAX_AMOUNT_CENTS = 10**15  # far beyond any payment, well inside a 64-bit column
 
 
-class InvalidPayment(ValueError):
-    """A payment request that cannot be accepted; the message says why."""
+class InvalidPayment(DomainError):
+    """A payment request that cannot be accepted; ``field`` names the value at fault."""
+
+    code = "invalid-payment"
+    status = 422
 
     def __init__(self, field: str, detail: str) -> None:
-        super().__init__(f"{field}: {detail}")
+        super().__init__(f"{field}: {detail}", field=field)
         self.field = field
+
+
+class InvalidWindow(InvalidPayment):
+    """A summary window bound that is not an ISO 8601 time."""
+
+    code = "invalid-window"
+    status = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +110,7 @@ def parse_bound(text: str | None, *, upper: bool) -> int | None:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
-        raise InvalidPayment("from" if not upper else "to", "must be an ISO 8601 time") from None
+        raise InvalidWindow("from" if not upper else "to", "must be an ISO 8601 time") from None
     ms = epoch_ms(moment)
     if not upper and moment.microsecond % 1000:
         ms += 1

@@ -16,7 +16,8 @@ from paycore.payments.processors import ProcessorClient
 from paycore.payments.settings import PaymentsSettings
 from paycore.platform.ids import uuid7
 from paycore.platform.runtime import Processes, Runtime, consume
-from paycore.platform.web.http import FastRoute
+from paycore.platform.web.fastlane import FastRoute
+from paycore.platform.web.routes import mount
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +25,8 @@ log = logging.getLogger(__name__)
 async def mount_api(
     app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
 ) -> None:
-    take = api.payment_taker(runtime.bus)
-    fast_routes[("POST", prefix + api.PAYMENT_PATH)] = take
-    app.include_router(api.router(runtime.db, take), prefix=prefix)
+    app.state.payments = api.PaymentsApi(runtime.db, runtime.bus)
+    mount(app, api.routes, prefix, fast_routes)
 
 
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:

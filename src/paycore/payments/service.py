@@ -14,8 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,7 +23,6 @@ from paycore.payments.domain import PROCESSORS, Outcome, Payment, Router, Totals
 from paycore.payments.processors import Health
 from paycore.payments.store import Pending
 from paycore.platform.messaging.bus import Bus, Envelope
-from paycore.platform.money import from_cents
 from paycore.platform.persistence.uow import Database
 
 log = logging.getLogger(__name__)
@@ -49,14 +47,12 @@ async def accept(bus: Bus, payment: Payment) -> None:
     )
 
 
-async def summary(conn: AsyncConnection, start_ms: int | None, end_ms: int | None) -> Any:
+async def summary(
+    conn: AsyncConnection, start_ms: int | None, end_ms: int | None
+) -> dict[str, Totals]:
     """The Rinha summary: per processor, payments stored there and their total, exact."""
     found = await store.totals(conn, start_ms, end_ms)
-    return {name: _summary_entry(found.get(name, Totals())) for name in PROCESSORS}
-
-
-def _summary_entry(totals: Totals) -> dict[str, int | Decimal]:
-    return {"totalRequests": totals.requests, "totalAmount": from_cents(totals.amount_cents)}
+    return {name: found.get(name, Totals()) for name in PROCESSORS}
 
 
 async def purge(db: Database) -> None:

@@ -23,7 +23,7 @@ from paycore.platform.messaging.relay import Relay
 from paycore.platform.persistence.db import create_engine
 from paycore.platform.persistence.uow import Database
 from paycore.platform.settings import Settings
-from paycore.platform.web.http import FastRoute
+from paycore.platform.web.fastlane import FastRoute
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

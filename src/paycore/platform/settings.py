@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     secret_pepper: str = Field(
         "", description="Key of the keyed hashes (secrets, card fingerprints, sessions)."
     )
+    max_body_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        description="Largest request body any route takes; a larger one is answered 413 before "
+        "it is read.",
+    )
     http_keepalive_seconds: int = Field(
         75, ge=1, description="How long the HTTP servers keep an idle client connection open."
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
@@ -17,7 +16,7 @@ from paycore.commerce.analytics import service as analytics_service
 from paycore.commerce.analytics import store as analytics_store
 from paycore.commerce.analytics.archive import Archive
 from paycore.commerce.analytics.board import MemoryBoard
-from paycore.commerce.domain import Order, OrderLine, UnknownProducts
+from paycore.commerce.domain import Customer, Order, OrderLine, UnknownProducts
 from paycore.commerce.orders import service as order_service
 from paycore.commerce.orders import store as order_store
 from paycore.platform.ids import uuid7
@@ -45,7 +44,7 @@ def db(engine: AsyncEngine, handed: list[Envelope]) -> Database:
     return Database(engine, handed.extend)
 
 
-async def _customer(db: Database, email: str, username: str) -> dict[str, Any]:
+async def _customer(db: Database, email: str, username: str) -> Customer:
     async with db.transaction() as tx:
         return await order_service.create_customer(tx, email=email, username=username)
 
@@ -144,8 +143,8 @@ async def test_the_order_writer_commits_a_batch_and_hands_over_its_events(
     writer = order_service.order_writer(db)
     lines = (OrderLine("caderno", 2, 1_050), OrderLine("lápis", 3, 110))
     pending = [
-        order_service.PendingOrder(ana["id"], lines, "cid-1"),
-        order_service.PendingOrder(bia["id"], lines[:1], "cid-2"),
+        order_service.PendingOrder(ana.id, lines, "cid-1"),
+        order_service.PendingOrder(bia.id, lines[:1], "cid-2"),
     ]
     first = await asyncio.gather(*(writer.submit(p) for p in pending))  # one batch
     second = await writer.submit(pending[0])
@@ -161,7 +160,7 @@ async def test_the_order_writer_commits_a_batch_and_hands_over_its_events(
     assert [messages.decode_order_created(e.body).order_id for e in handed] == [
         o.order_id for o in placed
     ]
-    assert [e.key for e in handed] == [str(ana["id"]), str(bia["id"]), str(ana["id"])]
+    assert [e.key for e in handed] == [str(ana.id), str(bia.id), str(ana.id)]
     assert [e.headers["correlation-id"] for e in handed] == ["cid-1", "cid-2", "cid-1"]
 
 
@@ -175,7 +174,7 @@ async def test_a_refused_order_fails_alone_and_writes_nothing(
     ghost = order_service.PendingOrder(999, lines, "")  # the customer does not exist
     outcomes = await asyncio.gather(
         writer.submit(ghost),
-        writer.submit(order_service.PendingOrder(ana["id"], lines, "")),
+        writer.submit(order_service.PendingOrder(ana.id, lines, "")),
         return_exceptions=True,
     )
     await writer.stop()

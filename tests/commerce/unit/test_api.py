@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from web_kit import served
 
 from paycore.commerce import messages
 from paycore.commerce.analytics import api as analytics_api
@@ -36,7 +37,6 @@ from paycore.platform.observability.logging import correlation_id
 from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.outbox import outbox
 from paycore.platform.persistence.uow import Database, Transaction
-from paycore.platform.web.http import FastLane, create_app
 
 TOKEN = "tok-12345678"
 PROBLEM = "application/problem+json"
@@ -55,10 +55,12 @@ def archive(tmp_path: Any) -> Archive:
 
 @pytest.fixture
 def analytics_app(db: Database, board: MemoryBoard, archive: Archive) -> FastAPI:
-    app = create_app("analytics")
-    app.include_router(analytics_api.router(db, board, archive, TOKEN))
-    app.add_middleware(analytics_api.RefuseBrowserOrigins)
-    return app
+    """The analytics service as the worker process serves it."""
+    return served(
+        [(analytics_api.routes, "")],
+        state={"analytics": analytics_api.AnalyticsApi(db, board, archive, TOKEN)},
+        middleware=[(analytics_api.RefuseBrowserOrigins, {})],
+    )
 
 
 async def _client_on(transport: httpx.AsyncBaseTransport) -> AnalyticsClient:
@@ -100,10 +102,10 @@ async def _public_api(
 ) -> httpx.AsyncClient:
     """The public API wired as the API process wires it; without the fast lane the order
     routes are served by the framework route that documents them."""
-    place = commerce_api.order_placer(db, orders)
-    routes = {("POST", "/commerce" + p): place for p in commerce_api.ORDER_PATHS}
-    app = create_app("api", middleware=[(FastLane, {"routes": routes})] if fast_lane else [])
-    app.include_router(commerce_api.router(db, place, analytics), prefix="/commerce")
+    wired = commerce_api.OrdersApi(db, order_store.Catalog(db.connect), orders, analytics)
+    app = served(
+        [(commerce_api.routes, "/commerce")], state={"commerce": wired}, fast_lane=fast_lane
+    )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
 
 

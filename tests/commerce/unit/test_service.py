@@ -18,10 +18,12 @@ from paycore.commerce.analytics import service as analytics_service
 from paycore.commerce.analytics import store as analytics_store
 from paycore.commerce.analytics.board import Entry, MemoryBoard
 from paycore.commerce.domain import (
+    Customer,
     EmptyOrder,
     InvalidQuantity,
     Order,
     OrderLine,
+    Product,
     UnknownProducts,
 )
 from paycore.commerce.orders import service as order_service
@@ -34,12 +36,12 @@ Count = Callable[..., Awaitable[int]]
 
 async def _customer(
     engine: AsyncEngine, email: str = "alice@example.com", username: str = "alice"
-) -> dict[str, Any]:
+) -> Customer:
     async with Database(engine).transaction() as tx:
         return await order_service.create_customer(tx, email=email, username=username)
 
 
-async def _product(engine: AsyncEngine, name: str, cents: int) -> dict[str, Any]:
+async def _product(engine: AsyncEngine, name: str, cents: int) -> Product:
     async with Database(engine).transaction() as tx:
         return await order_service.create_product(tx, name=name, value_cents=cents)
 
@@ -68,13 +70,13 @@ async def _outbox_rows(engine: AsyncEngine) -> list[Any]:
 
 async def test_create_customer_normalises_the_email(engine: AsyncEngine) -> None:
     row = await _customer(engine, "  Alice@Example.COM ", "  alice  ")
-    assert row["email"] == "alice@example.com"
-    assert row["username"] == "alice"
-    assert isinstance(row["id"], int)
+    assert row.email == "alice@example.com"
+    assert row.username == "alice"
+    assert isinstance(row.id, int)
     async with engine.connect() as conn:
         found = await order_store.find_customer(conn, email="alice@example.com")
     assert found is not None
-    assert found.id == row["id"]
+    assert found.id == row.id
 
 
 async def test_duplicate_email_is_a_conflict(engine: AsyncEngine, count_rows: Count) -> None:
@@ -107,7 +109,7 @@ async def test_blank_username_is_invalid(
 
 async def test_create_product(engine: AsyncEngine) -> None:
     row = await _product(engine, " lápis ", 110)
-    assert (row["name"], row["value_cents"]) == ("lápis", 110)
+    assert (row.name, row.value_cents) == ("lápis", 110)
 
 
 async def test_duplicate_product_is_a_conflict(engine: AsyncEngine, count_rows: Count) -> None:
@@ -134,7 +136,7 @@ async def _shop(engine: AsyncEngine) -> int:
     await _product(engine, "lápis", 110)
     await _product(engine, "caderno", 100)
     await _product(engine, "caneta", 333)
-    return int(customer["id"])
+    return int(customer.id)
 
 
 async def test_create_order_merges_names_and_totals_in_cents(
@@ -403,10 +405,10 @@ async def test_concurrent_misses_of_the_catalog_share_one_query(engine: AsyncEng
     ids = await asyncio.gather(*(catalog.customer_id("alice@example.com") for _ in range(50)))
     prices = await asyncio.gather(*(catalog.prices(["lápis", "caderno"]) for _ in range(50)))
 
-    assert ids == [customer["id"]] * 50
+    assert ids == [customer.id] * 50
     assert prices == [{"lápis": 110, "caderno": 100}] * 50
     assert connect.opened == 3  # one query for the customer, one per product
-    assert await catalog.customer_id("alice@example.com") == customer["id"]
+    assert await catalog.customer_id("alice@example.com") == customer.id
     assert connect.opened == 3  # hits touch no database
 
 
@@ -417,7 +419,7 @@ async def test_the_catalog_finds_what_was_created_after_a_miss(engine: AsyncEngi
     assert await catalog.prices(["borracha"]) == {}
     bob = await _customer(engine, "bob@example.com", "bob")
     await _product(engine, "borracha", 50)
-    assert await catalog.customer_id("bob@example.com") == bob["id"]
+    assert await catalog.customer_id("bob@example.com") == bob.id
     assert await catalog.prices(["borracha"]) == {"borracha": 50}
     assert connect.opened == 4  # misses are not cached
 
@@ -434,4 +436,4 @@ async def test_a_failed_catalog_query_fails_every_waiter_and_is_retried(
     assert all(isinstance(r, ConnectionError) for r in results)
     assert connect.opened == 1
     connect.fail = False
-    assert await catalog.customer_id("alice@example.com") == alice["id"]
+    assert await catalog.customer_id("alice@example.com") == alice.id

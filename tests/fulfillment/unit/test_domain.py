@@ -19,6 +19,7 @@ from paycore.fulfillment.domain import (
     validate_order,
 )
 from paycore.fulfillment.generator import generate, invalid_order, valid_order
+from paycore.platform.errors import DomainError
 
 SAMPLE = b"""{
   "order_uid": "b563feb7b2b84b6test",
@@ -136,10 +137,15 @@ def test_defect_kinds_are_the_stable_codes() -> None:
     )
 
 
-def test_invalid_order_is_a_value_error_naming_the_field() -> None:
+def test_invalid_order_is_a_domain_error_naming_the_field() -> None:
     error = refused(with_value("payment.amount", "1817"))
-    assert isinstance(error, ValueError)
+    assert isinstance(error, DomainError)
+    assert (error.code, error.status) == ("invalid-order", 422)
+    assert error.extra == {"kind": "wrong-type", "field": "payment.amount"}
     assert str(error) == "payment.amount must be an integer, not a string"
+    with pytest.raises(InvalidOrder) as not_json:
+        parse_order(b"{not json")
+    assert not_json.value.status == 400  # not JSON at all: a bad request
 
 
 # --- not-json / not-an-object -------------------------------------------------------------

@@ -19,10 +19,11 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from web_kit import served
 
 from paycore.gateway import api as gateway_api
 from paycore.gateway import consumers, dashboard, live, messages, service, store
-from paycore.gateway.auth import Authenticator, Sessions
+from paycore.gateway.auth import Authenticator, Guard, Sessions
 from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.messaging.bus import CREATED_AT, Delivery
@@ -30,7 +31,6 @@ from paycore.platform.messaging.consumer import Consumer
 from paycore.platform.messaging.relay import Relay
 from paycore.platform.persistence.outbox import outbox
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.http import FastLane, create_app
 from paycore.platform.web.idempotency import (
     IdempotencyMiddleware,
     idempotency_keys,
@@ -157,44 +157,30 @@ async def wired(
     writer: gateway_api.Writer = service.transaction_writer(db)
     limiter, clock, slots = RateLimiter(1000, 1000), Ticker(), live.Slots(5)
     failures = FailureLimit(20, 60, clock=clock)
-    guard = gateway_api.Guard(
+    guard = Guard(
         Authenticator(db.connect, hasher, ttl_seconds=0),
         limiter,
         Sessions(hasher.session_key, 3600),
         failures,
     )
-    accept = gateway_api.transaction_acceptor(guard, writer, keyring=keyring, hasher=hasher)
-    routes = {("POST", "/gateway/transactions"): accept} if fast_lane else {}
-    app = create_app(
-        "api",
-        middleware=[
-            (IdempotencyMiddleware, {"db": lambda: db, "secret": b"test-pepper"}),
-            (FastLane, {"routes": routes}),
-        ],
+    wired_api = gateway_api.GatewayApi(
+        db=db,
+        guard=guard,
+        writer=writer,
+        keyring=keyring,
+        hasher=hasher,
+        admin_token=ADMIN,
+        targets=WebhookTargets(allow_private=allow_private, resolve=dns),
+        cookie_path="/gateway",
+        poll_seconds=poll_seconds,
+        stream_seconds=stream_seconds,
+        slots=slots,
     )
-    targets = WebhookTargets(allow_private=allow_private, resolve=dns)
-    app.include_router(
-        gateway_api.router(
-            db,
-            guard,
-            accept,
-            admin_token=ADMIN,
-            keyring=keyring,
-            hasher=hasher,
-            targets=targets,
-        ),
-        prefix="/gateway",
-    )
-    app.include_router(
-        dashboard.router(
-            db,
-            guard,
-            cookie_path="/gateway",
-            poll_seconds=poll_seconds,
-            stream_seconds=stream_seconds,
-            slots=slots,
-        ),
-        prefix="/gateway",
+    app = served(
+        [(gateway_api.routes, "/gateway"), (dashboard.routes, "/gateway")],
+        state={"gateway": wired_api},
+        fast_lane=fast_lane,
+        middleware=[(IdempotencyMiddleware, {"db": lambda: db, "secret": b"test-pepper"})],
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
@@ -270,28 +256,27 @@ async def test_admin_routes_need_the_admin_token(gateway: Gateway, headers: dict
 
 async def test_without_an_admin_token_configured_admin_routes_are_off(engine: AsyncEngine) -> None:
     hasher, db = Hasher("p"), Database(engine)
-    guard = gateway_api.Guard(
+    guard = Guard(
         Authenticator(db.connect, hasher),
         RateLimiter(1, 1),
         Sessions(b"k", 60),
         FailureLimit(20, 60),
     )
     writer: gateway_api.Writer = service.transaction_writer(db)
-    accept = gateway_api.transaction_acceptor(
-        guard, writer, keyring=Keyring.parse(""), hasher=hasher
+    no_admin = gateway_api.GatewayApi(
+        db=db,
+        guard=guard,
+        writer=writer,
+        keyring=Keyring.parse(""),
+        hasher=hasher,
+        admin_token="",
+        targets=WebhookTargets(allow_private=False),
+        cookie_path="/",
+        poll_seconds=1,
+        stream_seconds=1,
+        slots=live.Slots(1),
     )
-    app = create_app("api")
-    app.include_router(
-        gateway_api.router(
-            db,
-            guard,
-            accept,
-            admin_token="",
-            keyring=Keyring.parse(""),
-            hasher=hasher,
-            targets=WebhookTargets(allow_private=False),
-        )
-    )
+    app = served([(gateway_api.routes, "")], state={"gateway": no_admin})
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://x"
     ) as http:

@@ -205,13 +205,11 @@ async def test_summary_windows_on_the_requested_at_sent(
         everything = await service.summary(conn, None, None)
         before = await service.summary(conn, None, times[0] - 1)
         exact = await service.summary(conn, times[0], times[-1])
-    assert everything["default"]["totalRequests"] == 20
-    assert before["default"] == {"totalRequests": 0, "totalAmount": 0}
+    assert everything[DEFAULT].requests == 20
+    assert (before[DEFAULT].requests, before[DEFAULT].amount_cents) == (0, 0)
     assert exact == everything
-    assert everything["fallback"]["totalRequests"] == 0
-    assert (
-        str(everything["default"]["totalAmount"]) == f"{sum(1990 + i for i in range(20)) / 100:.2f}"
-    )
+    assert everything[FALLBACK].requests == 0
+    assert everything[DEFAULT].amount_cents == sum(1990 + i for i in range(20))
 
 
 async def test_one_dispatcher_lease_at_a_time_taken_over_only_when_expired(

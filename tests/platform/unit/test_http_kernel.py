@@ -15,22 +15,21 @@ from fastapi import FastAPI, Response
 from pydantic import BaseModel
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
+from web_kit import served
 
 from paycore.platform.clock import utcnow
+from paycore.platform.errors import DomainError
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.http import (
-    ByKey,
-    FastLane,
-    JSONResponse,
-    Problem,
-    create_app,
-    install_probes,
-)
+from paycore.platform.web.app import PaycoreAPI, create_app, install_probes
+from paycore.platform.web.fastlane import FastRequest, RawAnswer
 from paycore.platform.web.idempotency import (
     IdempotencyMiddleware,
     idempotency_keys,
     request_fingerprint,
 )
+from paycore.platform.web.problems import Problem
+from paycore.platform.web.responses import JSONResponse
+from paycore.platform.web.routes import Routes
 
 PROBLEM = "application/problem+json"
 
@@ -415,14 +414,35 @@ async def test_metrics_count_requests_by_route(client: httpx.AsyncClient) -> Non
     assert "paycore_http_request_seconds_bucket{" in text
 
 
-def _by_key_app() -> FastAPI:
-    async def lookup(key: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        if key == "missing":
-            raise Problem(404, "not-found", f"thing {key!r} is unknown")
-        return 200, b'{"key":"%s"}' % key.encode(), [(b"content-type", b"application/json")]
+class ThingGone(DomainError):
+    """The thing named does not exist."""
 
-    routes = {("GET", "/things/"): ByKey(lookup, "/things/{key}")}
-    app = create_app("by-key", middleware=[(FastLane, {"routes": routes})])
+    code = "thing-gone"
+    status = 404
+
+
+things = Routes("things")
+
+
+@things.fast("GET", "/things", by_key="key", errors=(ThingGone,), summary="A thing")
+async def thing(request: FastRequest) -> RawAnswer:
+    if request.key == "missing":
+        raise ThingGone(f"thing {request.key!r} is unknown", key=request.key)
+    body = b'{"key":"%s"}' % request.key.encode()
+    return 200, body, [(b"content-type", b"application/json")]
+
+
+class Counted(BaseModel):
+    count: int
+
+
+@things.fast("POST", "/things", status_code=201, body=ItemIn, response_model=Counted)
+async def add_thing(request: FastRequest) -> tuple[int, dict[str, int]]:
+    return 201, {"count": len(request.body)}
+
+
+def _by_key_app(fast_lane: bool = True) -> FastAPI:
+    app = served([(things, "")], state={}, fast_lane=fast_lane)
     install_probes(app, {})
 
     @app.get("/things/{key}/parts")
@@ -448,8 +468,91 @@ async def test_the_fast_lane_serves_a_resource_by_the_last_path_segment() -> Non
     assert missing.status_code == 404
     assert missing.headers["content-type"] == PROBLEM
     assert missing.json()["detail"] == "thing 'missing' is unknown"
+    assert (missing.json()["code"], missing.json()["key"]) == ("thing-gone", "missing")
     assert nested.json() == {"parts_of": "x"}  # deeper paths are the framework's
-    assert bare.status_code == 404
-    assert posted.status_code == 404  # other methods are the framework's (no such route here)
+    assert bare.status_code == 307  # no key: the framework's (it redirects to /things)
+    assert posted.status_code == 405  # other methods are the framework's
     assert 'route="/things/{key}"' in text  # the template, not each key
     assert 'route="/things/a b"' not in text
+
+
+@pytest.mark.parametrize("fast_lane", [True, False])
+async def test_a_hot_route_declared_once_is_served_and_documented_either_way(
+    fast_lane: bool,
+) -> None:
+    app = _by_key_app(fast_lane)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        found = await http.get("/things/x")
+        missing = await http.get("/things/missing")
+        added = await http.post("/things", content=b'{"name":"a","quantity":1}')
+        document = (await http.get("/openapi.json")).json()
+    assert (found.status_code, found.json()) == (200, {"key": "x"})
+    assert (missing.status_code, missing.json()["code"]) == (404, "thing-gone")
+    assert (added.status_code, added.json()) == (201, {"count": 25})
+    read = document["paths"]["/things/{key}"]["get"]
+    assert "`thing-gone`" in read["responses"]["404"]["description"]
+    write = document["paths"]["/things"]["post"]
+    body_schema = write["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema["title"] == "ItemIn"
+    answer_schema = write["responses"]["201"]["content"]["application/json"]["schema"]
+    assert answer_schema["$ref"].endswith("/Counted")
+    assert "`body-too-large`" in write["responses"]["413"]["description"]
+    assert "`idempotency-key-reused`" in write["responses"]["422"]["description"]
+
+
+def test_the_app_extends_starlettes_stack_instead_of_replacing_its_entry() -> None:
+    """Our layers go in front through ``build_middleware_stack``, Starlette's own hook, so
+    Starlette's ``__call__`` (which sets ``scope["app"]`` and builds the stack) still runs."""
+    assert "__call__" not in PaycoreAPI.__dict__
+    assert "build_middleware_stack" in PaycoreAPI.__dict__
+
+
+def _echo_app(max_body: int) -> FastAPI:
+    app = create_app("limits", max_body=max_body)
+
+    @app.post("/echo")
+    async def echo(body: ItemIn) -> dict[str, str]:
+        return {"name": body.name}
+
+    return app
+
+
+async def test_a_body_over_the_limit_is_refused_before_anything_reads_it() -> None:
+    app = _echo_app(max_body=64)
+    transport = httpx.ASGITransport(app=app)
+    big = b'{"name":"' + b"x" * 100 + b'","quantity":1}'
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        json = {"content-type": "application/json"}
+        fits = await http.post("/echo", content=b'{"name":"a","quantity":1}', headers=json)
+        declared = await http.post("/echo", content=big, headers=json)
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: streamed
+            for start in range(0, len(big), 16):
+                yield big[start : start + 16]
+
+        streamed = await http.post("/echo", content=chunks(), headers=json)
+    assert fits.status_code == 200
+    _problem(declared, 413, "body-too-large")
+    _problem(streamed, 413, "body-too-large")
+
+
+async def test_the_idempotency_layer_reads_no_more_than_the_limit(engine: AsyncEngine) -> None:
+    app = create_app(
+        "limits",
+        max_body=64,
+        middleware=[(IdempotencyMiddleware, {"db": lambda: Database(engine)})],
+    )
+
+    @app.post("/echo")
+    async def echo() -> dict[str, str]:
+        raise AssertionError("never reached")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(100):
+            yield b"x" * 16
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        answer = await http.post("/echo", content=chunks(), headers={"Idempotency-Key": "k"})
+    _problem(answer, 413, "body-too-large")

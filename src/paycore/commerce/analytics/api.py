@@ -4,19 +4,39 @@ rankings and the monthly archive. Requires the service credential; refuses brows
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
+from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
 from paycore.commerce.analytics import service
 from paycore.commerce.analytics.archive import Archive
 from paycore.commerce.analytics.board import Board
-from paycore.commerce.domain import CommerceError
+from paycore.commerce.domain import NotFound
+from paycore.platform.errors import DomainError
 from paycore.platform.money import from_cents
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.http import JSONResponse, Problem, problem_response
+from paycore.platform.web.problems import problem_response
+from paycore.platform.web.routes import Routes
+
+
+class Unauthorized(DomainError):
+    """The service credential is missing or wrong."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class CrossOriginForbidden(DomainError):
+    """An internal service refuses browser origins."""
+
+    code = "cross-origin-forbidden"
+    status = 403
 
 
 class RefuseBrowserOrigins:
@@ -28,114 +48,182 @@ class RefuseBrowserOrigins:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and any(k == b"origin" for k, _ in scope.get("headers", [])):
-            problem = Problem(
-                403, "cross-origin-forbidden", "This internal service refuses browser origins."
-            )
-            await problem_response(problem, scope["path"])(scope, receive, send)
+            refused = CrossOriginForbidden("This internal service refuses browser origins.")
+            await problem_response(refused, scope["path"])(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
 
-def service_auth(token: str) -> Any:
-    async def check(authorization: Annotated[str | None, Header()] = None) -> None:
-        scheme, _, presented = (authorization or "").partition(" ")
-        valid = scheme.lower() == "bearer" and presented.strip()
-        if not valid or not hmac.compare_digest(presented.strip().encode(), token.encode()):
-            raise Problem(
-                401,
-                "unauthorized",
-                "A valid service credential is required.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+@dataclass(frozen=True, slots=True)
+class AnalyticsApi:
+    """What the routes need, kept on the app's state by ``processes.start_worker``."""
 
-    return Depends(check)
+    db: Database
+    board: Board
+    archive: Archive
+    token: str
 
 
-def router(db: Database, board: Board, archive: Archive, token: str) -> APIRouter:
-    api = APIRouter(dependencies=[service_auth(token)], tags=["analytics"])
+def of(state: State) -> AnalyticsApi:
+    found: AnalyticsApi = state.analytics
+    return found
 
-    @api.get("/orders/{order_id}/total", summary="Total value of an order")
-    async def order_total(order_id: int) -> JSONResponse:
-        try:
-            async with db.connect() as conn:
-                total = await service.order_total(conn, order_id)
-        except CommerceError as exc:
-            raise Problem(404, exc.code, str(exc)) from exc
-        return JSONResponse({"orderId": order_id, "total": from_cents(total)})
 
-    @api.get("/customers/{customer_id}/orders/count", summary="Number of orders of a customer")
-    async def order_count(customer_id: int) -> JSONResponse:
-        async with db.connect() as conn:
-            count = await service.order_count(conn, customer_id)
-        return JSONResponse({"customerId": customer_id, "orders": count})
-
-    @api.get("/customers/{customer_id}/orders", summary="Orders of a customer, paginated")
-    async def customer_orders(
-        customer_id: int,
-        page: Annotated[int, Query(ge=0)] = 0,
-        pageSize: Annotated[int, Query(ge=1, le=500)] = 10,
-    ) -> JSONResponse:
-        async with db.connect() as conn:
-            found = await service.orders_of_customer(
-                conn, customer_id, page=page, page_size=pageSize
-            )
-        return JSONResponse(
-            {
-                "summary": {"totalOnOrders": from_cents(found.total_on_orders_cents)},
-                "data": [
-                    {
-                        "orderId": r.order_id,
-                        "customerId": r.customer_id,
-                        "total": from_cents(r.total_cents),
-                    }
-                    for r in found.rows
-                ],
-                "pagination": {
-                    "page": found.page,
-                    "pageSize": found.page_size,
-                    "totalElements": found.total_elements,
-                    "totalPages": found.total_pages,
-                },
-            }
+async def _api(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> AnalyticsApi:
+    """The service's dependencies, once the caller showed the service credential."""
+    api = of(request.app.state)
+    scheme, _, presented = (authorization or "").partition(" ")
+    valid = scheme.lower() == "bearer" and presented.strip()
+    if not valid or not hmac.compare_digest(presented.strip().encode(), api.token.encode()):
+        raise Unauthorized(
+            "A valid service credential is required.", headers={"WWW-Authenticate": "Bearer"}
         )
-
-    @api.get("/analytics", summary="Rankings (highest first)")
-    async def rankings(limit: Annotated[int, Query(ge=1, le=100)] = 10) -> JSONResponse:
-        snapshot = await board.snapshot(limit)
-        money = {"productsByValue", "customersBySpend", "mostExpensiveOrders"}
-        return JSONResponse(
-            {
-                name: [
-                    {"key": e.member, "value": from_cents(e.score) if name in money else e.score}
-                    for e in entries
-                ]
-                for name, entries in snapshot.items()
-            }
-        )
-
-    @api.get("/archive", summary="Archived months")
-    async def months() -> JSONResponse:
-        return JSONResponse({"months": archive.months()})
-
-    @api.get("/archive/{month}", summary="Files of an archived month")
-    async def files(month: str) -> JSONResponse:
-        found = archive.files(month)
-        if not found:
-            raise Problem(404, "not-found", f"nothing archived for {month!r}")
-        return JSONResponse(
-            {"month": month, "files": [{"name": f.name, "size": f.size} for f in found]}
-        )
-
-    @api.get("/archive/{month}/{name}", summary="Download an archived file")
-    async def download(month: str, name: str) -> StreamingResponse:
-        chunks = archive.read(month, name)
-        if chunks is None:
-            raise Problem(404, "not-found", f"no archived file {month}/{name}")
-        media = "application/json" if name.endswith(".json") else "application/gzip"
-        return StreamingResponse(
-            chunks,
-            media_type=media,
-            headers={"Content-Disposition": f'attachment; filename="{month}-{name}"'},
-        )
-
     return api
+
+
+Api = Annotated[AnalyticsApi, Depends(_api)]
+routes = Routes("analytics")
+ALWAYS = (Unauthorized, CrossOriginForbidden)
+
+
+class OrderTotal(TypedDict):
+    orderId: int
+    total: Decimal
+
+
+class OrderCount(TypedDict):
+    customerId: int
+    orders: int
+
+
+class Summary(TypedDict):
+    totalOnOrders: Decimal
+
+
+class OrderRow(TypedDict):
+    orderId: int
+    customerId: int
+    total: Decimal
+
+
+class Pagination(TypedDict):
+    page: int
+    pageSize: int
+    totalElements: int
+    totalPages: int
+
+
+class CustomerOrders(TypedDict):
+    summary: Summary
+    data: list[OrderRow]
+    pagination: Pagination
+
+
+class Ranked(TypedDict):
+    key: str
+    value: Decimal | int
+
+
+class Months(TypedDict):
+    months: list[str]
+
+
+class ArchivedFile(TypedDict):
+    name: str
+    size: int
+
+
+class MonthFiles(TypedDict):
+    month: str
+    files: list[ArchivedFile]
+
+
+MONEY_RANKINGS = {"productsByValue", "customersBySpend", "mostExpensiveOrders"}
+
+
+@routes.get("/orders/{order_id}/total", errors=(*ALWAYS, NotFound), summary="Total of an order")
+async def order_total(order_id: int, api: Api) -> OrderTotal:
+    async with api.db.connect() as conn:
+        total = await service.order_total(conn, order_id)
+    return {"orderId": order_id, "total": from_cents(total)}
+
+
+@routes.get(
+    "/customers/{customer_id}/orders/count",
+    errors=ALWAYS,
+    summary="Number of orders of a customer",
+)
+async def order_count(customer_id: int, api: Api) -> OrderCount:
+    async with api.db.connect() as conn:
+        count = await service.order_count(conn, customer_id)
+    return {"customerId": customer_id, "orders": count}
+
+
+@routes.get(
+    "/customers/{customer_id}/orders", errors=ALWAYS, summary="Orders of a customer, paginated"
+)
+async def customer_orders(
+    customer_id: int,
+    api: Api,
+    page: Annotated[int, Query(ge=0)] = 0,
+    pageSize: Annotated[int, Query(ge=1, le=500)] = 10,
+) -> CustomerOrders:
+    async with api.db.connect() as conn:
+        found = await service.orders_of_customer(conn, customer_id, page=page, page_size=pageSize)
+    return {
+        "summary": {"totalOnOrders": from_cents(found.total_on_orders_cents)},
+        "data": [
+            {"orderId": r.order_id, "customerId": r.customer_id, "total": from_cents(r.total_cents)}
+            for r in found.rows
+        ],
+        "pagination": {
+            "page": found.page,
+            "pageSize": found.page_size,
+            "totalElements": found.total_elements,
+            "totalPages": found.total_pages,
+        },
+    }
+
+
+@routes.get("/analytics", errors=ALWAYS, summary="Rankings (highest first)")
+async def rankings(
+    api: Api, limit: Annotated[int, Query(ge=1, le=100)] = 10
+) -> dict[str, list[Ranked]]:
+    snapshot = await api.board.snapshot(limit)
+    return {
+        name: [
+            {"key": e.member, "value": from_cents(e.score) if name in MONEY_RANKINGS else e.score}
+            for e in entries
+        ]
+        for name, entries in snapshot.items()
+    }
+
+
+@routes.get("/archive", errors=ALWAYS, summary="Archived months")
+async def months(api: Api) -> Months:
+    return {"months": api.archive.months()}
+
+
+@routes.get("/archive/{month}", errors=(*ALWAYS, NotFound), summary="Files of an archived month")
+async def files(month: str, api: Api) -> MonthFiles:
+    found = api.archive.files(month)
+    if not found:
+        raise NotFound(f"nothing archived for {month!r}")
+    return {"month": month, "files": [{"name": f.name, "size": f.size} for f in found]}
+
+
+@routes.get(
+    "/archive/{month}/{name}", errors=(*ALWAYS, NotFound), summary="Download an archived file"
+)
+async def download(month: str, name: str, api: Api) -> StreamingResponse:
+    chunks = api.archive.read(month, name)
+    if chunks is None:
+        raise NotFound(f"no archived file {month}/{name}")
+    media = "application/json" if name.endswith(".json") else "application/gzip"
+    return StreamingResponse(
+        chunks,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{month}-{name}"'},
+    )

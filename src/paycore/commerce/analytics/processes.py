@@ -50,4 +50,5 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
 
     runtime.spawn("archive", archive_loop)
     runtime.closers.append(final_flush)
-    app.include_router(api.router(runtime.db, board, archive, settings.service_token))
+    app.state.analytics = api.AnalyticsApi(runtime.db, board, archive, settings.service_token)
+    app.include_router(api.routes.router)

@@ -3,33 +3,59 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
-from prometheus_client import Counter
+from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from starlette.datastructures import State
+from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
-from paycore.commerce.domain import CommerceError, Order
-from paycore.commerce.orders import service, store
+from paycore.commerce.domain import (
+    Conflict,
+    Customer,
+    EmptyOrder,
+    InvalidQuantity,
+    InvalidValue,
+    NotFound,
+    Order,
+    Product,
+    UnknownProducts,
+)
+from paycore.commerce.orders import metrics, service, store
 from paycore.commerce.orders.client import AnalyticsClient, AnalyticsUnavailable
 from paycore.platform.clock import iso
 from paycore.platform.money import from_cents, to_cents
 from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.http import FastHandler, JSONResponse, Problem, parse_body
+from paycore.platform.web.fastlane import FastRequest
+from paycore.platform.web.problems import parse_body
+from paycore.platform.web.routes import Routes
 
-orders_placed = Counter("paycore_commerce_orders_placed_total", "Orders placed (committed)")
-order_value = Counter("paycore_commerce_order_value_cents_total", "Value of orders placed, cents")
+routes = Routes("commerce")
 
-STATUS = {
-    "conflict": 409,
-    "not-found": 404,
-    "unknown-product": 422,
-    "invalid-quantity": 422,
-    "empty-order": 422,
-    "invalid-value": 422,
-}
+
+@dataclass(frozen=True, slots=True)
+class OrdersApi:
+    """What the routes need, kept on the app's state by ``processes.mount_api``."""
+
+    db: Database
+    catalog: store.Catalog
+    orders: GroupWriter[service.PendingOrder, Order]
+    analytics: AnalyticsClient
+
+
+def of(state: State) -> OrdersApi:
+    found: OrdersApi = state.commerce
+    return found
+
+
+def _api(request: Request) -> OrdersApi:
+    return of(request.app.state)
+
+
+Api = Annotated[OrdersApi, Depends(_api)]
 
 
 class CustomerIn(BaseModel):
@@ -60,27 +86,27 @@ class OrderIn(BaseModel):
     products: list[OrderItemIn] = Field(min_length=1, max_length=1000)
 
 
-class CustomerOut(BaseModel):
+class CustomerOut(TypedDict):
     id: int
     email: str
     username: str
     createdAt: str
 
 
-class ProductOut(BaseModel):
+class ProductOut(TypedDict):
     id: int
     name: str
     value: Decimal
 
 
-class OrderLineOut(BaseModel):
+class OrderLineOut(TypedDict):
     name: str
     quantity: int
     unitValue: Decimal
     lineTotal: Decimal
 
 
-class OrderOut(BaseModel):
+class OrderOut(TypedDict):
     id: int
     customerId: int
     items: list[OrderLineOut]
@@ -88,20 +114,20 @@ class OrderOut(BaseModel):
     createdAt: str
 
 
-def _customer(row: dict[str, Any]) -> dict[str, Any]:
+def _customer(customer: Customer) -> CustomerOut:
     return {
-        "id": row["id"],
-        "email": row["email"],
-        "username": row["username"],
-        "createdAt": iso(row["created_at"]),
+        "id": customer.id,
+        "email": customer.email,
+        "username": customer.username,
+        "createdAt": iso(customer.created_at),
     }
 
 
-def _product(row: Any) -> dict[str, Any]:
-    return {"id": row["id"], "name": row["name"], "value": from_cents(row["value_cents"])}
+def _product(product: Product) -> ProductOut:
+    return {"id": product.id, "name": product.name, "value": from_cents(product.value_cents)}
 
 
-def _order(order: Order) -> dict[str, Any]:
+def _order(order: Order) -> OrderOut:
     return {
         "id": order.order_id,
         "customerId": order.customer_id,
@@ -119,150 +145,159 @@ def _order(order: Order) -> dict[str, Any]:
     }
 
 
-def _problem(exc: CommerceError) -> Problem:
-    return Problem(STATUS.get(exc.code, 422), exc.code, str(exc))
+# --- customers and products ------------------------------------------------------------------
 
 
-def order_placer(db: Database, orders: GroupWriter[service.PendingOrder, Order]) -> FastHandler:
-    """``POST /orders``, the hot path: the body is validated by pydantic-core directly, the
-    customer and prices come from the catalog cache, and ``orders`` writes the order and its
-    event with group commit (ADR 0002). Served through the API's fast lane and documented as
-    a regular route."""
-    catalog = store.Catalog(db.connect)
-
-    async def place(body: bytes) -> tuple[int, Any]:
-        request = parse_body(OrderIn, body)
-        items = [(p.name, p.quantity) for p in request.products]
-        try:
-            pending = await service.prepare_order(catalog, email=request.email, items=items)
-        except CommerceError as exc:
-            raise _problem(exc) from exc
-        order = await orders.submit(pending)
-        orders_placed.inc()
-        order_value.inc(order.total_cents)
-        return 201, _order(order)
-
-    return place
+@routes.post(
+    "/customers",
+    aliases=("/create/customer",),
+    status_code=201,
+    errors=(Conflict, InvalidValue),
+    summary="Create a customer",
+)
+async def create_customer(body: CustomerIn, api: Api) -> CustomerOut:
+    async with api.db.transaction() as tx:
+        customer = await service.create_customer(tx, email=body.email, username=body.username)
+    return _customer(customer)
 
 
-ORDER_PATHS = ("/orders", "/create/order")
+@routes.get("/customers/{customer_id}", errors=(NotFound,), summary="Get a customer")
+async def get_customer(customer_id: int, api: Api) -> CustomerOut:
+    async with api.db.connect() as conn:
+        customer = await store.find_customer(conn, id=customer_id)
+    if customer is None:
+        raise NotFound(f"customer {customer_id} is unknown")
+    return _customer(customer)
 
 
-def router(db: Database, place: FastHandler, analytics: AnalyticsClient) -> APIRouter:
-    """The public routes; ``place`` is the order placer (also served by the fast lane)."""
-    api = APIRouter(tags=["commerce"])
+@routes.post(
+    "/products",
+    aliases=("/create/product",),
+    status_code=201,
+    errors=(Conflict, InvalidValue),
+    summary="Create a product",
+)
+async def create_product(body: ProductIn, api: Api) -> ProductOut:
+    async with api.db.transaction() as tx:
+        product = await service.create_product(tx, name=body.name, value_cents=to_cents(body.value))
+    return _product(product)
 
-    @api.post(
-        "/customers", status_code=201, response_model=CustomerOut, summary="Create a customer"
-    )
-    @api.post(
-        "/create/customer", status_code=201, response_model=CustomerOut, include_in_schema=False
-    )
-    async def create_customer(body: CustomerIn) -> Response:
-        try:
-            async with db.transaction() as tx:
-                row = await service.create_customer(tx, email=body.email, username=body.username)
-        except CommerceError as exc:
-            raise _problem(exc) from exc
-        return JSONResponse(_customer(row), status_code=201)
 
-    @api.get("/customers/{customer_id}", response_model=CustomerOut, summary="Get a customer")
-    async def get_customer(customer_id: int) -> Response:
-        async with db.connect() as conn:
-            row = await store.find_customer(conn, id=customer_id)
-        if row is None:
-            raise Problem(404, "not-found", f"customer {customer_id} is unknown")
-        return JSONResponse(_customer(dict(row._mapping)))
+@routes.get("/products", summary="List products")
+async def list_products(
+    api: Api,
+    page: Annotated[int, Query(ge=0)] = 0,
+    pageSize: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[ProductOut]:
+    async with api.db.connect() as conn:
+        found = await store.list_products(conn, offset=page * pageSize, limit=pageSize)
+    return [_product(p) for p in found]
 
-    @api.post("/products", status_code=201, response_model=ProductOut, summary="Create a product")
-    @api.post(
-        "/create/product", status_code=201, response_model=ProductOut, include_in_schema=False
-    )
-    async def create_product(body: ProductIn) -> Response:
-        try:
-            async with db.transaction() as tx:
-                row = await service.create_product(
-                    tx, name=body.name, value_cents=to_cents(body.value)
-                )
-        except CommerceError as exc:
-            raise _problem(exc) from exc
-        return JSONResponse(_product(row), status_code=201)
 
-    @api.get("/products", response_model=list[ProductOut], summary="List products")
-    async def list_products(
-        page: Annotated[int, Query(ge=0)] = 0, pageSize: Annotated[int, Query(ge=1, le=500)] = 50
-    ) -> Response:
-        async with db.connect() as conn:
-            rows = await store.list_products(conn, offset=page * pageSize, limit=pageSize)
-        return JSONResponse([_product(r._mapping) for r in rows])
+# --- orders ----------------------------------------------------------------------------------
 
-    order_body = {
-        "required": True,
-        "content": {"application/json": {"schema": OrderIn.model_json_schema()}},
-    }
 
-    @api.post(
-        "/orders",
-        status_code=201,
-        response_model=OrderOut,
-        summary="Place an order",
-        openapi_extra={"requestBody": order_body},
-    )
-    @api.post("/create/order", status_code=201, response_model=OrderOut, include_in_schema=False)
-    async def create_order(request: Request) -> Response:
-        status, content = await place(await request.body())
-        return JSONResponse(content, status_code=status)
+@routes.fast(
+    "POST",
+    "/orders",
+    aliases=("/create/order",),
+    status_code=201,
+    body=OrderIn,
+    response_model=OrderOut,
+    errors=(NotFound, UnknownProducts, InvalidQuantity, EmptyOrder),
+    summary="Place an order",
+)
+async def place_order(request: FastRequest) -> tuple[int, OrderOut]:
+    """The hot path: the body validated by pydantic-core directly, the customer and prices
+    from the catalog cache, the order and its event written by group commit (ADR 0002)."""
+    api = of(request.state)
+    order_in = parse_body(OrderIn, request.body)
+    items = [(p.name, p.quantity) for p in order_in.products]
+    pending = await service.prepare_order(api.catalog, email=order_in.email, items=items)
+    order = await api.orders.submit(pending)
+    metrics.orders_placed.inc()
+    metrics.order_value.inc(order.total_cents)
+    return 201, _order(order)
 
-    @api.get("/orders/{order_id}", response_model=OrderOut, summary="Get an order as placed")
-    async def get_order(order_id: int) -> Response:
-        async with db.connect() as conn:
-            order = await store.load_order(conn, order_id)
-        if order is None:
-            raise Problem(404, "not-found", f"order {order_id} is unknown")
-        return JSONResponse(_order(order))
 
-    async def proxy(path: str, params: dict[str, Any] | None = None) -> Response:
-        try:
-            answer = await analytics.get(path, params)
-        except AnalyticsUnavailable as exc:
-            raise Problem(
-                503,
-                "analytics-unavailable",
-                f"the analytics service did not answer: {exc}",
-                headers={"Retry-After": "1"},
-            ) from exc
-        return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
+@routes.get("/orders/{order_id}", errors=(NotFound,), summary="Get an order as placed")
+async def get_order(order_id: int, api: Api) -> OrderOut:
+    async with api.db.connect() as conn:
+        order = await store.load_order(conn, order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} is unknown")
+    return _order(order)
 
-    @api.get("/orders/{order_id}/total", summary="Total value of an order (analytics)")
-    async def order_total(order_id: int) -> Response:
-        return await proxy(f"/orders/{order_id}/total")
 
-    @api.get("/customers/{customer_id}/orders/count", summary="Number of orders of a customer")
-    async def order_count(customer_id: int) -> Response:
-        return await proxy(f"/customers/{customer_id}/orders/count")
+# --- the analytics service's answers, proxied ------------------------------------------------
 
-    @api.get("/customers/{customer_id}/orders", summary="Orders of a customer, paginated")
-    async def customer_orders(
-        customer_id: int,
-        page: Annotated[int, Query(ge=0)] = 0,
-        pageSize: Annotated[int, Query(ge=1, le=500)] = 10,
-    ) -> Response:
-        return await proxy(f"/customers/{customer_id}/orders", {"page": page, "pageSize": pageSize})
 
-    @api.get("/analytics", summary="Rankings: products, customers, expensive and recent orders")
-    async def rankings(limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Response:
-        return await proxy("/analytics", {"limit": limit})
+async def _proxy(api: OrdersApi, path: str, params: dict[str, Any] | None = None) -> Response:
+    answer = await api.analytics.get(path, params)
+    return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
 
-    @api.get("/archive", summary="Months held in the archive")
-    async def archive_months() -> Response:
-        return await proxy("/archive")
 
-    @api.get("/archive/{month}", summary="Files of one archived month")
-    async def archive_month(month: str) -> Response:
-        return await proxy(f"/archive/{month}")
+UNAVAILABLE = (AnalyticsUnavailable,)
 
-    @api.get("/archive/{month}/{name}", summary="Download an archived file")
-    async def archive_file(month: str, name: str) -> Response:
-        return await proxy(f"/archive/{month}/{name}")
 
-    return api
+@routes.get(
+    "/orders/{order_id}/total",
+    errors=(NotFound, *UNAVAILABLE),
+    summary="Total value of an order (analytics)",
+)
+async def order_total(order_id: int, api: Api) -> Response:
+    return await _proxy(api, f"/orders/{order_id}/total")
+
+
+@routes.get(
+    "/customers/{customer_id}/orders/count",
+    errors=UNAVAILABLE,
+    summary="Number of orders of a customer",
+)
+async def order_count(customer_id: int, api: Api) -> Response:
+    return await _proxy(api, f"/customers/{customer_id}/orders/count")
+
+
+@routes.get(
+    "/customers/{customer_id}/orders",
+    errors=UNAVAILABLE,
+    summary="Orders of a customer, paginated",
+)
+async def customer_orders(
+    customer_id: int,
+    api: Api,
+    page: Annotated[int, Query(ge=0)] = 0,
+    pageSize: Annotated[int, Query(ge=1, le=500)] = 10,
+) -> Response:
+    params = {"page": page, "pageSize": pageSize}
+    return await _proxy(api, f"/customers/{customer_id}/orders", params)
+
+
+@routes.get(
+    "/analytics",
+    errors=UNAVAILABLE,
+    summary="Rankings: products, customers, expensive and recent orders",
+)
+async def rankings(api: Api, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Response:
+    return await _proxy(api, "/analytics", {"limit": limit})
+
+
+@routes.get("/archive", errors=UNAVAILABLE, summary="Months held in the archive")
+async def archive_months(api: Api) -> Response:
+    return await _proxy(api, "/archive")
+
+
+@routes.get(
+    "/archive/{month}", errors=(NotFound, *UNAVAILABLE), summary="Files of one archived month"
+)
+async def archive_month(month: str, api: Api) -> Response:
+    return await _proxy(api, f"/archive/{month}")
+
+
+@routes.get(
+    "/archive/{month}/{name}",
+    errors=(NotFound, *UNAVAILABLE),
+    summary="Download an archived file",
+)
+async def archive_file(month: str, name: str, api: Api) -> Response:
+    return await _proxy(api, f"/archive/{month}/{name}")

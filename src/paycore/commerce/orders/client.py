@@ -9,13 +9,22 @@ from typing import Any
 
 import httpx
 
+from paycore.platform.errors import DomainError
 from paycore.platform.observability.logging import correlation_id
 
 log = logging.getLogger(__name__)
 
 
-class AnalyticsUnavailable(Exception):
-    """The analytics service did not answer in time, after retries."""
+class AnalyticsUnavailable(DomainError):
+    """The analytics service did not answer (retried); try again shortly."""
+
+    code = "analytics-unavailable"
+    status = 503
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"the analytics service did not answer: {reason}", headers={"Retry-After": "1"}
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from paycore.commerce.orders import api, service
+from paycore.commerce.orders import api, service, store
 from paycore.commerce.orders.client import AnalyticsClient
 from paycore.commerce.settings import CommerceSettings
 from paycore.platform.runtime import Runtime
-from paycore.platform.web.http import FastRoute
+from paycore.platform.web.fastlane import FastRoute
+from paycore.platform.web.routes import mount
 
 
 async def mount_api(
@@ -27,6 +28,6 @@ async def mount_api(
     )
     orders = service.order_writer(runtime.db)
     runtime.closers += [orders.stop, client.close]
-    place = api.order_placer(runtime.db, orders)
-    fast_routes.update({("POST", prefix + p): place for p in api.ORDER_PATHS})
-    app.include_router(api.router(runtime.db, place, client), prefix=prefix)
+    catalog = store.Catalog(runtime.db.connect)
+    app.state.commerce = api.OrdersApi(runtime.db, catalog, orders, client)
+    mount(app, api.routes, prefix, fast_routes)

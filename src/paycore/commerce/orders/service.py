@@ -6,17 +6,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from paycore.commerce import messages
 from paycore.commerce.domain import (
     Conflict,
+    Customer,
     InvalidValue,
     NotFound,
     Order,
     OrderLine,
+    Product,
     merge_requested,
     normalize_email,
     price_lines,
@@ -27,7 +28,7 @@ from paycore.platform.persistence.batch import Batch, GroupWriter
 from paycore.platform.persistence.uow import Database, Transaction
 
 
-async def create_customer(tx: Transaction, *, email: str, username: str) -> dict[str, Any]:
+async def create_customer(tx: Transaction, *, email: str, username: str) -> Customer:
     email, username = normalize_email(email), username.strip()
     if not username:
         raise InvalidValue("username must not be blank")
@@ -35,13 +36,12 @@ async def create_customer(tx: Transaction, *, email: str, username: str) -> dict
     if clash:
         raise Conflict(f"a customer with this {clash} already exists")
     try:
-        row = await store.insert_customer(tx, email, username)
+        return await store.insert_customer(tx, email, username)
     except IntegrityError as exc:  # lost a race with a concurrent request
         raise Conflict("a customer with this email or username already exists") from exc
-    return dict(row._mapping)
 
 
-async def create_product(tx: Transaction, *, name: str, value_cents: int) -> dict[str, Any]:
+async def create_product(tx: Transaction, *, name: str, value_cents: int) -> Product:
     name = name.strip()
     if not name:
         raise InvalidValue("name must not be blank")
@@ -50,10 +50,9 @@ async def create_product(tx: Transaction, *, name: str, value_cents: int) -> dic
     if await store.find_product(tx.conn, name):
         raise Conflict(f"a product named {name!r} already exists")
     try:
-        row = await store.insert_product(tx, name, value_cents)
+        return await store.insert_product(tx, name, value_cents)
     except IntegrityError as exc:
         raise Conflict(f"a product named {name!r} already exists") from exc
-    return dict(row._mapping)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paycore.commerce.domain import Order, OrderLine
+from paycore.commerce.domain import Customer, Order, OrderLine, Product
 from paycore.platform.clock import utcnow
-from paycore.platform.persistence.db import BIG_ID, AnyRow, UtcDateTime, metadata
+from paycore.platform.persistence.db import BIG_ID, UtcDateTime, metadata
 from paycore.platform.persistence.uow import Transaction
 from paycore.platform.single_flight import SingleFlight
 
@@ -64,25 +64,26 @@ order_items = Table(
 # --- write side --------------------------------------------------------------------------
 
 
-async def insert_customer(tx: Transaction, email: str, username: str) -> AnyRow:
+async def insert_customer(tx: Transaction, email: str, username: str) -> Customer:
     result = await tx.execute(
         insert(customers)
         .values(email=email, username=username, created_at=utcnow())
         .returning(*customers.c)
     )
-    return result.one()
+    return Customer(**result.one()._mapping)
 
 
 async def find_customer(
     conn: AsyncConnection, *, email: str | None = None, id: int | None = None
-) -> AnyRow | None:
+) -> Customer | None:
     query = select(customers)
     query = (
         query.where(customers.c.email == email)
         if email is not None
         else query.where(customers.c.id == id)
     )
-    return (await conn.execute(query)).first()
+    row = (await conn.execute(query)).first()
+    return None if row is None else Customer(**row._mapping)
 
 
 async def customer_clash(conn: AsyncConnection, email: str, username: str) -> str | None:
@@ -99,22 +100,23 @@ async def customer_clash(conn: AsyncConnection, email: str, username: str) -> st
     return "email" if row.email == email else "username"
 
 
-async def insert_product(tx: Transaction, name: str, value_cents: int) -> AnyRow:
+async def insert_product(tx: Transaction, name: str, value_cents: int) -> Product:
     result = await tx.execute(
         insert(products)
         .values(name=name, value_cents=value_cents, created_at=utcnow())
         .returning(*products.c)
     )
-    return result.one()
+    return Product(**result.one()._mapping)
 
 
-async def find_product(conn: AsyncConnection, name: str) -> AnyRow | None:
-    return (await conn.execute(select(products).where(products.c.name == name))).first()
+async def find_product(conn: AsyncConnection, name: str) -> Product | None:
+    row = (await conn.execute(select(products).where(products.c.name == name))).first()
+    return None if row is None else Product(**row._mapping)
 
 
-async def list_products(conn: AsyncConnection, *, offset: int, limit: int) -> Sequence[AnyRow]:
+async def list_products(conn: AsyncConnection, *, offset: int, limit: int) -> list[Product]:
     query = select(products).order_by(products.c.id).offset(offset).limit(limit)
-    return (await conn.execute(query)).all()
+    return [Product(**row._mapping) for row in await conn.execute(query)]
 
 
 async def prices_of(conn: AsyncConnection, names: Sequence[str]) -> dict[str, int]:

@@ -28,7 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from paycore.platform.clock import utcnow
 from paycore.platform.persistence.db import UtcDateTime, metadata
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.http import Problem, problem_response, read_body
+from paycore.platform.web.fastlane import read_body
+from paycore.platform.web.problems import Problem, problem_response
 
 HEADER = b"idempotency-key"
 REPLAYED_HEADER = b"idempotent-replayed"

@@ -1,0 +1,198 @@
+"""A context's HTTP routes, each declared once, at module level.
+
+``Routes.get/post/patch/delete`` declare a framework route whose handler returns its response
+model (the OpenAPI document shows it, and the problem codes the route may answer); the value
+is rendered with exact money. ``Routes.fast`` declares a hot route: the one handler is served
+by the fast lane ahead of the framework and also mounted as the framework route that documents
+it (and serves it where there is no fast lane). Handlers reach their context's dependencies
+through the app's state, which the context's ``processes.py`` fills at start-up; ``mount``
+adds a context's routes to an app.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from pydantic import BaseModel
+
+from paycore.platform.errors import DomainError
+from paycore.platform.web.fastlane import FastRequest, FastRoute, client_address
+from paycore.platform.web.problems import body_too_large, documented
+from paycore.platform.web.responses import JSONResponse
+
+H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+F = TypeVar("F", bound=Callable[[FastRequest], Awaitable[Any]])
+Errors = Iterable[type[DomainError] | tuple[int, str, str]]
+DEFAULT_MAX_BODY = 1 << 20
+
+
+class Routes:
+    """The routes of one context (or sub-package): ``router`` for the framework, ``fast`` for
+    the fast lane (paths relative to the context's prefix)."""
+
+    def __init__(self, tag: str) -> None:
+        self.router = APIRouter(tags=[tag])
+        self.hot: dict[tuple[str, str], FastRoute] = {}
+
+    def get(self, path: str, **options: Any) -> Callable[[H], H]:
+        return self._route("GET", path, **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[H], H]:
+        return self._route("POST", path, **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[H], H]:
+        return self._route("PATCH", path, **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[H], H]:
+        return self._route("DELETE", path, **options)
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        *,
+        aliases: Sequence[str] = (),
+        status_code: int = 200,
+        errors: Errors = (),
+        summary: str = "",
+        include_in_schema: bool = True,
+        **options: Any,
+    ) -> Callable[[H], H]:
+        """A framework route. A handler returning a response model (or a list of them) is
+        answered with it at ``status_code``; one returning a ``Response`` is answered as is.
+        ``aliases`` serve the same handler under other paths, undocumented."""
+
+        def declare(handler: H) -> H:
+            endpoint = _rendering(handler, status_code)
+            takes_input = bool(inspect.signature(handler).parameters)
+            shown = [(path, include_in_schema), *[(alias, False) for alias in aliases]]
+            for where, documented_here in shown:
+                self.router.add_api_route(
+                    where,
+                    endpoint,
+                    methods=[method],
+                    status_code=status_code,
+                    summary=summary or None,
+                    responses=documented(errors, method=method, takes_input=takes_input),
+                    include_in_schema=documented_here,
+                    **options,
+                )
+            return handler
+
+        return declare
+
+    def fast(
+        self,
+        method: str,
+        path: str,
+        *,
+        aliases: Sequence[str] = (),
+        status_code: int = 200,
+        body: type[BaseModel] | dict[str, Any] | None = None,
+        response_model: type[Any] | None = None,
+        errors: Errors = (),
+        summary: str = "",
+        max_body: int = DEFAULT_MAX_BODY,
+        by_key: str = "",
+    ) -> Callable[[F], F]:
+        """A hot route (see the module doc). ``body`` is the request body's model or JSON
+        schema (for the document; the handler parses the raw body itself); ``by_key`` names
+        the path's last segment for a read of one resource (``/orders/{order_uid}``): the
+        handler gets it as ``request.key`` and answers a rendered body (``RawAnswer``)."""
+
+        def declare(handler: Any) -> Any:
+            template = f"{path}/{{{by_key}}}" if by_key else path
+            lane_path = f"{path}/" if by_key else path
+            route = FastRoute(handler, template, max_body, by_key=bool(by_key))
+            for where in (lane_path, *aliases):
+                self.hot[(method, where)] = route
+            endpoint = _framework_twin(route, by_key)
+            extra: dict[str, Any] = {}
+            if body is not None:
+                schema = body if isinstance(body, dict) else body.model_json_schema()
+                content = {"application/json": {"schema": schema}}
+                extra["openapi_extra"] = {"requestBody": {"required": True, "content": content}}
+            for where, shown in [(template, True), *[(a, False) for a in aliases]]:
+                self.router.add_api_route(
+                    where,
+                    endpoint,
+                    methods=[method],
+                    status_code=status_code,
+                    response_model=response_model,
+                    summary=summary or None,
+                    responses=documented(
+                        errors, method=method, takes_input=body is not None or bool(by_key)
+                    ),
+                    include_in_schema=shown,
+                    **extra,
+                )
+            return handler
+
+        return declare
+
+
+def _rendering(handler: Callable[..., Awaitable[Any]], status_code: int) -> Any:
+    """The endpoint FastAPI calls: the handler's own signature (so its parameters, their
+    dependencies and its return type, the response model, are what FastAPI reads), answering
+    what the handler returns with exact money (FastAPI's own serialisation would write a
+    Decimal as a string)."""
+
+    @functools.wraps(handler)
+    async def endpoint(*args: Any, **kwargs: Any) -> Response:
+        result = await handler(*args, **kwargs)
+        if isinstance(result, Response):
+            return result
+        return JSONResponse(result, status_code=status_code)
+
+    endpoint.__signature__ = inspect.signature(handler, eval_str=True)  # type: ignore[attr-defined]
+    return endpoint
+
+
+def _framework_twin(route: FastRoute, by_key: str) -> Callable[..., Awaitable[Response]]:
+    """The framework route of a hot handler: the same request, the same answer."""
+
+    async def endpoint(request: Request) -> Response:
+        body = await request.body() if request.method != "GET" else b""
+        if len(body) > route.max_body:
+            raise body_too_large(route.max_body)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        key = str(request.path_params.get(by_key, "")) if by_key else ""
+        fast = FastRequest(body, headers, client_address(request.scope), request.app.state, key)
+        if route.by_key:
+            status, rendered, raw_headers = await route.handle(fast)
+            headers_out = {k.decode(): v.decode() for k, v in raw_headers}
+            return Response(rendered, status_code=status, headers=headers_out)
+        status, content = await route.handle(fast)
+        return JSONResponse(content, status_code=status)
+
+    if not by_key:
+        return endpoint
+
+    async def by_key_endpoint(request: Request, **_path: str) -> Response:
+        return await endpoint(request)
+
+    # the document shows the path parameter; FastAPI passes it, the request carries it too
+    by_key_endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
+            inspect.Parameter(by_key, inspect.Parameter.KEYWORD_ONLY, annotation=str),
+        ]
+    )
+    return by_key_endpoint
+
+
+def mount(
+    app: FastAPI, routes: Routes, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
+) -> None:
+    """Add a context's routes to an app under ``prefix`` (its hot ones to the fast lane)."""
+    app.include_router(routes.router, prefix=prefix)
+    fast_routes.update(
+        {
+            (method, prefix + path): FastRoute(r.handle, prefix + r.route, r.max_body, r.by_key)
+            for (method, path), r in routes.hot.items()
+        }
+    )

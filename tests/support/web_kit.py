@@ -1,0 +1,32 @@
+"""Apps for API tests, wired as the API process wires them (``paycore.bootstrap``): a context's
+dependencies on the app's state, its routes mounted under a prefix, its hot routes on the fast
+lane (or not, to reach the framework routes that document them)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI
+
+from paycore.platform.web.app import create_app
+from paycore.platform.web.fastlane import FastLane, FastRoute
+from paycore.platform.web.routes import Routes, mount
+
+
+def served(
+    mounts: Sequence[tuple[Routes, str]],
+    *,
+    state: dict[str, Any],
+    fast_lane: bool = True,
+    middleware: Sequence[tuple[type[Any], dict[str, Any]]] = (),
+    max_body: int = 1 << 20,
+) -> FastAPI:
+    fast: dict[tuple[str, str], FastRoute] = {}
+    outer = [*middleware, *([(FastLane, {"routes": fast})] if fast_lane else [])]
+    app = create_app("test", middleware=outer, max_body=max_body)
+    for name, value in state.items():
+        setattr(app.state, name, value)
+    for routes, prefix in mounts:
+        mount(app, routes, prefix, fast)
+    return app
