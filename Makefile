@@ -29,8 +29,8 @@ lint: venv
 types: venv
 	$(BIN)/mypy
 
-imports: venv
-	$(BIN)/lint-imports
+imports: venv ## the import contracts, written from the registry and each context's LAYERS
+	$(PY) scripts/lint-imports
 
 check: lint types imports
 

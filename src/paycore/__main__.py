@@ -134,9 +134,8 @@ def up(
         typer.Option(
             "--simulators/--no-simulators",
             "--processors/--no-processors",
-            help="Also run the simulators that stand in for external systems (the payment "
-            "processors, on the ports of PAYCORE_PAYMENTS_DEFAULT_URL and "
-            "PAYCORE_PAYMENTS_FALLBACK_URL).",
+            help="Also run the simulators that stand in for external systems (the two "
+            "payment processors, on the ports of their URL settings).",
         ),
     ] = True,
 ) -> None:

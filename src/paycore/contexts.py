@@ -2,9 +2,12 @@
 
 A context is a package ``paycore.<name>`` holding everything it owns (see
 ``docs/architecture.md``); this list is the only place outside the contexts' folders that names
-them. Processes, the CLI, migrations and the tests find the contexts here, and each context's
-parts by convention: ``processes.py`` (``PROCESSES``: what it runs), ``cli.py`` (``register``:
-its commands, optional), ``migrations/`` (its Alembic branch, optional).
+them. Processes, the CLI, migrations, the import contracts and the tests find the contexts
+here, and each context's parts by convention: ``processes.py`` (``PROCESSES``: what it runs),
+``cli.py`` (``register``, ``banner``, ``simulators``: its commands and its part of
+``paycore up``, optional), ``migrations/`` (its Alembic branch, optional), and in its
+``__init__.py`` its ``LAYERS`` (and ``INDEPENDENT`` sub-packages), from which
+``import_contracts`` writes the import-linter contracts.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from paycore.platform.runtime import Processes
 
@@ -61,3 +65,90 @@ def load_all() -> None:
     """Import every context, so that every table is on the shared metadata (tests, Alembic)."""
     for name in NAMES:
         processes(name)
+
+
+DRIVERS = ["sqlite3", "aiosqlite", "asyncpg"]
+FRAMEWORKS = [
+    "pydantic", "sqlalchemy", "fastapi", "starlette", "httpx", "redis", "nats", "aio_pika",
+    "aiokafka", "orjson", "msgspec",
+]  # fmt: skip
+COMPOSITION = ["paycore.bootstrap", "paycore.contexts", "paycore.schema", "paycore.__main__"]
+
+
+def import_contracts() -> list[dict[str, Any]]:
+    """The import-linter contracts of the architecture, for the registered contexts: contexts
+    independent; the platform knows no context; contexts know nothing of how processes are
+    composed and import no database driver; only the persistence package does; domain modules
+    import no frameworks; and each context's own layers (its ``LAYERS``, ``INDEPENDENT``)."""
+    packages = [f"paycore.{name}" for name in NAMES]
+    contracts: list[dict[str, Any]] = [
+        {"name": "Bounded contexts are independent", "type": "independence", "modules": packages},
+        {
+            "name": "The platform knows no context and no composition root",
+            "type": "forbidden",
+            "source_modules": ["paycore.platform"],
+            "forbidden_modules": [*packages, *COMPOSITION],
+        },
+        {
+            "name": "Contexts know nothing of how processes are composed",
+            "type": "forbidden",
+            "source_modules": packages,
+            "forbidden_modules": COMPOSITION,
+        },
+        {
+            "name": "Contexts import no database driver: they write through the unit of work",
+            "type": "forbidden",
+            "source_modules": packages,
+            "forbidden_modules": [
+                *DRIVERS,
+                *(f"paycore.platform.persistence.{m}" for m in ("sqlite_driver", "sqlite_batch")),
+                *(f"paycore.platform.persistence.{m}" for m in ("pg_batch", "bulk")),
+            ],
+            "allow_indirect_imports": True,
+        },
+        {
+            "name": "Only the persistence package talks to database drivers",
+            "type": "forbidden",
+            "source_modules": [
+                *(f"paycore.platform.{m}" for m in ("messaging", "web", "observability")),
+                *(f"paycore.platform.{m}" for m in ("runtime", "settings", "cards", "errors")),
+                *COMPOSITION,
+            ],
+            "forbidden_modules": DRIVERS,
+            "allow_indirect_imports": True,
+        },
+        {
+            "name": "The persistence package uses messaging's contract only",
+            "type": "forbidden",
+            "source_modules": ["paycore.platform.persistence"],
+            "forbidden_modules": [
+                f"paycore.platform.messaging.{m}"
+                for m in ("brokers", "consumer", "deadletters", "relay", "embedded")
+            ],
+        },
+        {
+            "name": "Domain modules import no frameworks",
+            "type": "forbidden",
+            "source_modules": [f"{p}.domain" for p in packages],
+            "forbidden_modules": FRAMEWORKS,
+        },
+    ]
+    for name, package in zip(NAMES, packages, strict=True):
+        declared = importlib.import_module(package)
+        contracts.append(
+            {
+                "name": f"{name}: layers point inward",
+                "type": "layers",
+                "containers": [package],
+                "layers": list(declared.LAYERS),
+            }
+        )
+        if independent := getattr(declared, "INDEPENDENT", ()):
+            contracts.append(
+                {
+                    "name": f"{name}: {', '.join(independent)} are independent",
+                    "type": "independence",
+                    "modules": [f"{package}.{sub}" for sub in independent],
+                }
+            )
+    return contracts

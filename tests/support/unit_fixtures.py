@@ -1,18 +1,18 @@
 """Fixtures of the unit tier (imported by each ``unit/conftest.py``): a real SQLite file
-database, a non-UTC local clock, an in-memory broker."""
+database, a non-UTC local clock, an in-memory broker that delivers to subscribers."""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from memory_bus import MemoryBus
 from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.platform.messaging.bus import BatchHandler, Envelope, Subscription
 from paycore.platform.persistence import db
 
 
@@ -56,33 +56,7 @@ def local_time_utc_minus_3() -> Iterator[None]:
         time.tzset()
 
 
-class FakeBus:
-    """An in-memory broker: keeps what is published; consuming is driven by the tests."""
-
-    def __init__(self) -> None:
-        self.published: list[Envelope] = []
-        self.topics: set[str] = set()
-        self.connected = False
-
-    async def connect(self) -> None:
-        self.connected = True
-
-    async def close(self) -> None:
-        self.connected = False
-
-    async def ensure_topic(self, topic: str) -> None:
-        self.topics.add(topic)
-
-    async def publish(self, envelopes: Sequence[Envelope]) -> None:
-        self.published.extend(envelopes)
-
-    async def subscribe(self, subscription: Subscription, handler: BatchHandler) -> None:
-        raise AssertionError("the unit tests call Consumer.handle_batch directly")
-
-    async def stop_consuming(self) -> None:
-        return None
-
-
 @pytest.fixture
-def fake_bus() -> FakeBus:
-    return FakeBus()
+def fake_bus() -> MemoryBus:
+    """An in-memory broker that delivers to subscribers (``memory_bus``)."""
+    return MemoryBus()

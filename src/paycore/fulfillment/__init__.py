@@ -1,0 +1,10 @@
+"""Fulfillment (seed 003): marketplace orders ingested from a topic, cached, looked up by id."""
+
+LAYERS = (
+    "processes | cli",
+    "api | consumers",
+    "service | generator",
+    "store",
+    "domain | settings",
+)
+"""How its modules may import one another (``paycore.contexts.import_contracts``)."""

@@ -1,7 +1,7 @@
 """Settings, read from the environment or a ``.env`` file: the shared ones (``Settings``, prefix
 ``PAYCORE_``: database, broker, data dir, logging, credentials, HTTP and messaging knobs), and
-the base of each context's own (``ContextSettings``, with the context's prefix, e.g.
-``PAYCORE_GATEWAY_``, in the context's ``settings.py``).
+the base of each context's own (``ContextSettings``, with the context's prefix,
+``PAYCORE_<CONTEXT>_``, in the context's ``settings.py``).
 
 Nothing here performs I/O at import time: ``Settings()`` is built in the CLI and passed down.
 """

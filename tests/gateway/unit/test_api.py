@@ -878,3 +878,33 @@ def parse_sse(text: str) -> list[tuple[str, Any]]:
         if "event" in fields:
             found.append((fields["event"], orjson.loads(fields["data"])))
     return found
+
+
+async def test_a_transaction_flows_through_the_broker_to_its_decision(gateway: Gateway) -> None:
+    """The whole flow with no server: the relay publishes to the in-memory broker, the
+    processor and the result applier consume from it as their worker runs them, and the
+    merchant sees the decision."""
+    secret = (await gateway.account())["secret"]
+    accepted = (await gateway.pay(secret)).json()
+    processor = gateway._consumer(*consumers.processor(gateway.keyring))
+    applier = gateway._consumer(*consumers.results())
+    running = [
+        asyncio.create_task(job) for job in (gateway.relay.run(), processor.run(), applier.run())
+    ]
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                found = await gateway.http.get(
+                    f"/gateway/transactions/{accepted['id']}", headers=bearer(secret)
+                )
+                if found.json()["status"] != "pending":
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await gateway.bus.stop_consuming()
+        await gateway.relay.stop()
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    assert (found.json()["status"], found.json()["error_message"]) == ("approved", "")
+    assert [e.topic for e in gateway.bus.published] == [messages.TRANSACTIONS, messages.RESULTS]

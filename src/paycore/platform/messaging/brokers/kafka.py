@@ -15,18 +15,13 @@ Records from foreign producers without a ``message-id`` header get the stable id
 ``kafka:{topic}:{partition}:{offset}``. Kafka keeps no delivery count: ``Delivery.attempt`` is
 1, plus the number of times this process rewound the record after a handler error.
 
-Idempotent producer: Tansu (the Kafka-protocol broker of the test suite, 0.6) answers
-aiokafka's InitProducerId v0 (the only version aiokafka 0.14 speaks) with UNKNOWN_SERVER_ERROR,
-so the producer runs with ``enable_idempotence=False`` by default (option ``idempotence=1``
-turns it on against a real Kafka). Without it a retried send may store a record twice; the
-consumers deduplicate by message id (inbox) anyway. Order within a partition is still kept,
-because aiokafka has at most one batch in flight per partition.
-
-Group membership on Tansu: it numbers group generations from 0 where Kafka starts at 1, and
-aiokafka only sends LeaveGroup for ``generation > 0``; ``_leave_group_on_stop`` sends it for
-generation 0 too, so a stopped (or cancelled) consumer hands its partitions over at once
-instead of after ``session_timeout_ms``. Tansu also holds every JoinGroup about 3 s (its
-initial rebalance delay), so a new subscription starts receiving about 3 s after it began.
+Producer: ``acks=all`` and idempotent (a retried send is stored once) wherever the server
+supports it. With the default ``idempotence=auto`` a server that refuses the idempotent
+producer's InitProducerId (Tansu, the Kafka-protocol broker of the test suite, answers
+aiokafka's v0 request with an unknown server error) gets a plain producer instead, with a
+warning: a retried send may then store a record twice, which the consumers drop by message id
+(inbox). ``idempotence=1`` refuses to start without it, ``idempotence=0`` does not ask. Order
+within a partition is kept either way: aiokafka has at most one batch in flight per partition.
 
 URL: ``kafka://host:port[,host2:port2][?options]``. Options (query string), with defaults:
 ``partitions`` for new topics (3), ``replication`` factor for new topics (1),
@@ -35,7 +30,7 @@ URL: ``kafka://host:port[,host2:port2][?options]``. Options (query string), with
 longest a batch handler may run before the member is dropped (300000),
 ``rebalance_timeout_ms`` the broker waits for members to rejoin (``session_timeout_ms``),
 ``linger_ms`` the producer waits to fill a batch (5), ``request_timeout_ms`` (30000),
-``idempotence`` 0/1 for the idempotent producer (0).
+``idempotence`` ``auto``/``1``/``0`` for the idempotent producer (``auto``).
 """
 
 from __future__ import annotations
@@ -48,7 +43,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
-from aiokafka.protocol.group import LeaveGroupRequest
 
 from paycore.platform.messaging.bus import (
     MESSAGE_ID,
@@ -68,6 +62,9 @@ _STOP_TIMEOUT_SECONDS = 10.0
 _MAX_TRACKED_REWINDS = 100_000
 
 
+IDEMPOTENCE = {"auto": None, "1": True, "true": True, "0": False, "false": False}
+"""The ``idempotence`` option's values: None tries the idempotent producer and falls back."""
+
 _OPTIONS = (
     "partitions",
     "replication",
@@ -79,33 +76,6 @@ _OPTIONS = (
     "request_timeout_ms",
     "idempotence",
 )
-
-
-def _leave_group_on_stop(consumer: Any) -> None:
-    """Make ``consumer.stop()`` leave its group also in generation 0.
-
-    aiokafka only sends LeaveGroup when ``generation > 0`` (Kafka numbers generations from 1),
-    but Tansu numbers them from 0: a member of a group's first generation would silently stay
-    until its session expired, holding back the records it had fetched but not committed.
-    """
-    coordinator = getattr(consumer, "_coordinator", None)
-    original = getattr(coordinator, "_maybe_leave_group", None)
-    if coordinator is None or original is None:
-        return
-
-    async def leave() -> None:
-        if coordinator.generation == 0 and getattr(coordinator, "_group_instance_id", None) is None:
-            try:
-                await coordinator._send_req(
-                    LeaveGroupRequest(coordinator.group_id, coordinator.member_id)
-                )
-            except KafkaError:
-                log.warning("leave group failed", exc_info=True)
-            else:
-                log.debug("left group", extra={"group": coordinator.group_id})
-        await original()  # sees generation 0: sends nothing, resets the member
-
-    coordinator._maybe_leave_group = leave
 
 
 class KafkaBus:
@@ -125,7 +95,12 @@ class KafkaBus:
         )
         self._linger_ms = options.integer("linger_ms", 5)
         self._request_timeout_ms = options.integer("request_timeout_ms", 30_000)
-        self._idempotence = options.flag("idempotence")
+        self._idempotence = options.text("idempotence", "auto").lower()
+        if self._idempotence not in IDEMPOTENCE:
+            raise ValueError(
+                f"broker URL option idempotence={self._idempotence!r}: use auto, 1 or 0"
+            )
+        self.idempotent = False  # whether the running producer is
         self._name = client_name
         self._producer: Any = None
         self._admin: Any = None
@@ -142,19 +117,44 @@ class KafkaBus:
             request_timeout_ms=self._request_timeout_ms,
         )
         await self._admin.start()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
-            client_id=self._name,
-            acks="all",
-            enable_idempotence=self._idempotence,
-            linger_ms=self._linger_ms,
-            request_timeout_ms=self._request_timeout_ms,
-        )
         try:
-            await self._producer.start()
+            self._producer = await self._start_producer()
         except BaseException:
             await self._admin.close()
             raise
+
+    async def _start_producer(self) -> Any:
+        """The idempotent producer, unless told otherwise or (``auto``) refused by the
+        server; then a plain one."""
+        if IDEMPOTENCE[self._idempotence] is not False:
+            producer = self._producer_of(idempotent=True)
+            try:
+                await producer.start()
+                self.idempotent = True
+                return producer
+            except KafkaError as exc:
+                await producer.stop()
+                if IDEMPOTENCE[self._idempotence]:
+                    raise
+                log.warning(
+                    "the Kafka server refused the idempotent producer; publishing without it "
+                    "(a retried send may store a record twice: consumers drop repeats by "
+                    "message id)",
+                    extra={"error": str(exc)},
+                )
+        producer = self._producer_of(idempotent=False)
+        await producer.start()
+        return producer
+
+    def _producer_of(self, *, idempotent: bool) -> Any:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._name,
+            acks="all",
+            enable_idempotence=idempotent,
+            linger_ms=self._linger_ms,
+            request_timeout_ms=self._request_timeout_ms,
+        )
 
     async def stop_consuming(self) -> None:
         await self._loops.stop()
@@ -231,7 +231,6 @@ class KafkaBus:
         self._consumers[consumer] = None
         try:
             await consumer.start()
-            _leave_group_on_stop(consumer)
             async with self._loops.running():
                 await self._consume(consumer, subscription, handler)
         finally:
