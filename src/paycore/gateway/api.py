@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
 from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field
@@ -46,7 +46,7 @@ from paycore.platform.web.routes import Routes
 
 SESSION_COOKIE = "paycore_session"
 MAX_TRANSACTION_BODY = 16 * 1024
-Writer = GroupWriter[service.Prepared, dict[str, Any]]
+Writer = GroupWriter[service.Prepared, store.TransactionRecord]
 routes = Routes("gateway")
 
 
@@ -207,9 +207,18 @@ async def get_account(account_id: str, api: Api) -> AccountOut:
     **ADMIN,
 )
 async def patch_account(account_id: str, body: AccountPatch, api: Api) -> AccountOut:
-    changes = _changes(body)
-    if "webhook_url" in changes:
-        changes["webhook_url"] = await _allowed_webhook(api, changes["webhook_url"])
+    for name in body.model_fields_set - {"webhook_url"}:
+        if getattr(body, name) is None:
+            raise Problem(422, "validation-error", f"{name} cannot be null")
+    url = None
+    if "webhook_url" in body.model_fields_set:
+        url = await _allowed_webhook(api, body.webhook_url)
+    changes = store.AccountChanges(
+        name=body.name,
+        webhook_url=url,
+        clear_webhook="webhook_url" in body.model_fields_set and url is None,
+        status=body.status,
+    )
     return await _update(api, account_id, changes)
 
 
@@ -220,23 +229,13 @@ async def patch_account(account_id: str, body: AccountPatch, api: Api) -> Accoun
     **ADMIN,
 )
 async def disable_account(account_id: str, api: Api) -> AccountOut:
-    return await _update(api, account_id, {"status": store.DISABLED})
+    return await _update(api, account_id, store.AccountChanges(status=store.DISABLED))
 
 
-async def _update(api: GatewayApi, account_id: str, changes: dict[str, Any]) -> AccountOut:
+async def _update(api: GatewayApi, account_id: str, changes: store.AccountChanges) -> AccountOut:
     async with api.db.transaction() as tx:
         row = await service.update_account(tx, account_id, changes, now=utcnow())
     return account_view(row)
-
-
-def _changes(body: AccountPatch) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
-    for name in body.model_fields_set:
-        value = getattr(body, name)
-        if name != "webhook_url" and value is None:
-            raise Problem(422, "validation-error", f"{name} cannot be null")
-        changes[name] = value
-    return changes
 
 
 # --- the merchant's own ----------------------------------------------------------------------

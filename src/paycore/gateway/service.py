@@ -21,6 +21,7 @@ from paycore.platform.ids import uuid7
 from paycore.platform.money import from_cents
 from paycore.platform.observability.logging import correlation_id
 from paycore.platform.persistence.batch import Batch, GroupWriter
+from paycore.platform.persistence.db import AnyRow
 from paycore.platform.persistence.uow import Database, Transaction
 
 WEBHOOK_EVENT = "transaction.decided"
@@ -52,27 +53,26 @@ async def create_account(
     account_id, secret, signing = uuid7(), new_secret(), new_secret(WEBHOOK_SECRET_PREFIX)
     await store.insert_account(
         tx,
-        {
-            "id": account_id,
-            "name": name,
-            "secret_hash": hasher.secret(secret),
-            "secret_hint": secret[:9],
-            "webhook_url": webhook_url,
-            "webhook_secret": keyring.seal_text(signing, account_id),
-            "status": store.ACTIVE,
-            "created_at": now,
-            "updated_at": now,
-        },
+        store.AccountRecord(
+            id=account_id,
+            name=name,
+            secret_hash=hasher.secret(secret),
+            secret_hint=secret[:9],
+            webhook_url=webhook_url,
+            webhook_secret=keyring.seal_text(signing, account_id),
+            status=store.ACTIVE,
+            created_at=now,
+            updated_at=now,
+        ),
     )
     return NewAccount(await store.find_account(tx.conn, account_id), secret, signing)
 
 
 async def update_account(
-    tx: Transaction, account_id: str, changes: dict[str, Any], *, now: datetime
-) -> Any:
-    """Change ``name``, ``webhook_url`` and/or ``status``; NotFound for an unknown account."""
-    allowed = {k: v for k, v in changes.items() if k in ("name", "webhook_url", "status")}
-    row = await store.update_account(tx, account_id, {**allowed, "updated_at": now})
+    tx: Transaction, account_id: str, changes: store.AccountChanges, *, now: datetime
+) -> AnyRow:
+    """Change the name, the webhook URL and/or the status; NotFound for an unknown account."""
+    row = await store.update_account(tx, account_id, changes, now)
     if row is None:
         raise NotFound(f"account {account_id} is unknown")
     return row
@@ -85,7 +85,7 @@ async def update_account(
 class Prepared:
     """A validated transaction, its card sealed, ready to be written with its event."""
 
-    row: dict[str, Any]
+    record: store.TransactionRecord
     message: bytes
     correlation_id: str
 
@@ -103,38 +103,41 @@ def prepare_transaction(
     and the ``transactions`` event carrying the card sealed for the processor."""
     transaction_id = uuid7()
     sealed = messages.seal_card(keyring, transaction_id, card)
-    row = {
-        "id": transaction_id,
-        "account_id": account_id,
-        "amount_cents": amount_cents,
-        "brand": brand_of(card.number),
-        "last4": last4(card.number),
-        "exp_month": card.exp_month,
-        "exp_year": card.exp_year,
-        "holder": card.holder,
-        "fingerprint": hasher.fingerprint(card.number),
-        "status": PENDING,
-        "error_message": "",
-        "created_at": now,
-        "updated_at": now,
-        "decided_at": None,
-    }
+    record = store.TransactionRecord(
+        id=transaction_id,
+        account_id=account_id,
+        amount_cents=amount_cents,
+        brand=brand_of(card.number),
+        last4=last4(card.number),
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+        holder=card.holder,
+        fingerprint=hasher.fingerprint(card.number),
+        status=PENDING,
+        error_message="",
+        created_at=now,
+        updated_at=now,
+        decided_at=None,
+    )
     body = messages.encode_transaction(transaction_id, account_id, amount_cents, sealed)
-    return Prepared(row, body, correlation_id.get())
+    return Prepared(record, body, correlation_id.get())
 
 
-def transaction_writer(db: Database) -> GroupWriter[Prepared, dict[str, Any]]:
+def transaction_writer(db: Database) -> GroupWriter[Prepared, store.TransactionRecord]:
     """Writes pending transactions and their ``transactions`` events by group commit."""
 
     def build(
         prepared: Sequence[Prepared], _ids: Sequence[int], batch: Batch
-    ) -> list[dict[str, Any]]:
-        batch.add(store.transactions, [p.row for p in prepared])
+    ) -> list[store.TransactionRecord]:
+        batch.add(store.transactions, [store.row_of(p.record) for p in prepared])
         for p in prepared:
             batch.publish(
-                messages.TRANSACTIONS, p.message, key=p.row["id"], correlation_id=p.correlation_id
+                messages.TRANSACTIONS,
+                p.message,
+                key=p.record.id,
+                correlation_id=p.correlation_id,
             )
-        return [p.row for p in prepared]
+        return [p.record for p in prepared]
 
     columns = [c.name for c in store.transactions.c]
     return db.writer(build, tables=((store.transactions, columns),))
@@ -166,7 +169,7 @@ async def decide_transactions(
         except messages.BadMessage as exc:
             verdicts[index] = str(exc)
     done = await store.decided(tx.conn, [m.id for _, m in parsed])
-    rows: list[dict[str, Any]] = []
+    records: list[store.DecisionRecord] = []
     for index, message in parsed:
         if message.id in done:
             continue
@@ -178,22 +181,22 @@ async def decide_transactions(
         decision = decide(card, message.amount_cents, today)
         done.add(message.id)
         statuses[index] = decision.status
-        rows.append(
-            {
-                "transaction_id": message.id,
-                "account_id": message.account_id,
-                "status": decision.status,
-                "error_message": decision.error_message,
-                "brand": brand_of(card.number),
-                "decided_at": now,
-            }
+        records.append(
+            store.DecisionRecord(
+                message.id,
+                message.account_id,
+                decision.status,
+                decision.error_message,
+                brand_of(card.number),
+                now,
+            )
         )
         tx.publish(
             messages.RESULTS,
             messages.encode_result(message.id, decision.status, decision.error_message),
             key=message.id,
         )
-    await store.insert_decisions(tx, rows)
+    await store.insert_decisions(tx, records)
     return Decided(verdicts, statuses)
 
 
@@ -218,8 +221,8 @@ async def apply_results(tx: Transaction, bodies: Sequence[bytes], *, now: dateti
         except messages.BadMessage as exc:
             verdicts[index] = str(exc)
     known = await store.pending_of(tx.conn, [r.id for _, r in parsed])
-    updates: dict[str, dict[str, Any]] = {}
-    webhooks: list[dict[str, Any]] = []
+    updates: dict[str, store.Verdict] = {}
+    webhooks: list[store.DeliveryRecord] = []
     for index, result in parsed:
         row = known.get(result.id)
         if row is None:
@@ -227,12 +230,7 @@ async def apply_results(tx: Transaction, bodies: Sequence[bytes], *, now: dateti
             continue
         if row.status != PENDING or result.id in updates:
             continue  # already decided: a repeat
-        updates[result.id] = {
-            "id": result.id,
-            "status": result.status,
-            "error_message": result.error_message,
-            "at": now,
-        }
+        updates[result.id] = store.Verdict(result.id, result.status, result.error_message, now)
         if row.webhook_url:
             webhooks.append(_delivery(row, result, now))
     await store.record_decisions(tx, list(updates.values()))
@@ -240,7 +238,7 @@ async def apply_results(tx: Transaction, bodies: Sequence[bytes], *, now: dateti
     return Applied(verdicts, len(webhooks))
 
 
-def _delivery(row: Any, result: messages.ResultMessage, now: datetime) -> dict[str, Any]:
+def _delivery(row: Any, result: messages.ResultMessage, now: datetime) -> store.DeliveryRecord:
     body = orjson.dumps(
         {
             "event": WEBHOOK_EVENT,
@@ -251,18 +249,18 @@ def _delivery(row: Any, result: messages.ResultMessage, now: datetime) -> dict[s
             "decided_at": iso(now),
         }
     )
-    return {
-        "id": uuid7(),
-        "account_id": row.account_id,
-        "transaction_id": result.id,
-        "url": row.webhook_url,
-        "body": body,
-        "status": store.DELIVERY_PENDING,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "claimed_until": None,
-        "last_status_code": None,
-        "last_error": None,
-        "created_at": now,
-        "delivered_at": None,
-    }
+    return store.DeliveryRecord(
+        id=uuid7(),
+        account_id=row.account_id,
+        transaction_id=result.id,
+        url=row.webhook_url,
+        body=body,
+        status=store.DELIVERY_PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        claimed_until=None,
+        last_status_code=None,
+        last_error=None,
+        created_at=now,
+        delivered_at=None,
+    )

@@ -5,6 +5,7 @@ brand, the last 4 digits, the expiry and a keyed fingerprint."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,11 +105,118 @@ deliveries = Table(
 )
 
 
+# --- what is written: one typed record per table's row -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    id: str
+    name: str
+    secret_hash: str
+    secret_hint: str
+    webhook_url: str | None
+    webhook_secret: str | None  # sealed with the keyring, bound to the account id
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountChanges:
+    """What an operator changes on an account; None leaves a field as it is, except the
+    webhook URL, removed with ``clear_webhook``."""
+
+    name: str | None = None
+    webhook_url: str | None = None
+    clear_webhook: bool = False
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    """A merchant's transaction: the card's brand, last 4 digits, expiry, holder and keyed
+    fingerprint, never its number or CVV."""
+
+    id: str
+    account_id: str
+    amount_cents: int
+    brand: str | None
+    last4: str
+    exp_month: int
+    exp_year: int
+    holder: str
+    fingerprint: str
+    status: str
+    error_message: str
+    created_at: datetime
+    updated_at: datetime
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """The processor's decision on a transaction (one per transaction)."""
+
+    transaction_id: str
+    account_id: str
+    status: str
+    error_message: str
+    brand: str | None
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A decision applied to the merchant's transaction."""
+
+    transaction_id: str
+    status: str
+    error_message: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """A webhook delivery queued for a decided transaction."""
+
+    id: str
+    account_id: str
+    transaction_id: str
+    url: str
+    body: bytes
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    claimed_until: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """How a delivery attempt went: the counters and, once settled, its final status; a
+    retry gives ``next_attempt_at``."""
+
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    status: str | None = None
+    delivered_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+
+
+def row_of(record: Any) -> dict[str, Any]:
+    """A record's values by column name."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
 # --- accounts ------------------------------------------------------------------------------
 
 
-async def insert_account(tx: Transaction, row: dict[str, Any]) -> None:
-    await tx.execute(insert(accounts).values(**row))
+async def insert_account(tx: Transaction, account: AccountRecord) -> None:
+    await tx.execute(insert(accounts).values(**row_of(account)))
 
 
 async def find_account(conn: AsyncConnection, account_id: str) -> AnyRow | None:
@@ -125,7 +233,15 @@ async def list_accounts(conn: AsyncConnection, *, offset: int, limit: int) -> Se
     return (await conn.execute(query)).all()
 
 
-async def update_account(tx: Transaction, account_id: str, values: dict[str, Any]) -> AnyRow | None:
+async def update_account(
+    tx: Transaction, account_id: str, changes: AccountChanges, at: datetime
+) -> AnyRow | None:
+    values: dict[str, Any] = {"updated_at": at}
+    for name in ("name", "status", "webhook_url"):
+        if (value := getattr(changes, name)) is not None:
+            values[name] = value
+    if changes.clear_webhook:
+        values["webhook_url"] = None
     await tx.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
     return await find_account(tx.conn, account_id)
 
@@ -203,10 +319,10 @@ async def pending_of(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Any
     return {r.id: r for r in await conn.execute(query)}
 
 
-async def record_decisions(tx: Transaction, rows: Sequence[dict[str, Any]]) -> int:
-    """Move transactions from pending to their decision (``id, status, error_message,
-    decided_at``); a transaction already decided is left alone. Returns how many changed."""
-    if not rows:
+async def record_decisions(tx: Transaction, verdicts: Sequence[Verdict]) -> int:
+    """Move transactions from pending to their decision; a transaction already decided is
+    left alone. Returns how many changed."""
+    if not verdicts:
         return 0
     t = transactions.c
     statement = (
@@ -220,8 +336,8 @@ async def record_decisions(tx: Transaction, rows: Sequence[dict[str, Any]]) -> i
         )
     )
     params = [
-        {"tid": r["id"], "new_status": r["status"], "message": r["error_message"], "at": r["at"]}
-        for r in rows
+        {"tid": v.transaction_id, "new_status": v.status, "message": v.error_message, "at": v.at}
+        for v in verdicts
     ]
     result = await tx.execute(statement.execution_options(synchronize_session=False), params)
     return int(result.rowcount)
@@ -235,17 +351,17 @@ async def decided(conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
     return set((await conn.execute(query)).scalars())
 
 
-async def insert_decisions(tx: Transaction, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await tx.execute(insert(decisions), list(rows))
+async def insert_decisions(tx: Transaction, records: Sequence[DecisionRecord]) -> None:
+    if records:
+        await tx.execute(insert(decisions), [row_of(r) for r in records])
 
 
 # --- webhook deliveries --------------------------------------------------------------------
 
 
-async def insert_deliveries(tx: Transaction, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await tx.execute(insert(deliveries), list(rows))
+async def insert_deliveries(tx: Transaction, records: Sequence[DeliveryRecord]) -> None:
+    if records:
+        await tx.execute(insert(deliveries), [row_of(r) for r in records])
 
 
 async def claim_deliveries(
@@ -267,7 +383,9 @@ async def claim_deliveries(
     return (await tx.execute(statement)).all()
 
 
-async def finish_delivery(tx: Transaction, delivery_id: str, values: dict[str, Any]) -> None:
+async def finish_delivery(tx: Transaction, delivery_id: str, outcome: AttemptOutcome) -> None:
+    always = ("attempts", "last_status_code", "last_error")
+    values = {k: v for k, v in row_of(outcome).items() if v is not None or k in always}
     await tx.execute(
         update(deliveries)
         .where(deliveries.c.id == delivery_id)

@@ -3,9 +3,7 @@ dashboard and its live stream answer them (exact money, ISO times)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
 
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
@@ -83,25 +81,25 @@ class StatusFigures(TypedDict):
 Stats = dict[str, StatusFigures]
 
 
-def transaction_view(row: Mapping[str, Any] | AnyRow) -> TransactionOut:
-    """A transaction as merchants see it (the API, the dashboard, its live stream)."""
-    m = row if isinstance(row, Mapping) else row._mapping
+def transaction_view(t: store.TransactionRecord | AnyRow) -> TransactionOut:
+    """A transaction as merchants see it (the API, the dashboard, its live stream), from the
+    record just written or a row read back."""
     return {
-        "id": m["id"],
-        "account_id": m["account_id"],
-        "amount": from_cents(m["amount_cents"]),
-        "status": m["status"],
-        "error_message": m["error_message"],
+        "id": t.id,
+        "account_id": t.account_id,
+        "amount": from_cents(t.amount_cents),
+        "status": t.status,
+        "error_message": t.error_message,
         "card": {
-            "brand": m["brand"],
-            "last4": m["last4"],
-            "exp_month": m["exp_month"],
-            "exp_year": m["exp_year"],
-            "holder": m["holder"],
-            "fingerprint": m["fingerprint"],
+            "brand": t.brand,
+            "last4": t.last4,
+            "exp_month": t.exp_month,
+            "exp_year": t.exp_year,
+            "holder": t.holder,
+            "fingerprint": t.fingerprint,
         },
-        "created_at": iso(m["created_at"]),
-        "decided_at": iso(m["decided_at"]) if m["decided_at"] else None,
+        "created_at": iso(t.created_at),
+        "decided_at": iso(t.decided_at) if t.decided_at else None,
     }
 
 

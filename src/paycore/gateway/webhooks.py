@@ -127,20 +127,20 @@ class WebhookDispatcher:
             return Attempt(answer.status_code)
         return Attempt(answer.status_code, f"answered {answer.status_code}")
 
-    def _after(self, row: Any, attempt: Attempt) -> dict[str, Any]:
+    def _after(self, row: Any, attempt: Attempt) -> store.AttemptOutcome:
         attempts, now, error = row.attempts + 1, self._clock(), attempt.error
-        values: dict[str, Any] = {"attempts": attempts, "last_status_code": attempt.code}
         if error is None:
             metrics.webhook_attempts.labels("delivered").inc()
-            return {**values, "status": store.DELIVERED, "delivered_at": now, "last_error": None}
-        values["last_error"] = error
+            return store.AttemptOutcome(
+                attempts, attempt.code, None, status=store.DELIVERED, delivered_at=now
+            )
         if attempt.final or attempts >= self._retry.max_attempts:
             metrics.webhook_attempts.labels("blocked" if attempt.final else "failed").inc()
             log.warning(
                 "webhook delivery failed for good",
                 extra={"delivery": row.id, "attempts": attempts, "error": error},
             )
-            return {**values, "status": store.DELIVERY_FAILED}
+            return store.AttemptOutcome(attempts, attempt.code, error, status=store.DELIVERY_FAILED)
         metrics.webhook_attempts.labels("retry").inc()
         delay = timedelta(seconds=self._retry.delay(attempts))
-        return {**values, "next_attempt_at": now + delay}
+        return store.AttemptOutcome(attempts, attempt.code, error, next_attempt_at=now + delay)

@@ -177,10 +177,10 @@ async def test_transactions_are_decided_once_over_the_broker(
             )
         )
         expected = {
-            row["id"]: decide(Card(number, "Ana Lima", 12, 2031, cvv), cents, date.today())
+            row.id: decide(Card(number, "Ana Lima", 12, 2031, cvv), cents, date.today())
             for row, (_, cents, (number, cvv)) in zip(rows, planned, strict=True)
         }
-        hooked = {row["id"] for row in rows if row["account_id"] == shops[0].row.id}
+        hooked = {row.id for row in rows if row.account_id == shops[0].row.id}
         deadline = time.monotonic() + 90
         while True:
             async with engine.connect() as conn:

@@ -51,7 +51,7 @@ async def _account_with_decision(
         created.row.id, 1050, card, keyring=keyring, hasher=hasher, now=NOW
     )
     writer = service.transaction_writer(db)
-    transaction_id = (await writer.submit(prepared))["id"]
+    transaction_id = (await writer.submit(prepared)).id
     await writer.stop()
     async with db.transaction() as tx:
         result = messages.encode_result(transaction_id, "approved", "")

@@ -22,13 +22,17 @@ import base64
 import gzip
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import (
+    Any,
+    NotRequired,  # pydantic needs this one on 3.11
+)
 
 import orjson
+from typing_extensions import TypedDict
 
 KINDS = ("orders", "messages")
 MONTH = re.compile(r"^\d{4}-\d{2}$")
@@ -70,6 +74,45 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+class ArchivedLine(TypedDict):
+    product: str
+    quantity: int
+    unitCents: int
+
+
+class ArchivedOrder(TypedDict):
+    orderId: int
+    customerId: int
+    totalCents: int
+    itemCount: int
+    orderedAt: str
+    source: str
+    messageId: str
+    items: list[ArchivedLine]
+
+
+class ArchivedMessage(TypedDict):
+    seq: int
+    messageId: str
+    topic: str
+    receivedAt: str
+    body: NotRequired[str]  # UTF-8 text …
+    bodyBase64: NotRequired[str]  # … or any other bytes
+
+
+class MonthlyReport(TypedDict):
+    month: str
+    orders: int
+    totalCents: int
+    items: int
+    customers: int
+    messages: int
+    generatedAt: str
+
+
+Record = ArchivedOrder | ArchivedMessage
+
+
 class Archive:
     def __init__(self, root: Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.root = root
@@ -96,11 +139,11 @@ class Archive:
             self.stale_reports |= self._outdated_reports()
         return self._state
 
-    def write(self, kind: str, rows: list[tuple[int, datetime, dict[str, Any]]]) -> set[str]:
+    def write(self, kind: str, rows: Sequence[tuple[int, datetime, Record]]) -> set[str]:
         """Append rows ``(seq, moment, record)`` (ascending seq) to their months' segments; the
         new state is recorded only by ``commit``. Returns the months touched."""
         self.state()
-        by_month: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        by_month: dict[str, list[tuple[int, Record]]] = {}
         for seq, moment, record in rows:
             by_month.setdefault(month_of(moment), []).append((seq, record))
         for month, items in sorted(by_month.items()):
@@ -129,7 +172,7 @@ class Archive:
         state.update(last)
         self._open, self._appended = opened, {}
 
-    def write_report(self, month: str, report: dict[str, Any]) -> None:
+    def write_report(self, month: str, report: MonthlyReport) -> None:
         (self.root / month).mkdir(parents=True, exist_ok=True)
         _atomic_write(
             self.root / month / "report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2)
@@ -233,8 +276,8 @@ class Archive:
 
 def message_record(
     seq: int, message_id: str, topic: str, received_at: datetime, body: bytes
-) -> dict[str, Any]:
-    record: dict[str, Any] = {
+) -> ArchivedMessage:
+    record: ArchivedMessage = {
         "seq": seq,
         "messageId": message_id,
         "topic": topic,

@@ -9,11 +9,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.commerce.analytics import store
-from paycore.commerce.analytics.archive import Archive, as_utc, message_record
+from paycore.commerce.analytics.archive import (
+    Archive,
+    ArchivedOrder,
+    MonthlyReport,
+    as_utc,
+    message_record,
+)
 from paycore.commerce.analytics.board import Board
 from paycore.commerce.domain import NotFound, Order, OrderLine
 from paycore.platform.clock import utcnow
@@ -84,7 +89,7 @@ class Page:
     page_size: int
     total_elements: int
     total_on_orders_cents: int
-    rows: Sequence[Any]
+    rows: Sequence[store.CustomerOrder]
 
     @property
     def total_pages(self) -> int:
@@ -218,7 +223,7 @@ def _archive_messages(archive: Archive, msgs: Sequence[Any]) -> set[str]:
     return archive.write("messages", records)
 
 
-def _order_record(head: Any, lines: Sequence[Any]) -> dict[str, Any]:
+def _order_record(head: Any, lines: Sequence[OrderLine]) -> ArchivedOrder:
     return {
         "orderId": head.order_id,
         "customerId": head.customer_id,
@@ -234,34 +239,19 @@ def _order_record(head: Any, lines: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-async def monthly_report(db: Database, month: str) -> dict[str, Any]:
+async def monthly_report(db: Database, month: str) -> MonthlyReport:
     """Figures of one calendar month (UTC), computed from the read model."""
     year, number = (int(p) for p in month.split("-"))
     start = datetime(year, number, 1, tzinfo=UTC)
     end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
-    o, m = store.analytics_orders, store.consumed_messages
     async with db.connect() as conn:
-        orders_row = (
-            await conn.execute(
-                select(
-                    func.count(),
-                    func.coalesce(func.sum(o.c.total_cents), 0),
-                    func.coalesce(func.sum(o.c.item_count), 0),
-                    func.count(func.distinct(o.c.customer_id)),
-                ).where(o.c.ordered_at >= start, o.c.ordered_at < end)
-            )
-        ).one()
-        message_count = (
-            await conn.execute(
-                select(func.count()).where(m.c.received_at >= start, m.c.received_at < end)
-            )
-        ).scalar_one()
+        figures = await store.month_figures(conn, start, end)
     return {
         "month": month,
-        "orders": int(orders_row[0]),
-        "totalCents": int(orders_row[1]),
-        "items": int(orders_row[2]),
-        "customers": int(orders_row[3]),
-        "messages": int(message_count),
+        "orders": figures.orders,
+        "totalCents": figures.total_cents,
+        "items": figures.items,
+        "customers": figures.customers,
+        "messages": figures.messages,
         "generatedAt": utcnow().isoformat(),
     }

@@ -4,6 +4,7 @@ and every consumed message, for the queries and the archive."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
@@ -153,9 +154,16 @@ async def customer_summary(conn: AsyncConnection, customer_id: int) -> tuple[int
     return int(row[0]), int(row[1])
 
 
+@dataclass(frozen=True, slots=True)
+class CustomerOrder:
+    order_id: int
+    customer_id: int
+    total_cents: int
+
+
 async def customer_orders(
     conn: AsyncConnection, customer_id: int, *, offset: int, limit: int
-) -> Sequence[AnyRow]:
+) -> list[CustomerOrder]:
     query = (
         select(
             analytics_orders.c.order_id,
@@ -167,7 +175,37 @@ async def customer_orders(
         .offset(offset)
         .limit(limit)
     )
-    return (await conn.execute(query)).all()
+    return [CustomerOrder(*row) for row in await conn.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class MonthFigures:
+    orders: int
+    total_cents: int
+    items: int
+    customers: int
+    messages: int
+
+
+async def month_figures(conn: AsyncConnection, start: datetime, end: datetime) -> MonthFigures:
+    """Orders (count, total, items, distinct customers) and consumed messages recorded in
+    ``[start, end)``."""
+    o, m = analytics_orders.c, consumed_messages.c
+    orders = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(o.total_cents), 0),
+                func.coalesce(func.sum(o.item_count), 0),
+                func.count(func.distinct(o.customer_id)),
+            ).where(o.ordered_at >= start, o.ordered_at < end)
+        )
+    ).one()
+    messages = (
+        await conn.execute(select(func.count()).where(m.received_at >= start, m.received_at < end))
+    ).scalar_one()
+    count, total, items, customers = (int(v) for v in orders)
+    return MonthFigures(count, total, items, customers, int(messages))
 
 
 async def all_recorded_orders(conn: AsyncConnection) -> list[Order]:
