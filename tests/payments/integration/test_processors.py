@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paycore.payments import service, store
 from paycore.payments.domain import DEFAULT, FALLBACK, Payment, Router
 from paycore.payments.processors import ProcessorClient
+from paycore.platform.money import from_cents
 from paycore.platform.persistence import db
 from paycore.platform.persistence.uow import Database
 
@@ -75,7 +76,7 @@ class Worker:
     async def summary(self) -> dict[str, tuple[int, Decimal]]:
         async with self.engine.connect() as conn:
             found = await service.summary(conn, None, None)
-        return {n: (v["totalRequests"], Decimal(v["totalAmount"])) for n, v in found.items()}
+        return {n: (v.requests, from_cents(v.amount_cents)) for n, v in found.items()}
 
 
 @pytest.fixture
