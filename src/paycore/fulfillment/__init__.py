@@ -4,6 +4,7 @@ LAYERS = (
     "processes | cli",
     "api | consumers",
     "service | generator",
+    "messages",
     "store",
     "domain | settings",
 )

@@ -14,7 +14,8 @@ from starlette.datastructures import State
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
 from paycore.fulfillment.domain import InvalidOrder, Order, order_to_dict
-from paycore.fulfillment.service import TOPIC, OrderCache, decode
+from paycore.fulfillment.messages import decode
+from paycore.fulfillment.service import TOPIC, OrderCache
 from paycore.platform.errors import NotFound
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging.bus import Bus, Envelope

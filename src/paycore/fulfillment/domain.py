@@ -1,22 +1,20 @@
-"""Fulfillment orders (the Wildberries "L0" model): the order, its complete validation, its JSON.
+"""Fulfillment orders (the Wildberries "L0" model): the order, its rules, its JSON.
 
-Standard library only. :func:`parse_order` turns the raw bytes of a message of the ``orders``
-topic into an :class:`Order`, or raises :class:`InvalidOrder` whose ``kind`` is a stable code
-(one of :data:`DEFECT_KINDS`) and whose ``field`` is a JSON path such as ``payment.amount`` or
-``items[2].track_number`` (``""`` when the problem is the body as a whole).
+Standard library only. An order that breaks a rule raises :class:`InvalidOrder`, whose ``kind``
+is a stable code (one of :data:`DEFECT_KINDS`) and whose ``field`` is a JSON path such as
+``payment.amount`` or ``items[2].track_number`` (``""`` when the problem is the body as a
+whole). The rules, and the first problem found is the one reported:
 
-Checks run in this order and the first problem found wins, so a body always gets the same reason:
-
-1. ``not-json``: the body is not UTF-8, or not JSON (``NaN`` and ``Infinity`` are refused, and
-   so are numbers too long for Python and nesting too deep for the parser).
+1. ``not-json``: the body is not UTF-8, or not JSON (``NaN`` and ``Infinity`` are refused).
 2. ``not-an-object``: the JSON value is not an object.
-3. Shape, one object at a time: the order, then ``delivery``, ``payment`` and each item.
-   In each object: ``missing-field`` (every field is required, ``request_id`` and
-   ``internal_signature`` too, even though they may be empty), then ``unknown-field`` (any other
-   key, at every level: a misspelt field must not silently lose data), then ``wrong-type``
+3. Shape: ``missing-field`` (every field is required, ``request_id`` and
+   ``internal_signature`` too, even though they may be empty), ``unknown-field`` (any other
+   key, at every level: a misspelt field must not silently lose data), ``wrong-type``
    (exact JSON types: an integer is a JSON integer, never ``true``, ``1.0`` or ``"1"``; a string
-   is a string; ``null`` is never accepted). Right after the order's own fields, ``items`` must
-   hold 1 to 1000 entries (``out-of-range``): a huge array is refused before it is walked.
+   is a string; ``null`` is never accepted); ``items`` holds 1 to 1000 entries
+   (``out-of-range``). Steps 1 to 3 are the wire format's (``messages``: msgspec decodes the
+   body into an :class:`Order` and checks them on the way, in document order); the domain's
+   :func:`check_values` checks the rest on the built order:
 4. ``bad-format``, same object order, fields in model order. No string may contain NUL or an
    unpaired surrogate (neither can be stored as PostgreSQL text nor encoded as UTF-8). Every
    string must hold a non-blank value, except ``payment.request_id`` and
@@ -49,20 +47,20 @@ Left unchecked, on purpose:
 - ``payment.payment_dt`` against ``date_created``: the seed's payment is 12 s *before* the
   order's creation (two systems, two clocks);
 - repeated ``chrt_id``, ``nm_id`` or ``rid``: the same article may be bought twice;
-- duplicate JSON keys: the last one wins, as with ``json`` and the seed's Go ``encoding/json``.
+- duplicate JSON keys: every occurrence must be of the right type, and the last one wins (as
+  with the seed's Go ``encoding/json``).
 
-Validation is plain dict look-ups and ``type`` checks against tables built once at import, with
-precompiled regular expressions; nothing large is allocated per call.
+The checks are tables built once at import and precompiled regular expressions; nothing large
+is allocated per call.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, NoReturn, get_type_hints
+from typing import Any, Final, get_type_hints
 
 from paycore.platform.errors import DomainError
 
@@ -177,20 +175,6 @@ _DELIVERY_SCHEMA: Final = _schema(Delivery)
 _PAYMENT_SCHEMA: Final = _schema(Payment)
 _ITEM_SCHEMA: Final = _schema(Item)
 
-_TYPE_NAMES: Final[dict[type, str]] = {
-    str: "a string",
-    int: "an integer",
-    float: "a number with a fraction or an exponent",
-    bool: "a boolean",
-    dict: "an object",
-    list: "an array",
-    type(None): "null",
-}
-
-
-def _type_name(value: object) -> str:
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
-
 
 def _preview(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:40] + "…")
@@ -269,43 +253,6 @@ _ITEM_RANGES: Final = _range_rules(_ITEM_SCHEMA, {"sale": (0, 100)})
 # --- the checks ----------------------------------------------------------------------------
 
 
-def _refuse_keys(obj: dict[Any, Any], schema: _Schema, prefix: str) -> NoReturn:
-    """The keys differ from the model's: report the first missing field, else the first unknown."""
-    for name in schema:
-        if name not in obj:
-            raise InvalidOrder("missing-field", prefix + name, "is missing")
-    unknown = next(key for key in obj if key not in schema)
-    raise InvalidOrder("unknown-field", f"{prefix}{unknown}", "is not a field of an order")
-
-
-def _check_shape(obj: dict[Any, Any], schema: _Schema, prefix: str) -> None:
-    if obj.keys() != schema.keys():
-        _refuse_keys(obj, schema, prefix)
-    for name, kind in schema.items():
-        value = obj[name]
-        if type(value) is not kind:
-            detail = f"must be {_TYPE_NAMES[kind]}, not {_type_name(value)}"
-            raise InvalidOrder("wrong-type", prefix + name, detail)
-
-
-def _check_item_count(items: list[Any]) -> None:
-    if not 1 <= len(items) <= MAX_ITEMS:
-        detail = f"must hold between 1 and {MAX_ITEMS} items, not {len(items)}"
-        raise InvalidOrder("out-of-range", "items", detail)
-
-
-def _check_all_shapes(data: dict[Any, Any]) -> None:
-    _check_shape(data, _ORDER_SCHEMA, "")
-    _check_item_count(data["items"])
-    _check_shape(data["delivery"], _DELIVERY_SCHEMA, "delivery.")
-    _check_shape(data["payment"], _PAYMENT_SCHEMA, "payment.")
-    for index, item in enumerate(data["items"]):
-        if not isinstance(item, dict):
-            detail = f"must be an object, not {_type_name(item)}"
-            raise InvalidOrder("wrong-type", f"items[{index}]", detail)
-        _check_shape(item, _ITEM_SCHEMA, f"items[{index}].")
-
-
 def _check_strings(obj: object, rules: tuple[_FormatRule, ...], prefix: str) -> None:
     for name, required, check, expected in rules:
         value: str = getattr(obj, name)
@@ -365,8 +312,7 @@ def _check_consistency(order: Order) -> None:
 
 def check_values(order: Order) -> None:
     """Steps 4 to 6 of the module docstring (formats, ranges, consistency) on an order whose
-    shape is right (step 3): what :func:`validate_order` checks once it has built the order,
-    for decoders that check the shape themselves. Raises :class:`InvalidOrder`."""
+    shape is right (steps 1 to 3, the decoder's). Raises :class:`InvalidOrder`."""
     _check_all_formats(order)
     _check_all_ranges(order)
     _check_consistency(order)
@@ -375,53 +321,12 @@ def check_values(order: Order) -> None:
 # --- public API ----------------------------------------------------------------------------
 
 
-def _refuse_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
-
-
-def parse_order(body: bytes) -> Order:
-    """Decode a message body (UTF-8 JSON) and validate it; raises :class:`InvalidOrder`."""
-    try:
-        data = _DECODER.decode(body.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        detail = f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        raise InvalidOrder("not-json", "", detail) from None
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, too many digits, too deep
-        raise InvalidOrder("not-json", "", f"the body is not valid JSON ({exc})") from None
-    return validate_order(data)
-
-
-def validate_order(data: object) -> Order:
-    """Check a decoded JSON value completely (order in the module docstring) and build the order.
-
-    Takes what :mod:`json` produces (plain dicts, lists, str, int); raises :class:`InvalidOrder`
-    on the first problem found.
-    """
-    if not isinstance(data, dict):
-        detail = f"the order must be a JSON object, not {_type_name(data)}"
-        raise InvalidOrder("not-an-object", "", detail)
-    _check_all_shapes(data)
-    order = Order(
-        **{
-            **data,
-            "delivery": Delivery(**data["delivery"]),
-            "payment": Payment(**data["payment"]),
-            "items": tuple(Item(**item) for item in data["items"]),
-        }
-    )
-    check_values(order)
-    return order
-
-
 def _plain(obj: object, schema: _Schema) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in schema}
 
 
 def order_to_dict(order: Order) -> dict[str, Any]:
-    """The order in its JSON shape (field order of the model), the inverse of validate_order."""
+    """The order in its JSON shape (field order of the model)."""
     data = _plain(order, _ORDER_SCHEMA)
     data["delivery"] = _plain(order.delivery, _DELIVERY_SCHEMA)
     data["payment"] = _plain(order.payment, _PAYMENT_SCHEMA)

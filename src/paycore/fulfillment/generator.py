@@ -4,7 +4,7 @@ Valid orders follow every rule of :mod:`paycore.fulfillment.domain` (one track n
 order and its items, ``goods_total`` the sum of the items' ``total_price``, ``amount`` =
 ``goods_total + delivery_cost + custom_fee``). An invalid order is a valid one broken in one
 place, chosen at random among several variants of the requested defect kind, so that
-``parse_order`` refuses it with exactly that kind.
+the decoder (``messages.decode``) refuses it with exactly that kind.
 """
 
 from __future__ import annotations
@@ -153,11 +153,8 @@ def valid_order(rng: random.Random, n: int) -> Json:
 
 
 def _dump(value: object) -> bytes:
-    """UTF-8 JSON; with \\u escapes when a string holds a lone surrogate (unencodable raw)."""
-    try:
-        return json.dumps(value, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        return json.dumps(value).encode()
+    """UTF-8 JSON, non-ASCII text as it is (not \\u escapes)."""
+    return json.dumps(value, ensure_ascii=False).encode()
 
 
 def _in_place(mutate: Callable[[random.Random, Json], None]) -> Breaker:
@@ -210,6 +207,12 @@ def _python_repr(rng: random.Random, order: Json) -> bytes:
 def _nan_amount(rng: random.Random, order: Json) -> bytes:
     order["payment"]["amount"] = rng.choice((float("nan"), float("inf")))
     return json.dumps(order).encode()  # NaN / Infinity: accepted by Python, not JSON
+
+
+def _lone_surrogate(rng: random.Random, order: Json) -> bytes:
+    target = rng.choice((order["delivery"], _some_item(rng, order)))
+    target["name"] = target["name"][:3] + "\ud83d" + target["name"][3:]  # half of an emoji
+    return json.dumps(order).encode()  # escaped: \ud83d, not a character, so not JSON text
 
 
 def _garbage(rng: random.Random, order: Json) -> bytes:
@@ -298,8 +301,9 @@ def _reformat_field(rng: random.Random, order: Json) -> None:
 
 def _unstorable_text(rng: random.Random, order: Json) -> None:
     target = rng.choice((order["delivery"], _some_item(rng, order)))
-    bad = rng.choice(("\x00", "\ud83d"))  # NUL, half of an emoji
-    target["name"] = target["name"][:3] + bad + target["name"][3:]
+    target["name"] = (
+        target["name"][:3] + "\x00" + target["name"][3:]
+    )  # NUL: no text column takes it
 
 
 # out-of-range
@@ -363,7 +367,15 @@ def _reprice_item(rng: random.Random, order: Json) -> None:
 
 
 _BREAKERS: dict[str, tuple[Breaker, ...]] = {
-    "not-json": (_truncated, _not_utf8, _utf16, _python_repr, _nan_amount, _garbage),
+    "not-json": (
+        _truncated,
+        _not_utf8,
+        _utf16,
+        _python_repr,
+        _nan_amount,
+        _lone_surrogate,
+        _garbage,
+    ),
     "not-an-object": (_not_an_object,),
     "missing-field": (_in_place(_drop_field),),
     "unknown-field": (_in_place(_add_field),),

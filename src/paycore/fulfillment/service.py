@@ -6,61 +6,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any, get_type_hints
 
-import msgspec
-from msgspec import Meta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.fulfillment import store
-from paycore.fulfillment.domain import (
-    MAX_ITEMS,
-    InvalidOrder,
-    Item,
-    Order,
-    check_values,
-    parse_order,
-)
+from paycore.fulfillment.domain import InvalidOrder, Order
+from paycore.fulfillment.messages import decode
 from paycore.platform.persistence.uow import Transaction
 
 TOPIC = "orders"
 
 Render = Callable[[Order], bytes]
-
-
-def _shape(model: type) -> Any:
-    """The exact JSON shape of a domain model as a msgspec Struct: every field required, no
-    other key, exact JSON types (no ``true`` for a number, no ``1.0`` for an integer), items
-    1 to 1000. Ranges and formats are left to the domain's ``check_values``."""
-    fields: list[tuple[str, Any]] = []
-    for name, hint in get_type_hints(model).items():
-        if hint in (str, int):
-            fields.append((name, hint))
-        elif hint == tuple[Item, ...]:
-            item: Any = _shape(Item)
-            fields.append((name, Annotated[list[item], Meta(min_length=1, max_length=MAX_ITEMS)]))
-        else:
-            fields.append((name, _shape(hint)))
-    return msgspec.defstruct(model.__name__, fields, forbid_unknown_fields=True)
-
-
-_SHAPE = msgspec.json.Decoder(_shape(Order))
-_ORDER = msgspec.json.Decoder(Order)  # straight into the frozen domain dataclasses
-
-
-def decode(body: bytes) -> Order:
-    """``parse_order``, fast: msgspec checks the JSON and the shape in C (one pass that also
-    refuses unknown keys, which it ignores when decoding dataclasses, then one that builds the
-    order), and the domain's ``check_values`` does the rest. A body msgspec refuses goes
-    through ``parse_order`` itself, so the verdict (kind, field, message) is always exactly
-    ``parse_order``'s."""
-    try:
-        _SHAPE.decode(body)
-        order = _ORDER.decode(body)
-    except msgspec.DecodeError:  # not JSON, or not the shape: the domain says what is wrong
-        return parse_order(body)
-    check_values(order)
-    return order
 
 
 async def ingest(tx: Transaction, bodies: Sequence[bytes]) -> list[str | None]:

@@ -16,8 +16,8 @@ from servers import Server, free_port
 from sqlalchemy import func, select
 
 from paycore.fulfillment import store
-from paycore.fulfillment.domain import parse_order
 from paycore.fulfillment.generator import generate
+from paycore.fulfillment.messages import decode
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Envelope
@@ -43,7 +43,7 @@ async def test_killing_the_fulfillment_worker_loses_and_doubles_nothing(
 ) -> None:
     await asyncio.to_thread(upgrade, postgres_url)
     messages = list(generate(COUNT, bad_rate=0.1, seed=11))
-    valid = [parse_order(body) for body, kind in messages if kind is None]
+    valid = [decode(body) for body, kind in messages if kind is None]
     bad = Counter(kind for _, kind in messages if kind is not None)
     api_port, worker_port = free_port(), free_port()
     env = paycore_env(

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.fulfillment import api, consumers, service, store
-from paycore.fulfillment.domain import parse_order
 from paycore.fulfillment.generator import generate
+from paycore.fulfillment.messages import decode
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Envelope, Subscription
@@ -45,7 +45,7 @@ async def test_orders_are_stored_once_and_bad_ones_dead_lettered(
     the whole suite: 503, no responders, with two consumers starting together) ends the
     consume loop, and a worker restarts it, the messages it had fetched redelivered."""
     messages = list(generate(COUNT, bad_rate=0.2, seed=7))
-    valid = [parse_order(body) for body, kind in messages if kind is None]
+    valid = [decode(body) for body, kind in messages if kind is None]
     bad = Counter(kind for _, kind in messages if kind is not None)
     redelivered = [body for body, kind in messages[:50] if kind is None]
 

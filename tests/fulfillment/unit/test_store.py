@@ -9,8 +9,9 @@ import random
 
 import orjson
 
-from paycore.fulfillment.domain import order_to_dict, parse_order
+from paycore.fulfillment.domain import order_to_dict
 from paycore.fulfillment.generator import generate
+from paycore.fulfillment.messages import decode
 from paycore.fulfillment.store import content_hash
 
 
@@ -22,12 +23,12 @@ def _stored_form(order: object) -> str:
 
 def test_the_content_hash_is_the_stored_form_for_generated_orders() -> None:
     for body, _ in generate(500, bad_rate=0.0, seed=3):
-        order = parse_order(body)
+        order = decode(body)
         assert content_hash(order) == _stored_form(order)
 
 
 def test_the_content_hash_is_the_stored_form_for_any_text() -> None:
-    order = parse_order(next(iter(generate(1, bad_rate=0.0, seed=4)))[0])
+    order = decode(next(iter(generate(1, bad_rate=0.0, seed=4)))[0])
     rng = random.Random(9)
     alphabet = [chr(c) for c in range(1, 0x3000)] + ["\U0001f600", "\u2028", '"', "\\", "/"]
     for _ in range(2_000):
@@ -37,7 +38,7 @@ def test_the_content_hash_is_the_stored_form_for_any_text() -> None:
 
 
 def test_any_change_changes_the_content_hash() -> None:
-    order = parse_order(next(iter(generate(1, bad_rate=0.0, seed=4)))[0])
+    order = decode(next(iter(generate(1, bad_rate=0.0, seed=4)))[0])
     item = dataclasses.replace(order.items[0], price=order.items[0].price + 1)
     changes = [
         dataclasses.replace(order, customer_id=order.customer_id + "x"),
