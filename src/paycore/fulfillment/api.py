@@ -8,7 +8,6 @@ from importlib.resources import files
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import State
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
@@ -20,7 +19,7 @@ from paycore.platform.errors import NotFound
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging.bus import Bus, Envelope
 from paycore.platform.web.fastlane import FastRequest, RawAnswer
-from paycore.platform.web.routes import Routes
+from paycore.platform.web.routes import Routes, from_state, on_state
 
 ORDER_SCHEMA: dict[str, Any] = {
     "description": "An order in the L0 model (see the README for every field and rule).",
@@ -39,15 +38,10 @@ class FulfillmentApi:
 
 
 def of(state: State) -> FulfillmentApi:
-    found: FulfillmentApi = state.fulfillment
-    return found
+    return from_state(state, "fulfillment", FulfillmentApi)
 
 
-def _api(request: Request) -> FulfillmentApi:
-    return of(request.app.state)
-
-
-Api = Annotated[FulfillmentApi, Depends(_api)]
+Api = Annotated[FulfillmentApi, on_state("fulfillment", FulfillmentApi)]
 
 
 class Accepted(TypedDict):

@@ -42,7 +42,7 @@ from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.fastlane import FastRequest, client_address
 from paycore.platform.web.problems import Problem, parse_body
-from paycore.platform.web.routes import Routes
+from paycore.platform.web.routes import Routes, from_state, on_state
 
 SESSION_COOKIE = "paycore_session"
 MAX_TRANSACTION_BODY = 16 * 1024
@@ -69,15 +69,10 @@ class GatewayApi:
 
 
 def of(state: State) -> GatewayApi:
-    found: GatewayApi = state.gateway
-    return found
+    return from_state(state, "gateway", GatewayApi)
 
 
-def _api(request: Request) -> GatewayApi:
-    return of(request.app.state)
-
-
-Api = Annotated[GatewayApi, Depends(_api)]
+Api = Annotated[GatewayApi, on_state("gateway", GatewayApi)]
 
 
 async def _merchant(request: Request, api: Api) -> Merchant:

@@ -65,14 +65,19 @@ class Unauthorized(GatewayError):
         super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-class RateLimited(GatewayError):
-    """Too many requests, or too many bad secrets from one address; retry after a while."""
+class RetryLater(GatewayError):
+    """Refused for now: ``retry_after`` (seconds) says when to try again."""
 
-    code = "rate-limited"
     status = 429
 
     def __init__(self, detail: str, retry_after: str) -> None:
         super().__init__(detail, headers={"Retry-After": retry_after})
+
+
+class RateLimited(RetryLater):
+    """Too many requests, or too many bad secrets from one address; retry after a while."""
+
+    code = "rate-limited"
 
 
 class AdminDisabled(GatewayError):
@@ -103,14 +108,10 @@ class CsrfFailed(GatewayError):
     status = 403
 
 
-class TooManyStreams(GatewayError):
+class TooManyStreams(RetryLater):
     """The account holds as many dashboard streams here as it may; close one and retry."""
 
     code = "too-many-streams"
-    status = 429
-
-    def __init__(self, detail: str, retry_after: str) -> None:
-        super().__init__(detail, headers={"Retry-After": retry_after})
 
 
 @dataclass(frozen=True, slots=True)

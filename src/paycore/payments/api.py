@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import Depends, Query, Request
+from fastapi import Query
 from starlette.datastructures import State
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
@@ -26,7 +26,7 @@ from paycore.platform.money import from_cents
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.fastlane import FastRequest
 from paycore.platform.web.problems import Problem
-from paycore.platform.web.routes import Routes
+from paycore.platform.web.routes import Routes, from_state, on_state
 
 MAX_BODY = 4096
 routes = Routes("payments")
@@ -41,15 +41,10 @@ class PaymentsApi:
 
 
 def of(state: State) -> PaymentsApi:
-    found: PaymentsApi = state.payments
-    return found
+    return from_state(state, "payments", PaymentsApi)
 
 
-def _api(request: Request) -> PaymentsApi:
-    return of(request.app.state)
-
-
-Api = Annotated[PaymentsApi, Depends(_api)]
+Api = Annotated[PaymentsApi, on_state("payments", PaymentsApi)]
 
 
 class PaymentIn(msgspec.Struct):

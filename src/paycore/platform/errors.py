@@ -35,17 +35,3 @@ class NotFound(DomainError):
 
     code = "not-found"
     status = 404
-
-
-class Conflict(DomainError):
-    """The request clashes with what exists (a unique value taken)."""
-
-    code = "conflict"
-    status = 409
-
-
-class InvalidValue(DomainError):
-    """A value breaks a rule of the domain."""
-
-    code = "invalid-value"
-    status = 422

@@ -22,7 +22,7 @@ from paycore.platform.errors import DomainError
 from paycore.platform.money import from_cents
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.problems import problem_response
-from paycore.platform.web.routes import Routes
+from paycore.platform.web.routes import Routes, from_state
 
 
 class Unauthorized(DomainError):
@@ -65,8 +65,7 @@ class AnalyticsApi:
 
 
 def of(state: State) -> AnalyticsApi:
-    found: AnalyticsApi = state.analytics
-    return found
+    return from_state(state, "analytics", AnalyticsApi)
 
 
 async def _api(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Query, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from starlette.datastructures import State
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
@@ -31,7 +31,7 @@ from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.fastlane import FastRequest
 from paycore.platform.web.problems import parse_body
-from paycore.platform.web.routes import Routes
+from paycore.platform.web.routes import Routes, from_state, on_state
 
 routes = Routes("commerce")
 
@@ -47,15 +47,10 @@ class OrdersApi:
 
 
 def of(state: State) -> OrdersApi:
-    found: OrdersApi = state.commerce
-    return found
+    return from_state(state, "commerce", OrdersApi)
 
 
-def _api(request: Request) -> OrdersApi:
-    return of(request.app.state)
-
-
-Api = Annotated[OrdersApi, Depends(_api)]
+Api = Annotated[OrdersApi, on_state("commerce", OrdersApi)]
 
 
 class CustomerIn(BaseModel):

@@ -103,10 +103,9 @@ class GroupWriter(Generic[T, R]):
         committed: Committed,
         max_batch: int = 200,
     ) -> None:
+        plan = _Plan(build, tables, ids_from, committed)
         writes = _SQLiteWrites if engine.dialect.name == "sqlite" else _PostgresWrites
-        self._commit = GroupCommit(
-            writes(engine, build, tables, ids_from, committed), max_batch=max_batch
-        )
+        self._commit: GroupCommit[T, R] = GroupCommit(writes(engine, plan), max_batch=max_batch)
 
     async def submit(self, item: T) -> R:
         return await self._commit.submit(item)
@@ -116,39 +115,40 @@ class GroupWriter(Generic[T, R]):
         await self._commit.stop()
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan(Generic[T, R]):
+    """What a writer writes: ``build``'s batches into ``tables`` (ids from ``ids_from``), and
+    where committed batches go."""
+
+    build: Build[T, R]
+    tables: Sequence[tuple[Table, Sequence[str]]]
+    ids_from: Column[Any] | None
+    committed: Committed
+
+    def rows_per_table(self, batch: Batch) -> list[Sequence[Mapping[str, Any]]]:
+        declared = {table for table, _ in self.tables}
+        if undeclared := [t.name for t in batch.rows if t not in declared]:
+            raise ValueError(f"the writer was not given these tables: {', '.join(undeclared)}")
+        return [batch.rows.get(table, ()) for table, _ in self.tables]
+
+
 def _outbox_rows(batch: Batch) -> list[dict[str, Any]]:
     return [outbox.row(e, batch.now) for e in batch.events]
 
 
-def _rows_per_table(
-    batch: Batch, tables: Sequence[tuple[Table, Sequence[str]]]
-) -> list[Sequence[Mapping[str, Any]]]:
-    declared = {table for table, _ in tables}
-    if undeclared := [t.name for t in batch.rows if t not in declared]:
-        raise ValueError(f"the writer was not given these tables: {', '.join(undeclared)}")
-    return [batch.rows.get(table, ()) for table, _ in tables]
-
-
 class _SQLiteWrites(Generic[T, R]):
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        build: Build[T, R],
-        tables: Sequence[tuple[Table, Sequence[str]]],
-        ids_from: Column[Any] | None,
-        committed: Committed,
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, plan: _Plan[T, R]) -> None:
         self._file = sqlite_file(engine.url)
-        self._build, self._tables, self._ids_from = build, tables, ids_from
-        self._committed = committed
-        self._insert = ManyInserts(engine, *tables, (outbox.outbox, outbox.ROW_COLUMNS))
+        self._plan = plan
+        self._insert = ManyInserts(engine, *plan.tables, (outbox.outbox, outbox.ROW_COLUMNS))
         self._conn: sqlite_driver.Connection | None = None
 
     def _write(self, db: sqlite3.Connection, items: Sequence[T]) -> tuple[Sequence[R], Batch]:
-        ids = next_ids(db, self._ids_from, len(items)) if self._ids_from is not None else ()
+        ids_from = self._plan.ids_from
+        ids = next_ids(db, ids_from, len(items)) if ids_from is not None else ()
         batch = Batch()
-        results = self._build(items, ids, batch)
-        self._insert(db, *_rows_per_table(batch, self._tables), _outbox_rows(batch))
+        results = self._plan.build(items, ids, batch)
+        self._insert(db, *self._plan.rows_per_table(batch), _outbox_rows(batch))
         return results, batch
 
     async def __call__(self, items: Sequence[T]) -> Sequence[R]:
@@ -158,7 +158,7 @@ class _SQLiteWrites(Generic[T, R]):
             results, batch = await self._conn.write(lambda db: self._write(db, items))
         except sqlite3.IntegrityError as exc:  # refused as it would be through the engine
             raise IntegrityError("batch insert", None, exc) from exc
-        self._committed(batch)
+        self._plan.committed(batch)
         return results
 
     async def close(self) -> None:
@@ -168,25 +168,18 @@ class _SQLiteWrites(Generic[T, R]):
 
 
 class _PostgresWrites(Generic[T, R]):
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        build: Build[T, R],
-        tables: Sequence[tuple[Table, Sequence[str]]],
-        ids_from: Column[Any] | None,
-        committed: Committed,
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, plan: _Plan[T, R]) -> None:
         self._conn = DirectConnection(engine.url)
-        self._build, self._tables, self._committed = build, tables, committed
-        self._ids = IdBlocks(ids_from) if ids_from is not None else None
-        self._insert = MultiInsert(*tables, (outbox.outbox, outbox.ROW_COLUMNS))
+        self._plan = plan
+        self._ids = IdBlocks(plan.ids_from) if plan.ids_from is not None else None
+        self._insert = MultiInsert(*plan.tables, (outbox.outbox, outbox.ROW_COLUMNS))
 
     async def __call__(self, items: Sequence[T]) -> Sequence[R]:
         ids = await self._ids.take(self._conn, len(items)) if self._ids is not None else ()
         batch = Batch()
-        results = self._build(items, ids, batch)
-        await self._insert(self._conn, *_rows_per_table(batch, self._tables), _outbox_rows(batch))
-        self._committed(batch)
+        results = self._plan.build(items, ids, batch)
+        await self._insert(self._conn, *self._plan.rows_per_table(batch), _outbox_rows(batch))
+        self._plan.committed(batch)
         return results
 
     async def close(self) -> None:

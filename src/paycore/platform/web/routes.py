@@ -16,14 +16,16 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel
+from starlette.datastructures import State
 
 from paycore.platform.errors import DomainError
 from paycore.platform.web.fastlane import FastRequest, FastRoute, client_address
 from paycore.platform.web.problems import body_too_large, documented
 from paycore.platform.web.responses import JSONResponse
 
+T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 F = TypeVar("F", bound=Callable[[FastRequest], Awaitable[Any]])
 Errors = Iterable[type[DomainError] | tuple[int, str, str]]
@@ -183,6 +185,24 @@ def _framework_twin(route: FastRoute, by_key: str) -> Callable[..., Awaitable[Re
         ]
     )
     return by_key_endpoint
+
+
+def from_state(state: State, name: str, kind: type[T]) -> T:
+    """What a context keeps on the app's state under ``name`` (its dependencies, put there by
+    its ``processes.py`` at start-up)."""
+    found = getattr(state, name)
+    if not isinstance(found, kind):
+        raise TypeError(f"app.state.{name} is {type(found).__name__}, not {kind.__name__}")
+    return found
+
+
+def on_state(name: str, kind: type[T]) -> Any:
+    """``from_state`` as a FastAPI dependency: ``Annotated[Kind, on_state("name", Kind)]``."""
+
+    def dependency(request: Request) -> T:
+        return from_state(request.app.state, name, kind)
+
+    return Depends(dependency)
 
 
 def mount(
