@@ -119,8 +119,9 @@ class Consumer:
         self._count(outcomes)
 
     async def _handler_with_context(self, tx: Transaction, deliveries: list[Delivery]) -> Verdicts:
-        """Run the handler (in the correlation id of the batch's first message; ``one_by_one``
-        sets each message's own) and record the consumer lag of the newest one."""
+        """Run the handler in the correlation id of the batch's first message (a message
+        handled alone, after a failed batch, in its own) and record the consumer lag of the
+        newest one."""
         newest = deliveries[-1].headers.get(CREATED_AT, "")
         if newest.isdigit():
             lag = max(0.0, time.time() - int(newest) / 1000)
