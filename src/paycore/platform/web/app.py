@@ -23,6 +23,7 @@ from paycore.platform.web.responses import JSONResponse
 log = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "x-correlation-id"
+_CORRELATION_NAME = CORRELATION_HEADER.encode()
 DEFAULT_MAX_BODY = 1 << 20
 
 
@@ -36,8 +37,8 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        cid = headers.get(CORRELATION_HEADER.encode(), b"").decode("latin-1")[:100] or uuid7()
+        given = next((v for k, v in scope["headers"] if k == _CORRELATION_NAME), b"")
+        cid = given.decode("latin-1")[:100] or uuid7()
         token = correlation_id.set(cid)
         started = time.perf_counter()
         status, response_started = 500, False
@@ -116,6 +117,10 @@ def create_app(
         redoc_url=None,
         outer=middleware,
         max_body=max_body,
+        # paycore's metrics are its own (Prometheus); FastAPI's OpenTelemetry, left on, looks
+        # for a configured provider in the environment on every request (a tenth of a
+        # trivial request's cost)
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     return app

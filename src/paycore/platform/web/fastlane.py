@@ -20,17 +20,36 @@ RawAnswer = tuple[int, bytes, Sequence[tuple[bytes, bytes]]]
 """Status, a body already rendered, and response headers (content type included)."""
 
 
-@dataclass(frozen=True, slots=True)
 class FastRequest:
     """What a hot handler gets: the body, the headers (names in lower case), the client's
     address, the app's state (where a context keeps its dependencies), and for a route by key
-    the path's last segment."""
+    the path's last segment. On the fast lane the headers are decoded only if the handler
+    reads them (a read by key seldom does)."""
 
-    body: bytes
-    headers: Mapping[str, str]
-    client: str
-    state: State
-    key: str = ""
+    __slots__ = ("_headers", "_raw", "body", "client", "key", "state")
+
+    def __init__(
+        self,
+        body: bytes,
+        headers: Mapping[str, str] | None,
+        client: str,
+        state: State,
+        key: str = "",
+        *,
+        raw_headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
+        self.body = body
+        self.client = client
+        self.state = state
+        self.key = key
+        self._headers = headers
+        self._raw = raw_headers
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        if self._headers is None:
+            self._headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self._raw}
+        return self._headers
 
 
 FastHandler = Callable[[FastRequest], Awaitable[tuple[int, Any]]]
@@ -58,8 +77,12 @@ def client_address(scope: Scope) -> str:
     return str(client[0]) if client else ""
 
 
-def headers_of(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+def declared_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+    """The request's ``Content-Length``, or None if it has none (or not a number)."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
 
 
 class FastLane:
@@ -84,12 +107,20 @@ class FastLane:
                 return
         scope[ROUTE_KEY] = route.route
         try:
-            headers = headers_of(scope)
-            declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > route.max_body:
-                raise body_too_large(route.max_body)
-            body = await read_body(receive, limit=route.max_body) if method != "GET" else b""
-            request = FastRequest(body, headers, client_address(scope), scope["app"].state, key)
+            body = b""
+            if method != "GET":
+                declared = declared_length(scope["headers"])
+                if declared is not None and declared > route.max_body:
+                    raise body_too_large(route.max_body)
+                body = await read_body(receive, limit=route.max_body)
+            request = FastRequest(
+                body,
+                None,
+                client_address(scope),
+                scope["app"].state,
+                key,
+                raw_headers=scope["headers"],
+            )
             if route.by_key:
                 await send_raw(send, *await route.handle(request))
                 return

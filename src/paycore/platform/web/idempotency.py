@@ -61,9 +61,12 @@ class IdempotencyMiddleware:
         self._secret = secret
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
         key_bytes = headers.get(HEADER)
-        if scope["type"] != "http" or scope["method"] != "POST" or key_bytes is None:
+        if key_bytes is None:
             await self.app(scope, receive, send)
             return
         key = key_bytes.decode("latin-1").strip()

@@ -1,6 +1,9 @@
 """The request body limit, enforced for every route before anything reads the body (the
 idempotency layer, the fast lane, the framework's parsing): a ``Content-Length`` over the limit
-is answered 413 at once; a body sent without one is cut off as soon as it passes the limit."""
+is answered 413 at once; a body sent without one (chunked) is cut off as soon as it passes the
+limit. A request within its ``Content-Length`` passes untouched, since HTTP/1.1 frames a body
+by that length (the server reads no more), and so does one with neither header (it has no
+body): only a chunked body is counted, and the common request pays one scan of its headers."""
 
 from __future__ import annotations
 
@@ -24,11 +27,14 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_body:
+        declared, counted = _framing(scope["headers"])
+        if declared is not None and declared > self.max_body:
             await problem_response(body_too_large(self.max_body), scope["path"])(
                 scope, receive, send
             )
+            return
+        if not counted:
+            await self.app(scope, receive, send)
             return
         received, started = 0, False
 
@@ -54,3 +60,18 @@ class BodyLimit:
             await problem_response(body_too_large(self.max_body), scope["path"])(
                 scope, receive, send
             )
+
+
+def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
+    """The declared ``Content-Length`` (None if absent), and whether the body must be counted
+    as it arrives: it is chunked, or its length is not a number."""
+    declared, counted = None, False
+    for name, value in headers:
+        if name == b"content-length":
+            if value.isdigit():
+                declared = int(value)
+            else:
+                counted = True
+        elif name == b"transfer-encoding":
+            counted = True
+    return declared, counted
