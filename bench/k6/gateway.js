@@ -14,7 +14,7 @@ const CARDS = [
   ["6362970000457013", "111"],
   ["4556737586899856", "123"], // Luhn digit wrong: rejected
 ];
-const AMOUNTS = ["0.99", "1.00", "25.90", "310.45", "1000.00", "1000.01"];
+const AMOUNTS = [0.99, 1.0, 25.9, 310.45, 1000.0, 1000.01];
 // One URL string, request parameters built once per merchant, and a fixed name tag: k6
 // derives tags from every new URL string, and that work shows up in its own latency figures.
 const URL = `${__ENV.BASE}/gateway/transactions`;

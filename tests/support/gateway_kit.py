@@ -36,7 +36,7 @@ CARDS = [
     ("4556737586899856", "123"),  # Luhn digit wrong
     ("5105105105105100", "45"),  # CVV too short
 ]
-AMOUNTS = ["0.99", "1.00", "25.90", "1000.00", "1000.01", "310.45"]
+AMOUNTS = [0.99, 1.00, 25.90, 1000.00, 1000.01, 310.45]  # JSON numbers, written exactly
 
 
 def gateway_settings(**extra: Any) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def expected_decision(n: int, today: date | None = None) -> tuple[str, str]:
         body["credit_card_expiration_year"],
         body["credit_card_cvv"],
     )
-    decision = decide(card, to_cents(body["amount"]), today or datetime.now(UTC).date())
+    decision = decide(card, to_cents(str(body["amount"])), today or datetime.now(UTC).date())
     return decision.status, decision.error_message
 
 

@@ -18,6 +18,7 @@ from paycore.fulfillment.service import TOPIC, OrderCache
 from paycore.platform.errors import NotFound
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging.bus import Bus, Envelope
+from paycore.platform.web.bodies import read_document
 from paycore.platform.web.fastlane import FastRequest, RawAnswer
 from paycore.platform.web.routes import Routes, from_state, on_state
 
@@ -80,10 +81,11 @@ async def get_order(request: FastRequest) -> RawAnswer:
     status_code=202,
     body=ORDER_SCHEMA,
     response_model=Accepted,
-    errors=((400, "invalid-order", "The body is not JSON"), InvalidOrder),
+    errors=(InvalidOrder,),
     summary="Submit an order: validated, then published to the orders topic",
 )
 async def submit(request: FastRequest) -> tuple[int, Accepted]:
+    read_document(request.body, request.headers.get("content-type"))
     order = decode(request.body)
     await of(request.state).bus.publish(
         [Envelope(TOPIC, request.body, id=uuid7(), key=order.order_uid)]

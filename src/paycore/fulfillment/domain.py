@@ -81,17 +81,21 @@ INT_LIMIT: Final = 2**63  # integers must stay below it (PostgreSQL bigint)
 
 class InvalidOrder(DomainError):
     """An order was refused; ``kind`` says how (a stable code), ``field`` the JSON path at
-    fault. A body that is not JSON at all is a 400, any other defect a 422."""
+    fault (answered as every other invalid body, with the kind and the field)."""
 
-    code = "invalid-order"
+    code = "validation-error"
     status = 422
 
     def __init__(self, kind: str, field: str, detail: str) -> None:
-        super().__init__(f"{field} {detail}" if field else detail, kind=kind, field=field)
+        error = {"loc": ["body", *field.split(".")] if field else ["body"], "msg": detail}
+        super().__init__(
+            f"{field} {detail}" if field else detail,
+            kind=kind,
+            field=field,
+            errors=[{**error, "type": kind}],
+        )
         self.kind = kind
         self.field = field
-        if kind == "not-json":
-            self.status = 400
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
-from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field
+from msgspec import UNSET, Meta, UnsetType
+from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 from starlette.datastructures import State
 
 from paycore.gateway import live, metrics, service, store
@@ -37,11 +37,10 @@ from paycore.gateway.views import (
 from paycore.gateway.webhook_targets import TargetRefused, WebhookTargets
 from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.clock import utcnow
-from paycore.platform.money import to_cents
 from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.uow import Database
+from paycore.platform.web.bodies import Cents, Input, field_problem, read, text
 from paycore.platform.web.fastlane import FastRequest, client_address
-from paycore.platform.web.problems import Problem, parse_body
 from paycore.platform.web.routes import Routes, from_state, on_state
 
 SESSION_COOKIE = "paycore_session"
@@ -96,50 +95,58 @@ ADMIN = {"dependencies": [Depends(_operator)]}
 AS_OPERATOR = (Unauthorized, AdminDisabled)
 
 
-def _cvv_text(value: object) -> object:
-    """The seed sends the CVV as a number; a string keeps leading zeros."""
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-class TransactionIn(BaseModel):
+class TransactionIn(Input):
     """The seed's fields. Card rules (brand, Luhn, expiry, CVV length, amount limits) are the
     processor's to decide; here only the shapes are checked."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    amount: Decimal = Field(
-        gt=0, max_digits=15, decimal_places=2, description='e.g. 10.50 or "10.50"'
-    )
-    credit_card_number: str = Field(pattern=r"^[0-9]{1,19}$", description="digits only")
-    credit_card_name: str = Field(min_length=1, max_length=100)
-    credit_card_expiration_month: int = Field(strict=True, ge=0, le=99)
-    credit_card_expiration_year: int = Field(strict=True, ge=0, le=9999)
-    credit_card_cvv: Annotated[str, BeforeValidator(_cvv_text)] = Field(
-        pattern=r"^[0-9]{1,8}$", description="digits, as a string (or a number)"
-    )
+    amount: Cents
+    credit_card_number: Annotated[str, Meta(pattern=r"^[0-9]{1,19}$", description="digits only")]
+    credit_card_name: Annotated[str, text(100)]
+    credit_card_expiration_month: Annotated[int, Meta(ge=0, le=99)]
+    credit_card_expiration_year: Annotated[int, Meta(ge=0, le=9999)]
+    credit_card_cvv: Annotated[
+        str,
+        Meta(
+            pattern=r"^[0-9]{1,8}$",
+            description="digits, as a string (a number would lose a leading zero)",
+        ),
+    ]
 
 
-class AccountIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    name: str = Field(min_length=1, max_length=200)
-    webhook_url: AnyHttpUrl | None = Field(None, description="Where decided results are POSTed")
+WebhookUrl = Annotated[str, Meta(max_length=2048, description="Where decided results are POSTed")]
 
 
-class AccountPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    name: str | None = Field(None, min_length=1, max_length=200)
-    webhook_url: AnyHttpUrl | None = None
-    status: Literal["active", "disabled"] | None = None
+class AccountIn(Input):
+    name: Annotated[str, text(200)]
+    webhook_url: WebhookUrl | None = None
 
 
-async def _allowed_webhook(api: GatewayApi, url: AnyHttpUrl | None) -> str | None:
-    """The URL as stored, or ``WebhookUrlNotAllowed`` if webhooks may not go there."""
-    if url is None:
+class AccountPatch(Input):
+    """Only the fields given change; ``webhook_url: null`` removes the URL."""
+
+    name: Annotated[str, text(200)] | UnsetType = UNSET
+    webhook_url: WebhookUrl | UnsetType | None = UNSET
+    status: Literal["active", "disabled"] | UnsetType = UNSET
+
+
+async def _allowed_webhook(api: GatewayApi, given: str | None) -> str | None:
+    """The URL as stored (normalised: ``http://2130706433/`` is ``http://127.0.0.1/``), a
+    422 if it is not an http(s) URL, or ``WebhookUrlNotAllowed`` if webhooks may not go
+    there."""
+    if given is None:
         return None
     try:
-        await api.targets.check(str(url))
+        url = str(_HTTP_URL.validate_python(given))
+    except ValidationError:
+        raise field_problem(["webhook_url"], "Expected an http:// or https:// URL") from None
+    try:
+        await api.targets.check(url)
     except TargetRefused as exc:
         raise WebhookUrlNotAllowed(str(exc)) from None
-    return str(url)
+    return url
+
+
+_HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
 
 
 # --- accounts (operator) -----------------------------------------------------------------
@@ -202,17 +209,14 @@ async def get_account(account_id: str, api: Api) -> AccountOut:
     **ADMIN,
 )
 async def patch_account(account_id: str, body: AccountPatch, api: Api) -> AccountOut:
-    for name in body.model_fields_set - {"webhook_url"}:
-        if getattr(body, name) is None:
-            raise Problem(422, "validation-error", f"{name} cannot be null")
-    url = None
-    if "webhook_url" in body.model_fields_set:
-        url = await _allowed_webhook(api, body.webhook_url)
+    given_url = not isinstance(body.webhook_url, UnsetType)
+    url = None if isinstance(body.webhook_url, UnsetType) else body.webhook_url
+    url = await _allowed_webhook(api, url)
     changes = store.AccountChanges(
-        name=body.name,
+        name=body.name or None,
         webhook_url=url,
-        clear_webhook="webhook_url" in body.model_fields_set and url is None,
-        status=body.status,
+        clear_webhook=given_url and url is None,
+        status=body.status or None,
     )
     return await _update(api, account_id, changes)
 
@@ -260,7 +264,7 @@ async def create_transaction(request: FastRequest) -> tuple[int, TransactionOut]
     card, store the pending transaction and its event (group commit), answer 202."""
     api = of(request.state)
     merchant = await api.guard.merchant(request.headers, request.client)
-    body = parse_body(TransactionIn, request.body)
+    body = read(TransactionIn, request.body, request.headers.get("content-type"))
     card = Card(
         number=body.credit_card_number,
         holder=body.credit_card_name,
@@ -270,7 +274,7 @@ async def create_transaction(request: FastRequest) -> tuple[int, TransactionOut]
     )
     prepared = service.prepare_transaction(
         merchant.id,
-        to_cents(body.amount),
+        body.amount,
         card,
         keyring=api.keyring,
         hasher=api.hasher,

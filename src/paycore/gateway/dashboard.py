@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from datetime import datetime
 from importlib.resources import files
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from msgspec import Meta
 from starlette.types import Receive, Scope, Send
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
@@ -35,6 +35,7 @@ from paycore.gateway.domain import CrossOrigin, CsrfFailed, NotFound, TooManyStr
 from paycore.gateway.views import account_stats, transaction_view
 from paycore.platform.clock import utcnow
 from paycore.platform.persistence.uow import Database
+from paycore.platform.web.bodies import Input
 from paycore.platform.web.fastlane import client_address
 from paycore.platform.web.ratelimit import retry_after
 from paycore.platform.web.responses import JSONResponse, dumps
@@ -61,9 +62,8 @@ STATS_EVERY_SECONDS = 1.0
 KEEP_ALIVE_SECONDS = 10.0
 
 
-class LoginIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    secret: str = Field(min_length=1, max_length=200)
+class LoginIn(Input):
+    secret: Annotated[str, Meta(min_length=1, max_length=200)]
 
 
 class HeldStream(StreamingResponse):

@@ -3,11 +3,11 @@ the root (port 9999) or mounted at ``/payments``."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
-import msgspec
 from fastapi import Query
 from starlette.datastructures import State
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
@@ -16,16 +16,15 @@ from paycore.payments import domain, metrics, service
 from paycore.payments.domain import (
     DEFAULT,
     FALLBACK,
-    InvalidPayment,
     InvalidWindow,
-    new_payment,
+    Payment,
     parse_bound,
 )
 from paycore.platform.messaging.bus import Bus
 from paycore.platform.money import from_cents
 from paycore.platform.persistence.uow import Database
+from paycore.platform.web.bodies import Cents, Input, read
 from paycore.platform.web.fastlane import FastRequest
-from paycore.platform.web.problems import Problem
 from paycore.platform.web.routes import Routes, from_state, on_state
 
 MAX_BODY = 4096
@@ -47,27 +46,11 @@ def of(state: State) -> PaymentsApi:
 Api = Annotated[PaymentsApi, on_state("payments", PaymentsApi)]
 
 
-class PaymentIn(msgspec.Struct):
-    """``{"correlationId": "<uuid>", "amount": 19.90}``: the amount is read exactly from its
-    JSON text (never through a float) and must be a JSON number."""
+class PaymentIn(Input):
+    """``{"correlationId": "<uuid>", "amount": 19.90}``."""
 
-    correlationId: str
-    amount: msgspec.Raw
-
-    def exact_amount(self) -> Decimal | None:
-        text = bytes(self.amount).decode()
-        return Decimal(text) if text[:1] in "-0123456789" else None
-
-
-_decoder = msgspec.json.Decoder(PaymentIn)
-PAYMENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["correlationId", "amount"],
-    "properties": {
-        "correlationId": {"type": "string", "format": "uuid"},
-        "amount": {"type": "number", "exclusiveMinimum": 0, "multipleOf": 0.01},
-    },
-}
+    correlationId: uuid.UUID
+    amount: Cents
 
 
 class Accepted(TypedDict):
@@ -93,21 +76,15 @@ class Purged(TypedDict):
     "POST",
     "/payments",
     status_code=202,
-    body=PAYMENT_SCHEMA,
+    body=PaymentIn,
     response_model=Accepted,
-    errors=(InvalidPayment,),
     summary="Take a payment (processed asynchronously, exactly once)",
     max_body=MAX_BODY,
 )
 async def take_payment(request: FastRequest) -> tuple[int, Accepted]:
     """The hot path: checked, handed to the broker (durable before the answer), 202."""
-    try:
-        decoded = _decoder.decode(request.body)
-    except msgspec.DecodeError as exc:
-        malformed = "malformed" in str(exc).lower()
-        code = "malformed-json" if malformed else "validation-error"
-        raise Problem(400 if malformed else 422, code, str(exc)) from None
-    payment = new_payment(decoded.correlationId, decoded.exact_amount())
+    body = read(PaymentIn, request.body, request.headers.get("content-type"))
+    payment = Payment(str(body.correlationId), body.amount)
     await service.accept(of(request.state).bus, payment)
     metrics.payments_accepted.inc()
     return 202, {"correlationId": payment.correlation_id, "status": "accepted"}

@@ -52,7 +52,7 @@ def test_an_order_reaches_the_analytics_service_through_the_chosen_broker(
             "/commerce/customers", json={"email": f"{broker}@example.com", "username": broker}
         )
         assert customer.status_code == 201, customer.text
-        product = http.post("/commerce/products", json={"name": "caneta", "value": "2.50"})
+        product = http.post("/commerce/products", json={"name": "caneta", "value": 2.50})
         assert product.status_code == 201, product.text
         order = http.post(
             "/commerce/orders",

@@ -171,7 +171,7 @@ async def _shop(api: httpx.AsyncClient) -> None:
 
 async def test_create_customer(api: httpx.AsyncClient) -> None:
     response = await api.post(
-        "/commerce/customers", json={"email": "Alice@Example.COM", "username": " alice "}
+        "/commerce/customers", json={"email": "Alice@Example.COM", "username": "alice"}
     )
     assert response.status_code == 201
     body = response.json()

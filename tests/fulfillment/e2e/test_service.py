@@ -109,7 +109,8 @@ def test_submitted_and_published_orders_can_be_looked_up(service: dict[str, Any]
             "inconsistent",
             "payment.amount",
         )
-        assert http.post("/orders", content=b"{not json").status_code == 400
+        json_type = {"content-type": "application/json"}
+        assert http.post("/orders", content=b"{not json", headers=json_type).status_code == 400
 
     published = subprocess.run(
         [

@@ -21,6 +21,7 @@ from paycore.platform.clock import utcnow
 from paycore.platform.errors import DomainError
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.app import PaycoreAPI, create_app, install_probes
+from paycore.platform.web.bodies import Input
 from paycore.platform.web.fastlane import FastRequest, RawAnswer
 from paycore.platform.web.idempotency import (
     IdempotencyMiddleware,
@@ -436,7 +437,12 @@ class Counted(BaseModel):
     count: int
 
 
-@things.fast("POST", "/things", status_code=201, body=ItemIn, response_model=Counted)
+class ThingIn(Input):
+    name: str
+    quantity: int
+
+
+@things.fast("POST", "/things", status_code=201, body=ThingIn, response_model=Counted)
 async def add_thing(request: FastRequest) -> tuple[int, dict[str, int]]:
     return 201, {"count": len(request.body)}
 
@@ -494,7 +500,8 @@ async def test_a_hot_route_declared_once_is_served_and_documented_either_way(
     assert "`thing-gone`" in read["responses"]["404"]["description"]
     write = document["paths"]["/things"]["post"]
     body_schema = write["requestBody"]["content"]["application/json"]["schema"]
-    assert body_schema["title"] == "ItemIn"
+    assert body_schema == {"$ref": "#/components/schemas/ThingIn"}
+    assert set(document["components"]["schemas"]["ThingIn"]["properties"]) == {"name", "quantity"}
     answer_schema = write["responses"]["201"]["content"]["application/json"]["schema"]
     assert answer_schema["$ref"].endswith("/Counted")
     assert "`body-too-large`" in write["responses"]["413"]["description"]

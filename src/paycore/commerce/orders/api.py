@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
+from email_validator import EmailNotValidError, validate_email
 from fastapi import Query, Response
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from msgspec import Meta
 from starlette.datastructures import State
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
@@ -26,11 +27,11 @@ from paycore.commerce.domain import (
 from paycore.commerce.orders import metrics, service, store
 from paycore.commerce.orders.client import AnalyticsClient, AnalyticsUnavailable
 from paycore.platform.clock import iso
-from paycore.platform.money import from_cents, to_cents
+from paycore.platform.money import from_cents
 from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.uow import Database
+from paycore.platform.web.bodies import Cents, Input, field_problem, read, text
 from paycore.platform.web.fastlane import FastRequest
-from paycore.platform.web.problems import parse_body
 from paycore.platform.web.routes import Routes, from_state, on_state
 
 routes = Routes("commerce")
@@ -53,32 +54,29 @@ def of(state: State) -> OrdersApi:
 Api = Annotated[OrdersApi, on_state("commerce", OrdersApi)]
 
 
-class CustomerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    email: EmailStr
-    username: str = Field(min_length=1, max_length=100)
+Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
 
 
-class ProductIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    name: str = Field(min_length=1, max_length=200)
-    value: Decimal = Field(
-        gt=0, max_digits=15, decimal_places=2, description="Unit price, e.g. 31.50"
-    )
+class CustomerIn(Input):
+    email: Annotated[Email, Meta(description="Checked in full (domain and all)")]
+    username: Annotated[str, text(100)]
 
 
-class OrderItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    name: str = Field(min_length=1, max_length=200)
-    quantity: int = Field(gt=0, le=1_000_000, strict=True)
+class ProductIn(Input):
+    name: Annotated[str, text(200)]
+    value: Annotated[Cents, Meta(description="Unit price, e.g. 31.50")]
 
 
-class OrderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    # Only identifies the customer (validated when the customer was created): a cheap shape
-    # check instead of full e-mail validation on this hot path.
-    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
-    products: list[OrderItemIn] = Field(min_length=1, max_length=1000)
+class OrderItemIn(Input):
+    name: Annotated[str, text(200)]
+    quantity: Annotated[int, Meta(gt=0, le=1_000_000)]
+
+
+class OrderIn(Input):
+    # Only identifies the customer (checked in full when the customer was created): a cheap
+    # shape check instead of full e-mail validation on this hot path.
+    email: Email
+    products: Annotated[list[OrderItemIn], Meta(min_length=1, max_length=1000)]
 
 
 class CustomerOut(TypedDict):
@@ -151,8 +149,12 @@ def _order(order: Order) -> OrderOut:
     summary="Create a customer",
 )
 async def create_customer(body: CustomerIn, api: Api) -> CustomerOut:
+    try:
+        email = validate_email(body.email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise field_problem(["email"], str(exc)) from None
     async with api.db.transaction() as tx:
-        customer = await service.create_customer(tx, email=body.email, username=body.username)
+        customer = await service.create_customer(tx, email=email, username=body.username)
     return _customer(customer)
 
 
@@ -174,7 +176,7 @@ async def get_customer(customer_id: int, api: Api) -> CustomerOut:
 )
 async def create_product(body: ProductIn, api: Api) -> ProductOut:
     async with api.db.transaction() as tx:
-        product = await service.create_product(tx, name=body.name, value_cents=to_cents(body.value))
+        product = await service.create_product(tx, name=body.name, value_cents=body.value)
     return _product(product)
 
 
@@ -206,7 +208,7 @@ async def place_order(request: FastRequest) -> tuple[int, OrderOut]:
     """The hot path: the body validated by pydantic-core directly, the customer and prices
     from the catalog cache, the order and its event written by group commit (ADR 0002)."""
     api = of(request.state)
-    order_in = parse_body(OrderIn, request.body)
+    order_in = read(OrderIn, request.body, request.headers.get("content-type"))
     items = [(p.name, p.quantity) for p in order_in.products]
     pending = await service.prepare_order(api.catalog, email=order_in.email, items=items)
     order = await api.orders.submit(pending)

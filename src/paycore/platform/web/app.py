@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from paycore.platform.ids import uuid7
 from paycore.platform.observability import metrics
 from paycore.platform.observability.logging import correlation_id
+from paycore.platform.web.bodies import Input, schema_components
 from paycore.platform.web.fastlane import ROUTE_KEY, FastRequest
 from paycore.platform.web.limits import BodyLimit
 from paycore.platform.web.problems import Problem, install_error_handlers, problem_response
@@ -89,6 +90,17 @@ class PaycoreAPI(FastAPI):
         super().__init__(*args, **kwargs)
         self._outer = list(outer)
         self._max_body = max_body
+        self.request_models: set[type[Input]] = set()
+
+    def openapi(self) -> dict[str, Any]:
+        """The framework's document, with the schemas of the request models among its
+        components (paycore's body reader reads them, so the framework does not know them)."""
+        if self.openapi_schema is None:
+            document = super().openapi()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            models = sorted(self.request_models, key=lambda model: model.__name__)
+            schemas.update(schema_components(models))
+        return self.openapi_schema or {}
 
     def build_middleware_stack(self) -> ASGIApp:
         app = super().build_middleware_stack()

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -84,10 +84,14 @@ ALWAYS: Sequence[tuple[int, str, str]] = (
 )
 """What any route may answer, whatever it declares."""
 WITH_INPUT: Sequence[tuple[int, str, str]] = (
-    (400, "malformed-json", "The body is not valid JSON"),
-    (422, "validation-error", "A value is missing, of the wrong type or out of range"),
+    (422, "validation-error", "A value is missing, unknown, of the wrong type or out of range"),
 )
 """What a route with a body or parameters may answer."""
+WITH_BODY: Sequence[tuple[int, str, str]] = (
+    (400, "malformed-json", "The body is not valid JSON"),
+    (415, "unsupported-media-type", "The body is not sent as application/json"),
+)
+"""What a route reading a JSON body may answer (``web.bodies``)."""
 WITH_IDEMPOTENCY_KEY: Sequence[tuple[int, str, str]] = (
     (400, "bad-idempotency-key", "The Idempotency-Key header is empty or too long"),
     (409, "idempotency-key-in-progress", "A request with this Idempotency-Key is running"),
@@ -97,7 +101,11 @@ WITH_IDEMPOTENCY_KEY: Sequence[tuple[int, str, str]] = (
 
 
 def documented(
-    errors: Iterable[type[DomainError] | tuple[int, str, str]], *, method: str, takes_input: bool
+    errors: Iterable[type[DomainError] | tuple[int, str, str]],
+    *,
+    method: str,
+    takes_input: bool,
+    takes_body: bool = False,
 ) -> dict[int | str, dict[str, Any]]:
     """FastAPI ``responses`` listing, per status, every problem code a route may answer: its
     own ``errors`` (DomainError classes, or ``(status, code, meaning)``), and the common
@@ -105,6 +113,7 @@ def documented(
     codes: dict[int, dict[str, str]] = defaultdict(dict)
     common = [
         *(WITH_INPUT if takes_input else ()),
+        *(WITH_BODY if takes_body else ()),
         *(WITH_IDEMPOTENCY_KEY if method == "POST" else ()),
         *ALWAYS,
     ]
@@ -122,19 +131,6 @@ def documented(
         }
         for status, by_code in sorted(codes.items())
     }
-
-
-def parse_body(model: type[Any], body: bytes) -> Any:
-    """Validate a JSON body against a pydantic model without FastAPI's per-request machinery
-    (for hot paths); errors become the same problems as FastAPI's own validation."""
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        raise validation_problem(_in_body(exc.errors())) from None
-
-
-def _in_body(errors: Sequence[Any]) -> list[Any]:
-    return [{**e, "loc": ("body", *e.get("loc", ()))} for e in errors]
 
 
 def validation_problem(raw: Sequence[Any]) -> Problem:

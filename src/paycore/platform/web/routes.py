@@ -2,11 +2,13 @@
 
 ``Routes.get/post/patch/delete`` declare a framework route whose handler returns its response
 model (the OpenAPI document shows it, and the problem codes the route may answer); the value
-is rendered with exact money. ``Routes.fast`` declares a hot route: the one handler is served
-by the fast lane ahead of the framework and also mounted as the framework route that documents
-it (and serves it where there is no fast lane). Handlers reach their context's dependencies
-through the app's state, which the context's ``processes.py`` fills at start-up; ``mount``
-adds a context's routes to an app.
+is rendered with exact money. A handler's parameter typed with a request model (a
+``bodies.Input``) gets the body read by ``bodies.read``, the one reader of every route.
+``Routes.fast`` declares a hot route: the one handler is served by the fast lane ahead of the
+framework and also mounted as the framework route that documents it (and serves it where
+there is no fast lane). Handlers reach their context's dependencies through the app's state,
+which the context's ``processes.py`` fills at start-up; ``mount`` adds a context's routes to
+an app.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from pydantic import BaseModel
 from starlette.datastructures import State
 
 from paycore.platform.errors import DomainError
+from paycore.platform.web import bodies
+from paycore.platform.web.app import PaycoreAPI
 from paycore.platform.web.fastlane import FastRequest, FastRoute, client_address
 from paycore.platform.web.problems import body_too_large, documented
 from paycore.platform.web.responses import JSONResponse
@@ -39,6 +42,7 @@ class Routes:
     def __init__(self, tag: str) -> None:
         self.router = APIRouter(tags=[tag])
         self.hot: dict[tuple[str, str], FastRoute] = {}
+        self.models: set[type[bodies.Input]] = set()
 
     def get(self, path: str, **options: Any) -> Callable[[H], H]:
         return self._route("GET", path, **options)
@@ -69,8 +73,10 @@ class Routes:
         ``aliases`` serve the same handler under other paths, undocumented."""
 
         def declare(handler: H) -> H:
-            endpoint = _rendering(handler, status_code)
+            endpoint, model = _rendering(handler, status_code)
             takes_input = bool(inspect.signature(handler).parameters)
+            if model is not None:
+                options["openapi_extra"] = self._request_body(model)
             shown = [(path, include_in_schema), *[(alias, False) for alias in aliases]]
             for where, documented_here in shown:
                 self.router.add_api_route(
@@ -79,7 +85,9 @@ class Routes:
                     methods=[method],
                     status_code=status_code,
                     summary=summary or None,
-                    responses=documented(errors, method=method, takes_input=takes_input),
+                    responses=documented(
+                        errors, method=method, takes_input=takes_input, takes_body=bool(model)
+                    ),
                     include_in_schema=documented_here,
                     **options,
                 )
@@ -94,7 +102,7 @@ class Routes:
         *,
         aliases: Sequence[str] = (),
         status_code: int = 200,
-        body: type[BaseModel] | dict[str, Any] | None = None,
+        body: type[bodies.Input] | dict[str, Any] | None = None,
         response_model: type[Any] | None = None,
         errors: Errors = (),
         summary: str = "",
@@ -102,7 +110,8 @@ class Routes:
         by_key: str = "",
     ) -> Callable[[F], F]:
         """A hot route (see the module doc). ``body`` is the request body's model or JSON
-        schema (for the document; the handler parses the raw body itself); ``by_key`` names
+        schema (for the document; the handler reads the raw body itself, with
+        ``bodies.read``); ``by_key`` names
         the path's last segment for a read of one resource (``/orders/{order_uid}``): the
         handler gets it as ``request.key`` and answers a rendered body (``RawAnswer``)."""
 
@@ -115,9 +124,7 @@ class Routes:
             endpoint = _framework_twin(route, by_key)
             extra: dict[str, Any] = {}
             if body is not None:
-                schema = body if isinstance(body, dict) else body.model_json_schema()
-                content = {"application/json": {"schema": schema}}
-                extra["openapi_extra"] = {"requestBody": {"required": True, "content": content}}
+                extra["openapi_extra"] = self._request_body(body)
             for where, shown in [(template, True), *[(a, False) for a in aliases]]:
                 self.router.add_api_route(
                     where,
@@ -127,7 +134,10 @@ class Routes:
                     response_model=response_model,
                     summary=summary or None,
                     responses=documented(
-                        errors, method=method, takes_input=body is not None or bool(by_key)
+                        errors,
+                        method=method,
+                        takes_input=body is not None or bool(by_key),
+                        takes_body=body is not None,
                     ),
                     include_in_schema=shown,
                     **extra,
@@ -136,22 +146,60 @@ class Routes:
 
         return declare
 
+    def _request_body(self, body: type[bodies.Input] | dict[str, Any]) -> dict[str, Any]:
+        """The OpenAPI ``requestBody`` of a route: a model is referred to (its schema joins
+        the document's components when the routes are mounted), a raw schema is inlined."""
+        if isinstance(body, dict):
+            schema = body
+        else:
+            self.models.add(body)
+            schema = {"$ref": bodies.SCHEMAS + body.__name__}
+        content = {"application/json": {"schema": schema}}
+        return {"requestBody": {"required": True, "content": content}}
 
-def _rendering(handler: Callable[..., Awaitable[Any]], status_code: int) -> Any:
-    """The endpoint FastAPI calls: the handler's own signature (so its parameters, their
-    dependencies and its return type, the response model, are what FastAPI reads), answering
-    what the handler returns with exact money (FastAPI's own serialisation would write a
-    Decimal as a string)."""
+
+def _rendering(
+    handler: Callable[..., Awaitable[Any]], status_code: int
+) -> tuple[Any, type[bodies.Input] | None]:
+    """The endpoint FastAPI calls, and the request model it reads, if any: the handler's own
+    signature (so its parameters, their dependencies and its return type, the response model,
+    are what FastAPI reads) except that a request model parameter is read by ``bodies.read``
+    from the request; the answer is what the handler returns, with exact money (FastAPI's own
+    serialisation would write a Decimal as a string)."""
+    signature = inspect.signature(handler, eval_str=True)
+    models = {
+        name: p.annotation
+        for name, p in signature.parameters.items()
+        if isinstance(p.annotation, type) and issubclass(p.annotation, bodies.Input)
+    }
+    if len(models) > 1:
+        raise TypeError(f"{handler.__name__} takes more than one request body")
+    body_name, model = next(iter(models.items()), ("", None))
+    # FastAPI passes the request (once: to the handler's own parameter, if it has one)
+    takes_request = [n for n, p in signature.parameters.items() if p.annotation is Request]
+    request_name = takes_request[0] if takes_request else "paycore_request"
 
     @functools.wraps(handler)
     async def endpoint(*args: Any, **kwargs: Any) -> Response:
+        if model is not None:
+            request: Request = kwargs[request_name]
+            if not takes_request:
+                del kwargs[request_name]
+            content_type = request.headers.get("content-type")
+            kwargs[body_name] = bodies.read(model, await request.body(), content_type)
         result = await handler(*args, **kwargs)
         if isinstance(result, Response):
             return result
         return JSONResponse(result, status_code=status_code)
 
-    endpoint.__signature__ = inspect.signature(handler, eval_str=True)  # type: ignore[attr-defined]
-    return endpoint
+    if model is not None:  # the request instead of a body for FastAPI to read
+        parameters = [p for name, p in signature.parameters.items() if name != body_name]
+        if not takes_request:
+            kind = inspect.Parameter.KEYWORD_ONLY
+            parameters.append(inspect.Parameter(request_name, kind, annotation=Request))
+        signature = signature.replace(parameters=parameters)
+    endpoint.__signature__ = signature  # type: ignore[attr-defined]
+    return endpoint, model
 
 
 def _framework_twin(route: FastRoute, by_key: str) -> Callable[..., Awaitable[Response]]:
@@ -208,8 +256,11 @@ def on_state(name: str, kind: type[T]) -> Any:
 def mount(
     app: FastAPI, routes: Routes, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
 ) -> None:
-    """Add a context's routes to an app under ``prefix`` (its hot ones to the fast lane)."""
+    """Add a context's routes to an app under ``prefix`` (its hot ones to the fast lane, its
+    request models to the document's schemas)."""
     app.include_router(routes.router, prefix=prefix)
+    if isinstance(app, PaycoreAPI):
+        app.request_models.update(routes.models)
     fast_routes.update(
         {
             (method, prefix + path): FastRoute(r.handle, prefix + r.route, r.max_body, r.by_key)
