@@ -15,7 +15,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, DecimalException
 
 from paycore.platform.errors import DomainError
 
@@ -51,11 +50,6 @@ class Payment:
     amount_cents: int
 
 
-def new_payment(correlation_id: object, amount: object) -> Payment:
-    """Check a payment request's fields: a UUID and a positive amount with at most 2 places."""
-    return Payment(checked_id(correlation_id), to_cents(amount))
-
-
 def checked_id(correlation_id: object) -> str:
     """The canonical text of a correlationId, which must be a UUID."""
     if not isinstance(correlation_id, str):
@@ -64,23 +58,6 @@ def checked_id(correlation_id: object) -> str:
         return str(uuid.UUID(correlation_id))
     except ValueError:
         raise InvalidPayment("correlationId", "must be a UUID") from None
-
-
-def to_cents(amount: object) -> int:
-    """A JSON amount (a Decimal or an int, never a float) as positive integer cents."""
-    if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
-        raise InvalidPayment("amount", "must be a number")
-    value = Decimal(amount)
-    if not value.is_finite():
-        raise InvalidPayment("amount", "must be a finite number")
-    try:
-        cents = value.scaleb(2)
-        whole = cents.to_integral_value()
-    except DecimalException:
-        raise InvalidPayment("amount", "is out of range") from None
-    if cents != whole:
-        raise InvalidPayment("amount", "must have at most 2 decimal places")
-    return checked_cents(int(cents))
 
 
 def checked_cents(cents: int) -> int:

@@ -25,11 +25,12 @@ def service(tmp_path: Path, processors: Processors) -> Iterator[Deployment]:
         yield running
 
 
+JSON_TYPE = {"content-type": "application/json"}
+
+
 def post(base: str, correlation_id: str, amount: str = "19.90") -> int:
     body = f'{{"correlationId":"{correlation_id}","amount":{amount}}}'
-    return httpx.post(
-        base + "/payments", content=body, headers={"content-type": "application/json"}, timeout=10
-    ).status_code
+    return httpx.post(base + "/payments", content=body, headers=JSON_TYPE, timeout=10).status_code
 
 
 def test_payments_through_both_instances_match_the_processors_summary(
@@ -72,7 +73,7 @@ def test_default_failing_mid_run_moves_payments_to_the_fallback_consistently(
 
 BAD = [
     (b"{not json", 400, "malformed-json"),
-    (b'{"correlationId":"nope","amount":1}', 422, "invalid-payment"),
+    (b'{"correlationId":"nope","amount":1}', 422, "validation-error"),
     (b'{"correlationId":"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3","amount":1.001}', 422, None),
     (b'{"correlationId":"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3","amount":-1}', 422, None),
     (b'{"correlationId":"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3","amount":"1"}', 422, None),
@@ -85,7 +86,9 @@ def test_bad_payments_get_a_clear_error_and_nothing_is_processed(
     service: Deployment, processors: Processors
 ) -> None:
     for body, status, code in BAD:
-        answer = httpx.post(service.base(0) + "/payments", content=body, timeout=10)
+        answer = httpx.post(
+            service.base(0) + "/payments", content=body, headers=JSON_TYPE, timeout=10
+        )
         assert answer.status_code == status, (body[:80], answer.text)
         assert answer.headers["content-type"] == "application/problem+json"
         if code:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 
 from paycore.payments import messages
@@ -14,42 +12,11 @@ from paycore.payments.domain import (
     Outcome,
     Payment,
     Router,
-    new_payment,
     parse_bound,
     requested_at_text,
 )
 
 CID = "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3"
-
-
-def test_payment_amount_is_read_exactly_in_cents() -> None:
-    assert new_payment(CID.upper(), Decimal("19.90")) == Payment(CID, 1990)
-    assert new_payment(CID, 7).amount_cents == 700
-    assert new_payment(CID, Decimal("0.01")).amount_cents == 1
-
-
-@pytest.mark.parametrize(
-    ("correlation_id", "amount", "field"),
-    [
-        ("not-a-uuid", Decimal("1"), "correlationId"),
-        (123, Decimal("1"), "correlationId"),
-        (CID, Decimal("0.001"), "amount"),
-        (CID, Decimal("0"), "amount"),
-        (CID, Decimal("-5.00"), "amount"),
-        (CID, Decimal("NaN"), "amount"),
-        (CID, Decimal("Infinity"), "amount"),
-        (CID, Decimal("1E+999999"), "amount"),
-        (CID, 19.9, "amount"),  # a float never carries money
-        (CID, True, "amount"),
-        (CID, "19.90", "amount"),
-    ],
-)
-def test_bad_payments_are_refused_with_the_field(
-    correlation_id: object, amount: object, field: str
-) -> None:
-    with pytest.raises(InvalidPayment) as caught:
-        new_payment(correlation_id, amount)
-    assert caught.value.field == field
 
 
 def test_window_bounds_are_inclusive_milliseconds_rounded_inwards() -> None:
