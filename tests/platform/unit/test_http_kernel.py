@@ -270,7 +270,7 @@ async def test_malformed_json_is_a_400(client: httpx.AsyncClient, calls: Calls) 
         "/items", content=b'{"name": "pen",', headers={"Content-Type": "application/json"}
     )
     body = _problem(response, 400, "malformed-json")
-    assert body["instance"] == "/items"
+    assert "instance" not in body  # no path named: the client may know another
     assert calls.items == []
 
 
@@ -289,7 +289,7 @@ async def test_missing_field_is_a_422(client: httpx.AsyncClient) -> None:
 
 async def test_unknown_route_is_a_404(client: httpx.AsyncClient) -> None:
     body = _problem(await client.get("/nowhere"), 404, "not-found")
-    assert body["instance"] == "/nowhere"
+    assert "instance" not in body
 
 
 async def test_wrong_method_is_a_405(client: httpx.AsyncClient) -> None:
@@ -303,7 +303,7 @@ async def test_a_raised_problem_keeps_status_code_detail_and_headers(
     body = _problem(response, 409, "stock-exhausted")
     assert body["detail"] == "only 2 left"
     assert body["remaining"] == 2
-    assert body["instance"] == "/problem"
+    assert "instance" not in body
     assert response.headers["retry-after"] == "7"
 
 

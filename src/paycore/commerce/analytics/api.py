@@ -49,7 +49,7 @@ class RefuseBrowserOrigins:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and any(k == b"origin" for k, _ in scope.get("headers", [])):
             refused = CrossOriginForbidden("This internal service refuses browser origins.")
-            await problem_response(refused, scope["path"])(scope, receive, send)
+            await problem_response(refused)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

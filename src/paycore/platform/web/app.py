@@ -62,7 +62,7 @@ class ObservabilityMiddleware:
                 problem = Problem(
                     500, "internal-error", "An unexpected error occurred; it is logged."
                 )
-                await problem_response(problem, scope["path"])(scope, receive, send_with_id)
+                await problem_response(problem)(scope, receive, send_with_id)
         finally:
             path = scope.get(ROUTE_KEY) or getattr(scope.get("route"), "path", None) or "unmatched"
             metrics.http_requests.labels(scope["method"], path, str(status)).inc()

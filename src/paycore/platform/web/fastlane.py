@@ -126,7 +126,7 @@ class FastLane:
                 return
             status, content = await route.handle(request)
         except DomainError as error:
-            await problem_response(error, path)(scope, receive, send)
+            await problem_response(error)(scope, receive, send)
             return
         await JSONResponse(content, status_code=status)(scope, receive, send)
 

@@ -74,7 +74,7 @@ class IdempotencyMiddleware:
             problem = Problem(
                 400, "bad-idempotency-key", "Idempotency-Key must be 1 to 255 characters."
             )
-            await problem_response(problem, scope["path"])(scope, receive, send)
+            await problem_response(problem)(scope, receive, send)
             return
         body = await read_body(receive)
         credential = headers.get(b"authorization") or headers.get(b"x-token") or b""

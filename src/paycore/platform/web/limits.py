@@ -29,9 +29,7 @@ class BodyLimit:
             return
         declared, counted = _framing(scope["headers"])
         if declared is not None and declared > self.max_body:
-            await problem_response(body_too_large(self.max_body), scope["path"])(
-                scope, receive, send
-            )
+            await problem_response(body_too_large(self.max_body))(scope, receive, send)
             return
         if not counted:
             await self.app(scope, receive, send)
@@ -57,9 +55,7 @@ class BodyLimit:
         except _TooLarge:
             if started:
                 raise
-            await problem_response(body_too_large(self.max_body), scope["path"])(
-                scope, receive, send
-            )
+            await problem_response(body_too_large(self.max_body))(scope, receive, send)
 
 
 def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:

@@ -57,7 +57,10 @@ class ProblemOut(BaseModel):
     code: str = Field(description="Stable error code; clients act on it")
 
 
-def problem_response(error: DomainError, instance: str = "") -> Response:
+def problem_response(error: DomainError) -> Response:
+    """The error as a problem. No ``instance``: the path a server saw is not always the one
+    the client asked for (behind a prefix, a proxy, an internal call), so a problem names no
+    path; the ``X-Correlation-ID`` header identifies the occurrence."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + error.code,
         "title": error.title,
@@ -65,8 +68,6 @@ def problem_response(error: DomainError, instance: str = "") -> Response:
         "detail": error.detail,
         "code": error.code,
     }
-    if instance:
-        body["instance"] = instance
     body.update(error.extra)
     return Response(
         dumps(body), status_code=error.status, media_type=PROBLEM_MEDIA_TYPE, headers=error.headers
@@ -158,23 +159,23 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
-        return problem_response(exc, request.url.path)
+        return problem_response(exc)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return problem_response(validation_problem(exc.errors()), request.url.path)
+        return problem_response(validation_problem(exc.errors()))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         problem = Problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
-        return problem_response(problem, request.url.path)
+        return problem_response(problem)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # Starlette's outermost layer answers with this, then re-raises: the observability
         # middleware logs the error.
         problem = Problem(500, "internal-error", "An unexpected error occurred; it is logged.")
-        return problem_response(problem, request.url.path)
+        return problem_response(problem)
 
     app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(DomainError, on_domain_error)
