@@ -8,6 +8,11 @@ from datetime import datetime
 
 from paycore.platform.errors import DomainError
 
+ARCHIVE_MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+"""An archived month, ``2026-11``."""
+ARCHIVE_FILE = r"^(orders\.jsonl\.gz|messages\.jsonl\.gz|report\.json)$"
+"""The files of an archived month."""
+
 
 class CommerceError(DomainError):
     """A rule of the commerce context was broken."""

@@ -41,6 +41,7 @@ from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.bodies import Cents, Input, field_problem, read, text
 from paycore.platform.web.fastlane import FastRequest, client_address
+from paycore.platform.web.params import UUID_PATTERN, Page, UuidId
 from paycore.platform.web.routes import Routes, from_state, on_state
 
 SESSION_COOKIE = "paycore_session"
@@ -180,7 +181,7 @@ async def create_account(body: AccountIn, api: Api) -> NewAccountOut:
 @routes.get("/accounts", errors=AS_OPERATOR, summary="List merchant accounts (admin)", **ADMIN)
 async def list_accounts(
     api: Api,
-    page: Annotated[int, Query(ge=0)] = 0,
+    page: Page = 0,
     pageSize: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[AccountOut]:
     async with api.db.connect() as conn:
@@ -194,7 +195,7 @@ async def list_accounts(
     summary="A merchant account (admin)",
     **ADMIN,
 )
-async def get_account(account_id: str, api: Api) -> AccountOut:
+async def get_account(account_id: UuidId, api: Api) -> AccountOut:
     async with api.db.connect() as conn:
         row = await store.find_account(conn, account_id)
     if row is None:
@@ -208,7 +209,7 @@ async def get_account(account_id: str, api: Api) -> AccountOut:
     summary="Rename, set the webhook URL (null removes it), disable or enable (admin)",
     **ADMIN,
 )
-async def patch_account(account_id: str, body: AccountPatch, api: Api) -> AccountOut:
+async def patch_account(account_id: UuidId, body: AccountPatch, api: Api) -> AccountOut:
     given_url = not isinstance(body.webhook_url, UnsetType)
     url = None if isinstance(body.webhook_url, UnsetType) else body.webhook_url
     url = await _allowed_webhook(api, url)
@@ -227,7 +228,7 @@ async def patch_account(account_id: str, body: AccountPatch, api: Api) -> Accoun
     summary="Disable an account (admin): its secret and sessions stop working",
     **ADMIN,
 )
-async def disable_account(account_id: str, api: Api) -> AccountOut:
+async def disable_account(account_id: UuidId, api: Api) -> AccountOut:
     return await _update(api, account_id, store.AccountChanges(status=store.DISABLED))
 
 
@@ -296,7 +297,7 @@ async def list_transactions(
     status: Annotated[Literal["pending", "approved", "rejected"] | None, Query()] = None,
     since: Annotated[datetime | None, Query(alias="from")] = None,
     until: Annotated[datetime | None, Query(alias="to")] = None,
-    cursor: Annotated[str | None, Query(max_length=36)] = None,
+    cursor: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> TransactionPage:
     async with api.db.connect() as conn:
@@ -326,7 +327,7 @@ async def stats(caller: Caller, api: Api) -> Stats:
     errors=(*AS_MERCHANT, NotFound),
     summary="One of the caller's transactions (404 for another account's)",
 )
-async def get_transaction(caller: Caller, transaction_id: str, api: Api) -> TransactionOut:
+async def get_transaction(caller: Caller, transaction_id: UuidId, api: Api) -> TransactionOut:
     async with api.db.connect() as conn:
         row = await store.find_transaction(conn, caller.id, transaction_id)
     if row is None:
@@ -342,9 +343,9 @@ async def get_transaction(caller: Caller, transaction_id: str, api: Api) -> Tran
 async def list_deliveries(
     caller: Caller,
     api: Api,
-    transaction_id: Annotated[str | None, Query(max_length=36)] = None,
+    transaction_id: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
     status: Annotated[Literal["pending", "delivered", "failed"] | None, Query()] = None,
-    cursor: Annotated[str | None, Query(max_length=36)] = None,
+    cursor: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> DeliveryPage:
     async with api.db.connect() as conn:

@@ -38,10 +38,11 @@ class InvalidPayment(DomainError):
 
 
 class InvalidWindow(InvalidPayment):
-    """A summary window bound that is not an ISO 8601 time."""
+    """A summary window bound that is not an ISO 8601 time (answered as every other query
+    value of the wrong form)."""
 
-    code = "invalid-window"
-    status = 400
+    code = "validation-error"
+    status = 422
 
 
 @dataclass(frozen=True, slots=True)

@@ -587,7 +587,12 @@ async def test_archive_through_the_public_api(
     report = (await api.get("/commerce/archive/2026-01/report.json")).json()
     assert (report["orders"], report["totalCents"]) == (4, 11_260)
     _problem(await api.get("/commerce/archive/1999-01"), 404, "not-found")
-    _problem(await api.get("/commerce/archive/2026-01/state.json"), 404, "not-found")
+    _problem(await api.get("/commerce/archive/2026-02/report.json"), 404, "not-found")
+    # names that cannot be an archive's are refused before any call to the service
+    _problem(await api.get("/commerce/archive/2026-01/state.json"), 422, "validation-error")
+    _problem(await api.get("/commerce/archive/2026-13"), 422, "validation-error")
+    _problem(await api.get("/commerce/archive/2026-01/x%3Fy=1"), 422, "validation-error")
+    _problem(await api.get("/commerce/archive/2026-01%0A"), 422, "validation-error")
 
 
 # --- the analytics service itself --------------------------------------------------------------

@@ -235,7 +235,13 @@ async def test_the_operator_manages_accounts_and_secrets_are_shown_once(
         422,
         "validation-error",
     )
-    problem(await gateway.http.get("/gateway/accounts/nope", headers=admin()), 404, "not-found")
+    unknown = "00000000-0000-7000-8000-000000000000"
+    problem(
+        await gateway.http.get(f"/gateway/accounts/{unknown}", headers=admin()), 404, "not-found"
+    )
+    problem(
+        await gateway.http.get("/gateway/accounts/nope", headers=admin()), 422, "validation-error"
+    )
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,7 @@ def test_bad_payments_get_a_clear_error_and_nothing_is_processed(
         assert answer.headers["content-type"] == "application/problem+json"
         if code:
             assert answer.json()["code"] == code
-    assert httpx.get(service.base(0) + "/payments-summary?from=bad").status_code == 400
+    assert httpx.get(service.base(0) + "/payments-summary?from=bad").status_code == 422
     assert post(service.base(0), str(uuid.uuid4()), "1.00") == 202  # a good one still goes
     until(lambda: backend_summary(service.base(0))["default"][0] == 1, timeout=30)
     assert processors.summaries()["default"] == (1, Decimal("1.00"))

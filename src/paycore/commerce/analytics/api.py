@@ -18,9 +18,11 @@ from paycore.commerce.analytics import service
 from paycore.commerce.analytics.archive import Archive
 from paycore.commerce.analytics.board import Board
 from paycore.commerce.domain import NotFound
+from paycore.commerce.params import ArchiveFile, Month
 from paycore.platform.errors import DomainError
 from paycore.platform.money import from_cents
 from paycore.platform.persistence.uow import Database
+from paycore.platform.web.params import IntId, Page
 from paycore.platform.web.problems import problem_response
 from paycore.platform.web.routes import Routes, from_state
 
@@ -143,7 +145,7 @@ MONEY_RANKINGS = {"productsByValue", "customersBySpend", "mostExpensiveOrders"}
 
 
 @routes.get("/orders/{order_id}/total", errors=(*ALWAYS, NotFound), summary="Total of an order")
-async def order_total(order_id: int, api: Api) -> OrderTotal:
+async def order_total(order_id: IntId, api: Api) -> OrderTotal:
     async with api.db.connect() as conn:
         total = await service.order_total(conn, order_id)
     return {"orderId": order_id, "total": from_cents(total)}
@@ -154,7 +156,7 @@ async def order_total(order_id: int, api: Api) -> OrderTotal:
     errors=ALWAYS,
     summary="Number of orders of a customer",
 )
-async def order_count(customer_id: int, api: Api) -> OrderCount:
+async def order_count(customer_id: IntId, api: Api) -> OrderCount:
     async with api.db.connect() as conn:
         count = await service.order_count(conn, customer_id)
     return {"customerId": customer_id, "orders": count}
@@ -164,9 +166,9 @@ async def order_count(customer_id: int, api: Api) -> OrderCount:
     "/customers/{customer_id}/orders", errors=ALWAYS, summary="Orders of a customer, paginated"
 )
 async def customer_orders(
-    customer_id: int,
+    customer_id: IntId,
     api: Api,
-    page: Annotated[int, Query(ge=0)] = 0,
+    page: Page = 0,
     pageSize: Annotated[int, Query(ge=1, le=500)] = 10,
 ) -> CustomerOrders:
     async with api.db.connect() as conn:
@@ -206,7 +208,7 @@ async def months(api: Api) -> Months:
 
 
 @routes.get("/archive/{month}", errors=(*ALWAYS, NotFound), summary="Files of an archived month")
-async def files(month: str, api: Api) -> MonthFiles:
+async def files(month: Month, api: Api) -> MonthFiles:
     found = api.archive.files(month)
     if not found:
         raise NotFound(f"nothing archived for {month!r}")
@@ -216,7 +218,7 @@ async def files(month: str, api: Api) -> MonthFiles:
 @routes.get(
     "/archive/{month}/{name}", errors=(*ALWAYS, NotFound), summary="Download an archived file"
 )
-async def download(month: str, name: str, api: Api) -> StreamingResponse:
+async def download(month: Month, name: ArchiveFile, api: Api) -> StreamingResponse:
     chunks = api.archive.read(month, name)
     if chunks is None:
         raise NotFound(f"no archived file {month}/{name}")

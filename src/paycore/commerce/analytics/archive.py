@@ -34,8 +34,10 @@ from typing import (
 import orjson
 from typing_extensions import TypedDict
 
+from paycore.commerce.domain import ARCHIVE_MONTH
+
 KINDS = ("orders", "messages")
-MONTH = re.compile(r"^\d{4}-\d{2}$")
+MONTH = re.compile(ARCHIVE_MONTH)
 SEGMENT = re.compile(r"^(\d{12})(?:-\d{12})?\.jsonl\.gz$")
 SEGMENT_BYTES = 16 << 20
 """Size past which a segment is closed and the next flush of its kind starts another."""
@@ -211,10 +213,10 @@ class Archive:
     def months(self) -> list[str]:
         if not self.root.exists():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and MONTH.match(p.name))
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and MONTH.fullmatch(p.name))
 
     def files(self, month: str) -> list[ArchivedFile]:
-        if not MONTH.match(month) or not (self.root / month).is_dir():
+        if not MONTH.fullmatch(month) or not (self.root / month).is_dir():
             return []
         found = [
             ArchivedFile(f"{kind}.jsonl.gz", sum(self._committed_size(s) for s in segments))
@@ -228,7 +230,7 @@ class Archive:
 
     def read(self, month: str, name: str) -> Iterator[bytes] | None:
         """The bytes of one archived file, in chunks; None when there is no such file."""
-        if not MONTH.match(month):
+        if not MONTH.fullmatch(month):
             return None
         if name == "report.json":
             path = self.root / month / name

@@ -26,12 +26,14 @@ from paycore.commerce.domain import (
 )
 from paycore.commerce.orders import metrics, service, store
 from paycore.commerce.orders.client import AnalyticsClient, AnalyticsUnavailable
+from paycore.commerce.params import ArchiveFile, Month
 from paycore.platform.clock import iso
 from paycore.platform.money import from_cents
 from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.bodies import Cents, Input, field_problem, read, text
 from paycore.platform.web.fastlane import FastRequest
+from paycore.platform.web.params import IntId, Page
 from paycore.platform.web.routes import Routes, from_state, on_state
 
 routes = Routes("commerce")
@@ -159,7 +161,7 @@ async def create_customer(body: CustomerIn, api: Api) -> CustomerOut:
 
 
 @routes.get("/customers/{customer_id}", errors=(NotFound,), summary="Get a customer")
-async def get_customer(customer_id: int, api: Api) -> CustomerOut:
+async def get_customer(customer_id: IntId, api: Api) -> CustomerOut:
     async with api.db.connect() as conn:
         customer = await store.find_customer(conn, id=customer_id)
     if customer is None:
@@ -183,7 +185,7 @@ async def create_product(body: ProductIn, api: Api) -> ProductOut:
 @routes.get("/products", summary="List products")
 async def list_products(
     api: Api,
-    page: Annotated[int, Query(ge=0)] = 0,
+    page: Page = 0,
     pageSize: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[ProductOut]:
     async with api.db.connect() as conn:
@@ -218,7 +220,7 @@ async def place_order(request: FastRequest) -> tuple[int, OrderOut]:
 
 
 @routes.get("/orders/{order_id}", errors=(NotFound,), summary="Get an order as placed")
-async def get_order(order_id: int, api: Api) -> OrderOut:
+async def get_order(order_id: IntId, api: Api) -> OrderOut:
     async with api.db.connect() as conn:
         order = await store.load_order(conn, order_id)
     if order is None:
@@ -229,8 +231,10 @@ async def get_order(order_id: int, api: Api) -> OrderOut:
 # --- the analytics service's answers, proxied ------------------------------------------------
 
 
-async def _proxy(api: OrdersApi, path: str, params: dict[str, Any] | None = None) -> Response:
-    answer = await api.analytics.get(path, params)
+async def _proxy(
+    api: OrdersApi, *segments: str | int, params: dict[str, Any] | None = None
+) -> Response:
+    answer = await api.analytics.get(*segments, params=params)
     return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
 
 
@@ -242,8 +246,8 @@ UNAVAILABLE = (AnalyticsUnavailable,)
     errors=(NotFound, *UNAVAILABLE),
     summary="Total value of an order (analytics)",
 )
-async def order_total(order_id: int, api: Api) -> Response:
-    return await _proxy(api, f"/orders/{order_id}/total")
+async def order_total(order_id: IntId, api: Api) -> Response:
+    return await _proxy(api, "orders", order_id, "total")
 
 
 @routes.get(
@@ -251,8 +255,8 @@ async def order_total(order_id: int, api: Api) -> Response:
     errors=UNAVAILABLE,
     summary="Number of orders of a customer",
 )
-async def order_count(customer_id: int, api: Api) -> Response:
-    return await _proxy(api, f"/customers/{customer_id}/orders/count")
+async def order_count(customer_id: IntId, api: Api) -> Response:
+    return await _proxy(api, "customers", customer_id, "orders", "count")
 
 
 @routes.get(
@@ -261,13 +265,13 @@ async def order_count(customer_id: int, api: Api) -> Response:
     summary="Orders of a customer, paginated",
 )
 async def customer_orders(
-    customer_id: int,
+    customer_id: IntId,
     api: Api,
-    page: Annotated[int, Query(ge=0)] = 0,
+    page: Page = 0,
     pageSize: Annotated[int, Query(ge=1, le=500)] = 10,
 ) -> Response:
     params = {"page": page, "pageSize": pageSize}
-    return await _proxy(api, f"/customers/{customer_id}/orders", params)
+    return await _proxy(api, "customers", customer_id, "orders", params=params)
 
 
 @routes.get(
@@ -276,19 +280,19 @@ async def customer_orders(
     summary="Rankings: products, customers, expensive and recent orders",
 )
 async def rankings(api: Api, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Response:
-    return await _proxy(api, "/analytics", {"limit": limit})
+    return await _proxy(api, "analytics", params={"limit": limit})
 
 
 @routes.get("/archive", errors=UNAVAILABLE, summary="Months held in the archive")
 async def archive_months(api: Api) -> Response:
-    return await _proxy(api, "/archive")
+    return await _proxy(api, "archive")
 
 
 @routes.get(
     "/archive/{month}", errors=(NotFound, *UNAVAILABLE), summary="Files of one archived month"
 )
-async def archive_month(month: str, api: Api) -> Response:
-    return await _proxy(api, f"/archive/{month}")
+async def archive_month(month: Month, api: Api) -> Response:
+    return await _proxy(api, "archive", month)
 
 
 @routes.get(
@@ -296,5 +300,5 @@ async def archive_month(month: str, api: Api) -> Response:
     errors=(NotFound, *UNAVAILABLE),
     summary="Download an archived file",
 )
-async def archive_file(month: str, name: str, api: Api) -> Response:
-    return await _proxy(api, f"/archive/{month}/{name}")
+async def archive_file(month: Month, name: ArchiveFile, api: Api) -> Response:
+    return await _proxy(api, "archive", month, name)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -45,8 +46,10 @@ class AnalyticsClient:
         )
         self._retries = retries
 
-    async def get(self, path: str, params: dict[str, Any] | None = None) -> Answer:
-        """GET with retries on connection errors, timeouts and 5xx (reads are safe to repeat)."""
+    async def get(self, *segments: str | int, params: dict[str, Any] | None = None) -> Answer:
+        """GET the path made of ``segments`` (each quoted: a ``?`` or ``/`` in one stays in
+        it), with retries on connection errors, timeouts and 5xx (reads are safe to repeat)."""
+        path = "".join("/" + quote(str(segment), safe="") for segment in segments)
         headers = {"X-Correlation-ID": correlation_id.get()} if correlation_id.get() else {}
         for attempt in range(self._retries + 1):
             try:
