@@ -21,7 +21,7 @@ class Line(Input):
 class Basket(Input):
     owner: Annotated[str, text(20)]
     total: Cents
-    lines: list[Line] = []
+    lines: list[Line] = msgspec.field(default_factory=list)
 
 
 def refused(body: bytes, content_type: str | None = JSON) -> Problem:
@@ -121,7 +121,7 @@ def test_colons_inside_strings_are_not_taken_for_repeated_keys() -> None:
         (b'{"owner": "a", "total": 1, "lines": [{"name": "x", "quantity": 1.0}]}', "quantity"),
         (b'{"owner": "a", "total": 1, "lines": [{"name": "x", "quantity": "1"}]}', "quantity"),
         (
-            b'{"owner": "a", "total": 1, "lines": [{"name": "x", "quantity": 10000000000000000000000}]}',
+            b'{"owner": "a", "total": 1, "lines": [{"name": "x", "quantity": 1%s}]}' % (b"0" * 30),
             "quantity",
         ),
     ],
