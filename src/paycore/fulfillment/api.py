@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Annotated, Any
@@ -12,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from starlette.datastructures import State
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
-from paycore.fulfillment.domain import InvalidOrder, Order, order_to_dict
+from paycore.fulfillment.domain import ORDER_UID, InvalidOrder, Order, order_to_dict
 from paycore.fulfillment.messages import decode
 from paycore.fulfillment.service import TOPIC, OrderCache
 from paycore.platform.errors import NotFound
@@ -20,6 +21,7 @@ from paycore.platform.ids import uuid7
 from paycore.platform.messaging.bus import Bus, Envelope
 from paycore.platform.web.bodies import read_document
 from paycore.platform.web.fastlane import FastRequest, RawAnswer
+from paycore.platform.web.problems import Problem
 from paycore.platform.web.routes import Routes, from_state, on_state
 
 ORDER_SCHEMA: dict[str, Any] = {
@@ -28,6 +30,7 @@ ORDER_SCHEMA: dict[str, Any] = {
 }
 PAGE = files("paycore.fulfillment").joinpath("static/lookup.html").read_bytes()
 routes = Routes("fulfillment")
+_UID = re.compile(ORDER_UID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +62,25 @@ def render(order: Order) -> bytes:
     "GET",
     "/orders",
     by_key="order_uid",
+    key_pattern=f"^{ORDER_UID}$",
     response_model=dict[str, Any],
     errors=(NotFound,),
     summary="An order by id (404 when unknown)",
 )
 async def get_order(request: FastRequest) -> RawAnswer:
-    """The hot read: from the cache (the database on a miss), with ``X-Cache: hit|miss``."""
+    """The hot read: from the cache (the database on a miss), with ``X-Cache: hit|miss``;
+    a key that cannot be an order's is refused before the database sees it."""
     cache = of(request.state).cache
     body = cache.get_cached(request.key)
     source = b"hit" if body is not None else b"miss"
     if body is None:
+        if not _UID.fullmatch(request.key):
+            raise Problem(
+                422,
+                "validation-error",
+                f"order_uid: Expected {ORDER_UID} (1 to 64 letters, digits, '_' or '-')",
+                errors=[{"loc": ["path", "order_uid"], "msg": "Bad order uid", "type": "invalid"}],
+            )
         body = await cache.get(request.key)
     if body is None:
         raise NotFound(f"order {request.key!r} is unknown")

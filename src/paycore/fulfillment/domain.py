@@ -187,7 +187,9 @@ def _preview(text: str) -> str:
 # --- formats -------------------------------------------------------------------------------
 
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
-_ORDER_UID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ORDER_UID: Final = r"[A-Za-z0-9_-]{1,64}"
+"""What an order uid is made of (checked in full: ``fullmatch``)."""
+_ORDER_UID: Final = re.compile(ORDER_UID)
 _LOCALE: Final = re.compile(r"[A-Za-z][A-Za-z_-]{1,4}")
 _PHONE: Final = re.compile(r"\+[0-9]{7,15}")
 _EMAIL: Final = re.compile(r"[^@\s]{1,64}@[^@\s.]+(?:\.[^@\s.]+)+")

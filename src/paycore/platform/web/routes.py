@@ -16,9 +16,9 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from starlette.datastructures import State
 
 from paycore.platform.errors import DomainError
@@ -108,12 +108,14 @@ class Routes:
         summary: str = "",
         max_body: int = DEFAULT_MAX_BODY,
         by_key: str = "",
+        key_pattern: str | None = None,
     ) -> Callable[[F], F]:
         """A hot route (see the module doc). ``body`` is the request body's model or JSON
         schema (for the document; the handler reads the raw body itself, with
-        ``bodies.read``); ``by_key`` names
-        the path's last segment for a read of one resource (``/orders/{order_uid}``): the
-        handler gets it as ``request.key`` and answers a rendered body (``RawAnswer``)."""
+        ``bodies.read``); ``by_key`` names the path's last segment for a read of one
+        resource (``/orders/{order_uid}``): the handler gets it as ``request.key`` and
+        answers a rendered body (``RawAnswer``); ``key_pattern`` is what the key must match,
+        for the document (the handler checks it: the fast lane does not)."""
 
         def declare(handler: Any) -> Any:
             template = f"{path}/{{{by_key}}}" if by_key else path
@@ -121,7 +123,7 @@ class Routes:
             route = FastRoute(handler, template, max_body, by_key=bool(by_key))
             for where in (lane_path, *aliases):
                 self.hot[(method, where)] = route
-            endpoint = _framework_twin(route, by_key)
+            endpoint = _framework_twin(route, by_key, key_pattern)
             extra: dict[str, Any] = {}
             if body is not None:
                 extra["openapi_extra"] = self._request_body(body)
@@ -202,7 +204,9 @@ def _rendering(
     return endpoint, model
 
 
-def _framework_twin(route: FastRoute, by_key: str) -> Callable[..., Awaitable[Response]]:
+def _framework_twin(
+    route: FastRoute, by_key: str, key_pattern: str | None = None
+) -> Callable[..., Awaitable[Response]]:
     """The framework route of a hot handler: the same request, the same answer."""
 
     async def endpoint(request: Request) -> Response:
@@ -229,7 +233,11 @@ def _framework_twin(route: FastRoute, by_key: str) -> Callable[..., Awaitable[Re
     by_key_endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
             inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
-            inspect.Parameter(by_key, inspect.Parameter.KEYWORD_ONLY, annotation=str),
+            inspect.Parameter(
+                by_key,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[str, Path(pattern=key_pattern)] if key_pattern else str,
+            ),
         ]
     )
     return by_key_endpoint
