@@ -47,11 +47,14 @@ def seed(api: str) -> None:
             http.post(
                 "/commerce/customers",
                 json={"email": f"bench{n}@example.com", "username": f"bench{n}"},
-            )
+            ).raise_for_status()
         for n in range(PRODUCTS):
+            value = f"{n + 1}.{n % 100:02d}"  # a JSON number, written exactly
             http.post(
-                "/commerce/products", json={"name": f"product-{n}", "value": f"{n + 1}.{n:02d}"}
-            )
+                "/commerce/products",
+                content=f'{{"name": "product-{n}", "value": {value}}}',
+                headers={"content-type": "application/json"},
+            ).raise_for_status()
 
 
 async def lags(

@@ -25,7 +25,7 @@ from paycore.schema import upgrade
 
 ORDERS = 1_000
 CUSTOMERS = 10
-PRODUCTS = {"pen": "1.10", "book": "25.00", "bag": "99.99"}
+PRODUCTS = {"pen": 1.10, "book": 25.00, "bag": 99.99}
 
 pytestmark = pytest.mark.slow
 

@@ -499,14 +499,26 @@ async def test_customer_orders_page_has_the_spec_shape(
 
 
 async def test_customer_without_orders(api: httpx.AsyncClient) -> None:
-    page = await api.get("/commerce/customers/77/orders")
+    created = await api.post(
+        "/commerce/customers", json={"email": "quiet@example.com", "username": "quiet"}
+    )
+    customer = created.json()["id"]
+    page = await api.get(f"/commerce/customers/{customer}/orders")
     assert _exact(page) == {
         "summary": {"totalOnOrders": Decimal("0.00")},
         "data": [],
         "pagination": {"page": 0, "pageSize": 10, "totalElements": 0, "totalPages": 0},
     }
-    count = await api.get("/commerce/customers/77/orders/count")
-    assert count.json() == {"customerId": 77, "orders": 0}
+    count = await api.get(f"/commerce/customers/{customer}/orders/count")
+    assert count.json() == {"customerId": customer, "orders": 0}
+
+
+async def test_the_orders_of_a_customer_nobody_knows_are_a_404(api: httpx.AsyncClient) -> None:
+    """As the customer's own lookup is: neither this service nor the analytics service (which
+    knows the challenge's customers by their orders) knows customer 77."""
+    _problem(await api.get("/commerce/customers/77"), 404, "not-found")
+    _problem(await api.get("/commerce/customers/77/orders"), 404, "not-found")
+    _problem(await api.get("/commerce/customers/77/orders/count"), 404, "not-found")
 
 
 @pytest.mark.parametrize("query", ["page=-1", "pageSize=0", "pageSize=501", "page=x"])
