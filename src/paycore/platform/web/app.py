@@ -16,13 +16,24 @@ from paycore.platform.ids import uuid7
 from paycore.platform.observability import metrics
 from paycore.platform.observability.logging import correlation_id
 from paycore.platform.web.bodies import Input, schema_components
+from paycore.platform.web.credentials import Credential
+from paycore.platform.web.docs import install_docs
 from paycore.platform.web.fastlane import ROUTE_KEY, FastRequest
+from paycore.platform.web.idempotency import IdempotencyMiddleware
 from paycore.platform.web.limits import BodyLimit
 from paycore.platform.web.problems import Problem, install_error_handlers, problem_response
 from paycore.platform.web.responses import JSONResponse
 
 log = logging.getLogger(__name__)
 
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Repeating a POST with the same key answers the first answer again (for a"
+    " day) instead of doing it twice; the same key with another request is a 422.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
 CORRELATION_HEADER = "x-correlation-id"
 _CORRELATION_NAME = CORRELATION_HEADER.encode()
 DEFAULT_MAX_BODY = 1 << 20
@@ -91,15 +102,25 @@ class PaycoreAPI(FastAPI):
         self._outer = list(outer)
         self._max_body = max_body
         self.request_models: set[type[Input]] = set()
+        self.credentials: set[Credential] = set()
 
     def openapi(self) -> dict[str, Any]:
-        """The framework's document, with the schemas of the request models among its
-        components (paycore's body reader reads them, so the framework does not know them)."""
+        """The framework's document, completed with what paycore's layers do outside the
+        framework's knowledge: the request models' schemas (read by paycore's body reader),
+        the credentials the routes take, and the ``Idempotency-Key`` header every POST
+        honours when the idempotency layer is in front."""
         if self.openapi_schema is None:
             document = super().openapi()
-            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            components = document.setdefault("components", {})
             models = sorted(self.request_models, key=lambda model: model.__name__)
-            schemas.update(schema_components(models))
+            components.setdefault("schemas", {}).update(schema_components(models))
+            if self.credentials:
+                schemes = components.setdefault("securitySchemes", {})
+                schemes.update({c.name: c.scheme for c in self.credentials})
+            if any(cls is IdempotencyMiddleware for cls, _ in self._outer):
+                for operations in document.get("paths", {}).values():
+                    if "post" in operations:
+                        operations["post"].setdefault("parameters", []).append(IDEMPOTENCY_KEY)
         return self.openapi_schema or {}
 
     def build_middleware_stack(self) -> ASGIApp:
@@ -125,7 +146,7 @@ def create_app(
         title=title,
         lifespan=lifespan,
         default_response_class=JSONResponse,
-        docs_url="/docs" if docs else None,
+        docs_url=None,
         redoc_url=None,
         outer=middleware,
         max_body=max_body,
@@ -135,6 +156,8 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
+    if docs:
+        install_docs(app)
     return app
 
 

@@ -24,6 +24,7 @@ from starlette.datastructures import State
 from paycore.platform.errors import DomainError
 from paycore.platform.web import bodies
 from paycore.platform.web.app import PaycoreAPI
+from paycore.platform.web.credentials import Credential
 from paycore.platform.web.fastlane import FastRequest, FastRoute, client_address
 from paycore.platform.web.problems import body_too_large, documented
 from paycore.platform.web.responses import JSONResponse
@@ -43,6 +44,7 @@ class Routes:
         self.router = APIRouter(tags=[tag])
         self.hot: dict[tuple[str, str], FastRoute] = {}
         self.models: set[type[bodies.Input]] = set()
+        self.credentials: set[Credential] = set()
 
     def get(self, path: str, **options: Any) -> Callable[[H], H]:
         return self._route("GET", path, **options)
@@ -66,17 +68,21 @@ class Routes:
         errors: Errors = (),
         summary: str = "",
         include_in_schema: bool = True,
+        security: Sequence[Credential] = (),
         **options: Any,
     ) -> Callable[[H], H]:
         """A framework route. A handler returning a response model (or a list of them) is
         answered with it at ``status_code``; one returning a ``Response`` is answered as is.
-        ``aliases`` serve the same handler under other paths, undocumented."""
+        ``aliases`` serve the same handler under other paths, undocumented; ``security``
+        lists the credentials it takes (any one will do), for the document."""
 
         def declare(handler: H) -> H:
             endpoint, model = _rendering(handler, status_code)
             takes_input = bool(inspect.signature(handler).parameters)
-            if model is not None:
-                options["openapi_extra"] = self._request_body(model)
+            options["openapi_extra"] = {
+                **(self._request_body(model) if model is not None else {}),
+                **self._security(security),
+            }
             shown = [(path, include_in_schema), *[(alias, False) for alias in aliases]]
             for where, documented_here in shown:
                 self.router.add_api_route(
@@ -109,13 +115,15 @@ class Routes:
         max_body: int = DEFAULT_MAX_BODY,
         by_key: str = "",
         key_pattern: str | None = None,
+        security: Sequence[Credential] = (),
     ) -> Callable[[F], F]:
         """A hot route (see the module doc). ``body`` is the request body's model or JSON
         schema (for the document; the handler reads the raw body itself, with
         ``bodies.read``); ``by_key`` names the path's last segment for a read of one
         resource (``/orders/{order_uid}``): the handler gets it as ``request.key`` and
         answers a rendered body (``RawAnswer``); ``key_pattern`` is what the key must match,
-        for the document (the handler checks it: the fast lane does not)."""
+        for the document (the handler checks it: the fast lane does not); ``security`` as
+        for a framework route."""
 
         def declare(handler: Any) -> Any:
             template = f"{path}/{{{by_key}}}" if by_key else path
@@ -124,9 +132,10 @@ class Routes:
             for where in (lane_path, *aliases):
                 self.hot[(method, where)] = route
             endpoint = _framework_twin(route, by_key, key_pattern)
-            extra: dict[str, Any] = {}
-            if body is not None:
-                extra["openapi_extra"] = self._request_body(body)
+            extra = {
+                **(self._request_body(body) if body is not None else {}),
+                **self._security(security),
+            }
             for where, shown in [(template, True), *[(a, False) for a in aliases]]:
                 self.router.add_api_route(
                     where,
@@ -142,11 +151,16 @@ class Routes:
                         takes_body=body is not None,
                     ),
                     include_in_schema=shown,
-                    **extra,
+                    openapi_extra=extra,
                 )
             return handler
 
         return declare
+
+    def _security(self, credentials: Sequence[Credential]) -> dict[str, Any]:
+        """The OpenAPI ``security`` of a route taking any one of ``credentials``."""
+        self.credentials.update(credentials)
+        return {"security": [{c.name: []} for c in credentials]} if credentials else {}
 
     def _request_body(self, body: type[bodies.Input] | dict[str, Any]) -> dict[str, Any]:
         """The OpenAPI ``requestBody`` of a route: a model is referred to (its schema joins
@@ -269,6 +283,7 @@ def mount(
     app.include_router(routes.router, prefix=prefix)
     if isinstance(app, PaycoreAPI):
         app.request_models.update(routes.models)
+        app.credentials.update(routes.credentials)
     fast_routes.update(
         {
             (method, prefix + path): FastRoute(r.handle, prefix + r.route, r.max_body, r.by_key)
