@@ -141,13 +141,17 @@ def up(
 ) -> None:
     """Run everything on embedded defaults: NATS JetStream, SQLite, API and workers."""
     settings = load_settings()
-    from paycore.bootstrap import ConfigurationError, load
+    from paycore.bootstrap import ConfigurationError, generated_notice, load, with_secrets
 
     try:
-        load([])  # every context's settings, checked before anything starts
+        # every context's settings checked, and the secrets they need made (on the embedded
+        # platform) before anything starts: the processes started below read the same ones
+        _, generated = with_secrets(settings, load([]).values())
     except ConfigurationError as exc:
         console.print(f"[red]configuration error[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    if generated is not None:
+        console.print(f"[yellow]{generated_notice(generated)}[/yellow]", highlight=False)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen[bytes]] = []
     env = dict(os.environ)

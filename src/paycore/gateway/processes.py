@@ -14,7 +14,7 @@ from paycore.gateway.auth import Authenticator, Guard, Sessions
 from paycore.gateway.settings import GatewaySettings
 from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
-from paycore.platform.cards import Hasher, Keyring, is_development
+from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.messaging.consumer import RetryPolicy
 from paycore.platform.runtime import Processes, Runtime, consume
 from paycore.platform.settings import Settings
@@ -26,11 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def _gateway_keys(settings: Settings) -> tuple[Keyring, Hasher]:
-    if is_development(settings.card_keys, settings.secret_pepper):
-        log.warning(
-            "PAYCORE_CARD_KEYS or PAYCORE_SECRET_PEPPER is not set: the gateway uses "
-            "development keys that anyone can read; set both outside development"
-        )
+    """The card keys and the pepper (configured, or generated: ``PROCESSES.secrets``)."""
     return Keyring.parse(settings.card_keys), Hasher(settings.secret_pepper)
 
 
@@ -93,4 +89,9 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
         runtime.closers.append(client.aclose)
 
 
-PROCESSES = Processes(api=mount_api, worker=start_worker, settings=(GatewaySettings,))
+PROCESSES = Processes(
+    api=mount_api,
+    worker=start_worker,
+    settings=(GatewaySettings,),
+    secrets=("card_keys", "secret_pepper"),
+)

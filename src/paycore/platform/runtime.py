@@ -160,10 +160,13 @@ routes."""
 class Processes:
     """What a context runs, found by the registry (``paycore.contexts``) in the context's
     ``processes.py``: its part of an API process and of a worker process, the ASGI middleware
-    (class, options) its worker's routes need, and its settings classes (checked when a
-    process starts, so a bad value stops it with a clear message)."""
+    (class, options) its worker's routes need, its settings classes (checked when a
+    process starts, so a bad value stops it with a clear message), and the shared secrets it
+    needs (names of ``Settings`` fields: ``card_keys``, ``secret_pepper``, ``service_token``;
+    see ``paycore.platform.keystore``)."""
 
     api: ApiPart | None = None
     worker: WorkerPart | None = None
     worker_middleware: tuple[tuple[type[Any], dict[str, Any]], ...] = ()
     settings: tuple[type[BaseSettings], ...] = ()
+    secrets: tuple[str, ...] = ()

@@ -18,6 +18,7 @@ from paycore.platform.persistence.db import is_sqlite
 
 BROKER_SCHEMES = ("nats", "amqp", "amqps", "kafka", "redis", "rediss")
 NatsSync = Literal["always", "interval"]
+FORMER_SERVICE_TOKEN = "dev-service-token"  # noqa: S105 - the former built-in default, refused
 
 
 class Settings(BaseSettings):
@@ -37,7 +38,9 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535)
     worker_port: int = Field(8010, ge=1, le=65535, description="HTTP port of `paycore worker`.")
     service_token: str = Field(
-        "dev-service-token", min_length=8, description="Credential between internal services."
+        "",
+        description="Credential between internal services; empty: generated (embedded "
+        "platform) or refused (PostgreSQL), see paycore.platform.keystore.",
     )
     nats_port: int = Field(4222, ge=1, le=65535, description="Port of the embedded NATS server.")
     nats_sync: NatsSync = Field(
@@ -71,10 +74,12 @@ class Settings(BaseSettings):
     card_keys: str = Field(
         "",
         description="AES keys sealing card data: 'kid:base64key,…', first one current; "
-        "empty means an insecure development key.",
+        "empty: generated (embedded platform) or refused (PostgreSQL).",
     )
     secret_pepper: str = Field(
-        "", description="Key of the keyed hashes (secrets, card fingerprints, sessions)."
+        "",
+        description="Key of the keyed hashes (secrets, card fingerprints, sessions); empty: "
+        "generated (embedded platform) or refused (PostgreSQL).",
     )
     max_body_bytes: int = Field(
         1 << 20,
@@ -99,6 +104,18 @@ class Settings(BaseSettings):
             from paycore.platform.messaging.brokers import create_bus
 
             create_bus(value)  # checks the URL's options now; no connection is made
+        return value
+
+    @field_validator("service_token")
+    @classmethod
+    def _service_token(cls, value: str) -> str:
+        if value == FORMER_SERVICE_TOKEN:
+            raise ValueError(
+                f"{FORMER_SERVICE_TOKEN!r} was the public default: set a secret of your own, or "
+                "leave it empty on the embedded platform to have one generated"
+            )
+        if value and len(value) < 8:
+            raise ValueError("should have at least 8 characters")
         return value
 
     @field_validator("card_keys")

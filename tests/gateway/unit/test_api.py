@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from gateway_kit import CARD_KEYS
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -151,7 +152,7 @@ async def wired(
     allow_private: bool = False,
 ) -> AsyncIterator[Gateway]:
     """The gateway wired as the API process wires it (``paycore.gateway.processes``)."""
-    keyring, hasher = Keyring.parse(""), Hasher("test-pepper")
+    keyring, hasher = Keyring.parse(CARD_KEYS), Hasher("test-pepper")
     relay = Relay(engine, bus)
     db = Database(engine, relay.handoff)
     writer: gateway_api.Writer = service.transaction_writer(db)
@@ -267,7 +268,7 @@ async def test_without_an_admin_token_configured_admin_routes_are_off(engine: As
         db=db,
         guard=guard,
         writer=writer,
-        keyring=Keyring.parse(""),
+        keyring=Keyring.parse(CARD_KEYS),
         hasher=hasher,
         admin_token="",
         targets=WebhookTargets(allow_private=False),

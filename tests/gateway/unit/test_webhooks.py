@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from gateway_kit import CARD_KEYS
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -103,7 +104,7 @@ def _dispatcher(
 
 
 async def test_a_delivery_is_signed_and_sent_once(engine: AsyncEngine, fake_dns: Any) -> None:
-    keyring = Keyring.parse("")
+    keyring = Keyring.parse(CARD_KEYS)
     signing, tx_id = await _account_with_decision(engine, keyring)
     receiver = Receiver(204)
     dispatcher, client = _dispatcher(engine, keyring, fake_dns, receiver)
@@ -135,7 +136,7 @@ async def test_a_delivery_is_signed_and_sent_once(engine: AsyncEngine, fake_dns:
 async def test_failures_are_retried_with_backoff_then_given_up(
     engine: AsyncEngine, fake_dns: Any
 ) -> None:
-    keyring = Keyring.parse("")
+    keyring = Keyring.parse(CARD_KEYS)
     await _account_with_decision(engine, keyring)
     answers = iter([httpx.Response(500), httpx.ConnectError("refused"), httpx.Response(503)])
 
@@ -171,7 +172,7 @@ async def test_a_url_refused_at_send_time_fails_at_once_and_is_not_sent(
     engine: AsyncEngine, fake_dns: Any
 ) -> None:
     """The name was public when the URL was set; it now points into the private network."""
-    keyring = Keyring.parse("")
+    keyring = Keyring.parse(CARD_KEYS)
     await _account_with_decision(engine, keyring)
     fake_dns.names["shop.example"] = ["10.0.0.5"]
     receiver = Receiver()
@@ -192,7 +193,7 @@ async def test_a_url_refused_at_send_time_fails_at_once_and_is_not_sent(
 async def test_a_name_that_does_not_resolve_is_a_failed_attempt_retried(
     engine: AsyncEngine, fake_dns: Any
 ) -> None:
-    keyring = Keyring.parse("")
+    keyring = Keyring.parse(CARD_KEYS)
     await _account_with_decision(engine, keyring, url="https://gone.example/hook")
     clock = Clock(NOW)
     dispatcher, client = _dispatcher(engine, keyring, fake_dns, Receiver(), clock=clock)
@@ -210,7 +211,7 @@ async def test_a_name_that_does_not_resolve_is_a_failed_attempt_retried(
 async def test_with_private_addresses_allowed_the_url_is_used_as_is(
     engine: AsyncEngine, fake_dns: Any
 ) -> None:
-    keyring = Keyring.parse("")
+    keyring = Keyring.parse(CARD_KEYS)
     await _account_with_decision(engine, keyring, url="http://127.0.0.1:9/hook")
     receiver = Receiver()
     dispatcher, client = _dispatcher(engine, keyring, fake_dns, receiver, allow_private=True)

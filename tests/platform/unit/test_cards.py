@@ -57,7 +57,7 @@ def test_duplicate_key_ids_are_refused() -> None:
 
 
 def test_sealed_text_round_trip() -> None:
-    ring = Keyring.parse("")  # the development key
+    ring = Keyring.parse(f"k1:{key()}")
     stored = ring.seal_text("whsec_abc", "account-1")
     assert "whsec_abc" not in stored
     assert ring.open_text(stored, "account-1") == "whsec_abc"
