@@ -67,6 +67,11 @@ def with_secrets(settings: Settings, parts: Iterable[Processes]) -> tuple[Settin
         raise ConfigurationError(str(exc)) from None
 
 
+def retention_of(parts: Iterable[Processes]) -> dict[str, float]:
+    """How long the broker may keep the messages of the topics the parts limit."""
+    return {topic: age for p in parts if p.retention for topic, age in p.retention().items()}
+
+
 def generated_notice(path: Path) -> str:
     return (
         f"generated the card keys, the pepper and the service token into {path} (mode 0600); "
@@ -88,6 +93,7 @@ def build_api(
     """The public API: each context's routes under ``/{context}``, or one context at the root."""
     parts = {name: p for name, p in load(context_names or []).items() if p.api is not None}
     settings = _secured(settings, parts.values())
+    retention = retention_of(parts.values())
     if root and len(parts) != 1:
         raise ValueError("--root serves exactly one context with a public API")
     state: dict[str, Runtime] = {}
@@ -95,7 +101,7 @@ def build_api(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.open(settings, client_name="paycore-api")
+        runtime = await Runtime.open(settings, client_name="paycore-api", topic_retention=retention)
         state["runtime"] = runtime
         for name, part in parts.items():
             assert part.api is not None
@@ -126,10 +132,13 @@ def build_worker(settings: Settings, context_names: list[str] | None = None) -> 
     """Consumers of the chosen contexts, plus their internal HTTP routes."""
     parts = [p for p in load(context_names or []).values() if p.worker is not None]
     settings = _secured(settings, parts)
+    retention = retention_of(parts)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.open(settings, client_name="paycore-worker")
+        runtime = await Runtime.open(
+            settings, client_name="paycore-worker", topic_retention=retention
+        )
         for part in parts:
             assert part.worker is not None
             await part.worker(app, runtime)

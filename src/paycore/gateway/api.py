@@ -278,7 +278,7 @@ async def create_transaction(request: FastRequest) -> tuple[int, TransactionOut]
     )
     row = await api.writer.submit(prepared)
     metrics.transactions_accepted.inc()
-    return 202, transaction_view(row)
+    return 202, transaction_view(row, api.keyring)
 
 
 @routes.get(
@@ -307,7 +307,7 @@ async def list_transactions(
         )
     page = rows[:limit]
     return {
-        "data": [transaction_view(r) for r in page],
+        "data": [transaction_view(r, api.keyring) for r in page],
         "next_cursor": page[-1].id if len(rows) > limit else None,
     }
 
@@ -327,7 +327,7 @@ async def get_transaction(caller: Caller, transaction_id: str, api: Api) -> Tran
         row = await store.find_transaction(conn, caller.id, transaction_id)
     if row is None:
         raise NotFound(f"transaction {transaction_id} is unknown")
-    return transaction_view(row)
+    return transaction_view(row, api.keyring)
 
 
 @routes.get(

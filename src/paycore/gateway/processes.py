@@ -9,7 +9,7 @@ import logging
 import httpx
 from fastapi import FastAPI
 
-from paycore.gateway import api, consumers, dashboard, live, service
+from paycore.gateway import api, consumers, dashboard, live, messages, service
 from paycore.gateway.auth import Authenticator, Guard, Sessions
 from paycore.gateway.settings import GatewaySettings
 from paycore.gateway.webhook_targets import WebhookTargets
@@ -86,7 +86,20 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
         )
         consume(runtime, subscription, handler)
         runtime.spawn("gateway-webhooks", dispatcher.run)
+        runtime.spawn("gateway-seal-holders", lambda: _seal_clear_holders(runtime, keyring))
         runtime.closers.append(client.aclose)
+
+
+async def _seal_clear_holders(runtime: Runtime, keyring: Keyring) -> None:
+    """Once at start: seal the holder names earlier releases stored in clear."""
+    if sealed := await service.seal_clear_holders(runtime.db, keyring):
+        log.info("sealed holder names stored in clear", extra={"transactions": sealed})
+
+
+def card_retention() -> dict[str, float]:
+    """The broker keeps sealed cards (``transactions`` and its dead letters) this long."""
+    seconds = GatewaySettings().card_retention_hours * 3600
+    return {topic: seconds for topic in messages.CARD_TOPICS}
 
 
 PROCESSES = Processes(
@@ -94,4 +107,5 @@ PROCESSES = Processes(
     worker=start_worker,
     settings=(GatewaySettings,),
     secrets=("card_keys", "secret_pepper"),
+    retention=card_retention,
 )

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from gateway_kit import CARD_KEYS
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from web_kit import served
 
@@ -490,15 +490,63 @@ async def test_results_for_unknown_transactions_are_dead_lettered(gateway: Gatew
 
 async def test_card_data_never_rests_in_clear(gateway: Gateway, engine: AsyncEngine) -> None:
     secret = (await gateway.account())["secret"]
-    await gateway.pay(secret, credit_card_number="5555555555554444", credit_card_cvv="987")
+    answer = await gateway.pay(
+        secret,
+        credit_card_number="5555555555554444",
+        credit_card_cvv="987",
+        credit_card_name="Zé Holder",
+    )
+    assert answer.json()["card"]["holder"] == "Zé Holder"  # shown to the merchant, opened
     async with engine.connect() as conn:
         rows = (await conn.execute(select(outbox))).all()
         stored = (await conn.execute(select(store.transactions))).all()
     assert len(rows) == 1
     assert b"5555555555554444" not in rows[0].body
     assert "5555555555554444" not in str([tuple(r) for r in stored])
+    assert "Zé Holder" not in str([tuple(r) for r in stored])  # sealed, not in clear
+    # not even sealed does the CVV (nor the holder) leave the API: only its verdict
+    event = messages.decode_transaction(rows[0].body)
+    plain = orjson.loads(gateway.keyring.open(event.card, event.id))
+    assert sorted(plain) == ["cvv_ok", "exp_month", "exp_year", "number"]
+    assert plain["cvv_ok"] is True
     await gateway.process()
     assert all(b"5555555555554444" not in e.body for e in gateway.bus.published)
+    listed = await gateway.http.get("/gateway/transactions", headers=bearer(secret))
+    assert [t["card"]["holder"] for t in listed.json()["data"]] == ["Zé Holder"]
+
+
+async def test_holder_names_stored_in_clear_by_earlier_releases_are_sealed(
+    gateway: Gateway, engine: AsyncEngine
+) -> None:
+    secret = (await gateway.account())["secret"]
+    ids = [(await gateway.pay(secret, credit_card_name=f"Old {n}")).json()["id"] for n in range(3)]
+    async with engine.begin() as conn:  # as a release before the names were sealed stored them
+        for n, tx_id in enumerate(ids):
+            await conn.execute(
+                update(store.transactions)
+                .where(store.transactions.c.id == tx_id)
+                .values(holder=f"Old {n}", holder_sealed=None)
+            )
+    listed = await gateway.http.get("/gateway/transactions", headers=bearer(secret))
+    assert {t["card"]["holder"] for t in listed.json()["data"]} == {"Old 0", "Old 1", "Old 2"}
+    assert await service.seal_clear_holders(gateway.db, gateway.keyring, batch=2) == 3
+    assert await service.seal_clear_holders(gateway.db, gateway.keyring) == 0
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(store.transactions))).all()
+    assert {r.holder for r in rows} == {None}
+    assert "Old 1" not in str([tuple(r) for r in rows])
+    listed = await gateway.http.get("/gateway/transactions", headers=bearer(secret))
+    assert {t["card"]["holder"] for t in listed.json()["data"]} == {"Old 0", "Old 1", "Old 2"}
+
+
+async def test_a_holder_sealed_under_a_dropped_key_shows_as_null(gateway: Gateway) -> None:
+    secret = (await gateway.account())["secret"]
+    tx = (await gateway.pay(secret)).json()
+    async with gateway.db.connect() as conn:
+        row = await store.find_transaction(conn, tx["account_id"], tx["id"])
+    other = Keyring.parse("k9:" + "C" * 43 + "=")
+    assert store.holder_of(other, row) is None
+    assert store.holder_of(gateway.keyring, row) == "Ana Lima"
 
 
 # --- scoping, credentials, rate limit ------------------------------------------------------
