@@ -1,6 +1,6 @@
 """Gateway tables (accounts, the merchant's transactions, the processor's decisions, webhook
 deliveries) and their queries. No card number or CVV is ever a column: a transaction keeps the
-brand, the last 4 digits, the expiry, the holder's name sealed and a keyed fingerprint."""
+brand, the last 4 digits, the expiry, the holder's name sealed and keyed fingerprints."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ transactions = Table(
     Column("exp_year", Integer, nullable=False),
     Column("holder", String(100)),  # only rows stored before names were sealed, until sealed
     Column("holder_sealed", Text),  # sealed with the keyring, bound to the transaction id
-    Column("fingerprint", String(64), nullable=False),
+    Column("fingerprint", String(64)),  # the merchant's own (None on rows before they were)
+    Column("platform_fingerprint", String(64), nullable=False),  # the operator's, never shown
     Column("status", String(10), nullable=False),
     Column("error_message", String(200), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -138,7 +139,8 @@ class AccountChanges:
 @dataclass(frozen=True, slots=True)
 class TransactionRecord:
     """A merchant's transaction: the card's brand, last 4 digits, expiry, holder (sealed) and
-    keyed fingerprint, never its number or CVV."""
+    keyed fingerprints (the merchant's own, and the platform's for the operator), never its
+    number or CVV."""
 
     id: str
     account_id: str
@@ -149,7 +151,8 @@ class TransactionRecord:
     exp_year: int
     holder: str | None  # in clear: only rows stored before names were sealed (None here)
     holder_sealed: str
-    fingerprint: str
+    fingerprint: str | None  # keyed by merchant: what the merchant sees
+    platform_fingerprint: str  # the same for one card at every merchant: the operator's only
     status: str
     error_message: str
     created_at: datetime

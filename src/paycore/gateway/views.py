@@ -22,7 +22,7 @@ class CardOut(TypedDict):
     exp_month: int
     exp_year: int
     holder: str | None  # None once the key it was sealed under is dropped
-    fingerprint: str
+    fingerprint: str | None  # the merchant's own; None on transactions stored before
 
 
 class TransactionOut(TypedDict):

@@ -8,8 +8,10 @@ Card numbers: :func:`brand_of` (IIN ranges and lengths), :func:`luhn_valid`, and
   once nothing sealed with it is left (in flight or in the outbox). The additional data binds
   an envelope to what it belongs to (a transaction id): an envelope copied elsewhere won't open.
 - :class:`Hasher`: keyed hashes (HMAC-SHA256 under a pepper, one derived key per purpose) of
-  card numbers (the fingerprint: the same card gives the same fingerprint, which tells nothing
-  without the pepper), of account secrets (only the hash is stored) and of sessions.
+  card numbers (fingerprints, which tell nothing without the pepper: per merchant, so one card
+  gives each merchant a different one and merchants cannot match their customers; and
+  platform-wide, the same at every merchant, for the operator), of account secrets (only the
+  hash is stored) and of sessions.
 
 There is no built-in key: an empty key list or pepper is refused. Installations without
 configured keys get random ones generated once (:func:`new_keys`, :func:`new_pepper`; see
@@ -219,15 +221,25 @@ class Hasher:
         material = pepper.encode()
         self._secret_key = hmac.new(material, b"paycore/account-secret", hashlib.sha256).digest()
         self._card_key = hmac.new(material, b"paycore/card-fingerprint", hashlib.sha256).digest()
+        self._merchant_card_key = hmac.new(
+            material, b"paycore/merchant-card-fingerprint", hashlib.sha256
+        ).digest()
         self.session_key = hmac.new(material, b"paycore/dashboard-session", hashlib.sha256).digest()
 
     def secret(self, secret: str) -> str:
         """The stored form of an account secret."""
         return hmac.new(self._secret_key, secret.encode(), hashlib.sha256).hexdigest()
 
-    def fingerprint(self, number: str) -> str:
-        """A stable, keyed fingerprint of a card number."""
+    def platform_fingerprint(self, number: str) -> str:
+        """A card number's keyed fingerprint, the same at every merchant: for the operator
+        only (it lets whoever holds it follow one card across merchants)."""
         return hmac.new(self._card_key, number.encode(), hashlib.sha256).hexdigest()
+
+    def merchant_fingerprint(self, account_id: str, number: str) -> str:
+        """A card number's keyed fingerprint as one merchant sees it: stable for that merchant,
+        unrelated to the one any other merchant (or the platform) sees for the same card."""
+        message = account_id.encode() + b"\x00" + number.encode()
+        return hmac.new(self._merchant_card_key, message, hashlib.sha256).hexdigest()
 
 
 def new_keys() -> str:

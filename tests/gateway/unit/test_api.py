@@ -515,6 +515,29 @@ async def test_card_data_never_rests_in_clear(gateway: Gateway, engine: AsyncEng
     assert [t["card"]["holder"] for t in listed.json()["data"]] == ["Zé Holder"]
 
 
+async def test_one_card_has_a_fingerprint_per_merchant_and_one_for_the_operator(
+    gateway: Gateway, engine: AsyncEngine
+) -> None:
+    """Merchants comparing notes cannot match a customer's card: each sees its own fingerprint
+    (stable for it); the platform-wide one is stored for the operator and never shown."""
+    ana, bia = (await gateway.account("ana"))["secret"], (await gateway.account("bia"))["secret"]
+    seen = {
+        who: [(await gateway.pay(secret)).json() for _ in range(2)]
+        for who, secret in (("ana", ana), ("bia", bia))
+    }
+    fingerprints = {who: {t["card"]["fingerprint"] for t in txs} for who, txs in seen.items()}
+    assert all(len(each) == 1 for each in fingerprints.values())  # stable per merchant
+    assert fingerprints["ana"] != fingerprints["bia"]
+    async with engine.connect() as conn:
+        platform = set(
+            (await conn.execute(select(store.transactions.c.platform_fingerprint))).scalars()
+        )
+    assert platform == {Hasher("test-pepper").platform_fingerprint(VISA)}  # one for the operator
+    shown = orjson.dumps(seen).decode()
+    assert platform.pop() not in shown
+    assert "platform_fingerprint" not in shown
+
+
 async def test_holder_names_stored_in_clear_by_earlier_releases_are_sealed(
     gateway: Gateway, engine: AsyncEngine
 ) -> None:
