@@ -13,9 +13,8 @@ from pydantic import AnyHttpUrl, BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.datastructures import State
 
 from paycore.gateway import live, metrics, service, store
-from paycore.gateway.auth import Guard, Merchant, admin_allowed, bearer
+from paycore.gateway.auth import Guard, Merchant
 from paycore.gateway.domain import (
-    AdminDisabled,
     Card,
     NotFound,
     RateLimited,
@@ -40,6 +39,7 @@ from paycore.platform.clock import utcnow
 from paycore.platform.money import to_cents
 from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.uow import Database
+from paycore.platform.web.admin import ADMIN_ERRORS, require_admin
 from paycore.platform.web.fastlane import FastRequest, client_address
 from paycore.platform.web.problems import Problem, parse_body
 from paycore.platform.web.routes import Routes, from_state, on_state
@@ -86,14 +86,11 @@ AS_MERCHANT = (Unauthorized, RateLimited)
 
 
 async def _operator(request: Request, api: Api) -> None:
-    if not api.admin_token:
-        raise AdminDisabled("Account administration is off: set PAYCORE_ADMIN_TOKEN to enable it.")
-    if not admin_allowed(api.admin_token, bearer(request.headers.get("authorization"), None)):
-        raise Unauthorized("The admin token is required.")
+    require_admin(api.admin_token, request.headers.get("authorization"))
 
 
 ADMIN = {"dependencies": [Depends(_operator)]}
-AS_OPERATOR = (Unauthorized, AdminDisabled)
+AS_OPERATOR = ADMIN_ERRORS
 
 
 def _cvv_text(value: object) -> object:

@@ -60,7 +60,7 @@ class NotFound(GatewayError):
 
 
 class Unauthorized(GatewayError):
-    """No valid account secret (or session, or admin token) was presented."""
+    """No valid account secret (or session) was presented."""
 
     code = "unauthorized"
     status = 401
@@ -82,13 +82,6 @@ class RateLimited(RetryLater):
     """Too many requests, or too many bad secrets from one address; retry after a while."""
 
     code = "rate-limited"
-
-
-class AdminDisabled(GatewayError):
-    """Account administration is off (no admin token is configured)."""
-
-    code = "admin-disabled"
-    status = 503
 
 
 class WebhookUrlNotAllowed(GatewayError):
