@@ -33,19 +33,9 @@ ContextOpt = Annotated[
 def _serve(asgi: object, settings: Settings, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(
-        asgi,  # type: ignore[arg-type]
-        host=settings.host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=15,
-        # longer than a load balancer's idle upstream connections, which then never race
-        # our close (a reset answered as 502)
-        timeout_keep_alive=settings.http_keepalive_seconds,
-    )
+    from paycore.platform.web.server import server_options
+
+    uvicorn.run(asgi, port=port, **server_options(settings))  # type: ignore[arg-type]
 
 
 def _configure_logging(settings: Settings) -> None:

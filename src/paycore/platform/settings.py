@@ -8,6 +8,7 @@ Nothing here performs I/O at import time: ``Settings()`` is built in the CLI and
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -90,6 +91,11 @@ class Settings(BaseSettings):
     http_keepalive_seconds: int = Field(
         75, ge=1, description="How long the HTTP servers keep an idle client connection open."
     )
+    trusted_proxies: str = Field(
+        "",
+        description="Addresses or networks (comma-separated; '*' for any) of the proxies whose "
+        "X-Forwarded-For/-Proto the HTTP servers believe; empty: none, the peer is the client.",
+    )
     http_timeout_seconds: float = Field(2.0, gt=0)
     http_retries: int = Field(2, ge=0, le=10)
 
@@ -116,6 +122,17 @@ class Settings(BaseSettings):
             )
         if value and len(value) < 8:
             raise ValueError("should have at least 8 characters")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        for entry in _entries(value):
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not an IP address or network") from None
         return value
 
     @field_validator("card_keys")
@@ -147,8 +164,16 @@ class Settings(BaseSettings):
         return 30 if is_sqlite(self.effective_database_url) else 10
 
     @property
+    def trusted_proxy_list(self) -> list[str]:
+        return _entries(self.trusted_proxies)
+
+    @property
     def effective_broker_url(self) -> str:
         return self.broker_url or f"nats://127.0.0.1:{self.nats_port}"
+
+
+def _entries(text: str) -> list[str]:
+    return [entry.strip() for entry in text.split(",") if entry.strip()]
 
 
 class ContextSettings(BaseSettings):

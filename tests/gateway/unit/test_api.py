@@ -16,8 +16,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import uvicorn
 from gateway_kit import CARD_KEYS
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from web_kit import served
@@ -32,12 +34,14 @@ from paycore.platform.messaging.consumer import Consumer
 from paycore.platform.messaging.relay import Relay
 from paycore.platform.persistence.outbox import outbox
 from paycore.platform.persistence.uow import Database
+from paycore.platform.settings import Settings
 from paycore.platform.web.idempotency import (
     IdempotencyMiddleware,
     idempotency_keys,
     request_fingerprint,
 )
 from paycore.platform.web.ratelimit import FailureLimit, RateLimiter
+from paycore.platform.web.server import server_options
 
 ADMIN = "admin-token-for-tests"
 PROBLEM = "application/problem+json"
@@ -647,6 +651,72 @@ async def test_bad_secrets_from_one_address_are_401_then_429_until_the_window_en
     assert (await gateway.pay(account["secret"])).status_code == 202
     problem(await gateway.pay("pcsk_wrong3"), 401, "unauthorized")  # counting starts afresh
     assert (await gateway.pay(account["secret"])).status_code == 202
+
+
+@contextlib.asynccontextmanager
+async def behind_uvicorn(app: Any, trusted_proxies: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client calling ``app`` from 127.0.0.1 through uvicorn's own stack as ``paycore api``
+    configures it (``server_options``), proxy header handling included."""
+    settings = Settings(_env_file=None, trusted_proxies=trusted_proxies)  # type: ignore[call-arg]
+    config = uvicorn.Config(app, port=0, **server_options(settings))
+    config.load()
+    transport = httpx.ASGITransport(app=config.loaded_app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        yield http
+
+
+async def test_forwarded_addresses_do_not_escape_the_failed_secret_window(
+    engine: AsyncEngine, fake_bus: Any, fake_dns: Any
+) -> None:
+    """With no trusted proxy (the default), a client on 127.0.0.1 naming a new
+    X-Forwarded-For each time is still one address: 20 bad secrets, then 429 (issue 22,
+    item 15)."""
+    async with wired(engine, fake_bus, fake_dns) as gw, behind_uvicorn(gw.app, "") as http:
+        statuses = [
+            (
+                await http.get("/gateway/transactions", headers=forwarded(f"203.0.113.{n}"))
+            ).status_code
+            for n in range(25)
+        ]
+    assert statuses == [401] * 20 + [429] * 5
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(
+    engine: AsyncEngine, fake_bus: Any, fake_dns: Any
+) -> None:
+    async with (
+        wired(engine, fake_bus, fake_dns) as gw,
+        behind_uvicorn(gw.app, "10.0.0.0/8, 127.0.0.1") as http,
+    ):
+        rotating = [
+            (
+                await http.get("/gateway/transactions", headers=forwarded(f"203.0.113.{n}"))
+            ).status_code
+            for n in range(25)
+        ]
+        one = [
+            (await http.get("/gateway/transactions", headers=forwarded("198.51.100.7"))).status_code
+            for _ in range(21)
+        ]
+        other = await http.get("/gateway/transactions", headers=forwarded("198.51.100.8"))
+    assert rotating == [401] * 25  # 25 clients, one failure each
+    assert one == [401] * 20 + [429]  # one client shut out by its own failures
+    assert other.status_code == 401  # not its neighbour
+
+
+def forwarded(address: str) -> dict[str, str]:
+    return {"Authorization": "Bearer pcsk_bad", "X-Forwarded-For": address}
+
+
+def test_trusted_proxies_must_be_addresses_or_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).trusted_proxy_list == []  # type: ignore[call-arg]
+    assert server_options(Settings(_env_file=None))["proxy_headers"] is False  # type: ignore[call-arg]
+    monkeypatch.setenv("PAYCORE_TRUSTED_PROXIES", "10.0.0.1, fd00::/8")
+    trusted = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert server_options(trusted)["forwarded_allow_ips"] == ["10.0.0.1", "fd00::/8"]
+    monkeypatch.setenv("PAYCORE_TRUSTED_PROXIES", "10.0.0.1,nginx")
+    with pytest.raises(ValidationError, match="'nginx' is not an IP address or network"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
 
 
 async def test_bad_logins_and_disabled_secrets_count_but_open_sessions_go_on(
