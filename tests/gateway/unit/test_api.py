@@ -27,7 +27,7 @@ from web_kit import served
 from paycore.gateway import api as gateway_api
 from paycore.gateway import consumers, dashboard, live, messages, service, store
 from paycore.gateway.auth import Authenticator, Guard, Sessions
-from paycore.gateway.webhook_targets import WebhookTargets
+from paycore.gateway.webhook_targets import WebhookTargets, system_resolve
 from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.messaging.bus import CREATED_AT, Delivery
 from paycore.platform.messaging.consumer import Consumer
@@ -305,6 +305,8 @@ async def test_without_an_admin_token_configured_admin_routes_are_off(engine: As
         ("http://224.0.0.1/h", "is a multicast address"),
         ("http://240.0.0.1/h", "is a reserved address"),
         ("http://0.0.0.0/h", "is an unspecified address"),
+        ("https://mapped-metadata.example/", "resolves to ::ffff:169.254.169.254, a link-local"),
+        ("http://[::ffff:169.254.169.254]/latest", "is a link-local address"),
     ],
 )
 async def test_webhook_urls_into_private_networks_are_refused(
@@ -321,6 +323,19 @@ async def test_webhook_urls_into_private_networks_are_refused(
     assert says in problem(patched, 422, "webhook-url-not-allowed")["detail"]
     kept = await gateway.http.get(f"/gateway/accounts/{account['id']}", headers=admin())
     assert kept.json()["webhook_url"] == "https://shop.example/hooks"
+
+
+async def test_with_the_system_resolver_local_names_are_refused_too(
+    engine: AsyncEngine, fake_bus: Any
+) -> None:
+    """The API as deployed resolves names itself: ``localhost`` (from /etc/hosts) and a
+    mapped metadata address are refused at set time (issue 22, item 20)."""
+    async with wired(engine, fake_bus, system_resolve) as gw:
+        for url in ("http://localhost:8000/hooks", "http://[::ffff:169.254.169.254]/"):
+            answer = await gw.http.post(
+                "/gateway/accounts", json={"name": "x", "webhook_url": url}, headers=admin()
+            )
+            problem(answer, 422, "webhook-url-not-allowed")
 
 
 async def test_webhook_urls_must_be_http(gateway: Gateway) -> None:
