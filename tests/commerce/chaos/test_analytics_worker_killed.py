@@ -52,7 +52,7 @@ async def test_killing_the_analytics_worker_loses_and_doubles_nothing(
         data_dir=tmp_path / "data",
         api_port=api_port,
         worker_port=worker_port,
-        service_token=SECRETS["service_token"],
+        **SECRETS,  # every context runs: PostgreSQL needs each secret set
         archive_flush_seconds="0.5",
     )
     api = Proc(["api"], env, tmp_path / "api.log", f"http://127.0.0.1:{api_port}/readyz").start()

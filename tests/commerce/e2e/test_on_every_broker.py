@@ -29,7 +29,7 @@ def services(
         data_dir=tmp_path / "data",
         api_port=api_port,
         worker_port=worker_port,
-        service_token=SECRETS["service_token"],
+        **SECRETS,  # every context runs: PostgreSQL needs each secret set
     )
     worker = Proc(
         ["worker"], env, tmp_path / "worker.log", f"http://127.0.0.1:{worker_port}/readyz"
