@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from procs import paycore_env, paycore_process
+from procs import SECRETS, paycore_env, paycore_process
 from servers import Server, create_database, free_port
 
 from paycore.schema import upgrade
@@ -230,7 +230,7 @@ def api_and_worker(
     """``paycore worker`` (unless ``worker`` is false) then ``paycore api`` for ``contexts``
     (all when empty) with the given ``PAYCORE_*`` settings and warnings-only logs in ``work``;
     yields the API's base URL and stops both afterwards."""
-    env = paycore_env(data_dir=work / "data", log_level="WARNING", **settings)
+    env = paycore_env(data_dir=work / "data", log_level="WARNING", **{**SECRETS, **settings})
     procs = [paycore_process("worker", contexts, env, work, free_port()).start()] if worker else []
     try:
         api_port = free_port()

@@ -33,19 +33,9 @@ ContextOpt = Annotated[
 def _serve(asgi: object, settings: Settings, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(
-        asgi,  # type: ignore[arg-type]
-        host=settings.host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=15,
-        # longer than a load balancer's idle upstream connections, which then never race
-        # our close (a reset answered as 502)
-        timeout_keep_alive=settings.http_keepalive_seconds,
-    )
+    from paycore.platform.web.server import server_options
+
+    uvicorn.run(asgi, port=port, **server_options(settings))  # type: ignore[arg-type]
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -141,13 +131,17 @@ def up(
 ) -> None:
     """Run everything on embedded defaults: NATS JetStream, SQLite, API and workers."""
     settings = load_settings()
-    from paycore.bootstrap import ConfigurationError, load
+    from paycore.bootstrap import ConfigurationError, generated_notice, load, with_secrets
 
     try:
-        load([])  # every context's settings, checked before anything starts
+        # every context's settings checked, and the secrets they need made (on the embedded
+        # platform) before anything starts: the processes started below read the same ones
+        _, generated = with_secrets(settings, load([]).values())
     except ConfigurationError as exc:
         console.print(f"[red]configuration error[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    if generated is not None:
+        console.print(f"[yellow]{generated_notice(generated)}[/yellow]", highlight=False)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen[bytes]] = []
     env = dict(os.environ)

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 
 from fastapi import FastAPI
 from pydantic import ValidationError
 
 from paycore import contexts
+from paycore.platform import keystore
 from paycore.platform.runtime import Processes, Runtime
 from paycore.platform.settings import Settings, problems
 from paycore.platform.web.app import alive, create_app, install_probes
 from paycore.platform.web.fastlane import FastLane, FastRoute
 from paycore.platform.web.idempotency import IdempotencyMiddleware
+
+log = logging.getLogger(__name__)
 
 
 class ConfigurationError(ValueError):
@@ -52,11 +57,43 @@ def load(names: list[str]) -> dict[str, Processes]:
     return loaded
 
 
+def with_secrets(settings: Settings, parts: Iterable[Processes]) -> tuple[Settings, Path | None]:
+    """The settings with the secrets the parts need (``keystore.resolve``), and the file they
+    were generated into just now, if they were."""
+    needed = sorted({name for part in parts for name in part.secrets})
+    try:
+        return keystore.resolve(settings, needed)
+    except keystore.MissingSecrets as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def retention_of(parts: Iterable[Processes]) -> dict[str, float]:
+    """How long the broker may keep the messages of the topics the parts limit."""
+    return {topic: age for p in parts if p.retention for topic, age in p.retention().items()}
+
+
+def generated_notice(path: Path) -> str:
+    return (
+        f"generated the card keys, the pepper and the service token into {path} (mode 0600); "
+        "back it up: without it sealed card data cannot be opened and account secrets stop "
+        "matching"
+    )
+
+
+def _secured(settings: Settings, parts: Iterable[Processes]) -> Settings:
+    resolved, generated = with_secrets(settings, parts)
+    if generated is not None:
+        log.warning(generated_notice(generated))
+    return resolved
+
+
 def build_api(
     settings: Settings, context_names: list[str] | None = None, *, root: bool = False
 ) -> FastAPI:
     """The public API: each context's routes under ``/{context}``, or one context at the root."""
     parts = {name: p for name, p in load(context_names or []).items() if p.api is not None}
+    settings = _secured(settings, parts.values())
+    retention = retention_of(parts.values())
     if root and len(parts) != 1:
         raise ValueError("--root serves exactly one context with a public API")
     state: dict[str, Runtime] = {}
@@ -64,7 +101,7 @@ def build_api(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.open(settings, client_name="paycore-api")
+        runtime = await Runtime.open(settings, client_name="paycore-api", topic_retention=retention)
         state["runtime"] = runtime
         for name, part in parts.items():
             assert part.api is not None
@@ -94,10 +131,14 @@ def build_api(
 def build_worker(settings: Settings, context_names: list[str] | None = None) -> FastAPI:
     """Consumers of the chosen contexts, plus their internal HTTP routes."""
     parts = [p for p in load(context_names or []).values() if p.worker is not None]
+    settings = _secured(settings, parts)
+    retention = retention_of(parts)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.open(settings, client_name="paycore-worker")
+        runtime = await Runtime.open(
+            settings, client_name="paycore-worker", topic_retention=retention
+        )
         for part in parts:
             assert part.worker is not None
             await part.worker(app, runtime)

@@ -16,6 +16,8 @@ NAMES = {
     "intranet.example": ["10.1.2.3"],
     "metadata.example": ["169.254.169.254"],
     "split.example": [PUBLIC_IP, "192.168.0.9"],  # one public, one private record
+    "mapped.example": ["::ffff:127.0.0.1"],  # IPv4 loopback inside an AAAA record
+    "mapped-metadata.example": ["::ffff:169.254.169.254"],
 }
 
 

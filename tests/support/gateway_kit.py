@@ -3,8 +3,6 @@ receiver, accounts created through the admin API, a stream of varied transaction
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -14,14 +12,15 @@ from typing import Any
 
 import httpx
 import orjson
+from procs import SECRETS
 from servers import free_port
 
 from paycore.gateway.domain import Card, decide
 from paycore.platform.money import to_cents
 
 ADMIN_TOKEN = "e2e-admin-token"
-CARD_KEYS = "k1:" + base64.b64encode(hashlib.sha256(b"e2e card key").digest()).decode()
-PEPPER = "e2e-pepper"
+CARD_KEYS = SECRETS["card_keys"]
+PEPPER = SECRETS["secret_pepper"]
 
 # (number, cvv): valid cards of several brands, and broken ones; each number is unique to
 # this list so a scan for it means something.

@@ -3,6 +3,8 @@ chaos tests and benchmarks, and wait until they answer."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import signal
 import subprocess
@@ -85,6 +87,14 @@ def until(check: Callable[[], Any], timeout: float = 60, every: float = 0.1) -> 
             return value
         time.sleep(every)
     raise AssertionError("condition not met in time")
+
+
+SECRETS = {
+    "card_keys": "k1:" + base64.b64encode(hashlib.sha256(b"test card key").digest()).decode(),
+    "secret_pepper": "test-pepper",
+    "service_token": "test-service-token",
+}
+"""Secrets for deployments under test that do not generate their own (PostgreSQL)."""
 
 
 def paycore_env(**settings: str | int) -> dict[str, str]:

@@ -113,6 +113,7 @@ class Deployment:
             broker_url=f"nats://127.0.0.1:{self.nats_port}",
             payments_default_url=processors.url["default"],
             payments_fallback_url=processors.url["fallback"],
+            payments_open_purge="true",  # as the contest deployment: its test purges
         )
         self.worker_port = free_port()
         self.api_ports = [free_port() for _ in range(apis)]

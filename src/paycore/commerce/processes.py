@@ -15,4 +15,5 @@ PROCESSES = Processes(
     # the analytics service is internal: no browser may call it
     worker_middleware=((RefuseBrowserOrigins, {}),),
     settings=(CommerceSettings,),
+    secrets=("service_token",),  # the order API and the analytics service share it
 )

@@ -13,9 +13,8 @@ from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 from starlette.datastructures import State
 
 from paycore.gateway import live, metrics, service, store
-from paycore.gateway.auth import Guard, Merchant, admin_allowed, bearer
+from paycore.gateway.auth import Guard, Merchant
 from paycore.gateway.domain import (
-    AdminDisabled,
     Card,
     NotFound,
     RateLimited,
@@ -39,6 +38,7 @@ from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.clock import utcnow
 from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.uow import Database
+from paycore.platform.web.admin import ADMIN_ERRORS, require_admin
 from paycore.platform.web.bodies import Cents, Input, field_problem, read, text
 from paycore.platform.web.fastlane import FastRequest, client_address
 from paycore.platform.web.params import UUID_PATTERN, Page, UuidId
@@ -86,14 +86,11 @@ AS_MERCHANT = (Unauthorized, RateLimited)
 
 
 async def _operator(request: Request, api: Api) -> None:
-    if not api.admin_token:
-        raise AdminDisabled("Account administration is off: set PAYCORE_ADMIN_TOKEN to enable it.")
-    if not admin_allowed(api.admin_token, bearer(request.headers.get("authorization"), None)):
-        raise Unauthorized("The admin token is required.")
+    require_admin(api.admin_token, request.headers.get("authorization"))
 
 
 ADMIN = {"dependencies": [Depends(_operator)]}
-AS_OPERATOR = (Unauthorized, AdminDisabled)
+AS_OPERATOR = ADMIN_ERRORS
 
 
 class TransactionIn(Input):
@@ -283,7 +280,7 @@ async def create_transaction(request: FastRequest) -> tuple[int, TransactionOut]
     )
     row = await api.writer.submit(prepared)
     metrics.transactions_accepted.inc()
-    return 202, transaction_view(row)
+    return 202, transaction_view(row, api.keyring)
 
 
 @routes.get(
@@ -312,7 +309,7 @@ async def list_transactions(
         )
     page = rows[:limit]
     return {
-        "data": [transaction_view(r) for r in page],
+        "data": [transaction_view(r, api.keyring) for r in page],
         "next_cursor": page[-1].id if len(rows) > limit else None,
     }
 
@@ -332,7 +329,7 @@ async def get_transaction(caller: Caller, transaction_id: UuidId, api: Api) -> T
         row = await store.find_transaction(conn, caller.id, transaction_id)
     if row is None:
         raise NotFound(f"transaction {transaction_id} is unknown")
-    return transaction_view(row)
+    return transaction_view(row, api.keyring)
 
 
 @routes.get(

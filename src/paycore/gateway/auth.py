@@ -1,5 +1,6 @@
-"""Who is calling: merchants by their secret (a keyed hash looked up, cached briefly), the
-operator by the admin token, dashboard users by a signed session cookie; and the ``Guard`` in
+"""Who is calling: merchants by their secret (a keyed hash looked up, cached briefly),
+dashboard users by a signed session cookie (the operator's admin token is the platform's:
+``paycore.platform.web.admin``); and the ``Guard`` in
 front of every merchant route (credentials, the failed-secret window, the rate limit)."""
 
 from __future__ import annotations
@@ -94,17 +95,6 @@ def bearer(authorization: str | None, x_token: str | None) -> str | None:
         scheme, _, value = authorization.partition(" ")
         return value.strip() if scheme.lower() == "bearer" and value.strip() else None
     return x_token.strip() if x_token and x_token.strip() else None
-
-
-def admin_allowed(configured: str, offered: str | None) -> bool:
-    """Constant-time comparison with the configured admin token (never allowed when unset)."""
-    return (
-        bool(configured)
-        and offered is not None
-        and hmac.compare_digest(
-            hashlib.sha256(configured.encode()).digest(), hashlib.sha256(offered.encode()).digest()
-        )
-    )
 
 
 @dataclass(frozen=True, slots=True)

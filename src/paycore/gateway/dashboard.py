@@ -34,7 +34,6 @@ from paycore.gateway.auth import Merchant, Session
 from paycore.gateway.domain import CrossOrigin, CsrfFailed, NotFound, TooManyStreams, Unauthorized
 from paycore.gateway.views import account_stats, transaction_view
 from paycore.platform.clock import utcnow
-from paycore.platform.persistence.uow import Database
 from paycore.platform.web.bodies import Input
 from paycore.platform.web.fastlane import client_address
 from paycore.platform.web.ratelimit import retry_after
@@ -179,28 +178,27 @@ async def events(request: Request, api: Api) -> StreamingResponse:
         )
     slots = api.slots
     return HeldStream(
-        _stream(api.db, merchant.id, start, api.poll_seconds, api.stream_seconds),
+        _stream(api, merchant.id, start),
         lambda: slots.release(merchant.id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _stream(
-    db: Database, account_id: str, start: datetime, poll_seconds: float, lifetime: float
-) -> AsyncIterator[bytes]:
+async def _stream(api: GatewayApi, account_id: str, start: datetime) -> AsyncIterator[bytes]:
     """Counters first, then every change, and the counters again (at most once a second)
     after changes; ends after ``lifetime`` seconds (the browser reconnects with the last
     event id, so nothing is missed and no stream outlives a shutdown by long)."""
+    db = api.db
     yield b"retry: 1000\n\n"
     yield live.event("stats", dumps(await account_stats(db, account_id)))
     clock = time.monotonic
-    ends, stats_at, said_at, stale = clock() + lifetime, clock(), clock(), False
-    feed = live.changes(db.connect, account_id, start, poll_seconds=poll_seconds)
+    ends, stats_at, said_at, stale = clock() + api.stream_seconds, clock(), clock(), False
+    feed = live.changes(db.connect, account_id, start, poll_seconds=api.poll_seconds)
     try:
         async for rows in feed:
             if rows:
-                views = [transaction_view(r) for r in rows]
+                views = [transaction_view(r, api.keyring) for r in rows]
                 yield live.event("transactions", dumps(views), live.mark_of(rows))
                 stale, said_at = True, clock()
             last_round = clock() >= ends

@@ -14,6 +14,10 @@ base only.
 5. the amount is at least 1.00, else ``the amount must be greater than 1``; at most 1000.00,
    else ``you dont have limit for this transaction`` (1.00 and 1000.00 are approved).
 
+The CVV may not be kept once the transaction is decided (PCI DSS), so it is judged where it
+arrives (:func:`cvv_valid`, in the API) and only its verdict travels to the processor with the
+rest of what it decides on (:class:`CardFacts`); the order of the rules is the same.
+
 Amounts are integer cents throughout.
 """
 
@@ -56,7 +60,7 @@ class NotFound(GatewayError):
 
 
 class Unauthorized(GatewayError):
-    """No valid account secret (or session, or admin token) was presented."""
+    """No valid account secret (or session) was presented."""
 
     code = "unauthorized"
     status = 401
@@ -78,13 +82,6 @@ class RateLimited(RetryLater):
     """Too many requests, or too many bad secrets from one address; retry after a while."""
 
     code = "rate-limited"
-
-
-class AdminDisabled(GatewayError):
-    """Account administration is off (no admin token is configured)."""
-
-    code = "admin-disabled"
-    status = 503
 
 
 class WebhookUrlNotAllowed(GatewayError):
@@ -115,8 +112,22 @@ class TooManyStreams(RetryLater):
 
 
 @dataclass(frozen=True, slots=True)
+class CardFacts:
+    """What the processor decides on: the number, the expiry and whether the CVV was valid
+    (it travels sealed; the CVV itself never leaves the API)."""
+
+    number: str
+    exp_month: int
+    exp_year: int
+    cvv_ok: bool
+
+    def __repr__(self) -> str:  # never print the number
+        return f"CardFacts(brand={brand_of(self.number)!r}, last4={last4(self.number)!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class Card:
-    """What the processor needs of a card (it travels encrypted)."""
+    """A card as a merchant submits it (only in the API's memory, for one request)."""
 
     number: str
     holder: str
@@ -126,6 +137,18 @@ class Card:
 
     def __repr__(self) -> str:  # never print the number or the CVV
         return f"Card(brand={brand_of(self.number)!r}, last4={last4(self.number)!r})"
+
+    def facts(self) -> CardFacts:
+        """What the processor needs of it: the CVV judged now, only the verdict kept."""
+        return CardFacts(
+            self.number, self.exp_month, self.exp_year, cvv_valid(self.number, self.cvv)
+        )
+
+
+def cvv_valid(number: str, cvv: str) -> bool:
+    """The CVV rule: 3 digits, 4 for American Express (the card's brand by its number)."""
+    length = 4 if brand_of(number) == "amex" else 3
+    return len(cvv) == length and cvv.isascii() and cvv.isdigit()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,19 +165,18 @@ def _rejected(message: str) -> Decision:
     return Decision(REJECTED, message)
 
 
-def decide(card: Card, amount_cents: int, today: date) -> Decision:
+def decide(card: Card | CardFacts, amount_cents: int, today: date) -> Decision:
     """The processor's verdict on a transaction, rules in SPEC order (see the module doc)."""
-    brand = brand_of(card.number)
-    if brand is None or not luhn_valid(card.number):
+    facts = card.facts() if isinstance(card, Card) else card
+    if brand_of(facts.number) is None or not luhn_valid(facts.number):
         return _rejected(INVALID_NUMBER)
-    if not 1 <= card.exp_month <= 12:
+    if not 1 <= facts.exp_month <= 12:
         return _rejected(INVALID_MONTH)
-    if card.exp_year < today.year:
+    if facts.exp_year < today.year:
         return _rejected(INVALID_YEAR)
-    if card.exp_year == today.year and card.exp_month < today.month:
+    if facts.exp_year == today.year and facts.exp_month < today.month:
         return _rejected(INVALID_MONTH)
-    cvv_length = 4 if brand == "amex" else 3
-    if len(card.cvv) != cvv_length or not (card.cvv.isascii() and card.cvv.isdigit()):
+    if not facts.cvv_ok:
         return _rejected(INVALID_CVV)
     if amount_cents < MIN_CENTS:
         return _rejected(AMOUNT_TOO_LOW)

@@ -1,13 +1,16 @@
-"""Wire formats of the gateway (version 1).
+"""Wire formats of the gateway.
 
-``transactions`` (gateway API -> processor)::
+``transactions`` (gateway API -> processor), version 2::
 
-    {"version": 1, "id": "<uuid>", "account_id": "<uuid>", "amount_cents": 1050,
+    {"version": 2, "id": "<uuid>", "account_id": "<uuid>", "amount_cents": 1050,
      "card": {"kid": "k1", "nonce": "<base64>", "ciphertext": "<base64>"}}
 
-The card envelope (AES-GCM, bound to the transaction id) holds
-``{"number", "cvv", "holder", "exp_month", "exp_year"}``: the number and the CVV never travel
-in clear.
+The card envelope (AES-GCM, bound to the transaction id) holds what the processor decides on,
+``{"number", "exp_month", "exp_year", "cvv_ok"}``: the number never travels in clear, and the
+CVV does not travel at all (the API judged it: ``cvv_ok``). The holder's name is not sent.
+Version 1, published before the CVV was judged at the edge, sealed
+``{"number", "cvv", "holder", "exp_month", "exp_year"}``; it is still read, so messages in
+flight across an upgrade are decided (their CVV is judged on arrival and dropped).
 
 ``transactions_result`` (processor -> gateway), exactly the seed's shape::
 
@@ -23,12 +26,15 @@ from typing import Any, Final
 
 import orjson
 
-from paycore.gateway.domain import APPROVED, REJECTED, Card
+from paycore.gateway.domain import APPROVED, REJECTED, CardFacts, cvv_valid
 from paycore.platform.cards import Keyring, Sealed
+from paycore.platform.messaging.bus import dead_letter_topic
 
 TRANSACTIONS: Final = "transactions"
 RESULTS: Final = "transactions_result"
-VERSION: Final = 1
+CARD_TOPICS: Final = (TRANSACTIONS, dead_letter_topic(TRANSACTIONS))  # carry sealed cards
+VERSION: Final = 2
+CVV_SEALED: Final = 1  # the former version, whose envelope held the CVV itself
 MAX_CENTS: Final = 2**63
 
 
@@ -42,6 +48,7 @@ class TransactionMessage:
     account_id: str
     amount_cents: int
     card: Sealed
+    version: int = VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,31 +58,31 @@ class ResultMessage:
     error_message: str
 
 
-def seal_card(keyring: Keyring, transaction_id: str, card: Card) -> Sealed:
+def seal_card(keyring: Keyring, transaction_id: str, card: CardFacts) -> Sealed:
     plain = orjson.dumps(
         {
             "number": card.number,
-            "cvv": card.cvv,
-            "holder": card.holder,
             "exp_month": card.exp_month,
             "exp_year": card.exp_year,
+            "cvv_ok": card.cvv_ok,
         }
     )
     return keyring.seal(plain, transaction_id)
 
 
-def open_card(keyring: Keyring, message: TransactionMessage) -> Card:
+def open_card(keyring: Keyring, message: TransactionMessage) -> CardFacts:
     """Decrypt the card; ``CardKeyError`` if the key is unknown or the envelope was altered,
     ``BadMessage`` if what it holds is not a card."""
     data = _object(keyring.open(message.card, message.id))
     try:
-        return Card(
-            number=_str(data, "number"),
-            holder=_str(data, "holder"),
-            exp_month=_int(data, "exp_month"),
-            exp_year=_int(data, "exp_year"),
-            cvv=_str(data, "cvv"),
-        )
+        number = _str(data, "number")
+        if message.version == CVV_SEALED:
+            verdict: object = cvv_valid(number, _str(data, "cvv"))
+        else:
+            verdict = data.get("cvv_ok")
+        if not isinstance(verdict, bool):
+            raise BadMessage("cvv_ok must be true or false")
+        return CardFacts(number, _int(data, "exp_month"), _int(data, "exp_year"), verdict)
     except BadMessage as exc:
         raise BadMessage(f"card envelope: {exc}") from None
 
@@ -100,8 +107,9 @@ def encode_transaction(
 
 def decode_transaction(body: bytes) -> TransactionMessage:
     data = _object(body)
-    if data.get("version") != VERSION or type(data.get("version")) is not int:
-        raise BadMessage(f"unsupported version {data.get('version')!r}")
+    version = data.get("version")
+    if version not in (VERSION, CVV_SEALED) or type(version) is not int:
+        raise BadMessage(f"unsupported version {version!r}")
     card = data.get("card")
     if not isinstance(card, dict):
         raise BadMessage("card must be an object")
@@ -113,6 +121,7 @@ def decode_transaction(body: bytes) -> TransactionMessage:
         account_id=_id(data, "account_id"),
         amount_cents=amount,
         card=Sealed(_str(card, "kid"), _bytes(card, "nonce"), _bytes(card, "ciphertext")),
+        version=version,
     )
 
 

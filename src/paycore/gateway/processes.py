@@ -9,12 +9,12 @@ import logging
 import httpx
 from fastapi import FastAPI
 
-from paycore.gateway import api, consumers, dashboard, live, service
+from paycore.gateway import api, consumers, dashboard, live, messages, service
 from paycore.gateway.auth import Authenticator, Guard, Sessions
 from paycore.gateway.settings import GatewaySettings
 from paycore.gateway.webhook_targets import WebhookTargets
 from paycore.gateway.webhooks import WebhookDispatcher
-from paycore.platform.cards import Hasher, Keyring, is_development
+from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.messaging.consumer import RetryPolicy
 from paycore.platform.runtime import Processes, Runtime, consume
 from paycore.platform.settings import Settings
@@ -26,11 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def _gateway_keys(settings: Settings) -> tuple[Keyring, Hasher]:
-    if is_development(settings.card_keys, settings.secret_pepper):
-        log.warning(
-            "PAYCORE_CARD_KEYS or PAYCORE_SECRET_PEPPER is not set: the gateway uses "
-            "development keys that anyone can read; set both outside development"
-        )
+    """The card keys and the pepper (configured, or generated: ``PROCESSES.secrets``)."""
     return Keyring.parse(settings.card_keys), Hasher(settings.secret_pepper)
 
 
@@ -90,7 +86,26 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
         )
         consume(runtime, subscription, handler)
         runtime.spawn("gateway-webhooks", dispatcher.run)
+        runtime.spawn("gateway-seal-holders", lambda: _seal_clear_holders(runtime, keyring))
         runtime.closers.append(client.aclose)
 
 
-PROCESSES = Processes(api=mount_api, worker=start_worker, settings=(GatewaySettings,))
+async def _seal_clear_holders(runtime: Runtime, keyring: Keyring) -> None:
+    """Once at start: seal the holder names earlier releases stored in clear."""
+    if sealed := await service.seal_clear_holders(runtime.db, keyring):
+        log.info("sealed holder names stored in clear", extra={"transactions": sealed})
+
+
+def card_retention() -> dict[str, float]:
+    """The broker keeps sealed cards (``transactions`` and its dead letters) this long."""
+    seconds = GatewaySettings().card_retention_hours * 3600
+    return {topic: seconds for topic in messages.CARD_TOPICS}
+
+
+PROCESSES = Processes(
+    api=mount_api,
+    worker=start_worker,
+    settings=(GatewaySettings,),
+    secrets=("card_keys", "secret_pepper"),
+    retention=card_retention,
+)

@@ -99,10 +99,11 @@ def prepare_transaction(
     hasher: Hasher,
     now: datetime,
 ) -> Prepared:
-    """Build the stored row (brand, last 4, expiry, fingerprint: never the number or CVV)
-    and the ``transactions`` event carrying the card sealed for the processor."""
+    """Build the stored row (brand, last 4, expiry, the holder sealed, fingerprint: never the
+    number or the CVV) and the ``transactions`` event carrying, sealed, what the processor
+    decides on (the CVV judged here: it never leaves this process)."""
     transaction_id = uuid7()
-    sealed = messages.seal_card(keyring, transaction_id, card)
+    sealed = messages.seal_card(keyring, transaction_id, card.facts())
     record = store.TransactionRecord(
         id=transaction_id,
         account_id=account_id,
@@ -111,8 +112,10 @@ def prepare_transaction(
         last4=last4(card.number),
         exp_month=card.exp_month,
         exp_year=card.exp_year,
-        holder=card.holder,
-        fingerprint=hasher.fingerprint(card.number),
+        holder=None,
+        holder_sealed=store.seal_holder(keyring, transaction_id, card.holder),
+        fingerprint=hasher.merchant_fingerprint(account_id, card.number),
+        platform_fingerprint=hasher.platform_fingerprint(card.number),
         status=PENDING,
         error_message="",
         created_at=now,
@@ -141,6 +144,22 @@ def transaction_writer(db: Database) -> GroupWriter[Prepared, store.TransactionR
 
     columns = [c.name for c in store.transactions.c]
     return db.writer(build, tables=((store.transactions, columns),))
+
+
+async def seal_clear_holders(db: Database, keyring: Keyring, *, batch: int = 500) -> int:
+    """Seal the holder names rows stored before names were sealed still keep in clear, a
+    batch per transaction; returns how many."""
+    done = 0
+    while True:
+        async with db.connect() as conn:
+            rows = await store.clear_holders(conn, batch)
+        if not rows:
+            return done
+        async with db.transaction() as tx:
+            await store.seal_holders(
+                tx, [(r.id, store.seal_holder(keyring, r.id, r.holder)) for r in rows]
+            )
+        done += len(rows)
 
 
 # --- the processor -------------------------------------------------------------------------

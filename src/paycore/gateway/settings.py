@@ -37,6 +37,12 @@ class GatewaySettings(ContextSettings):
     webhook_max_attempts: int = Field(8, ge=1, le=50)
     webhook_backoff_ms: int = Field(1_000, ge=1, description="First webhook retry delay.")
     webhook_backoff_max_ms: int = Field(300_000, ge=1)
+    card_retention_hours: float = Field(
+        168.0,
+        gt=0,
+        description="How long the broker keeps a sealed card (the transactions topic and its "
+        "dead-letter topic), decided or not.",
+    )
     webhook_allow_private: bool = Field(
         False,
         description="Let webhook URLs reach loopback, private, link-local and other non-public "

@@ -1,6 +1,6 @@
 """Gateway tables (accounts, the merchant's transactions, the processor's decisions, webhook
 deliveries) and their queries. No card number or CVV is ever a column: a transaction keeps the
-brand, the last 4 digits, the expiry and a keyed fingerprint."""
+brand, the last 4 digits, the expiry, the holder's name sealed and keyed fingerprints."""
 
 from __future__ import annotations
 
@@ -31,10 +31,12 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.gateway.domain import PENDING
+from paycore.platform.cards import CardKeyError, Keyring
 from paycore.platform.persistence.db import AnyRow, UtcDateTime, metadata
 from paycore.platform.persistence.uow import Transaction
 
 ACTIVE, DISABLED = "active", "disabled"
+_HOLDER = "holder:"  # what a sealed holder name is bound to, before its transaction id
 DELIVERY_PENDING, DELIVERED, DELIVERY_FAILED = "pending", "delivered", "failed"
 
 accounts = Table(
@@ -61,8 +63,10 @@ transactions = Table(
     Column("last4", String(4), nullable=False),
     Column("exp_month", SmallInteger, nullable=False),
     Column("exp_year", Integer, nullable=False),
-    Column("holder", String(100), nullable=False),
-    Column("fingerprint", String(64), nullable=False),
+    Column("holder", String(100)),  # only rows stored before names were sealed, until sealed
+    Column("holder_sealed", Text),  # sealed with the keyring, bound to the transaction id
+    Column("fingerprint", String(64)),  # the merchant's own (None on rows before they were)
+    Column("platform_fingerprint", String(64), nullable=False),  # the operator's, never shown
     Column("status", String(10), nullable=False),
     Column("error_message", String(200), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -134,8 +138,9 @@ class AccountChanges:
 
 @dataclass(frozen=True, slots=True)
 class TransactionRecord:
-    """A merchant's transaction: the card's brand, last 4 digits, expiry, holder and keyed
-    fingerprint, never its number or CVV."""
+    """A merchant's transaction: the card's brand, last 4 digits, expiry, holder (sealed) and
+    keyed fingerprints (the merchant's own, and the platform's for the operator), never its
+    number or CVV."""
 
     id: str
     account_id: str
@@ -144,8 +149,10 @@ class TransactionRecord:
     last4: str
     exp_month: int
     exp_year: int
-    holder: str
-    fingerprint: str
+    holder: str | None  # in clear: only rows stored before names were sealed (None here)
+    holder_sealed: str
+    fingerprint: str | None  # keyed by merchant: what the merchant sees
+    platform_fingerprint: str  # the same for one card at every merchant: the operator's only
     status: str
     error_message: str
     created_at: datetime
@@ -341,6 +348,43 @@ async def record_decisions(tx: Transaction, verdicts: Sequence[Verdict]) -> int:
     ]
     result = await tx.execute(statement.execution_options(synchronize_session=False), params)
     return int(result.rowcount)
+
+
+def seal_holder(keyring: Keyring, transaction_id: str, name: str) -> str:
+    """The stored form of a holder's name: sealed, bound to its transaction."""
+    return keyring.seal_text(name, _HOLDER + transaction_id)
+
+
+def holder_of(keyring: Keyring, row: TransactionRecord | AnyRow) -> str | None:
+    """A transaction's holder name: opened (None if the key it was sealed under has been
+    dropped), or as a row stored before names were sealed has it."""
+    if row.holder_sealed is None:
+        return str(row.holder) if row.holder is not None else None
+    try:
+        return keyring.open_text(row.holder_sealed, _HOLDER + row.id)
+    except CardKeyError:
+        return None
+
+
+async def clear_holders(conn: AsyncConnection, limit: int) -> Sequence[AnyRow]:
+    """Up to ``limit`` transactions whose holder's name is still in clear: ``(id, holder)``."""
+    t = transactions.c
+    query = select(t.id, t.holder).where(t.holder.is_not(None)).order_by(t.id).limit(limit)
+    return (await conn.execute(query)).all()
+
+
+async def seal_holders(tx: Transaction, sealed: Sequence[tuple[str, str]]) -> None:
+    """Replace clear holder names by their sealed form: ``(transaction id, sealed name)``."""
+    if not sealed:
+        return
+    t = transactions.c
+    statement = (
+        update(transactions)
+        .where(t.id == bindparam("tid"), t.holder.is_not(None))
+        .values(holder=None, holder_sealed=bindparam("sealed"))
+    )
+    params = [{"tid": tid, "sealed": value} for tid, value in sealed]
+    await tx.execute(statement.execution_options(synchronize_session=False), params)
 
 
 # --- decisions (processor side) ------------------------------------------------------------

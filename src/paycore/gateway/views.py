@@ -9,6 +9,7 @@ from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
 from paycore.gateway import store
 from paycore.gateway.domain import STATUSES
+from paycore.platform.cards import Keyring
 from paycore.platform.clock import iso
 from paycore.platform.money import from_cents
 from paycore.platform.persistence.db import AnyRow
@@ -20,8 +21,8 @@ class CardOut(TypedDict):
     last4: str
     exp_month: int
     exp_year: int
-    holder: str
-    fingerprint: str
+    holder: str | None  # None once the key it was sealed under is dropped
+    fingerprint: str | None  # the merchant's own; None on transactions stored before
 
 
 class TransactionOut(TypedDict):
@@ -81,9 +82,9 @@ class StatusFigures(TypedDict):
 Stats = dict[str, StatusFigures]
 
 
-def transaction_view(t: store.TransactionRecord | AnyRow) -> TransactionOut:
+def transaction_view(t: store.TransactionRecord | AnyRow, keyring: Keyring) -> TransactionOut:
     """A transaction as merchants see it (the API, the dashboard, its live stream), from the
-    record just written or a row read back."""
+    record just written or a row read back; the holder's name opened with ``keyring``."""
     return {
         "id": t.id,
         "account_id": t.account_id,
@@ -95,7 +96,7 @@ def transaction_view(t: store.TransactionRecord | AnyRow) -> TransactionOut:
             "last4": t.last4,
             "exp_month": t.exp_month,
             "exp_year": t.exp_year,
-            "holder": t.holder,
+            "holder": store.holder_of(keyring, t),
             "fingerprint": t.fingerprint,
         },
         "created_at": iso(t.created_at),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Depends, Header, Query
 from starlette.datastructures import State
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
@@ -23,6 +23,7 @@ from paycore.payments.domain import (
 from paycore.platform.messaging.bus import Bus
 from paycore.platform.money import from_cents
 from paycore.platform.persistence.uow import Database
+from paycore.platform.web.admin import ADMIN_ERRORS, require_admin
 from paycore.platform.web.bodies import Cents, Input, read
 from paycore.platform.web.fastlane import FastRequest
 from paycore.platform.web.routes import Routes, from_state, on_state
@@ -33,10 +34,13 @@ routes = Routes("payments")
 
 @dataclass(frozen=True, slots=True)
 class PaymentsApi:
-    """What the routes need, kept on the app's state by ``processes.mount_api``."""
+    """What the routes need, kept on the app's state by ``processes.mount_api``: the purge
+    needs ``admin_token`` unless ``open_purge`` (the Rinha deployment's contract)."""
 
     db: Database
     bus: Bus
+    admin_token: str = ""
+    open_purge: bool = False
 
 
 def of(state: State) -> PaymentsApi:
@@ -110,10 +114,18 @@ def _totals(totals: domain.Totals) -> Totals:
     return {"totalRequests": totals.requests, "totalAmount": from_cents(totals.amount_cents)}
 
 
+async def _may_purge(api: Api, authorization: Annotated[str | None, Header()] = None) -> None:
+    """The admin token, unless the deployment opened the purge (PAYCORE_PAYMENTS_OPEN_PURGE)."""
+    if not api.open_purge:
+        require_admin(api.admin_token, authorization)
+
+
 @routes.post(
     "/purge-payments",
     aliases=("/payments-purge",),
-    summary="Delete every payment (test resets)",
+    errors=ADMIN_ERRORS,
+    summary="Delete every payment (test resets; the admin token unless the deployment opened it)",
+    dependencies=[Depends(_may_purge)],
 )
 async def purge(api: Api) -> Purged:
     await service.purge(api.db)

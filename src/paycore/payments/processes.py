@@ -25,7 +25,13 @@ log = logging.getLogger(__name__)
 async def mount_api(
     app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
 ) -> None:
-    app.state.payments = api.PaymentsApi(runtime.db, runtime.bus)
+    settings = PaymentsSettings()
+    app.state.payments = api.PaymentsApi(
+        runtime.db,
+        runtime.bus,
+        admin_token=runtime.settings.admin_token,
+        open_purge=settings.open_purge,
+    )
     mount(app, api.routes, prefix, fast_routes)
 
 

@@ -23,6 +23,11 @@ class PaymentsSettings(ContextSettings):
     health_seconds: float = Field(
         5.0, ge=5.0, description="Processor health poll interval (they allow 1 call per 5 s)."
     )
+    open_purge: bool = Field(
+        False,
+        description="Let anyone call the purge routes (the Rinha contract requires it; its "
+        "deployment sets it); otherwise they need the admin token.",
+    )
     slow_ms: int = Field(
         1500, ge=0, description="A processor slower than this is avoided while another is fast."
     )

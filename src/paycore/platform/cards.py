@@ -8,8 +8,14 @@ Card numbers: :func:`brand_of` (IIN ranges and lengths), :func:`luhn_valid`, and
   once nothing sealed with it is left (in flight or in the outbox). The additional data binds
   an envelope to what it belongs to (a transaction id): an envelope copied elsewhere won't open.
 - :class:`Hasher`: keyed hashes (HMAC-SHA256 under a pepper, one derived key per purpose) of
-  card numbers (the fingerprint: the same card gives the same fingerprint, which tells nothing
-  without the pepper), of account secrets (only the hash is stored) and of sessions.
+  card numbers (fingerprints, which tell nothing without the pepper: per merchant, so one card
+  gives each merchant a different one and merchants cannot match their customers; and
+  platform-wide, the same at every merchant, for the operator), of account secrets (only the
+  hash is stored) and of sessions.
+
+There is no built-in key: an empty key list or pepper is refused. Installations without
+configured keys get random ones generated once (:func:`new_keys`, :func:`new_pepper`; see
+``paycore.platform.keystore``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import secrets
 from dataclasses import dataclass
 from typing import Final
 
@@ -26,10 +33,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE_BYTES: Final = 12
-DEV_KID: Final = "dev"
-# Used only when PAYCORE_CARD_KEYS / PAYCORE_SECRET_PEPPER are empty (embedded development
-# mode); a warning is logged. Anyone can read this line: never rely on it.
-_DEV_MATERIAL: Final = b"paycore-development-only-not-a-secret"
+KEY_BYTES: Final = 32
 
 BRANDS: Final = ("visa", "mastercard", "amex", "discover", "diners", "jcb", "elo", "hipercard")
 
@@ -149,10 +153,9 @@ class Keyring:
 
     @classmethod
     def parse(cls, text: str) -> Keyring:
-        """From ``kid1:base64key,kid2:base64key`` (first is current); empty means the
-        development key (see :func:`is_development`)."""
+        """From ``kid1:base64key,kid2:base64key`` (first is current)."""
         if not text.strip():
-            return cls([(DEV_KID, hashlib.sha256(_DEV_MATERIAL + b"card").digest())])
+            raise ValueError("no card keys: set PAYCORE_CARD_KEYS (kid:base64key,…)")
         keys = []
         for part in text.split(","):
             kid, sep, encoded = part.strip().partition(":")
@@ -213,20 +216,38 @@ class Hasher:
     """Keyed hashes under a pepper; each purpose has its own derived key."""
 
     def __init__(self, pepper: str) -> None:
-        material = pepper.encode() if pepper else _DEV_MATERIAL
+        if not pepper:
+            raise ValueError("no pepper: set PAYCORE_SECRET_PEPPER")
+        material = pepper.encode()
         self._secret_key = hmac.new(material, b"paycore/account-secret", hashlib.sha256).digest()
         self._card_key = hmac.new(material, b"paycore/card-fingerprint", hashlib.sha256).digest()
+        self._merchant_card_key = hmac.new(
+            material, b"paycore/merchant-card-fingerprint", hashlib.sha256
+        ).digest()
         self.session_key = hmac.new(material, b"paycore/dashboard-session", hashlib.sha256).digest()
 
     def secret(self, secret: str) -> str:
         """The stored form of an account secret."""
         return hmac.new(self._secret_key, secret.encode(), hashlib.sha256).hexdigest()
 
-    def fingerprint(self, number: str) -> str:
-        """A stable, keyed fingerprint of a card number."""
+    def platform_fingerprint(self, number: str) -> str:
+        """A card number's keyed fingerprint, the same at every merchant: for the operator
+        only (it lets whoever holds it follow one card across merchants)."""
         return hmac.new(self._card_key, number.encode(), hashlib.sha256).hexdigest()
 
+    def merchant_fingerprint(self, account_id: str, number: str) -> str:
+        """A card number's keyed fingerprint as one merchant sees it: stable for that merchant,
+        unrelated to the one any other merchant (or the platform) sees for the same card."""
+        message = account_id.encode() + b"\x00" + number.encode()
+        return hmac.new(self._merchant_card_key, message, hashlib.sha256).hexdigest()
 
-def is_development(card_keys: str, pepper: str) -> bool:
-    """Whether the insecure development key or pepper is in use."""
-    return not card_keys.strip() or not pepper
+
+def new_keys() -> str:
+    """A fresh keyring setting: one random AES-256 key under a random key id."""
+    kid = "g" + secrets.token_hex(4)
+    return f"{kid}:{base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()}"
+
+
+def new_pepper() -> str:
+    """A fresh random pepper (256 bits)."""
+    return secrets.token_urlsafe(KEY_BYTES)

@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from paycore.platform import retention
 from paycore.platform.messaging.brokers import create_bus
-from paycore.platform.messaging.bus import Bus, Subscription
+from paycore.platform.messaging.bus import Bus, Retention, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Consumer, RetryPolicy
 from paycore.platform.messaging.relay import Relay
 from paycore.platform.persistence.db import create_engine
@@ -44,9 +44,13 @@ class Runtime:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
-    async def open(cls, settings: Settings, *, client_name: str) -> Runtime:
+    async def open(
+        cls, settings: Settings, *, client_name: str, topic_retention: Retention | None = None
+    ) -> Runtime:
         engine = create_engine(settings.effective_database_url)
-        bus = create_bus(settings.effective_broker_url, client_name=client_name)
+        bus = create_bus(
+            settings.effective_broker_url, client_name=client_name, retention=topic_retention
+        )
         await bus.connect()
         relay = Relay(
             engine,
@@ -68,6 +72,7 @@ class Runtime:
                 runtime.db,
                 inbox_for=timedelta(hours=settings.inbox_retention_hours),
                 keys_for=timedelta(hours=settings.idempotency_retention_hours),
+                topics=topic_retention,
             ),
         )
         return runtime
@@ -160,10 +165,15 @@ routes."""
 class Processes:
     """What a context runs, found by the registry (``paycore.contexts``) in the context's
     ``processes.py``: its part of an API process and of a worker process, the ASGI middleware
-    (class, options) its worker's routes need, and its settings classes (checked when a
-    process starts, so a bad value stops it with a clear message)."""
+    (class, options) its worker's routes need, its settings classes (checked when a
+    process starts, so a bad value stops it with a clear message), and the shared secrets it
+    needs (names of ``Settings`` fields: ``card_keys``, ``secret_pepper``, ``service_token``;
+    see ``paycore.platform.keystore``), and how long the broker may keep the messages of some
+    of its topics (read at start; see ``messaging.bus``)."""
 
     api: ApiPart | None = None
     worker: WorkerPart | None = None
     worker_middleware: tuple[tuple[type[Any], dict[str, Any]], ...] = ()
     settings: tuple[type[BaseSettings], ...] = ()
+    secrets: tuple[str, ...] = ()
+    retention: Callable[[], Retention] | None = None

@@ -8,6 +8,7 @@ Nothing here performs I/O at import time: ``Settings()`` is built in the CLI and
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,7 @@ from paycore.platform.persistence.db import is_sqlite
 
 BROKER_SCHEMES = ("nats", "amqp", "amqps", "kafka", "redis", "rediss")
 NatsSync = Literal["always", "interval"]
+FORMER_SERVICE_TOKEN = "dev-service-token"  # noqa: S105 - the former built-in default, refused
 
 
 class Settings(BaseSettings):
@@ -37,7 +39,9 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535)
     worker_port: int = Field(8010, ge=1, le=65535, description="HTTP port of `paycore worker`.")
     service_token: str = Field(
-        "dev-service-token", min_length=8, description="Credential between internal services."
+        "",
+        description="Credential between internal services; empty: generated (embedded "
+        "platform) or refused (PostgreSQL), see paycore.platform.keystore.",
     )
     nats_port: int = Field(4222, ge=1, le=65535, description="Port of the embedded NATS server.")
     nats_sync: NatsSync = Field(
@@ -71,10 +75,12 @@ class Settings(BaseSettings):
     card_keys: str = Field(
         "",
         description="AES keys sealing card data: 'kid:base64key,…', first one current; "
-        "empty means an insecure development key.",
+        "empty: generated (embedded platform) or refused (PostgreSQL).",
     )
     secret_pepper: str = Field(
-        "", description="Key of the keyed hashes (secrets, card fingerprints, sessions)."
+        "",
+        description="Key of the keyed hashes (secrets, card fingerprints, sessions); empty: "
+        "generated (embedded platform) or refused (PostgreSQL).",
     )
     max_body_bytes: int = Field(
         1 << 20,
@@ -84,6 +90,11 @@ class Settings(BaseSettings):
     )
     http_keepalive_seconds: int = Field(
         75, ge=1, description="How long the HTTP servers keep an idle client connection open."
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Addresses or networks (comma-separated; '*' for any) of the proxies whose "
+        "X-Forwarded-For/-Proto the HTTP servers believe; empty: none, the peer is the client.",
     )
     http_timeout_seconds: float = Field(2.0, gt=0)
     http_retries: int = Field(2, ge=0, le=10)
@@ -99,6 +110,29 @@ class Settings(BaseSettings):
             from paycore.platform.messaging.brokers import create_bus
 
             create_bus(value)  # checks the URL's options now; no connection is made
+        return value
+
+    @field_validator("service_token")
+    @classmethod
+    def _service_token(cls, value: str) -> str:
+        if value == FORMER_SERVICE_TOKEN:
+            raise ValueError(
+                f"{FORMER_SERVICE_TOKEN!r} was the public default: set a secret of your own, or "
+                "leave it empty on the embedded platform to have one generated"
+            )
+        if value and len(value) < 8:
+            raise ValueError("should have at least 8 characters")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        for entry in _entries(value):
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not an IP address or network") from None
         return value
 
     @field_validator("card_keys")
@@ -130,8 +164,16 @@ class Settings(BaseSettings):
         return 30 if is_sqlite(self.effective_database_url) else 10
 
     @property
+    def trusted_proxy_list(self) -> list[str]:
+        return _entries(self.trusted_proxies)
+
+    @property
     def effective_broker_url(self) -> str:
         return self.broker_url or f"nats://127.0.0.1:{self.nats_port}"
+
+
+def _entries(text: str) -> list[str]:
+    return [entry.strip() for entry in text.split(",") if entry.strip()]
 
 
 class ContextSettings(BaseSettings):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from procs import Proc, paycore_env
+from procs import SECRETS, Proc, paycore_env
 from redis.asyncio import Redis
 from servers import Server, free_port
 from sqlalchemy import func, select
@@ -52,6 +52,7 @@ async def test_killing_the_analytics_worker_loses_and_doubles_nothing(
         data_dir=tmp_path / "data",
         api_port=api_port,
         worker_port=worker_port,
+        **SECRETS,  # every context runs: PostgreSQL needs each secret set
         archive_flush_seconds="0.5",
     )
     api = Proc(["api"], env, tmp_path / "api.log", f"http://127.0.0.1:{api_port}/readyz").start()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from procs import Proc, paycore_env, until
+from procs import SECRETS, Proc, paycore_env, until
 from servers import Server, free_port
 
 from paycore.schema import upgrade
@@ -29,6 +29,7 @@ def services(
         data_dir=tmp_path / "data",
         api_port=api_port,
         worker_port=worker_port,
+        **SECRETS,  # every context runs: PostgreSQL needs each secret set
     )
     worker = Proc(
         ["worker"], env, tmp_path / "worker.log", f"http://127.0.0.1:{worker_port}/readyz"

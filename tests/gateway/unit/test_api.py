@@ -16,27 +16,32 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import uvicorn
+from gateway_kit import CARD_KEYS
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from pydantic import ValidationError
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from web_kit import served
 
 from paycore.gateway import api as gateway_api
 from paycore.gateway import consumers, dashboard, live, messages, service, store
 from paycore.gateway.auth import Authenticator, Guard, Sessions
-from paycore.gateway.webhook_targets import WebhookTargets
+from paycore.gateway.webhook_targets import WebhookTargets, system_resolve
 from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.messaging.bus import CREATED_AT, Delivery
 from paycore.platform.messaging.consumer import Consumer
 from paycore.platform.messaging.relay import Relay
 from paycore.platform.persistence.outbox import outbox
 from paycore.platform.persistence.uow import Database
+from paycore.platform.settings import Settings
 from paycore.platform.web.idempotency import (
     IdempotencyMiddleware,
     idempotency_keys,
     request_fingerprint,
 )
 from paycore.platform.web.ratelimit import FailureLimit, RateLimiter
+from paycore.platform.web.server import server_options
 
 ADMIN = "admin-token-for-tests"
 PROBLEM = "application/problem+json"
@@ -151,7 +156,7 @@ async def wired(
     allow_private: bool = False,
 ) -> AsyncIterator[Gateway]:
     """The gateway wired as the API process wires it (``paycore.gateway.processes``)."""
-    keyring, hasher = Keyring.parse(""), Hasher("test-pepper")
+    keyring, hasher = Keyring.parse(CARD_KEYS), Hasher("test-pepper")
     relay = Relay(engine, bus)
     db = Database(engine, relay.handoff)
     writer: gateway_api.Writer = service.transaction_writer(db)
@@ -273,7 +278,7 @@ async def test_without_an_admin_token_configured_admin_routes_are_off(engine: As
         db=db,
         guard=guard,
         writer=writer,
-        keyring=Keyring.parse(""),
+        keyring=Keyring.parse(CARD_KEYS),
         hasher=hasher,
         admin_token="",
         targets=WebhookTargets(allow_private=False),
@@ -306,6 +311,8 @@ async def test_without_an_admin_token_configured_admin_routes_are_off(engine: As
         ("http://224.0.0.1/h", "is a multicast address"),
         ("http://240.0.0.1/h", "is a reserved address"),
         ("http://0.0.0.0/h", "is an unspecified address"),
+        ("https://mapped-metadata.example/", "resolves to ::ffff:169.254.169.254, a link-local"),
+        ("http://[::ffff:169.254.169.254]/latest", "is a link-local address"),
     ],
 )
 async def test_webhook_urls_into_private_networks_are_refused(
@@ -322,6 +329,19 @@ async def test_webhook_urls_into_private_networks_are_refused(
     assert says in problem(patched, 422, "webhook-url-not-allowed")["detail"]
     kept = await gateway.http.get(f"/gateway/accounts/{account['id']}", headers=admin())
     assert kept.json()["webhook_url"] == "https://shop.example/hooks"
+
+
+async def test_with_the_system_resolver_local_names_are_refused_too(
+    engine: AsyncEngine, fake_bus: Any
+) -> None:
+    """The API as deployed resolves names itself: ``localhost`` (from /etc/hosts) and a
+    mapped metadata address are refused at set time (issue 22, item 20)."""
+    async with wired(engine, fake_bus, system_resolve) as gw:
+        for url in ("http://localhost:8000/hooks", "http://[::ffff:169.254.169.254]/"):
+            answer = await gw.http.post(
+                "/gateway/accounts", json={"name": "x", "webhook_url": url}, headers=admin()
+            )
+            problem(answer, 422, "webhook-url-not-allowed")
 
 
 async def test_webhook_urls_must_be_http(gateway: Gateway) -> None:
@@ -494,15 +514,86 @@ async def test_results_for_unknown_transactions_are_dead_lettered(gateway: Gatew
 
 async def test_card_data_never_rests_in_clear(gateway: Gateway, engine: AsyncEngine) -> None:
     secret = (await gateway.account())["secret"]
-    await gateway.pay(secret, credit_card_number="5555555555554444", credit_card_cvv="987")
+    answer = await gateway.pay(
+        secret,
+        credit_card_number="5555555555554444",
+        credit_card_cvv="987",
+        credit_card_name="Zé Holder",
+    )
+    assert answer.json()["card"]["holder"] == "Zé Holder"  # shown to the merchant, opened
     async with engine.connect() as conn:
         rows = (await conn.execute(select(outbox))).all()
         stored = (await conn.execute(select(store.transactions))).all()
     assert len(rows) == 1
     assert b"5555555555554444" not in rows[0].body
     assert "5555555555554444" not in str([tuple(r) for r in stored])
+    assert "Zé Holder" not in str([tuple(r) for r in stored])  # sealed, not in clear
+    # not even sealed does the CVV (nor the holder) leave the API: only its verdict
+    event = messages.decode_transaction(rows[0].body)
+    plain = orjson.loads(gateway.keyring.open(event.card, event.id))
+    assert sorted(plain) == ["cvv_ok", "exp_month", "exp_year", "number"]
+    assert plain["cvv_ok"] is True
     await gateway.process()
     assert all(b"5555555555554444" not in e.body for e in gateway.bus.published)
+    listed = await gateway.http.get("/gateway/transactions", headers=bearer(secret))
+    assert [t["card"]["holder"] for t in listed.json()["data"]] == ["Zé Holder"]
+
+
+async def test_one_card_has_a_fingerprint_per_merchant_and_one_for_the_operator(
+    gateway: Gateway, engine: AsyncEngine
+) -> None:
+    """Merchants comparing notes cannot match a customer's card: each sees its own fingerprint
+    (stable for it); the platform-wide one is stored for the operator and never shown."""
+    ana, bia = (await gateway.account("ana"))["secret"], (await gateway.account("bia"))["secret"]
+    seen = {
+        who: [(await gateway.pay(secret)).json() for _ in range(2)]
+        for who, secret in (("ana", ana), ("bia", bia))
+    }
+    fingerprints = {who: {t["card"]["fingerprint"] for t in txs} for who, txs in seen.items()}
+    assert all(len(each) == 1 for each in fingerprints.values())  # stable per merchant
+    assert fingerprints["ana"] != fingerprints["bia"]
+    async with engine.connect() as conn:
+        platform = set(
+            (await conn.execute(select(store.transactions.c.platform_fingerprint))).scalars()
+        )
+    assert platform == {Hasher("test-pepper").platform_fingerprint(VISA)}  # one for the operator
+    shown = orjson.dumps(seen).decode()
+    assert platform.pop() not in shown
+    assert "platform_fingerprint" not in shown
+
+
+async def test_holder_names_stored_in_clear_by_earlier_releases_are_sealed(
+    gateway: Gateway, engine: AsyncEngine
+) -> None:
+    secret = (await gateway.account())["secret"]
+    ids = [(await gateway.pay(secret, credit_card_name=f"Old {n}")).json()["id"] for n in range(3)]
+    async with engine.begin() as conn:  # as a release before the names were sealed stored them
+        for n, tx_id in enumerate(ids):
+            await conn.execute(
+                update(store.transactions)
+                .where(store.transactions.c.id == tx_id)
+                .values(holder=f"Old {n}", holder_sealed=None)
+            )
+    listed = await gateway.http.get("/gateway/transactions", headers=bearer(secret))
+    assert {t["card"]["holder"] for t in listed.json()["data"]} == {"Old 0", "Old 1", "Old 2"}
+    assert await service.seal_clear_holders(gateway.db, gateway.keyring, batch=2) == 3
+    assert await service.seal_clear_holders(gateway.db, gateway.keyring) == 0
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(store.transactions))).all()
+    assert {r.holder for r in rows} == {None}
+    assert "Old 1" not in str([tuple(r) for r in rows])
+    listed = await gateway.http.get("/gateway/transactions", headers=bearer(secret))
+    assert {t["card"]["holder"] for t in listed.json()["data"]} == {"Old 0", "Old 1", "Old 2"}
+
+
+async def test_a_holder_sealed_under_a_dropped_key_shows_as_null(gateway: Gateway) -> None:
+    secret = (await gateway.account())["secret"]
+    tx = (await gateway.pay(secret)).json()
+    async with gateway.db.connect() as conn:
+        row = await store.find_transaction(conn, tx["account_id"], tx["id"])
+    other = Keyring.parse("k9:" + "C" * 43 + "=")
+    assert store.holder_of(other, row) is None
+    assert store.holder_of(gateway.keyring, row) == "Ana Lima"
 
 
 # --- scoping, credentials, rate limit ------------------------------------------------------
@@ -580,6 +671,72 @@ async def test_bad_secrets_from_one_address_are_401_then_429_until_the_window_en
     assert (await gateway.pay(account["secret"])).status_code == 202
     problem(await gateway.pay("pcsk_wrong3"), 401, "unauthorized")  # counting starts afresh
     assert (await gateway.pay(account["secret"])).status_code == 202
+
+
+@contextlib.asynccontextmanager
+async def behind_uvicorn(app: Any, trusted_proxies: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client calling ``app`` from 127.0.0.1 through uvicorn's own stack as ``paycore api``
+    configures it (``server_options``), proxy header handling included."""
+    settings = Settings(_env_file=None, trusted_proxies=trusted_proxies)  # type: ignore[call-arg]
+    config = uvicorn.Config(app, port=0, **server_options(settings))
+    config.load()
+    transport = httpx.ASGITransport(app=config.loaded_app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        yield http
+
+
+async def test_forwarded_addresses_do_not_escape_the_failed_secret_window(
+    engine: AsyncEngine, fake_bus: Any, fake_dns: Any
+) -> None:
+    """With no trusted proxy (the default), a client on 127.0.0.1 naming a new
+    X-Forwarded-For each time is still one address: 20 bad secrets, then 429 (issue 22,
+    item 15)."""
+    async with wired(engine, fake_bus, fake_dns) as gw, behind_uvicorn(gw.app, "") as http:
+        statuses = [
+            (
+                await http.get("/gateway/transactions", headers=forwarded(f"203.0.113.{n}"))
+            ).status_code
+            for n in range(25)
+        ]
+    assert statuses == [401] * 20 + [429] * 5
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(
+    engine: AsyncEngine, fake_bus: Any, fake_dns: Any
+) -> None:
+    async with (
+        wired(engine, fake_bus, fake_dns) as gw,
+        behind_uvicorn(gw.app, "10.0.0.0/8, 127.0.0.1") as http,
+    ):
+        rotating = [
+            (
+                await http.get("/gateway/transactions", headers=forwarded(f"203.0.113.{n}"))
+            ).status_code
+            for n in range(25)
+        ]
+        one = [
+            (await http.get("/gateway/transactions", headers=forwarded("198.51.100.7"))).status_code
+            for _ in range(21)
+        ]
+        other = await http.get("/gateway/transactions", headers=forwarded("198.51.100.8"))
+    assert rotating == [401] * 25  # 25 clients, one failure each
+    assert one == [401] * 20 + [429]  # one client shut out by its own failures
+    assert other.status_code == 401  # not its neighbour
+
+
+def forwarded(address: str) -> dict[str, str]:
+    return {"Authorization": "Bearer pcsk_bad", "X-Forwarded-For": address}
+
+
+def test_trusted_proxies_must_be_addresses_or_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).trusted_proxy_list == []  # type: ignore[call-arg]
+    assert server_options(Settings(_env_file=None))["proxy_headers"] is False  # type: ignore[call-arg]
+    monkeypatch.setenv("PAYCORE_TRUSTED_PROXIES", "10.0.0.1, fd00::/8")
+    trusted = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert server_options(trusted)["forwarded_allow_ips"] == ["10.0.0.1", "fd00::/8"]
+    monkeypatch.setenv("PAYCORE_TRUSTED_PROXIES", "10.0.0.1,nginx")
+    with pytest.raises(ValidationError, match="'nginx' is not an IP address or network"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
 
 
 async def test_bad_logins_and_disabled_secrets_count_but_open_sessions_go_on(

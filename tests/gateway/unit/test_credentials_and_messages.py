@@ -11,7 +11,7 @@ import pytest
 
 from paycore.gateway import messages
 from paycore.gateway.crypto import new_secret, sign_webhook, verify_webhook
-from paycore.gateway.domain import Card
+from paycore.gateway.domain import Card, CardFacts
 from paycore.platform.cards import CardKeyError, Keyring
 
 
@@ -43,13 +43,13 @@ def test_webhook_signatures() -> None:
 
 def test_the_transaction_message_carries_the_card_only_sealed() -> None:
     ring = Keyring.parse(f"k1:{key()}")
-    sealed = messages.seal_card(ring, "tx-1", CARD)
+    sealed = messages.seal_card(ring, "tx-1", CARD.facts())
     body = messages.encode_transaction("tx-1", "acc-1", 1050, sealed)
     assert b"4111111111111111" not in body
     assert b"Ana Lima" not in body
     decoded = messages.decode_transaction(body)
     assert (decoded.id, decoded.account_id, decoded.amount_cents) == ("tx-1", "acc-1", 1050)
-    assert messages.open_card(ring, decoded) == CARD
+    assert messages.open_card(ring, decoded) == CARD.facts()
     # moved onto another transaction, the envelope no longer opens
     moved = orjson.loads(body) | {"id": "tx-2"}
     with pytest.raises(CardKeyError):
@@ -57,11 +57,58 @@ def test_the_transaction_message_carries_the_card_only_sealed() -> None:
 
 
 @pytest.mark.parametrize(
+    ("number", "cvv", "cvv_ok"),
+    [("4111111111111111", "987", True), ("378282246310005", "987", False)],
+)
+def test_the_cvv_is_judged_before_sealing_and_never_travels(
+    number: str, cvv: str, cvv_ok: bool
+) -> None:
+    """The envelope holds what the processor decides on and the CVV's verdict: the CVV and the
+    holder's name are not in it, even sealed (issue 22, item 12)."""
+    ring = Keyring.parse(f"k1:{key()}")
+    card = Card(number=number, holder="Ana Lima", exp_month=12, exp_year=2030, cvv=cvv)
+    body = messages.encode_transaction(
+        "tx-1", "acc-1", 1050, messages.seal_card(ring, "tx-1", card.facts())
+    )
+    decoded = messages.decode_transaction(body)
+    plain = orjson.loads(ring.open(decoded.card, "tx-1"))
+    assert plain == {"number": number, "exp_month": 12, "exp_year": 2030, "cvv_ok": cvv_ok}
+    assert messages.open_card(ring, decoded).cvv_ok is cvv_ok
+
+
+def test_messages_published_before_the_upgrade_are_still_decided() -> None:
+    """A version 1 message (its envelope held the CVV) in flight across the upgrade: its CVV
+    is judged on arrival, with the same verdict."""
+    ring = Keyring.parse(f"k1:{key()}")
+    for cvv, ok in (("123", True), ("12", False)):
+        legacy = {
+            "number": CARD.number,
+            "cvv": cvv,
+            "holder": "Ana Lima",
+            "exp_month": 12,
+            "exp_year": 2030,
+        }
+        sealed = ring.seal(orjson.dumps(legacy), "tx-1")
+        body = orjson.loads(messages.encode_transaction("tx-1", "acc-1", 1050, sealed))
+        decoded = messages.decode_transaction(orjson.dumps(body | {"version": 1}))
+        assert messages.open_card(ring, decoded) == CardFacts(CARD.number, 12, 2030, ok)
+
+
+@pytest.mark.parametrize("verdict", [None, "true", 1])
+def test_an_envelope_without_a_cvv_verdict_is_refused(verdict: object) -> None:
+    ring = Keyring.parse(f"k1:{key()}")
+    plain = {"number": CARD.number, "exp_month": 12, "exp_year": 2030, "cvv_ok": verdict}
+    body = messages.encode_transaction("tx-1", "a", 1, ring.seal(orjson.dumps(plain), "tx-1"))
+    with pytest.raises(messages.BadMessage, match="cvv_ok"):
+        messages.open_card(ring, messages.decode_transaction(body))
+
+
+@pytest.mark.parametrize(
     "body",
     [
         b"not json",
         b"[]",
-        b'{"version":2}',
+        b'{"version":3}',
         b'{"version":1,"id":"t","account_id":"a","amount_cents":1,"card":"x"}',
         b'{"version":1,"id":"t","account_id":"a","amount_cents":0,'
         b'"card":{"kid":"k","nonce":"AA==","ciphertext":"AA=="}}',

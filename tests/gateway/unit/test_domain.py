@@ -16,6 +16,7 @@ from paycore.gateway.domain import (
     OVER_LIMIT,
     Card,
     Decision,
+    cvv_valid,
     decide,
 )
 from paycore.platform.cards import brand_of, luhn_valid
@@ -178,3 +179,25 @@ def test_a_card_never_shows_its_number_or_cvv() -> None:
     assert "4111111111111111" not in text
     assert "987" not in text
     assert "1111" in text
+
+
+def test_the_processor_decides_the_same_from_the_facts_the_api_sends() -> None:
+    """The API judges the CVV and sends only its verdict (issue 22, item 12): every rule
+    gives the same decision, in the same order, from those facts."""
+    cases = [
+        card("4111111111111112", exp_month=13, exp_year=2000, cvv="1"),
+        card(exp_month=13, cvv="1"),
+        card(exp_year=2000, cvv="1"),
+        card(exp_month=5, exp_year=TODAY.year, cvv="1"),
+        card(cvv="1"),
+        card("378282246310005", cvv="123"),
+        card("378282246310005", cvv="1234"),
+        card(cvv="12a"),
+        card(),
+    ]
+    for each in cases:
+        facts = each.facts()
+        assert facts.cvv_ok is cvv_valid(each.number, each.cvv)
+        for cents in (1, 10_00, 100_001):
+            assert decide(facts, cents, TODAY) == decide(each, cents, TODAY)
+    assert "4111111111111111" not in repr(card().facts())

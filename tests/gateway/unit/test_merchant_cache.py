@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from gateway_kit import CARD_KEYS
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.gateway import service
@@ -26,7 +27,7 @@ class CountedConnect:
 async def test_merchants_whose_cache_entry_expired_together_are_looked_up_once(
     engine: AsyncEngine,
 ) -> None:
-    hasher, keyring = Hasher("pepper"), Keyring.parse("")
+    hasher, keyring = Hasher("pepper"), Keyring.parse(CARD_KEYS)
     async with Database(engine).transaction() as tx:
         account = await service.create_account(
             tx, name="shop", webhook_url=None, hasher=hasher, keyring=keyring, now=utcnow()

@@ -62,6 +62,11 @@ def test_addresses_are_judged_by_kind(address: str, kind: str | None) -> None:
         ("https://intranet.example/hook", "resolves to 10.1.2.3, a private address"),
         ("https://metadata.example/", "resolves to 169.254.169.254, a link-local address"),
         ("https://split.example/hook", "resolves to 192.168.0.9, a private address"),
+        ("https://mapped.example/hook", "resolves to ::ffff:127.0.0.1, a loopback address"),
+        (
+            "https://mapped-metadata.example/",
+            "resolves to ::ffff:169.254.169.254, a link-local address",
+        ),
     ],
 )
 async def test_refused_urls_say_why(fake_dns: Any, url: str, message: str) -> None:
@@ -113,3 +118,23 @@ async def test_a_delivery_is_pinned_to_the_checked_address(fake_dns: Any) -> Non
     assert v6.headers["host"] == "v6.example"
     assert v6.extensions == {}  # plain http: no TLS
     assert fake_dns.asked == ["shop.example", "v6.example"]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://localhost:8000/hook", "host localhost resolves to"),  # /etc/hosts: loopback
+        ("http://127.0.0.1/hook", "is a loopback address"),
+        ("http://169.254.169.254/latest/meta-data/", "is a link-local address"),
+        ("http://[::ffff:169.254.169.254]/latest", "is a link-local address"),
+        ("http://[::ffff:127.0.0.1]:8000/", "is a loopback address"),
+        ("http://2130706433/hook", "resolves to 127.0.0.1, a loopback"),  # one number
+    ],
+)
+async def test_the_system_resolver_is_held_to_the_same_rules(url: str, message: str) -> None:
+    """The attack with the resolver deliveries use (no fake DNS), at set and at send time."""
+    targets = WebhookTargets(allow_private=False)
+    with pytest.raises(TargetRefused, match=message):
+        await targets.check(url)
+    with pytest.raises(TargetRefused, match=message):
+        await targets.pin(url)

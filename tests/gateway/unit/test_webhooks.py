@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import select
+from gateway_kit import CARD_KEYS, WebhookReceiver
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.gateway import messages, service, store
@@ -103,7 +104,7 @@ def _dispatcher(
 
 
 async def test_a_delivery_is_signed_and_sent_once(engine: AsyncEngine, fake_dns: Any) -> None:
-    keyring = Keyring.parse("")
+    keyring = Keyring.parse(CARD_KEYS)
     signing, tx_id = await _account_with_decision(engine, keyring)
     receiver = Receiver(204)
     dispatcher, client = _dispatcher(engine, keyring, fake_dns, receiver)
@@ -135,7 +136,7 @@ async def test_a_delivery_is_signed_and_sent_once(engine: AsyncEngine, fake_dns:
 async def test_failures_are_retried_with_backoff_then_given_up(
     engine: AsyncEngine, fake_dns: Any
 ) -> None:
-    keyring = Keyring.parse("")
+    keyring = Keyring.parse(CARD_KEYS)
     await _account_with_decision(engine, keyring)
     answers = iter([httpx.Response(500), httpx.ConnectError("refused"), httpx.Response(503)])
 
@@ -167,20 +168,31 @@ async def test_failures_are_retried_with_backoff_then_given_up(
     await client.aclose()
 
 
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("10.0.0.5", "a private"),
+        ("127.0.0.1", "a loopback"),
+        ("169.254.169.254", "a link-local"),  # the cloud's metadata service
+        ("::ffff:169.254.169.254", "a link-local"),  # the same, inside IPv6
+        ("::1", "a loopback"),
+    ],
+)
 async def test_a_url_refused_at_send_time_fails_at_once_and_is_not_sent(
-    engine: AsyncEngine, fake_dns: Any
+    engine: AsyncEngine, fake_dns: Any, address: str, kind: str
 ) -> None:
-    """The name was public when the URL was set; it now points into the private network."""
-    keyring = Keyring.parse("")
+    """The name was public when the URL was set; it now points into the operator's network
+    (DNS rebinding)."""
+    keyring = Keyring.parse(CARD_KEYS)
     await _account_with_decision(engine, keyring)
-    fake_dns.names["shop.example"] = ["10.0.0.5"]
+    fake_dns.names["shop.example"] = [address]
     receiver = Receiver()
     dispatcher, client = _dispatcher(engine, keyring, fake_dns, receiver, attempts=8)
     assert await dispatcher.dispatch_once() == 1
     row = await _delivery(engine)
     assert (row.status, row.attempts, row.last_status_code) == ("failed", 1, None)
     assert row.last_error == (
-        "blocked: the webhook URL's host shop.example resolves to 10.0.0.5, a private "
+        f"blocked: the webhook URL's host shop.example resolves to {address}, {kind} "
         "address; webhooks go to public addresses only "
         "(unless PAYCORE_GATEWAY_WEBHOOK_ALLOW_PRIVATE=true)"
     )
@@ -189,10 +201,42 @@ async def test_a_url_refused_at_send_time_fails_at_once_and_is_not_sent(
     await client.aclose()
 
 
+async def test_a_receiver_on_this_host_is_never_reached_through_a_real_socket(
+    engine: AsyncEngine,
+) -> None:
+    """The attack for real: a URL naming a server listening on this host (stored while
+    private addresses were allowed, or re-pointed since), the system resolver and a real HTTP
+    client: blocked, and the server sees nothing; allowed, the same delivery arrives."""
+    keyring = Keyring.parse(CARD_KEYS)
+    with WebhookReceiver() as receiver:
+        await _account_with_decision(engine, keyring, url=receiver.url)
+        async with httpx.AsyncClient(timeout=5) as client:
+            for allow_private in (False, True):
+                dispatcher = WebhookDispatcher(
+                    Database(engine),
+                    keyring,
+                    client,
+                    retry=RetryPolicy(3, 1, 10),
+                    targets=WebhookTargets(allow_private=allow_private),
+                    clock=Clock(NOW),
+                )
+                assert await dispatcher.dispatch_once() == 1
+                if not allow_private:
+                    blocked = await _delivery(engine)
+                    assert (blocked.status, receiver.requests) == ("failed", [])
+                    assert blocked.last_error.startswith(
+                        "blocked: the webhook URL's host 127.0.0.1 is a loopback address"
+                    )
+                    async with engine.begin() as conn:  # the operator lets it go again
+                        await conn.execute(update(store.deliveries).values(status="pending"))
+        assert len(receiver.requests) == 1
+    assert (await _delivery(engine)).status == "delivered"
+
+
 async def test_a_name_that_does_not_resolve_is_a_failed_attempt_retried(
     engine: AsyncEngine, fake_dns: Any
 ) -> None:
-    keyring = Keyring.parse("")
+    keyring = Keyring.parse(CARD_KEYS)
     await _account_with_decision(engine, keyring, url="https://gone.example/hook")
     clock = Clock(NOW)
     dispatcher, client = _dispatcher(engine, keyring, fake_dns, Receiver(), clock=clock)
@@ -210,7 +254,7 @@ async def test_a_name_that_does_not_resolve_is_a_failed_attempt_retried(
 async def test_with_private_addresses_allowed_the_url_is_used_as_is(
     engine: AsyncEngine, fake_dns: Any
 ) -> None:
-    keyring = Keyring.parse("")
+    keyring = Keyring.parse(CARD_KEYS)
     await _account_with_decision(engine, keyring, url="http://127.0.0.1:9/hook")
     receiver = Receiver()
     dispatcher, client = _dispatcher(engine, keyring, fake_dns, receiver, allow_private=True)

@@ -163,3 +163,13 @@ def test_run_local_renders_the_same_nginx_conf_with_local_ports(tmp_path: Path) 
             check=False,
         )
         assert checked.returncode == 0, checked.stderr
+
+
+def test_the_contest_deployment_opens_the_purge_its_test_calls(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Elsewhere the purge needs the admin token (issue 22, item 14); the contest's test
+    purges without credentials, so its deployments (compose and run-local) open it."""
+    for host in upstream_servers():
+        assert services[host]["environment"]["PAYCORE_PAYMENTS_OPEN_PURGE"] == "true", host
+    assert '"PAYCORE_PAYMENTS_OPEN_PURGE": "true"' in (RINHA / "run-local").read_text()

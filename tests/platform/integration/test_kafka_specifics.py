@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 from servers import Server
 
@@ -64,3 +66,39 @@ async def test_without_idempotence_nothing_is_asked(
 def test_a_bad_idempotence_option_is_refused() -> None:
     with pytest.raises(ValueError, match="idempotence='maybe': use auto, 1 or 0"):
         create_bus("kafka://127.0.0.1:9092?idempotence=maybe")
+
+
+async def test_a_topic_with_a_retention_is_created_with_it(
+    kafka_server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new topic gets its retention; one made before it had a retention is altered, which
+    Tansu cannot do (no AlterConfigs): that is said loudly, and the topic still works."""
+    fresh, older = f"kept-{uuid.uuid4().hex[:8]}", f"kept-{uuid.uuid4().hex[:8]}"
+    plain = create_bus(kafka_server.url)
+    await plain.connect()
+    try:
+        await plain.ensure_topic(older)
+    finally:
+        await plain.close()
+    caplog.set_level(logging.ERROR, logger="paycore.platform.messaging.brokers.kafka")
+    bus = create_bus(kafka_server.url, retention={fresh: 3600.0, older: 90.0})
+    await bus.connect()
+    try:
+        await bus.ensure_topic(fresh)
+        await bus.publish([Envelope(older, b"still published", id="m-1")])
+    finally:
+        await bus.close()
+    assert "topic kept without its retention" in caplog.text
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_server.extra["bootstrap"])
+    await admin.start()
+    try:
+        described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, fresh)])
+    finally:
+        await admin.close()
+    configs = {
+        entry[0]: entry[1]
+        for response in described
+        for *_, entries in response.resources
+        for entry in entries
+    }
+    assert configs["retention.ms"] == "3600000"

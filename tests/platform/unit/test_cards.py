@@ -57,7 +57,7 @@ def test_duplicate_key_ids_are_refused() -> None:
 
 
 def test_sealed_text_round_trip() -> None:
-    ring = Keyring.parse("")  # the development key
+    ring = Keyring.parse(f"k1:{key()}")
     stored = ring.seal_text("whsec_abc", "account-1")
     assert "whsec_abc" not in stored
     assert ring.open_text(stored, "account-1") == "whsec_abc"
@@ -69,7 +69,24 @@ def test_sealed_text_round_trip() -> None:
 
 def test_keyed_hashes_depend_on_the_pepper_and_the_purpose() -> None:
     a, b = Hasher("pepper-a"), Hasher("pepper-b")
-    assert a.fingerprint("4111111111111111") == a.fingerprint("4111111111111111")
-    assert a.fingerprint("4111111111111111") != b.fingerprint("4111111111111111")
-    assert a.secret("4111111111111111") != a.fingerprint("4111111111111111")
+    assert a.platform_fingerprint("4111111111111111") == a.platform_fingerprint("4111111111111111")
+    assert a.platform_fingerprint("4111111111111111") != b.platform_fingerprint("4111111111111111")
+    assert a.secret("4111111111111111") != a.platform_fingerprint("4111111111111111")
     assert len(a.secret("pcsk_x")) == 64
+
+
+def test_merchants_get_fingerprints_of_their_own_for_one_card() -> None:
+    """One card at two merchants: each sees a stable fingerprint, and the two (and the
+    platform's) differ, so merchants comparing notes cannot match a customer (issue 22,
+    item 17)."""
+    hasher, card = Hasher("pepper"), "4111111111111111"
+    ana, bia = (
+        hasher.merchant_fingerprint("acc-ana", card),
+        hasher.merchant_fingerprint("acc-bia", card),
+    )
+    assert ana == hasher.merchant_fingerprint("acc-ana", card)
+    assert len({ana, bia, hasher.platform_fingerprint(card)}) == 3
+    assert ana != hasher.merchant_fingerprint("acc-ana", "4111111111111112")
+    assert ana != Hasher("other").merchant_fingerprint("acc-ana", card)
+    # the account id and the number cannot be traded against each other
+    assert hasher.merchant_fingerprint("acc-1", "23") != hasher.merchant_fingerprint("acc-12", "3")

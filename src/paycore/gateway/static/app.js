@@ -220,8 +220,8 @@ function renderDetail(tx) {
     ["brand", tx.card.brand || "unknown"],
     ["card", "•••• " + tx.card.last4],
     ["expiry", `${String(tx.card.exp_month).padStart(2, "0")}/${tx.card.exp_year}`],
-    ["holder", tx.card.holder],
-    ["fingerprint", tx.card.fingerprint],
+    ["holder", tx.card.holder ?? "—"],
+    ["fingerprint", tx.card.fingerprint ?? "—"],
     ["created", tx.created_at],
     ["decided", tx.decided_at || "—"],
   ];

@@ -6,6 +6,11 @@ Adapters move bytes with broker-level guarantees only:
 - ``subscribe`` hands batches to a handler and acknowledges them only after the handler
   returns; if it raises (or the process dies) the batch is delivered again.
 Retries, backoff, dead letters and deduplication live above, in ``platform.consumer``.
+
+Retention: an adapter is given, per topic, how long the broker may keep its messages
+(``Retention``, seconds; topics not named keep them as the broker's defaults do). Past that age a
+message is dropped whether or not every group consumed it: it is meant for topics whose data must
+not outlive its use (card data), with an age well over the worst consumer lag.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+Retention = Mapping[str, float]
+"""Topic -> seconds the broker may keep its messages."""
 
 MESSAGE_ID = "message-id"
 CORRELATION_ID = "correlation-id"

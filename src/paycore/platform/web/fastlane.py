@@ -72,7 +72,8 @@ class FastRoute:
 
 def client_address(scope: Scope) -> str:
     """The address of the calling client as the server saw it (uvicorn takes it from
-    ``X-Forwarded-For`` when the connection comes from a trusted proxy); empty if unknown."""
+    ``X-Forwarded-For`` only when the connection comes from a proxy listed in
+    ``PAYCORE_TRUSTED_PROXIES``); empty if unknown."""
     client = scope.get("client")
     return str(client[0]) if client else ""
 

@@ -3,26 +3,30 @@ adapter module is imported only when its scheme is used (their client libraries 
 
 from __future__ import annotations
 
-from paycore.platform.messaging.bus import Bus
+from paycore.platform.messaging.bus import Bus, Retention
 
 
-def create_bus(url: str, *, client_name: str = "paycore") -> Bus:
-    """The adapter for the URL scheme: nats://, amqp(s)://, kafka://, redis(s)://."""
+def create_bus(
+    url: str, *, client_name: str = "paycore", retention: Retention | None = None
+) -> Bus:
+    """The adapter for the URL scheme: nats://, amqp(s)://, kafka://, redis(s)://; ``retention``
+    limits how long the broker keeps the messages of the topics it names (see ``bus``)."""
     scheme = url.split("://", 1)[0]
+    retention = retention or {}
     if scheme == "nats":
         from paycore.platform.messaging.brokers.nats import NatsBus
 
-        return NatsBus(url, client_name=client_name)
+        return NatsBus(url, client_name=client_name, retention=retention)
     if scheme in ("amqp", "amqps"):
         from paycore.platform.messaging.brokers.rabbitmq import RabbitBus
 
-        return RabbitBus(url, client_name=client_name)
+        return RabbitBus(url, client_name=client_name, retention=retention)
     if scheme == "kafka":
         from paycore.platform.messaging.brokers.kafka import KafkaBus
 
-        return KafkaBus(url, client_name=client_name)
+        return KafkaBus(url, client_name=client_name, retention=retention)
     if scheme in ("redis", "rediss"):
         from paycore.platform.messaging.brokers.redis_streams import RedisStreamsBus
 
-        return RedisStreamsBus(url, client_name=client_name)
+        return RedisStreamsBus(url, client_name=client_name, retention=retention)
     raise ValueError(f"unsupported broker URL {url!r}: use nats://, amqp://, kafka:// or redis://")

@@ -2,10 +2,13 @@
 
 Topology: every paycore topic is a Kafka topic of the same name, created by ``ensure_topic``
 through the admin API with ``partitions`` partitions and ``replication`` replicas (an existing
-topic is kept as it is). The envelope key is the Kafka record key, so all messages of one key
-land in one partition and keep their order. The envelope id travels in the ``message-id``
-record header next to the envelope headers (UTF-8 values). A subscription is a consumer group
-named ``Subscription.queue_name`` that starts, when new, from the earliest retained offset.
+topic is kept as it is). A topic with a retention gets ``retention.ms`` and ``segment.ms`` of
+that age (Kafka deletes whole segments: a record lives up to about twice the retention); an
+existing topic is given them when first used. The envelope key is the Kafka record key, so
+all messages of one key land in one partition and keep their order. The envelope id travels
+in the ``message-id`` record header next to the envelope headers (UTF-8 values). A
+subscription is a consumer group named ``Subscription.queue_name`` that starts, when new, from
+the earliest retained offset.
 Offsets are committed by hand, exactly those of a batch, after its handler returned; when the
 handler raises, every partition of the batch is rewound to the batch's first offset so the
 batch is fetched again at once. A consumer that dies (task cancelled, connection lost) commits
@@ -42,6 +45,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from paycore.platform.messaging.bus import (
@@ -50,6 +54,7 @@ from paycore.platform.messaging.bus import (
     ConsumeLoops,
     Delivery,
     Envelope,
+    Retention,
     Subscription,
     UrlOptions,
 )
@@ -79,8 +84,11 @@ _OPTIONS = (
 
 
 class KafkaBus:
-    def __init__(self, url: str, *, client_name: str = "paycore") -> None:
+    def __init__(
+        self, url: str, *, client_name: str = "paycore", retention: Retention | None = None
+    ) -> None:
         options = UrlOptions(url, _OPTIONS)
+        self._retention = dict(retention or {})
         hosts = options.netloc.rsplit("@", 1)[-1]
         self._bootstrap = [h.strip() for h in hosts.split(",") if h.strip()]
         if not self._bootstrap:
@@ -179,10 +187,12 @@ class KafkaBus:
         async with self._topic_lock:
             if topic in self._known:
                 return
+            configs = self._configs(topic)
             new = NewTopic(
                 name=topic,
                 num_partitions=self._partitions,
                 replication_factor=self._replication,
+                topic_configs=configs,
             )
             response = await self._admin.create_topics([new])
             for name, code, *rest in response.topic_errors:
@@ -191,10 +201,30 @@ class KafkaBus:
                     continue
                 error = for_code(code)
                 if error is TopicAlreadyExistsError:
+                    if configs:  # made before it had a retention: give it the retention
+                        await self._alter(name, configs)
                     continue
                 detail = rest[0] if rest else None
                 raise error(f"create topic {name!r}: {detail}")
             self._known.add(topic)
+
+    async def _alter(self, topic: str, configs: dict[str, str]) -> None:
+        try:
+            resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs)
+            await self._admin.alter_configs([resource])
+        except KafkaError as exc:  # a server that cannot change a topic's configuration
+            log.error(
+                "topic kept without its retention: set it on the server",
+                extra={"topic": topic, "configs": configs, "error": str(exc)},
+            )
+
+    def _configs(self, topic: str) -> dict[str, str]:
+        """The topic's own configuration: its retention, if it has one."""
+        age = self._retention.get(topic)
+        if age is None:
+            return {}
+        millis = str(max(1, round(age * 1000)))
+        return {"retention.ms": millis, "segment.ms": millis}
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         futures = []

@@ -1,5 +1,8 @@
 """NATS JetStream adapter: one file-backed stream per topic, durable pull consumers, explicit ack.
 
+A topic with a retention gets a stream with that ``max_age`` (and a duplicate window no longer
+than it); a stream created earlier without it is updated to it when the topic is first used.
+
 URL options (query string): ``ack_wait`` seconds before an unacked message is redelivered
 (default 30), ``replicas`` for clustered JetStream (default 1).
 """
@@ -24,6 +27,7 @@ from paycore.platform.messaging.bus import (
     ConsumeLoops,
     Delivery,
     Envelope,
+    Retention,
     Subscription,
     UrlOptions,
 )
@@ -35,6 +39,7 @@ _KEY_HEADER = "paycore-key"
 _NAK_DELAY_SECONDS = 1.0
 _FETCH_WAIT_SECONDS = 1.0  # a long poll's lifetime: a consumer's round when nothing comes
 _STATUS = "Status"  # header of JetStream's status messages on a pull inbox
+_DEDUP_WINDOW_SECONDS = 120.0
 
 
 def stream_name(topic: str) -> str:
@@ -43,8 +48,11 @@ def stream_name(topic: str) -> str:
 
 
 class NatsBus:
-    def __init__(self, url: str, *, client_name: str = "paycore") -> None:
+    def __init__(
+        self, url: str, *, client_name: str = "paycore", retention: Retention | None = None
+    ) -> None:
         options = UrlOptions(url, ("ack_wait", "replicas"))
+        self._retention = dict(retention or {})
         self._url = options.url
         self._ack_wait = options.number("ack_wait", 30.0)
         self._replicas = options.integer("replicas", 1)
@@ -73,17 +81,28 @@ class NatsBus:
     async def ensure_topic(self, topic: str) -> None:
         if topic in self._known:
             return
+        max_age = self._retention.get(topic)
         config = StreamConfig(
             name=stream_name(topic),
             subjects=[topic],
             storage=StorageType.FILE,
             num_replicas=self._replicas,
-            duplicate_window=120.0,
+            duplicate_window=min(_DEDUP_WINDOW_SECONDS, max_age or _DEDUP_WINDOW_SECONDS),
+            max_age=max_age,
         )
         try:
             await self._js.add_stream(config)
-        except BadRequestError as exc:  # already exists with another config: keep it
-            log.info("stream exists", extra={"stream": config.name, "detail": str(exc)})
+        except BadRequestError as exc:  # already exists with another config
+            if max_age is None:  # keep it
+                log.info("stream exists", extra={"stream": config.name, "detail": str(exc)})
+            else:  # it must not keep messages longer than the topic's retention
+                try:
+                    await self._js.update_stream(config)
+                except BadRequestError as refused:  # made by someone else: say it loudly
+                    log.error(
+                        "stream kept without its retention: it differs in more than that",
+                        extra={"stream": config.name, "detail": str(refused)},
+                    )
         self._known.add(topic)
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:

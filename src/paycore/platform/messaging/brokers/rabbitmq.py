@@ -13,10 +13,11 @@ Topology:
   consumer dies before acking, they wait in the holding queue for the next one. Exchanges keep
   nothing else: a group added while another is already bound receives only what is published
   after its own queue is bound.
-- ``publish`` sends persistent messages (``delivery_mode=2``) on a channel with publisher
-  confirms, all of a batch in flight at once, and returns when every one is confirmed. The
-  routing key is the envelope key (or the topic when it has none); the key also travels in the
-  ``paycore-key`` header, the id in the ``message_id`` property and the ``message-id`` header.
+- ``publish`` sends persistent messages (``delivery_mode=2``), with a per-message TTL
+  (``expiration``) on a topic with a retention, on a channel with publisher confirms, all of a
+  batch in flight at once, and returns when every one is confirmed. The routing key is the
+  envelope key (or the topic when it has none); the key also travels in the ``paycore-key``
+  header, the id in the ``message_id`` property and the ``message-id`` header.
   Messages are mandatory: if the broker can route one nowhere (an exchange declared by someone
   else without the alternate exchange, no queue bound) ``publish`` raises instead of losing it.
 - ``subscribe`` declares a durable quorum queue named ``subscription.queue_name`` and binds it
@@ -67,6 +68,7 @@ from paycore.platform.messaging.bus import (
     ConsumeLoops,
     Delivery,
     Envelope,
+    Retention,
     Subscription,
     UrlOptions,
 )
@@ -89,8 +91,11 @@ def unrouted_name(topic: str) -> str:
 
 
 class RabbitBus:
-    def __init__(self, url: str, *, client_name: str = "paycore") -> None:
+    def __init__(
+        self, url: str, *, client_name: str = "paycore", retention: Retention | None = None
+    ) -> None:
         options = UrlOptions(url, ("prefetch",))
+        self._retention = dict(retention or {})
         self._prefetch = options.integer("prefetch", 0) or None
         self._url = options.url
         self._name = client_name
@@ -153,6 +158,7 @@ class RabbitBus:
                 headers=headers,
                 message_id=env.id,
                 delivery_mode=DeliveryMode.PERSISTENT,
+                expiration=self._retention.get(env.topic),  # dropped unconsumed after it
             )
             exchange = self._exchanges[env.topic]
             pending.append(exchange.publish(message, routing_key=env.key or env.topic))

@@ -39,6 +39,10 @@ Needs Redis 6.2+ (XAUTOCLAIM). URL: ``redis://[user:password@]host:port/db?optio
   (e.g. ``XTRIM MINID`` below the oldest pending/last-delivered id of all groups).
 - ``prefix``: prepended verbatim to every stream key, e.g. ``paycore:`` (default none).
 
+A topic with a retention is trimmed by age instead (``MINID``, exactly: entry ids are the
+milliseconds Redis added them at): on every publish to it, and when a process first uses it,
+so an idle stream is trimmed at the next start.
+
 Every other query option goes to redis-py unchanged (``max_connections``, ``protocol``,
 ``health_check_interval``...). Each running subscription holds one pool connection while it
 blocks. No ``socket_timeout`` is set: redis-py then wraps every send in ``asyncio.wait_for``,
@@ -72,6 +76,7 @@ from paycore.platform.messaging.bus import (
     ConsumeLoops,
     Delivery,
     Envelope,
+    Retention,
     Subscription,
     UrlOptions,
 )
@@ -146,8 +151,11 @@ def _decode_headers(raw: bytes | None) -> dict[str, str]:
 
 
 class RedisStreamsBus:
-    def __init__(self, url: str, *, client_name: str = "paycore") -> None:
+    def __init__(
+        self, url: str, *, client_name: str = "paycore", retention: Retention | None = None
+    ) -> None:
         options = UrlOptions(url, _OPTIONS)
+        self._retention = dict(retention or {})
         self._url = options.url
         self._claim_idle_ms = options.integer("claim_idle_ms", 30000)
         self._maxlen = options.integer("maxlen", 0) or None
@@ -187,7 +195,18 @@ class RedisStreamsBus:
     async def ensure_topic(self, topic: str) -> None:
         # A stream needs no declaration: XADD creates it, and subscribe creates the group with
         # MKSTREAM reading from 0, so entries added before the first subscribe are delivered.
+        if topic in self._known:
+            return
+        if (oldest := self._oldest_kept(topic)) is not None:
+            await self._client.xtrim(self._stream(topic), minid=oldest, approximate=False)
         self._known.add(topic)
+
+    def _oldest_kept(self, topic: str) -> str | None:
+        """The id below which a topic with a retention drops its entries (None: keeps all)."""
+        age = self._retention.get(topic)
+        if age is None:
+            return None
+        return f"{max(0, int((time.time() - age) * 1000))}-0"
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         if not envelopes:
@@ -200,7 +219,12 @@ class RedisStreamsBus:
                     fields[_KEY_FIELD] = env.key
                 fields[_HEADERS_FIELD] = orjson.dumps(dict(env.headers))
                 fields[_BODY_FIELD] = env.body
-                pipe.xadd(self._stream(env.topic), fields, maxlen=self._maxlen, approximate=True)
+                if (oldest := self._oldest_kept(env.topic)) is not None:
+                    pipe.xadd(self._stream(env.topic), fields, minid=oldest, approximate=False)
+                else:
+                    pipe.xadd(
+                        self._stream(env.topic), fields, maxlen=self._maxlen, approximate=True
+                    )
             # One round trip; every reply is the new entry id or the error for that XADD.
             replies = await pipe.execute(raise_on_error=False)
         failed = [

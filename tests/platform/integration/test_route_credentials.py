@@ -1,0 +1,140 @@
+"""Every state-changing route and the credential it requires (issue 22, item 14), checked on the
+apps as ``paycore api`` and ``paycore worker`` build them for every context (SQLite, a real NATS):
+the table below must list each POST/PUT/PATCH/DELETE route the API serves (a new route without
+an entry fails), and each route that requires a credential refuses a request without it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from servers import Server
+
+from paycore.bootstrap import build_api, build_worker
+from paycore.platform.settings import Settings
+from paycore.schema import upgrade
+
+ADMIN_TOKEN = "route-audit-admin-token"
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+
+PUBLIC = "none: public by its contract"
+ADMIN = "admin token (Authorization: Bearer $PAYCORE_ADMIN_TOKEN)"
+MERCHANT = "merchant secret (Authorization: Bearer or x-token)"
+MERCHANT_LOGIN = "merchant secret, in the body"
+SESSION = "dashboard session cookie + X-CSRF-Token"
+
+CREDENTIALS: dict[tuple[str, str], str] = {
+    # commerce: the BTG challenge's public API (and its seed paths)
+    ("POST", "/commerce/customers"): PUBLIC,
+    ("POST", "/commerce/create/customer"): PUBLIC,
+    ("POST", "/commerce/products"): PUBLIC,
+    ("POST", "/commerce/create/product"): PUBLIC,
+    ("POST", "/commerce/orders"): PUBLIC,
+    ("POST", "/commerce/create/order"): PUBLIC,
+    # fulfillment: the L0 service takes orders from anyone who can reach it
+    ("POST", "/fulfillment/orders"): PUBLIC,
+    # gateway
+    ("POST", "/gateway/accounts"): ADMIN,
+    ("PATCH", "/gateway/accounts/{account_id}"): ADMIN,
+    ("DELETE", "/gateway/accounts/{account_id}"): ADMIN,
+    ("POST", "/gateway/transactions"): MERCHANT,
+    ("POST", "/gateway/dashboard/login"): MERCHANT_LOGIN,
+    ("POST", "/gateway/dashboard/logout"): SESSION,
+    # payments: the Rinha contract; the purge only with the admin token unless the deployment
+    # opens it (PAYCORE_PAYMENTS_OPEN_PURGE, set by the contest's deployment)
+    ("POST", "/payments/payments"): PUBLIC,
+    ("POST", "/payments/purge-payments"): ADMIN,
+    ("POST", "/payments/payments-purge"): ADMIN,
+}
+
+
+def routes_of(app: FastAPI, methods: set[str]) -> set[tuple[str, str]]:
+    """The (method, path) pairs the app routes, included routers' routes with their prefix."""
+    return {
+        (method, str(route.path))
+        for route in iter_route_contexts(app.routes)
+        for method in (route.methods or set()) & methods
+    }
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app started (its lifespan: every context mounted) and a client calling it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://paycore") as http:
+            yield http
+
+
+@pytest.fixture
+def settings(tmp_path: Path, nats_server: Server) -> Settings:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'paycore.db'}"
+    upgrade(url)
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path,
+        database_url=url,
+        broker_url=nats_server.url,
+        admin_token=ADMIN_TOKEN,
+    )
+
+
+def concrete(path: str) -> str:
+    return path.replace("{account_id}", "00000000-0000-7000-8000-000000000000")
+
+
+async def test_every_state_changing_route_requires_its_credential(settings: Settings) -> None:
+    async with running(build_api(settings)) as http:
+        served = routes_of(http._transport.app, STATE_CHANGING)  # type: ignore[attr-defined]
+        assert served == set(CREDENTIALS), "a state-changing route without its entry here"
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        shop = (await http.post("/gateway/accounts", json={"name": "shop"}, headers=admin)).json()
+        merchant = {"Authorization": f"Bearer {shop['secret']}"}
+        refused: dict[tuple[str, str], list[int]] = {}
+        for (method, path), credential in CREDENTIALS.items():
+            url = concrete(path)
+
+            async def call(headers: dict[str, str], body: Any = None) -> int:
+                answer = await http.request(method, url, headers=headers, json=body)  # noqa: B023
+                return answer.status_code
+
+            if credential == ADMIN:  # neither nothing nor a merchant's secret will do
+                refused[(method, path)] = [await call({}), await call(merchant)]
+            elif credential == MERCHANT:  # neither nothing nor the admin token
+                refused[(method, path)] = [await call({}), await call(admin)]
+            elif credential == MERCHANT_LOGIN:
+                wrong = {"secret": "pcsk_not-a-secret"}
+                refused[(method, path)] = [await call({}, wrong), await call(admin, wrong)]
+            elif credential == SESSION:  # no session, or a session without its CSRF token
+                alone = await call({})
+                login = await http.post("/gateway/dashboard/login", json={"secret": shop["secret"]})
+                assert login.status_code == 200
+                refused[(method, path)] = [alone, await call({})]
+                http.cookies.clear()
+            else:  # public by contract: no credential is asked (a bad body is a 4xx of its own)
+                assert credential == PUBLIC
+                assert await call({}, {}) not in (401, 403, 503), (method, path)
+        for route, statuses in refused.items():
+            assert all(status in (401, 403) for status in statuses), (route, statuses)
+
+
+async def test_the_worker_serves_no_state_changing_route_and_its_reads_need_the_service_token(
+    settings: Settings,
+) -> None:
+    async with running(build_worker(settings)) as http:
+        app = http._transport.app  # type: ignore[attr-defined]
+        assert routes_of(app, STATE_CHANGING) == set()
+        open_to_all = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+        reads = {(m, p) for m, p in routes_of(app, {"GET"}) if not p.startswith(open_to_all)}
+        assert ("GET", "/analytics") in reads
+        for _, path in sorted(reads):
+            if "{" in path:
+                continue
+            answer = await http.get(path, headers={"Authorization": "Bearer dev-service-token"})
+            assert answer.status_code == 401, path
