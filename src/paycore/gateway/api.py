@@ -13,7 +13,7 @@ from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 from starlette.datastructures import State
 
 from paycore.gateway import live, metrics, service, store
-from paycore.gateway.auth import Guard, Merchant
+from paycore.gateway.auth import AS_MERCHANT, BY_SECRET, Guard, Merchant
 from paycore.gateway.domain import (
     Card,
     NotFound,
@@ -40,6 +40,7 @@ from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.admin import ADMIN_ERRORS, require_admin
 from paycore.platform.web.bodies import Cents, Input, field_problem, read, text
+from paycore.platform.web.credentials import ADMIN_TOKEN
 from paycore.platform.web.fastlane import FastRequest, client_address
 from paycore.platform.web.params import UUID_PATTERN, Page, UuidId
 from paycore.platform.web.routes import Routes, from_state, on_state
@@ -82,14 +83,14 @@ async def _merchant(request: Request, api: Api) -> Merchant:
 
 
 Caller = Annotated[Merchant, Depends(_merchant)]
-AS_MERCHANT = (Unauthorized, RateLimited)
+MERCHANT_ERRORS = (Unauthorized, RateLimited)
 
 
 async def _operator(request: Request, api: Api) -> None:
     require_admin(api.admin_token, request.headers.get("authorization"))
 
 
-ADMIN = {"dependencies": [Depends(_operator)]}
+ADMIN = {"dependencies": [Depends(_operator)], "security": (ADMIN_TOKEN,)}
 AS_OPERATOR = ADMIN_ERRORS
 
 
@@ -238,7 +239,12 @@ async def _update(api: GatewayApi, account_id: str, changes: store.AccountChange
 # --- the merchant's own ----------------------------------------------------------------------
 
 
-@routes.get("/account", errors=AS_MERCHANT, summary="The calling merchant's account")
+@routes.get(
+    "/account",
+    errors=MERCHANT_ERRORS,
+    security=AS_MERCHANT,
+    summary="The calling merchant's account",
+)
 async def own_account(caller: Caller, api: Api) -> AccountOut:
     async with api.db.connect() as conn:
         row = await store.find_account(conn, caller.id)
@@ -253,7 +259,8 @@ async def own_account(caller: Caller, api: Api) -> AccountOut:
     status_code=202,
     body=TransactionIn,
     response_model=TransactionOut,
-    errors=AS_MERCHANT,
+    errors=MERCHANT_ERRORS,
+    security=BY_SECRET,
     summary="Submit a card transaction: stored pending, decided by the processor",
     max_body=MAX_TRANSACTION_BODY,
 )
@@ -285,7 +292,8 @@ async def create_transaction(request: FastRequest) -> tuple[int, TransactionOut]
 
 @routes.get(
     "/transactions",
-    errors=AS_MERCHANT,
+    errors=MERCHANT_ERRORS,
+    security=AS_MERCHANT,
     summary="The caller's transactions, newest first (cursor pagination)",
 )
 async def list_transactions(
@@ -314,14 +322,20 @@ async def list_transactions(
     }
 
 
-@routes.get("/stats", errors=AS_MERCHANT, summary="Counts and amounts of the caller's transactions")
+@routes.get(
+    "/stats",
+    errors=MERCHANT_ERRORS,
+    security=AS_MERCHANT,
+    summary="Counts and amounts of the caller's transactions",
+)
 async def stats(caller: Caller, api: Api) -> Stats:
     return await account_stats(api.db, caller.id)
 
 
 @routes.get(
     "/transactions/{transaction_id}",
-    errors=(*AS_MERCHANT, NotFound),
+    errors=(*MERCHANT_ERRORS, NotFound),
+    security=AS_MERCHANT,
     summary="One of the caller's transactions (404 for another account's)",
 )
 async def get_transaction(caller: Caller, transaction_id: UuidId, api: Api) -> TransactionOut:
@@ -334,7 +348,8 @@ async def get_transaction(caller: Caller, transaction_id: UuidId, api: Api) -> T
 
 @routes.get(
     "/webhook-deliveries",
-    errors=AS_MERCHANT,
+    errors=MERCHANT_ERRORS,
+    security=AS_MERCHANT,
     summary="Webhook deliveries of the caller, newest first",
 )
 async def list_deliveries(

@@ -22,7 +22,35 @@ from paycore.gateway.domain import RateLimited, Unauthorized
 from paycore.platform.cards import Hasher
 from paycore.platform.persistence.db import AnyRow
 from paycore.platform.single_flight import SingleFlight
+from paycore.platform.web.credentials import Credential
 from paycore.platform.web.ratelimit import FailureLimit, RateLimiter, retry_after
+
+MERCHANT_SECRET = Credential(
+    "merchantSecret",
+    {"type": "http", "scheme": "bearer", "description": "The account's secret (pcsk_…)"},
+)
+MERCHANT_TOKEN = Credential(
+    "merchantToken",
+    {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-token",
+        "description": "The secret, as the seed sends it",
+    },
+)
+SESSION = Credential(
+    "dashboardSession",
+    {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "paycore_session",
+        "description": "A dashboard session (POST /dashboard/login)",
+    },
+)
+BY_SECRET = (MERCHANT_SECRET, MERCHANT_TOKEN)
+"""What a merchant's write takes: the secret (a session cookie is never enough to write)."""
+AS_MERCHANT = (*BY_SECRET, SESSION)
+"""What a merchant's read takes: the secret or a dashboard session."""
 
 MAX_SECRET_LENGTH = 200
 

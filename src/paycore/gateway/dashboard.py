@@ -29,8 +29,8 @@ from starlette.types import Receive, Scope, Send
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
 from paycore.gateway import live
-from paycore.gateway.api import AS_MERCHANT, SESSION_COOKIE, Api, GatewayApi
-from paycore.gateway.auth import Merchant, Session
+from paycore.gateway.api import MERCHANT_ERRORS, SESSION_COOKIE, Api, GatewayApi
+from paycore.gateway.auth import SESSION, Merchant, Session
 from paycore.gateway.domain import CrossOrigin, CsrfFailed, NotFound, TooManyStreams, Unauthorized
 from paycore.gateway.views import account_stats, transaction_view
 from paycore.platform.clock import utcnow
@@ -116,7 +116,7 @@ async def asset(name: str) -> Response:
 
 @routes.post(
     "/dashboard/login",
-    errors=(*AS_MERCHANT, CrossOrigin),
+    errors=(*MERCHANT_ERRORS, CrossOrigin),
     summary="Open a dashboard session with the account secret",
 )
 async def login(body: LoginIn, request: Request, api: Api) -> Response:
@@ -141,6 +141,7 @@ async def login(body: LoginIn, request: Request, api: Api) -> Response:
     "/dashboard/logout",
     status_code=204,
     errors=(Unauthorized, CsrfFailed),
+    security=(SESSION,),
     summary="End the dashboard session",
 )
 async def logout(request: Request, api: Api) -> Response:
@@ -155,6 +156,7 @@ async def logout(request: Request, api: Api) -> Response:
 @routes.get(
     "/dashboard/session",
     errors=(Unauthorized,),
+    security=(SESSION,),
     summary="The dashboard session: account and CSRF token",
 )
 async def current_session(request: Request, api: Api) -> SessionOut:
@@ -165,6 +167,7 @@ async def current_session(request: Request, api: Api) -> SessionOut:
 @routes.get(
     "/dashboard/events",
     errors=(Unauthorized, TooManyStreams),
+    security=(SESSION,),
     summary="Server-sent events: transactions and counters",
 )
 async def events(request: Request, api: Api) -> StreamingResponse:

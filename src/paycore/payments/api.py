@@ -25,6 +25,7 @@ from paycore.platform.money import from_cents
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.admin import ADMIN_ERRORS, require_admin
 from paycore.platform.web.bodies import Cents, Input, read
+from paycore.platform.web.credentials import ADMIN_TOKEN
 from paycore.platform.web.fastlane import FastRequest
 from paycore.platform.web.routes import Routes, from_state, on_state
 
@@ -124,6 +125,7 @@ async def _may_purge(api: Api, authorization: Annotated[str | None, Header()] = 
     "/purge-payments",
     aliases=("/payments-purge",),
     errors=ADMIN_ERRORS,
+    security=(ADMIN_TOKEN,),
     summary="Delete every payment (test resets; the admin token unless the deployment opened it)",
     dependencies=[Depends(_may_purge)],
 )

@@ -22,6 +22,7 @@ from paycore.commerce.params import ArchiveFile, Month
 from paycore.platform.errors import DomainError
 from paycore.platform.money import from_cents
 from paycore.platform.persistence.uow import Database
+from paycore.platform.web.credentials import SERVICE_TOKEN
 from paycore.platform.web.params import IntId, Page
 from paycore.platform.web.problems import problem_response
 from paycore.platform.web.routes import Routes, from_state
@@ -85,7 +86,7 @@ async def _api(
 
 
 Api = Annotated[AnalyticsApi, Depends(_api)]
-routes = Routes("analytics")
+routes = Routes("analytics", security=(SERVICE_TOKEN,))
 ALWAYS = (Unauthorized, CrossOriginForbidden)
 
 

@@ -40,8 +40,10 @@ class Routes:
     """The routes of one context (or sub-package): ``router`` for the framework, ``fast`` for
     the fast lane (paths relative to the context's prefix)."""
 
-    def __init__(self, tag: str) -> None:
+    def __init__(self, tag: str, *, security: Sequence[Credential] = ()) -> None:
+        """``security``: the credentials every route takes unless it lists its own."""
         self.router = APIRouter(tags=[tag])
+        self.security = tuple(security)
         self.hot: dict[tuple[str, str], FastRoute] = {}
         self.models: set[type[bodies.Input]] = set()
         self.credentials: set[Credential] = set()
@@ -158,7 +160,9 @@ class Routes:
         return declare
 
     def _security(self, credentials: Sequence[Credential]) -> dict[str, Any]:
-        """The OpenAPI ``security`` of a route taking any one of ``credentials``."""
+        """The OpenAPI ``security`` of a route taking any one of ``credentials`` (by default,
+        those of every route)."""
+        credentials = credentials or self.security
         self.credentials.update(credentials)
         return {"security": [{c.name: []} for c in credentials]} if credentials else {}
 
