@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from paycore.platform.cli import console, load_settings
+from paycore.platform.cli import console, fail, load_settings
+from paycore.platform.failures import describe, redacted
 from paycore.platform.settings import Settings
 
 
@@ -31,18 +32,19 @@ def publish_orders(
 
     from paycore.fulfillment.generator import generate
     from paycore.platform.ids import uuid7
-    from paycore.platform.messaging.brokers import create_bus
+    from paycore.platform.messaging.brokers import open_bus
     from paycore.platform.messaging.bus import Envelope
 
+    published = [0]
+
     async def run() -> dict[str, int]:
-        bus = create_bus(settings.effective_broker_url, client_name="paycore-publish")
-        await bus.connect()
-        await bus.ensure_topic(topic)
+        bus = await open_bus(settings.effective_broker_url, client_name="paycore-publish")
         kinds: dict[str, int] = {}
         batch: list[Envelope] = []
         step = 1 if rate else 200
         started = time.monotonic()
         try:
+            await bus.ensure_topic(topic)
             with Progress(console=console) as progress:
                 task = progress.add_task(f"publishing to {topic}", total=count)
                 for sent, (body, kind) in enumerate(generate(count, bad_rate, seed), start=1):
@@ -50,6 +52,7 @@ def publish_orders(
                     batch.append(Envelope(topic, body, id=uuid7()))
                     if len(batch) >= step or sent == count:
                         await bus.publish(batch)
+                        published[0] += len(batch)
                         progress.advance(task, len(batch))
                         batch = []
                         if rate:
@@ -60,9 +63,11 @@ def publish_orders(
 
     try:
         kinds = asyncio.run(run())
-    except (OSError, TimeoutError) as exc:
-        console.print(f"[red]could not publish to {settings.effective_broker_url}: {exc}[/red]")
-        raise typer.Exit(1) from None
+    except (OSError, TimeoutError) as exc:  # the broker went away once connected
+        raise fail(
+            f"publishing to {redacted(settings.effective_broker_url)} failed after "
+            f"{published[0]} of {count} message(s) ({describe(exc)})"
+        ) from None
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     console.print(f"[green]published {sum(kinds.values())} message(s)[/green]: {summary}")
 

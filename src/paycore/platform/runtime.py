@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings
 from sqlalchemy import text
 
 from paycore.platform import retention
-from paycore.platform.messaging.brokers import create_bus
+from paycore.platform.messaging.brokers import open_bus
 from paycore.platform.messaging.bus import Bus, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Consumer, RetryPolicy
 from paycore.platform.messaging.relay import Relay
@@ -46,8 +46,7 @@ class Runtime:
     @classmethod
     async def open(cls, settings: Settings, *, client_name: str) -> Runtime:
         engine = create_engine(settings.effective_database_url)
-        bus = create_bus(settings.effective_broker_url, client_name=client_name)
-        await bus.connect()
+        bus = await open_bus(settings.effective_broker_url, client_name=client_name)
         relay = Relay(
             engine,
             bus,
