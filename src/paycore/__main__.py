@@ -337,7 +337,7 @@ def _migrated_database() -> str:
 def dead_letters_list(
     topic: Annotated[str | None, typer.Option(help="Only this topic.")] = None,
     include_replayed: Annotated[bool, typer.Option("--all", help="Include replayed ones.")] = False,
-    limit: int = 50,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, the newest.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List dead letters, newest first: each one's full id, topic, consumer, attempts and
@@ -383,10 +383,13 @@ def dead_letters_list(
             head += f"  replayed {r.replayed_at.isoformat(timespec='seconds')}"
         out.print(head, markup=False, soft_wrap=True)  # never cut: the id is copied from it
         out.print(f"    {r.error}", markup=False, no_wrap=True, overflow="ellipsis")
-    if rows:
-        console.print(f"{len(rows)} dead letter(s); --json shows each in full, body included")
+    if len(rows) == limit:
+        said = f"the newest {limit} dead letters (--limit N shows more); --json shows each in full"
+    elif rows:
+        said = f"{len(rows)} dead letter(s); --json shows each in full, body included"
     else:
-        console.print(f"no dead letters{f' on {topic}' if topic else ''}", highlight=False)
+        said = f"no dead letters{f' on {topic}' if topic else ''}"
+    console.print(said, markup=False, highlight=False, soft_wrap=True)
 
 
 @dead_letters_app.command("replay")

@@ -85,10 +85,15 @@ def publish_orders(
             f"publishing to {redacted(settings.effective_broker_url)} failed after "
             f"{published[0]} of {count} message(s) ({describe(exc)})"
         ) from None
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    valid = kinds.pop("valid", 0)
+    summary = f"{valid} valid"
+    if kinds:
+        defects = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        summary += f", {sum(kinds.values())} invalid ({defects})"
     console.print(
-        f"[green]published {sum(kinds.values())} message(s)[/green] to {topic}: {summary}",
+        f"[green]published {count} message(s)[/green] to {topic}: {summary}",
         highlight=False,
+        soft_wrap=True,
     )
     if seed is None:
         console.print(
@@ -102,7 +107,7 @@ def publish_orders(
             soft_wrap=True,
         )
     if shown:
-        console.print(f"{kinds.get('valid', 0)} valid order(s); look one up once it is stored:")
+        console.print("look one up once the worker has stored it:")
         for uid in shown:
             console.print(f"  {lookup_link(settings, uid)}", markup=False, highlight=False)
 

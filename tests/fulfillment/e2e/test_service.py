@@ -134,7 +134,7 @@ def test_submitted_and_published_orders_can_be_looked_up(service: dict[str, Any]
     assert "published 200 message(s)" in published.stderr
     assert "seed 3 was given: these are the orders of every run with --seed 3" in published.stderr
     valid = [json.loads(body) for body, kind in generate(200, 0.1, 3) if kind is None]
-    assert f"{len(valid)} valid order(s)" in published.stderr
+    assert f"published 200 message(s) to orders: {len(valid)} valid, " in published.stderr
     assert f"/fulfillment/?order={valid[0]['order_uid']}" in published.stderr
     with httpx.Client(base_url=service["base"], timeout=10) as http:
         last = valid[-1]["order_uid"]

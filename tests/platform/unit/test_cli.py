@@ -103,6 +103,10 @@ def test_dead_letters_are_listed_with_their_whole_ids_on_a_narrow_screen(
     errors = [line for line in result.stdout.splitlines() if line.startswith(" ")]
     assert len(errors) == 3
     assert all(len(line) <= 80 and line.endswith("…") for line in errors)
+    assert "3 dead letter(s); --json shows each in full, body included" in result.stderr
+    newest = cli.run("dead-letters", "list", "--limit", "2")
+    assert len([line for line in newest.stdout.splitlines() if not line.startswith(" ")]) == 2
+    assert "the newest 2 dead letters (--limit N shows more)" in newest.stderr
     listed = [
         json.loads(line) for line in cli.run("dead-letters", "list", "--json").stdout.splitlines()
     ]
