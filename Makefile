@@ -1,9 +1,10 @@
-# One-line entry points for humans and CI. `make up` and `make test` work on a fresh machine.
+# One-line entry points for humans and CI. `make up` and `make test` work on a fresh machine:
+# `make up` installs what running paycore needs, `make test` adds the development tools.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: up test deps venv lint types imports check unit integration e2e chaos bench clean
+.PHONY: up test deps venv dev lint types imports check unit integration e2e chaos bench clean
 
 up: venv ## run the whole platform on embedded defaults
 	$(BIN)/paycore up
@@ -11,43 +12,49 @@ up: venv ## run the whole platform on embedded defaults
 test: deps check ## everything CI runs: lint, types, import contracts, all test tiers
 	$(PY) -m pytest -q
 
-deps: ## system packages (servers, browser) and the virtualenv
+deps: ## system packages (servers, browser), then the virtualenv with the development tools
 	bash scripts/install-deps
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed ## paycore and what running it needs
+
+dev: $(VENV)/.installed-dev ## the same plus the development tools (tests, lint, types)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-lint: venv
+lint: dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-types: venv
+types: dev
 	$(BIN)/mypy
 
-imports: venv ## the import contracts, written from the registry and each context's LAYERS
+imports: dev ## the import contracts, written from the registry and each context's LAYERS
 	$(PY) scripts/lint-imports
 
 check: lint types imports
 
-unit: venv
+unit: dev
 	$(PY) -m pytest -q tests/*/unit
 
-integration: venv
+integration: dev
 	$(PY) -m pytest -q tests/*/integration
 
-e2e: venv
+e2e: dev
 	$(PY) -m pytest -q tests/*/e2e
 
-chaos: venv
+chaos: dev
 	$(PY) -m pytest -q tests/*/chaos
 
-bench: venv
+bench: dev
 	$(PY) bench/commerce_orders.py
 
 clean:
-	rm -rf .paycore .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ A missing server binary fails the test (with the install hint); it never skips.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,19 @@ from servers import Server
 from paycore import contexts
 
 contexts.load_all()  # every context's tables on the shared metadata
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_dir_of_the_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """``PAYCORE_DATA_DIR`` in a temp dir for the whole run, so that nothing a test runs (in
+    this process, or started through ``procs.paycore_env``) uses the user's data folder."""
+    saved = os.environ.get("PAYCORE_DATA_DIR")
+    os.environ["PAYCORE_DATA_DIR"] = str(tmp_path_factory.mktemp("paycore-data"))
+    yield
+    if saved is None:
+        del os.environ["PAYCORE_DATA_DIR"]
+    else:
+        os.environ["PAYCORE_DATA_DIR"] = saved
 
 
 def _serve(

@@ -9,18 +9,24 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Annotated
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from paycore import contexts
-from paycore.platform.cli import console, load_settings
+from paycore.platform.cli import Commands, console, explain, fail, load_settings
+from paycore.platform.failures import OperatorError, redacted
+from paycore.platform.ports import Listener, conflicts
 from paycore.platform.settings import Settings
 
-app = typer.Typer(help="paycore: event-driven payments and orders platform.", no_args_is_help=True)
+app = typer.Typer(
+    cls=Commands, help="paycore: event-driven payments and orders platform.", no_args_is_help=True
+)
 dead_letters_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
 app.add_typer(dead_letters_app, name="dead-letters")
 
@@ -53,13 +59,13 @@ def api(
     """Serve the public HTTP API (and relay its outbox)."""
     settings = load_settings()
     _configure_logging(settings)
-    from paycore.bootstrap import build_api
+    from paycore.bootstrap import build_api, reach_servers
 
     try:
         asgi = build_api(settings, context or [], root=root)
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise fail(str(exc), 2) from None
+    asyncio.run(reach_servers(settings))
     _serve(asgi, settings, port or settings.api_port)
 
 
@@ -71,13 +77,13 @@ def worker(
     """Run the consumers (and internal services) of the chosen contexts."""
     settings = load_settings()
     _configure_logging(settings)
-    from paycore.bootstrap import build_worker
+    from paycore.bootstrap import build_worker, reach_servers
 
     try:
         asgi = build_worker(settings, context or [])
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise fail(str(exc), 2) from None
+    asyncio.run(reach_servers(settings))
     _serve(asgi, settings, port or settings.worker_port)
 
 
@@ -97,7 +103,9 @@ def migrate(ctx: typer.Context) -> None:
     from paycore.schema import upgrade
 
     upgrade(settings.effective_database_url)
-    console.print("[green]database is up to date[/green]")
+    console.print(
+        f"[green]the database is up to date[/green]: {_database_place(settings)}", highlight=False
+    )
 
 
 @migrate_app.command("new")
@@ -112,9 +120,16 @@ def migrate_new(
     try:
         path = new_revision(settings.effective_database_url, context, message)
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise fail(str(exc), 2) from None
     console.print(f"[green]wrote[/green] {path}")
+
+
+@dataclass(frozen=True)
+class _Child:
+    """A process ``up`` started, named as its messages name it."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
 
 
 @app.command()
@@ -142,78 +157,134 @@ def up(
         raise typer.Exit(2) from None
     if generated is not None:
         console.print(f"[yellow]{generated_notice(generated)}[/yellow]", highlight=False)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    children: list[subprocess.Popen[bytes]] = []
-    env = dict(os.environ)
-    env["PAYCORE_DATA_DIR"] = str(settings.data_dir.resolve())
-    if not settings.broker_url:
-        from paycore.platform.messaging.embedded import start_nats
-
-        children.append(
-            start_nats(settings.data_dir, port=settings.nats_port, sync=settings.nats_sync)
-        )
-        env["PAYCORE_BROKER_URL"] = settings.effective_broker_url
-    from paycore.schema import upgrade
-
-    upgrade(settings.effective_database_url)
-    admin = "from PAYCORE_ADMIN_TOKEN"
-    if not settings.admin_token:  # a fresh operator token for this run only, shown below
-        admin = env["PAYCORE_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
-    cmd = [sys.executable, "-m", "paycore"]
     parts = [cli for name in contexts.NAMES if (cli := contexts.cli(name)) is not None]
-    if simulators:
-        for part in parts:
-            for args in getattr(part, "simulators", list)():
-                children.append(subprocess.Popen([*cmd, *args], env=env, start_new_session=True))
-    # Own sessions: Ctrl-C reaches only this process, which then stops the others in order.
-    services = [
-        subprocess.Popen([*cmd, role], env=env, start_new_session=True)
-        for role in ("worker", "api")
-    ]
-    children.extend(services)
+    busy = list(conflicts(_listeners(settings, parts, simulators)))
+    for listener, why in busy:
+        fail(
+            f"paycore did not start: {listener.what} could not listen on "
+            f"{listener.host}:{listener.port} ({why}); stop what uses it or set {listener.setting}"
+        )
+    if busy:
+        raise typer.Exit(1)
+    children: list[_Child] = []
+    try:
+        admin = _start(settings, parts, simulators, children)
+    except (OperatorError, KeyboardInterrupt) as exc:
+        _stop(children)
+        if isinstance(exc, KeyboardInterrupt):
+            raise typer.Exit(130) from None
+        raise fail(f"paycore did not start: {explain(exc)}") from None
     base = f"http://{settings.host}:{settings.api_port}"
-    _wait_ready(
-        [f"{base}/readyz", f"http://{settings.host}:{settings.worker_port}/readyz"], services
-    )
     lines = [f"API        {base}   (docs {base}/docs, metrics {base}/metrics)"]
     for part in parts:
         lines += getattr(part, "banner", lambda *_: [])(settings, base, simulators)
     lines += [
         f"admin      token {admin}",
-        f"broker     {env.get('PAYCORE_BROKER_URL', settings.effective_broker_url)}",
-        f"database   {settings.database_url or settings.data_dir.resolve() / 'paycore.db'}",
+        f"broker     {redacted(settings.effective_broker_url)}",
+        f"database   {_database_place(settings)}",
+        f"data       {settings.data_dir}   (PAYCORE_DATA_DIR)",
     ]
     console.print("[bold green]paycore is up[/bold green]")
     for line in lines:
-        console.print(f"  {line}", markup=False, highlight=False)
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     console.print("Press Ctrl-C to stop.")
-    _wait_and_stop(children, services)
+    _wait_and_stop(children)
+
+
+def _listeners(settings: Settings, parts: Sequence[ModuleType], simulators: bool) -> list[Listener]:
+    """Where the processes ``up`` starts will listen."""
+    listeners = [
+        Listener("the API", settings.host, settings.api_port, "PAYCORE_API_PORT"),
+        Listener("the worker", settings.host, settings.worker_port, "PAYCORE_WORKER_PORT"),
+    ]
+    if not settings.broker_url:
+        listeners.append(
+            Listener(
+                "the embedded NATS server", "127.0.0.1", settings.nats_port, "PAYCORE_NATS_PORT"
+            )
+        )
+    if simulators:
+        for part in parts:
+            listeners += getattr(part, "simulator_ports", list)()
+    return listeners
+
+
+def _start(
+    settings: Settings, parts: Sequence[ModuleType], simulators: bool, children: list[_Child]
+) -> str:
+    """Start the broker (unless one is set), migrate, start the simulators, the worker and the
+    API, and wait until every one is ready; each process started is added to ``children`` at
+    once (to be stopped if a later step fails). Returns the operator token of the run."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["PAYCORE_DATA_DIR"] = str(settings.data_dir)
+    if not settings.broker_url:
+        from paycore.platform.messaging.embedded import start_nats
+
+        nats = start_nats(settings.data_dir, port=settings.nats_port, sync=settings.nats_sync)
+        children.append(_Child("the embedded NATS server", nats))
+        env["PAYCORE_BROKER_URL"] = settings.effective_broker_url
+    from paycore.schema import upgrade
+
+    upgrade(settings.effective_database_url)
+    admin = settings.admin_token and "from PAYCORE_ADMIN_TOKEN"
+    if not admin:  # a fresh operator token for this run only, shown in the banner
+        admin = env["PAYCORE_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
+    cmd = [sys.executable, "-m", "paycore"]
+    # Own sessions: Ctrl-C reaches only this process, which then stops the others in order.
+    if simulators:
+        for part in parts:
+            for args in getattr(part, "simulators", list)():
+                popen = subprocess.Popen([*cmd, *args], env=env, start_new_session=True)
+                children.append(_Child("the simulators", popen))
+    ready: list[tuple[_Child, str]] = []
+    for role, name, port in (
+        ("worker", "the worker", settings.worker_port),
+        ("api", "the API", settings.api_port),
+    ):
+        child = _Child(name, subprocess.Popen([*cmd, role], env=env, start_new_session=True))
+        children.append(child)
+        ready.append((child, f"http://{settings.host}:{port}/readyz"))
+    _wait_ready(ready, children)
+    return admin
+
+
+def _database_place(settings: Settings) -> str:
+    """Where the database is: its URL without the password, or the SQLite file."""
+    if settings.database_url:
+        return redacted(settings.database_url)
+    return str(settings.data_dir / "paycore.db")
 
 
 def _wait_ready(
-    urls: list[str], services: list[subprocess.Popen[bytes]], timeout: float = 60
+    ready: list[tuple[_Child, str]], children: list[_Child], timeout: float = 60
 ) -> None:
+    """Until each ``/readyz`` of ``ready`` answers 200; an ``OperatorError`` if a child exits
+    first or the time is up."""
     import httpx
 
     deadline = time.monotonic() + timeout
-    pending = list(urls)
-    while pending and time.monotonic() < deadline:
-        if any(p.poll() is not None for p in services):
-            break
+    pending = list(ready)
+    while pending:
+        for child in children:
+            if (code := child.popen.poll()) is not None:
+                raise OperatorError(
+                    f"{child.name} exited with status {code} before paycore was ready "
+                    "(its output is above)"
+                )
+        if time.monotonic() > deadline:
+            raise OperatorError(f"{pending[0][0].name} was not ready within {timeout:g} s")
         try:
-            if httpx.get(pending[0], timeout=1).status_code == 200:
+            if httpx.get(pending[0][1], timeout=1).status_code == 200:
                 pending.pop(0)
                 continue
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    if pending:
-        console.print(f"[red]services did not become ready: {pending}[/red]")
 
 
-def _wait_and_stop(
-    children: list[subprocess.Popen[bytes]], services: list[subprocess.Popen[bytes]]
-) -> None:
+def _wait_and_stop(children: list[_Child]) -> None:
+    """Run until Ctrl-C (or SIGTERM), or until a child exits; then stop them all."""
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -222,79 +293,97 @@ def _wait_and_stop(
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    while not stopping and all(p.poll() is None for p in services):
+    while not stopping and all(c.popen.poll() is None for c in children):
         time.sleep(0.2)
+    died = [c for c in children if c.popen.poll() is not None]
+    for child in died:
+        fail(f"{child.name} exited with status {child.popen.returncode}; stopping paycore")
     console.print("stopping: draining services…")
-    for proc in reversed(services):  # API first (stops taking work), then the worker
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    for proc in children:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    _stop(children)
     console.print("[green]stopped[/green]")
-    if any(p.returncode not in (0, -signal.SIGTERM) for p in services) and not stopping:
+    if died and not stopping:
         raise typer.Exit(1)
+
+
+def _stop(children: list[_Child]) -> None:
+    """Stop the children, last started first: the API (it stops taking work), the worker
+    (in-flight batches finish, the outbox is flushed), the simulators, then the broker."""
+    for child in reversed(children):
+        if child.popen.poll() is None:
+            child.popen.send_signal(signal.SIGTERM)
+            try:
+                child.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.popen.kill()
+                child.popen.wait()
+
+
+def _migrated_database() -> str:
+    """The database's URL, once it answers and is migrated (else an ``OperatorError``)."""
+    settings = load_settings()
+    from paycore.schema import check
+
+    check(settings.effective_database_url)
+    return settings.effective_database_url
 
 
 @dead_letters_app.command("list")
 def dead_letters_list(
     topic: Annotated[str | None, typer.Option(help="Only this topic.")] = None,
     include_replayed: Annotated[bool, typer.Option("--all", help="Include replayed ones.")] = False,
-    limit: int = 50,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, the newest.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """List dead letters, newest first."""
-    settings = load_settings()
+    """List dead letters, newest first: each one's full id, topic, consumer, attempts and
+    times, then its error on a line of its own (cut to the screen; whole with --json)."""
+    url = _migrated_database()
     from paycore.platform.messaging import deadletters
     from paycore.platform.persistence.db import create_engine
     from paycore.platform.persistence.uow import Database
 
-    async def run() -> None:
-        db = Database(create_engine(settings.effective_database_url))
-        rows = await deadletters.list_letters(
-            db, topic=topic, include_replayed=include_replayed, limit=limit
-        )
-        await db.engine.dispose()
-        if as_json:
-            for r in rows:
-                print(
-                    orjson.dumps(
-                        {
-                            "id": r.id,
-                            "topic": r.topic,
-                            "consumer": r.consumer,
-                            "messageId": r.message_id,
-                            "error": r.error,
-                            "attempts": r.attempts,
-                            "createdAt": r.created_at.isoformat(),
-                            "replayedAt": r.replayed_at.isoformat() if r.replayed_at else None,
-                            "body": r.body.decode("utf-8", "replace"),
-                        }
-                    ).decode()
-                )
-            return
-        table = Table("id", "topic", "consumer", "error", "attempts", "created", "replayed")
-        for r in rows:
-            table.add_row(
-                r.id,
-                r.topic,
-                r.consumer,
-                r.error[:80],
-                str(r.attempts),
-                r.created_at.isoformat(timespec="seconds"),
-                r.replayed_at.isoformat(timespec="seconds") if r.replayed_at else "",
+    async def run() -> Sequence[Any]:
+        db = Database(create_engine(url))
+        try:
+            return await deadletters.list_letters(
+                db, topic=topic, include_replayed=include_replayed, limit=limit
             )
-        Console().print(table)
+        finally:
+            await db.engine.dispose()
 
-    asyncio.run(run())
+    rows = asyncio.run(run())
+    if as_json:
+        for r in rows:
+            print(
+                orjson.dumps(
+                    {
+                        "id": r.id,
+                        "topic": r.topic,
+                        "consumer": r.consumer,
+                        "messageId": r.message_id,
+                        "error": r.error,
+                        "attempts": r.attempts,
+                        "createdAt": r.created_at.isoformat(),
+                        "replayedAt": r.replayed_at.isoformat() if r.replayed_at else None,
+                        "body": r.body.decode("utf-8", "replace"),
+                    }
+                ).decode()
+            )
+        return
+    out = Console(highlight=False)
+    for r in rows:
+        head = f"{r.id}  {r.topic}  consumer {r.consumer}  attempts {r.attempts}  "
+        head += f"created {r.created_at.isoformat(timespec='seconds')}"
+        if r.replayed_at:
+            head += f"  replayed {r.replayed_at.isoformat(timespec='seconds')}"
+        out.print(head, markup=False, soft_wrap=True)  # never cut: the id is copied from it
+        out.print(f"    {r.error}", markup=False, no_wrap=True, overflow="ellipsis")
+    if len(rows) == limit:
+        said = f"the newest {limit} dead letters (--limit N shows more); --json shows each in full"
+    elif rows:
+        said = f"{len(rows)} dead letter(s); --json shows each in full, body included"
+    else:
+        said = f"no dead letters{f' on {topic}' if topic else ''}"
+    console.print(said, markup=False, highlight=False, soft_wrap=True)
 
 
 @dead_letters_app.command("replay")
@@ -304,26 +393,25 @@ def dead_letters_replay(
         str | None, typer.Option("--topic", help="Replay every one of this topic.")
     ] = None,
 ) -> None:
-    """Put dead letters back on their topic (through the outbox, under a new message id)."""
-    settings = load_settings()
+    """Put dead letters back on their topic (through the outbox, under a new message id): all
+    of those named, or none if any is unknown or was replayed already."""
+    if not ids and not all_of_topic:
+        raise fail("give dead letter ids or --topic", 2)
+    url = _migrated_database()
     from paycore.platform.messaging import deadletters
     from paycore.platform.persistence.db import create_engine
     from paycore.platform.persistence.uow import Database
 
-    if not ids and not all_of_topic:
-        console.print("[red]give dead letter ids or --topic[/red]")
-        raise typer.Exit(2)
-
     async def run() -> int:
-        db = Database(create_engine(settings.effective_database_url))
-        chosen = list(ids or [])
-        if all_of_topic:
-            chosen += [
-                r.id for r in await deadletters.list_letters(db, topic=all_of_topic, limit=100_000)
-            ]
-        count = await deadletters.replay(db, chosen)
-        await db.engine.dispose()
-        return count
+        db = Database(create_engine(url))
+        try:
+            chosen = list(ids or [])
+            if all_of_topic:
+                letters = await deadletters.list_letters(db, topic=all_of_topic, limit=100_000)
+                chosen += [r.id for r in letters]
+            return await deadletters.replay(db, chosen) if chosen else 0
+        finally:
+            await db.engine.dispose()
 
     count = asyncio.run(run())
     console.print(

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 
 from paycore import contexts
 from paycore.platform import keystore
+from paycore.platform.messaging.brokers import open_bus
+from paycore.platform.persistence import probe
 from paycore.platform.runtime import Processes, Runtime
 from paycore.platform.settings import Settings, problems
 from paycore.platform.web.app import alive, create_app, install_probes
@@ -85,6 +87,15 @@ def _secured(settings: Settings, parts: Iterable[Processes]) -> Settings:
     if generated is not None:
         log.warning(generated_notice(generated))
     return resolved
+
+
+async def reach_servers(settings: Settings) -> None:
+    """What a process checks before it serves: its database answers and was migrated, and its
+    broker answers; else an ``OperatorError`` saying which (at start-up inside the server, the
+    same failure would be a traceback in the log)."""
+    await probe.revisions(settings.effective_database_url)
+    bus = await open_bus(settings.effective_broker_url, client_name="paycore-check")
+    await bus.close()
 
 
 def build_api(

@@ -22,6 +22,12 @@ def upgrade(database_url: str) -> None:
     migrate.upgrade(database_url, contexts.migrations())
 
 
+def check(database_url: str) -> None:
+    """The database answers and is at the head of every branch; else an ``OperatorError``
+    saying what to do (``run `paycore migrate```)."""
+    migrate.check(database_url, contexts.migrations())
+
+
 def new_revision(database_url: str, context: str, message: str) -> str:
     """Write the next revision of a context's branch (its first one starts the branch),
     generated from the difference between its tables and the database, which is migrated to

@@ -97,9 +97,12 @@ SECRETS = {
 """Secrets for deployments under test that do not generate their own (PostgreSQL)."""
 
 
-def paycore_env(**settings: str | int) -> dict[str, str]:
-    """The current environment plus ``PAYCORE_*`` settings (keys without the prefix)."""
+def paycore_env(**settings: str | int | Path) -> dict[str, str]:
+    """The current environment plus ``PAYCORE_*`` settings (keys without the prefix); the
+    data dir, unless given, is the test run's (``tests/conftest.py``), never the user's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYCORE_")}
+    if "PAYCORE_DATA_DIR" in os.environ:
+        env["PAYCORE_DATA_DIR"] = os.environ["PAYCORE_DATA_DIR"]
     env.update({f"PAYCORE_{k.upper()}": str(v) for k, v in settings.items()})
     env.setdefault("PAYCORE_LOG_LEVEL", "INFO")
     return env

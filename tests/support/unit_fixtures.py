@@ -1,17 +1,20 @@
 """Fixtures of the unit tier (imported by each ``unit/conftest.py``): a real SQLite file
-database, a non-UTC local clock, an in-memory broker that delivers to subscribers."""
+database, a non-UTC local clock, an in-memory broker that delivers to subscribers, the
+``paycore`` command run in this process."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from memory_bus import MemoryBus
 from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.testing import CliRunner, Result
 
 from paycore.platform.persistence import db
 
@@ -60,3 +63,30 @@ def local_time_utc_minus_3() -> Iterator[None]:
 def fake_bus() -> MemoryBus:
     """An in-memory broker that delivers to subscribers (``memory_bus``)."""
     return MemoryBus()
+
+
+@dataclass(frozen=True)
+class Cli:
+    """The ``paycore`` command in this process, on an empty data dir of its own."""
+
+    data_dir: Path
+
+    @property
+    def database(self) -> str:
+        return f"sqlite+aiosqlite:///{self.data_dir / 'paycore.db'}"
+
+    def run(self, *args: str) -> Result:
+        from paycore.__main__ import app
+
+        return CliRunner().invoke(app, list(args))
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``cli.run("dead-letters", "list")``: defaults but for an empty data dir, from a working
+    directory without a ``.env`` file."""
+    for name in [n for n in os.environ if n.startswith("PAYCORE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PAYCORE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    return Cli(tmp_path / "data")

@@ -10,6 +10,7 @@ import typer
 
 from paycore.payments.settings import PaymentsSettings
 from paycore.platform.cli import console
+from paycore.platform.ports import Listener
 from paycore.platform.settings import Settings
 
 PortOpt = Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port.")]
@@ -54,8 +55,22 @@ def _processor_urls() -> tuple[str, str]:
 def simulators() -> list[list[str]]:
     """What ``paycore up`` runs beside the platform: the processors, on the ports of
     ``PAYCORE_PAYMENTS_DEFAULT_URL`` and ``PAYCORE_PAYMENTS_FALLBACK_URL``."""
-    ports = [str(urlsplit(url).port or 80) for url in _processor_urls()]
+    ports = [str(listener.port) for listener in simulator_ports()]
     return [["processors", "--default-port", ports[0], "--fallback-port", ports[1]]]
+
+
+def simulator_ports() -> list[Listener]:
+    """Where the simulators ``paycore up`` runs will listen (checked before it starts)."""
+    default, fallback = _processor_urls()
+    return [
+        Listener(
+            f"the {name} payment processor simulator",
+            "127.0.0.1",
+            urlsplit(url).port or 80,
+            f"PAYCORE_PAYMENTS_{name.upper()}_URL",
+        )
+        for name, url in (("default", default), ("fallback", fallback))
+    ]
 
 
 def banner(settings: Settings, base: str, simulated: bool) -> list[str]:

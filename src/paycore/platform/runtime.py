@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings
 from sqlalchemy import text
 
 from paycore.platform import retention
-from paycore.platform.messaging.brokers import create_bus
+from paycore.platform.messaging.brokers import open_bus
 from paycore.platform.messaging.bus import Bus, Retention, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Consumer, RetryPolicy
 from paycore.platform.messaging.relay import Relay
@@ -48,10 +48,9 @@ class Runtime:
         cls, settings: Settings, *, client_name: str, topic_retention: Retention | None = None
     ) -> Runtime:
         engine = create_engine(settings.effective_database_url)
-        bus = create_bus(
+        bus = await open_bus(
             settings.effective_broker_url, client_name=client_name, retention=topic_retention
         )
-        await bus.connect()
         relay = Relay(
             engine,
             bus,

@@ -12,6 +12,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
+from platformdirs import user_data_dir
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,7 +28,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PAYCORE_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(Path(".paycore"), description="Where embedded data lives.")
+    data_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("paycore", appauthor=False)),
+        description="Where embedded data lives: the user's data folder unless set (the same "
+        "from any working directory).",
+    )
     database_url: str = Field(
         "", description="SQLAlchemy async URL; empty means SQLite in the data dir."
     )
@@ -98,6 +103,11 @@ class Settings(BaseSettings):
     )
     http_timeout_seconds: float = Field(2.0, gt=0)
     http_retries: int = Field(2, ge=0, le=10)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()  # printed, and handed to child processes
 
     @field_validator("broker_url")
     @classmethod

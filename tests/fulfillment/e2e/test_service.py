@@ -133,7 +133,10 @@ def test_submitted_and_published_orders_can_be_looked_up(service: dict[str, Any]
     )
     assert published.returncode == 0, published.stderr
     assert "published 200 message(s)" in published.stderr
+    assert "seed 3 was given: these are the orders of every run with --seed 3" in published.stderr
     valid = [json.loads(body) for body, kind in generate(200, 0.1, 3) if kind is None]
+    assert f"published 200 message(s) to orders: {len(valid)} valid, " in published.stderr
+    assert f"/fulfillment/?order={valid[0]['order_uid']}" in published.stderr
     with httpx.Client(base_url=service["base"], timeout=10) as http:
         last = valid[-1]["order_uid"]
         until(lambda: http.get(f"/orders/{last}").is_success)
@@ -180,4 +183,12 @@ def test_the_lookup_page_shows_an_order_and_says_when_there_is_none(
         page.click("button[type=submit]")
         page.wait_for_selector(".message")
         assert page.inner_text(".message") == 'No order with id "does-not-exist".'
+        assert page.url == service["base"] + "/?order=does-not-exist"  # a link to what is shown
+
+        # A link names an order (`paycore publish orders` prints such links): it is shown.
+        linked = browser.new_page()
+        linked.goto(service["base"] + f"/?order={SAMPLE['order_uid']}")
+        linked.wait_for_selector("text=Order b563feb7b2b84b6test")
+        assert linked.input_value("#uid") == SAMPLE["order_uid"]
+        assert "Vivienne Sabo" in linked.inner_text("#result")
         browser.close()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import nats
@@ -19,10 +23,21 @@ from procs import paycore_env, until, wait_ready
 from servers import free_port
 
 
+def free_ports() -> dict[str, Any]:
+    """Every port `up` listens on, free ones: the API, the worker, NATS, the simulators."""
+    return {
+        "api_port": free_port(),
+        "worker_port": free_port(),
+        "nats_port": free_port(),
+        "payments_default_url": f"http://127.0.0.1:{free_port()}",
+        "payments_fallback_url": f"http://127.0.0.1:{free_port()}",
+    }
+
+
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    ports = {"api_port": free_port(), "worker_port": free_port(), "nats_port": free_port()}
-    env = paycore_env(**ports, archive_flush_seconds="0.5")
+    ports = free_ports()
+    env = paycore_env(**ports, data_dir=tmp_path / "data", archive_flush_seconds="0.5")
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "paycore", "up"],
@@ -165,4 +180,85 @@ def test_up_serves_the_whole_commerce_flow_and_stops_cleanly(
 
     platform["proc"].send_signal(signal.SIGINT)
     assert platform["proc"].wait(timeout=60) == 0
-    assert (platform["dir"] / ".paycore" / "paycore.db").exists()
+    data = platform["dir"] / "data"
+    assert (data / "paycore.db").exists()
+    banner = (platform["dir"] / "up.log").read_text()
+    assert f"database   {data / 'paycore.db'}" in banner
+    assert f"data       {data}   (PAYCORE_DATA_DIR)" in banner
+
+
+def up_failing(
+    env: dict[str, str], *options: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "paycore", "up", *options],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return done, time.monotonic() - started
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_names_a_port_in_use_and_starts_nothing(tmp_path: Path) -> None:
+    ports = free_ports()
+    env = paycore_env(**ports, data_dir=tmp_path / "data")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports["api_port"]))
+        taken.listen()
+        done, took = up_failing(env)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"paycore did not start: the API could not listen on 127.0.0.1:{ports['api_port']} "
+        "(address in use); stop what uses it or set PAYCORE_API_PORT"
+    ]
+    assert "paycore is up" not in done.stdout
+    assert not (tmp_path / "data").exists()  # nothing was started
+    assert took < 15
+
+
+def test_up_stops_what_it_started_when_a_later_step_fails(tmp_path: Path) -> None:
+    """The embedded NATS runs when the database turns out to be unreachable: it is stopped."""
+    ports = free_ports()
+    closed = free_port()
+    database = f"postgresql+asyncpg://paycore@127.0.0.1:{closed}/paycore"
+    env = paycore_env(**ports, data_dir=tmp_path / "data", database_url=database)
+    done, took = up_failing(env, "--no-simulators")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"paycore did not start: cannot reach the database at {database} (connection refused); "
+        "start it or set PAYCORE_DATABASE_URL"
+    ]
+    assert (tmp_path / "data" / "nats.log").exists()  # the broker had started
+    assert not listening(ports["nats_port"])
+    assert took < 30
+
+
+def test_up_reports_a_process_that_exits_before_it_is_ready(tmp_path: Path) -> None:
+    ports = free_ports()
+    broker = f"redis://127.0.0.1:{free_port()}/0"  # the worker and the API cannot reach it
+    env = paycore_env(**ports, data_dir=tmp_path / "data", broker_url=broker)
+    done, took = up_failing(env)
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert (
+        f"cannot reach the broker at {broker} (connection refused); "
+        "start it with `paycore up` or set PAYCORE_BROKER_URL"
+    ) in lines
+    assert re.fullmatch(
+        r"paycore did not start: the (worker|API) exited with status 1 before paycore was "
+        r"ready \(its output is above\)",
+        lines[-1],
+    ), lines
+    assert "paycore is up" not in done.stdout + done.stderr
+    simulator = urlsplit(ports["payments_default_url"]).port
+    for port in (ports["api_port"], ports["worker_port"], simulator):
+        assert not listening(port)  # every process it started is stopped
+    assert took < 60

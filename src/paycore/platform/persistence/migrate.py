@@ -20,7 +20,9 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from paycore.platform.persistence.db import create_engine, is_sqlite, sqlite_file
+from paycore.platform.failures import OperatorError, redacted
+from paycore.platform.persistence import probe
+from paycore.platform.persistence.db import is_sqlite, sqlite_file
 
 ENVIRONMENT = Path(__file__).resolve().parent / "alembic"
 
@@ -56,15 +58,33 @@ def covered_by(scripts: ScriptDirectory, legacy: str) -> list[str]:
     )
 
 
+def check(database_url: str, locations: Sequence[Path]) -> None:
+    """The database is at the head of every branch, else ``NotMigrated`` (or, at a revision
+    these migrations do not know, an ``OperatorError``: a newer paycore migrated it)."""
+    found = asyncio.run(probe.revisions(database_url))
+    scripts = ScriptDirectory.from_config(alembic_config(database_url, locations))
+    if found == set(scripts.get_heads()):
+        return
+    known = {script.revision for script in scripts.walk_revisions()}
+    unknown = sorted(v for v in found if v not in known and not _is_legacy(v))
+    if unknown:
+        raise OperatorError(
+            f"the database at {redacted(database_url)} was migrated by a newer paycore "
+            f"(revision {', '.join(unknown)} is unknown to this one): upgrade paycore"
+        )
+    raise probe.NotMigrated(database_url, "is at an older revision than this paycore")
+
+
+def _is_legacy(revision: str) -> bool:
+    """A revision of the former single chain (``0001`` to ``0004``)."""
+    return revision.isdigit()
+
+
 async def _legacy_revision(database_url: str) -> str | None:
     """The former single chain's revision the database is at, if it is one of those."""
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            if not await conn.run_sync(lambda c: inspect(c).has_table("alembic_version")):
-                return None
-            found = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    finally:
-        await engine.dispose()
+    async with probe.connection(database_url) as conn:
+        if not await conn.run_sync(lambda c: inspect(c).has_table(probe.VERSIONS)):
+            return None
+        found = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
     versions = [str(row[0]) for row in found]
-    return versions[0] if len(versions) == 1 and versions[0].isdigit() else None
+    return versions[0] if len(versions) == 1 and _is_legacy(versions[0]) else None

@@ -3,6 +3,9 @@ adapter module is imported only when its scheme is used (their client libraries 
 
 from __future__ import annotations
 
+import contextlib
+
+from paycore.platform.failures import Unreachable
 from paycore.platform.messaging.bus import Bus, Retention
 
 
@@ -30,3 +33,19 @@ def create_bus(
 
         return RedisStreamsBus(url, client_name=client_name, retention=retention)
     raise ValueError(f"unsupported broker URL {url!r}: use nats://, amqp://, kafka:// or redis://")
+
+
+async def open_bus(
+    url: str, *, client_name: str = "paycore", retention: Retention | None = None
+) -> Bus:
+    """The connected adapter for the URL (``create_bus``). A broker it cannot reach (each
+    adapter gives up after ``CONNECT_TIMEOUT_SECONDS``) is an ``Unreachable`` error, with
+    nothing of the attempt left open."""
+    bus = create_bus(url, client_name=client_name, retention=retention)
+    try:
+        await bus.connect()
+    except (OSError, TimeoutError) as exc:
+        with contextlib.suppress(Exception):
+            await bus.close()
+        raise Unreachable("broker", url, exc) from exc
+    return bus

@@ -46,8 +46,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, for_code
 
+from paycore.platform.failures import CONNECT_TIMEOUT_SECONDS
 from paycore.platform.messaging.bus import (
     MESSAGE_ID,
     BatchHandler,
@@ -119,12 +120,19 @@ class KafkaBus:
         self._loops = ConsumeLoops()
 
     async def connect(self) -> None:
+        """Connect within ``CONNECT_TIMEOUT_SECONDS``, else a ``ConnectionError`` or a
+        ``TimeoutError``."""
         self._admin = AIOKafkaAdminClient(
             bootstrap_servers=self._bootstrap,
             client_id=f"{self._name}-admin",
             request_timeout_ms=self._request_timeout_ms,
         )
-        await self._admin.start()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+                await self._admin.start()
+        except KafkaConnectionError:
+            await self._admin.close()
+            raise ConnectionError("no bootstrap server answered") from None
         try:
             self._producer = await self._start_producer()
         except BaseException:

@@ -16,11 +16,13 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import nats
 import orjson
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from paycore.platform.failures import CONNECT_TIMEOUT_SECONDS
 from paycore.platform.messaging.bus import (
     MESSAGE_ID,
     BatchHandler,
@@ -63,9 +65,31 @@ class NatsBus:
         self._loops = ConsumeLoops()
 
     async def connect(self) -> None:
-        self._nc = await nats.connect(
-            self._url, name=self._name, max_reconnect_attempts=-1, reconnect_time_wait=0.5
-        )
+        """Connect, trying for ``CONNECT_TIMEOUT_SECONDS``; then a ``ConnectionError`` (from the
+        last failure). Once connected, the client reconnects by itself, forever."""
+        failures: list[Exception] = []
+
+        async def on_error(exc: Exception) -> None:
+            # Instead of the client's own, which logs a traceback per attempt.
+            if self._js is None:
+                failures.append(exc)
+            else:
+                log.warning("NATS client error", extra={"error": str(exc) or repr(exc)})
+
+        self._nc = NatsClient()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+                await self._nc.connect(
+                    self._url,
+                    name=self._name,
+                    error_cb=on_error,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                )
+        except (OSError, TimeoutError, NatsError) as exc:
+            await self._nc.close()
+            cause = failures[-1] if failures else exc
+            raise ConnectionError(str(cause) or type(cause).__name__) from cause
         self._js = self._nc.jetstream(timeout=10)
 
     async def stop_consuming(self) -> None:

@@ -62,6 +62,7 @@ from aio_pika import DeliveryMode, ExchangeType, Message
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
 from aiormq.exceptions import ChannelInvalidStateError, ChannelPreconditionFailed
 
+from paycore.platform.failures import CONNECT_TIMEOUT_SECONDS
 from paycore.platform.messaging.bus import (
     MESSAGE_ID,
     BatchHandler,
@@ -105,8 +106,13 @@ class RabbitBus:
         self._loops = ConsumeLoops()
 
     async def connect(self) -> None:
+        """Connect within ``CONNECT_TIMEOUT_SECONDS``, else a ``ConnectionError`` (aiormq's
+        are) or a ``TimeoutError``; once connected, aio-pika reconnects by itself."""
         self._conn = await aio_pika.connect_robust(
-            self._url, client_properties={"connection_name": self._name}, reconnect_interval=1.0
+            self._url,
+            client_properties={"connection_name": self._name},
+            reconnect_interval=1.0,
+            timeout=CONNECT_TIMEOUT_SECONDS,
         )
         self._publisher = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
 

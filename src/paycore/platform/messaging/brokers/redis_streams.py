@@ -70,6 +70,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from paycore.platform.failures import CONNECT_TIMEOUT_SECONDS
 from paycore.platform.messaging.bus import (
     MESSAGE_ID,
     BatchHandler,
@@ -172,6 +173,8 @@ class RedisStreamsBus:
         return f"{self._prefix}{topic}"
 
     async def connect(self) -> None:
+        """Connect within ``CONNECT_TIMEOUT_SECONDS``, else a ``ConnectionError`` or a
+        ``TimeoutError``."""
         self._client = aioredis.from_url(
             self._url,
             client_name=re.sub(r"\s", "_", self._name),
@@ -181,7 +184,11 @@ class RedisStreamsBus:
             health_check_interval=30,
         )
         self._drop_idle = self._client.register_script(_DROP_IDLE_CONSUMERS)
-        await self._client.ping()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+                await self._client.ping()
+        except RedisConnectionError as exc:  # refused, unknown host, credentials refused
+            raise ConnectionError(str(exc)) from exc
 
     async def stop_consuming(self) -> None:
         await self._loops.stop()
