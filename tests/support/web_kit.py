@@ -4,10 +4,13 @@ lane (or not, to reach the framework routes that document them)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 
 from paycore.platform.web.app import create_app
 from paycore.platform.web.fastlane import FastLane, FastRoute
@@ -30,3 +33,21 @@ def served(
     for routes, prefix in mounts:
         mount(app, routes, prefix, fast)
     return app
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app started (its lifespan: every context mounted) and a client calling it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://paycore") as http:
+            yield http
+
+
+def routes_of(app: FastAPI, methods: set[str]) -> set[tuple[str, str]]:
+    """The (method, path) pairs the app routes, included routers' routes with their prefix."""
+    return {
+        (method, str(route.path))
+        for route in iter_route_contexts(app.routes)
+        for method in (route.methods or set()) & methods
+    }

@@ -14,7 +14,7 @@ from starlette.datastructures import State
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
 from paycore.fulfillment.domain import ORDER_UID, InvalidOrder, Order, order_to_dict
-from paycore.fulfillment.messages import decode
+from paycore.fulfillment.messages import SHAPE, decode
 from paycore.fulfillment.service import TOPIC, OrderCache
 from paycore.platform.errors import NotFound
 from paycore.platform.ids import uuid7
@@ -24,10 +24,6 @@ from paycore.platform.web.fastlane import FastRequest, RawAnswer
 from paycore.platform.web.problems import Problem
 from paycore.platform.web.routes import Routes, from_state, on_state
 
-ORDER_SCHEMA: dict[str, Any] = {
-    "description": "An order in the L0 model (see the README for every field and rule).",
-    "type": "object",
-}
 PAGE = files("paycore.fulfillment").joinpath("static/lookup.html").read_bytes()
 routes = Routes("fulfillment")
 _UID = re.compile(ORDER_UID)
@@ -91,7 +87,7 @@ async def get_order(request: FastRequest) -> RawAnswer:
     "POST",
     "/orders",
     status_code=202,
-    body=ORDER_SCHEMA,
+    body=SHAPE,
     response_model=Accepted,
     errors=(InvalidOrder,),
     summary="Submit an order: validated, then published to the orders topic",

@@ -32,12 +32,14 @@ def _shape(model: type) -> Any:
             fields.append((name, Annotated[list[item], Meta(min_length=1, max_length=MAX_ITEMS)]))
         else:
             fields.append((name, _shape(hint)))
-    return msgspec.defstruct(model.__name__, fields, forbid_unknown_fields=True)
+    return msgspec.defstruct(f"L0{model.__name__}", fields, forbid_unknown_fields=True)
 
 
 # Two passes in C: the first refuses unknown keys (which decoding into dataclasses ignores),
 # the second builds the frozen domain dataclasses.
-_SHAPE: Final = msgspec.json.Decoder(_shape(Order))
+SHAPE: Final = _shape(Order)
+"""The order's JSON shape as a msgspec Struct (the OpenAPI document shows its schema)."""
+_SHAPE: Final = msgspec.json.Decoder(SHAPE)
 _ORDER: Final = msgspec.json.Decoder(Order)
 
 _JSON_TYPES: Final = {

@@ -37,12 +37,16 @@ class InvalidPayment(DomainError):
         self.field = field
 
 
-class InvalidWindow(InvalidPayment):
+class InvalidWindow(DomainError):
     """A summary window bound that is not an ISO 8601 time (answered as every other query
     value of the wrong form)."""
 
     code = "validation-error"
     status = 422
+
+    def __init__(self, bound: str, detail: str) -> None:
+        error = {"loc": ["query", bound], "msg": detail, "type": "invalid"}
+        super().__init__(f"{bound}: {detail}", errors=[error])
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+import msgspec
 from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from paycore.platform.ids import uuid7
 from paycore.platform.observability import metrics
 from paycore.platform.observability.logging import correlation_id
-from paycore.platform.web.bodies import Input, schema_components
+from paycore.platform.web.bodies import schema_components
 from paycore.platform.web.credentials import Credential
 from paycore.platform.web.docs import install_docs
 from paycore.platform.web.fastlane import ROUTE_KEY, FastRequest
@@ -101,7 +102,7 @@ class PaycoreAPI(FastAPI):
         super().__init__(*args, **kwargs)
         self._outer = list(outer)
         self._max_body = max_body
-        self.request_models: set[type[Input]] = set()
+        self.request_models: set[type[msgspec.Struct]] = set()
         self.credentials: set[Credential] = set()
 
     def openapi(self) -> dict[str, Any]:
@@ -113,7 +114,10 @@ class PaycoreAPI(FastAPI):
             document = super().openapi()
             components = document.setdefault("components", {})
             models = sorted(self.request_models, key=lambda model: model.__name__)
-            components.setdefault("schemas", {}).update(schema_components(models))
+            schemas = components.setdefault("schemas", {})
+            for name, schema in schema_components(models).items():
+                if schemas.setdefault(name, schema) != schema:
+                    raise ValueError(f"two schemas of the document are named {name}")
             if self.credentials:
                 schemes = components.setdefault("securitySchemes", {})
                 schemes.update({c.name: c.scheme for c in self.credentials})

@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Annotated, Any, TypeVar
 
+import msgspec
 from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from starlette.datastructures import State
 
@@ -45,7 +46,7 @@ class Routes:
         self.router = APIRouter(tags=[tag])
         self.security = tuple(security)
         self.hot: dict[tuple[str, str], FastRoute] = {}
-        self.models: set[type[bodies.Input]] = set()
+        self.models: set[type[msgspec.Struct]] = set()
         self.credentials: set[Credential] = set()
 
     def get(self, path: str, **options: Any) -> Callable[[H], H]:
@@ -110,7 +111,7 @@ class Routes:
         *,
         aliases: Sequence[str] = (),
         status_code: int = 200,
-        body: type[bodies.Input] | dict[str, Any] | None = None,
+        body: type[msgspec.Struct] | dict[str, Any] | None = None,
         response_model: type[Any] | None = None,
         errors: Errors = (),
         summary: str = "",
@@ -166,7 +167,7 @@ class Routes:
         self.credentials.update(credentials)
         return {"security": [{c.name: []} for c in credentials]} if credentials else {}
 
-    def _request_body(self, body: type[bodies.Input] | dict[str, Any]) -> dict[str, Any]:
+    def _request_body(self, body: type[msgspec.Struct] | dict[str, Any]) -> dict[str, Any]:
         """The OpenAPI ``requestBody`` of a route: a model is referred to (its schema joins
         the document's components when the routes are mounted), a raw schema is inlined."""
         if isinstance(body, dict):
