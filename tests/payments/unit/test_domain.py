@@ -9,6 +9,7 @@ from paycore.payments.domain import (
     DEFAULT,
     FALLBACK,
     InvalidPayment,
+    InvalidWindow,
     Outcome,
     Payment,
     Router,
@@ -28,8 +29,9 @@ def test_window_bounds_are_inclusive_milliseconds_rounded_inwards() -> None:
     assert parse_bound("2025-07-15T09:34:56-03:00", upper=True) == start
     assert parse_bound("2025-07-15T12:34:56", upper=True) == start  # naive means UTC
     assert parse_bound(None, upper=True) is None
-    with pytest.raises(InvalidPayment):
+    with pytest.raises(InvalidWindow) as refused:
         parse_bound("yesterday", upper=False)
+    assert refused.value.extra["errors"][0]["loc"] == ["query", "from"]
 
 
 def test_topic_messages_round_trip_and_foreign_ones_are_refused() -> None:
