@@ -40,6 +40,15 @@ class InvalidValue(CommerceError):
     code = "invalid-value"
 
 
+class InvalidEmail(CommerceError):
+    """The e-mail address of a new customer is not one (checked in full: the domain and all)."""
+
+    code = "invalid-email"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"email: {detail}", field="email")
+
+
 class UnknownProducts(CommerceError):
     """An ordered product does not exist."""
 

@@ -79,11 +79,20 @@ MAX_ITEMS: Final = 1000
 INT_LIMIT: Final = 2**63  # integers must stay below it (PostgreSQL bigint)
 
 
-class InvalidOrder(DomainError):
-    """An order was refused; ``kind`` says how (a stable code), ``field`` the JSON path at
-    fault (answered as every other invalid body, with the kind and the field)."""
+SHAPE_KINDS: Final = frozenset(
+    ("not-json", "not-an-object", "missing-field", "unknown-field", "wrong-type")
+)
+"""Defects of the JSON shape, which the OpenAPI document describes: answered as every other
+body that breaks its schema (``validation-error``); the other kinds break a value rule of the
+L0 model (``invalid-order``)."""
 
-    code = "validation-error"
+
+class InvalidOrder(DomainError):
+    """An order value breaks an L0 rule (a format, a range, a sum); ``kind`` says how (a
+    stable code), ``field`` the JSON path at fault. A defect of the shape is answered as a
+    ``validation-error``, with the same kind and field."""
+
+    code = "invalid-order"
     status = 422
 
     def __init__(self, kind: str, field: str, detail: str) -> None:
@@ -96,6 +105,8 @@ class InvalidOrder(DomainError):
         )
         self.kind = kind
         self.field = field
+        if kind in SHAPE_KINDS:
+            self.code = "validation-error"
 
 
 @dataclass(frozen=True, slots=True)

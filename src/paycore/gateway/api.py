@@ -39,7 +39,7 @@ from paycore.platform.clock import utcnow
 from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.admin import ADMIN_ERRORS, require_admin
-from paycore.platform.web.bodies import Cents, Input, field_problem, read, text
+from paycore.platform.web.bodies import Cents, Input, read, text
 from paycore.platform.web.credentials import ADMIN_TOKEN
 from paycore.platform.web.fastlane import FastRequest, client_address
 from paycore.platform.web.params import UUID_PATTERN, Page, UuidId
@@ -112,7 +112,14 @@ class TransactionIn(Input):
     ]
 
 
-WebhookUrl = Annotated[str, Meta(max_length=2048, description="Where decided results are POSTed")]
+WebhookUrl = Annotated[
+    str,
+    Meta(
+        max_length=2048,
+        pattern="^https?://",
+        description="Where decided results are POSTed: an http(s) URL to a public address",
+    ),
+]
 
 
 class AccountIn(Input):
@@ -129,15 +136,14 @@ class AccountPatch(Input):
 
 
 async def _allowed_webhook(api: GatewayApi, given: str | None) -> str | None:
-    """The URL as stored (normalised: ``http://2130706433/`` is ``http://127.0.0.1/``), a
-    422 if it is not an http(s) URL, or ``WebhookUrlNotAllowed`` if webhooks may not go
-    there."""
+    """The URL as stored (normalised: ``http://2130706433/`` is ``http://127.0.0.1/``), or
+    ``WebhookUrlNotAllowed`` if it is not an http(s) URL or webhooks may not go there."""
     if given is None:
         return None
     try:
         url = str(_HTTP_URL.validate_python(given))
     except ValidationError:
-        raise field_problem(["webhook_url"], "Expected an http:// or https:// URL") from None
+        raise WebhookUrlNotAllowed("the webhook URL is not an http:// or https:// URL") from None
     try:
         await api.targets.check(url)
     except TargetRefused as exc:

@@ -65,9 +65,25 @@ class LoginIn(Input):
     secret: Annotated[str, Meta(min_length=1, max_length=200)]
 
 
+EVENT: dict[str, Any] = {
+    "description": "An event: the counters (stats), changed transactions (transactions, with"
+    " the id to resume from), or resync (reload: changes were missed)",
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": ["stats", "transactions", "resync"]},
+        "data": {"type": "string", "description": "JSON"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 class HeldStream(StreamingResponse):
     """An event stream that gives its slot back when it ends, however it ends (its
     lifetime, the client gone, a shutdown)."""
+
+    media_type = "text/event-stream"
 
     def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None], **kw: Any):
         super().__init__(content, **kw)
@@ -169,6 +185,13 @@ async def current_session(request: Request, api: Api) -> SessionOut:
     errors=(Unauthorized, TooManyStreams),
     security=(SESSION,),
     summary="Server-sent events: transactions and counters",
+    response_class=HeldStream,
+    responses={
+        200: {
+            "description": "The account's events",
+            "content": {HeldStream.media_type: {"schema": EVENT}},
+        }
+    },
 )
 async def events(request: Request, api: Api) -> StreamingResponse:
     _, merchant = await _session_of(request, api)
@@ -183,7 +206,6 @@ async def events(request: Request, api: Api) -> StreamingResponse:
     return HeldStream(
         _stream(api, merchant.id, start),
         lambda: slots.release(merchant.id),
-        media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 

@@ -3,8 +3,6 @@ dashboard and its live stream answer them (exact money, ISO times)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
 from paycore.gateway import store
@@ -14,6 +12,7 @@ from paycore.platform.clock import iso
 from paycore.platform.money import from_cents
 from paycore.platform.persistence.db import AnyRow
 from paycore.platform.persistence.uow import Database
+from paycore.platform.web.responses import Money
 
 
 class CardOut(TypedDict):
@@ -28,7 +27,7 @@ class CardOut(TypedDict):
 class TransactionOut(TypedDict):
     id: str
     account_id: str
-    amount: Decimal
+    amount: Money
     status: str
     error_message: str
     card: CardOut
@@ -76,7 +75,7 @@ class DeliveryPage(TypedDict):
 
 class StatusFigures(TypedDict):
     count: int
-    amount: Decimal
+    amount: Money
 
 
 Stats = dict[str, StatusFigures]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import Depends, Header, Query
@@ -27,6 +26,7 @@ from paycore.platform.web.admin import ADMIN_ERRORS, require_admin
 from paycore.platform.web.bodies import Cents, Input, read
 from paycore.platform.web.credentials import ADMIN_TOKEN
 from paycore.platform.web.fastlane import FastRequest
+from paycore.platform.web.responses import Money
 from paycore.platform.web.routes import Routes, from_state, on_state
 
 MAX_BODY = 4096
@@ -65,7 +65,7 @@ class Accepted(TypedDict):
 
 class Totals(TypedDict):
     totalRequests: int
-    totalAmount: Decimal
+    totalAmount: Money
 
 
 class Summary(TypedDict):
@@ -95,6 +95,10 @@ async def take_payment(request: FastRequest) -> tuple[int, Accepted]:
     return 202, {"correlationId": payment.correlation_id, "status": "accepted"}
 
 
+TIME = {"json_schema_extra": {"format": "date-time"}}
+"""A window bound: an ISO 8601 time (``2025-07-15T12:34:56.000Z``)."""
+
+
 @routes.get(
     "/payments-summary",
     errors=(InvalidWindow,),
@@ -102,8 +106,8 @@ async def take_payment(request: FastRequest) -> tuple[int, Accepted]:
 )
 async def payments_summary(
     api: Api,
-    start: Annotated[str | None, Query(alias="from", description="ISO 8601, inclusive")] = None,
-    end: Annotated[str | None, Query(alias="to", description="ISO 8601, inclusive")] = None,
+    start: Annotated[str | None, Query(alias="from", description="Inclusive", **TIME)] = None,
+    end: Annotated[str | None, Query(alias="to", description="Inclusive", **TIME)] = None,
 ) -> Summary:
     start_ms, end_ms = parse_bound(start, upper=False), parse_bound(end, upper=True)
     async with api.db.connect() as conn:

@@ -349,9 +349,8 @@ async def test_webhook_urls_must_be_http(gateway: Gateway) -> None:
         answer = await gateway.http.post(
             "/gateway/accounts", json={"name": "x", "webhook_url": url}, headers=admin()
         )
-        assert "Expected an http:// or https:// URL" in str(
-            problem(answer, 422, "validation-error")["errors"]
-        )
+        refused = problem(answer, 422, "validation-error")
+        assert refused["errors"][0]["loc"] == ["body", "webhook_url"]
 
 
 async def test_a_webhook_host_that_does_not_resolve_yet_is_accepted(gateway: Gateway) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
@@ -25,6 +24,7 @@ from paycore.platform.persistence.uow import Database
 from paycore.platform.web.credentials import SERVICE_TOKEN
 from paycore.platform.web.params import IntId, Page
 from paycore.platform.web.problems import problem_response
+from paycore.platform.web.responses import Money
 from paycore.platform.web.routes import Routes, from_state
 
 
@@ -92,7 +92,7 @@ ALWAYS = (Unauthorized, CrossOriginForbidden)
 
 class OrderTotal(TypedDict):
     orderId: int
-    total: Decimal
+    total: Money
 
 
 class OrderCount(TypedDict):
@@ -101,13 +101,13 @@ class OrderCount(TypedDict):
 
 
 class Summary(TypedDict):
-    totalOnOrders: Decimal
+    totalOnOrders: Money
 
 
 class OrderRow(TypedDict):
     orderId: int
     customerId: int
-    total: Decimal
+    total: Money
 
 
 class Pagination(TypedDict):
@@ -125,7 +125,7 @@ class CustomerOrders(TypedDict):
 
 class Ranked(TypedDict):
     key: str
-    value: Decimal | int
+    value: Money | int
 
 
 class Months(TypedDict):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Annotated, Any
 
 import orjson
@@ -19,6 +18,7 @@ from paycore.commerce.domain import (
     Conflict,
     Customer,
     EmptyOrder,
+    InvalidEmail,
     InvalidQuantity,
     InvalidValue,
     NotFound,
@@ -33,9 +33,10 @@ from paycore.platform.clock import iso
 from paycore.platform.money import from_cents
 from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.bodies import Cents, Input, field_problem, read, text
+from paycore.platform.web.bodies import Cents, Input, read, text
 from paycore.platform.web.fastlane import FastRequest
 from paycore.platform.web.params import IntId, Page
+from paycore.platform.web.responses import Money
 from paycore.platform.web.routes import Routes, from_state, on_state
 
 routes = Routes("commerce")
@@ -58,11 +59,19 @@ def of(state: State) -> OrdersApi:
 Api = Annotated[OrdersApi, on_state("commerce", OrdersApi)]
 
 
-Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+Email = Annotated[
+    str,
+    Meta(
+        min_length=3, max_length=254, pattern=r"^[^@\x00-\x20\x7f-\x9f]+@[^@\x00-\x20\x7f-\x9f]+$"
+    ),
+]
 
 
 class CustomerIn(Input):
-    email: Annotated[Email, Meta(description="Checked in full (domain and all)")]
+    email: Annotated[
+        Email,
+        Meta(description="Checked in full (domain and all)", extra_json_schema={"format": "email"}),
+    ]
     username: Annotated[str, text(100)]
 
 
@@ -93,21 +102,21 @@ class CustomerOut(TypedDict):
 class ProductOut(TypedDict):
     id: int
     name: str
-    value: Decimal
+    value: Money
 
 
 class OrderLineOut(TypedDict):
     name: str
     quantity: int
-    unitValue: Decimal
-    lineTotal: Decimal
+    unitValue: Money
+    lineTotal: Money
 
 
 class OrderOut(TypedDict):
     id: int
     customerId: int
     items: list[OrderLineOut]
-    total: Decimal
+    total: Money
     createdAt: str
 
 
@@ -149,14 +158,14 @@ def _order(order: Order) -> OrderOut:
     "/customers",
     aliases=("/create/customer",),
     status_code=201,
-    errors=(Conflict, InvalidValue),
+    errors=(Conflict, InvalidEmail),
     summary="Create a customer",
 )
 async def create_customer(body: CustomerIn, api: Api) -> CustomerOut:
     try:
         email = validate_email(body.email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise field_problem(["email"], str(exc)) from None
+        raise InvalidEmail(str(exc)) from None
     async with api.db.transaction() as tx:
         customer = await service.create_customer(tx, email=email, username=body.username)
     return _customer(customer)

@@ -46,8 +46,12 @@ MONEY_SCHEMA: Final[dict[str, Any]] = {
     "description": "A JSON number with at most two decimal places, e.g. 19.90",
 }
 
-_PRINTABLE = r"[^\s\x00-\x1f\x7f-\x9f]"
-_TEXT_PATTERN: Final = rf"^{_PRINTABLE}(?:[^\x00-\x1f\x7f-\x9f]*{_PRINTABLE})?$"
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_SPACE = r"\x20\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# character ranges written out, not ``\s``: JSON Schema's regular expressions (ECMA 262) and
+# Python's disagree on what ``\s`` holds
+_EDGE = rf"[^{_CONTROL}{_SPACE}]"
+_TEXT_PATTERN: Final = rf"^{_EDGE}(?:[^{_CONTROL}]*{_EDGE})?$"
 _TEXT_WORDS: Final = "without control characters, and neither starting nor ending with a space"
 
 

@@ -86,6 +86,12 @@ class Routes:
                 **(self._request_body(model) if model is not None else {}),
                 **self._security(security),
             }
+            responses = {
+                **documented(
+                    errors, method=method, takes_input=takes_input, takes_body=bool(model)
+                ),
+                **options.pop("responses", {}),
+            }
             shown = [(path, include_in_schema), *[(alias, False) for alias in aliases]]
             for where, documented_here in shown:
                 self.router.add_api_route(
@@ -94,9 +100,7 @@ class Routes:
                     methods=[method],
                     status_code=status_code,
                     summary=summary or None,
-                    responses=documented(
-                        errors, method=method, takes_input=takes_input, takes_body=bool(model)
-                    ),
+                    responses=responses,
                     include_in_schema=documented_here,
                     **options,
                 )
