@@ -61,11 +61,11 @@ def api(
     _configure_logging(settings)
     from paycore.bootstrap import build_api, reach_servers
 
+    asyncio.run(reach_servers(settings))  # before secrets are made for a database not there
     try:
         asgi = build_api(settings, context or [], root=root)
     except ValueError as exc:
         raise fail(str(exc), 2) from None
-    asyncio.run(reach_servers(settings))
     _serve(asgi, settings, port or settings.api_port)
 
 
@@ -79,11 +79,11 @@ def worker(
     _configure_logging(settings)
     from paycore.bootstrap import build_worker, reach_servers
 
+    asyncio.run(reach_servers(settings))  # before secrets are made for a database not there
     try:
         asgi = build_worker(settings, context or [])
     except ValueError as exc:
         raise fail(str(exc), 2) from None
-    asyncio.run(reach_servers(settings))
     _serve(asgi, settings, port or settings.worker_port)
 
 
@@ -148,15 +148,6 @@ def up(
     settings = load_settings()
     from paycore.bootstrap import ConfigurationError, generated_notice, load, with_secrets
 
-    try:
-        # every context's settings checked, and the secrets they need made (on the embedded
-        # platform) before anything starts: the processes started below read the same ones
-        _, generated = with_secrets(settings, load([]).values())
-    except ConfigurationError as exc:
-        console.print(f"[red]configuration error[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    if generated is not None:
-        console.print(f"[yellow]{generated_notice(generated)}[/yellow]", highlight=False)
     parts = [cli for name in contexts.NAMES if (cli := contexts.cli(name)) is not None]
     busy = list(conflicts(_listeners(settings, parts, simulators)))
     for listener, why in busy:
@@ -166,6 +157,15 @@ def up(
         )
     if busy:
         raise typer.Exit(1)
+    try:
+        # every context's settings checked, and the secrets they need made (on the embedded
+        # platform) before anything starts: the processes started below read the same ones
+        _, generated = with_secrets(settings, load([]).values())
+    except ConfigurationError as exc:
+        console.print(f"[red]configuration error[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if generated is not None:
+        console.print(f"[yellow]{generated_notice(generated)}[/yellow]", highlight=False)
     children: list[_Child] = []
     try:
         admin = _start(settings, parts, simulators, children)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from procs import paycore_env
+from procs import SECRETS, paycore_env
 from servers import free_port
 
 BOUND_SECONDS = 15  # a hang detector: the connect timeout is 5 s
@@ -65,7 +65,7 @@ def test_commands_without_their_postgresql_fail_fast_in_one_line(
 ) -> None:
     port = free_port()
     url = f"postgresql+asyncpg://paycore:secret@127.0.0.1:{port}/paycore"
-    env = paycore_env(database_url=url, data_dir=tmp_path)
+    env = paycore_env(database_url=url, data_dir=tmp_path, **SECRETS)  # configured: reach it
     done, took = run(env, *command)
     assert done.returncode == 1
     assert done.stderr.splitlines() == [

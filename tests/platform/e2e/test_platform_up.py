@@ -19,7 +19,7 @@ import httpx
 import nats
 import orjson
 import pytest
-from procs import paycore_env, until, wait_ready
+from procs import SECRETS, paycore_env, until, wait_ready
 from servers import free_port
 
 
@@ -229,7 +229,7 @@ def test_up_stops_what_it_started_when_a_later_step_fails(tmp_path: Path) -> Non
     ports = free_ports()
     closed = free_port()
     database = f"postgresql+asyncpg://paycore@127.0.0.1:{closed}/paycore"
-    env = paycore_env(**ports, data_dir=tmp_path / "data", database_url=database)
+    env = paycore_env(**ports, data_dir=tmp_path / "data", database_url=database, **SECRETS)
     done, took = up_failing(env, "--no-simulators")
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
