@@ -126,3 +126,17 @@ def paycore_process(
         work / f"{role}-{port}.log",
         f"http://127.0.0.1:{port}/readyz",
     )
+
+
+def paycore_run(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``paycore ARGS`` run to its end (two minutes at most): what it did, and how long it took."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "paycore", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return done, time.monotonic() - started

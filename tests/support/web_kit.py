@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
+from paycore.platform.settings import Settings
 from paycore.platform.web.app import create_app
 from paycore.platform.web.fastlane import FastLane, FastRoute
 from paycore.platform.web.routes import Routes, mount
+from paycore.schema import upgrade
 
 
 def served(
@@ -51,3 +54,13 @@ def routes_of(app: FastAPI, methods: set[str]) -> set[tuple[str, str]]:
         for route in iter_route_contexts(app.routes)
         for method in (route.methods or set()) & methods
     }
+
+
+def migrated_settings(folder: Path, broker_url: str, **settings: str) -> Settings:
+    """Settings of a platform on a migrated SQLite database in ``folder`` and the broker at
+    ``broker_url``, for building its apps (``bootstrap.build_api`` and ``build_worker``)."""
+    url = f"sqlite+aiosqlite:///{folder / 'paycore.db'}"
+    upgrade(url)
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, data_dir=folder, database_url=url, broker_url=broker_url, **settings
+    )

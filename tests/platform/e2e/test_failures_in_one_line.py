@@ -5,29 +5,13 @@ traceback, no log record)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from procs import SECRETS, paycore_env
+from procs import SECRETS, paycore_env, paycore_run
 from servers import free_port
 
 BOUND_SECONDS = 15  # a hang detector: the connect timeout is 5 s
-
-
-def run(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "paycore", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return done, time.monotonic() - started
 
 
 @pytest.mark.parametrize(
@@ -47,7 +31,7 @@ def test_publishing_without_a_broker_fails_fast_in_one_line(
 ) -> None:
     port = free_port()
     env = paycore_env(broker_url=url.format(port=port), data_dir=tmp_path)
-    done, took = run(env, "publish", "orders", "--count", "10")
+    done, took = paycore_run(env, "publish", "orders", "--count", "10")
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         f"cannot reach the broker at {shown.format(port=port)}; "
@@ -66,7 +50,7 @@ def test_commands_without_their_postgresql_fail_fast_in_one_line(
     port = free_port()
     url = f"postgresql+asyncpg://paycore:secret@127.0.0.1:{port}/paycore"
     env = paycore_env(database_url=url, data_dir=tmp_path, **SECRETS)  # configured: reach it
-    done, took = run(env, *command)
+    done, took = paycore_run(env, *command)
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         f"cannot reach the database at postgresql+asyncpg://paycore:***@127.0.0.1:{port}/paycore "
@@ -78,8 +62,8 @@ def test_commands_without_their_postgresql_fail_fast_in_one_line(
 def test_a_worker_without_its_broker_fails_fast_in_one_line(tmp_path: Path) -> None:
     port = free_port()
     env = paycore_env(broker_url=f"nats://127.0.0.1:{port}", data_dir=tmp_path)
-    assert run(env, "migrate")[0].returncode == 0
-    done, took = run(env, "worker", "--context", "fulfillment", "--port", str(free_port()))
+    assert paycore_run(env, "migrate")[0].returncode == 0
+    done, took = paycore_run(env, "worker", "--context", "fulfillment", "--port", str(free_port()))
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         f"cannot reach the broker at nats://127.0.0.1:{port} (connection refused); "
@@ -91,7 +75,7 @@ def test_a_worker_without_its_broker_fails_fast_in_one_line(tmp_path: Path) -> N
 @pytest.mark.parametrize("role", ["api", "worker"])
 def test_a_process_on_a_database_never_migrated_says_to_migrate(tmp_path: Path, role: str) -> None:
     env = paycore_env(data_dir=tmp_path)
-    done, _ = run(env, role, "--port", str(free_port()))
+    done, _ = paycore_run(env, role, "--port", str(free_port()))
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         f"the database at sqlite+aiosqlite:///{tmp_path}/paycore.db has no paycore tables: "

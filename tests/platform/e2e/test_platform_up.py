@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import httpx
 import nats
 import orjson
 import pytest
-from procs import SECRETS, paycore_env, until, wait_ready
+from procs import SECRETS, paycore_env, paycore_run, until, wait_ready
 from servers import free_port
 
 
@@ -187,21 +186,6 @@ def test_up_serves_the_whole_commerce_flow_and_stops_cleanly(
     assert f"data       {data}   (PAYCORE_DATA_DIR)" in banner
 
 
-def up_failing(
-    env: dict[str, str], *options: str
-) -> tuple[subprocess.CompletedProcess[str], float]:
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "paycore", "up", *options],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return done, time.monotonic() - started
-
-
 def listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
@@ -213,7 +197,7 @@ def test_up_names_a_port_in_use_and_starts_nothing(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", ports["api_port"]))
         taken.listen()
-        done, took = up_failing(env)
+        done, took = paycore_run(env, "up")
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         f"paycore did not start: the API could not listen on 127.0.0.1:{ports['api_port']} "
@@ -230,7 +214,7 @@ def test_up_stops_what_it_started_when_a_later_step_fails(tmp_path: Path) -> Non
     closed = free_port()
     database = f"postgresql+asyncpg://paycore@127.0.0.1:{closed}/paycore"
     env = paycore_env(**ports, data_dir=tmp_path / "data", database_url=database, **SECRETS)
-    done, took = up_failing(env, "--no-simulators")
+    done, took = paycore_run(env, "up", "--no-simulators")
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         f"paycore did not start: cannot reach the database at {database} (connection refused); "
@@ -245,7 +229,7 @@ def test_up_reports_a_process_that_exits_before_it_is_ready(tmp_path: Path) -> N
     ports = free_ports()
     broker = f"redis://127.0.0.1:{free_port()}/0"  # the worker and the API cannot reach it
     env = paycore_env(**ports, data_dir=tmp_path / "data", broker_url=broker)
-    done, took = up_failing(env)
+    done, took = paycore_run(env, "up")
     assert done.returncode == 1
     lines = done.stderr.splitlines()
     assert (

@@ -15,11 +15,10 @@ import httpx
 import orjson
 import pytest
 from servers import Server
-from web_kit import running
+from web_kit import migrated_settings, running
 
 from paycore.bootstrap import build_api, build_worker
 from paycore.platform.settings import Settings
-from paycore.schema import upgrade
 
 ADMIN_TOKEN = "conventions-admin-token"
 SERVICE_TOKEN = "conventions-service-token"
@@ -58,15 +57,8 @@ class Case:
 def settings(tmp_path: Path, nats_server: Server, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("PAYCORE_GATEWAY_RATE_PER_SECOND", "100000")
     monkeypatch.setenv("PAYCORE_GATEWAY_RATE_BURST", "100000")
-    url = f"sqlite+aiosqlite:///{tmp_path / 'paycore.db'}"
-    upgrade(url)
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        data_dir=tmp_path,
-        database_url=url,
-        broker_url=nats_server.url,
-        admin_token=ADMIN_TOKEN,
-        service_token=SERVICE_TOKEN,
+    return migrated_settings(
+        tmp_path, nats_server.url, admin_token=ADMIN_TOKEN, service_token=SERVICE_TOKEN
     )
 
 

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 from servers import Server
-from web_kit import routes_of, running
+from web_kit import migrated_settings, routes_of, running
 
 from paycore.bootstrap import build_api, build_worker
 from paycore.platform.settings import Settings
-from paycore.schema import upgrade
 
 ADMIN_TOKEN = "route-audit-admin-token"
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -52,15 +51,7 @@ CREDENTIALS: dict[tuple[str, str], str] = {
 
 @pytest.fixture
 def settings(tmp_path: Path, nats_server: Server) -> Settings:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'paycore.db'}"
-    upgrade(url)
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        data_dir=tmp_path,
-        database_url=url,
-        broker_url=nats_server.url,
-        admin_token=ADMIN_TOKEN,
-    )
+    return migrated_settings(tmp_path, nats_server.url, admin_token=ADMIN_TOKEN)
 
 
 def concrete(path: str) -> str:
