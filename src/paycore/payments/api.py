@@ -107,6 +107,8 @@ async def take_payment(request: FastRequest) -> tuple[int, Accepted]:
         malformed = "malformed" in str(exc).lower()
         code = "malformed-json" if malformed else "validation-error"
         raise Problem(400 if malformed else 422, code, str(exc)) from None
+    except RecursionError:  # msgspec skipping an amount of arrays nested 2,000 deep
+        raise Problem(400, "malformed-json", "The body is nested too deeply.") from None
     payment = new_payment(decoded.correlationId, decoded.exact_amount())
     await service.accept(of(request.state).bus, payment)
     metrics.payments_accepted.inc()

@@ -22,9 +22,12 @@ def to_cents(amount: Decimal | int | str) -> int:
     if not value.is_finite():
         raise MoneyError("amount must be a finite number")
     exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2 and value != value.quantize(CENT):
-        raise MoneyError("amount must have at most 2 decimal places")
-    return int((value * 100).to_integral_value())
+    try:
+        if isinstance(exponent, int) and exponent < -2 and value != value.quantize(CENT):
+            raise MoneyError("amount must have at most 2 decimal places")
+        return int((value * 100).to_integral_value())
+    except ArithmeticError as exc:  # beyond the decimal context: Overflow, InvalidOperation
+        raise MoneyError(f"amount out of range: {amount!r}"[:200]) from exc
 
 
 def from_cents(cents: int) -> Decimal:
