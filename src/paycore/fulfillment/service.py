@@ -10,7 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.fulfillment import store
-from paycore.fulfillment.domain import InvalidOrder, Order
+from paycore.fulfillment.domain import DuplicateOrderUid, InvalidOrder, Order
 from paycore.fulfillment.messages import decode
 from paycore.platform.messaging.decoding import decode_each
 from paycore.platform.persistence.uow import Transaction
@@ -36,11 +36,19 @@ async def ingest(tx: Transaction, bodies: Sequence[bytes]) -> list[str | None]:
         if known is None:
             fresh[order.order_uid] = (order, digest)
         elif known != digest:
-            verdicts[index] = (
-                f"duplicate-order-uid: order {order.order_uid} is already stored with other content"
-            )
+            clash = DuplicateOrderUid(order.order_uid)
+            verdicts[index] = f"{clash.code}: {clash}"
     await store.insert_orders(tx, list(fresh.values()))
     return verdicts
+
+
+async def refuse_clash(conn: AsyncConnection, order: Order) -> None:
+    """``DuplicateOrderUid`` if the order's ``order_uid`` is stored with other content,
+    compared canonically (the content hash of the decoded order: key order and spacing do not
+    count). The same order again passes: the worker stores it once."""
+    stored = (await store.stored_hashes(conn, [order.order_uid])).get(order.order_uid)
+    if stored is not None and stored != store.content_hash(order):
+        raise DuplicateOrderUid(order.order_uid)
 
 
 def _refusal(exc: InvalidOrder) -> str:

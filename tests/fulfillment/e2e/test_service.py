@@ -102,6 +102,11 @@ def test_submitted_and_published_orders_can_be_looked_up(service: dict[str, Any]
         stored = until(lambda: (r := http.get(f"/orders/{SAMPLE['order_uid']}")).is_success and r)
         assert stored.json() == SAMPLE
 
+        # the uid of a stored order with other content: refused at once, never dropped later
+        clash = http.post("/orders", json=dict(SAMPLE, customer_id="someone-else"))
+        assert (clash.status_code, clash.json()["code"]) == (409, "duplicate-order-uid")
+        assert http.post("/orders", json=SAMPLE).status_code == 202  # the same order again
+
         broken = dict(SAMPLE, payment=dict(SAMPLE["payment"], amount=1))
         refused = http.post("/orders", json=broken)
         assert refused.status_code == 422
@@ -180,3 +185,44 @@ def test_the_lookup_page_shows_an_order_and_says_when_there_is_none(
         page.wait_for_selector(".message")
         assert page.inner_text(".message") == 'No order with id "does-not-exist".'
         browser.close()
+
+
+def test_two_contents_for_one_new_uid_in_flight_are_never_dropped_silently(
+    service: dict[str, Any],
+) -> None:
+    """Both submitted before either is stored: the first stored wins; the other, if it was
+    accepted, is a dead letter with the reason (as the README says)."""
+    first = dict(SAMPLE, order_uid="race-uid-1")
+    second = dict(first, customer_id="someone-else")
+    with httpx.Client(base_url=service["base"], timeout=10) as http:
+        answers = [http.post("/orders", json=order).status_code for order in (first, second)]
+        assert answers[0] == 202
+        assert answers[1] in (202, 409)
+        stored = until(lambda: (r := http.get("/orders/race-uid-1")).is_success and r).json()
+    if answers[1] == 409:
+        return
+    loser = second if stored == first else first
+
+    def letters() -> list[dict[str, Any]]:
+        listed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "paycore",
+                "dead-letters",
+                "list",
+                "--topic",
+                "orders",
+                "--json",
+            ],
+            env=service["env"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return [json.loads(line) for line in listed.stdout.splitlines()]
+
+    [letter] = until(letters, timeout=30)
+    assert letter["error"].startswith("duplicate-order-uid: order race-uid-1 is already stored")
+    assert json.loads(letter["body"]) == loser
