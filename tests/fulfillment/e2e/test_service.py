@@ -1,6 +1,7 @@
 """The fulfillment service as deployed: `paycore api --context fulfillment --root` and
 `paycore worker --context fulfillment` on PostgreSQL and NATS; orders submitted over HTTP and
-through `paycore publish orders`; the lookup page driven in headless Chromium."""
+through `paycore publish orders`; the lookup page driven in headless Chromium, on a desktop's
+screen and on a phone's (nothing sticks out sideways)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from browser_kit import CHROMIUM, CHROMIUM_ARGS, overflowing, phone
 from playwright.sync_api import Page, sync_playwright
 from procs import paycore_env, paycore_process, until
 from servers import Server, free_port
@@ -160,30 +162,32 @@ def test_the_lookup_page_shows_an_order_and_says_when_there_is_none(
         assert http.post("/orders", json=SAMPLE).status_code == 202
         until(lambda: http.get(f"/orders/{SAMPLE['order_uid']}").is_success)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        page: Page = browser.new_page()
-        page.goto(service["base"] + "/")
-        page.fill("#uid", SAMPLE["order_uid"])
-        page.click("button[type=submit]")
-        page.wait_for_selector("text=Order b563feb7b2b84b6test")
-        text = page.inner_text("#result")
-        for expected in ("WBILMTESTTRACK", "Test Testov", "1817 USD", "Mascaras", "Vivienne Sabo"):
-            assert expected in text
-        page.screenshot(path=str(service["dir"] / "lookup.png"), full_page=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for name, opened in (("desktop", browser.new_page), ("phone", lambda: phone(browser))):
+            page: Page = opened()
+            page.goto(service["base"] + "/")
+            assert overflowing(page) == [], f"the empty page on a {name}"
+            page.fill("#uid", SAMPLE["order_uid"])
+            page.click("button[type=submit]")
+            page.wait_for_selector("text=Order b563feb7b2b84b6test")
+            text = page.inner_text("#result")
+            for expected in (
+                "WBILMTESTTRACK",
+                "Test Testov",
+                "1817 USD",
+                "Mascaras",
+                "Vivienne Sabo",
+            ):
+                assert expected in text
+            assert overflowing(page) == [], f"an order shown on a {name}"
+            page.screenshot(path=str(service["dir"] / f"lookup-{name}.png"), full_page=True)
 
-        page.fill("#uid", "does-not-exist")
-        page.click("button[type=submit]")
-        page.wait_for_selector(".message")
-        assert page.inner_text(".message") == 'No order with id "does-not-exist".'
+            page.fill("#uid", "does-not-exist")
+            page.click("button[type=submit]")
+            page.wait_for_selector(".message")
+            assert page.inner_text(".message") == 'No order with id "does-not-exist".'
+            assert overflowing(page) == [], f"an unknown order on a {name}"
+            page.close()
         browser.close()
 
 
