@@ -537,6 +537,28 @@ async def test_a_body_over_the_limit_is_refused_before_anything_reads_it() -> No
     _problem(streamed, 413, "body-too-large")
 
 
+async def test_a_route_that_takes_no_body_never_runs_for_an_oversized_one() -> None:
+    app = create_app("limits", max_body=64)
+    purged: list[bool] = []
+
+    @app.post("/purge")
+    async def purge() -> dict[str, str]:  # reads no body: the request alone acts
+        purged.append(True)
+        return {"message": "purged"}
+
+    async def chunks(count: int) -> AsyncIterator[bytes]:  # no Content-Length: streamed
+        for _ in range(count):
+            yield b"x" * 16
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        refused = await http.post("/purge", content=chunks(100))
+        assert purged == []
+        fits = await http.post("/purge", content=chunks(2))
+    _problem(refused, 413, "body-too-large")
+    assert (fits.status_code, purged) == (200, [True])
+
+
 async def test_the_idempotency_layer_reads_no_more_than_the_limit(engine: AsyncEngine) -> None:
     app = create_app(
         "limits",

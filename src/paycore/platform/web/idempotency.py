@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from paycore.platform.clock import utcnow
 from paycore.platform.persistence.db import UtcDateTime, metadata
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.fastlane import read_body
+from paycore.platform.web.fastlane import read_body, replaying
 from paycore.platform.web.problems import Problem, problem_response
 
 HEADER = b"idempotency-key"
@@ -101,7 +101,7 @@ class IdempotencyMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, _replay_body(body, receive), capture)
+            await self.app(scope, replaying(body, receive), capture)
         finally:
             await self._settle(db, owner, key, status, out_headers, b"".join(chunks))
 
@@ -190,20 +190,6 @@ def request_fingerprint(
     if secret:
         return hmac.new(secret, request, hashlib.sha256).hexdigest()
     return hashlib.sha256(request).hexdigest()
-
-
-def _replay_body(body: bytes, original: Receive) -> Receive:
-    """Hand the buffered body to the app once, then pass through (disconnect notices)."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await original()
-
-    return receive
 
 
 def _stored_response(status: int, headers_json: str | None, body: bytes | None) -> ASGIApp:
