@@ -12,20 +12,23 @@ from sqlalchemy import delete
 
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.consumer import inbox
+from paycore.platform.persistence.fencing import effects
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.idempotency import idempotency_keys
+from paycore.platform.web.claims import idempotency_keys
 
 log = logging.getLogger(__name__)
 
 
 async def prune(db: Database, *, inbox_for: timedelta, keys_for: timedelta) -> tuple[int, int]:
-    """Delete inbox entries and idempotency keys older than their retention; returns counts."""
+    """Delete inbox entries and idempotency keys (and their effect rows) older than their
+    retention; returns how many inbox entries and keys."""
     now = utcnow()
     async with db.transaction() as tx:
         old_inbox = await tx.execute(delete(inbox).where(inbox.c.processed_at < now - inbox_for))
         old_keys = await tx.execute(
             delete(idempotency_keys).where(idempotency_keys.c.created_at < now - keys_for)
         )
+        await tx.execute(delete(effects).where(effects.c.committed_at < now - keys_for))
     return old_inbox.rowcount, old_keys.rowcount
 
 

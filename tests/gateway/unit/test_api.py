@@ -31,11 +31,8 @@ from paycore.platform.messaging.consumer import Consumer
 from paycore.platform.messaging.relay import Relay
 from paycore.platform.persistence.outbox import outbox
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.idempotency import (
-    IdempotencyMiddleware,
-    idempotency_keys,
-    request_fingerprint,
-)
+from paycore.platform.web.claims import idempotency_keys
+from paycore.platform.web.idempotency import IdempotencyMiddleware, request_fingerprint
 from paycore.platform.web.ratelimit import FailureLimit, RateLimiter
 
 ADMIN = "admin-token-for-tests"

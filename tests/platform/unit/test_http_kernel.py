@@ -13,20 +13,19 @@ import httpx
 import pytest
 from fastapi import FastAPI, Response
 from pydantic import BaseModel
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from web_kit import served
 
 from paycore.platform.clock import utcnow
 from paycore.platform.errors import DomainError
+from paycore.platform.persistence.fencing import effects
+from paycore.platform.persistence.outbox import outbox
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.app import PaycoreAPI, create_app, install_probes
+from paycore.platform.web.claims import idempotency_keys
 from paycore.platform.web.fastlane import FastRequest, RawAnswer
-from paycore.platform.web.idempotency import (
-    IdempotencyMiddleware,
-    idempotency_keys,
-    request_fingerprint,
-)
+from paycore.platform.web.idempotency import IdempotencyMiddleware, request_fingerprint
 from paycore.platform.web.problems import Problem
 from paycore.platform.web.responses import JSONResponse
 from paycore.platform.web.routes import Routes
@@ -65,6 +64,12 @@ def _app(engine: AsyncEngine, calls: Calls) -> FastAPI:
             status_code=201,
             headers={"Location": f"/items/{n}", "X-Internal": "not-kept"},
         )
+
+    @app.post("/notes", status_code=201)
+    async def write_note() -> Response:  # a write through the unit of work
+        async with Database(engine).transaction() as tx:
+            tx.publish("notes", b"a note")
+        return JSONResponse({"written": True}, status_code=201)
 
     @app.post("/flaky")
     async def flaky() -> Response:
@@ -190,6 +195,19 @@ async def test_key_of_255_characters_is_accepted(client: httpx.AsyncClient, call
     assert len(calls.items) == 1
 
 
+async def test_a_framework_routes_write_carries_its_keys_effect_row(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    for key in ("note-1", "note-1", "note-2"):
+        assert (await client.post("/notes", headers={"Idempotency-Key": key})).status_code == 201
+    await client.post("/notes")  # without a key: no effect row
+    async with engine.connect() as conn:
+        marked = (await conn.execute(select(effects.c.key))).scalars().all()
+        notes = await conn.scalar(select(func.count()).where(outbox.c.topic == "notes"))
+    assert sorted(marked) == ["note-1", "note-2"]
+    assert notes == 3  # the repeat of note-1 was replayed, not run
+
+
 async def test_a_500_answer_is_not_stored(client: httpx.AsyncClient, calls: Calls) -> None:
     headers = {"Idempotency-Key": "retry-me"}
     first = await client.post("/flaky", headers=headers)
@@ -219,8 +237,9 @@ async def test_a_4xx_answer_is_replayed(client: httpx.AsyncClient, calls: Calls)
     assert second.content == first.content
 
 
-async def _reserve(engine: AsyncEngine, key: str, body: bytes, age: timedelta) -> None:
-    """A key claimed by a request that has not answered yet (no status), ``age`` ago."""
+async def _reserve(engine: AsyncEngine, key: str, body: bytes, lease_left: timedelta) -> None:
+    """A key claimed by another request that has not answered yet (no status), whose lease
+    runs out in ``lease_left`` (ran out already if negative)."""
     fingerprint = request_fingerprint("POST", "/items", b"", body)
     async with engine.begin() as conn:
         await conn.execute(
@@ -228,31 +247,33 @@ async def _reserve(engine: AsyncEngine, key: str, body: bytes, age: timedelta) -
                 scope=hashlib.sha256(b"").hexdigest(),
                 key=key,
                 request_hash=fingerprint,
-                created_at=utcnow() - age,
+                owner="another-request",
+                lease_until=utcnow() + lease_left,
+                created_at=utcnow() - timedelta(seconds=1),
             )
         )
 
 
-async def test_a_request_still_running_is_a_409(
+async def test_a_request_still_running_is_a_409_until_its_lease_runs_out(
     client: httpx.AsyncClient, engine: AsyncEngine, calls: Calls
 ) -> None:
     body = b'{"name":"pen","quantity":1}'
-    await _reserve(engine, "busy", body, timedelta(seconds=1))
+    await _reserve(engine, "busy", body, timedelta(seconds=2.5))
     response = await client.post(
         "/items",
         content=body,
         headers={"Idempotency-Key": "busy", "Content-Type": "application/json"},
     )
     _problem(response, 409, "idempotency-key-in-progress")
-    assert response.headers["retry-after"] == "1"
+    assert response.headers["retry-after"] in ("2", "3")  # the lease's rest, rounded up
     assert calls.items == []
 
 
-async def test_a_stale_claim_is_taken_over(
+async def test_a_claim_whose_lease_ran_out_is_taken_over(
     client: httpx.AsyncClient, engine: AsyncEngine, calls: Calls
 ) -> None:
     body = b'{"name":"pen","quantity":1}'
-    await _reserve(engine, "stale", body, timedelta(minutes=5))
+    await _reserve(engine, "stale", body, -timedelta(milliseconds=1))
     headers = {"Idempotency-Key": "stale", "Content-Type": "application/json"}
     first = await client.post("/items", content=body, headers=headers)
     second = await client.post("/items", content=body, headers=headers)
