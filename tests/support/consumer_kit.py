@@ -70,3 +70,11 @@ async def consume(
     async with db.connect() as conn:
         letters = [(r.message_id, r.error, r.attempts) for r in await conn.execute(query)]
     return Outcome(calls, letters)
+
+
+def refused_at_once(outcome: Outcome) -> str:
+    """The reason of the one dead letter a message left after one attempt (failing otherwise)."""
+    assert outcome.calls == 1, outcome
+    [(message_id, reason, attempts)] = outcome.letters
+    assert (message_id, attempts) == ("m0", 1)
+    return reason

@@ -161,11 +161,8 @@ async def test_a_write_without_ids_or_events_needs_neither(engine: AsyncEngine) 
 
 
 async def _on_behalf_of(claim: Claim, write: Any) -> Any:
-    token = fencing.bind(claim)
-    try:
+    with fencing.bound(claim):
         return await write()
-    finally:
-        fencing.unbind(token)
 
 
 async def test_an_item_whose_key_took_effect_elsewhere_fails_alone(shop: Widgets) -> None:

@@ -68,6 +68,13 @@ async def _claim(claims: Claims, key: str = "k") -> Claim:
     return taken
 
 
+async def _taken_over(claims: Claims, clock: Clock, key: str = "k") -> tuple[Claim, Claim]:
+    """A claim that stalled past its lease, and the retry's claim that took it over."""
+    stalled = await _claim(claims, key)
+    clock.advance(LEASE.total_seconds() + 0.1)
+    return stalled, await _claim(claims, key)
+
+
 def _problem(taken: object, code: str) -> Problem:
     assert isinstance(taken, Problem), taken
     assert taken.code == code
@@ -76,12 +83,9 @@ def _problem(taken: object, code: str) -> Problem:
 
 async def _effect(db: Database, claim: Claim, what: str) -> None:
     """What a request's handler does under its claim: one write in a unit of work."""
-    token = fencing.bind(claim)
-    try:
+    with fencing.bound(claim):
         async with db.transaction() as tx:
             await tx.execute(insert(effects_done).values(what=what))
-    finally:
-        fencing.unbind(token)
 
 
 async def _done(db: Database) -> list[str]:
@@ -107,9 +111,7 @@ async def test_a_claim_is_held_for_its_lease_and_a_retry_is_told_when_to_come_ba
 async def test_a_claim_whose_lease_ran_out_is_taken_over_and_the_old_owner_loses_it(
     claims: Claims, clock: Clock
 ) -> None:
-    first = await _claim(claims)
-    clock.advance(5.1)
-    second = await _claim(claims)
+    first, second = await _taken_over(claims, clock)
     assert second.owner != first.owner
     _problem(await claims.take(SCOPE, "k", FINGERPRINT), "idempotency-key-in-progress")
     assert not await claims.renew(first)
@@ -177,9 +179,7 @@ async def test_a_running_request_renews_its_lease(db: Database) -> None:
 async def test_only_the_first_effect_under_a_key_commits_and_its_answer_is_the_keys(
     claims: Claims, db: Database, clock: Clock
 ) -> None:
-    stalled = await _claim(claims)
-    clock.advance(6)
-    retry = await _claim(claims)  # took over while the first was stalled
+    stalled, retry = await _taken_over(claims, clock)
     await _effect(db, stalled, "first")
     with pytest.raises(ClaimLost):
         await _effect(db, retry, "second")
@@ -219,9 +219,7 @@ async def test_a_5xx_lets_the_key_go_unless_its_effect_committed(
 async def test_a_request_answered_after_losing_its_claim_stores_nothing(
     claims: Claims, clock: Clock
 ) -> None:
-    stalled = await _claim(claims)
-    clock.advance(6)
-    retry = await _claim(claims)
+    stalled, retry = await _taken_over(claims, clock)
     await claims.settle(stalled, 422, [], b"stale answer")
     await claims.settle(retry, 422, [], b"answer")
     assert await claims.take(SCOPE, "k", FINGERPRINT) == Replay(422, [], b"answer")
@@ -231,13 +229,10 @@ async def test_later_writes_of_a_request_whose_effect_committed_pass(
     claims: Claims, db: Database
 ) -> None:
     claim = await _claim(claims)
-    token = fencing.bind(claim)
-    try:
+    with fencing.bound(claim):
         for what in ("one", "two"):
             async with db.transaction() as tx:
                 await tx.execute(insert(effects_done).values(what=what))
-    finally:
-        fencing.unbind(token)
     assert await _done(db) == ["one", "two"]
 
 
@@ -245,12 +240,9 @@ async def test_a_task_started_by_a_request_writes_on_nobodys_behalf(
     claims: Claims, db: Database
 ) -> None:
     claim = await _claim(claims)
-    token = fencing.bind(claim)
-    try:
+    with fencing.bound(claim):
         assert fencing.pending() is claim
         assert await asyncio.create_task(_pending()) is None
-    finally:
-        fencing.unbind(token)
     assert fencing.pending() is None
 
 
@@ -270,17 +262,12 @@ async def test_the_batch_writer_fails_only_the_item_whose_key_took_effect_elsewh
 
     writer = db.writer(build, tables=((effects_done, ("what",)),))
     free_a, free_b = await _claim(claims, "a"), await _claim(claims, "b")
-    stalled = await _claim(claims, "c")
-    clock.advance(6)
-    retry = await _claim(claims, "c")
+    stalled, retry = await _taken_over(claims, clock, "c")
     await _effect(db, stalled, "c by the stalled request")
 
     async def submit(claim: Claim, item: str) -> Any:
-        token = fencing.bind(claim)
-        try:
+        with fencing.bound(claim):
             return await writer.submit(item)
-        finally:
-            fencing.unbind(token)
 
     try:
         results = await asyncio.gather(

@@ -18,6 +18,8 @@ never stored (the process died between the two).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -83,6 +85,16 @@ def bind(claim: Claim) -> Token[Claim | None]:
 
 def unbind(token: Token[Claim | None]) -> None:
     _claim.reset(token)
+
+
+@contextlib.contextmanager
+def bound(claim: Claim) -> Iterator[Claim]:
+    """``bind`` for the duration of a block."""
+    token = bind(claim)
+    try:
+        yield claim
+    finally:
+        unbind(token)
 
 
 def pending() -> Claim | None:

@@ -160,33 +160,28 @@ class Claims:
         expires = row.lease_until or row.created_at + LEGACY_LEASE
         if now < expires:
             return in_progress(expires - now)
-        async with self.db.transaction() as tx:  # take it over, unless another retry just did
-            taken = await tx.execute(
-                update(idempotency_keys)
-                .where(
-                    idempotency_keys.c.scope == claim.scope,
-                    idempotency_keys.c.key == claim.key,
-                    idempotency_keys.c.owner == row.owner,
-                    idempotency_keys.c.status.is_(None),
-                )
-                .values(owner=claim.owner, lease_until=now + self.lease)
-            )
-        return claim if taken.rowcount == 1 else in_progress(self.lease)
+        taken = await self._hold(claim, held_by=row.owner, until=now + self.lease)
+        return claim if taken else in_progress(self.lease)
 
     async def renew(self, claim: Claim) -> bool:
         """Extend the claim's lease; False if it is no longer the claim's (taken over)."""
+        return await self._hold(claim, held_by=claim.owner, until=self._clock() + self.lease)
+
+    async def _hold(self, claim: Claim, *, held_by: str | None, until: datetime) -> bool:
+        """Give the key to ``claim`` until ``until`` if ``held_by`` still holds it and no answer
+        is stored (a compare-and-set: of two retries taking a lapsed claim over, one wins)."""
         async with self.db.transaction() as tx:
-            renewed = await tx.execute(
+            held = await tx.execute(
                 update(idempotency_keys)
                 .where(
                     idempotency_keys.c.scope == claim.scope,
                     idempotency_keys.c.key == claim.key,
-                    idempotency_keys.c.owner == claim.owner,
+                    idempotency_keys.c.owner == held_by,
                     idempotency_keys.c.status.is_(None),
                 )
-                .values(lease_until=self._clock() + self.lease)
+                .values(owner=claim.owner, lease_until=until)
             )
-        return renewed.rowcount == 1
+        return held.rowcount == 1
 
     async def settle(
         self, claim: Claim, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes

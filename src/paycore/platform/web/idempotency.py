@@ -95,11 +95,10 @@ class IdempotencyMiddleware:
             await send(message)
 
         keeper = Keeper(claims, taken)
-        bound = fencing.bind(taken)
         try:
-            await self.app(scope, replaying(body, receive), capture)
+            with fencing.bound(taken):
+                await self.app(scope, replaying(body, receive), capture)
         finally:
-            fencing.unbind(bound)
             keeper.stop()
             await claims.settle(taken, status, out_headers, b"".join(chunks))
 
