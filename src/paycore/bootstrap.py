@@ -128,7 +128,11 @@ def build_api(
     idempotency = (
         IdempotencyMiddleware,
         # keyed: a stored fingerprint of a body with card data must not be reversible
-        {"db": lambda: state["runtime"].db, "secret": settings.secret_pepper.encode()},
+        {
+            "db": lambda: state["runtime"].db,
+            "secret": settings.secret_pepper.encode(),
+            "lease_seconds": settings.idempotency_lease_seconds,
+        },
     )
     fast_lane = (FastLane, {"routes": fast_routes})
     return create_app(

@@ -13,12 +13,19 @@ from fastapi.responses import HTMLResponse
 from starlette.datastructures import State
 from typing_extensions import TypedDict  # pydantic needs this one on 3.11
 
-from paycore.fulfillment.domain import ORDER_UID, InvalidOrder, Order, order_to_dict
+from paycore.fulfillment.domain import (
+    ORDER_UID,
+    DuplicateOrderUid,
+    InvalidOrder,
+    Order,
+    order_to_dict,
+)
 from paycore.fulfillment.messages import SHAPE, decode
-from paycore.fulfillment.service import TOPIC, OrderCache
+from paycore.fulfillment.service import TOPIC, OrderCache, refuse_clash
 from paycore.platform.errors import NotFound
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging.bus import Bus, Envelope
+from paycore.platform.persistence.uow import Database
 from paycore.platform.web.bodies import read_document
 from paycore.platform.web.fastlane import FastRequest, RawAnswer
 from paycore.platform.web.problems import Problem
@@ -35,6 +42,7 @@ class FulfillmentApi:
 
     cache: OrderCache
     bus: Bus
+    db: Database
 
 
 def of(state: State) -> FulfillmentApi:
@@ -89,15 +97,19 @@ async def get_order(request: FastRequest) -> RawAnswer:
     status_code=202,
     body=SHAPE,
     response_model=Accepted,
-    errors=(InvalidOrder,),
+    errors=(InvalidOrder, DuplicateOrderUid),
     summary="Submit an order: validated, then published to the orders topic",
 )
 async def submit(request: FastRequest) -> tuple[int, Accepted]:
+    """Validated as the worker validates it, and refused at once when its ``order_uid`` is
+    stored with other content (the worker would dead-letter it); the same order again is
+    accepted (stored once)."""
     read_document(request.body, request.headers.get("content-type"))
     order = decode(request.body)
-    await of(request.state).bus.publish(
-        [Envelope(TOPIC, request.body, id=uuid7(), key=order.order_uid)]
-    )
+    api = of(request.state)
+    async with api.db.connect() as conn:
+        await refuse_clash(conn, order)
+    await api.bus.publish([Envelope(TOPIC, request.body, id=uuid7(), key=order.order_uid)])
     return 202, {"order_uid": order.order_uid, "message": "Order accepted for processing"}
 
 

@@ -109,6 +109,16 @@ class InvalidOrder(DomainError):
             self.code = "validation-error"
 
 
+class DuplicateOrderUid(DomainError):
+    """An order with this ``order_uid`` is already stored with other content."""
+
+    code = "duplicate-order-uid"
+    status = 409
+
+    def __init__(self, order_uid: str) -> None:
+        super().__init__(f"order {order_uid} is already stored with other content")
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     name: str

@@ -22,7 +22,7 @@ async def mount_api(
     cache = OrderCache(runtime.db.connect, api.render, size=FulfillmentSettings().cache_size)
     warmed = await cache.warm()
     log.info("fulfillment cache warmed", extra={"orders": warmed})
-    app.state.fulfillment = api.FulfillmentApi(cache, runtime.bus)
+    app.state.fulfillment = api.FulfillmentApi(cache, runtime.bus, runtime.db)
     mount(app, api.routes, prefix, fast_routes)
 
 

@@ -10,8 +10,9 @@ from contextlib import AbstractAsyncContextManager
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.fulfillment import store
-from paycore.fulfillment.domain import InvalidOrder, Order
+from paycore.fulfillment.domain import DuplicateOrderUid, InvalidOrder, Order
 from paycore.fulfillment.messages import decode
+from paycore.platform.messaging.decoding import decode_each
 from paycore.platform.persistence.uow import Transaction
 
 TOPIC = "orders"
@@ -23,16 +24,10 @@ async def ingest(tx: Transaction, bodies: Sequence[bytes]) -> list[str | None]:
     """Validate and store a batch of consumed messages in the caller's unit of work. Returns,
     per message, None (stored, or a redelivery of an order already stored identically) or why
     it is refused (invalid, or an ``order_uid`` already stored with other content)."""
-    verdicts: list[str | None] = [None] * len(bodies)
+    decoded = decode_each(bodies, decode, own=InvalidOrder, describe=_refusal)
+    verdicts = decoded.verdicts
     fresh: dict[str, tuple[Order, str]] = {}
-    candidates: list[tuple[int, Order, str]] = []
-    for index, body in enumerate(bodies):
-        try:
-            order = decode(body)
-        except InvalidOrder as exc:
-            verdicts[index] = f"{exc.kind}: {exc}"
-            continue
-        candidates.append((index, order, store.content_hash(order)))
+    candidates = [(index, order, store.content_hash(order)) for index, order in decoded.values]
     stored = await store.stored_hashes(tx.conn, list({o.order_uid for _, o, _ in candidates}))
     for index, order, digest in candidates:
         known = stored.get(order.order_uid) or (
@@ -41,11 +36,23 @@ async def ingest(tx: Transaction, bodies: Sequence[bytes]) -> list[str | None]:
         if known is None:
             fresh[order.order_uid] = (order, digest)
         elif known != digest:
-            verdicts[index] = (
-                f"duplicate-order-uid: order {order.order_uid} is already stored with other content"
-            )
+            clash = DuplicateOrderUid(order.order_uid)
+            verdicts[index] = f"{clash.code}: {clash}"
     await store.insert_orders(tx, list(fresh.values()))
     return verdicts
+
+
+async def refuse_clash(conn: AsyncConnection, order: Order) -> None:
+    """``DuplicateOrderUid`` if the order's ``order_uid`` is stored with other content,
+    compared canonically (the content hash of the decoded order: key order and spacing do not
+    count). The same order again passes: the worker stores it once."""
+    stored = (await store.stored_hashes(conn, [order.order_uid])).get(order.order_uid)
+    if stored is not None and stored != store.content_hash(order):
+        raise DuplicateOrderUid(order.order_uid)
+
+
+def _refusal(exc: InvalidOrder) -> str:
+    return f"{exc.kind}: {exc}"
 
 
 class OrderCache:

@@ -18,6 +18,7 @@ from paycore.gateway.domain import PENDING, Card, NotFound, decide
 from paycore.platform.cards import CardKeyError, Hasher, Keyring, brand_of, last4
 from paycore.platform.clock import iso
 from paycore.platform.ids import uuid7
+from paycore.platform.messaging.decoding import decode_each
 from paycore.platform.money import from_cents
 from paycore.platform.observability.logging import correlation_id
 from paycore.platform.persistence.batch import Batch, GroupWriter
@@ -179,23 +180,23 @@ async def decide_transactions(
     message None (done) or why it is refused (malformed, or a card that cannot be decrypted:
     it becomes a dead letter, the transaction stays pending until an operator replays it),
     and the decisions this call stored, by message."""
-    verdicts: list[str | None] = [None] * len(bodies)
+    decoded = decode_each(bodies, messages.decode_transaction, own=messages.BadMessage)
+    verdicts = decoded.verdicts
     statuses: dict[int, str] = {}
-    parsed: list[tuple[int, messages.TransactionMessage]] = []
-    for index, body in enumerate(bodies):
-        try:
-            parsed.append((index, messages.decode_transaction(body)))
-        except messages.BadMessage as exc:
-            verdicts[index] = str(exc)
-    done = await store.decided(tx.conn, [m.id for _, m in parsed])
+    done = await store.decided(tx.conn, [m.id for _, m in decoded.values])
+    todo = [(index, m) for index, m in decoded.values if m.id not in done]
+    opened = decode_each(
+        [m for _, m in todo],
+        lambda m: messages.open_card(keyring, m),
+        own=(CardKeyError, messages.BadMessage),
+    )
+    for position, reason in enumerate(opened.verdicts):
+        if reason is not None:
+            verdicts[todo[position][0]] = reason
     records: list[store.DecisionRecord] = []
-    for index, message in parsed:
-        if message.id in done:
-            continue
-        try:
-            card = messages.open_card(keyring, message)
-        except (CardKeyError, messages.BadMessage) as exc:
-            verdicts[index] = str(exc)
+    for position, card in opened.values:
+        index, message = todo[position]
+        if message.id in done:  # the same transaction twice in the batch
             continue
         decision = decide(card, message.amount_cents, today)
         done.add(message.id)
@@ -232,13 +233,8 @@ async def apply_results(tx: Transaction, bodies: Sequence[bytes], *, now: dateti
     """Move each transaction from pending to its decision once, and queue one webhook
     delivery per decided transaction of an account with a webhook URL. A repeated result is
     harmless; a result for an unknown transaction is refused."""
-    verdicts: list[str | None] = [None] * len(bodies)
-    parsed: list[tuple[int, messages.ResultMessage]] = []
-    for index, body in enumerate(bodies):
-        try:
-            parsed.append((index, messages.decode_result(body)))
-        except messages.BadMessage as exc:
-            verdicts[index] = str(exc)
+    decoded = decode_each(bodies, messages.decode_result, own=messages.BadMessage)
+    verdicts, parsed = decoded.verdicts, decoded.values
     known = await store.pending_of(tx.conn, [r.id for _, r in parsed])
     updates: dict[str, store.Verdict] = {}
     webhooks: list[store.DeliveryRecord] = []

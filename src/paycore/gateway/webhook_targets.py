@@ -115,7 +115,11 @@ def _parsed(url: str) -> httpx.URL:
         raise TargetRefused("a webhook URL must start with http:// or https://")
     if parsed.userinfo:
         raise TargetRefused("a webhook URL must not carry a user name or password")
-    if not parsed.host:
+    try:
+        host = parsed.host  # an internationalised name is decoded here, and may not be one
+    except UnicodeError as exc:
+        raise TargetRefused(f"the webhook URL's host is not a valid name: {exc}") from None
+    if not host:
         raise TargetRefused("a webhook URL must name a host")
     return parsed
 

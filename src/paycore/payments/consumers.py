@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from paycore.payments import messages, store
-from paycore.payments.domain import InvalidPayment, Payment
+from paycore.payments.domain import InvalidPayment
 from paycore.payments.service import Dispatcher
 from paycore.platform.messaging.bus import Delivery, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Verdicts
+from paycore.platform.messaging.decoding import decode_each
 from paycore.platform.persistence.uow import Transaction
 
 GROUP = "payments-worker"
@@ -20,17 +21,10 @@ def intake(dispatcher: Dispatcher, *, batch: int = 500) -> tuple[Subscription, B
     the batch has committed."""
 
     async def handle(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
-        verdicts: list[str | None] = []
-        received: list[tuple[Payment, int]] = []
-        for delivery in deliveries:
-            try:
-                received.append(messages.decode(delivery.body))
-                verdicts.append(None)
-            except InvalidPayment as exc:
-                verdicts.append(str(exc))
-        recorded = await store.insert_received(tx, received)
+        decoded = decode_each([d.body for d in deliveries], messages.decode, own=InvalidPayment)
+        recorded = await store.insert_received(tx, [value for _, value in decoded.values])
         if recorded:
             tx.after_commit(lambda: dispatcher.add(recorded))
-        return verdicts
+        return decoded.verdicts
 
     return Subscription(messages.TOPIC, GROUP, batch=batch), handle

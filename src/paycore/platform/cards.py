@@ -187,6 +187,8 @@ class Keyring:
             return cipher.decrypt(sealed.nonce, sealed.ciphertext, bound_to.encode())
         except InvalidTag:
             raise CardKeyError("card envelope does not authenticate") from None
+        except ValueError as exc:  # a nonce of the wrong size
+            raise CardKeyError(f"card envelope is malformed: {exc}") from None
 
     def seal_text(self, text: str, bound_to: str) -> str:
         """``seal`` as one storable string: ``kid.nonce.ciphertext`` (base64url)."""

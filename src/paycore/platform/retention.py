@@ -16,8 +16,9 @@ from paycore.platform.clock import utcnow
 from paycore.platform.messaging.bus import Retention
 from paycore.platform.messaging.consumer import inbox
 from paycore.platform.messaging.deadletters import dead_letters
+from paycore.platform.persistence.fencing import effects
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.idempotency import idempotency_keys
+from paycore.platform.web.claims import idempotency_keys
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,9 @@ async def prune(
     keys_for: timedelta,
     topics: Retention | None = None,
 ) -> tuple[int, int, int]:
-    """Delete inbox entries, idempotency keys and the dead letters of the ``topics`` (seconds
-    each keeps its messages) older than their retention; returns the three counts."""
+    """Delete inbox entries, idempotency keys (and their effect rows) and the dead letters of
+    the ``topics`` (seconds each keeps its messages) older than their retention; returns how
+    many inbox entries, keys and dead letters."""
     now = utcnow()
     letters = 0
     async with db.transaction() as tx:
@@ -38,6 +40,7 @@ async def prune(
         old_keys = await tx.execute(
             delete(idempotency_keys).where(idempotency_keys.c.created_at < now - keys_for)
         )
+        await tx.execute(delete(effects).where(effects.c.committed_at < now - keys_for))
         for topic, seconds in (topics or {}).items():
             old_letters = await tx.execute(
                 delete(dead_letters).where(

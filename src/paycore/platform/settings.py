@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     )
     inbox_retention_hours: int = Field(168, ge=1, description="How long consumed ids are kept.")
     idempotency_retention_hours: int = Field(24, ge=1, description="How long keys are replayed.")
+    idempotency_lease_seconds: float = Field(
+        5.0,
+        ge=0.5,
+        le=600,
+        description="How long a running request holds its Idempotency-Key unless it renews it "
+        "(it does, every third of it); a retry after the process died proceeds once it ran out.",
+    )
     admin_token: str = Field(
         "", description="Operator credential of the admin routes; empty turns them off."
     )

@@ -1,6 +1,7 @@
 """The fulfillment service as deployed: `paycore api --context fulfillment --root` and
 `paycore worker --context fulfillment` on PostgreSQL and NATS; orders submitted over HTTP and
-through `paycore publish orders`; the lookup page driven in headless Chromium."""
+through `paycore publish orders`; the lookup page driven in headless Chromium, on a desktop's
+screen and on a phone's (nothing sticks out sideways)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from browser_kit import CHROMIUM, CHROMIUM_ARGS, overflowing, phone
 from playwright.sync_api import Page, sync_playwright
 from procs import paycore_env, paycore_process, until
 from servers import Server, free_port
@@ -102,6 +104,11 @@ def test_submitted_and_published_orders_can_be_looked_up(service: dict[str, Any]
         stored = until(lambda: (r := http.get(f"/orders/{SAMPLE['order_uid']}")).is_success and r)
         assert stored.json() == SAMPLE
 
+        # the uid of a stored order with other content: refused at once, never dropped later
+        clash = http.post("/orders", json=dict(SAMPLE, customer_id="someone-else"))
+        assert (clash.status_code, clash.json()["code"]) == (409, "duplicate-order-uid")
+        assert http.post("/orders", json=SAMPLE).status_code == 202  # the same order again
+
         broken = dict(SAMPLE, payment=dict(SAMPLE["payment"], amount=1))
         refused = http.post("/orders", json=broken)
         assert refused.status_code == 422
@@ -159,31 +166,33 @@ def test_the_lookup_page_shows_an_order_and_says_when_there_is_none(
         assert http.post("/orders", json=SAMPLE).status_code == 202
         until(lambda: http.get(f"/orders/{SAMPLE['order_uid']}").is_success)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        page: Page = browser.new_page()
-        page.goto(service["base"] + "/")
-        page.fill("#uid", SAMPLE["order_uid"])
-        page.click("button[type=submit]")
-        page.wait_for_selector("text=Order b563feb7b2b84b6test")
-        text = page.inner_text("#result")
-        for expected in ("WBILMTESTTRACK", "Test Testov", "1817 USD", "Mascaras", "Vivienne Sabo"):
-            assert expected in text
-        page.screenshot(path=str(service["dir"] / "lookup.png"), full_page=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for name, opened in (("desktop", browser.new_page), ("phone", lambda: phone(browser))):
+            page: Page = opened()
+            page.goto(service["base"] + "/")
+            assert overflowing(page) == [], f"the empty page on a {name}"
+            page.fill("#uid", SAMPLE["order_uid"])
+            page.click("button[type=submit]")
+            page.wait_for_selector("text=Order b563feb7b2b84b6test")
+            text = page.inner_text("#result")
+            for expected in (
+                "WBILMTESTTRACK",
+                "Test Testov",
+                "1817 USD",
+                "Mascaras",
+                "Vivienne Sabo",
+            ):
+                assert expected in text
+            assert overflowing(page) == [], f"an order shown on a {name}"
+            page.screenshot(path=str(service["dir"] / f"lookup-{name}.png"), full_page=True)
 
-        page.fill("#uid", "does-not-exist")
-        page.click("button[type=submit]")
-        page.wait_for_selector(".message")
-        assert page.inner_text(".message") == 'No order with id "does-not-exist".'
-        assert page.url == service["base"] + "/?order=does-not-exist"  # a link to what is shown
+            page.fill("#uid", "does-not-exist")
+            page.click("button[type=submit]")
+            page.wait_for_selector(".message")
+            assert page.inner_text(".message") == 'No order with id "does-not-exist".'
+            assert page.url == service["base"] + "/?order=does-not-exist"  # a link to what is shown
+            assert overflowing(page) == [], f"an unknown order on a {name}"
+            page.close()
 
         # A link names an order (`paycore publish orders` prints such links): it is shown.
         linked = browser.new_page()
@@ -192,3 +201,44 @@ def test_the_lookup_page_shows_an_order_and_says_when_there_is_none(
         assert linked.input_value("#uid") == SAMPLE["order_uid"]
         assert "Vivienne Sabo" in linked.inner_text("#result")
         browser.close()
+
+
+def test_two_contents_for_one_new_uid_in_flight_are_never_dropped_silently(
+    service: dict[str, Any],
+) -> None:
+    """Both submitted before either is stored: the first stored wins; the other, if it was
+    accepted, is a dead letter with the reason (as the README says)."""
+    first = dict(SAMPLE, order_uid="race-uid-1")
+    second = dict(first, customer_id="someone-else")
+    with httpx.Client(base_url=service["base"], timeout=10) as http:
+        answers = [http.post("/orders", json=order).status_code for order in (first, second)]
+        assert answers[0] == 202
+        assert answers[1] in (202, 409)
+        stored = until(lambda: (r := http.get("/orders/race-uid-1")).is_success and r).json()
+    if answers[1] == 409:
+        return
+    loser = second if stored == first else first
+
+    def letters() -> list[dict[str, Any]]:
+        listed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "paycore",
+                "dead-letters",
+                "list",
+                "--topic",
+                "orders",
+                "--json",
+            ],
+            env=service["env"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return [json.loads(line) for line in listed.stdout.splitlines()]
+
+    [letter] = until(letters, timeout=30)
+    assert letter["error"].startswith("duplicate-order-uid: order race-uid-1 is already stored")
+    assert json.loads(letter["body"]) == loser

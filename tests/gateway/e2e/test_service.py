@@ -1,8 +1,9 @@
 """The gateway as deployed: `paycore api --context gateway` and `paycore worker --context
 gateway` on SQLite and NATS JetStream, a real webhook receiver; then the database file, every
 log and the broker's own storage scanned for the card numbers used. The dashboard is driven in
-Debian's headless Chromium. The API's guards as a client meets them: a capped number of
-dashboard streams, a client address shut out after failed secrets."""
+Debian's headless Chromium, also on a phone's screen (nothing sticks out sideways). The API's
+guards as a client meets them: a capped number of dashboard streams, a client address shut out
+after failed secrets."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from browser_kit import CHROMIUM, CHROMIUM_ARGS, overflowing, phone
 from gateway_kit import (
     ADMIN_TOKEN,
     CARDS,
@@ -32,13 +34,6 @@ from paycore.gateway.crypto import verify_webhook
 from paycore.schema import upgrade
 
 SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "screenshots" / "gateway-dashboard.png"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -204,7 +199,7 @@ def test_the_dashboard_shows_transactions_live(deployment: dict[str, Any]) -> No
     shop = create_account(base, "Loja da Ana")
     auth = {"Authorization": f"Bearer {shop['secret']}"}
     with sync_playwright() as p, httpx.Client(base_url=base, timeout=10) as http:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page: Page = browser.new_page(viewport={"width": 1360, "height": 900})
         page.goto(base + "/gateway/dashboard")
 
@@ -263,4 +258,42 @@ def test_the_dashboard_shows_transactions_live(deployment: dict[str, Any]) -> No
         expect(page.locator("#login-view")).to_be_visible()
         page.reload()
         expect(page.locator("#login-view")).to_be_visible()  # the session is gone
+        browser.close()
+
+
+def test_the_dashboard_fits_a_phone_screen(deployment: dict[str, Any]) -> None:
+    base = deployment["base"]
+    shop = create_account(base, "Loja da Ana Maria de Souza Comércio de Papelaria Ltda")
+    auth = {"Authorization": f"Bearer {shop['secret']}"}
+    with sync_playwright() as p, httpx.Client(base_url=base, timeout=10) as http:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = phone(browser)
+        page.goto(base + "/gateway/dashboard")
+        expect(page.locator("#login-view")).to_be_visible()
+        assert overflowing(page) == [], "the login page"
+
+        page.fill("#secret", "pcsk_not-a-real-secret")
+        page.click("#login-form button[type=submit]")
+        expect(page.locator("#login-error")).to_have_text("Invalid secret.")
+        assert overflowing(page) == [], "the login page with its error"
+
+        page.fill("#secret", shop["secret"])
+        page.click("#login-form button[type=submit]")
+        expect(page.locator("#live")).to_have_text("live")
+        assert overflowing(page) == [], "logged in, no transaction yet"
+
+        sent = [
+            http.post("/gateway/transactions", json=transaction(n), headers=auth).json()
+            for n in range(12)
+        ]
+        expect(page.locator("#transactions tbody tr")).to_have_count(12)
+        expect(page.locator("#transactions .status.pending")).to_have_count(0, timeout=30_000)
+        expect(page.locator("#count-total")).to_have_text("12")
+        page.wait_for_timeout(1200)  # one chart redraw
+        assert overflowing(page) == [], "with transactions"
+
+        page.locator(f'#transactions tr[data-id="{sent[3]["id"]}"]').click()
+        expect(page.locator('#detail-fields dd[data-field="id"]')).to_have_text(sent[3]["id"])
+        assert overflowing(page) == [], "with a transaction's detail open"
+        page.screenshot(path=str(deployment["dir"] / "dashboard-phone.png"), full_page=True)
         browser.close()

@@ -35,11 +35,8 @@ from paycore.platform.messaging.relay import Relay
 from paycore.platform.persistence.outbox import outbox
 from paycore.platform.persistence.uow import Database
 from paycore.platform.settings import Settings
-from paycore.platform.web.idempotency import (
-    IdempotencyMiddleware,
-    idempotency_keys,
-    request_fingerprint,
-)
+from paycore.platform.web.claims import idempotency_keys
+from paycore.platform.web.idempotency import IdempotencyMiddleware, request_fingerprint
 from paycore.platform.web.ratelimit import FailureLimit, RateLimiter
 from paycore.platform.web.server import server_options
 

@@ -50,6 +50,7 @@ def test_addresses_are_judged_by_kind(address: str, kind: str | None) -> None:
         ("file:///etc/passwd", "must start with http:// or https://"),
         ("https://user:pw@shop.example/hook", "must not carry a user name or password"),
         ("https://token@shop.example/hook", "must not carry a user name or password"),
+        ("http://xn--moa-gga6313dzj25c/", "host is not a valid name"),  # ¶ in a name
         ("http://127.0.0.1:8080/hook", "host 127.0.0.1 is a loopback address"),
         ("http://[::1]/hook", "host ::1 is a loopback address"),
         ("http://[::ffff:7f00:1]/hook", "host ::ffff:7f00:1 is a loopback address"),

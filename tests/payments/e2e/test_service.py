@@ -79,6 +79,14 @@ BAD = [
     (b'{"correlationId":"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3","amount":"1"}', 422, None),
     (b'{"correlationId":"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3"}', 422, "validation-error"),
     (b"[" * 10_000, 413, "body-too-large"),
+    (
+        b'{"correlationId":"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3","amount":'
+        + b"[" * 2000
+        + b"]" * 2000
+        + b"}",
+        400,
+        "malformed-json",
+    ),
 ]
 
 

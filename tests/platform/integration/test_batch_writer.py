@@ -1,6 +1,7 @@
 """The batch writer behind the unit of work, on both engines: group commit into several tables
 and the outbox, ids drawn ahead, events and hooks after the commit only, a refused item
-failing alone, values processed as through SQLAlchemy."""
+failing alone, values processed as through SQLAlchemy; writes made under an Idempotency-Key
+claim commit once per key (``fencing``), in a unit of work and in a batch."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, func, select
+from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.bus import Envelope
+from paycore.platform.persistence import fencing
 from paycore.platform.persistence.batch import Batch, GroupWriter
 from paycore.platform.persistence.db import BIG_ID, UtcDateTime
+from paycore.platform.persistence.fencing import Claim, ClaimLost
 from paycore.platform.persistence.outbox import outbox
 from paycore.platform.persistence.uow import Database
 
@@ -155,3 +158,50 @@ async def test_a_write_without_ids_or_events_needs_neither(engine: AsyncEngine) 
     writer = Database(engine).writer(build, tables=((widgets, ("id", "name", "made_at")),))
     assert await writer.submit("only") == 10
     await writer.stop()
+
+
+async def _on_behalf_of(claim: Claim, write: Any) -> Any:
+    with fencing.bound(claim):
+        return await write()
+
+
+async def test_an_item_whose_key_took_effect_elsewhere_fails_alone(shop: Widgets) -> None:
+    async with shop.db.transaction() as tx:  # another request's effect under "taken"
+        await fencing.mark(tx.conn, Claim("caller", "taken", "first"), utcnow())
+    claims = [
+        Claim("caller", "a", "o-a"),
+        Claim("caller", "taken", "o-b"),
+        Claim("caller", "c", "o-c"),
+    ]
+    outcomes = await asyncio.gather(
+        *(
+            _on_behalf_of(claim, lambda name=name: shop.writer.submit((name, None)))
+            for claim, name in zip(claims, "abc", strict=True)
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], ClaimLost)
+    assert await shop.counts() == [2, 4, 2]
+    assert sorted(e.body for events in shop.handed for e in events) == [b"a", b"c"]
+    async with shop.db.connect() as conn:
+        marked = (await conn.execute(select(fencing.effects.c.key, fencing.effects.c.owner))).all()
+    assert sorted(map(tuple, marked)) == [("a", "o-a"), ("c", "o-c"), ("taken", "first")]
+
+
+async def test_two_units_of_work_under_one_key_commit_once(engine: AsyncEngine) -> None:
+    db = Database(engine)
+
+    async def make(name: str) -> None:
+        async with db.transaction() as tx:
+            await tx.execute(insert(widgets).values(name=name, made_at=utcnow()))
+
+    outcomes = await asyncio.gather(
+        *(
+            _on_behalf_of(Claim("caller", "k", owner), lambda owner=owner: make(owner))
+            for owner in ("one", "two")
+        ),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["ClaimLost", "NoneType"]
+    async with db.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(widgets))).scalar_one() == 1

@@ -42,6 +42,14 @@ def test_an_envelope_is_bound_to_its_transaction_and_tamper_evident() -> None:
     assert ring.seal(b"card", "tx-1").nonce != sealed.nonce  # a fresh nonce every time
 
 
+@pytest.mark.parametrize("nonce", [b"", b"1234", b"n" * 200])
+def test_an_envelope_with_a_nonce_of_the_wrong_size_does_not_open(nonce: bytes) -> None:
+    ring = Keyring.parse(f"k1:{key()}")
+    sealed = ring.seal(b"card", "tx-1")
+    with pytest.raises(CardKeyError, match="malformed"):
+        ring.open(Sealed(sealed.kid, nonce, sealed.ciphertext), "tx-1")
+
+
 @pytest.mark.parametrize(
     "setting",
     ["k1", "k1:", ":abc", "k1:not base64!", "k1:" + base64.b64encode(b"short").decode()],

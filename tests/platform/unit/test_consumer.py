@@ -25,6 +25,7 @@ from paycore.platform.clock import utcnow
 from paycore.platform.messaging import deadletters
 from paycore.platform.messaging.bus import Delivery, Subscription
 from paycore.platform.messaging.consumer import Consumer, RetryPolicy, Verdicts
+from paycore.platform.messaging.decoding import decode_each
 from paycore.platform.messaging.relay import LEFTOVER, Relay
 from paycore.platform.observability import metrics
 from paycore.platform.observability.logging import correlation_id
@@ -346,3 +347,19 @@ async def test_a_polling_round_that_finds_no_old_row_leaves_the_backlog_gauge(
     assert await relay.relay_once() == 1
     assert await relay.relay_once() == 0
     assert metrics.outbox_backlog._value.get() == 0
+
+
+def test_whatever_a_decoder_raises_is_a_refusal_with_a_reason() -> None:
+    def decode(body: bytes) -> int:
+        if body == b"bad":
+            raise LookupError("one of its own refusals")
+        return int(body)  # b"x": a ValueError it did not foresee
+
+    decoded = decode_each([b"1", b"bad", b"x", b"2"], decode, own=LookupError)
+    assert decoded.values == [(0, 1), (3, 2)]
+    assert decoded.verdicts == [
+        None,
+        "one of its own refusals",
+        "undecodable (ValueError): invalid literal for int() with base 10: b'x'",
+        None,
+    ]

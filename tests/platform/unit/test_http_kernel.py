@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,21 +12,20 @@ import httpx
 import pytest
 from fastapi import FastAPI, Response
 from pydantic import BaseModel
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from web_kit import served
 
 from paycore.platform.clock import utcnow
 from paycore.platform.errors import DomainError
+from paycore.platform.persistence.fencing import effects
+from paycore.platform.persistence.outbox import outbox
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.app import PaycoreAPI, create_app, install_probes
 from paycore.platform.web.bodies import Input
+from paycore.platform.web.claims import idempotency_keys
 from paycore.platform.web.fastlane import FastRequest, RawAnswer
-from paycore.platform.web.idempotency import (
-    IdempotencyMiddleware,
-    idempotency_keys,
-    request_fingerprint,
-)
+from paycore.platform.web.idempotency import IdempotencyMiddleware, caller, request_fingerprint
 from paycore.platform.web.problems import Problem
 from paycore.platform.web.responses import JSONResponse
 from paycore.platform.web.routes import Routes
@@ -67,10 +65,20 @@ def _app(engine: AsyncEngine, calls: Calls) -> FastAPI:
             headers={"Location": f"/items/{n}", "X-Internal": "not-kept"},
         )
 
+    @app.post("/notes", status_code=201)
+    async def write_note() -> Response:  # a write through the unit of work
+        async with Database(engine).transaction() as tx:
+            tx.publish("notes", b"a note")
+        return JSONResponse({"written": True}, status_code=201)
+
     @app.post("/flaky")
     async def flaky() -> Response:
         calls.failures += 1
         return JSONResponse({"attempt": calls.failures}, status_code=500)
+
+    @app.post("/locked")
+    async def locked() -> Response:
+        raise Problem(401, "unauthorized", "A credential is required.")
 
     @app.post("/crash")
     async def crash() -> Response:
@@ -149,10 +157,33 @@ async def test_same_key_with_another_body_is_refused(
     assert len(calls.items) == 1
 
 
-async def test_same_key_on_another_path_is_refused(client: httpx.AsyncClient) -> None:
+async def test_a_key_is_the_routes_own(client: httpx.AsyncClient, calls: Calls) -> None:
+    """One key on two routes is two keys (a client's keys need only be unique per route)."""
     headers = {"Idempotency-Key": "key-1"}
     await client.post("/items", json={"name": "pen", "quantity": 2}, headers=headers)
-    _problem(await client.post("/flaky", headers=headers), 422, "idempotency-key-reused")
+    other = await client.post("/flaky", headers=headers)
+    assert (other.status_code, calls.failures) == (500, 1)  # it ran
+    again = await client.post("/items", json={"name": "pen", "quantity": 3}, headers=headers)
+    _problem(again, 422, "idempotency-key-reused")  # on its own route, still one request
+
+
+async def test_a_refusal_of_the_caller_is_not_kept(client: httpx.AsyncClient) -> None:
+    """A 401 (or 403, 429) did nothing: the same key is free for the next try."""
+    headers = {"Idempotency-Key": "key-auth"}
+    first = await client.post("/locked", headers=headers)
+    second = await client.post("/locked", headers=headers)
+    assert (first.status_code, second.status_code) == (401, 401)
+    assert "idempotent-replayed" not in second.headers
+
+
+async def test_a_session_is_a_credential_of_its_own(client: httpx.AsyncClient) -> None:
+    """An answer made for one session is never replayed to a request without it."""
+    headers = {"Idempotency-Key": "key-session"}
+    body = {"name": "pen", "quantity": 2}
+    with_session = await client.post("/items", json=body, headers={**headers, "Cookie": "s=1"})
+    without = await client.post("/items", json=body, headers=headers)
+    assert with_session.status_code == without.status_code == 201
+    assert "idempotent-replayed" not in without.headers
 
 
 async def test_without_a_key_every_request_runs(client: httpx.AsyncClient, calls: Calls) -> None:
@@ -191,6 +222,19 @@ async def test_key_of_255_characters_is_accepted(client: httpx.AsyncClient, call
     assert len(calls.items) == 1
 
 
+async def test_a_framework_routes_write_carries_its_keys_effect_row(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    for key in ("note-1", "note-1", "note-2"):
+        assert (await client.post("/notes", headers={"Idempotency-Key": key})).status_code == 201
+    await client.post("/notes")  # without a key: no effect row
+    async with engine.connect() as conn:
+        marked = (await conn.execute(select(effects.c.key))).scalars().all()
+        notes = await conn.scalar(select(func.count()).where(outbox.c.topic == "notes"))
+    assert sorted(marked) == ["note-1", "note-2"]
+    assert notes == 3  # the repeat of note-1 was replayed, not run
+
+
 async def test_a_500_answer_is_not_stored(client: httpx.AsyncClient, calls: Calls) -> None:
     headers = {"Idempotency-Key": "retry-me"}
     first = await client.post("/flaky", headers=headers)
@@ -220,40 +264,43 @@ async def test_a_4xx_answer_is_replayed(client: httpx.AsyncClient, calls: Calls)
     assert second.content == first.content
 
 
-async def _reserve(engine: AsyncEngine, key: str, body: bytes, age: timedelta) -> None:
-    """A key claimed by a request that has not answered yet (no status), ``age`` ago."""
+async def _reserve(engine: AsyncEngine, key: str, body: bytes, lease_left: timedelta) -> None:
+    """A key claimed by another request that has not answered yet (no status), whose lease
+    runs out in ``lease_left`` (ran out already if negative)."""
     fingerprint = request_fingerprint("POST", "/items", b"", body)
     async with engine.begin() as conn:
         await conn.execute(
             insert(idempotency_keys).values(
-                scope=hashlib.sha256(b"").hexdigest(),
+                scope=caller({}, "POST", "/items"),
                 key=key,
                 request_hash=fingerprint,
-                created_at=utcnow() - age,
+                owner="another-request",
+                lease_until=utcnow() + lease_left,
+                created_at=utcnow() - timedelta(seconds=1),
             )
         )
 
 
-async def test_a_request_still_running_is_a_409(
+async def test_a_request_still_running_is_a_409_until_its_lease_runs_out(
     client: httpx.AsyncClient, engine: AsyncEngine, calls: Calls
 ) -> None:
     body = b'{"name":"pen","quantity":1}'
-    await _reserve(engine, "busy", body, timedelta(seconds=1))
+    await _reserve(engine, "busy", body, timedelta(seconds=2.5))
     response = await client.post(
         "/items",
         content=body,
         headers={"Idempotency-Key": "busy", "Content-Type": "application/json"},
     )
     _problem(response, 409, "idempotency-key-in-progress")
-    assert response.headers["retry-after"] == "1"
+    assert response.headers["retry-after"] in ("2", "3")  # the lease's rest, rounded up
     assert calls.items == []
 
 
-async def test_a_stale_claim_is_taken_over(
+async def test_a_claim_whose_lease_ran_out_is_taken_over(
     client: httpx.AsyncClient, engine: AsyncEngine, calls: Calls
 ) -> None:
     body = b'{"name":"pen","quantity":1}'
-    await _reserve(engine, "stale", body, timedelta(minutes=5))
+    await _reserve(engine, "stale", body, -timedelta(milliseconds=1))
     headers = {"Idempotency-Key": "stale", "Content-Type": "application/json"}
     first = await client.post("/items", content=body, headers=headers)
     second = await client.post("/items", content=body, headers=headers)
@@ -542,6 +589,28 @@ async def test_a_body_over_the_limit_is_refused_before_anything_reads_it() -> No
     assert fits.status_code == 200
     _problem(declared, 413, "body-too-large")
     _problem(streamed, 413, "body-too-large")
+
+
+async def test_a_route_that_takes_no_body_never_runs_for_an_oversized_one() -> None:
+    app = create_app("limits", max_body=64)
+    purged: list[bool] = []
+
+    @app.post("/purge")
+    async def purge() -> dict[str, str]:  # reads no body: the request alone acts
+        purged.append(True)
+        return {"message": "purged"}
+
+    async def chunks(count: int) -> AsyncIterator[bytes]:  # no Content-Length: streamed
+        for _ in range(count):
+            yield b"x" * 16
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        refused = await http.post("/purge", content=chunks(100))
+        assert purged == []
+        fits = await http.post("/purge", content=chunks(2))
+    _problem(refused, 413, "body-too-large")
+    assert (fits.status_code, purged) == (200, [True])
 
 
 async def test_the_idempotency_layer_reads_no_more_than_the_limit(engine: AsyncEngine) -> None:

@@ -65,6 +65,9 @@ def test_to_cents_of_many_values_never_drifts() -> None:
         "1.2.3",
         "$5",
         "5 EUR",
+        "1e999999",  # times 100 overflows the decimal context
+        Decimal("1e999999"),
+        "1234567890123456789012345678.001",  # quantized, more digits than the context holds
     ],
 )
 def test_to_cents_refuses(amount: object) -> None:

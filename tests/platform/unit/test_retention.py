@@ -13,7 +13,7 @@ from paycore.platform.messaging.consumer import inbox
 from paycore.platform.messaging.deadletters import dead_letters
 from paycore.platform.persistence.uow import Database
 from paycore.platform.retention import prune
-from paycore.platform.web.idempotency import idempotency_keys
+from paycore.platform.web.claims import idempotency_keys
 
 
 async def test_prune_removes_only_what_is_older_than_its_retention(engine: AsyncEngine) -> None:

@@ -10,6 +10,7 @@ from paycore.commerce.analytics.board import Board
 from paycore.commerce.domain import Order
 from paycore.platform.messaging.bus import Delivery, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Verdicts
+from paycore.platform.messaging.decoding import decode_each
 from paycore.platform.persistence.uow import Transaction
 
 GROUP = "analytics"
@@ -35,23 +36,20 @@ def analytics_subscriptions(
 
 def _recorder(board: Board, source: str, decode: Callable[[bytes], Order]) -> BatchHandler:
     async def handle(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
-        verdicts: list[str | None] = [None] * len(deliveries)
-        decoded: list[tuple[int, service.Received]] = []
-        for index, delivery in enumerate(deliveries):
-            try:
-                order = decode(delivery.body)
-            except messages.BadMessage as exc:
-                verdicts[index] = str(exc)
-                continue
-            decoded.append((index, service.Received(order, delivery.id, delivery.body)))
+        decoded = decode_each([d.body for d in deliveries], decode, own=messages.BadMessage)
+        verdicts = decoded.verdicts
+        received = [
+            (index, service.Received(order, deliveries[index].id, deliveries[index].body))
+            for index, order in decoded.values
+        ]
         recorded = await service.record_orders(
             tx,
-            [r for _, r in decoded],
+            [r for _, r in received],
             board=board,
             source=source,
             topic=deliveries[0].topic if deliveries else "",
         )
-        for (index, _), verdict in zip(decoded, recorded, strict=True):
+        for (index, _), verdict in zip(received, recorded, strict=True):
             verdicts[index] = verdict
         return verdicts
 

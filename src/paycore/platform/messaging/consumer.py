@@ -2,9 +2,11 @@
 ack after commit, bounded retries with exponential backoff and jitter, then dead letters.
 
 A handler gets the open unit of work (``Transaction``) and the batch's new deliveries, and
-answers, per delivery, None (done) or why it is rejected (bad JSON, wrong schema: retrying
-cannot help), and the rejected go to the dead letters at once. Any exception is retried, one
-message per transaction; after the last attempt the message is dead-lettered with the error.
+answers, per delivery, None (done) or why it is rejected (a message that does not decode, with
+whatever exception: retrying cannot help, see ``decoding``), and the rejected go to the dead
+letters at once. An exception the handler raises is taken as transient (the database went
+away) and retried, one message per transaction; after the last attempt the message is
+dead-lettered with the error.
 Side effects outside the database must be idempotent and happen before the handler returns (the
 commit, which records the messages as done, comes last), or be after-commit hooks of the unit
 of work.

@@ -18,6 +18,10 @@ value) is retried item by item, so one bad item fails alone; any other failure (
 connection: the commit may or may not have happened) fails the whole batch rather than risk
 writing it twice. Once a batch has committed, its events and hooks go to ``committed`` (the
 unit of work's: the relay's hand-off, then the hooks).
+
+An item submitted on behalf of a request under an ``Idempotency-Key`` carries the key's effect
+row (``fencing``) into its batch. If another request's effect under that key committed first,
+the batch is refused, retried item by item, and that item alone fails with ``ClaimLost``.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.bus import Envelope
-from paycore.platform.persistence import outbox, sqlite_driver
+from paycore.platform.persistence import fencing, outbox, sqlite_driver
 from paycore.platform.persistence.db import SQLITE_PRAGMAS, sqlite_file
 from paycore.platform.persistence.pg_batch import DirectConnection, IdBlocks, MultiInsert
 from paycore.platform.persistence.sqlite_batch import ManyInserts, next_ids
@@ -105,14 +109,38 @@ class GroupWriter(Generic[T, R]):
     ) -> None:
         plan = _Plan(build, tables, ids_from, committed)
         writes = _SQLiteWrites if engine.dialect.name == "sqlite" else _PostgresWrites
-        self._commit: GroupCommit[T, R] = GroupCommit(writes(engine, plan), max_batch=max_batch)
+        self._engine = engine
+        self._commit: GroupCommit[_Item[T], R] = GroupCommit(
+            writes(engine, plan), max_batch=max_batch
+        )
 
     async def submit(self, item: T) -> R:
-        return await self._commit.submit(item)
+        claim = fencing.pending()
+        try:
+            result = await self._commit.submit(_Item(item, claim))
+        except IntegrityError:
+            if claim is not None and await self._lost(claim):
+                raise fencing.ClaimLost from None
+            raise
+        if claim is not None:
+            claim.committed = True
+        return result
 
     async def stop(self) -> None:
         """Finish what was submitted, then close the writer's connection."""
         await self._commit.stop()
+
+    async def _lost(self, claim: fencing.Claim) -> bool:
+        async with self._engine.connect() as conn:
+            return await fencing.lost(conn, claim)
+
+
+@dataclass(frozen=True, slots=True)
+class _Item(Generic[T]):
+    """A submitted item, and the claim of the request it is written for (if any)."""
+
+    value: T
+    claim: fencing.Claim | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,33 +153,47 @@ class _Plan(Generic[T, R]):
     ids_from: Column[Any] | None
     committed: Committed
 
-    def rows_per_table(self, batch: Batch) -> list[Sequence[Mapping[str, Any]]]:
+    @property
+    def targets(self) -> list[tuple[Table, Sequence[str]]]:
+        """Every table a batch writes, in order: the context's, effect rows, the outbox."""
+        return [
+            *self.tables,
+            (fencing.effects, fencing.COLUMNS),
+            (outbox.outbox, outbox.ROW_COLUMNS),
+        ]
+
+    def write(
+        self, items: Sequence[_Item[T]], ids: Sequence[int]
+    ) -> tuple[Sequence[R], Batch, list[Sequence[Mapping[str, Any]]]]:
+        """``build``'s batch of ``items``: the results, the batch, and its rows per target."""
+        batch = Batch()
+        results = self.build([item.value for item in items], ids, batch)
         declared = {table for table, _ in self.tables}
         if undeclared := [t.name for t in batch.rows if t not in declared]:
             raise ValueError(f"the writer was not given these tables: {', '.join(undeclared)}")
-        return [batch.rows.get(table, ()) for table, _ in self.tables]
-
-
-def _outbox_rows(batch: Batch) -> list[dict[str, Any]]:
-    return [outbox.row(e, batch.now) for e in batch.events]
+        rows: list[Sequence[Mapping[str, Any]]] = [batch.rows.get(t, []) for t, _ in self.tables]
+        rows.append([item.claim.row(batch.now) for item in items if item.claim is not None])
+        rows.append([outbox.row(e, batch.now) for e in batch.events])
+        return results, batch, rows
 
 
 class _SQLiteWrites(Generic[T, R]):
     def __init__(self, engine: AsyncEngine, plan: _Plan[T, R]) -> None:
         self._file = sqlite_file(engine.url)
         self._plan = plan
-        self._insert = ManyInserts(engine, *plan.tables, (outbox.outbox, outbox.ROW_COLUMNS))
+        self._insert = ManyInserts(engine, *plan.targets)
         self._conn: sqlite_driver.Connection | None = None
 
-    def _write(self, db: sqlite3.Connection, items: Sequence[T]) -> tuple[Sequence[R], Batch]:
+    def _write(
+        self, db: sqlite3.Connection, items: Sequence[_Item[T]]
+    ) -> tuple[Sequence[R], Batch]:
         ids_from = self._plan.ids_from
         ids = next_ids(db, ids_from, len(items)) if ids_from is not None else ()
-        batch = Batch()
-        results = self._plan.build(items, ids, batch)
-        self._insert(db, *self._plan.rows_per_table(batch), _outbox_rows(batch))
+        results, batch, rows = self._plan.write(items, ids)
+        self._insert(db, *rows)
         return results, batch
 
-    async def __call__(self, items: Sequence[T]) -> Sequence[R]:
+    async def __call__(self, items: Sequence[_Item[T]]) -> Sequence[R]:
         if self._conn is None:
             self._conn = await sqlite_driver.connect(self._file, SQLITE_PRAGMAS)
         try:
@@ -172,13 +214,12 @@ class _PostgresWrites(Generic[T, R]):
         self._conn = DirectConnection(engine.url)
         self._plan = plan
         self._ids = IdBlocks(plan.ids_from) if plan.ids_from is not None else None
-        self._insert = MultiInsert(*plan.tables, (outbox.outbox, outbox.ROW_COLUMNS))
+        self._insert = MultiInsert(*plan.targets)
 
-    async def __call__(self, items: Sequence[T]) -> Sequence[R]:
+    async def __call__(self, items: Sequence[_Item[T]]) -> Sequence[R]:
         ids = await self._ids.take(self._conn, len(items)) if self._ids is not None else ()
-        batch = Batch()
-        results = self._plan.build(items, ids, batch)
-        await self._insert(self._conn, *self._plan.rows_per_table(batch), _outbox_rows(batch))
+        results, batch, rows = self._plan.write(items, ids)
+        await self._insert(self._conn, *rows)
         self._plan.committed(batch)
         return results
 

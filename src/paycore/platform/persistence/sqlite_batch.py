@@ -89,6 +89,8 @@ class ManyInserts:
         if len(rows_per_table) != len(self._targets):
             raise ValueError(f"expected rows for {len(self._targets)} tables")
         for (sql, columns, processors), rows in zip(self._targets, rows_per_table, strict=True):
+            if not rows:  # a table this batch writes nothing to (effect rows, mostly)
+                continue
             db.executemany(
                 sql, processed_rows(processors, ([row[c] for c in columns] for row in rows))
             )

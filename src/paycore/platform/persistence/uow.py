@@ -23,7 +23,7 @@ from sqlalchemy.sql import Executable
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.bus import Envelope
 from paycore.platform.observability.logging import correlation_id
-from paycore.platform.persistence import bulk, outbox
+from paycore.platform.persistence import bulk, fencing, outbox
 from paycore.platform.persistence.batch import Build, GroupWriter
 
 log = logging.getLogger(__name__)
@@ -127,11 +127,18 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """A unit of work (see the module doc)."""
+        """A unit of work (see the module doc). On behalf of a request under an
+        ``Idempotency-Key`` it also writes the key's effect row (``fencing``): it commits only
+        if no other request's effect under the key did, else it rolls back (``ClaimLost``)."""
+        claim = fencing.pending()
         async with self.engine.begin() as conn:
             tx = Transaction(conn)
             yield tx
             await tx._write_events()
+            if claim is not None:
+                await fencing.mark(conn, claim, utcnow())
+        if claim is not None:
+            claim.committed = True
         self._committed(tx.events, tx.hooks)
 
     def writer(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import State
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paycore.platform.errors import DomainError
 from paycore.platform.web.problems import body_too_large, problem_response
@@ -161,3 +161,18 @@ async def read_body(receive: Receive, limit: int | None = None) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def replaying(body: bytes, original: Receive) -> Receive:
+    """A ``receive`` that hands the app ``body`` (already read) as the whole request body,
+    then passes through (disconnect notices)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()
+
+    return receive

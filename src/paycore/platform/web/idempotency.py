@@ -1,64 +1,56 @@
 """``Idempotency-Key`` for POST requests: the same key with the same request replays the first
-answer; the same key with a different request is a 422; a request still running is a 409."""
+answer; the same key with a different request is a 422; a request still running is a 409 with
+``Retry-After``. A request whose process died is taken over by a retry once its short lease
+(``PAYCORE_IDEMPOTENCY_LEASE_SECONDS``) has run out, and its effect still happens once
+(``claims``, ``persistence.fencing``)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 
-import orjson
-from sqlalchemy import (
-    Column,
-    Integer,
-    LargeBinary,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    Text,
-    delete,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paycore.platform.clock import utcnow
-from paycore.platform.persistence.db import UtcDateTime, metadata
+from paycore.platform.persistence import fencing
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.fastlane import read_body
+from paycore.platform.web.claims import Claims, Keeper, Replay
+from paycore.platform.web.fastlane import read_body, replaying
 from paycore.platform.web.problems import Problem, problem_response
 
 HEADER = b"idempotency-key"
 REPLAYED_HEADER = b"idempotent-replayed"
-IN_PROGRESS_STALE = timedelta(seconds=60)
-_KEPT_HEADERS = {b"content-type", b"location", b"retry-after"}
-
-idempotency_keys = Table(
-    "idempotency_keys",
-    metadata,
-    Column("scope", String(64), nullable=False),
-    Column("key", String(255), nullable=False),
-    Column("request_hash", String(64), nullable=False),
-    Column("status", Integer),
-    Column("headers", Text),
-    Column("body", LargeBinary),
-    Column("created_at", UtcDateTime(), nullable=False),
-    PrimaryKeyConstraint("scope", "key"),
-)
+DEFAULT_LEASE_SECONDS = 5.0
 
 
 class IdempotencyMiddleware:
-    """Pure ASGI middleware; the key is scoped to the caller's credential. With a ``secret``
-    the stored request fingerprint is an HMAC, so a body holding card data cannot be guessed
-    back from it."""
+    """Pure ASGI middleware; a key is scoped to the caller and the route (``caller``). With a
+    ``secret`` the stored request fingerprint is an HMAC, so a body holding card data cannot
+    be guessed back from it. The request runs with its claim bound (``fencing.bind``), so
+    whatever it commits carries the key's effect row."""
 
-    def __init__(self, app: ASGIApp, db: Callable[[], Database], secret: bytes = b"") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        db: Callable[[], Database],
+        secret: bytes = b"",
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.app = app
         self._db = db
         self._secret = secret
+        self._lease = timedelta(seconds=lease_seconds)
+        self._clock = clock
+        self._claims: Claims | None = None
+
+    def claims(self) -> Claims:
+        """The claims, on the process's database (known once it has started)."""
+        if self._claims is None:
+            self._claims = Claims(self._db(), lease=self._lease, clock=self._clock)
+        return self._claims
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -77,16 +69,17 @@ class IdempotencyMiddleware:
             await problem_response(problem)(scope, receive, send)
             return
         body = await read_body(receive)
-        credential = headers.get(b"authorization") or headers.get(b"x-token") or b""
-        owner = hashlib.sha256(credential).hexdigest()
+        scope_of_key = caller(headers, scope["method"], scope["path"])
         fingerprint = request_fingerprint(
             scope["method"], scope["path"], scope.get("query_string", b""), body, self._secret
         )
-        db = self._db()
-
-        answer = await self._claim(db, owner, key, fingerprint)
-        if answer is not None:
-            await answer(scope, receive, send)
+        claims = self.claims()
+        taken = await claims.take(scope_of_key, key, fingerprint)
+        if isinstance(taken, Problem):
+            await problem_response(taken)(scope, receive, send)
+            return
+        if isinstance(taken, Replay):
+            await _replayed(taken, send)
             return
 
         status, out_headers, chunks = 500, [], []
@@ -100,85 +93,26 @@ class IdempotencyMiddleware:
                 chunks.append(message.get("body", b""))
             await send(message)
 
+        keeper = Keeper(claims, taken)
         try:
-            await self.app(scope, _replay_body(body, receive), capture)
+            with fencing.bound(taken):
+                await self.app(scope, replaying(body, receive), capture)
         finally:
-            await self._settle(db, owner, key, status, out_headers, b"".join(chunks))
+            keeper.stop()
+            await claims.settle(taken, status, out_headers, b"".join(chunks))
 
-    async def _claim(self, db: Database, owner: str, key: str, fingerprint: str) -> ASGIApp | None:
-        """Reserve the key; return the response to send instead when it is not ours to run."""
-        now = utcnow()
-        try:
-            async with db.transaction() as tx:
-                await tx.execute(
-                    insert(idempotency_keys).values(
-                        scope=owner, key=key, request_hash=fingerprint, created_at=now
-                    )
-                )
-            return None
-        except IntegrityError:
-            pass
-        async with db.transaction() as tx:
-            row = (
-                await tx.execute(
-                    select(idempotency_keys).where(
-                        idempotency_keys.c.scope == owner, idempotency_keys.c.key == key
-                    )
-                )
-            ).one()
-            if row.request_hash != fingerprint:
-                return problem_response(
-                    Problem(
-                        422,
-                        "idempotency-key-reused",
-                        "This Idempotency-Key was already used with a different request.",
-                    )
-                )
-            if row.status is None:
-                created = (
-                    row.created_at
-                    if row.created_at.tzinfo
-                    else row.created_at.replace(tzinfo=now.tzinfo)
-                )
-                if now - created < IN_PROGRESS_STALE:
-                    return problem_response(
-                        Problem(
-                            409,
-                            "idempotency-key-in-progress",
-                            "A request with this Idempotency-Key is still being processed.",
-                            headers={"Retry-After": "1"},
-                        )
-                    )
-                await tx.execute(
-                    update(idempotency_keys)
-                    .where(idempotency_keys.c.scope == owner, idempotency_keys.c.key == key)
-                    .values(created_at=now)
-                )
-                return None
-            return _stored_response(row.status, row.headers, row.body)
 
-    async def _settle(
-        self,
-        db: Database,
-        owner: str,
-        key: str,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-    ) -> None:
-        where = (idempotency_keys.c.scope == owner) & (idempotency_keys.c.key == key)
-        async with db.transaction() as tx:
-            if status >= 500:  # not an answer worth replaying: let the client retry
-                await tx.execute(delete(idempotency_keys).where(where))
-                return
-            kept = [
-                [k.decode(), v.decode("latin-1")] for k, v in headers if k.lower() in _KEPT_HEADERS
-            ]
-            await tx.execute(
-                update(idempotency_keys)
-                .where(where)
-                .values(status=status, headers=orjson.dumps(kept).decode(), body=body)
-            )
+def caller(headers: Mapping[bytes, bytes], method: str, path: str) -> str:
+    """Whose keys these are: the caller's credentials (a secret or token, a session cookie) and
+    the route, so that one key on two routes, or from two callers (or two sessions), is two
+    keys, and an answer is never replayed to a caller without the credentials it was made
+    for."""
+    credentials = b"\0".join(headers.get(name, b"") for name in _CREDENTIAL_HEADERS)
+    route = b"%s %s" % (method.encode(), path.encode())
+    return hashlib.sha256(credentials + b"\0" + route).hexdigest()
+
+
+_CREDENTIAL_HEADERS = (b"authorization", b"x-token", b"cookie")
 
 
 def request_fingerprint(
@@ -192,26 +126,7 @@ def request_fingerprint(
     return hashlib.sha256(request).hexdigest()
 
 
-def _replay_body(body: bytes, original: Receive) -> Receive:
-    """Hand the buffered body to the app once, then pass through (disconnect notices)."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await original()
-
-    return receive
-
-
-def _stored_response(status: int, headers_json: str | None, body: bytes | None) -> ASGIApp:
-    headers = [(k.encode(), v.encode("latin-1")) for k, v in orjson.loads(headers_json or "[]")]
-    headers.append((REPLAYED_HEADER, b"true"))
-
-    async def respond(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body or b""})
-
-    return respond
+async def _replayed(answer: Replay, send: Send) -> None:
+    headers = [*answer.headers, (REPLAYED_HEADER, b"true")]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})

@@ -1,21 +1,19 @@
-"""The request body limit, enforced for every route before anything reads the body (the
-idempotency layer, the fast lane, the framework's parsing): a ``Content-Length`` over the limit
-is answered 413 at once; a body sent without one (chunked) is cut off as soon as it passes the
-limit. A request within its ``Content-Length`` passes untouched, since HTTP/1.1 frames a body
-by that length (the server reads no more), and so does one with neither header (it has no
-body): only a chunked body is counted, and the common request pays one scan of its headers."""
+"""The request body limit, enforced for every route before anything else sees the request
+(authentication, the idempotency layer, the fast lane, the framework's parsing): a
+``Content-Length`` over the limit is answered 413 at once; a body sent without one (chunked)
+is read here, up to the limit, and answered 413 as soon as it passes it — whether or not the
+route would have read it (a route that takes no body must not act on a request carrying 300
+MB) — else handed on whole. A request within its ``Content-Length`` passes untouched, since
+HTTP/1.1 frames a body by that length (the server reads no more), and so does one with neither
+header (it has no body): only a chunked body is read here, and the common request pays one
+scan of its headers. What the client sends after a 413 the server reads and drops."""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from paycore.platform.web.problems import body_too_large, problem_response
-
-
-class _TooLarge(BaseException):
-    """Raised from ``receive`` past the limit. A ``BaseException``, like a cancellation, so
-    that no layer between (the framework's error pages, its body parsing: ``except
-    Exception``) turns it into another answer before it reaches ``BodyLimit``."""
+from paycore.platform.web.fastlane import read_body, replaying
+from paycore.platform.web.problems import Problem, body_too_large, problem_response
 
 
 class BodyLimit:
@@ -34,28 +32,12 @@ class BodyLimit:
         if not counted:
             await self.app(scope, receive, send)
             return
-        received, started = 0, False
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise _TooLarge
-            return message
-
-        async def watching(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, limited, watching)
-        except _TooLarge:
-            if started:
-                raise
-            await problem_response(body_too_large(self.max_body))(scope, receive, send)
+            body = await read_body(receive, limit=self.max_body)
+        except Problem as refused:
+            await problem_response(refused)(scope, receive, send)
+            return
+        await self.app(scope, replaying(body, receive), send)
 
 
 def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:

@@ -96,6 +96,11 @@ WITH_BODY: Sequence[tuple[int, str, str]] = (
 WITH_IDEMPOTENCY_KEY: Sequence[tuple[int, str, str]] = (
     (400, "bad-idempotency-key", "The Idempotency-Key header is empty or too long"),
     (409, "idempotency-key-in-progress", "A request with this Idempotency-Key is running"),
+    (
+        409,
+        "idempotency-key-outcome-unknown",
+        "A request with this Idempotency-Key took effect but its answer was lost: look it up",
+    ),
     (422, "idempotency-key-reused", "This Idempotency-Key came with another request"),
 )
 """What a POST may answer when it carries an ``Idempotency-Key`` (``web.idempotency``)."""
