@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
-from procs import Proc, paycore_env, paycore_process, until
+from procs import SECRETS, Proc, paycore_env, paycore_process, until
 from servers import Server, free_port
 
 from paycore.schema import upgrade
@@ -90,6 +90,7 @@ def deployment(tmp_path: Path, postgres_url: str, nats_server: Server) -> Iterat
         broker_url=nats_server.url,
         data_dir=tmp_path / "data",
         idempotency_lease_seconds=LEASE_SECONDS,
+        **SECRETS,  # on PostgreSQL nothing is generated: every secret is given
     )
     apis = [paycore_process("api", ["commerce"], env, tmp_path, port).start() for port in ports]
     db = Database(postgres_url.replace("+asyncpg", ""))
@@ -98,7 +99,7 @@ def deployment(tmp_path: Path, postgres_url: str, nats_server: Server) -> Iterat
         with httpx.Client(base_url=bases[0], timeout=10) as http:
             customer = {"email": ORDER["email"], "username": "ana"}
             assert http.post("/commerce/customers", json=customer).status_code == 201
-            product = {"name": "caneta", "value": "2.50"}
+            product = {"name": "caneta", "value": 2.50}
             assert http.post("/commerce/products", json=product).status_code == 201
         for base in bases:  # each API's catalog cache and block of order ids, ready
             assert httpx.post(base + "/commerce/orders", json=ORDER, timeout=10).status_code == 201
