@@ -1,0 +1,16 @@
+"""Banking (seed 002): a double-entry ledger (``ledger``: accounts, balances, single, two-phase
+and linked transfers, an append-only hash-chained journal), customers and their accounts,
+transfers applied by the ledger worker."""
+
+LAYERS = (
+    "processes | cli",
+    "ledger_api",
+    "api | consumers | expiry",
+    "web | views",
+    "service",
+    "store | messages | ledger.service | ledger.verify",
+    "ledger.store",
+    "domain | settings | metrics",
+    "ledger.domain",
+)
+"""How its modules may import one another (``paycore.contexts.import_contracts``)."""

@@ -1,0 +1,42 @@
+"""The ledger worker's subscription: transfers customers asked for (``banking.transfers``),
+applied in batches, each once; what became of each published."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from paycore.banking import messages, metrics, service
+from paycore.platform.clock import utcnow
+from paycore.platform.messaging.bus import CREATED_AT, Delivery, Subscription
+from paycore.platform.messaging.consumer import BatchHandler, Verdicts
+from paycore.platform.persistence.uow import Transaction
+
+GROUP = "banking-ledger"
+
+
+def ledger(
+    *, batch: int = 2000, clock: Callable[[], datetime] = utcnow
+) -> tuple[Subscription, BatchHandler]:
+    """Apply each batch of requests in one commit (the consumer's unit of work: the inbox,
+    the entries, the rejections and the events together)."""
+
+    async def handle(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
+        now = clock()
+        outcome = await service.apply_requests(tx, [d.body for d in deliveries], now)
+        waited = [_since_accepted(d, now) for d in deliveries]
+        tx.after_commit(lambda: _observe(waited))
+        return outcome.verdicts
+
+    return Subscription(messages.REQUESTS, GROUP, batch=batch), handle
+
+
+def _since_accepted(delivery: Delivery, now: datetime) -> float | None:
+    written = delivery.headers.get(CREATED_AT, "")
+    return max(0.0, now.timestamp() - int(written) / 1000) if written.isdigit() else None
+
+
+def _observe(waited: list[float | None]) -> None:
+    for seconds in waited:
+        if seconds is not None:
+            metrics.posting_latency.observe(seconds)

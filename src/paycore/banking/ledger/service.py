@@ -1,0 +1,155 @@
+"""The ledger's use cases: open an account, apply a batch of transfers, expire holds, change
+an account's status, read balances and statements.
+
+Every write to the journal happens in a unit of work holding the ledger's lock
+(``LEDGER_LOCK``): on PostgreSQL an advisory lock taken first, on SQLite its single writer.
+Writers therefore apply their batches one after another, each reading balances no one else is
+changing: no lost update, no deadlock, no serialization failure for a caller to retry, and one
+chain of hashes. Throughput comes from batches (a consumer's, a batch request's), not from
+concurrent writers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paycore.banking.ledger import domain, store
+from paycore.banking.ledger.domain import Applied, Balance, Entry, Limit, Status, Transfer
+from paycore.platform.errors import DomainError, NotFound
+from paycore.platform.ids import uuid7
+from paycore.platform.persistence.uow import Transaction
+
+LEDGER_LOCK = 0x7061_7963_6C65_6467  # "paycledg": the ledger's advisory lock
+BANK = uuid.UUID("5d9877b8-88f3-47df-9000-000000000002")
+"""The namespace of the bank's own account ids: each is derived from its name, the same in
+every process."""
+
+
+class AccountNotEmpty(DomainError):
+    """The account still has a balance or a hold: only an empty account closes."""
+
+    code = "account-not-empty"
+    status = 409
+
+
+class AccountClosed(DomainError):
+    """The account is closed: it takes no transfer and does not reopen."""
+
+    code = "account-closed"
+    status = 409
+
+
+def bank_account_id(name: str) -> str:
+    """The id of the bank's own account ``name`` (e.g. ``bank:cash``)."""
+    return str(uuid.uuid5(BANK, name))
+
+
+async def open_account(
+    tx: Transaction,
+    *,
+    kind: str,
+    limit: Limit,
+    now: datetime,
+    currency: str = "BRL",
+    customer_id: str | None = None,
+) -> str:
+    account_id = uuid7()
+    await store.insert_account(
+        tx,
+        account_id=account_id,
+        kind=kind,
+        currency=currency,
+        limit=limit,
+        now=now,
+        customer_id=customer_id,
+    )
+    return account_id
+
+
+@dataclass(frozen=True, slots=True)
+class BankAccount:
+    """One of the bank's own accounts: cash, card settlement, credit lines …"""
+
+    name: str
+    kind: str
+    limit: Limit = Limit.NONE
+
+
+async def ensure_bank_accounts(
+    tx: Transaction, wanted: Sequence[BankAccount], now: datetime
+) -> dict[str, str]:
+    """The bank's own accounts, opened if they are not yet; their ids by name."""
+    found = await store.named_accounts(tx.conn, [w.name for w in wanted])
+    for account in wanted:
+        if account.name not in found:
+            await tx.serialize(LEDGER_LOCK)
+            found = await store.named_accounts(tx.conn, [account.name])
+            if account.name in found:
+                continue
+            account_id = bank_account_id(account.name)
+            await store.insert_account(
+                tx,
+                account_id=account_id,
+                kind=account.kind,
+                currency="BRL",
+                limit=account.limit,
+                now=now,
+                name=account.name,
+            )
+            found[account.name] = account_id
+    return {w.name: found[w.name] for w in wanted}
+
+
+async def apply(tx: Transaction, transfers: Sequence[Transfer], now: datetime) -> Applied:
+    """Apply a batch of transfers in the caller's unit of work: one outcome per transfer
+    (``domain.apply``); the entries are written and the balances moved when it commits."""
+    if not transfers:
+        return Applied([], [], {})
+    await tx.serialize(LEDGER_LOCK)
+    book = await store.load_book(tx.conn, transfers)
+    applied = domain.apply(book, transfers, now)
+    await store.write(tx, applied)
+    return applied
+
+
+async def expire(tx: Transaction, pending_ids: Sequence[str], now: datetime) -> Applied:
+    """Release the holds among ``pending_ids`` that are due and not resolved yet."""
+    await tx.serialize(LEDGER_LOCK)
+    book = await store.book_for_expiry(tx.conn, pending_ids)
+    applied = domain.expire(book, pending_ids, now)
+    await store.write(tx, applied)
+    return applied
+
+
+async def set_status(tx: Transaction, account_id: str, status: Status, now: datetime) -> None:
+    """Block, unblock or close an account. Under the ledger's lock: a close sees every
+    transfer committed before it, and none after (an account is closed only when empty)."""
+    await tx.serialize(LEDGER_LOCK)
+    found = await store.ledger_accounts(tx.conn, [account_id])
+    account = found.get(account_id)
+    if account is None:
+        raise NotFound(f"account {account_id} is unknown")
+    if account.status is Status.CLOSED:
+        raise AccountClosed(f"account {account_id} is closed")
+    if status is Status.CLOSED and not account.balance.empty:
+        raise AccountNotEmpty(
+            f"account {account_id} holds {account.balance.posted(account.limit)} with "
+            f"{account.balance.debits_pending + account.balance.credits_pending} on hold"
+        )
+    await store.set_status(tx, account_id, status, now)
+
+
+async def balance_at(conn: AsyncConnection, account_id: str, moment: datetime) -> Balance:
+    """The account's balance as it was at ``moment``: after its last entry by then."""
+    entry = await store.last_entry_before(conn, account_id, moment)
+    return Balance() if entry is None else side_of(entry, account_id)
+
+
+def side_of(entry: Entry, account_id: str) -> Balance:
+    """The balance ``entry`` left on ``account_id`` (one of its two accounts)."""
+    return entry.debit_after if entry.debit_account_id == account_id else entry.credit_after

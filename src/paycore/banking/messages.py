@@ -1,0 +1,95 @@
+"""Banking's topics and their payloads (JSON, amounts in integer minor units).
+
+- ``banking.transfers``: a transfer a customer asked for, accepted and waiting for the ledger
+  worker (keyed by the transfer id; the message id is the transfer id, so a repeat is one).
+- ``banking.transfer.posted``: a transfer the ledger applied (its journal entry).
+- ``banking.transfer.rejected``: a transfer the ledger refused, with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+import msgspec
+
+from paycore.banking.ledger.domain import Entry, Kind, Transfer
+from paycore.platform.clock import iso
+
+REQUESTS: Final = "banking.transfers"
+POSTED: Final = "banking.transfer.posted"
+REJECTED: Final = "banking.transfer.rejected"
+TOPICS: Final = (REQUESTS, POSTED, REJECTED)
+
+VERSION = 1
+_ID = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_ACCOUNT = Annotated[str, msgspec.Meta(min_length=1, max_length=36)]
+
+
+class BadMessage(ValueError):
+    """A message that is not one banking could have written."""
+
+
+class TransferMessage(msgspec.Struct, forbid_unknown_fields=True):
+    v: Annotated[int, msgspec.Meta(ge=VERSION, le=VERSION)]
+    id: _ID
+    debit_account_id: _ACCOUNT
+    credit_account_id: _ACCOUNT
+    amount: Annotated[int, msgspec.Meta(gt=0)]
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+_decoder = msgspec.json.Decoder(TransferMessage)
+_encoder = msgspec.json.Encoder()
+
+
+def encode_request(transfer: Transfer) -> bytes:
+    return _encoder.encode(
+        TransferMessage(
+            VERSION,
+            transfer.id,
+            transfer.debit_account_id or "",
+            transfer.credit_account_id or "",
+            transfer.amount,
+            transfer.currency or "",
+            transfer.code,
+        )
+    )
+
+
+def decode_request(body: bytes) -> Transfer:
+    try:
+        m = _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadMessage(f"not a banking transfer message: {exc}") from None
+    return Transfer(
+        id=m.id,
+        kind=Kind.SINGLE,
+        debit_account_id=m.debit_account_id,
+        credit_account_id=m.credit_account_id,
+        amount=m.amount,
+        currency=m.currency,
+        code=m.code,
+    )
+
+
+def encode_posted(entry: Entry) -> bytes:
+    return _encoder.encode(
+        {
+            "v": VERSION,
+            "id": entry.id,
+            "kind": entry.kind.value,
+            "seq": entry.seq,
+            "debit_account_id": entry.debit_account_id,
+            "credit_account_id": entry.credit_account_id,
+            "amount": entry.amount,
+            "currency": entry.currency,
+            "code": entry.code,
+            "pending_id": entry.pending_id,
+            "at": iso(entry.at),
+        }
+    )
+
+
+def encode_rejected(transfer_id: str, reason: str, detail: str) -> bytes:
+    return _encoder.encode({"v": VERSION, "id": transfer_id, "reason": reason, "detail": detail})

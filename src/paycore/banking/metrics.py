@@ -1,0 +1,23 @@
+"""Business metrics of banking: transfers accepted, posted and rejected, how long posting took,
+holds and their expiries."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from paycore.platform.observability.metrics import PIPELINE_BUCKETS
+
+transfers_accepted = Counter(
+    "paycore_banking_transfers_accepted_total", "Transfers accepted over HTTP (applied later)"
+)
+transfers = Counter(
+    "paycore_banking_transfers_total",
+    "Transfers the ledger applied (by kind: single, pending, post, void, expire) or refused, "
+    "once each when the outcome commits",
+    ["kind", "outcome"],
+)
+posting_latency = Histogram(
+    "paycore_banking_posting_seconds",
+    "From a transfer's acceptance (its event written) to its outcome committed",
+    buckets=PIPELINE_BUCKETS,
+)

@@ -1,0 +1,55 @@
+"""Banking in a process: the customers' and the operator's API (API process); the ledger
+worker applying requested transfers and releasing expired holds (worker process)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from paycore.banking import api, consumers, ledger_api, service
+from paycore.banking.expiry import Expiry
+from paycore.banking.ledger.service import ensure_bank_accounts
+from paycore.banking.settings import BankingSettings
+from paycore.banking.web import BankingApi
+from paycore.platform.cards import Hasher
+from paycore.platform.clock import utcnow
+from paycore.platform.runtime import Processes, Runtime, consume
+from paycore.platform.web.fastlane import FastRoute
+from paycore.platform.web.routes import mount
+
+
+async def _bank_accounts(runtime: Runtime) -> dict[str, str]:
+    async with runtime.db.transaction() as tx:
+        return await ensure_bank_accounts(tx, service.BANK_ACCOUNTS, utcnow())
+
+
+async def mount_api(
+    app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
+) -> None:
+    bank = await _bank_accounts(runtime)
+    writer = service.request_writer(runtime.db)
+    runtime.closers.append(writer.stop)
+    app.state.banking = BankingApi(
+        db=runtime.db,
+        hasher=Hasher(runtime.settings.secret_pepper),
+        admin_token=runtime.settings.admin_token,
+        cash_id=bank[service.CASH.name],
+        requests=writer,
+    )
+    mount(app, api.routes, prefix, fast_routes)
+    mount(app, ledger_api.routes, prefix, fast_routes)
+
+
+async def start_worker(app: FastAPI, runtime: Runtime) -> None:
+    settings = BankingSettings()
+    await _bank_accounts(runtime)
+    consume(runtime, *consumers.ledger(batch=settings.ledger_batch))
+    expiry = Expiry(runtime.db, poll_seconds=settings.expiry_poll_ms / 1000)
+    runtime.spawn("banking-expiry", expiry.run)
+
+
+PROCESSES = Processes(
+    api=mount_api,
+    worker=start_worker,
+    settings=(BankingSettings,),
+    secrets=("secret_pepper",),
+)

@@ -1,0 +1,269 @@
+"""Banking's use cases for customers: sign up, open and close accounts, deposit and withdraw
+through the bank's cash account, and transfers asked for over HTTP: accepted with their
+``banking.transfers`` event in one commit, applied by the ledger worker, which publishes
+``banking.transfer.posted`` or ``banking.transfer.rejected``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from paycore.banking import messages, metrics, store
+from paycore.banking.domain import (
+    CUSTOMER_ACCOUNT,
+    CUSTOMER_LIMIT,
+    CustomerExists,
+    Unauthorized,
+    new_customer_secret,
+)
+from paycore.banking.ledger import service as ledger
+from paycore.banking.ledger.domain import Entry, Kind, Outcome, Transfer, TransferRefused
+from paycore.banking.ledger.service import BankAccount
+from paycore.banking.ledger.store import find_account
+from paycore.platform.cards import Hasher
+from paycore.platform.errors import NotFound
+from paycore.platform.ids import uuid7
+from paycore.platform.messaging.decoding import decode_each
+from paycore.platform.observability.logging import correlation_id
+from paycore.platform.persistence.batch import Batch, GroupWriter
+from paycore.platform.persistence.db import AnyRow
+from paycore.platform.persistence.uow import Database, Transaction
+
+CASH = BankAccount("bank:cash", "cash")
+"""The bank's cash: deposits are debited to it, withdrawals credited."""
+BANK_ACCOUNTS = (CASH,)
+
+
+# --- customers -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewCustomer:
+    row: AnyRow
+    secret: str  # shown this once; only its keyed hash is stored
+
+
+async def sign_up(
+    tx: Transaction, *, name: str, cpf: str, hasher: Hasher, now: datetime
+) -> NewCustomer:
+    """A new customer (``cpf``: checked digits) and the secret they authenticate with."""
+    if await store.customer_by_cpf(tx.conn, cpf) is not None:
+        raise CustomerExists("a customer with this CPF exists already")
+    customer_id, secret = uuid7(), new_customer_secret()
+    await store.insert_customer(
+        tx,
+        {
+            "id": customer_id,
+            "name": name,
+            "cpf": cpf,
+            "secret_hash": hasher.secret(secret),
+            "secret_hint": secret[:7],
+            "created_at": now,
+        },
+    )
+    row = await store.find_customer(tx.conn, customer_id)
+    assert row is not None
+    return NewCustomer(row, secret)
+
+
+async def authenticate(db: Database, hasher: Hasher, authorization: str | None) -> AnyRow:
+    """The customer whose secret the ``Authorization: Bearer`` header carries."""
+    scheme, _, secret = (authorization or "").partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret.startswith("bk_"):
+        raise Unauthorized()
+    async with db.connect() as conn:
+        row = await store.customer_by_secret(conn, hasher.secret(secret))
+    if row is None:
+        raise Unauthorized("The customer credential is unknown.")
+    return row
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+async def open_account(tx: Transaction, customer_id: str, now: datetime) -> AnyRow:
+    account_id = await ledger.open_account(
+        tx, kind=CUSTOMER_ACCOUNT, limit=CUSTOMER_LIMIT, now=now, customer_id=customer_id
+    )
+    row = await find_account(tx.conn, account_id)
+    assert row is not None
+    return row
+
+
+async def own_account(db: Database, customer_id: str, account_id: str) -> AnyRow:
+    """The customer's account; ``NotFound`` for an unknown one and for another's alike."""
+    async with db.connect() as conn:
+        row = await find_account(conn, account_id)
+    if row is None or row.customer_id != customer_id:
+        raise NotFound(f"account {account_id} is unknown")
+    return row
+
+
+async def cash_movement(
+    db: Database,
+    cash_id: str,
+    account_id: str,
+    *,
+    transfer_id: str,
+    amount: int,
+    deposit: bool,
+    now: datetime,
+) -> Entry:
+    """A deposit (cash to the account) or a withdrawal (the account to cash), applied at
+    once; ``TransferRefused`` says why not (insufficient funds, a closed account …)."""
+    debit, credit = (cash_id, account_id) if deposit else (account_id, cash_id)
+    transfer = Transfer(
+        id=transfer_id,
+        kind=Kind.SINGLE,
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount=amount,
+        currency="BRL",
+        code="deposit" if deposit else "withdrawal",
+    )
+    return await apply_one(db, transfer, now)
+
+
+async def apply_one(db: Database, transfer: Transfer, now: datetime) -> Entry:
+    """One transfer applied at once, its ``banking.transfer.posted`` event with it: its entry
+    (the original one if it is a replay), or ``TransferRefused``."""
+    async with db.transaction() as tx:
+        applied = await ledger.apply(tx, [transfer], now)
+        publish_posted(tx, applied.outcomes)
+    return entry_or_refusal(applied.outcomes[0])
+
+
+def entry_or_refusal(outcome: Outcome) -> Entry:
+    if outcome.entry is None:
+        assert outcome.reason is not None
+        raise TransferRefused(outcome.reason, outcome.detail)
+    return outcome.entry
+
+
+def publish_posted(tx: Transaction, outcomes: Sequence[Outcome]) -> None:
+    """``banking.transfer.posted`` for each transfer applied now (not for replays), and the
+    outcomes counted once they commit."""
+    tx.after_commit(lambda: count(outcomes))
+    for outcome in outcomes:
+        if outcome.applied:
+            assert outcome.entry is not None
+            tx.publish(
+                messages.POSTED,
+                messages.encode_posted(outcome.entry),
+                key=outcome.entry.id,
+                message_id=f"posted-{outcome.entry.id}",
+            )
+
+
+def count(outcomes: Sequence[Outcome]) -> None:
+    for outcome in outcomes:
+        if outcome.entry is None:
+            metrics.transfers.labels("-", "rejected").inc()
+        elif not outcome.replay:
+            metrics.transfers.labels(outcome.entry.kind.value, "applied").inc()
+
+
+# --- transfers asked for over HTTP ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Requested:
+    customer_id: str
+    transfer: Transfer
+    description: str
+    now: datetime
+    correlation_id: str
+
+
+def request(customer_id: str, transfer: Transfer, description: str, now: datetime) -> Requested:
+    return Requested(customer_id, transfer, description, now, correlation_id.get())
+
+
+def request_writer(db: Database) -> GroupWriter[Requested, Requested]:
+    """Writes accepted transfer requests and their ``banking.transfers`` events by group
+    commit. A transfer id taken already fails its item alone (``IntegrityError``)."""
+
+    def build(items: Sequence[Requested], _ids: Sequence[int], batch: Batch) -> list[Requested]:
+        rows = []
+        for item in items:
+            t = item.transfer
+            rows.append(
+                {
+                    "id": t.id,
+                    "customer_id": item.customer_id,
+                    "debit_account_id": t.debit_account_id,
+                    "credit_account_id": t.credit_account_id,
+                    "amount": t.amount,
+                    "currency": t.currency,
+                    "description": item.description,
+                    "accepted_at": item.now,
+                }
+            )
+            batch.publish(
+                messages.REQUESTS,
+                messages.encode_request(t),
+                key=t.id,
+                correlation_id=item.correlation_id,
+            )
+        batch.add(store.requests, rows)
+        return list(items)
+
+    return db.writer(build, tables=((store.requests, store.REQUEST_COLUMNS),))
+
+
+def same_request(row: AnyRow, item: Requested) -> bool:
+    """Whether a stored request asks for what ``item`` does (a replay of its id)."""
+    t = item.transfer
+    return bool(
+        row.customer_id == item.customer_id
+        and row.debit_account_id == t.debit_account_id
+        and row.credit_account_id == t.credit_account_id
+        and row.amount == t.amount
+        and row.currency == t.currency
+        and row.description == item.description
+    )
+
+
+async def request_row(db: Database, transfer_id: str) -> AnyRow | None:
+    """A transfer request and what became of it, whoever asked for it."""
+    async with db.connect() as conn:
+        return await store.find_request(conn, transfer_id)
+
+
+async def find_request(db: Database, customer_id: str, transfer_id: str) -> AnyRow:
+    """The customer's transfer request; ``NotFound`` for another's too."""
+    row = await request_row(db, transfer_id)
+    if row is None or row.customer_id != customer_id:
+        raise NotFound(f"transfer {transfer_id} is unknown")
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    verdicts: list[str | None]  # per message: None (done) or why it is refused
+    posted: int
+    rejected: int
+
+
+async def apply_requests(tx: Transaction, bodies: Sequence[bytes], now: datetime) -> Handled:
+    """The ledger worker's part: apply the requested transfers in one batch; publish what
+    became of each (a replay of one applied before publishes nothing: its event went out
+    with it). A message that does not decode is refused (a dead letter)."""
+    decoded = decode_each(bodies, messages.decode_request, own=messages.BadMessage)
+    transfers = [t for _, t in decoded.values]
+    applied = await ledger.apply(tx, transfers, now)
+    publish_posted(tx, applied.outcomes)
+    refused = [o for o in applied.outcomes if o.entry is None]
+    await store.insert_rejections(
+        tx, [(o.transfer_id, str(o.reason), o.detail[:300], now) for o in refused]
+    )
+    for outcome in refused:
+        tx.publish(
+            messages.REJECTED,
+            messages.encode_rejected(outcome.transfer_id, str(outcome.reason), outcome.detail),
+            key=outcome.transfer_id,
+            message_id=f"rejected-{outcome.transfer_id}",
+        )
+    return Handled(decoded.verdicts, sum(o.applied for o in applied.outcomes), len(refused))

@@ -1,0 +1,59 @@
+"""What banking's routes share: their dependencies on the app's state, and the two callers
+they know: a customer (their secret) and the operator (the admin token)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from paycore.banking import service
+from paycore.banking.domain import Unauthorized
+from paycore.platform.cards import Hasher
+from paycore.platform.persistence.batch import GroupWriter
+from paycore.platform.persistence.db import AnyRow
+from paycore.platform.persistence.uow import Database
+from paycore.platform.web.admin import ADMIN_ERRORS, require_admin
+from paycore.platform.web.credentials import ADMIN_TOKEN, Credential
+from paycore.platform.web.routes import on_state
+
+CUSTOMER_SECRET = Credential(
+    "customerSecret",
+    {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The customer's secret (bk_…), shown once when they sign up",
+    },
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BankingApi:
+    """What banking's routes need, kept on the app's state by ``processes.mount_api``."""
+
+    db: Database
+    hasher: Hasher
+    admin_token: str
+    cash_id: str
+    requests: GroupWriter[service.Requested, service.Requested]
+
+
+Api = Annotated[BankingApi, on_state("banking", BankingApi)]
+
+
+async def _customer(request: Request, api: Api) -> AnyRow:
+    return await service.authenticate(api.db, api.hasher, request.headers.get("authorization"))
+
+
+Customer = Annotated[AnyRow, Depends(_customer)]
+AS_CUSTOMER = {"security": (CUSTOMER_SECRET,)}
+CUSTOMER_ERRORS = (Unauthorized,)
+
+
+async def _operator(request: Request, api: Api) -> None:
+    require_admin(api.admin_token, request.headers.get("authorization"))
+
+
+ADMIN = {"dependencies": [Depends(_operator)], "security": (ADMIN_TOKEN,)}
+OPERATOR_ERRORS = ADMIN_ERRORS

@@ -1,0 +1,3 @@
+"""The unit tier's fixtures."""
+
+from unit_fixtures import *  # noqa: F403
