@@ -15,6 +15,7 @@ character.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -95,9 +96,10 @@ def read_document(body: bytes, content_type: str | None) -> Any:
     return document
 
 
+@functools.lru_cache(maxsize=256)
 def is_json(content_type: str | None) -> bool:
     """Whether a ``Content-Type`` names JSON (``application/json`` or ``application/*+json``,
-    in UTF-8 if a charset is given)."""
+    in UTF-8 if a charset is given). Clients send a handful of values: each is judged once."""
     if not content_type:
         return False
     media, _, parameters = content_type.partition(";")

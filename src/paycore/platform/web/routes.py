@@ -278,7 +278,7 @@ def from_state(state: State, name: str, kind: type[T]) -> T:
 def on_state(name: str, kind: type[T]) -> Any:
     """``from_state`` as a FastAPI dependency: ``Annotated[Kind, on_state("name", Kind)]``."""
 
-    def dependency(request: Request) -> T:
+    async def dependency(request: Request) -> T:  # async: a plain def would run in a thread
         return from_state(request.app.state, name, kind)
 
     return Depends(dependency)
