@@ -63,4 +63,4 @@ def register(app: typer.Typer) -> None:
 
 
 def banner(settings: Settings, base: str, simulated: bool) -> list[str]:
-    return [f"banking    {base}/banking/customers   (accounts, transfers, ledger)"]
+    return [f"banking    {base}/docs#/banking   (customers, accounts, transfers, ledger)"]

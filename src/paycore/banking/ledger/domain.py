@@ -328,6 +328,12 @@ def check(transfer: Transfer) -> None:
         raise _refused(Reason.TIMEOUT_NOT_ALLOWED, "only a pending transfer has a timeout")
 
 
+def units(minor: int) -> str:
+    """Minor units as the decimal a person reads: ``7450`` is ``74.50``."""
+    sign, whole = ("-" if minor < 0 else ""), abs(minor)
+    return f"{sign}{whole // 100}.{whole % 100:02d}"
+
+
 def _refused(reason: Reason, detail: str) -> TransferRefused:
     return TransferRefused(reason, detail)
 
@@ -537,7 +543,8 @@ class _State:
         if debit_after.breaks(debit.limit):
             raise _refused(
                 Reason.INSUFFICIENT_FUNDS,
-                f"account {debit.id} has {self.balance(debit).available(debit.limit)} available",
+                f"account {debit.id} has {units(self.balance(debit).available(debit.limit))} "
+                f"{debit.currency} available",
             )
         if credit_after.breaks(credit.limit):
             raise _refused(
@@ -577,7 +584,7 @@ class _State:
         if amount > pending.amount or (transfer.kind is Kind.VOID and amount != pending.amount):
             raise _refused(
                 Reason.EXCEEDS_PENDING_AMOUNT,
-                f"{amount} against a hold of {pending.amount}",
+                f"{units(amount)} against a hold of {units(pending.amount)}",
             )
         return self.resolve(transfer.id, transfer.kind, pending, transfer.code, amount)
 

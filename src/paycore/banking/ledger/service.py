@@ -19,7 +19,15 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.banking.ledger import domain, store
-from paycore.banking.ledger.domain import Applied, Balance, Entry, Limit, Status, Transfer
+from paycore.banking.ledger.domain import (
+    Applied,
+    Balance,
+    Entry,
+    Limit,
+    Status,
+    Transfer,
+    units,
+)
 from paycore.platform.errors import DomainError, NotFound
 from paycore.platform.ids import uuid7
 from paycore.platform.persistence.uow import Transaction
@@ -138,8 +146,8 @@ async def set_status(tx: Transaction, account_id: str, status: Status, now: date
         raise AccountClosed(f"account {account_id} is closed")
     if status is Status.CLOSED and not account.balance.empty:
         raise AccountNotEmpty(
-            f"account {account_id} holds {account.balance.posted(account.limit)} with "
-            f"{account.balance.debits_pending + account.balance.credits_pending} on hold"
+            f"account {account_id} holds {units(account.balance.posted(account.limit))} with "
+            f"{units(account.balance.debits_pending + account.balance.credits_pending)} on hold"
         )
     await store.set_status(tx, account_id, status, now)
 
