@@ -4,10 +4,9 @@ own accounts: another's answers 404, as an unknown one does."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Query
 from msgspec import Meta
 from sqlalchemy.exc import IntegrityError
 
@@ -37,8 +36,17 @@ from paycore.banking.views import (
     statement_line,
     transfer_view,
 )
-from paycore.banking.web import AS_CUSTOMER, CUSTOMER_ERRORS, Api, BankingApi, Customer
-from paycore.platform.clock import utcnow
+from paycore.banking.web import (
+    AS_CUSTOMER,
+    CUSTOMER_ERRORS,
+    Api,
+    At,
+    BankingApi,
+    Customer,
+    StatementWindow,
+    Window,
+)
+from paycore.platform.clock import as_utc, utcnow
 from paycore.platform.errors import NotFound
 from paycore.platform.ids import uuid7
 from paycore.platform.persistence.db import AnyRow
@@ -164,12 +172,7 @@ async def close_account(customer: Customer, account_id: UuidId, api: Api) -> Acc
     summary="The account's balance now, or as it was at an instant (?at=)",
     **AS_CUSTOMER,
 )
-async def balance(
-    customer: Customer,
-    account_id: UuidId,
-    api: Api,
-    at: Annotated[datetime | None, Query(description="ISO 8601; without offset: UTC")] = None,
-) -> BalanceOut:
+async def balance(customer: Customer, account_id: UuidId, api: Api, at: At = None) -> BalanceOut:
     row = await service.own_account(api.db, customer.id, account_id)
     return await balance_answer(api, row, at)
 
@@ -179,7 +182,7 @@ async def balance_answer(api: BankingApi, row: AnyRow, at: datetime | None) -> B
     if at is None:
         return balance_view(ledger_store.balance_of(row), limit)
     async with api.db.connect() as conn:
-        then = await ledger.balance_at(conn, row.id, utc(at))
+        then = await ledger.balance_at(conn, row.id, as_utc(at))
     return balance_view(then, limit)
 
 
@@ -190,35 +193,23 @@ async def balance_answer(api: BankingApi, row: AnyRow, at: datetime | None) -> B
     **AS_CUSTOMER,
 )
 async def statement(
-    customer: Customer,
-    account_id: UuidId,
-    api: Api,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
-    cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    customer: Customer, account_id: UuidId, api: Api, window: StatementWindow
 ) -> StatementPage:
     row = await service.own_account(api.db, customer.id, account_id)
-    return await statement_page(api, row, since, until, cursor, limit)
+    return await statement_page(api, row, window)
 
 
-async def statement_page(
-    api: BankingApi,
-    row: AnyRow,
-    since: datetime | None,
-    until: datetime | None,
-    cursor: int | None,
-    limit: int,
-) -> StatementPage:
+async def statement_page(api: BankingApi, row: AnyRow, window: Window) -> StatementPage:
     async with api.db.connect() as conn:
         found = await ledger_store.statement(
             conn,
             row.id,
-            since=aware(since),
-            until=aware(until),
-            after_seq=cursor,
-            limit=limit + 1,
+            since=window.since,
+            until=window.until,
+            after_seq=window.cursor,
+            limit=window.limit + 1,
         )
+    limit = window.limit
     page = found[:limit]
     kind = Limit(row.balance_limit)
     return {
@@ -319,12 +310,3 @@ async def create_transfer(customer: Customer, body: TransferIn, api: Api) -> Tra
 )
 async def get_transfer(customer: Customer, transfer_id: UuidId, api: Api) -> TransferOut:
     return transfer_view(await service.find_request(api.db, customer.id, transfer_id))
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    return None if moment is None else utc(moment)
-
-
-def utc(moment: datetime) -> datetime:
-    """Query timestamps without an offset are taken as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -4,10 +4,9 @@ per transfer), journal entries, blocking and unblocking accounts."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import Path, Query
+from fastapi import Path
 from msgspec import Meta
 from typing_extensions import TypedDict
 
@@ -26,7 +25,7 @@ from paycore.banking.views import (
     entry_view,
     result_view,
 )
-from paycore.banking.web import ADMIN, OPERATOR_ERRORS, Api, BankingApi
+from paycore.banking.web import ADMIN, OPERATOR_ERRORS, Api, At, BankingApi, StatementWindow
 from paycore.platform.clock import utcnow
 from paycore.platform.errors import DomainError, NotFound
 from paycore.platform.persistence.db import AnyRow
@@ -126,9 +125,7 @@ async def get_account(account_id: UuidId, api: Api) -> AccountOut:
     summary="Any account's balance now, or at an instant (?at=) (admin)",
     **ADMIN,
 )
-async def balance(
-    account_id: UuidId, api: Api, at: Annotated[datetime | None, Query()] = None
-) -> BalanceOut:
+async def balance(account_id: UuidId, api: Api, at: At = None) -> BalanceOut:
     return await balance_answer(api, await _account(api, account_id), at)
 
 
@@ -138,16 +135,8 @@ async def balance(
     summary="Any account's entries, oldest first, with the balance after each (admin)",
     **ADMIN,
 )
-async def statement(
-    account_id: UuidId,
-    api: Api,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
-    cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> StatementPage:
-    row = await _account(api, account_id)
-    return await statement_page(api, row, since, until, cursor, limit)
+async def statement(account_id: UuidId, api: Api, window: StatementWindow) -> StatementPage:
+    return await statement_page(api, await _account(api, account_id), window)
 
 
 @routes.post(

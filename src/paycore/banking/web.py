@@ -4,13 +4,15 @@ they know: a customer (their secret) and the operator (the admin token)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from paycore.banking import service
 from paycore.banking.domain import Unauthorized
 from paycore.platform.cards import Hasher
+from paycore.platform.clock import as_utc
 from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.db import AnyRow
 from paycore.platform.persistence.uow import Database
@@ -57,3 +59,37 @@ async def _operator(request: Request, api: Api) -> None:
 
 ADMIN = {"dependencies": [Depends(_operator)], "security": (ADMIN_TOKEN,)}
 OPERATOR_ERRORS = ADMIN_ERRORS
+
+
+At = Annotated[
+    datetime | None,
+    Query(description="An instant, ISO 8601 (without an offset: UTC); omitted: now"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Which entries of a statement: ``?from`` and ``?to`` (UTC unless an offset is given),
+    after ``?cursor`` (the last ``seq`` of the page before), ``?limit`` of them."""
+
+    since: datetime | None
+    until: datetime | None
+    cursor: int | None
+    limit: int
+
+
+async def _window(
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Window:
+    return Window(
+        None if since is None else as_utc(since),
+        None if until is None else as_utc(until),
+        cursor,
+        limit,
+    )
+
+
+StatementWindow = Annotated[Window, Depends(_window)]

@@ -4,7 +4,7 @@ transactions and webhook deliveries for merchants, each scoped to the caller's a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
@@ -35,7 +35,7 @@ from paycore.gateway.views import (
 )
 from paycore.gateway.webhook_targets import TargetRefused, WebhookTargets
 from paycore.platform.cards import Hasher, Keyring
-from paycore.platform.clock import utcnow
+from paycore.platform.clock import as_utc, utcnow
 from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.admin import ADMIN_ERRORS, require_admin
@@ -383,7 +383,4 @@ async def list_deliveries(
 
 
 def _aware(moment: datetime | None) -> datetime | None:
-    """Query timestamps without an offset are taken as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+    return None if moment is None else as_utc(moment)

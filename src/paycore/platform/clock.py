@@ -20,3 +20,8 @@ def parse_iso(text: str) -> datetime:
     """Parse an ISO 8601 timestamp; naive values are taken as UTC."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` with its offset, or taken as UTC if it has none (a query's timestamp)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -246,8 +246,8 @@ class Entry:
             self.at.isoformat(timespec="microseconds"),
             self.pending_id or "",
             self.expires_at.isoformat(timespec="microseconds") if self.expires_at else "",
-            *_sums(self.debit_after),
-            *_sums(self.credit_after),
+            *sums(self.debit_after),
+            *sums(self.credit_after),
             self.prev_hash,
         ]
         return "|".join(str(p) for p in parts).encode()
@@ -282,7 +282,8 @@ class Entry:
         return round((self.expires_at - self.at).total_seconds())
 
 
-def _sums(balance: Balance) -> tuple[int, int, int, int]:
+def sums(balance: Balance) -> tuple[int, int, int, int]:
+    """The four sums of a balance, in the order the journal stores them."""
     return (
         balance.debits_pending,
         balance.debits_posted,

@@ -39,6 +39,7 @@ from paycore.banking.ledger.domain import (
     Limit,
     Status,
     Transfer,
+    sums,
 )
 from paycore.platform.persistence.db import AnyRow, UtcDateTime, metadata
 from paycore.platform.persistence.uow import Transaction
@@ -270,19 +271,10 @@ def entry_row(entry: Entry) -> tuple[Any, ...]:
         entry.code,
         entry.at,
         entry.expires_at,
-        *_sums(entry.debit_after),
-        *_sums(entry.credit_after),
+        *sums(entry.debit_after),
+        *sums(entry.credit_after),
         entry.prev_hash,
         entry.hash,
-    )
-
-
-def _sums(balance: Balance) -> tuple[int, int, int, int]:
-    return (
-        balance.debits_pending,
-        balance.debits_posted,
-        balance.credits_pending,
-        balance.credits_posted,
     )
 
 
@@ -304,7 +296,7 @@ async def write(tx: Transaction, applied: Applied) -> None:
         [
             {
                 "b_account_id": account_id,
-                **{f"b_{n}": v for n, v in zip(SUMS, _sums(b), strict=True)},
+                **{f"b_{n}": v for n, v in zip(SUMS, sums(b), strict=True)},
             }
             for account_id, b in applied.balances.items()
         ],
