@@ -136,6 +136,11 @@ class CaptureIn(Input):
 CARD_ERRORS = (*CUSTOMER_ERRORS, NotFound)
 
 
+def _cents(amount: Cents | None) -> int | None:
+    """A plain ``int`` (the ledger's events are encoded by msgspec, which takes no subclass)."""
+    return None if amount is None else int(amount)
+
+
 # --- customers -----------------------------------------------------------------------------
 
 
@@ -149,7 +154,7 @@ CARD_ERRORS = (*CUSTOMER_ERRORS, NotFound)
 )
 async def issue(customer: Customer, body: IssueIn, api: Api) -> NewCardOut:
     issued = await api.cards.issue(
-        customer.id, body.account_id, CardKind(body.kind), body.credit_limit, utcnow()
+        customer.id, body.account_id, CardKind(body.kind), _cents(body.credit_limit), utcnow()
     )
     return new_card_view(issued.row, issued.number, issued.cvv)
 
@@ -202,7 +207,7 @@ async def unblock(customer: Customer, card_id: UuidId, api: Api) -> CardOut:
     **AS_CUSTOMER,
 )
 async def change_card(customer: Customer, card_id: UuidId, body: CardPatch, api: Api) -> CardOut:
-    row = await api.cards.set_credit_limit(customer.id, card_id, body.credit_limit, utcnow())
+    row = await api.cards.set_credit_limit(customer.id, card_id, int(body.credit_limit), utcnow())
     return card_view(row)
 
 
@@ -214,7 +219,7 @@ async def change_card(customer: Customer, card_id: UuidId, body: CardPatch, api:
     **AS_CUSTOMER,
 )
 async def pay(customer: Customer, card_id: UuidId, body: PaymentIn, api: Api) -> CardOut:
-    row = await api.cards.pay(customer.id, card_id, body.id or uuid7(), body.amount, utcnow())
+    row = await api.cards.pay(customer.id, card_id, body.id or uuid7(), int(body.amount), utcnow())
     return card_view(row)
 
 
@@ -259,7 +264,7 @@ async def authorize(body: AuthorizationIn, api: Api) -> AuthorizationOut:
         exp_month=body.exp_month,
         exp_year=body.exp_year,
         cvv=body.cvv,
-        amount=body.amount,
+        amount=int(body.amount),
         currency=body.currency,
         merchant=body.merchant,
     )
@@ -286,7 +291,7 @@ async def get_authorization(authorization_id: UuidId, api: Api) -> Authorization
 )
 async def capture(authorization_id: UuidId, body: CaptureIn, api: Api) -> AuthorizationOut:
     now = utcnow()
-    row = await api.cards.capture(authorization_id, body.amount, now)
+    row = await api.cards.capture(authorization_id, _cents(body.amount), now)
     return authorization_view(row, now)
 
 
