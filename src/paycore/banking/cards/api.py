@@ -96,7 +96,7 @@ AuthorizationId = Annotated[
 ]
 
 
-class IssueIn(Input):
+class CardIssueIn(Input):
     account_id: Annotated[
         str, Meta(pattern=UUID_PATTERN, description="One of the caller's checking accounts")
     ]
@@ -108,14 +108,14 @@ class CardPatch(Input):
     credit_limit: Cents
 
 
-class PaymentIn(Input):
+class CardPaymentIn(Input):
     amount: Cents
     id: Annotated[str, Meta(pattern=UUID_PATTERN, description="The payment's transfer id")] | (
         None
     ) = None
 
 
-class AuthorizationIn(Input):
+class CardAuthorizationIn(Input):
     id: AuthorizationId
     number: Annotated[str, Meta(pattern=r"^[0-9]{12,19}$", description="The card number")]
     exp_month: Annotated[int, Meta(ge=1, le=12)]
@@ -129,7 +129,7 @@ class AuthorizationIn(Input):
     currency: Annotated[str, Meta(pattern="^[A-Z]{3}$", description="ISO 4217")] = "BRL"
 
 
-class CaptureIn(Input):
+class CardCaptureIn(Input):
     amount: Cents | None = None  # at most the authorized amount; none: all of it
 
 
@@ -152,7 +152,7 @@ def _cents(amount: Cents | None) -> int | None:
     "are answered this once",
     **AS_CUSTOMER,
 )
-async def issue(customer: Customer, body: IssueIn, api: Api) -> NewCardOut:
+async def issue(customer: Customer, body: CardIssueIn, api: Api) -> NewCardOut:
     issued = await api.cards.issue(
         customer.id, body.account_id, CardKind(body.kind), _cents(body.credit_limit), utcnow()
     )
@@ -218,7 +218,7 @@ async def change_card(customer: Customer, card_id: UuidId, body: CardPatch, api:
     summary="Pay a credit card's bill from the checking account it was issued on",
     **AS_CUSTOMER,
 )
-async def pay(customer: Customer, card_id: UuidId, body: PaymentIn, api: Api) -> CardOut:
+async def pay(customer: Customer, card_id: UuidId, body: CardPaymentIn, api: Api) -> CardOut:
     row = await api.cards.pay(customer.id, card_id, body.id or uuid7(), int(body.amount), utcnow())
     return card_view(row)
 
@@ -257,7 +257,7 @@ async def transactions(
     "recorded either way",
     **AS_NETWORK,
 )
-async def authorize(body: AuthorizationIn, api: Api) -> AuthorizationOut:
+async def authorize(body: CardAuthorizationIn, api: Api) -> AuthorizationOut:
     asked = Presented(
         id=body.id,
         number=body.number,
@@ -289,7 +289,7 @@ async def get_authorization(authorization_id: UuidId, api: Api) -> Authorization
     "none: all of it), the rest released",
     **AS_NETWORK,
 )
-async def capture(authorization_id: UuidId, body: CaptureIn, api: Api) -> AuthorizationOut:
+async def capture(authorization_id: UuidId, body: CardCaptureIn, api: Api) -> AuthorizationOut:
     now = utcnow()
     row = await api.cards.capture(authorization_id, _cents(body.amount), now)
     return authorization_view(row, now)
