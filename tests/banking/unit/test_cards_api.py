@@ -88,7 +88,11 @@ async def test_neither_the_number_nor_the_cvv_is_stored_anywhere(
     monkeypatch.setattr("paycore.banking.cards.service.new_cvv", lambda: "739")
     ana = await bank.customer()
     checking = await bank.account(ana, deposit="1000.00")
-    card = await bank.issue(ana, checking)
+    once = {**ana, "Idempotency-Key": "issue-1"}  # the idempotency layer keeps answers
+    issued = await bank.http.post(
+        "/banking/cards", json={"account_id": checking, "kind": "debit"}, headers=once
+    )
+    card = data(issued)
     assert card["cvv"] == "739"
     held = await bank.approved(card, "25.50")
     assert (await bank.capture(held["id"], "20.00")).status_code == 200
@@ -113,6 +117,22 @@ def _own_value(secret: str, text: str) -> bool:
     digits or of base64/hex characters (ids, hashes, ciphertexts, timestamps)."""
     edge = r"0-9A-Za-z+/=_-"
     return re.search(rf"(?<![{edge}]){secret}(?![{edge}])", text) is not None
+
+
+async def test_a_new_cards_answer_is_not_cached_nor_replayed(bank: Bank) -> None:
+    """It shows the number and the CVV: ``Cache-Control: no-store``, and a retry under the same
+    Idempotency-Key is told the card exists instead of being shown them again."""
+    ana = await bank.customer()
+    checking = await bank.account(ana)
+    once = {**ana, "Idempotency-Key": "issue-1"}
+    body = {"account_id": checking, "kind": "debit"}
+    first = await bank.http.post("/banking/cards", json=body, headers=once)
+    assert first.status_code == 201
+    assert first.headers["cache-control"] == "no-store"
+    retry = await bank.http.post("/banking/cards", json=body, headers=once)
+    problem(retry, 409, "idempotency-answer-not-kept")
+    assert first.json()["full_number"] not in retry.text
+    assert len(data(await bank.http.get("/banking/cards", headers=ana))) == 1
 
 
 async def test_a_card_is_issued_only_on_the_callers_open_checking_account(bank: Bank) -> None:

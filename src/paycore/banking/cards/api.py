@@ -49,8 +49,10 @@ from paycore.platform.web.admin import (
     admin_allowed,
 )
 from paycore.platform.web.bodies import Cents, Input, text
+from paycore.platform.web.claims import ANSWER_NOT_KEPT
 from paycore.platform.web.credentials import ADMIN_TOKEN, SERVICE_TOKEN
 from paycore.platform.web.params import UUID_PATTERN, Page, UuidId
+from paycore.platform.web.responses import JSONResponse
 from paycore.platform.web.routes import Routes, on_state
 
 routes = Routes("banking cards")
@@ -147,16 +149,28 @@ def _cents(amount: Cents | None) -> int | None:
 @routes.post(
     "/cards",
     status_code=201,
-    errors=(*CARD_ERRORS, AccountClosed, CreditLimitRequired, CreditLimitTooHigh),
+    response_model=NewCardOut,
+    errors=(
+        *CARD_ERRORS,
+        AccountClosed,
+        CreditLimitRequired,
+        CreditLimitTooHigh,
+        (
+            409,
+            ANSWER_NOT_KEPT.code,
+            "Issued under this Idempotency-Key: the number is not shown again",
+        ),
+    ),
     summary="Issue a debit or credit card on one of the caller's accounts: its number and CVV "
-    "are answered this once",
+    "are answered this once (not stored, cached or replayed)",
     **AS_CUSTOMER,
 )
-async def issue(customer: Customer, body: CardIssueIn, api: Api) -> NewCardOut:
+async def issue(customer: Customer, body: CardIssueIn, api: Api) -> JSONResponse:
     issued = await api.cards.issue(
         customer.id, body.account_id, CardKind(body.kind), _cents(body.credit_limit), utcnow()
     )
-    return new_card_view(issued.row, issued.number, issued.cvv)
+    shown_once = new_card_view(issued.row, issued.number, issued.cvv)
+    return JSONResponse(shown_once, status_code=201, headers={"Cache-Control": "no-store"})
 
 
 @routes.get("/cards", errors=CUSTOMER_ERRORS, summary="The caller's cards, masked", **AS_CUSTOMER)
