@@ -1,5 +1,6 @@
-"""Banking in a process: the customers' and the operator's API (API process); the ledger
-worker applying requested transfers and releasing expired holds (worker process)."""
+"""Banking in a process: the customers', the operator's and the card network's API (API
+process); the ledger worker applying requested transfers and releasing expired holds (worker
+process)."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ flow the ledger's journal and balances check out."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from cards_kit import ADMIN, BIN, NETWORK, Bank, bearer, data, wired
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -315,6 +317,7 @@ async def test_declines_are_answered_with_their_reason_and_recorded(bank: Bank) 
         ({}, "50.01", "insufficient-funds"),
         ({"currency": "USD"}, "1.00", "currency-mismatch"),
     ]
+    before = {r: _counted(r) for _, _, r in cases}
     for changes, amount, result in cases:
         answer = await bank.authorize(card, amount, **changes)
         assert answer.status_code == 201, answer.text
@@ -326,7 +329,17 @@ async def test_declines_are_answered_with_their_reason_and_recorded(bank: Bank) 
     listed = data(await bank.http.get(f"/banking/cards/{card['id']}/transactions", headers=ana))
     results = [a["result"] for a in listed["data"]]
     assert results == [r for changes, _, r in cases if "number" not in changes]
+    assert {r: _counted(r) - before[r] for r in before} == Counter(r for _, _, r in cases)
+    approved = _counted("approved")
     await bank.approved(card, "50.00")  # the very limit
+    assert _counted("approved") == approved + 1
+
+
+def _counted(outcome: str) -> float:
+    sample = REGISTRY.get_sample_value(
+        "paycore_banking_card_authorizations_total", {"outcome": outcome}
+    )
+    return sample or 0.0
 
 
 async def test_an_authorization_on_a_blocked_account_is_declined_by_the_ledger(

@@ -29,8 +29,8 @@ class CardOut(TypedDict):
     exp_month: int
     exp_year: int
     credit_limit: Money | None  # credit cards only
-    available: Money  # what it may still spend: the account's balance (debit), limit left (credit)
-    held: Money  # authorized, not captured yet
+    available: Money  # what it may still spend: its funding account's available balance
+    held: Money  # held on its funding account: authorized, not captured yet
     created_at: str
 
 
