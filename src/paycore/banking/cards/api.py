@@ -97,8 +97,15 @@ AuthorizationId = Annotated[
     ),
 ]
 
+PaymentId = Annotated[
+    str,
+    Meta(pattern=UUID_PATTERN, description="The payment's transfer id: the same id is one payment"),
+]
+
 
 class CardIssueIn(Input):
+    """A card to issue: a credit card with its credit limit, a debit card without one."""
+
     account_id: Annotated[
         str, Meta(pattern=UUID_PATTERN, description="One of the caller's checking accounts")
     ]
@@ -107,17 +114,22 @@ class CardIssueIn(Input):
 
 
 class CardPatch(Input):
+    """A credit card's new limit: the difference moves between the bank and the card."""
+
     credit_limit: Cents
 
 
 class CardPaymentIn(Input):
+    """A payment of a credit card's bill from the checking account it was issued on."""
+
     amount: Cents
-    id: Annotated[str, Meta(pattern=UUID_PATTERN, description="The payment's transfer id")] | (
-        None
-    ) = None
+    id: PaymentId | None = None
 
 
 class CardAuthorizationIn(Input):
+    """What the card network presents: the card (number, expiry, CVV), the amount, the
+    merchant."""
+
     id: AuthorizationId
     number: Annotated[str, Meta(pattern=r"^[0-9]{12,19}$", description="The card number")]
     exp_month: Annotated[int, Meta(ge=1, le=12)]
@@ -132,6 +144,8 @@ class CardAuthorizationIn(Input):
 
 
 class CardCaptureIn(Input):
+    """``{}`` captures the whole authorization; ``{"amount": …}`` that much of it."""
+
     amount: Cents | None = None  # at most the authorized amount; none: all of it
 
 
