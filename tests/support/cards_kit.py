@@ -21,7 +21,14 @@ from web_kit import served
 from paycore.banking import api as banking_api
 from paycore.banking import service
 from paycore.banking.cards import api as cards_api
-from paycore.banking.cards.service import CARD_BANK_ACCOUNTS, CardRules, Cards
+from paycore.banking.cards.network import Network
+from paycore.banking.cards.service import (
+    CARD_BANK_ACCOUNTS,
+    CARD_SETTLEMENT,
+    CREDIT_LINES,
+    CardRules,
+    Cards,
+)
 from paycore.banking.domain import cpf_check_digits
 from paycore.banking.ledger import store as ledger_store
 from paycore.banking.ledger.domain import Limit
@@ -39,7 +46,8 @@ ADMIN = "cards-admin-token"
 SERVICE = "cards-service-token"
 PEPPER = "cards-test-pepper"
 BIN = "650485"
-RULES = CardRules(bin=BIN, years=5, hold_seconds=7 * 24 * 3600, max_credit_limit=5_000_000)
+RULES = CardRules(bin=BIN, years=5, max_credit_limit=5_000_000)
+HOLD_SECONDS = 7 * 24 * 3600
 _cpfs = itertools.count(100_000_001)
 
 
@@ -66,6 +74,7 @@ class Bank:
     engine: AsyncEngine
     db: Database
     cards: Cards
+    network: Network
     bank: dict[str, str]  # the bank's own accounts' ids by name
 
     async def customer(self, name: str = "Ana Lima") -> dict[str, str]:
@@ -173,7 +182,9 @@ class Bank:
 
 
 @contextlib.asynccontextmanager
-async def wired(engine: AsyncEngine, rules: CardRules = RULES) -> AsyncIterator[Bank]:
+async def wired(
+    engine: AsyncEngine, rules: CardRules = RULES, hold_seconds: int = HOLD_SECONDS
+) -> AsyncIterator[Bank]:
     """Banking's customer routes and the cards' routes wired as the API process wires them."""
     db = Database(engine)
     async with db.transaction() as tx:
@@ -182,7 +193,10 @@ async def wired(engine: AsyncEngine, rules: CardRules = RULES) -> AsyncIterator[
         )
     hasher = Hasher(PEPPER)
     writer = service.request_writer(db)
-    cards = Cards(db, keyring=Keyring.parse(new_keys()), hasher=hasher, rules=rules, bank=bank)
+    keyring = Keyring.parse(new_keys())
+    lines, settlement = bank[CREDIT_LINES.name], bank[CARD_SETTLEMENT.name]
+    cards = Cards(db, keyring=keyring, hasher=hasher, rules=rules, credit_lines_id=lines)
+    network = Network(db, hasher=hasher, hold_seconds=hold_seconds, settlement_id=settlement)
     app = served(
         [(banking_api.routes, "/banking"), (cards_api.routes, "/banking")],
         state={
@@ -193,13 +207,15 @@ async def wired(engine: AsyncEngine, rules: CardRules = RULES) -> AsyncIterator[
                 cash_id=bank[service.CASH.name],
                 requests=writer,
             ),
-            "banking_cards": cards_api.CardsApi(cards, admin_token=ADMIN, service_token=SERVICE),
+            "banking_cards": cards_api.CardsApi(
+                cards, network, admin_token=ADMIN, service_token=SERVICE
+            ),
         },
         middleware=[(IdempotencyMiddleware, {"db": lambda: db, "secret": PEPPER.encode()})],
     )
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://bank") as http:
-            yield Bank(http, engine, db, cards, bank)
+            yield Bank(http, engine, db, cards, network, bank)
     finally:
         await writer.stop()

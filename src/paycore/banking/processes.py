@@ -8,12 +8,12 @@ from fastapi import FastAPI
 
 from paycore.banking import api, consumers, ledger_api, service
 from paycore.banking.cards import api as cards_api
-from paycore.banking.cards.service import CARD_BANK_ACCOUNTS, CardRules, Cards
+from paycore.banking.cards.service import CARD_BANK_ACCOUNTS
 from paycore.banking.expiry import Expiry
 from paycore.banking.ledger.service import ensure_bank_accounts
 from paycore.banking.settings import BankingSettings
 from paycore.banking.web import BankingApi
-from paycore.platform.cards import Hasher, Keyring
+from paycore.platform.cards import Hasher
 from paycore.platform.clock import utcnow
 from paycore.platform.runtime import Processes, Runtime, consume
 from paycore.platform.web.fastlane import FastRoute
@@ -42,28 +42,8 @@ async def mount_api(
     )
     mount(app, api.routes, prefix, fast_routes)
     mount(app, ledger_api.routes, prefix, fast_routes)
-    app.state.banking_cards = _cards_api(runtime, bank)
+    app.state.banking_cards = cards_api.CardsApi.wired(runtime.db, runtime.settings, bank)
     mount(app, cards_api.routes, prefix, fast_routes)
-
-
-def _cards_api(runtime: Runtime, bank: dict[str, str]) -> cards_api.CardsApi:
-    settings, shared = BankingSettings(), runtime.settings
-    rules = CardRules(
-        bin=settings.card_bin,
-        years=settings.card_years,
-        hold_seconds=settings.card_hold_seconds,
-        max_credit_limit=settings.card_max_credit_limit_cents,
-    )
-    cards = Cards(
-        runtime.db,
-        keyring=Keyring.parse(shared.card_keys),
-        hasher=Hasher(shared.secret_pepper),
-        rules=rules,
-        bank=bank,
-    )
-    return cards_api.CardsApi(
-        cards, admin_token=shared.admin_token, service_token=shared.service_token
-    )
 
 
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:

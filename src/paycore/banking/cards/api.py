@@ -26,7 +26,8 @@ from paycore.banking.cards.domain import (
     CreditLimitTooHigh,
     NotACreditCard,
 )
-from paycore.banking.cards.service import Cards, Presented
+from paycore.banking.cards.network import Network, Presented
+from paycore.banking.cards.service import CARD_SETTLEMENT, CREDIT_LINES, CardRules, Cards
 from paycore.banking.cards.views import (
     AuthorizationOut,
     AuthorizationPage,
@@ -38,10 +39,14 @@ from paycore.banking.cards.views import (
 )
 from paycore.banking.ledger.domain import TransferIdReused, TransferRefused
 from paycore.banking.ledger.service import AccountClosed
+from paycore.banking.settings import BankingSettings
 from paycore.banking.web import AS_CUSTOMER, CUSTOMER_ERRORS, Customer
+from paycore.platform.cards import Hasher, Keyring
 from paycore.platform.clock import utcnow
 from paycore.platform.errors import NotFound
 from paycore.platform.ids import uuid7
+from paycore.platform.persistence.uow import Database
+from paycore.platform.settings import Settings
 from paycore.platform.web.admin import (
     ADMIN_ERRORS,
     AdminDisabled,
@@ -62,10 +67,41 @@ class CardsApi:
     """What the cards' routes need, kept on the app's state (``banking_cards``) by
     ``processes.mount_api``: the use cases and the card network's credentials."""
 
-    def __init__(self, cards: Cards, *, admin_token: str, service_token: str) -> None:
+    def __init__(
+        self, cards: Cards, network: Network, *, admin_token: str, service_token: str
+    ) -> None:
         self.cards = cards
+        self.network = network
         self.admin_token = admin_token
         self.service_token = service_token
+
+    @classmethod
+    def wired(cls, db: Database, shared: Settings, bank: dict[str, str]) -> CardsApi:
+        """As an API process wires it: the banking settings, the platform's card keys,
+        pepper and tokens, the bank's own accounts (by name)."""
+        settings = BankingSettings()
+        hasher = Hasher(shared.secret_pepper)
+        rules = CardRules(
+            bin=settings.card_bin,
+            years=settings.card_years,
+            max_credit_limit=settings.card_max_credit_limit_cents,
+        )
+        cards = Cards(
+            db,
+            keyring=Keyring.parse(shared.card_keys),
+            hasher=hasher,
+            rules=rules,
+            credit_lines_id=bank[CREDIT_LINES.name],
+        )
+        network = Network(
+            db,
+            hasher=hasher,
+            hold_seconds=settings.card_hold_seconds,
+            settlement_id=bank[CARD_SETTLEMENT.name],
+        )
+        return cls(
+            cards, network, admin_token=shared.admin_token, service_token=shared.service_token
+        )
 
 
 Api = Annotated[CardsApi, on_state("banking_cards", CardsApi)]
@@ -297,7 +333,7 @@ async def authorize(body: CardAuthorizationIn, api: Api) -> AuthorizationOut:
         merchant=body.merchant,
     )
     now = utcnow()
-    return authorization_view(await api.cards.authorize(asked, now), now)
+    return authorization_view(await api.network.authorize(asked, now), now)
 
 
 @routes.get(
@@ -307,7 +343,7 @@ async def authorize(body: CardAuthorizationIn, api: Api) -> AuthorizationOut:
     **AS_NETWORK,
 )
 async def get_authorization(authorization_id: UuidId, api: Api) -> AuthorizationOut:
-    return authorization_view(await api.cards.authorization(authorization_id), utcnow())
+    return authorization_view(await api.network.authorization(authorization_id), utcnow())
 
 
 @routes.post(
@@ -319,7 +355,7 @@ async def get_authorization(authorization_id: UuidId, api: Api) -> Authorization
 )
 async def capture(authorization_id: UuidId, body: CardCaptureIn, api: Api) -> AuthorizationOut:
     now = utcnow()
-    row = await api.cards.capture(authorization_id, _cents(body.amount), now)
+    row = await api.network.capture(authorization_id, _cents(body.amount), now)
     return authorization_view(row, now)
 
 
@@ -331,4 +367,4 @@ async def capture(authorization_id: UuidId, body: CardCaptureIn, api: Api) -> Au
 )
 async def void(authorization_id: UuidId, api: Api) -> AuthorizationOut:
     now = utcnow()
-    return authorization_view(await api.cards.void(authorization_id, now), now)
+    return authorization_view(await api.network.void(authorization_id, now), now)

@@ -1,40 +1,31 @@
-"""The cards' use cases: issue a card (its number and CVV shown once), block and unblock it,
-change a credit card's limit, pay a credit card's bill; and the card network's calls:
-authorize (a hold on the card's funding account), capture (post the hold, all or less), void.
+"""The cards' use cases for their customers: issue a card (its number and CVV shown once),
+read it, block and unblock it, change a credit card's limit, pay a credit card's bill (the card
+network's calls are in ``network``).
 
 Every write runs in a unit of work under the ledger's lock (``LEDGER_LOCK``), the one a
-ledger batch takes: an authorization reads the card's status and moves money in one
-serialized step, so once a block has committed no authorization gets past it.
+ledger batch takes (and an authorization): a block commits before or after an authorization,
+never in the middle of one.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from paycore.banking import metrics
 from paycore.banking import service as banking
 from paycore.banking.cards import store
 from paycore.banking.cards.domain import (
     CREDIT_ACCOUNT,
-    AuthorizationDeclined,
-    AuthorizationIdReused,
     CardKind,
-    CardState,
     CardStatus,
     CreditLimitInUse,
     CreditLimitRequired,
     CreditLimitTooHigh,
     Expiry,
     NotACreditCard,
-    capture_id,
-    decline_of,
-    hold_id,
     new_cvv,
     new_number,
-    void_id,
 )
 from paycore.banking.domain import CUSTOMER_ACCOUNT
 from paycore.banking.ledger import service as ledger
@@ -68,11 +59,10 @@ NUMBER_ATTEMPTS = 20
 
 @dataclass(frozen=True, slots=True)
 class CardRules:
-    """The bank's card settings (``BankingSettings.card_*``)."""
+    """The bank's rules for issuing cards (``BankingSettings.card_*``)."""
 
     bin: str
     years: int
-    hold_seconds: int
     max_credit_limit: int
 
 
@@ -83,23 +73,9 @@ class Issued:
     cvv: str  # shown this once: only a keyed hash is kept
 
 
-@dataclass(frozen=True, slots=True)
-class Presented:
-    """An authorization as the card network asks for it."""
-
-    id: str
-    number: str
-    exp_month: int
-    exp_year: int
-    cvv: str
-    amount: int
-    currency: str
-    merchant: str
-
-
 class Cards:
-    """The cards' use cases on one database, with the keys that protect card data and the
-    ids of the bank's card accounts."""
+    """The customers' card use cases on one database, with the keys that protect card data
+    and the id of the bank's credit lines account."""
 
     def __init__(
         self,
@@ -108,16 +84,13 @@ class Cards:
         keyring: Keyring,
         hasher: Hasher,
         rules: CardRules,
-        bank: dict[str, str],
+        credit_lines_id: str,
     ) -> None:
         self.db = db
         self._keyring = keyring
         self._hasher = hasher
         self._rules = rules
-        self._settlement = bank[CARD_SETTLEMENT.name]
-        self._credit_lines = bank[CREDIT_LINES.name]
-
-    # -- the customer's -------------------------------------------------------------------
+        self._credit_lines = credit_lines_id
 
     async def issue(
         self,
@@ -168,7 +141,7 @@ class Cards:
                     "brand": brand_of(number) or "unbranded",
                     "exp_month": expiry.month,
                     "exp_year": expiry.year,
-                    "cvv_hash": self._cvv_hash(card_id, cvv),
+                    "cvv_hash": cvv_hash(self._hasher, card_id, cvv),
                     "credit_limit": credit_limit,
                     "created_at": now,
                     "updated_at": now,
@@ -244,7 +217,7 @@ class Cards:
             code="card-payment",
         )
         async with self.db.transaction() as tx:
-            await self._apply(tx, transfer, now)
+            await apply_one(tx, transfer, now)
         return await self.own_card(customer_id, card_id)
 
     async def authorizations_of(
@@ -253,115 +226,6 @@ class Cards:
         async with self.db.connect() as conn:
             _own(await store.find_card(conn, card_id), customer_id, card_id)
             return await store.authorizations_of(conn, card_id, offset=offset, limit=limit)
-
-    # -- the card network's ---------------------------------------------------------------
-
-    async def authorize(self, asked: Presented, now: datetime) -> AnyRow:
-        """Approve (a hold on the card's funding account for ``amount``, released by itself
-        after ``hold_seconds``) or decline, and record it either way. The same id with the
-        same fields is answered as it was the first time; with other fields it is refused
-        (``AuthorizationIdReused``)."""
-        digest = self._request_hash(asked)
-        async with self.db.transaction() as tx:
-            await tx.serialize(LEDGER_LOCK)
-            earlier = await store.find_authorization(tx.conn, asked.id)
-            if earlier is not None:
-                if not hmac.compare_digest(earlier.request_hash, digest):
-                    raise AuthorizationIdReused(
-                        f"authorization {asked.id} exists with other fields"
-                    )
-                return earlier
-            outcome, hold, card_id = await self._decide(tx, asked, now)
-            await store.insert_authorization(
-                tx,
-                {
-                    "id": asked.id,
-                    "card_id": card_id,
-                    "request_hash": digest,
-                    "merchant": asked.merchant,
-                    "amount": asked.amount,
-                    "currency": asked.currency,
-                    "outcome": outcome,
-                    "hold_id": hold,
-                    "at": now,
-                },
-            )
-            tx.after_commit(lambda: metrics.card_authorizations.labels(outcome).inc())
-        return await self.authorization(asked.id)
-
-    async def _decide(
-        self, tx: Transaction, asked: Presented, now: datetime
-    ) -> tuple[str, str | None, str | None]:
-        """The outcome (``approved`` or why not), the hold's id and the card's id."""
-        card = await store.card_by_fingerprint(
-            tx.conn, self._hasher.platform_fingerprint(asked.number)
-        )
-        state = None
-        cvv_matches = False
-        if card is not None:
-            state = CardState(Expiry(card.exp_month, card.exp_year), CardStatus(card.status))
-            expected = self._cvv_hash(card.id, asked.cvv)
-            cvv_matches = hmac.compare_digest(card.cvv_hash, expected)
-        presented = Expiry(asked.exp_month, asked.exp_year)
-        declined = decline_of(state, presented, cvv_matches, now)
-        if declined is not None:
-            return declined.value, None, card.id if card is not None else None
-        assert card is not None
-        hold = Transfer(
-            id=hold_id(asked.id),
-            kind=Kind.PENDING,
-            debit_account_id=card.funding_account_id,
-            credit_account_id=self._settlement,
-            amount=asked.amount,
-            currency=asked.currency,
-            code="card-authorization",
-            timeout_seconds=self._rules.hold_seconds,
-        )
-        outcome = await self._apply_outcome(tx, hold, now)
-        if outcome.entry is None or outcome.replay:
-            return str(outcome.reason or Reason.ID_REUSED), None, card.id
-        return store.APPROVED, hold.id, card.id
-
-    async def authorization(self, authorization_id: str) -> AnyRow:
-        async with self.db.connect() as conn:
-            row = await store.find_authorization(conn, authorization_id)
-        if row is None:
-            raise NotFound(f"authorization {authorization_id} is unknown")
-        return row
-
-    async def capture(self, authorization_id: str, amount: int | None, now: datetime) -> AnyRow:
-        """Post the authorization's hold: ``amount`` (at most the hold's; None: all of it),
-        the rest released. The same capture again is answered as the first; another amount
-        is refused (``TransferIdReused``), as is a capture of a voided or expired hold."""
-        await self._resolve(authorization_id, Kind.POST, amount, now)
-        return await self.authorization(authorization_id)
-
-    async def void(self, authorization_id: str, now: datetime) -> AnyRow:
-        """Release the authorization's hold (again: the same answer)."""
-        await self._resolve(authorization_id, Kind.VOID, None, now)
-        return await self.authorization(authorization_id)
-
-    async def _resolve(
-        self, authorization_id: str, kind: Kind, amount: int | None, now: datetime
-    ) -> None:
-        async with self.db.transaction() as tx:
-            await tx.serialize(LEDGER_LOCK)
-            found = await store.find_authorization(tx.conn, authorization_id)
-            if found is None:
-                raise NotFound(f"authorization {authorization_id} is unknown")
-            if found.hold_id is None:
-                raise AuthorizationDeclined(
-                    f"authorization {authorization_id} was declined ({found.outcome})"
-                )
-            post = kind is Kind.POST
-            transfer = Transfer(
-                id=capture_id(authorization_id) if post else void_id(authorization_id),
-                kind=kind,
-                amount=(amount or found.amount) if post else 0,
-                pending_id=found.hold_id,
-                code="card-capture" if post else "card-void",
-            )
-            await self._apply(tx, transfer, now)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -377,20 +241,7 @@ class Cards:
             currency=CURRENCY,
             code="credit-limit",
         )
-        return await self._apply(tx, transfer, now)
-
-    async def _apply(self, tx: Transaction, transfer: Transfer, now: datetime) -> Entry:
-        """One transfer in ``tx``: its entry (the original one of a replay), or
-        ``TransferIdReused``/``TransferRefused``."""
-        outcome = await self._apply_outcome(tx, transfer, now)
-        if outcome.reason is Reason.ID_REUSED:
-            raise TransferIdReused(outcome.detail)
-        return banking.entry_or_refusal(outcome)
-
-    async def _apply_outcome(self, tx: Transaction, transfer: Transfer, now: datetime) -> Outcome:
-        applied = await ledger.apply(tx, [transfer], now)
-        banking.publish_posted(tx, applied.outcomes)
-        return applied.outcomes[0]
+        return await apply_one(tx, transfer, now)
 
     async def _new_number(self, tx: Transaction) -> str:
         """A card number no card has yet."""
@@ -407,26 +258,30 @@ class Cards:
                 f"the credit limit may be {self._rules.max_credit_limit} cents at most"
             )
 
-    def _cvv_hash(self, card_id: str, cvv: str) -> str:
-        """The stored form of a card's CVV: a keyed hash bound to the card."""
-        return self._hasher.secret(f"banking-card-cvv\x00{card_id}\x00{cvv}")
-
-    def _request_hash(self, asked: Presented) -> str:
-        """A keyed hash of everything an authorization presents (CVV included): what tells a
-        replay of its id from a reuse, with none of it stored."""
-        fields = (
-            asked.number,
-            asked.exp_month,
-            asked.exp_year,
-            asked.cvv,
-            asked.amount,
-            asked.currency,
-            asked.merchant,
-        )
-        return self._hasher.secret("banking-card-authorization\x00" + "\x00".join(map(str, fields)))
-
 
 def _own(row: AnyRow | None, customer_id: str, card_id: str) -> AnyRow:
     if row is None or row.customer_id != customer_id:
         raise NotFound(f"card {card_id} is unknown")
     return row
+
+
+async def apply_one(tx: Transaction, transfer: Transfer, now: datetime) -> Entry:
+    """One transfer in ``tx``: its entry (the original one of a replay), or
+    ``TransferIdReused``/``TransferRefused``."""
+    outcome = await apply_outcome(tx, transfer, now)
+    if outcome.reason is Reason.ID_REUSED:
+        raise TransferIdReused(outcome.detail)
+    return banking.entry_or_refusal(outcome)
+
+
+async def apply_outcome(tx: Transaction, transfer: Transfer, now: datetime) -> Outcome:
+    """One transfer in ``tx``, its ``banking.transfer.posted`` event with it: what became of
+    it."""
+    applied = await ledger.apply(tx, [transfer], now)
+    banking.publish_posted(tx, applied.outcomes)
+    return applied.outcomes[0]
+
+
+def cvv_hash(hasher: Hasher, card_id: str, cvv: str) -> str:
+    """The stored form of a card's CVV: a keyed hash bound to the card."""
+    return hasher.secret(f"banking-card-cvv\x00{card_id}\x00{cvv}")
