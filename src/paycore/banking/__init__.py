@@ -1,16 +1,18 @@
 """Banking (seed 002): a double-entry ledger (``ledger``: accounts, balances, single, two-phase
 and linked transfers, an append-only hash-chained journal), customers and their accounts,
-transfers applied by the ledger worker."""
+transfers applied by the ledger worker; cards (``cards``) and their authorizations."""
 
 LAYERS = (
     "processes | cli",
     "ledger_api",
-    "api | consumers | expiry",
+    "api | consumers | expiry | cards.api",
     "web | views",
+    "cards.network | cards.views",
+    "cards.service",
     "service",
-    "store | messages | ledger.service | ledger.verify",
+    "store | messages | ledger.service | ledger.verify | cards.store",
     "ledger.store",
-    "domain | settings | metrics",
+    "domain | settings | metrics | cards.domain",
     "ledger.domain",
 )
 """How its modules may import one another (``paycore.contexts.import_contracts``)."""

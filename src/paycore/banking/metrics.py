@@ -1,5 +1,5 @@
 """Business metrics of banking: transfers accepted, posted and rejected, how long posting took,
-holds and their expiries."""
+holds and their expiries, card authorizations."""
 
 from __future__ import annotations
 
@@ -20,4 +20,10 @@ posting_latency = Histogram(
     "paycore_banking_posting_seconds",
     "From a transfer's acceptance (its event written) to its outcome committed",
     buckets=PIPELINE_BUCKETS,
+)
+card_authorizations = Counter(
+    "paycore_banking_card_authorizations_total",
+    "Card authorizations by outcome (approved, or why declined: insufficient-funds, "
+    "card-blocked, wrong-cvv …), once each when it commits",
+    ["outcome"],
 )

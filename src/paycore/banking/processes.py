@@ -1,11 +1,14 @@
-"""Banking in a process: the customers' and the operator's API (API process); the ledger
-worker applying requested transfers and releasing expired holds (worker process)."""
+"""Banking in a process: the customers', the operator's and the card network's API (API
+process); the ledger worker applying requested transfers and releasing expired holds (worker
+process)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from paycore.banking import api, consumers, ledger_api, service
+from paycore.banking.cards import api as cards_api
+from paycore.banking.cards.service import CARD_BANK_ACCOUNTS
 from paycore.banking.expiry import Expiry
 from paycore.banking.ledger.service import ensure_bank_accounts
 from paycore.banking.settings import BankingSettings
@@ -19,7 +22,9 @@ from paycore.platform.web.routes import mount
 
 async def _bank_accounts(runtime: Runtime) -> dict[str, str]:
     async with runtime.db.transaction() as tx:
-        return await ensure_bank_accounts(tx, service.BANK_ACCOUNTS, utcnow())
+        return await ensure_bank_accounts(
+            tx, (*service.BANK_ACCOUNTS, *CARD_BANK_ACCOUNTS), utcnow()
+        )
 
 
 async def mount_api(
@@ -37,6 +42,8 @@ async def mount_api(
     )
     mount(app, api.routes, prefix, fast_routes)
     mount(app, ledger_api.routes, prefix, fast_routes)
+    app.state.banking_cards = cards_api.CardsApi.wired(runtime.db, runtime.settings, bank)
+    mount(app, cards_api.routes, prefix, fast_routes)
 
 
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:
@@ -51,5 +58,5 @@ PROCESSES = Processes(
     api=mount_api,
     worker=start_worker,
     settings=(BankingSettings,),
-    secrets=("secret_pepper",),
+    secrets=("secret_pepper", "card_keys"),
 )

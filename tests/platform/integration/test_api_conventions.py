@@ -159,6 +159,7 @@ async def _credentials(http: httpx.AsyncClient, worker: bool) -> dict[str, dict[
     session = {"x-csrf-token": login.json()["csrf"]}
     return {
         "adminToken": admin,
+        "serviceToken": {"Authorization": f"Bearer {SERVICE_TOKEN}"},  # the card network's
         "merchantSecret": merchant,
         "merchantToken": {"x-token": shop["secret"]},
         "dashboardSession": session,

@@ -23,8 +23,19 @@ ADMIN = "admin token (Authorization: Bearer $PAYCORE_ADMIN_TOKEN)"
 MERCHANT = "merchant secret (Authorization: Bearer or x-token)"
 MERCHANT_LOGIN = "merchant secret, in the body"
 SESSION = "dashboard session cookie + X-CSRF-Token"
+CUSTOMER = "banking customer secret (Authorization: Bearer bk_…)"
+NETWORK = "card network: service token or admin token (Authorization: Bearer)"
 
 CREDENTIALS: dict[tuple[str, str], str] = {
+    # banking: cards (the customer's), card authorizations (the card network's)
+    ("POST", "/banking/cards"): CUSTOMER,
+    ("PATCH", "/banking/cards/{card_id}"): CUSTOMER,
+    ("POST", "/banking/cards/{card_id}/block"): CUSTOMER,
+    ("POST", "/banking/cards/{card_id}/unblock"): CUSTOMER,
+    ("POST", "/banking/cards/{card_id}/payments"): CUSTOMER,
+    ("POST", "/banking/card-authorizations"): NETWORK,
+    ("POST", "/banking/card-authorizations/{authorization_id}/capture"): NETWORK,
+    ("POST", "/banking/card-authorizations/{authorization_id}/void"): NETWORK,
     # commerce: the BTG challenge's public API (and its seed paths)
     ("POST", "/commerce/customers"): PUBLIC,
     ("POST", "/commerce/create/customer"): PUBLIC,
@@ -55,7 +66,10 @@ def settings(tmp_path: Path, nats_server: Server) -> Settings:
 
 
 def concrete(path: str) -> str:
-    return path.replace("{account_id}", "00000000-0000-7000-8000-000000000000")
+    uuid = "00000000-0000-7000-8000-000000000000"
+    for name in ("{account_id}", "{card_id}", "{authorization_id}"):
+        path = path.replace(name, uuid)
+    return path
 
 
 async def test_every_state_changing_route_requires_its_credential(settings: Settings) -> None:
@@ -73,9 +87,9 @@ async def test_every_state_changing_route_requires_its_credential(settings: Sett
                 answer = await http.request(method, url, headers=headers, json=body)  # noqa: B023
                 return answer.status_code
 
-            if credential == ADMIN:  # neither nothing nor a merchant's secret will do
+            if credential in (ADMIN, NETWORK):  # neither nothing nor a merchant's secret
                 refused[(method, path)] = [await call({}), await call(merchant)]
-            elif credential == MERCHANT:  # neither nothing nor the admin token
+            elif credential in (MERCHANT, CUSTOMER):  # neither nothing nor the admin token
                 refused[(method, path)] = [await call({}), await call(admin)]
             elif credential == MERCHANT_LOGIN:
                 wrong = {"secret": "pcsk_not-a-secret"}
@@ -115,6 +129,8 @@ DOCUMENTED = {
     MERCHANT: {"merchantSecret", "merchantToken"},
     MERCHANT_LOGIN: set(),
     SESSION: {"dashboardSession"},
+    CUSTOMER: {"customerSecret"},
+    NETWORK: {"serviceToken", "adminToken"},
 }
 """The security schemes the OpenAPI document names for each kind of credential."""
 

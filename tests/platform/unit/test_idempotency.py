@@ -216,6 +216,27 @@ async def test_a_5xx_lets_the_key_go_unless_its_effect_committed(
     assert await claims.take(SCOPE, "b", FINGERPRINT) is OUTCOME_UNKNOWN
 
 
+async def test_an_answer_marked_no_store_is_not_kept_and_the_key_says_so(
+    claims: Claims, db: Database
+) -> None:
+    """An answer showing data once (a new card's number and CVV) is never stored; a retry is
+    told the effect happened, and the effect stays single."""
+    claim = await _claim(claims)
+    await _effect(db, claim, "card")
+    shown_once = [(b"content-type", b"application/json"), (b"Cache-Control", b"No-Store")]
+    await claims.settle(claim, 201, shown_once, b'{"number": "6504850000000001"}')
+    replay = await claims.take(SCOPE, "k", FINGERPRINT)
+    assert isinstance(replay, Replay)
+    assert replay.status == 409
+    assert replay.headers == [(b"content-type", b"application/problem+json")]
+    assert b"idempotency-answer-not-kept" in replay.body
+    assert b"6504850000000001" not in replay.body
+    async with db.connect() as conn:
+        stored = (await conn.execute(select(keys.c.body))).scalars().all()
+    assert all(b"6504850000000001" not in (body or b"") for body in stored)
+    assert await _done(db) == ["card"]
+
+
 async def test_a_request_answered_after_losing_its_claim_stores_nothing(
     claims: Claims, clock: Clock
 ) -> None:

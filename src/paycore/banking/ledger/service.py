@@ -96,7 +96,7 @@ async def ensure_bank_accounts(
     for account in wanted:
         if account.name not in found:
             await tx.serialize(LEDGER_LOCK)
-            found = await store.named_accounts(tx.conn, [account.name])
+            found |= await store.named_accounts(tx.conn, [account.name])
             if account.name in found:
                 continue
             account_id = bank_account_id(account.name)

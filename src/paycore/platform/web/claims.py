@@ -13,7 +13,9 @@ the key's effect row with it (``persistence.fencing``), which only one request c
 - a request whose effect did not commit stores its answer only while the claim is still its own
   and no other request's effect committed;
 - a key whose effect committed but whose answer was never stored (the process died between the
-  two) is answered ``idempotency-key-outcome-unknown``: the client must look the resource up.
+  two) is answered ``idempotency-key-outcome-unknown``: the client must look the resource up;
+- an answer marked ``Cache-Control: no-store`` (data shown only once: a new card's number and
+  CVV) is never stored: the key answers ``idempotency-answer-not-kept`` in its place.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from paycore.platform.persistence import fencing
 from paycore.platform.persistence.db import AnyRow, UtcDateTime, metadata
 from paycore.platform.persistence.fencing import Claim
 from paycore.platform.persistence.uow import Database
-from paycore.platform.web.problems import Problem
+from paycore.platform.web.problems import Problem, problem_response
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,15 @@ OUTCOME_UNKNOWN = Problem(
     "A request with this Idempotency-Key took effect, but its answer was lost (the server "
     "stopped before storing it). Do not retry it: look the resource up.",
 )
+
+
+ANSWER_NOT_KEPT = Problem(
+    409,
+    "idempotency-answer-not-kept",
+    "A request with this Idempotency-Key took effect; its answer showed data only once and was "
+    "not kept. Do not retry it: look the resource up.",
+)
+"""What a key answers in place of an answer marked ``Cache-Control: no-store``."""
 
 
 def in_progress(remaining: timedelta) -> Problem:
@@ -202,6 +213,9 @@ class Claims:
                 fencing.effects.c.scope == claim.scope, fencing.effects.c.key == claim.key
             )
             where += [idempotency_keys.c.owner == claim.owner, ~other_effect]
+        if not forgotten and _shown_once(headers):
+            in_place = problem_response(ANSWER_NOT_KEPT)
+            status, headers, body = in_place.status_code, in_place.raw_headers, bytes(in_place.body)
         async with self.db.transaction() as tx:
             if forgotten:
                 await tx.execute(delete(idempotency_keys).where(*where))
@@ -219,6 +233,11 @@ class Claims:
                     owner=claim.owner,
                 )
             )
+
+
+def _shown_once(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Whether an answer says it may not be stored (``Cache-Control: no-store``)."""
+    return any(k.lower() == b"cache-control" and b"no-store" in v.lower() for k, v in headers)
 
 
 _REFUSED_CALLER = frozenset((401, 403, 429))
