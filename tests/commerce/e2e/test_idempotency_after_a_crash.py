@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 import pytest
 from procs import SECRETS, Proc, paycore_env, paycore_process, until
-from servers import Server, free_port
+from servers import free_port, start_nats
 
 from paycore.schema import upgrade
 
@@ -82,20 +82,25 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, postgres_url: str, nats_server: Server) -> Iterator[Deployment]:
+def deployment(tmp_path: Path, postgres_url: str) -> Iterator[Deployment]:
+    """Two API processes on PostgreSQL and a NATS of their own: the orders they publish,
+    consumed by no worker here, must not reach the next test's analytics worker."""
     upgrade(postgres_url)
+    nats = start_nats(tmp_path / "nats")
     ports = [free_port(), free_port()]
     env = paycore_env(
         database_url=postgres_url,
-        broker_url=nats_server.url,
+        broker_url=nats.url,
         data_dir=tmp_path / "data",
         idempotency_lease_seconds=LEASE_SECONDS,
         **SECRETS,  # on PostgreSQL nothing is generated: every secret is given
     )
-    apis = [paycore_process("api", ["commerce"], env, tmp_path, port).start() for port in ports]
+    apis = [paycore_process("api", ["commerce"], env, tmp_path, port) for port in ports]
     db = Database(postgres_url.replace("+asyncpg", ""))
     bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
+        for api in apis:
+            api.start()
         with httpx.Client(base_url=bases[0], timeout=10) as http:
             customer = {"email": ORDER["email"], "username": "ana"}
             assert http.post("/commerce/customers", json=customer).status_code == 201
@@ -106,8 +111,10 @@ def deployment(tmp_path: Path, postgres_url: str, nats_server: Server) -> Iterat
         yield Deployment(apis, bases, db)
     finally:
         for api in apis:
-            api.stop()
+            if api.popen is not None:
+                api.stop()
         db.close()
+        nats.stop()
 
 
 def _orders(db: Database) -> int:
