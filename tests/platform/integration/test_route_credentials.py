@@ -23,8 +23,21 @@ ADMIN = "admin token (Authorization: Bearer $PAYCORE_ADMIN_TOKEN)"
 MERCHANT = "merchant secret (Authorization: Bearer or x-token)"
 MERCHANT_LOGIN = "merchant secret, in the body"
 SESSION = "dashboard session cookie + X-CSRF-Token"
+CUSTOMER = "banking customer secret (Authorization: Bearer bk_…)"
 
 CREDENTIALS: dict[tuple[str, str], str] = {
+    # banking: anyone may become a customer; a customer reaches only their own accounts; the
+    # ledger (any account, the batch of transfers, blocking) is the operator's
+    ("POST", "/banking/customers"): PUBLIC,
+    ("POST", "/banking/accounts"): CUSTOMER,
+    ("DELETE", "/banking/accounts/{account_id}"): CUSTOMER,
+    ("POST", "/banking/accounts/{account_id}/deposits"): CUSTOMER,
+    ("POST", "/banking/accounts/{account_id}/withdrawals"): CUSTOMER,
+    ("POST", "/banking/transfers"): CUSTOMER,
+    ("POST", "/banking/ledger/accounts"): ADMIN,
+    ("POST", "/banking/ledger/accounts/{account_id}/block"): ADMIN,
+    ("POST", "/banking/ledger/accounts/{account_id}/unblock"): ADMIN,
+    ("POST", "/banking/ledger/transfers"): ADMIN,
     # commerce: the BTG challenge's public API (and its seed paths)
     ("POST", "/commerce/customers"): PUBLIC,
     ("POST", "/commerce/create/customer"): PUBLIC,
@@ -77,6 +90,14 @@ async def test_every_state_changing_route_requires_its_credential(settings: Sett
                 refused[(method, path)] = [await call({}), await call(merchant)]
             elif credential == MERCHANT:  # neither nothing nor the admin token
                 refused[(method, path)] = [await call({}), await call(admin)]
+            elif credential == CUSTOMER:  # nothing, the admin token, a merchant's, a made-up one
+                made_up = {"Authorization": "Bearer bk_not-a-customer-secret"}
+                refused[(method, path)] = [
+                    await call({}),
+                    await call(admin),
+                    await call(merchant),
+                    await call(made_up),
+                ]
             elif credential == MERCHANT_LOGIN:
                 wrong = {"secret": "pcsk_not-a-secret"}
                 refused[(method, path)] = [await call({}, wrong), await call(admin, wrong)]
@@ -115,6 +136,7 @@ DOCUMENTED = {
     MERCHANT: {"merchantSecret", "merchantToken"},
     MERCHANT_LOGIN: set(),
     SESSION: {"dashboardSession"},
+    CUSTOMER: {"customerSecret"},
 }
 """The security schemes the OpenAPI document names for each kind of credential."""
 
