@@ -3,7 +3,7 @@ holds and their expiries."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from paycore.platform.observability.metrics import PIPELINE_BUCKETS
 
@@ -20,4 +20,9 @@ posting_latency = Histogram(
     "paycore_banking_posting_seconds",
     "From a transfer's acceptance (its event written) to its outcome committed",
     buckets=PIPELINE_BUCKETS,
+)
+held = Gauge(
+    "paycore_banking_held_cents",
+    "What pending transfers hold, over all accounts, in minor units (the ledger worker's last "
+    "look, every few seconds)",
 )

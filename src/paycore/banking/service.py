@@ -18,7 +18,15 @@ from paycore.banking.domain import (
     new_customer_secret,
 )
 from paycore.banking.ledger import service as ledger
-from paycore.banking.ledger.domain import Entry, Kind, Outcome, Transfer, TransferRefused
+from paycore.banking.ledger.domain import (
+    Entry,
+    Kind,
+    Outcome,
+    Reason,
+    Transfer,
+    TransferIdReused,
+    TransferRefused,
+)
 from paycore.banking.ledger.service import BankAccount
 from paycore.banking.ledger.store import find_account
 from paycore.platform.cards import Hasher
@@ -136,8 +144,12 @@ async def apply_one(db: Database, transfer: Transfer, now: datetime) -> Entry:
 
 
 def entry_or_refusal(outcome: Outcome) -> Entry:
+    """The outcome's entry; ``TransferIdReused`` (409) for an id taken by another transfer,
+    ``TransferRefused`` (422) for any other refusal."""
     if outcome.entry is None:
         assert outcome.reason is not None
+        if outcome.reason is Reason.ID_REUSED:
+            raise TransferIdReused(outcome.detail)
         raise TransferRefused(outcome.reason, outcome.detail)
     return outcome.entry
 
