@@ -1,15 +1,16 @@
-"""The README's banking tour, run as a user runs it, against banking as deployed alone:
-``paycore api --context banking`` and ``paycore worker --context banking`` as processes
-(SQLite, NATS). The tour's commands (curl, jq, ``paycore banking verify``) are taken from the
-README and run by bash, each request failing the run if it is answered with an error; then what
-they did is checked: two customers signed up, an account each, the deposit, the transfer posted
-by the worker, the statement, the balance at an instant, the operator's two-phase and linked
-batches, and a verified ledger."""
+"""The README's banking tour, run as a user runs it, under ``paycore up`` and against banking
+deployed alone: ``paycore api --context banking`` and ``paycore worker --context banking`` as
+processes (SQLite, NATS). The tour's commands (curl, jq, ``paycore banking verify``) are taken
+from the README and run by bash, each request failing the run if it is answered with an error;
+then what they did is checked: two customers signed up, an account each, the deposit, the
+transfer posted by the worker, the statement, the balance at an instant, the operator's
+two-phase and linked batches, and a verified ledger; under ``up``, banking's banner line."""
 
 from __future__ import annotations
 
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from procs import paycore_env, paycore_process, until
+from procs import Proc, paycore_env, paycore_process, until
 from servers import Server, free_port
 
 from paycore.schema import upgrade
@@ -36,8 +37,15 @@ def tour() -> str:
     return found.group(1)
 
 
-@pytest.fixture
-def banking(tmp_path: Path, nats_server: Server) -> Iterator[tuple[str, dict[str, str]]]:
+@pytest.fixture(params=["alone", "up"])
+def banking(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """Banking deployed alone (its API and worker as processes, SQLite, NATS), or the whole
+    platform under ``paycore up`` as the README's tour has it; the API's address and the
+    environment a user's shell would have."""
+    if request.param == "up":
+        yield from platform_up(tmp_path)
+        return
+    nats_server: Server = request.getfixturevalue("nats_server")
     database = f"sqlite+aiosqlite:///{tmp_path / 'paycore.db'}"
     upgrade(database)
     api_port, worker_port = free_port(), free_port()
@@ -56,6 +64,29 @@ def banking(tmp_path: Path, nats_server: Server) -> Iterator[tuple[str, dict[str
     finally:
         api.stop()
         worker.stop()
+
+
+def platform_up(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    api_port = free_port()
+    env = paycore_env(
+        api_port=api_port,
+        worker_port=free_port(),
+        nats_port=free_port(),
+        payments_default_url=f"http://127.0.0.1:{free_port()}",
+        payments_fallback_url=f"http://127.0.0.1:{free_port()}",
+        data_dir=tmp_path / "data",
+        admin_token=ADMIN_TOKEN,
+    )
+    up = Proc(["up"], env, tmp_path / "up.log", f"http://127.0.0.1:{api_port}/readyz")
+    up.start()
+    try:
+        line = f"banking    http://127.0.0.1:{api_port}/banking/"  # in the banner
+        until(lambda: line in up.log_path.read_text(), timeout=30)
+        yield f"127.0.0.1:{api_port}", env
+    finally:
+        assert up.popen is not None
+        up.popen.send_signal(signal.SIGINT)
+        assert up.popen.wait(timeout=60) == 0, up.log_tail()
 
 
 def test_the_readme_banking_tour(banking: tuple[str, dict[str, str]], tmp_path: Path) -> None:
