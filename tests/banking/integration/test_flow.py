@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.banking import messages
+from paycore.bootstrap import build_worker
 from paycore.platform.messaging.bus import Envelope
 from paycore.platform.messaging.deadletters import dead_letters
 from paycore.platform.persistence.db import create_engine
@@ -162,3 +163,28 @@ async def banking_dead_letters(settings: Settings, count: int) -> list[Any] | No
     finally:
         await engine.dispose()
     return rows if len(rows) >= count else None
+
+
+@pytest.mark.parametrize("broker_url", ["nats"], indirect=True)
+async def test_a_transfer_is_pending_until_the_worker_applies_it(
+    settings: Settings, broker_url: str
+) -> None:
+    async with serving(settings, worker=False) as http:
+        ana = await sign_up(http, "Ana Lima", 3)
+        a, b = await open_account(http, ana), await open_account(http, ana)
+        await deposit(http, ana, a, 10)
+        waiting = tid()
+        body = {"from_account_id": a, "to_account_id": b, "amount": 4, "id": waiting}
+        answer = await http.post("/banking/transfers", json=body, headers=ana.auth)
+        assert (answer.status_code, answer.json()["status"]) == (202, "pending")
+        found = await http.get(f"/banking/transfers/{waiting}", headers=ana.auth)
+        assert (found.json()["status"], found.json()["posted_at"]) == ("pending", None)
+        balance = await http.get(f"/banking/accounts/{a}/balance", headers=ana.auth)
+        assert balance.json()["posted"] == 10  # nothing moves before the ledger applies it
+
+        worker = build_worker(settings, ["banking"])
+        async with worker.router.lifespan_context(worker):
+            done = await eventually(lambda: statuses_of(http, ana, [waiting]))
+        assert done[waiting]["status"] == "posted"
+        balance = await http.get(f"/banking/accounts/{b}/balance", headers=ana.auth)
+        assert balance.json()["posted"] == 4
