@@ -36,13 +36,13 @@ class Expiry:
 
     async def run(self) -> None:
         since: datetime | None = None  # the first pass looks at every hold
-        looked = 0.0
+        looked: float | None = None  # when the held amount was last looked at
         while True:
             now = self._clock()
             released, full = await self.once(since, now)
             if released:
                 log.info("holds expired", extra={"holds": released})
-            if asyncio.get_running_loop().time() - looked >= GAUGE_SECONDS:
+            if looked is None or asyncio.get_running_loop().time() - looked >= GAUGE_SECONDS:
                 looked = asyncio.get_running_loop().time()
                 async with self._db.connect() as conn:
                     metrics.held.set(await ledger_store.held_total(conn))

@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paycore.banking import service
+from paycore.banking import metrics, service
 from paycore.banking.expiry import Expiry
 from paycore.banking.ledger import service as ledger
 from paycore.banking.ledger import store
@@ -214,7 +214,13 @@ async def test_a_hold_expires_once_at_its_time(each_engine: AsyncEngine) -> None
         async with db.connect() as conn:
             return await store.resolution_of(conn, hold)
 
+    metrics.held.set(-1)
+
+    async def held_looked_at() -> bool:  # the loops' first pass, before the hold's time
+        return REGISTRY.get_sample_value("paycore_banking_held_cents") == 1_500
+
     async with looping(*workers):
+        await eventually(held_looked_at)
         await eventually(released, timeout=30)
         marks = [clock.passes for clock in clocks]
 
