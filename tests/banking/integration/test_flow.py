@@ -22,6 +22,7 @@ from banking_kit import (
     tapped,
     tid,
 )
+from prometheus_client import REGISTRY
 from servers import Server
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -61,6 +62,7 @@ def settings(tmp_path: Path, postgres_url: str, broker_url: str) -> Settings:
 async def test_transfers_are_applied_by_the_worker_through_the_broker(
     settings: Settings, broker_url: str
 ) -> None:
+    accepted_before = accepted_count()
     async with tapped(broker_url) as tap, serving(settings) as http:
         ana, bia = await sign_up(http, "Ana Lima", 1), await sign_up(http, "Bia Souza", 2)
         a, b = await open_account(http, ana), await open_account(http, bia)
@@ -134,6 +136,7 @@ async def test_transfers_are_applied_by_the_worker_through_the_broker(
             )
 
         await eventually(all_seen)
+    assert accepted_count() == accepted_before + 5  # replays and refusals at the door not counted
     mine = expected_posted | expected_rejected
     assert sorted(i for i in tap.ids(messages.POSTED) if i in mine) == sorted(expected_posted)
     assert sorted(i for i in tap.ids(messages.REJECTED) if i in mine) == sorted(expected_rejected)
@@ -142,6 +145,10 @@ async def test_transfers_are_applied_by_the_worker_through_the_broker(
     assert (event["kind"], event["currency"], event["code"]) == ("single", "BRL", "transfer")
     [event] = [e for e in tap.events(messages.REJECTED) if e["id"] == short]
     assert event["reason"] == "insufficient-funds"
+
+
+def accepted_count() -> float:
+    return REGISTRY.get_sample_value("paycore_banking_transfers_accepted_total") or 0.0
 
 
 async def statuses_of(http: Any, customer: Customer, ids: list[str]) -> dict[str, Any] | None:
