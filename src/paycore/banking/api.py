@@ -10,7 +10,7 @@ from typing import Annotated
 from msgspec import Meta
 from sqlalchemy.exc import IntegrityError
 
-from paycore.banking import service
+from paycore.banking import metrics, service
 from paycore.banking.domain import CustomerExists, InvalidCpf, cpf_digits
 from paycore.banking.ledger import service as ledger
 from paycore.banking.ledger import store as ledger_store
@@ -219,7 +219,31 @@ async def statement_page(api: BankingApi, row: AnyRow, window: Window) -> Statem
     }
 
 
-MOVEMENT_ERRORS = (*CUSTOMER_ERRORS, NotFound, TransferRefused, TransferIdReused)
+REFUSALS = {
+    Reason.INSUFFICIENT_FUNDS: "The account's available balance is below the amount",
+    Reason.ACCOUNT_CLOSED: "The account is closed",
+    Reason.ACCOUNT_BLOCKED: "The account is blocked",
+    Reason.CURRENCY_MISMATCH: "The currency is not the account's",
+    Reason.ACCOUNTS_MUST_BE_DIFFERENT: "The transfer is from an account to itself",
+}
+
+
+def refusals(*reasons: Reason) -> tuple[tuple[int, str, str], ...]:
+    """How the OpenAPI document lists the refusals (``TransferRefused``) a route may answer."""
+    return tuple((TransferRefused.status, r.value, REFUSALS[r]) for r in reasons)
+
+
+MOVEMENT_ERRORS = (
+    *CUSTOMER_ERRORS,
+    NotFound,
+    TransferIdReused,
+    *refusals(
+        Reason.INSUFFICIENT_FUNDS,
+        Reason.ACCOUNT_CLOSED,
+        Reason.ACCOUNT_BLOCKED,
+        Reason.CURRENCY_MISMATCH,
+    ),
+)
 
 
 @routes.post(
@@ -249,16 +273,16 @@ async def withdraw(
 async def _cash(
     customer: Customer, account_id: str, body: MovementIn, api: BankingApi, *, deposit: bool
 ) -> AccountOut:
-    await service.own_account(api.db, customer.id, account_id)
-    if body.currency != "BRL":
-        detail = f"the account holds BRL, not {body.currency}"
+    account = await service.own_account(api.db, customer.id, account_id)
+    if body.currency != account.currency:
+        detail = f"the account holds {account.currency}, not {body.currency}"
         raise TransferRefused(Reason.CURRENCY_MISMATCH, detail)
     entry = await service.cash_movement(
         api.db,
         api.cash_id,
         account_id,
         transfer_id=body.id or uuid7(),
-        amount=int(body.amount),
+        amount=int(body.amount),  # plain cents: Cents is the reader's type
         deposit=deposit,
         now=utcnow(),
     )
@@ -273,19 +297,30 @@ async def _cash(
 @routes.post(
     "/transfers",
     status_code=202,
-    errors=(*CUSTOMER_ERRORS, NotFound, TransferIdReused),
+    errors=(
+        *CUSTOMER_ERRORS,
+        NotFound,
+        TransferIdReused,
+        *refusals(Reason.CURRENCY_MISMATCH, Reason.ACCOUNTS_MUST_BE_DIFFERENT),
+    ),
     summary="Transfer from one of the caller's accounts to any account: accepted now, applied "
     "by the ledger worker (GET it for its status)",
     **AS_CUSTOMER,
 )
 async def create_transfer(customer: Customer, body: TransferIn, api: Api) -> TransferOut:
-    await service.own_account(api.db, customer.id, body.from_account_id)
+    source = await service.own_account(api.db, customer.id, body.from_account_id)
+    if body.currency != source.currency:
+        detail = f"the account holds {source.currency}, not {body.currency}"
+        raise TransferRefused(Reason.CURRENCY_MISMATCH, detail)
+    if body.to_account_id == body.from_account_id:
+        detail = "a transfer goes from an account to another"
+        raise TransferRefused(Reason.ACCOUNTS_MUST_BE_DIFFERENT, detail)
     transfer = Transfer(
         id=body.id or uuid7(),
         kind=Kind.SINGLE,
         debit_account_id=body.from_account_id,
         credit_account_id=body.to_account_id,
-        amount=int(body.amount),  # Cents is an int subclass; the broker's encoder wants int
+        amount=int(body.amount),
         currency=body.currency,
         code="transfer",
     )
@@ -299,6 +334,7 @@ async def create_transfer(customer: Customer, body: TransferIn, api: Api) -> Tra
         if not service.same_request(row, item):
             raise TransferIdReused(f"transfer {transfer.id} exists with other fields") from None
         return transfer_view(row)
+    metrics.transfers_accepted.inc()
     return transfer_view(await service.find_request(api.db, customer.id, transfer.id))
 
 

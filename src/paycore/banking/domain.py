@@ -3,6 +3,7 @@ customer's credential, and what each account kind is. Standard library only."""
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from paycore.banking.ledger.domain import Limit
@@ -38,14 +39,19 @@ class Unauthorized(DomainError):
 def cpf_digits(text: str) -> str:
     """The CPF's 11 digits (``123.456.789-09`` or ``12345678909``), its check digits verified;
     ``InvalidCpf`` otherwise, also for the eleven repeated digits the Receita never issues."""
-    digits = text.replace(".", "").replace("-", "") if len(text) == 14 else text
-    if len(digits) != 11 or not digits.isascii() or not digits.isdigit():
+    parts = _CPF.fullmatch(text)
+    if parts is None:
         raise InvalidCpf("a CPF is 11 digits, e.g. 123.456.789-09")
+    digits = "".join(parts.groups())
     if digits == digits[0] * 11:
         raise InvalidCpf("a CPF of one repeated digit is not valid")
     if digits[9:] != cpf_check_digits(digits[:9]):
         raise InvalidCpf("the CPF's check digits do not match")
     return digits
+
+
+_CPF = re.compile(r"([0-9]{3})\.?([0-9]{3})\.?([0-9]{3})-?([0-9]{2})")
+"""11 digits, with or without the dots and the dash, each where it goes."""
 
 
 def cpf_check_digits(base: str) -> str:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from paycore.banking import service
+from paycore.banking import metrics, service
 from paycore.banking.ledger import service as ledger
 from paycore.banking.ledger import store as ledger_store
 from paycore.platform.clock import utcnow
@@ -19,6 +19,8 @@ from paycore.platform.persistence.uow import Database
 log = logging.getLogger(__name__)
 
 BATCH = 500
+GAUGE_SECONDS = 5.0
+"""How often the worker looks at what is held (``paycore_banking_held_cents``)."""
 MARGIN = timedelta(minutes=1)
 """How far back each poll looks, beyond the last one: a hold written by a process whose clock
 is behind this one's still falls in the window."""
@@ -34,11 +36,16 @@ class Expiry:
 
     async def run(self) -> None:
         since: datetime | None = None  # the first pass looks at every hold
+        looked: float | None = None  # when the held amount was last looked at
         while True:
             now = self._clock()
             released, full = await self.once(since, now)
             if released:
                 log.info("holds expired", extra={"holds": released})
+            if looked is None or asyncio.get_running_loop().time() - looked >= GAUGE_SECONDS:
+                looked = asyncio.get_running_loop().time()
+                async with self._db.connect() as conn:
+                    metrics.held.set(await ledger_store.held_total(conn))
             if not full:
                 since = now - MARGIN
                 await asyncio.sleep(self._poll)

@@ -1,7 +1,9 @@
 """Banking's topics and their payloads (JSON, amounts in integer minor units).
 
 - ``banking.transfers``: a transfer a customer asked for, accepted and waiting for the ledger
-  worker (keyed by the transfer id; the message id is the transfer id, so a repeat is one).
+  worker (keyed by the transfer id; one message per transfer id, which the request table
+  holds once; a message delivered again is one, by its message id, and the journal's unique
+  transfer id makes a repeat of the transfer a replay).
 - ``banking.transfer.posted``: a transfer the ledger applied (its journal entry).
 - ``banking.transfer.rejected``: a transfer the ledger refused, with the reason.
 """

@@ -3,7 +3,7 @@ holds and their expiries, card authorizations."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from paycore.platform.observability.metrics import PIPELINE_BUCKETS
 
@@ -26,4 +26,9 @@ card_authorizations = Counter(
     "Card authorizations by outcome (approved, or why declined: insufficient-funds, "
     "card-blocked, wrong-cvv …), once each when it commits",
     ["outcome"],
+)
+held = Gauge(
+    "paycore_banking_held_cents",
+    "What pending transfers hold, over all accounts, in minor units (the ledger worker's last "
+    "look, every few seconds)",
 )

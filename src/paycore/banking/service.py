@@ -18,7 +18,15 @@ from paycore.banking.domain import (
     new_customer_secret,
 )
 from paycore.banking.ledger import service as ledger
-from paycore.banking.ledger.domain import Entry, Kind, Outcome, Transfer, TransferRefused
+from paycore.banking.ledger.domain import (
+    Entry,
+    Kind,
+    Outcome,
+    Reason,
+    Transfer,
+    TransferIdReused,
+    TransferRefused,
+)
 from paycore.banking.ledger.service import BankAccount
 from paycore.banking.ledger.store import find_account
 from paycore.platform.cards import Hasher
@@ -127,17 +135,32 @@ async def cash_movement(
 
 
 async def apply_one(db: Database, transfer: Transfer, now: datetime) -> Entry:
-    """One transfer applied at once, its ``banking.transfer.posted`` event with it: its entry
-    (the original one if it is a replay), or ``TransferRefused``."""
+    """One transfer applied at once in a unit of work of its own (``apply_in``)."""
     async with db.transaction() as tx:
-        applied = await ledger.apply(tx, [transfer], now)
-        publish_posted(tx, applied.outcomes)
-    return entry_or_refusal(applied.outcomes[0])
+        return await apply_in(tx, transfer, now)
+
+
+async def apply_in(tx: Transaction, transfer: Transfer, now: datetime) -> Entry:
+    """One transfer applied in ``tx``, its ``banking.transfer.posted`` event with it: its
+    entry (the original one if it is a replay), or ``TransferIdReused``/``TransferRefused``."""
+    return entry_or_refusal(await outcome_in(tx, transfer, now))
+
+
+async def outcome_in(tx: Transaction, transfer: Transfer, now: datetime) -> Outcome:
+    """One transfer applied in ``tx``, its ``banking.transfer.posted`` event with it: what
+    became of it."""
+    applied = await ledger.apply(tx, [transfer], now)
+    publish_posted(tx, applied.outcomes)
+    return applied.outcomes[0]
 
 
 def entry_or_refusal(outcome: Outcome) -> Entry:
+    """The outcome's entry; ``TransferIdReused`` (409) for an id taken by another transfer,
+    ``TransferRefused`` (422) for any other refusal."""
     if outcome.entry is None:
         assert outcome.reason is not None
+        if outcome.reason is Reason.ID_REUSED:
+            raise TransferIdReused(outcome.detail)
         raise TransferRefused(outcome.reason, outcome.detail)
     return outcome.entry
 

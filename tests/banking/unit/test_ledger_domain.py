@@ -272,7 +272,9 @@ def test_available_balance_follows_the_accounts_limit() -> None:
     assert Balance(debits_posted=3, credits_posted=3).empty
 
 
-@pytest.mark.parametrize("cpf", ["529.982.247-25", "52998224725", "123.456.789-09"])
+@pytest.mark.parametrize(
+    "cpf", ["529.982.247-25", "52998224725", "123.456.789-09", "529982247-25", "529.982.24725"]
+)
 def test_a_cpf_with_its_check_digits_is_taken(cpf: str) -> None:
     digits = cpf_digits(cpf)
     assert len(digits) == 11
@@ -282,7 +284,17 @@ def test_a_cpf_with_its_check_digits_is_taken(cpf: str) -> None:
 
 @pytest.mark.parametrize(
     "cpf",
-    ["529.982.247-26", "52998224724", "111.111.111-11", "1234567890", "5299822472a", "٥٢٩٩٨٢٢٤٧٢٥"],
+    [
+        "529.982.247-26",
+        "52998224724",
+        "111.111.111-11",
+        "1234567890",
+        "5299822472a",
+        "٥٢٩٩٨٢٢٤٧٢٥",
+        "529-982-247.25",
+        "529.982.247-25 ",
+        "5299.82.247-25",
+    ],
 )
 def test_a_cpf_with_wrong_check_digits_or_shape_is_refused(cpf: str) -> None:
     with pytest.raises(InvalidCpf):

@@ -105,6 +105,9 @@ def deployment(
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         shop = httpx.post(f"{api}/gateway/accounts", json={"name": "shop"}, headers=admin).json()
         login = httpx.post(f"{api}/gateway/dashboard/login", json={"secret": shop["secret"]})
+        customer = httpx.post(
+            f"{api}/banking/customers", json={"name": "Ana Lima", "cpf": "529.982.247-25"}
+        ).json()
         config = schemathesis.Config.from_dict(
             {
                 "auth": {
@@ -114,6 +117,7 @@ def deployment(
                         "merchantToken": {"api_key": shop["secret"]},
                         "dashboardSession": {"api_key": login.cookies["paycore_session"]},
                         "serviceToken": {"bearer": SERVICE_TOKEN},
+                        "customerSecret": {"bearer": customer["secret"]},
                     }
                 },
                 "headers": {"X-CSRF-Token": login.json()["csrf"]},

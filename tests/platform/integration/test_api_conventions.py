@@ -157,7 +157,12 @@ async def _credentials(http: httpx.AsyncClient, worker: bool) -> dict[str, dict[
     login = await http.post("/gateway/dashboard/login", json={"secret": shop["secret"]})
     assert login.status_code == 200, login.text  # the client keeps the session cookie
     session = {"x-csrf-token": login.json()["csrf"]}
+    signed_up = await http.post(
+        "/banking/customers", json={"name": "Ana Lima", "cpf": "123.456.789-09"}
+    )
+    assert signed_up.status_code == 201, signed_up.text
     return {
+        "customerSecret": {"Authorization": f"Bearer {signed_up.json()['secret']}"},
         "adminToken": admin,
         "serviceToken": {"Authorization": f"Bearer {SERVICE_TOKEN}"},  # the card network's
         "merchantSecret": merchant,

@@ -27,6 +27,18 @@ CUSTOMER = "banking customer secret (Authorization: Bearer bk_…)"
 NETWORK = "card network: service token or admin token (Authorization: Bearer)"
 
 CREDENTIALS: dict[tuple[str, str], str] = {
+    # banking: anyone may become a customer; a customer reaches only their own accounts; the
+    # ledger (any account, the batch of transfers, blocking) is the operator's
+    ("POST", "/banking/customers"): PUBLIC,
+    ("POST", "/banking/accounts"): CUSTOMER,
+    ("DELETE", "/banking/accounts/{account_id}"): CUSTOMER,
+    ("POST", "/banking/accounts/{account_id}/deposits"): CUSTOMER,
+    ("POST", "/banking/accounts/{account_id}/withdrawals"): CUSTOMER,
+    ("POST", "/banking/transfers"): CUSTOMER,
+    ("POST", "/banking/ledger/accounts"): ADMIN,
+    ("POST", "/banking/ledger/accounts/{account_id}/block"): ADMIN,
+    ("POST", "/banking/ledger/accounts/{account_id}/unblock"): ADMIN,
+    ("POST", "/banking/ledger/transfers"): ADMIN,
     # banking: cards (the customer's), card authorizations (the card network's)
     ("POST", "/banking/cards"): CUSTOMER,
     ("PATCH", "/banking/cards/{card_id}"): CUSTOMER,
@@ -89,8 +101,16 @@ async def test_every_state_changing_route_requires_its_credential(settings: Sett
 
             if credential in (ADMIN, NETWORK):  # neither nothing nor a merchant's secret
                 refused[(method, path)] = [await call({}), await call(merchant)]
-            elif credential in (MERCHANT, CUSTOMER):  # neither nothing nor the admin token
+            elif credential == MERCHANT:  # neither nothing nor the admin token
                 refused[(method, path)] = [await call({}), await call(admin)]
+            elif credential == CUSTOMER:  # nothing, the admin token, a merchant's, a made-up one
+                made_up = {"Authorization": "Bearer bk_not-a-customer-secret"}
+                refused[(method, path)] = [
+                    await call({}),
+                    await call(admin),
+                    await call(merchant),
+                    await call(made_up),
+                ]
             elif credential == MERCHANT_LOGIN:
                 wrong = {"secret": "pcsk_not-a-secret"}
                 refused[(method, path)] = [await call({}, wrong), await call(admin, wrong)]

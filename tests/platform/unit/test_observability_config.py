@@ -28,7 +28,8 @@ SERIES_SUFFIXES = {
     "info": ("_info",),
 }
 METRIC_NAME = re.compile(r"\bpaycore_[a-z0-9_]+\b")
-ASKED_FOR = (  # the issue's panels: HTTP, outbox, consumers, dead letters, lag, gateway, payments
+ASKED_FOR = (  # the issues' panels: HTTP, outbox, consumers, dead letters, lag, gateway, payments,
+    # banking
     "paycore_http_requests_total",
     "paycore_http_request_seconds_bucket",
     "paycore_outbox_backlog",
@@ -42,6 +43,10 @@ ASKED_FOR = (  # the issue's panels: HTTP, outbox, consumers, dead letters, lag,
     "paycore_payments_accepted_total",
     "paycore_payments_processed_total",
     "paycore_processor_calls_total",
+    "paycore_banking_transfers_accepted_total",
+    "paycore_banking_transfers_total",
+    "paycore_banking_posting_seconds_bucket",
+    "paycore_banking_held_cents",
 )
 
 

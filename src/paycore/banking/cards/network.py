@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from paycore.banking import metrics
+from paycore.banking import service as banking
 from paycore.banking.cards import store
 from paycore.banking.cards.domain import (
     AuthorizationDeclined,
@@ -26,7 +27,7 @@ from paycore.banking.cards.domain import (
     hold_id,
     void_id,
 )
-from paycore.banking.cards.service import apply_one, apply_outcome, cvv_hash
+from paycore.banking.cards.service import cvv_hash
 from paycore.banking.ledger.domain import Kind, Reason, Transfer
 from paycore.banking.ledger.service import LEDGER_LOCK
 from paycore.platform.cards import Hasher
@@ -122,7 +123,7 @@ class Network:
             code="card-authorization",
             timeout_seconds=self._hold_seconds,
         )
-        outcome = await apply_outcome(tx, hold, now)
+        outcome = await banking.outcome_in(tx, hold, now)
         if outcome.entry is None or outcome.replay:
             return str(outcome.reason or Reason.ID_REUSED), None, card.id
         return store.APPROVED, hold.id, card.id
@@ -166,7 +167,7 @@ class Network:
                 pending_id=found.hold_id,
                 code="card-capture" if post else "card-void",
             )
-            await apply_one(tx, transfer, now)
+            await banking.apply_in(tx, transfer, now)
 
     def _request_hash(self, asked: Presented) -> str:
         """A keyed hash of everything an authorization presents (CVV included): what tells a

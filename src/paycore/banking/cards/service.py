@@ -33,11 +33,9 @@ from paycore.banking.ledger.domain import (
     Entry,
     Kind,
     Limit,
-    Outcome,
     Reason,
     Status,
     Transfer,
-    TransferIdReused,
     TransferRefused,
 )
 from paycore.banking.ledger.service import LEDGER_LOCK, AccountClosed, BankAccount
@@ -217,7 +215,7 @@ class Cards:
             code="card-payment",
         )
         async with self.db.transaction() as tx:
-            await apply_one(tx, transfer, now)
+            await banking.apply_in(tx, transfer, now)
         return await self.own_card(customer_id, card_id)
 
     async def authorizations_of(
@@ -241,7 +239,7 @@ class Cards:
             currency=CURRENCY,
             code="credit-limit",
         )
-        return await apply_one(tx, transfer, now)
+        return await banking.apply_in(tx, transfer, now)
 
     async def _new_number(self, tx: Transaction) -> str:
         """A card number no card has yet."""
@@ -263,23 +261,6 @@ def _own(row: AnyRow | None, customer_id: str, card_id: str) -> AnyRow:
     if row is None or row.customer_id != customer_id:
         raise NotFound(f"card {card_id} is unknown")
     return row
-
-
-async def apply_one(tx: Transaction, transfer: Transfer, now: datetime) -> Entry:
-    """One transfer in ``tx``: its entry (the original one of a replay), or
-    ``TransferIdReused``/``TransferRefused``."""
-    outcome = await apply_outcome(tx, transfer, now)
-    if outcome.reason is Reason.ID_REUSED:
-        raise TransferIdReused(outcome.detail)
-    return banking.entry_or_refusal(outcome)
-
-
-async def apply_outcome(tx: Transaction, transfer: Transfer, now: datetime) -> Outcome:
-    """One transfer in ``tx``, its ``banking.transfer.posted`` event with it: what became of
-    it."""
-    applied = await ledger.apply(tx, [transfer], now)
-    banking.publish_posted(tx, applied.outcomes)
-    return applied.outcomes[0]
 
 
 def cvv_hash(hasher: Hasher, card_id: str, cvv: str) -> str:

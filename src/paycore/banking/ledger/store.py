@@ -402,5 +402,11 @@ async def account_limits(conn: AsyncConnection) -> dict[str, Limit]:
     return {account_id: Limit(limit) for account_id, limit in rows}
 
 
+async def held_total(conn: AsyncConnection) -> int:
+    """What every pending transfer holds (each holds on its debit account's pending debits)."""
+    found = (await conn.execute(select(func.sum(balances.c.debits_pending)))).scalar()
+    return int(found or 0)
+
+
 async def entry_count(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(entries))).scalar_one())

@@ -1,0 +1,154 @@
+"""What banking's integration, end-to-end and chaos tests share: valid CPFs, customers and their
+accounts through the API, a tap that records what crosses banking's topics, and a poll with a
+deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+
+from paycore.banking import messages
+from paycore.banking.domain import cpf_check_digits
+from paycore.bootstrap import build_api, build_worker
+from paycore.platform.messaging.brokers import create_bus
+from paycore.platform.messaging.bus import Bus, Delivery, Envelope, Subscription
+from paycore.platform.settings import Settings
+
+T = TypeVar("T")
+ADMIN_TOKEN = "banking-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def cpf(n: int) -> str:
+    """A valid CPF (check digits right), different for each ``n`` (formatted 123.456.789-09)."""
+    base = f"{(n * 7919 + 100_000_000) % 1_000_000_000:09d}"
+    if base == base[0] * 9:
+        base = f"{int(base) + 1:09d}"
+    digits = base + cpf_check_digits(base)
+    return f"{digits[:3]}.{digits[3:6]}.{digits[6:9]}-{digits[9:]}"
+
+
+def tid() -> str:
+    """A transfer id, as a client chooses one."""
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    secret: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret}"}
+
+
+async def sign_up(http: httpx.AsyncClient, name: str, n: int) -> Customer:
+    answer = await http.post("/banking/customers", json={"name": name, "cpf": cpf(n)})
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    return Customer(body["id"], body["secret"])
+
+
+async def open_account(http: httpx.AsyncClient, customer: Customer) -> str:
+    answer = await http.post("/banking/accounts", headers=customer.auth)
+    assert answer.status_code == 201, answer.text
+    account_id: str = answer.json()["id"]
+    return account_id
+
+
+async def deposit(
+    http: httpx.AsyncClient, customer: Customer, account_id: str, amount: Any
+) -> None:
+    answer = await http.post(
+        f"/banking/accounts/{account_id}/deposits", json={"amount": amount}, headers=customer.auth
+    )
+    assert answer.status_code == 201, answer.text
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], timeout: float = 60, every: float = 0.05
+) -> T:
+    """Poll ``check`` until it returns something truthy (returned); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(every)
+
+
+@dataclass
+class Tap:
+    """Records what crosses banking's event topics, read with a group of its own."""
+
+    bus: Bus
+    seen: list[Delivery] = field(default_factory=list)
+
+    async def handle(self, deliveries: Sequence[Delivery]) -> None:
+        self.seen.extend(deliveries)
+
+    def events(self, topic: str) -> list[dict[str, Any]]:
+        """The events seen on ``topic`` (not the probes)."""
+        found = (orjson.loads(d.body) for d in self.seen if d.topic == topic)
+        return [event for event in found if "probe" not in event]
+
+    def ids(self, topic: str) -> list[str]:
+        return [event["id"] for event in self.events(topic)]
+
+
+@contextlib.asynccontextmanager
+async def tapped(
+    broker_url: str, topics: Sequence[str] = messages.TOPICS[1:]
+) -> AsyncIterator[Tap]:
+    """A tap subscribed to ``topics``, yielded once it receives: a probe published on each
+    topic has come back (so no event published afterwards can miss it, whatever the broker)."""
+    bus = create_bus(broker_url)
+    await bus.connect()
+    tap = Tap(bus)
+    group = f"tap-{uuid.uuid4().hex[:8]}"
+    tasks = []
+    for topic in topics:
+        await bus.ensure_topic(topic)
+        tasks.append(asyncio.create_task(bus.subscribe(Subscription(topic, group), tap.handle)))
+    probe = uuid.uuid4().hex
+    await bus.publish(
+        [Envelope(t, orjson.dumps({"probe": probe}), id=f"{probe}-{t}") for t in topics]
+    )
+
+    async def probed() -> bool:
+        return sum(d.body == orjson.dumps({"probe": probe}) for d in tap.seen) >= len(topics)
+
+    try:
+        await eventually(probed, timeout=30)
+        yield tap
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await bus.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, *, worker: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """Banking's API (and its worker: the ledger consumer, the expiry loop) as ``paycore api
+    --context banking`` and ``paycore worker --context banking`` build them, in this process;
+    a client of the API."""
+    api = build_api(settings, ["banking"])
+    async with contextlib.AsyncExitStack() as stack:
+        if worker:
+            app = build_worker(settings, ["banking"])
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        await stack.enter_async_context(api.router.lifespan_context(api))
+        transport = httpx.ASGITransport(app=api)
+        http = httpx.AsyncClient(transport=transport, base_url="http://paycore", timeout=30)
+        yield await stack.enter_async_context(http)
