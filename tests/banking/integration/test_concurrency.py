@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from banking_kit import ADMIN, ADMIN_TOKEN, serving, tid
+from procs import SECRETS
 from servers import Server
 from sqlalchemy import func, select
 
@@ -39,6 +40,9 @@ REFUSALS = {  # a post or void of a hold that was refused finds no hold
 }
 
 
+CARD_KEYS = SECRETS["card_keys"]
+
+
 @pytest.fixture
 def settings(tmp_path: Path, postgres_url: str, nats_server: Server) -> Settings:
     upgrade(postgres_url)
@@ -49,6 +53,7 @@ def settings(tmp_path: Path, postgres_url: str, nats_server: Server) -> Settings
         broker_url=nats_server.url,
         admin_token=ADMIN_TOKEN,
         secret_pepper="banking-concurrency-pepper",
+        card_keys=CARD_KEYS,  # banking seals card numbers: PostgreSQL generates no key
     )
 
 

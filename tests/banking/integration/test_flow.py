@@ -22,6 +22,7 @@ from banking_kit import (
     tapped,
     tid,
 )
+from procs import SECRETS
 from prometheus_client import REGISTRY
 from servers import Server
 from sqlalchemy import select
@@ -44,6 +45,9 @@ def broker_url(request: pytest.FixtureRequest) -> str:
     return server.url
 
 
+CARD_KEYS = SECRETS["card_keys"]
+
+
 @pytest.fixture
 def settings(tmp_path: Path, postgres_url: str, broker_url: str) -> Settings:
     upgrade(postgres_url)
@@ -54,6 +58,7 @@ def settings(tmp_path: Path, postgres_url: str, broker_url: str) -> Settings:
         broker_url=broker_url,
         admin_token=ADMIN_TOKEN,
         secret_pepper="banking-flow-pepper",
+        card_keys=CARD_KEYS,  # banking seals card numbers: PostgreSQL generates no key
         consumer_backoff_ms=10,
         consumer_backoff_max_ms=50,
     )
