@@ -47,6 +47,7 @@ ASKED_FOR = (  # the issues' panels: HTTP, outbox, consumers, dead letters, lag,
     "paycore_banking_transfers_total",
     "paycore_banking_posting_seconds_bucket",
     "paycore_banking_held_cents",
+    "paycore_banking_card_authorizations_total",
 )
 
 
