@@ -21,6 +21,8 @@ from typing import Any
 from procs import SECRETS, paycore_env, paycore_process
 from servers import Server, create_database, free_port
 
+from paycore.platform.messaging.brokers import create_bus
+from paycore.platform.messaging.bus import Envelope
 from paycore.schema import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,8 +202,11 @@ def print_cpu(runs: Sequence[dict[str, Any]]) -> None:
         )
 
 
-def write_results(out: Path, name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    result = {"benchmark": name, "machine": machine(), "runs": runs}
+def write_results(out: Path, name: str, runs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """``out``: the benchmark's name, the command that ran it, the machine, its runs and
+    anything ``extra``."""
+    command = " ".join([Path(sys.executable).name, *sys.argv])
+    result = {"benchmark": name, "command": command, "machine": machine(), "runs": runs, **extra}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -246,6 +251,23 @@ def fresh_database(db: str, pg: Server | None, work: Path) -> str:
     return url
 
 
+def bench_env(work: Path, **settings: Any) -> dict[str, str]:
+    """The environment of a paycore process under a benchmark: the given ``PAYCORE_*``
+    settings, the test secrets, warnings-only logs, its data in ``work``."""
+    return paycore_env(data_dir=work / "data", log_level="WARNING", **{**SECRETS, **settings})
+
+
+async def publish(broker_url: str, envelopes: Sequence[Envelope], chunk: int = 1000) -> None:
+    """Publish ``envelopes`` straight to the broker, ``chunk`` awaiting their acks at a time."""
+    bus = create_bus(broker_url)
+    await bus.connect()
+    try:
+        for start in range(0, len(envelopes), chunk):
+            await bus.publish(envelopes[start : start + chunk])
+    finally:
+        await bus.close()
+
+
 @contextlib.contextmanager
 def api_and_worker(
     contexts: list[str], work: Path, *, worker: bool = True, **settings: Any
@@ -253,7 +275,7 @@ def api_and_worker(
     """``paycore worker`` (unless ``worker`` is false) then ``paycore api`` for ``contexts``
     (all when empty) with the given ``PAYCORE_*`` settings and warnings-only logs in ``work``;
     yields the API's base URL and stops both afterwards."""
-    env = paycore_env(data_dir=work / "data", log_level="WARNING", **{**SECRETS, **settings})
+    env = bench_env(work, **settings)
     procs = [paycore_process("worker", contexts, env, work, free_port()).start()] if worker else []
     try:
         api_port = free_port()
