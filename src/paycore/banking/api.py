@@ -267,7 +267,7 @@ async def _cash(
         api.cash_id,
         account_id,
         transfer_id=body.id or uuid7(),
-        amount=body.amount,
+        amount=int(body.amount),  # a plain int: msgspec encodes no subclass of it
         deposit=deposit,
         now=utcnow(),
     )
@@ -294,7 +294,7 @@ async def create_transfer(customer: Customer, body: TransferIn, api: Api) -> Tra
         kind=Kind.SINGLE,
         debit_account_id=body.from_account_id,
         credit_account_id=body.to_account_id,
-        amount=body.amount,
+        amount=int(body.amount),
         currency=body.currency,
         code="transfer",
     )

@@ -214,7 +214,7 @@ def _transfer(given: LedgerTransferIn) -> Transfer:
         kind=Kind(given.kind),
         debit_account_id=given.debit_account_id,
         credit_account_id=given.credit_account_id,
-        amount=given.amount or 0,
+        amount=int(given.amount or 0),  # a plain int: msgspec encodes no subclass of it
         currency=given.currency,
         code=given.code,
         pending_id=given.pending_id,
