@@ -13,6 +13,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,10 +152,10 @@ def _kind(pid: str) -> str | None:
     return name if name in {"nats-server", "tansu", "redis-server", "beam.smp", "nginx"} else None
 
 
-def _ticks_by_kind() -> dict[str | None, int]:
-    """CPU ticks (user + system) so far of every running process, summed by kind (None: any
-    other process)."""
-    ticks: dict[str | None, int] = {}
+def _processes() -> dict[int, tuple[int, int]]:
+    """Every running process: its parent's pid and the CPU ticks (user + system) it used so
+    far, by pid."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -162,44 +163,69 @@ def _ticks_by_kind() -> dict[str | None, int]:
             fields = (entry / "stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        kind = _kind(entry.name)
-        ticks[kind] = ticks.get(kind, 0) + int(fields[11]) + int(fields[12])
-    return ticks
+        found[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return found
+
+
+def _descendants(processes: dict[int, tuple[int, int]], root: int) -> set[int]:
+    """``root`` and every process under it."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        todo += children.get(pid, [])
+    return found
 
 
 @contextlib.contextmanager
 def cpu_use() -> Iterator[dict[str, float]]:
-    """Cores each kind of process used while the block ran (CPU seconds / wall seconds): the
-    paycore roles, the servers, ``k6`` (a child that ran and ended inside the block) and the
-    whole machine (every process). The dict is filled in when the block ends."""
+    """Cores each kind of process used while the block ran (CPU seconds / wall seconds): of
+    the processes this benchmark started, the paycore roles, the servers, ``bench`` (this
+    process) and ``k6`` (a child that ran and ended inside the block); ``other work`` (every
+    process this benchmark did not start: whatever else runs on the machine), and the whole
+    machine. A process counts for the ticks it used between the block's start and end (one
+    that ended inside the block, for none). The dict is filled in when the block ends."""
     cores: dict[str, float] = {}
-    before = _ticks_by_kind()
+    before = _processes()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     yield cores
     wall = time.monotonic() - started
-    after = _ticks_by_kind()
+    after = _processes()
     ended = resource.getrusage(resource.RUSAGE_CHILDREN)
-    used = {kind: (after[kind] - before.get(kind, 0)) / TICK / wall for kind in after}
-    for kind in sorted(k for k in used if k is not None):
+    ours = _descendants(after, os.getpid())
+    ticks: Counter[str] = Counter()
+    for pid, (_, total) in after.items():
+        if pid == os.getpid():
+            kind = "bench"
+        elif pid in ours:
+            kind = _kind(str(pid)) or "other"
+        else:
+            kind = "other work"
+        ticks[kind] += max(0, total - before.get(pid, (0, 0))[1])
+    used = {kind: n / TICK / wall for kind, n in ticks.items()}
+    used["k6"] = (ended.ru_utime + ended.ru_stime - children.ru_utime - children.ru_stime) / wall
+    for kind in sorted(used):
         if round(used[kind], 2):
             cores[kind] = round(used[kind], 2)  # a server left idle in this run is not listed
-    k6 = (ended.ru_utime + ended.ru_stime - children.ru_utime - children.ru_stime) / wall
-    cores["k6"] = round(k6, 2)
-    cores["machine"] = round(sum(used.values()) + k6, 2)
+    cores["machine"] = round(sum(used.values()), 2)
 
 
 def print_cpu(runs: Sequence[dict[str, Any]]) -> None:
     """One line per run: ``sqlite 500/s: api 0.55, k6 0.32, … - machine 1.85 of 2``."""
     print("\nCPU while k6 ran, in cores (largest first):")
     for run in runs:
-        cores = run["cpu_cores"]
-        parts = sorted(((k, v) for k, v in cores.items() if k != "machine"), key=lambda kv: -kv[1])
-        named = ", ".join(f"{k.removeprefix('paycore ')} {v:.2f}" for k, v in parts)
-        print(
-            f"  {run['database']} {run['target_rate']}/s: {named}"
-            f" - machine {cores['machine']:.2f} of {os.cpu_count()}"
-        )
+        print(f"  {run['database']} {run['target_rate']}/s: {cores_line(run['cpu_cores'])}")
+
+
+def cores_line(cores: dict[str, float]) -> str:
+    """``api 0.55, k6 0.32, … - machine 1.85 of 2``: ``cpu_use``'s figures, largest first."""
+    parts = sorted(((k, v) for k, v in cores.items() if k != "machine"), key=lambda kv: -kv[1])
+    named = ", ".join(f"{k.removeprefix('paycore ')} {v:.2f}" for k, v in parts)
+    return f"{named} - machine {cores['machine']:.2f} of {os.cpu_count()}"
 
 
 def write_results(out: Path, name: str, runs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
