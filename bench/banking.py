@@ -3,7 +3,7 @@ broker and through the operator's batch endpoint, beside a floor measured in the
 single transfers over HTTP at a fixed rate, with their accept and accept-to-posted latency.
 
     .venv/bin/python bench/banking.py [--transfers 60000] [--accounts 10000] [--hot 10]
-        [--batch 2000] [--rate 1000] [--duration 30] [--parts throughput single] [--quick]
+        [--batch 2000] [--rate 1000 ...] [--duration 30] [--parts throughput single] [--quick]
         [--keep DIR]
 
 Starts its own NATS (fsync on every write) and PostgreSQL on 127.0.0.1 and seeds one database,
@@ -26,7 +26,7 @@ each funded by a deposit. Every measurement runs on a fresh copy of it (a templa
      no rules: per ``--batch`` transfers, one transaction of a COPY of the entries and one
      UPDATE of the balances they move, on one asyncpg connection, from this process.
    Every paycore figure is also given as a share of the mean of its workload's two floors.
-2. Single transfers over HTTP: k6 posts ``POST /banking/transfers`` at ``--rate`` for
+2. Single transfers over HTTP: k6 posts ``POST /banking/transfers`` at each ``--rate`` for
    ``--duration`` seconds (after a 5 s warm-up at the same rate, not counted), as the
    customers from their own accounts to any other account, with the API and the ledger worker
    running. *Accept* is the latency k6 sees (the 202 follows the commit of the request and its
@@ -97,8 +97,20 @@ FUNDS = 10**9
 WARMUP = 5
 IN_FLIGHT = 2
 """Batch requests the client keeps in flight."""
-FULL = {"transfers": 60_000, "accounts": 10_000, "batch": 2000, "rate": 1000, "duration": 30}
-QUICK = {"transfers": 5000, "accounts": 500, "batch": 500, "rate": 100, "duration": 5}
+FULL: dict[str, Any] = {
+    "transfers": 60_000,
+    "accounts": 10_000,
+    "batch": 2000,
+    "duration": 30,
+    "rate": [1000],
+}
+QUICK: dict[str, Any] = {
+    "transfers": 5000,
+    "accounts": 500,
+    "batch": 500,
+    "duration": 5,
+    "rate": [100],
+}
 """The sizes of a run, and of a ``--quick`` one (a CI smoke test), unless given."""
 AIMS = {"uniform": 10_000, "hot": 5_000}
 """The issue's aims, transfers posted per second (and at least 40 % of the floor)."""
@@ -320,58 +332,68 @@ UNCOMPUTED = (0,) * 8
 
 
 def floor(pg: Server, moves: list[Move], batch: int) -> dict[str, Any]:
-    url = fresh_copy(pg)
-    with harness.cpu_use() as cores:
-        counted, seconds = asyncio.run(write_floor(url, moves, batch))
-    return {"counted": counted, "seconds": round(seconds, 2), "cpu_cores": cores, "refused": 0}
+    """The floor's writes (see the module doc): the first batch, then the counted ones."""
+    return asyncio.run(write_floor(fresh_copy(pg), moves, batch))
 
 
-async def write_floor(url: str, moves: list[Move], batch: int) -> tuple[int, float]:
-    """The floor's writes (see the module doc); the first batch is not counted. Returns the
-    transfers counted and the seconds they took."""
+async def write_floor(url: str, moves: list[Move], batch: int) -> dict[str, Any]:
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         seq = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM banking_entries")
-        started = time.monotonic()
-        for start in range(0, len(moves), batch):
-            if start == batch:
-                started = time.monotonic()
-            now = utcnow()
-            rows = []
-            moved: dict[str, list[int]] = {}
-            for transfer_id, debit, credit, cents in moves[start : start + batch]:
-                seq += 1
-                rows.append(
-                    (
-                        *(seq, transfer_id, "single", None, debit, credit, cents, "BRL"),
-                        *("transfer", now, None, *UNCOMPUTED, FILLER_HASH, FILLER_HASH),
-                    )
-                )
-                moved.setdefault(debit, [0, 0])[0] += cents
-                moved.setdefault(credit, [0, 0])[1] += cents
-            async with conn.transaction():
-                await conn.copy_records_to_table(
-                    "banking_entries", columns=ENTRY_COLUMNS, records=rows
-                )
-                await conn.execute(
-                    FLOOR_BALANCES,
-                    list(moved),
-                    [debits for debits, _ in moved.values()],
-                    [credits for _, credits in moved.values()],
-                )
-        return len(moves) - min(batch, len(moves)), time.monotonic() - started
+        seq = await floor_batch(conn, moves[:batch], seq)
+        with harness.cpu_use() as cores:  # its connection open: its backend counts
+            started = time.monotonic()
+            for start in range(batch, len(moves), batch):
+                seq = await floor_batch(conn, moves[start : start + batch], seq)
+            seconds = time.monotonic() - started
     finally:
         await conn.close()
+    counted = len(moves) - min(batch, len(moves))
+    return {"counted": counted, "seconds": round(seconds, 2), "cpu_cores": cores, "refused": 0}
+
+
+async def floor_batch(conn: asyncpg.Connection, moves: list[Move], seq: int) -> int:
+    """One transaction: the entries of ``moves`` (numbered after ``seq``) by COPY and the
+    balances they move by one UPDATE; returns the last entry's number."""
+    now = utcnow()
+    rows = []
+    moved: dict[str, list[int]] = {}
+    for transfer_id, debit, credit, cents in moves:
+        seq += 1
+        rows.append(
+            (
+                *(seq, transfer_id, "single", None, debit, credit, cents, "BRL"),
+                *("transfer", now, None, *UNCOMPUTED, FILLER_HASH, FILLER_HASH),
+            )
+        )
+        moved.setdefault(debit, [0, 0])[0] += cents
+        moved.setdefault(credit, [0, 0])[1] += cents
+    async with conn.transaction():
+        await conn.copy_records_to_table("banking_entries", columns=ENTRY_COLUMNS, records=rows)
+        await conn.execute(
+            FLOOR_BALANCES,
+            list(moved),
+            [debits for debits, _ in moved.values()],
+            [credits for _, credits in moved.values()],
+        )
+    return seq
+
+
+ORDER = ("floor", "broker", "batch endpoint", "batch endpoint", "broker", "floor")
+"""The ways of a workload, alternated: paycore's two between two floors."""
 
 
 def throughput(
     pg: Server, nats: Server, seeded: Seeded, args: argparse.Namespace, work: Path
 ) -> list[dict[str, Any]]:
-    """Both workloads, each way twice, alternated with the floor (see the module doc)."""
+    """The workloads, each way twice, alternated with the floor (see the module doc)."""
     runs = []
-    order = ("floor", "broker", "batch endpoint", "batch endpoint", "broker", "floor")
-    for name, pool in (("uniform", seeded.accounts), ("hot", seeded.accounts[: args.hot])):
-        for n, way in enumerate(order):
+    pools = {"uniform": seeded.accounts, "hot": seeded.accounts[: args.hot]}
+    for name in args.workloads:
+        pool = pools[name]
+        for n, way in enumerate(ORDER):
+            if way.split()[0] not in args.ways:
+                continue
             moves = workload(pool, args.transfers + args.batch, seed=len(pool))
             place = work / f"{name}-{n}"
             place.mkdir(parents=True)
@@ -385,10 +407,9 @@ def throughput(
             run["per_s"] = round(run["counted"] / run["seconds"], 1)
             print(f"  {name:8} {way:15} {run['per_s']:>10,.0f} transfers/s", flush=True)
             runs.append(run)
-    for name in ("uniform", "hot"):
         floors = [r["per_s"] for r in runs if r["workload"] == name and r["way"] == "floor"]
         for run in runs:
-            if run["workload"] == name:
+            if run["workload"] == name and floors:
                 run["share_of_floor"] = round(run["per_s"] / statistics.mean(floors), 3)
     return runs
 
@@ -473,15 +494,16 @@ async def posted_lag(url: str, accepted: int, timeout: float = 300) -> dict[str,
 
 def print_throughput(runs: list[dict[str, Any]]) -> None:
     rows = []
-    for name in ("uniform", "hot"):
+    for name in dict.fromkeys(r["workload"] for r in runs):
         mine = [r for r in runs if r["workload"] == name]
-        floor_mean = statistics.mean(r["per_s"] for r in mine if r["way"] == "floor")
-        for way in ("floor", "broker", "batch endpoint"):
+        floors = [r["per_s"] for r in mine if r["way"] == "floor"]
+        floor_mean = f"{statistics.mean(floors):,.0f}" if floors else "-"
+        for way in dict.fromkeys(r["way"] for r in mine):
             same = [r for r in mine if r["way"] == way]
             rates = " / ".join(f"{r['per_s']:,.0f}" for r in same)
-            shares = " / ".join(f"{r['share_of_floor']:.0%}" for r in same)
+            shares = " / ".join(f"{r['share_of_floor']:.0%}" for r in same if floors)
             aim = "-" if way == "floor" else f">= {AIMS[name]:,} and 40%"
-            rows.append((name, mine[0]["accounts"], way, rates, shares, f"{floor_mean:,.0f}", aim))
+            rows.append((name, mine[0]["accounts"], way, rates, shares or "-", floor_mean, aim))
     columns = ("workload", "accounts", "way", "per s (runs)", "of floor", "floor mean", "aim")
     harness.print_table(columns, rows, width=16)
     print("\nCPU while measured, in cores (largest first):")
@@ -489,21 +511,27 @@ def print_throughput(runs: list[dict[str, Any]]) -> None:
         print(f"  {run['workload']} {run['way']}: {harness.cores_line(run['cpu_cores'])}")
 
 
-def print_single(run: dict[str, Any]) -> None:
-    accept, lag = run["accept_ms"], run["accept_to_posted_ms"]
+def print_single(runs: list[dict[str, Any]]) -> None:
     columns = ("target/s", "accepted/s", "accept p50", "accept p99", "posted p50", "posted p99")
-    row = (
-        run["target_rate"],
-        run["accepted_per_s"],
-        f"{accept['p50']} ms",
-        f"{accept['p99']} ms",
-        f"{lag['p50']} ms",
-        f"{lag['p99']} ms",
-        run["dropped"],
-        run["never_applied"],
-    )
-    harness.print_table((*columns, "dropped", "unapplied"), [row])
-    print(f"\nCPU while k6 ran, in cores (largest first): {harness.cores_line(run['cpu_cores'])}")
+    rows = []
+    for run in runs:
+        accept, lag = run["accept_ms"], run["accept_to_posted_ms"]
+        rows.append(
+            (
+                run["target_rate"],
+                run["accepted_per_s"],
+                f"{accept['p50']} ms",
+                f"{accept['p99']} ms",
+                f"{lag['p50']} ms",
+                f"{lag['p99']} ms",
+                run["dropped"],
+                run["never_applied"],
+            )
+        )
+    harness.print_table((*columns, "dropped", "unapplied"), rows)
+    print("\nCPU while k6 ran, in cores (largest first):")
+    for run in runs:
+        print(f"  {run['target_rate']}/s: {harness.cores_line(run['cpu_cores'])}")
 
 
 def main() -> None:
@@ -514,14 +542,30 @@ def main() -> None:
         ("--transfers", "transfers counted per measurement"),
         ("--accounts", "accounts"),
         ("--batch", "transfers per batch"),
-        ("--rate", "single transfers/s over HTTP"),
-        ("--duration", "seconds at --rate"),
+        ("--duration", "seconds at each --rate"),
     )
     for flag, what in sizes:
         dest = flag.removeprefix("--")
         full, quick = FULL[dest], QUICK[dest]
         parser.add_argument(flag, type=int, help=f"{what} (default {full:,}; --quick {quick:,})")
+    parser.add_argument(
+        "--rate",
+        type=int,
+        nargs="+",
+        help=f"single transfers/s over HTTP, one run each (default {FULL['rate'][0]:,}; "
+        f"--quick {QUICK['rate'][0]:,})",
+    )
     parser.add_argument("--hot", type=int, default=10, help="accounts of the hot workload")
+    parser.add_argument(
+        "--workloads", nargs="+", default=["uniform", "hot"], choices=["uniform", "hot"]
+    )
+    parser.add_argument(
+        "--ways",
+        nargs="+",
+        default=["floor", "broker", "batch"],
+        choices=["floor", "broker", "batch"],
+        help="of the throughput (default all three: batch is the batch endpoint)",
+    )
     parser.add_argument(
         "--parts", nargs="+", default=["throughput", "single"], choices=["throughput", "single"]
     )
@@ -547,11 +591,10 @@ def main() -> None:
             run_sql(pg, SEED_DATABASE, "VACUUM ANALYZE")
             print(f"seeded {args.accounts:,} accounts in {time.monotonic() - began:.1f} s")
             runs = throughput(pg, nats, seeded, args, work) if "throughput" in args.parts else []
-            single = (
-                single_transfers(pg, nats, seeded, args.rate, args.duration, work / "single")
-                if "single" in args.parts
-                else None
-            )
+            single = [
+                single_transfers(pg, nats, seeded, rate, args.duration, work / f"single-{rate}")
+                for rate in (args.rate if "single" in args.parts else [])
+            ]
         finally:
             nats.stop()
             pg.stop()
