@@ -47,7 +47,6 @@ from servers import (  # noqa: E402
 from paycore.fulfillment import store  # noqa: E402
 from paycore.fulfillment.generator import generate  # noqa: E402
 from paycore.platform.ids import uuid7  # noqa: E402
-from paycore.platform.messaging.brokers import create_bus  # noqa: E402
 from paycore.platform.messaging.bus import Envelope  # noqa: E402
 from paycore.platform.persistence.db import create_engine  # noqa: E402
 from paycore.schema import upgrade  # noqa: E402
@@ -75,15 +74,6 @@ request = function()
   return wrk.format("GET", "/orders/" .. ids[math.random(#ids)])
 end
 """
-
-
-async def publish(url: str, bodies: list[bytes]) -> None:
-    bus = create_bus(url)
-    await bus.connect()
-    await bus.ensure_topic("orders")
-    for start in range(0, len(bodies), 1000):
-        await bus.publish([Envelope("orders", b, id=uuid7()) for b in bodies[start : start + 1000]])
-    await bus.close()
 
 
 async def stored(url: str) -> int:
@@ -175,7 +165,9 @@ def main() -> None:
             upgrade(url)
             bodies = [body for body, _ in generate(args.orders, 0.0, seed=5)]
             ids = [json.loads(b)["order_uid"] for b in bodies]
-            asyncio.run(publish(nats.url, bodies))
+            asyncio.run(
+                harness.publish(nats.url, [Envelope("orders", b, id=uuid7()) for b in bodies])
+            )
             api_port = free_port()
             env = paycore_env(
                 database_url=url,

@@ -13,6 +13,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 from procs import SECRETS, paycore_env, paycore_process
 from servers import Server, create_database, free_port
 
+from paycore.platform.messaging.brokers import create_bus
+from paycore.platform.messaging.bus import Envelope
 from paycore.schema import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,10 +152,10 @@ def _kind(pid: str) -> str | None:
     return name if name in {"nats-server", "tansu", "redis-server", "beam.smp", "nginx"} else None
 
 
-def _ticks_by_kind() -> dict[str | None, int]:
-    """CPU ticks (user + system) so far of every running process, summed by kind (None: any
-    other process)."""
-    ticks: dict[str | None, int] = {}
+def _processes() -> dict[int, tuple[int, int]]:
+    """Every running process: its parent's pid and the CPU ticks (user + system) it used so
+    far, by pid."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -160,48 +163,76 @@ def _ticks_by_kind() -> dict[str | None, int]:
             fields = (entry / "stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        kind = _kind(entry.name)
-        ticks[kind] = ticks.get(kind, 0) + int(fields[11]) + int(fields[12])
-    return ticks
+        found[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return found
+
+
+def _descendants(processes: dict[int, tuple[int, int]], root: int) -> set[int]:
+    """``root`` and every process under it."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        todo += children.get(pid, [])
+    return found
 
 
 @contextlib.contextmanager
 def cpu_use() -> Iterator[dict[str, float]]:
-    """Cores each kind of process used while the block ran (CPU seconds / wall seconds): the
-    paycore roles, the servers, ``k6`` (a child that ran and ended inside the block) and the
-    whole machine (every process). The dict is filled in when the block ends."""
+    """Cores each kind of process used while the block ran (CPU seconds / wall seconds): of
+    the processes this benchmark started, the paycore roles, the servers, ``bench`` (this
+    process) and ``k6`` (a child that ran and ended inside the block); ``other work`` (every
+    process this benchmark did not start: whatever else runs on the machine), and the whole
+    machine. A process counts for the ticks it used between the block's start and end (one
+    that ended inside the block, for none). The dict is filled in when the block ends."""
     cores: dict[str, float] = {}
-    before = _ticks_by_kind()
+    before = _processes()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     yield cores
     wall = time.monotonic() - started
-    after = _ticks_by_kind()
+    after = _processes()
     ended = resource.getrusage(resource.RUSAGE_CHILDREN)
-    used = {kind: (after[kind] - before.get(kind, 0)) / TICK / wall for kind in after}
-    for kind in sorted(k for k in used if k is not None):
+    ours = _descendants(after, os.getpid())
+    ticks: Counter[str] = Counter()
+    for pid, (_, total) in after.items():
+        if pid == os.getpid():
+            kind = "bench"
+        elif pid in ours:
+            kind = _kind(str(pid)) or "other"
+        else:
+            kind = "other work"
+        ticks[kind] += max(0, total - before.get(pid, (0, 0))[1])
+    used = {kind: n / TICK / wall for kind, n in ticks.items()}
+    used["k6"] = (ended.ru_utime + ended.ru_stime - children.ru_utime - children.ru_stime) / wall
+    for kind in sorted(used):
         if round(used[kind], 2):
             cores[kind] = round(used[kind], 2)  # a server left idle in this run is not listed
-    k6 = (ended.ru_utime + ended.ru_stime - children.ru_utime - children.ru_stime) / wall
-    cores["k6"] = round(k6, 2)
-    cores["machine"] = round(sum(used.values()) + k6, 2)
+    cores["machine"] = round(sum(used.values()), 2)
 
 
 def print_cpu(runs: Sequence[dict[str, Any]]) -> None:
     """One line per run: ``sqlite 500/s: api 0.55, k6 0.32, … - machine 1.85 of 2``."""
     print("\nCPU while k6 ran, in cores (largest first):")
     for run in runs:
-        cores = run["cpu_cores"]
-        parts = sorted(((k, v) for k, v in cores.items() if k != "machine"), key=lambda kv: -kv[1])
-        named = ", ".join(f"{k.removeprefix('paycore ')} {v:.2f}" for k, v in parts)
-        print(
-            f"  {run['database']} {run['target_rate']}/s: {named}"
-            f" - machine {cores['machine']:.2f} of {os.cpu_count()}"
-        )
+        print(f"  {run['database']} {run['target_rate']}/s: {cores_line(run['cpu_cores'])}")
 
 
-def write_results(out: Path, name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    result = {"benchmark": name, "machine": machine(), "runs": runs}
+def cores_line(cores: dict[str, float]) -> str:
+    """``api 0.55, k6 0.32, … - machine 1.85 of 2``: ``cpu_use``'s figures, largest first."""
+    parts = sorted(((k, v) for k, v in cores.items() if k != "machine"), key=lambda kv: -kv[1])
+    named = ", ".join(f"{k.removeprefix('paycore ')} {v:.2f}" for k, v in parts)
+    return f"{named} - machine {cores['machine']:.2f} of {os.cpu_count()}"
+
+
+def write_results(out: Path, name: str, runs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """``out``: the benchmark's name, the command that ran it, the machine, its runs and
+    anything ``extra``."""
+    command = " ".join([Path(sys.executable).name, *sys.argv])
+    result = {"benchmark": name, "command": command, "machine": machine(), "runs": runs, **extra}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -246,6 +277,23 @@ def fresh_database(db: str, pg: Server | None, work: Path) -> str:
     return url
 
 
+def bench_env(work: Path, **settings: Any) -> dict[str, str]:
+    """The environment of a paycore process under a benchmark: the given ``PAYCORE_*``
+    settings, the test secrets, warnings-only logs, its data in ``work``."""
+    return paycore_env(data_dir=work / "data", log_level="WARNING", **{**SECRETS, **settings})
+
+
+async def publish(broker_url: str, envelopes: Sequence[Envelope], chunk: int = 1000) -> None:
+    """Publish ``envelopes`` straight to the broker, ``chunk`` awaiting their acks at a time."""
+    bus = create_bus(broker_url)
+    await bus.connect()
+    try:
+        for start in range(0, len(envelopes), chunk):
+            await bus.publish(envelopes[start : start + chunk])
+    finally:
+        await bus.close()
+
+
 @contextlib.contextmanager
 def api_and_worker(
     contexts: list[str], work: Path, *, worker: bool = True, **settings: Any
@@ -253,7 +301,7 @@ def api_and_worker(
     """``paycore worker`` (unless ``worker`` is false) then ``paycore api`` for ``contexts``
     (all when empty) with the given ``PAYCORE_*`` settings and warnings-only logs in ``work``;
     yields the API's base URL and stops both afterwards."""
-    env = paycore_env(data_dir=work / "data", log_level="WARNING", **{**SECRETS, **settings})
+    env = bench_env(work, **settings)
     procs = [paycore_process("worker", contexts, env, work, free_port()).start()] if worker else []
     try:
         api_port = free_port()

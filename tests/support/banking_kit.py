@@ -1,6 +1,6 @@
-"""What banking's integration, end-to-end and chaos tests share: valid CPFs, customers and their
-accounts through the API, a tap that records what crosses banking's topics, and a poll with a
-deadline."""
+"""What banking's tests and benchmark share: its settings, valid CPFs, customers and their
+accounts through the API (async for the in-process tests, sync for the chaos test driving real
+processes), a tap that records what crosses banking's topics, and a poll with a deadline."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from typing import Any, TypeVar
 
 import httpx
 import orjson
+from procs import SECRETS
 
 from paycore.banking import messages
 from paycore.banking.domain import cpf_check_digits
 from paycore.bootstrap import build_api, build_worker
 from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Bus, Delivery, Envelope, Subscription
+from paycore.platform.money import json_number
 from paycore.platform.settings import Settings
 
 T = TypeVar("T")
@@ -152,3 +154,48 @@ async def serving(settings: Settings, *, worker: bool = True) -> AsyncIterator[h
         transport = httpx.ASGITransport(app=api)
         http = httpx.AsyncClient(transport=transport, base_url="http://paycore", timeout=30)
         yield await stack.enter_async_context(http)
+
+
+def banking_settings(**extra: Any) -> dict[str, Any]:
+    """The ``PAYCORE_*`` settings (without the prefix) of a banking deployment under test."""
+    return {**SECRETS, "admin_token": ADMIN_TOKEN, **extra}
+
+
+def as_customer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+
+
+def body(**fields: Any) -> bytes:
+    """A JSON body; ``amount``, given in integer cents, is written as an exact number with two
+    decimals (``12.30``)."""
+    if "amount" in fields:
+        fields["amount"] = json_number(fields["amount"])
+    return orjson.dumps(fields)
+
+
+def sign_up_sync(http: httpx.Client, n: int) -> tuple[str, str]:
+    """Customer ``n`` (named, with a CPF of their own): their id and secret."""
+    answer = http.post(
+        "/banking/customers",
+        content=body(name=f"Customer {n}", cpf=cpf(n)),
+        headers={"Content-Type": "application/json"},
+    )
+    answer.raise_for_status()
+    created = answer.json()
+    return created["id"], created["secret"]
+
+
+def open_account_sync(http: httpx.Client, secret: str) -> str:
+    answer = http.post("/banking/accounts", headers=as_customer(secret))
+    answer.raise_for_status()
+    account_id: str = answer.json()["id"]
+    return account_id
+
+
+def deposit_sync(http: httpx.Client, secret: str, account_id: str, cents: int) -> None:
+    answer = http.post(
+        f"/banking/accounts/{account_id}/deposits",
+        content=body(amount=cents),
+        headers=as_customer(secret),
+    )
+    answer.raise_for_status()

@@ -283,11 +283,14 @@ def start_postgres(base: Path) -> Server:
     return _start("postgres", url, root, launch, port=port, dsn=dsn)
 
 
-def create_database(server: Server, name: str) -> str:
-    """Create database ``name`` on a :func:`start_postgres` server; return its URL."""
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
-        raise ValueError(f"not a plain lower-case identifier: {name!r}")
-    _psql(server.extra["port"], "postgres", f'CREATE DATABASE "{name}"')
+def create_database(server: Server, name: str, template: str | None = None) -> str:
+    """Create database ``name`` on a :func:`start_postgres` server (a copy of database
+    ``template``, which nobody may be connected to, if given); return its URL."""
+    for identifier in (name, template or name):
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", identifier):
+            raise ValueError(f"not a plain lower-case identifier: {identifier!r}")
+    copy = f' TEMPLATE "{template}"' if template else ""
+    _psql(server.extra["port"], "postgres", f'CREATE DATABASE "{name}"{copy}')
     return server.url.rsplit("/", 1)[0] + f"/{name}"
 
 

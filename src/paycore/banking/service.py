@@ -5,6 +5,7 @@ through the bank's cash account, and transfers asked for over HTTP: accepted wit
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -181,11 +182,15 @@ def publish_posted(tx: Transaction, outcomes: Sequence[Outcome]) -> None:
 
 
 def count(outcomes: Sequence[Outcome]) -> None:
+    """The outcomes in the metrics, each set of labels once (a batch is thousands)."""
+    counted: Counter[tuple[str, str]] = Counter()
     for outcome in outcomes:
         if outcome.entry is None:
-            metrics.transfers.labels("-", "rejected").inc()
+            counted["-", "rejected"] += 1
         elif not outcome.replay:
-            metrics.transfers.labels(outcome.entry.kind.value, "applied").inc()
+            counted[outcome.entry.kind.value, "applied"] += 1
+    for labels, n in counted.items():
+        metrics.transfers.labels(*labels).inc(n)
 
 
 # --- transfers asked for over HTTP ---------------------------------------------------------
