@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.clock import utcnow
@@ -135,3 +135,28 @@ async def test_bytes_are_kept_as_bytes(each_engine: AsyncEngine) -> None:
     async with each_engine.connect() as conn:
         row = (await conn.execute(select(outbox))).one()
     assert (row.id, row.topic, row.body) == (message_id, "t", body)
+
+
+counters = Table(
+    "test_bulk_counters",
+    MetaData(),
+    Column("name", String(20), primary_key=True),
+    Column("hits", BigInteger, nullable=False),
+    Column("note", String(20), nullable=False),
+)
+
+
+async def test_update_rows_sets_each_rows_columns_by_its_key(each_engine: AsyncEngine) -> None:
+    async with each_engine.begin() as conn:
+        await conn.run_sync(counters.create, checkfirst=True)
+        rows = [("a", 1, "x"), ("b", 2, "y"), ("c", 3, "z")]
+        await bulk.bulk_insert(conn, counters, ("name", "hits", "note"), rows)
+    async with each_engine.begin() as conn:
+        changes = [("a", 10, "p"), ("c", 2**40, "q"), ("nobody", 5, "r")]
+        await bulk.update_rows(conn, counters, "name", ("hits", "note"), changes)
+    async with each_engine.connect() as conn, conn.begin() as tx:
+        await bulk.update_rows(conn, counters, "name", ("hits", "note"), [("b", 99, "w")])
+        await tx.rollback()
+    async with each_engine.connect() as conn:
+        found = [tuple(r) for r in await conn.execute(select(counters).order_by(counters.c.name))]
+    assert found == [("a", 10, "p"), ("b", 2, "y"), ("c", 2**40, "q")]

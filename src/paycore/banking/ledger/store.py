@@ -21,7 +21,6 @@ from sqlalchemy import (
     Index,
     String,
     Table,
-    bindparam,
     func,
     or_,
     select,
@@ -283,28 +282,16 @@ def entry_row(entry: Entry) -> tuple[Any, ...]:
     )
 
 
-_BALANCE_PARAMS = tuple(f"b_{name}" for name in SUMS)
-_SET_BALANCE = (
-    update(balances)
-    .where(balances.c.account_id == bindparam("b_account_id"))
-    .values({name: bindparam(f"b_{name}") for name in SUMS})
-)
-
-
 async def write(tx: Transaction, applied: Applied) -> None:
     """A batch's new entries and the balances they leave."""
     if not applied.entries:
         return
     await tx.insert(entries, ENTRY_COLUMNS, [entry_row(e) for e in applied.entries])
-    await tx.execute(
-        _SET_BALANCE,
-        [
-            {
-                "b_account_id": account_id,
-                **{f"b_{n}": v for n, v in zip(SUMS, sums(b), strict=True)},
-            }
-            for account_id, b in applied.balances.items()
-        ],
+    await tx.update_rows(
+        balances,
+        "account_id",
+        SUMS,
+        [(account_id, *sums(b)) for account_id, b in applied.balances.items()],
     )
 
 

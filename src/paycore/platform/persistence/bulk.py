@@ -89,6 +89,42 @@ async def insert_new(
     return inserted
 
 
+async def update_rows(
+    conn: AsyncConnection,
+    table: Table,
+    key: str,
+    columns: Sequence[str],
+    records: Sequence[Sequence[Any]],
+) -> None:
+    """Set ``columns`` of the rows whose ``key`` is each record's first value (records are
+    ``(key, *columns)``). PostgreSQL: one ``UPDATE … FROM unnest(…)`` of one array per column;
+    SQLite: one statement run for each record on the transaction's own connection."""
+    if not records:
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    names = [key, *columns]
+    if conn.dialect.name == "postgresql":
+        types = [table.c[name].type.compile(dialect=conn.dialect) for name in names]
+        arrays = ", ".join(f"${i}::{kind}[]" for i, kind in enumerate(types, start=1))
+        sets = ", ".join(f"{quote(c)} = v.{quote(c)}" for c in columns)
+        fields = ", ".join(quote(n) for n in names)
+        sql = (
+            f"UPDATE {quote(table.name)} SET {sets} FROM unnest({arrays}) AS v({fields})"  # noqa: S608
+            f" WHERE {quote(table.name)}.{quote(key)} = v.{quote(key)}"
+        )  # names come from the table definition, quoted; values travel as parameters
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        if not driver.is_in_transaction():
+            await conn.exec_driver_sql("SELECT 1")
+        await driver.execute(sql, *([row[i] for row in records] for i in range(len(names))))
+        return
+    db = await _sqlite_transaction(conn)
+    sets = ", ".join(f"{quote(c)} = ?" for c in columns)
+    sql = f"UPDATE {quote(table.name)} SET {sets} WHERE {quote(key)} = ?"  # noqa: S608
+    rows = [(*row[1:], row[0]) for row in records]
+    await patiently(lambda: db.executemany(sql, rows))
+
+
 async def _sqlite_transaction(conn: AsyncConnection) -> sqlite3.Connection:
     """The sqlite3 connection under ``conn``, inside its open transaction."""
     driver = (await conn.get_raw_connection()).driver_connection

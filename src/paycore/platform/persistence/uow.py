@@ -57,6 +57,14 @@ class Transaction:
         """Many rows (value tuples in ``columns`` order), the cheapest way the database has."""
         await bulk.bulk_insert(self.conn, table, columns, records)
 
+    async def update_rows(
+        self, table: Table, key: str, columns: Sequence[str], records: Sequence[Sequence[Any]]
+    ) -> None:
+        """Set ``columns`` of many rows, each found by its ``key`` (records are
+        ``(key, *columns)``), the cheapest way the database has (one statement on
+        PostgreSQL)."""
+        await bulk.update_rows(self.conn, table, key, columns, records)
+
     async def insert_new(
         self,
         table: Table,
