@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -23,6 +24,7 @@ from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Bus, Delivery, Envelope, Subscription
 from paycore.platform.money import json_number
 from paycore.platform.settings import Settings
+from paycore.schema import upgrade
 
 T = TypeVar("T")
 ADMIN_TOKEN = "banking-admin-token"
@@ -199,3 +201,16 @@ def deposit_sync(http: httpx.Client, secret: str, account_id: str, cents: int) -
         headers=as_customer(secret),
     )
     answer.raise_for_status()
+
+
+def banking_on(tmp_path: Path, postgres_url: str, broker_url: str, **extra: Any) -> Settings:
+    """The settings of banking on a migrated PostgreSQL and a broker, every secret given
+    (PostgreSQL generates none)."""
+    upgrade(postgres_url)
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path,
+        database_url=postgres_url,
+        broker_url=broker_url,
+        **banking_settings(**extra),
+    )

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from banking_kit import ADMIN, ADMIN_TOKEN, serving, tid
-from procs import SECRETS
+from banking_kit import ADMIN, banking_on, serving, tid
 from servers import Server
 from sqlalchemy import func, select
 
@@ -27,7 +26,6 @@ from paycore.platform.clock import utcnow
 from paycore.platform.persistence.db import create_engine
 from paycore.platform.persistence.uow import Database
 from paycore.platform.settings import Settings
-from paycore.schema import upgrade
 
 CLIENTS = 40
 ROUNDS = 12
@@ -40,21 +38,9 @@ REFUSALS = {  # a post or void of a hold that was refused finds no hold
 }
 
 
-CARD_KEYS = SECRETS["card_keys"]
-
-
 @pytest.fixture
 def settings(tmp_path: Path, postgres_url: str, nats_server: Server) -> Settings:
-    upgrade(postgres_url)
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        data_dir=tmp_path,
-        database_url=postgres_url,
-        broker_url=nats_server.url,
-        admin_token=ADMIN_TOKEN,
-        secret_pepper="banking-concurrency-pepper",
-        card_keys=CARD_KEYS,  # banking seals card numbers: PostgreSQL generates no key
-    )
+    return banking_on(tmp_path, postgres_url, nats_server.url)
 
 
 def batch(rng: random.Random, hot: list[str], open_holds: list[str]) -> list[dict[str, Any]]:

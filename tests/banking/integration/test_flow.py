@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from banking_kit import (
-    ADMIN_TOKEN,
     Customer,
+    banking_on,
     deposit,
     eventually,
     open_account,
@@ -22,7 +22,6 @@ from banking_kit import (
     tapped,
     tid,
 )
-from procs import SECRETS
 from prometheus_client import REGISTRY
 from servers import Server
 from sqlalchemy import select
@@ -34,7 +33,6 @@ from paycore.platform.messaging.bus import Envelope
 from paycore.platform.messaging.deadletters import dead_letters
 from paycore.platform.persistence.db import create_engine
 from paycore.platform.settings import Settings
-from paycore.schema import upgrade
 
 UNKNOWN_ACCOUNT = "00000000-0000-7000-8000-00000000abcd"
 
@@ -45,22 +43,10 @@ def broker_url(request: pytest.FixtureRequest) -> str:
     return server.url
 
 
-CARD_KEYS = SECRETS["card_keys"]
-
-
 @pytest.fixture
 def settings(tmp_path: Path, postgres_url: str, broker_url: str) -> Settings:
-    upgrade(postgres_url)
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        data_dir=tmp_path,
-        database_url=postgres_url,
-        broker_url=broker_url,
-        admin_token=ADMIN_TOKEN,
-        secret_pepper="banking-flow-pepper",
-        card_keys=CARD_KEYS,  # banking seals card numbers: PostgreSQL generates no key
-        consumer_backoff_ms=10,
-        consumer_backoff_max_ms=50,
+    return banking_on(
+        tmp_path, postgres_url, broker_url, consumer_backoff_ms=10, consumer_backoff_max_ms=50
     )
 
 
