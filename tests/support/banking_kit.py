@@ -102,8 +102,11 @@ class Tap:
         self.seen.extend(deliveries)
 
     def events(self, topic: str) -> list[dict[str, Any]]:
-        """The events seen on ``topic`` (not the probes)."""
-        found = (orjson.loads(d.body) for d in self.seen if d.topic == topic)
+        """The events seen on ``topic`` (not the probes), each message once: the broker
+        delivers at least once (a message redelivered to the tap keeps its id), as every
+        consumer of the platform takes it."""
+        messages_seen = {d.id: d for d in self.seen if d.topic == topic}
+        found = (orjson.loads(d.body) for d in messages_seen.values())
         return [event for event in found if "probe" not in event]
 
     def ids(self, topic: str) -> list[str]:

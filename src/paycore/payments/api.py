@@ -95,8 +95,16 @@ async def take_payment(request: FastRequest) -> tuple[int, Accepted]:
     return 202, {"correlationId": payment.correlation_id, "status": "accepted"}
 
 
-TIME = {"json_schema_extra": {"format": "date-time"}}
-"""A window bound: an ISO 8601 time (``2025-07-15T12:34:56.000Z``)."""
+TIME = {
+    "json_schema_extra": {
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "maxLength": 0},
+        ]
+    }
+}
+"""A window bound: an ISO 8601 time (``2025-07-15T12:34:56.000Z``), or empty for none (as a
+client building its query from unset values sends it)."""
 
 
 @routes.get(

@@ -80,7 +80,7 @@ def platform_up(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     up = Proc(["up"], env, tmp_path / "up.log", f"http://127.0.0.1:{api_port}/readyz")
     up.start()
     try:
-        line = f"banking    http://127.0.0.1:{api_port}/banking/"  # in the banner
+        line = f"banking    http://127.0.0.1:{api_port}/docs#/banking"  # in the banner
         until(lambda: line in up.log_path.read_text(), timeout=30)
         yield f"127.0.0.1:{api_port}", env
     finally:
