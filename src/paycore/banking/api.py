@@ -30,6 +30,7 @@ from paycore.banking.views import (
     NewCustomerOut,
     StatementPage,
     TransferOut,
+    accepted_view,
     account_view,
     balance_view,
     customer_view,
@@ -335,7 +336,7 @@ async def create_transfer(customer: Customer, body: TransferIn, api: Api) -> Tra
             raise TransferIdReused(f"transfer {transfer.id} exists with other fields") from None
         return transfer_view(row)
     metrics.transfers_accepted.inc()
-    return transfer_view(await service.find_request(api.db, customer.id, transfer.id))
+    return accepted_view(item)
 
 
 @routes.get(

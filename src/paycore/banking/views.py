@@ -11,6 +11,7 @@ from paycore.banking.domain import masked_cpf
 from paycore.banking.ledger.domain import Balance, Entry, Limit, Outcome
 from paycore.banking.ledger.service import side_of
 from paycore.banking.ledger.store import balance_of
+from paycore.banking.service import Requested
 from paycore.platform.clock import iso
 from paycore.platform.money import from_cents
 from paycore.platform.persistence.db import AnyRow
@@ -193,6 +194,25 @@ def transfer_view(row: AnyRow) -> TransferOut:
         "posted_at": iso(row.posted_at) if row.posted_at else None,
         "reason": row.reason,
         "detail": row.detail,
+    }
+
+
+def accepted_view(item: Requested) -> TransferOut:
+    """A transfer request just written: pending until the ledger worker applies it (its
+    answer is built from what was written, not read back)."""
+    t = item.transfer
+    return {
+        "id": t.id,
+        "status": "pending",
+        "from_account_id": t.debit_account_id or "",
+        "to_account_id": t.credit_account_id or "",
+        "amount": from_cents(t.amount),
+        "currency": t.currency or "",
+        "description": item.description,
+        "accepted_at": iso(item.now),
+        "posted_at": None,
+        "reason": None,
+        "detail": None,
     }
 
 
