@@ -40,7 +40,7 @@ from paycore.banking.ledger.domain import (
     Transfer,
     sums,
 )
-from paycore.platform.persistence.db import AnyRow, UtcDateTime, metadata
+from paycore.platform.persistence.db import AnyRow, UtcDateTime, among, metadata
 from paycore.platform.persistence.uow import Transaction
 
 accounts = Table(
@@ -212,7 +212,7 @@ async def ledger_accounts(conn: AsyncConnection, ids: Sequence[str]) -> dict[str
             *(balances.c[name] for name in SUMS),
         )
         .join(balances, balances.c.account_id == accounts.c.id)
-        .where(accounts.c.id.in_(ids))
+        .where(among(conn, accounts.c.id, ids))
     )
     # Rows unpacked as tuples, enums by dict: for a batch's thousands of accounts, attribute
     # access on rows and calls to the enum classes cost more than the query itself.
@@ -230,13 +230,13 @@ _STATUSES = {status.value: status for status in Status}
 async def _entries(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Entry]:
     if not ids:
         return {}
-    rows = (await conn.execute(select(entries).where(entries.c.id.in_(ids)))).all()
+    rows = (await conn.execute(select(entries).where(among(conn, entries.c.id, ids)))).all()
     return {row.id: entry_of(row) for row in rows}
 
 
 async def resolutions(conn: AsyncConnection, pending_ids: Sequence[str]) -> dict[str, Kind]:
     query = select(entries.c.pending_id, entries.c.kind).where(
-        entries.c.pending_id.in_(pending_ids)
+        among(conn, entries.c.pending_id, pending_ids)
     )
     return {pending_id: Kind(kind) for pending_id, kind in (await conn.execute(query)).all()}
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     DateTime,
     Dialect,
     Insert,
@@ -17,8 +18,11 @@ from sqlalchemy import (
     MetaData,
     Row,
     Table,
+    any_,
+    bindparam,
     event,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
@@ -39,6 +43,15 @@ def insert_if_new(table: Table, *keys: str, postgres: bool) -> Insert:
     unique index decides what is new, in one statement (no read-then-write race)."""
     insert = pg_insert if postgres else sqlite_insert
     return insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+
+def among(conn: AsyncConnection, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column`` is one of ``values``. On PostgreSQL ``= ANY($1)`` with one array parameter:
+    one bind and one plan however many values (an ``IN`` of thousands binds, sends and plans
+    each; for a ledger batch's ~3,000 accounts it took twice as long). Elsewhere ``IN (…)``."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))  # type: ignore[no-any-return]
+    return column.in_(list(values))  # type: ignore[no-any-return]
 
 
 class UtcDateTime(TypeDecorator[datetime]):

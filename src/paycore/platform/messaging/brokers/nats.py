@@ -133,7 +133,9 @@ class NatsBus:
         futures = []
         for env in envelopes:
             await self.ensure_topic(env.topic)
-            headers = {**env.headers, MESSAGE_ID: env.id, _DEDUP_HEADER: env.id}
+            # The id travels once, as JetStream's own dedup header (a delivery reads it back
+            # as its id): each header costs the client a regex match and a copy per message.
+            headers = {**env.headers, _DEDUP_HEADER: env.id}
             if env.key is not None:
                 headers[_KEY_HEADER] = env.key
             futures.append(await self._js.publish_async(env.topic, env.body, headers=headers))
