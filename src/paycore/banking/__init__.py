@@ -1,6 +1,7 @@
 """Banking (seed 002): a double-entry ledger (``ledger``: accounts, balances, single, two-phase
 and linked transfers, an append-only hash-chained journal), customers and their accounts,
-transfers applied by the ledger worker; cards (``cards``) and their authorizations."""
+transfers applied by the ledger worker; cards (``cards``) and their authorizations; loans
+(``loans``: repayment plans, their effective cost and IOF)."""
 
 LAYERS = (
     "processes | cli",
@@ -12,7 +13,10 @@ LAYERS = (
     "service",
     "store | messages | ledger.service | ledger.verify | cards.store",
     "ledger.store",
-    "domain | settings | metrics | cards.domain",
+    "domain | settings | metrics | cards.domain | loans.cost | loans.iof",
+    "loans.schedule",
     "ledger.domain",
 )
 """How its modules may import one another (``paycore.contexts.import_contracts``)."""
+PURE = ("loans.schedule", "loans.cost", "loans.iof")
+"""Modules besides the ``domain`` ones that import no framework (pure rules)."""
