@@ -5,6 +5,7 @@ transfers applied by the ledger worker; cards (``cards``) and their authorizatio
 
 LAYERS = (
     "processes | cli",
+    "loans.cli",
     "ledger_api",
     "api | consumers | expiry | cards.api",
     "web | views",

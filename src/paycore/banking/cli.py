@@ -1,5 +1,6 @@
 """The banking context's commands: ``paycore banking verify`` (the journal's hash chain and
-every balance, checked from the first entry), and its part of ``paycore up``."""
+every balance, checked from the first entry), ``paycore banking loans simulate`` (a loan's plan
+and cost, ``loans.cli``), and its part of ``paycore up``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 
 import typer
 
+from paycore.banking.loans import cli as loans
 from paycore.platform.cli import console, fail, load_settings
 from paycore.platform.failures import describe
 from paycore.platform.settings import Settings
@@ -59,6 +61,7 @@ def verify() -> None:
 def register(app: typer.Typer) -> None:
     banking = typer.Typer(help="The banking context's operator tools.", no_args_is_help=True)
     banking.command("verify")(verify)
+    loans.register(banking)
     app.add_typer(banking, name="banking")
 
 
