@@ -1,11 +1,12 @@
 """Banking (seed 002): a double-entry ledger (``ledger``: accounts, balances, single, two-phase
 and linked transfers, an append-only hash-chained journal), customers and their accounts,
 transfers applied by the ledger worker; cards (``cards``) and their authorizations; Pix BR
-Codes (``pix``) and Pix keys."""
+Codes (``pix``) and Pix keys; loans (``loans``: repayment plans, their effective cost and
+IOF)."""
 
 LAYERS = (
     "processes | cli",
-    "pix.cli",
+    "pix.cli | loans.cli",
     "ledger_api",
     "api | consumers | expiry | cards.api",
     "web | views",
@@ -16,9 +17,10 @@ LAYERS = (
     "ledger.store",
     "pix.brcode",
     "pix.emv | pix.keys",
-    "domain | settings | metrics | cards.domain",
+    "domain | settings | metrics | cards.domain | loans.cost | loans.iof",
+    "loans.schedule",
     "ledger.domain",
 )
 """How its modules may import one another (``paycore.contexts.import_contracts``)."""
-PURE = ("pix.emv", "pix.keys", "pix.brcode")
-"""Modules held to the domain's rule though not named ``domain.py``: standard library only."""
+PURE = ("pix.emv", "pix.keys", "pix.brcode", "loans.schedule", "loans.cost", "loans.iof")
+"""Modules held to the domain's rule though not named ``domain.py``: no framework, no driver."""

@@ -1,6 +1,7 @@
 """The banking context's commands: ``paycore banking verify`` (the journal's hash chain and
 every balance, checked from the first entry), ``paycore banking pix`` (BR Codes encoded and
-decoded, ``pix/cli.py``), and its part of ``paycore up``."""
+decoded, ``pix/cli.py``), ``paycore banking loans simulate`` (a loan's plan and cost,
+``loans/cli.py``), and its part of ``paycore up``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 
 import typer
 
+from paycore.banking.loans import cli as loans
 from paycore.banking.pix import cli as pix
 from paycore.platform.cli import console, fail, load_settings
 from paycore.platform.failures import describe
@@ -62,6 +64,7 @@ def register(app: typer.Typer) -> None:
     banking = typer.Typer(help="The banking context's operator tools.", no_args_is_help=True)
     banking.command("verify")(verify)
     pix.register(banking)
+    loans.register(banking)
     app.add_typer(banking, name="banking")
 
 
