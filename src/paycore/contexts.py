@@ -6,8 +6,8 @@ them. Processes, the CLI, migrations, the import contracts and the tests find th
 here, and each context's parts by convention: ``processes.py`` (``PROCESSES``: what it runs),
 ``cli.py`` (``register``, ``banner``, ``simulators``: its commands and its part of
 ``paycore up``, optional), ``migrations/`` (its Alembic branch, optional), and in its
-``__init__.py`` its ``LAYERS`` (and ``INDEPENDENT`` sub-packages), from which
-``import_contracts`` writes the import-linter contracts.
+``__init__.py`` its ``LAYERS`` (and ``INDEPENDENT`` sub-packages; ``PURE``: rule-only modules
+not named ``domain.py``), from which ``import_contracts`` writes the import-linter contracts.
 """
 
 from __future__ import annotations
@@ -69,12 +69,15 @@ def load_all() -> None:
 
 
 def domain_modules() -> list[str]:
-    """Every context's ``domain`` modules, its sub-packages' included."""
+    """Every context's ``domain`` modules, its sub-packages' included, and the modules it
+    declares ``PURE``."""
     found = []
     for name in NAMES:
         for path in sorted(folder(name).rglob("domain.py")):
             parts = path.relative_to(folder(name)).with_suffix("").parts
             found.append(".".join(("paycore", name, *parts)))
+        pure = getattr(importlib.import_module(f"paycore.{name}"), "PURE", ())
+        found += [f"paycore.{name}.{module}" for module in pure]
     return found
 
 
