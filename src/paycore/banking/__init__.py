@@ -2,7 +2,7 @@
 and linked transfers, an append-only hash-chained journal), customers and their accounts,
 transfers applied by the ledger worker; cards (``cards``) and their authorizations; Pix BR
 Codes (``pix``) and Pix keys; loans (``loans``: repayment plans, their effective cost and
-IOF)."""
+IOF); auto insurance (``insurance``: quotes and refunds)."""
 
 LAYERS = (
     "processes | cli",
@@ -14,7 +14,7 @@ LAYERS = (
     "cards.service",
     "service",
     "store | messages | ledger.service | ledger.verify | cards.store | pix.qr",
-    "ledger.store",
+    "ledger.store | insurance.quote | insurance.policy",
     "pix.brcode",
     "pix.emv | pix.keys",
     "domain | settings | metrics | cards.domain | loans.cost | loans.iof",
@@ -22,5 +22,9 @@ LAYERS = (
     "ledger.domain",
 )
 """How its modules may import one another (``paycore.contexts.import_contracts``)."""
-PURE = ("pix.emv", "pix.keys", "pix.brcode", "loans.schedule", "loans.cost", "loans.iof")
+PURE = (
+    *("pix.emv", "pix.keys", "pix.brcode"),
+    *("loans.schedule", "loans.cost", "loans.iof"),
+    *("insurance.quote", "insurance.policy"),
+)
 """Modules held to the domain's rule though not named ``domain.py``: no framework, no driver."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -45,3 +47,53 @@ class BankingSettings(ContextSettings):
         le=10**15,
         description="The largest credit limit of one credit card, in cents (50,000.00 BRL).",
     )
+
+    insurance_rate_collision: Decimal = Field(
+        Decimal("0.035"),
+        ge=0,
+        lt=1,
+        description="Yearly premium of the collision coverage, a fraction of the insured amount.",
+    )
+    insurance_rate_theft: Decimal = Field(
+        Decimal("0.018"), ge=0, lt=1, description="Yearly premium of the theft coverage."
+    )
+    insurance_rate_fire: Decimal = Field(
+        Decimal("0.004"), ge=0, lt=1, description="Yearly premium of the fire coverage."
+    )
+    insurance_rate_third_party: Decimal = Field(
+        Decimal("0.012"), ge=0, lt=1, description="Yearly premium of the third-party coverage."
+    )
+    insurance_rate_glass: Decimal = Field(
+        Decimal("0.006"), ge=0, lt=1, description="Yearly premium of the glass coverage."
+    )
+    insurance_rate_roadside: Decimal = Field(
+        Decimal("0.003"), ge=0, lt=1, description="Yearly premium of roadside assistance."
+    )
+    insurance_deductible_discount_cap: Decimal = Field(
+        Decimal("0.25"),
+        ge=0,
+        lt=1,
+        description="The deductible takes its share of the insured amount off the base "
+        "premium, up to this share.",
+    )
+    insurance_tax: Decimal = Field(
+        Decimal("0.05"), ge=0, lt=1, description="Tax on the net base premium (the seed's 5%)."
+    )
+    insurance_interest: Decimal = Field(
+        Decimal("0.02"), ge=0, lt=1, description="Interest on the net base premium (the seed's 2%)."
+    )
+    insurance_validity_days: int = Field(
+        7, ge=1, le=365, description="How many days a quote may be taken after it is given."
+    )
+
+    @property
+    def insurance_coverage_rates(self) -> dict[str, Decimal]:
+        """Each coverage's rate by its name (``insurance.quote.Rates.of`` takes them)."""
+        return {
+            "collision": self.insurance_rate_collision,
+            "theft": self.insurance_rate_theft,
+            "fire": self.insurance_rate_fire,
+            "third_party": self.insurance_rate_third_party,
+            "glass": self.insurance_rate_glass,
+            "roadside": self.insurance_rate_roadside,
+        }
