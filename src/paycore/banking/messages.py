@@ -6,10 +6,14 @@
   transfer id makes a repeat of the transfer a replay).
 - ``banking.transfer.posted``: a transfer the ledger applied (its journal entry).
 - ``banking.transfer.rejected``: a transfer the ledger refused, with the reason.
+- ``banking.pix.settled``: a Pix payment settled (keyed by its end-to-end id).
+- ``banking.pix.refunded``: a refund (devolução) of a Pix payment settled (keyed by the
+  payment's end-to-end id), with what is refunded of the payment so far.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Final
 
 import msgspec
@@ -95,3 +99,68 @@ def encode_posted(entry: Entry) -> bytes:
 
 def encode_rejected(transfer_id: str, reason: str, detail: str) -> bytes:
     return _encoder.encode({"v": VERSION, "id": transfer_id, "reason": reason, "detail": detail})
+
+
+# --- Pix (``banking.pix``): not among ``TOPICS``, which are the ledger's ---------------------
+
+PIX_SETTLED: Final = "banking.pix.settled"
+PIX_REFUNDED: Final = "banking.pix.refunded"
+PIX_TOPICS: Final = (PIX_SETTLED, PIX_REFUNDED)
+
+
+def encode_pix_settled(
+    *,
+    end_to_end_id: str,
+    transfer_id: str,
+    payer_account_id: str,
+    payee_account_id: str,
+    amount: int,
+    key: str,
+    txid: str | None,
+    at: datetime,
+) -> bytes:
+    """A Pix payment settled: its ledger transfer moved ``amount`` centavos from the payer's
+    account to the payee's (the account of ``key``)."""
+    return _encoder.encode(
+        {
+            "v": VERSION,
+            "end_to_end_id": end_to_end_id,
+            "transfer_id": transfer_id,
+            "payer_account_id": payer_account_id,
+            "payee_account_id": payee_account_id,
+            "amount": amount,
+            "currency": "BRL",
+            "key": key,
+            "txid": txid,
+            "at": iso(at),
+        }
+    )
+
+
+def encode_pix_refunded(
+    *,
+    return_id: str,
+    end_to_end_id: str,
+    transfer_id: str,
+    payer_account_id: str,
+    payee_account_id: str,
+    amount: int,
+    refunded: int,
+    at: datetime,
+) -> bytes:
+    """A refund of a Pix payment settled: its ledger transfer moved ``amount`` centavos back
+    from the payee's account to the payer's; ``refunded`` is what is refunded so far."""
+    return _encoder.encode(
+        {
+            "v": VERSION,
+            "id": return_id,
+            "end_to_end_id": end_to_end_id,
+            "transfer_id": transfer_id,
+            "payer_account_id": payer_account_id,
+            "payee_account_id": payee_account_id,
+            "amount": amount,
+            "refunded": refunded,
+            "currency": "BRL",
+            "at": iso(at),
+        }
+    )

@@ -11,6 +11,7 @@ from paycore.banking.cards import api as cards_api
 from paycore.banking.cards.service import CARD_BANK_ACCOUNTS
 from paycore.banking.expiry import Expiry
 from paycore.banking.ledger.service import ensure_bank_accounts
+from paycore.banking.pix import api as pix_api
 from paycore.banking.settings import BankingSettings
 from paycore.banking.web import BankingApi
 from paycore.platform.cards import Hasher
@@ -44,6 +45,8 @@ async def mount_api(
     mount(app, ledger_api.routes, prefix, fast_routes)
     app.state.banking_cards = cards_api.CardsApi.wired(runtime.db, runtime.settings, bank)
     mount(app, cards_api.routes, prefix, fast_routes)
+    app.state.banking_pix = pix_api.PixApi.wired(runtime.db)
+    mount(app, pix_api.routes, prefix, fast_routes)
 
 
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:

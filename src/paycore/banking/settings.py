@@ -86,6 +86,26 @@ class BankingSettings(ContextSettings):
         7, ge=1, le=365, description="How many days a quote may be taken after it is given."
     )
 
+    pix_ispb: str = Field(
+        "99999999",
+        pattern="^[0-9]{8}$",
+        description="The bank's ISPB, the 8 digits naming a Pix participant, in its end-to-end "
+        "and return ids; the default is a made-up placeholder: set the bank's own.",
+    )
+    pix_location_host: str = Field(
+        "pix.paycore.dev",
+        max_length=33,
+        pattern=r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:[0-9]+)?$",
+        description="The host of dynamic charges' locations: a code carries "
+        "<host>/pix/v2/cob/<32 hex digits>, without a scheme, 77 characters at most.",
+    )
+    pix_city: str = Field(
+        "SAO PAULO",
+        pattern="^[ -~]*[A-Za-z0-9][ -~]*$",
+        max_length=15,
+        description="The merchant city of the bank's BR Codes (field 60): printable ASCII.",
+    )
+
     @property
     def insurance_coverage_rates(self) -> dict[str, Decimal]:
         """Each coverage's rate by its name (``insurance.quote.Rates.of`` takes them)."""

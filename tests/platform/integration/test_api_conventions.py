@@ -30,6 +30,9 @@ VALID_PATH_VALUES = {  # a well-formed value of each path parameter (naming noth
     "month": "2026-01",
     "name": "report.json",
     "order_uid": "b563feb7b2b84b6test",
+    "key": "ana@example.com",
+    "txid": "PEDIDO42",
+    "end_to_end_id": "E99999999202612061830abcDEF12345",
 }
 BAD_PATH_VALUES = {  # values that cannot name anything, by parameter kind
     "integer": ["1180591620717411303424", "abc", "0"],  # 2**70; not a number; not positive
@@ -37,6 +40,9 @@ BAD_PATH_VALUES = {  # values that cannot name anything, by parameter kind
     "month": ["2026-13", "2026-01%0A"],
     "name": ["state.json", "x%3Fy=1"],
     "order_uid": ["a%00b", "x" * 65],
+    "key": ["a%00b", "x" * 101],
+    "txid": ["a-b", "x" * 36],
+    "end_to_end_id": ["E123", "D99999999202612061830abcDEF12345"],
 }
 
 
@@ -75,7 +81,8 @@ def _kind(name: str, schema: dict[str, Any]) -> str:
     pattern = schema.get("pattern", "")
     if "{12}" in pattern:
         return "uuid"
-    return {"month": "month", "name": "name", "order_uid": "order_uid"}[name]
+    named = ("month", "name", "order_uid", "key", "txid", "end_to_end_id")
+    return {kind: kind for kind in named}[name]
 
 
 def _wrong_values(schema: dict[str, Any]) -> Iterator[tuple[str, Any]]:

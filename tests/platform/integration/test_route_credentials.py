@@ -48,6 +48,12 @@ CREDENTIALS: dict[tuple[str, str], str] = {
     ("POST", "/banking/card-authorizations"): NETWORK,
     ("POST", "/banking/card-authorizations/{authorization_id}/capture"): NETWORK,
     ("POST", "/banking/card-authorizations/{authorization_id}/void"): NETWORK,
+    # banking: Pix keys, charges, payments and refunds (the customer's)
+    ("POST", "/banking/pix/keys"): CUSTOMER,
+    ("DELETE", "/banking/pix/keys/{key:path}"): CUSTOMER,
+    ("POST", "/banking/pix/charges"): CUSTOMER,
+    ("POST", "/banking/pix/payments"): CUSTOMER,
+    ("POST", "/banking/pix/payments/{end_to_end_id}/refunds"): CUSTOMER,
     # commerce: the BTG challenge's public API (and its seed paths)
     ("POST", "/commerce/customers"): PUBLIC,
     ("POST", "/commerce/create/customer"): PUBLIC,
@@ -81,7 +87,8 @@ def concrete(path: str) -> str:
     uuid = "00000000-0000-7000-8000-000000000000"
     for name in ("{account_id}", "{card_id}", "{authorization_id}"):
         path = path.replace(name, uuid)
-    return path
+    path = path.replace("{key:path}", "ana@example.com")
+    return path.replace("{end_to_end_id}", "E99999999202612061830abcDEF12345")
 
 
 async def test_every_state_changing_route_requires_its_credential(settings: Settings) -> None:
