@@ -248,5 +248,14 @@ def volumes(service: dict[str, Any]) -> dict[str, Path]:
     return found
 
 
+def test_nginx_routes_every_context_to_its_api_and_nothing_else() -> None:
+    config = (COMPOSE / "nginx.conf").read_text()
+    upstreams = dict(re.findall(r"upstream (\w+)\s*{\s*server ([\w-]+):8000;", config))
+    routed = dict(re.findall(r"location /(\w+)/\s*{\s*proxy_pass http://(\w+);", config))
+    assert upstreams == {name: f"{name}-api" for name in contexts.NAMES}
+    assert routed == {name: name for name in contexts.NAMES}
+    assert "location / { return 404; }" in config
+
+
 def test_promtool_checks_the_prometheus_config() -> None:
     run(tool("promtool"), "check", "config", str(COMPOSE / "prometheus.yml"))

@@ -51,11 +51,13 @@ def pod_specs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     }
 
 
-def paycore_containers(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+def paycore_containers(
+    objects: list[dict[str, Any]], *, init: bool = False
+) -> list[tuple[str, dict[str, Any]]]:
     return [
         (name, container)
         for name, spec in pod_specs(objects).items()
-        for container in spec["containers"]
+        for container in spec["containers"] + (spec.get("initContainers", []) if init else [])
         if "paycore" in container["image"].rsplit("/", 1)[-1].split(":")[0]
     ]
 
@@ -137,8 +139,13 @@ def test_one_deployment_service_autoscaler_and_budget_per_process(
 
 
 def test_every_paycore_command_is_a_real_one(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    commands = [c["args"] for objects in rendered.values() for _, c in paycore_containers(objects)]
+    commands = [
+        c["args"]
+        for objects in rendered.values()
+        for _, c in paycore_containers(objects, init=True)
+    ]
     assert ["migrate"] in commands
+    assert ["migrate", "--check"] in commands
     codes = help_exit_codes(commands)
     assert codes == dict.fromkeys(codes, 0)
     for command in commands:
@@ -165,7 +172,7 @@ def test_every_container_has_probes_resources_and_a_locked_down_security_context
             assert security["capabilities"] == {"drop": ["ALL"]}, where
             assert security.get("runAsNonRoot", pod.get("runAsNonRoot")) is True, where
             assert security.get("runAsUser", pod.get("runAsUser", 0)) > 0, where
-            if not name.startswith("Job/"):
+            if not name.startswith("Job/") and container in spec["containers"]:
                 assert container["livenessProbe"], where
                 assert container["readinessProbe"], where
 
@@ -307,6 +314,44 @@ def test_prod_scales_and_spreads_and_keeps_its_data_outside(
             assert selector.items() <= template["metadata"]["labels"].items(), name
     images = {c["image"] for _, c in paycore_containers(prod)}
     assert images == {"registry.example.com/paycore:0.1.0"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_new_pods_wait_for_the_migrations_and_old_ones_serve_meanwhile(
+    rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    for name, deployment in by_kind(rendered[overlay], "Deployment").items():
+        spec = deployment["spec"]["template"]["spec"]
+        if not any(c["args"][0] in PORTS for c in spec["containers"] if "args" in c):
+            continue  # Prometheus, Grafana
+        [wait] = spec["initContainers"]
+        assert wait["args"] == ["migrate", "--check"], name
+        if name in SINGLETONS:
+            continue
+        rolling = deployment["spec"]["strategy"]["rollingUpdate"]
+        assert rolling["maxUnavailable"] == 0, name
+
+
+def test_the_migrations_job_is_applied_alone_with_what_it_reads(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    """``kubectl apply -k OVERLAY -l 'app.kubernetes.io/component in (config,migrate)'`` (docs/
+    deploy.md "Upgrades") applies the Job and the ConfigMap it reads, nothing else."""
+    for objects in rendered.values():
+        chosen = [
+            o
+            for o in objects
+            if o["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+            in ("config", "migrate")
+        ]
+        names = {o["metadata"]["name"] for o in chosen}
+        [config] = [o for o in chosen if o["kind"] == "ConfigMap"]
+        assert {o["kind"] for o in chosen} == {"Job", "ConfigMap"}
+        assert names == {"paycore-migrate", config["metadata"]["name"]}
+        [container] = by_kind(objects, "Job")["paycore-migrate"]["spec"]["template"]["spec"][
+            "containers"
+        ]
+        assert container["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
 
 
 def test_the_migrations_job_runs_paycore_migrate_once(
