@@ -90,6 +90,8 @@ def test_every_file_loads(files: dict[str, Any]) -> None:
     assert set(files) == {
         "prometheus.yml",
         "docker-compose.yml",
+        "kustomization.yaml",  # the rules and dashboards as ConfigMaps for deploy/k8s
+        "rules/paycore.rules.yml",  # checked by tests/deploy/test_alerts.py
         "grafana/provisioning/datasources/prometheus.yml",
         "grafana/provisioning/dashboards/paycore.yml",
         "grafana/dashboards/paycore.json",
@@ -101,6 +103,24 @@ def test_every_metric_a_panel_queries_is_registered(panels: list[dict[str, Any]]
     used = {name for expr in queries(panels) for name in METRIC_NAME.findall(expr)}
     assert used - registered_series() == set()
     assert set(ASKED_FOR) <= used
+
+
+def test_every_context_has_a_row_of_its_own(panels: list[dict[str, Any]]) -> None:
+    rows = {p["title"].lower() for p in panels if p["type"] == "row"}
+    assert set(contexts.NAMES) <= rows
+
+
+def test_the_kustomization_ships_the_files_compose_mounts(files: dict[str, Any]) -> None:
+    generated = {
+        g["name"]: [f.split("=", 1)[-1] for f in g["files"]]
+        for g in files["kustomization.yaml"]["configMapGenerator"]
+    }
+    assert generated == {
+        "prometheus-rules": ["rules/paycore.rules.yml"],
+        "grafana-dashboard-provider": ["grafana/provisioning/dashboards/paycore.yml"],
+        "grafana-dashboards": ["grafana/dashboards/paycore.json"],
+    }
+    assert {f for names in generated.values() for f in names} <= set(files)
 
 
 def test_queries_are_well_formed(panels: list[dict[str, Any]]) -> None:
