@@ -6,7 +6,6 @@ files are checked here, not run."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from pathlib import Path
@@ -14,19 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import REGISTRY
+from deploy_kit import OBSERVABILITY, registered_series
 
 from paycore import contexts
 from paycore.platform.settings import Settings
 
-OBSERVABILITY = Path(__file__).resolve().parents[3] / "deploy" / "observability"
-SERIES_SUFFIXES = {
-    "counter": ("_total", "_created"),
-    "gauge": ("",),
-    "histogram": ("_bucket", "_count", "_sum", "_created"),
-    "summary": ("", "_count", "_sum", "_created"),
-    "info": ("_info",),
-}
 METRIC_NAME = re.compile(r"\bpaycore_[a-z0-9_]+\b")
 ASKED_FOR = (  # the issues' panels: HTTP, outbox, consumers, dead letters, lag, gateway, payments,
     # banking
@@ -49,18 +40,6 @@ ASKED_FOR = (  # the issues' panels: HTTP, outbox, consumers, dead letters, lag,
     "paycore_banking_held_cents",
     "paycore_banking_card_authorizations_total",
 )
-
-
-def registered_series() -> set[str]:
-    """Every series name a paycore process may expose: the platform's metrics and each
-    context's, as ``paycore api`` and ``paycore worker`` load them."""
-    importlib.import_module("paycore.platform.observability.metrics")
-    contexts.load_all()
-    return {
-        family.name + suffix
-        for family in REGISTRY.collect()
-        for suffix in SERIES_SUFFIXES.get(family.type, ("",))
-    }
 
 
 def load(path: Path) -> Any:
