@@ -2,19 +2,20 @@
 and linked transfers, an append-only hash-chained journal), customers and their accounts,
 transfers applied by the ledger worker; cards (``cards``) and their authorizations; Pix BR
 Codes (``pix``) and Pix keys; loans (``loans``: repayment plans, their effective cost and
-IOF); auto insurance (``insurance``: quotes and refunds)."""
+IOF); auto insurance (``insurance``: quotes, cached for as long as they hold, and policies
+issued by the banking worker, their premiums charged and refunded through the ledger)."""
 
 LAYERS = (
     "processes | cli",
     "pix.cli | loans.cli",
     "ledger_api",
-    "api | consumers | expiry | cards.api",
+    "api | consumers | expiry | cards.api | insurance.api | insurance.consumers",
     "web | views",
-    "cards.network | cards.views",
-    "cards.service",
-    "service",
-    "store | messages | ledger.service | ledger.verify | cards.store | pix.qr",
-    "ledger.store | insurance.quote | insurance.policy",
+    "cards.network | cards.views | insurance.views",
+    "cards.service | insurance.service",
+    "service | insurance.cache",
+    "store | messages | ledger.service | ledger.verify | cards.store | pix.qr | insurance.store",
+    "ledger.store | insurance.quote | insurance.policy | insurance.messages",
     "pix.brcode",
     "pix.emv | pix.keys",
     "domain | settings | metrics | cards.domain | loans.cost | loans.iof",

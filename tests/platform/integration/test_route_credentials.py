@@ -48,6 +48,10 @@ CREDENTIALS: dict[tuple[str, str], str] = {
     ("POST", "/banking/card-authorizations"): NETWORK,
     ("POST", "/banking/card-authorizations/{authorization_id}/capture"): NETWORK,
     ("POST", "/banking/card-authorizations/{authorization_id}/void"): NETWORK,
+    # banking: auto insurance, the customer's quotes and policies
+    ("POST", "/banking/insurance/quotes"): CUSTOMER,
+    ("POST", "/banking/insurance/policies"): CUSTOMER,
+    ("POST", "/banking/insurance/policies/{policy_id}/cancel"): CUSTOMER,
     # commerce: the BTG challenge's public API (and its seed paths)
     ("POST", "/commerce/customers"): PUBLIC,
     ("POST", "/commerce/create/customer"): PUBLIC,
@@ -79,7 +83,7 @@ def settings(tmp_path: Path, nats_server: Server) -> Settings:
 
 def concrete(path: str) -> str:
     uuid = "00000000-0000-7000-8000-000000000000"
-    for name in ("{account_id}", "{card_id}", "{authorization_id}"):
+    for name in ("{account_id}", "{card_id}", "{authorization_id}", "{policy_id}"):
         path = path.replace(name, uuid)
     return path
 
