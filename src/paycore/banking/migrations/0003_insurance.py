@@ -1,6 +1,6 @@
 """banking: auto insurance, its quotes and the policies bought with them
 
-Revision ID: banking_0005
+Revision ID: banking_0003
 Revises: banking_0002
 Create Date: 2026-12-06
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "banking_0005"
+revision: str = "banking_0003"
 down_revision: str | Sequence[str] | None = "banking_0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
