@@ -56,6 +56,7 @@ from paycore.platform.persistence.db import AnyRow
 from paycore.platform.web.bodies import Cents, Input, read, text
 from paycore.platform.web.fastlane import FastRequest
 from paycore.platform.web.params import UUID_PATTERN, UuidId
+from paycore.platform.web.problems import Problem
 from paycore.platform.web.routes import Routes
 
 routes = Routes("banking")
@@ -318,8 +319,13 @@ async def create_transfer(request: FastRequest) -> tuple[int, TransferOut]:
     """The hot path (the fast lane): the credential's form, the body, then the customer and
     the paying account in one read; the request and its event written by group commit."""
     api = of(request.state)
-    secret = service.secret_of(request.headers.get("authorization"))
-    body = read(TransferIn, request.body, request.headers.get("content-type"))
+    authorization = request.headers.get("authorization")
+    secret = service.secret_of(authorization)
+    try:
+        body = read(TransferIn, request.body, request.headers.get("content-type"))
+    except Problem:  # what is wrong with a body is said only to a customer
+        await service.authenticate(api.db, api.hasher, authorization)
+        raise
     payer = await service.payer(api.db, api.hasher, secret, body.from_account_id)
     if body.currency != payer.currency:
         detail = f"the account holds {payer.currency}, not {body.currency}"
