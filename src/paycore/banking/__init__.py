@@ -2,29 +2,32 @@
 and linked transfers, an append-only hash-chained journal), customers and their accounts,
 transfers applied by the ledger worker; cards (``cards``) and their authorizations; Pix BR
 Codes (``pix``) and Pix keys; loans (``loans``: repayment plans, their effective cost and
-IOF); auto insurance (``insurance``: quotes and refunds)."""
+IOF; applications decided and paid out by the worker, instalments paid on request and on
+their due dates); auto insurance (``insurance``: quotes and refunds)."""
 
 LAYERS = (
     "processes | cli",
-    "pix.cli | loans.cli",
+    "pix.cli | loans.cli | loans.worker",
     "ledger_api",
-    "api | consumers | expiry | cards.api",
+    "api | consumers | expiry | cards.api | loans.api | loans.consumers | loans.collector",
     "web | views",
-    "cards.network | cards.views",
-    "cards.service",
+    "cards.network | cards.views | loans.views | loans.underwriting",
+    "cards.service | loans.service",
+    "loans.repayment",
     "service",
     "store | messages | ledger.service | ledger.verify | cards.store | pix.qr",
+    "loans.store | loans.messages",
     "ledger.store | insurance.quote | insurance.policy",
     "pix.brcode",
-    "pix.emv | pix.keys",
-    "domain | settings | metrics | cards.domain | loans.cost | loans.iof",
+    "pix.emv | pix.keys | loans.simulation",
+    "domain | settings | metrics | cards.domain | loans.cost | loans.iof | loans.domain",
     "loans.schedule",
     "ledger.domain",
 )
 """How its modules may import one another (``paycore.contexts.import_contracts``)."""
 PURE = (
     *("pix.emv", "pix.keys", "pix.brcode"),
-    *("loans.schedule", "loans.cost", "loans.iof"),
+    *("loans.schedule", "loans.cost", "loans.iof", "loans.simulation"),
     *("insurance.quote", "insurance.policy"),
 )
 """Modules held to the domain's rule though not named ``domain.py``: no framework, no driver."""

@@ -1,6 +1,6 @@
 """Banking in a process: the customers', the operator's and the card network's API (API
-process); the ledger worker applying requested transfers and releasing expired holds (worker
-process)."""
+process); the ledger worker applying requested transfers and releasing expired holds, and
+deciding loan applications and collecting their instalments (worker process)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from paycore.banking.cards import api as cards_api
 from paycore.banking.cards.service import CARD_BANK_ACCOUNTS
 from paycore.banking.expiry import Expiry
 from paycore.banking.ledger.service import ensure_bank_accounts
+from paycore.banking.loans import api as loans_api
+from paycore.banking.loans import worker as loans_worker
+from paycore.banking.loans.service import LOAN_BANK_ACCOUNTS
 from paycore.banking.settings import BankingSettings
 from paycore.banking.web import BankingApi
 from paycore.platform.cards import Hasher
@@ -23,7 +26,7 @@ from paycore.platform.web.routes import mount
 async def _bank_accounts(runtime: Runtime) -> dict[str, str]:
     async with runtime.db.transaction() as tx:
         return await ensure_bank_accounts(
-            tx, (*service.BANK_ACCOUNTS, *CARD_BANK_ACCOUNTS), utcnow()
+            tx, (*service.BANK_ACCOUNTS, *CARD_BANK_ACCOUNTS, *LOAN_BANK_ACCOUNTS), utcnow()
         )
 
 
@@ -44,14 +47,17 @@ async def mount_api(
     mount(app, ledger_api.routes, prefix, fast_routes)
     app.state.banking_cards = cards_api.CardsApi.wired(runtime.db, runtime.settings, bank)
     mount(app, cards_api.routes, prefix, fast_routes)
+    app.state.banking_loans = loans_api.LoansApi.wired(runtime.db, bank)
+    mount(app, loans_api.routes, prefix, fast_routes)
 
 
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:
     settings = BankingSettings()
-    await _bank_accounts(runtime)
+    bank = await _bank_accounts(runtime)
     consume(runtime, *consumers.ledger(batch=settings.ledger_batch))
     expiry = Expiry(runtime.db, poll_seconds=settings.expiry_poll_ms / 1000)
     runtime.spawn("banking-expiry", expiry.run)
+    loans_worker.start(runtime, settings, bank)
 
 
 PROCESSES = Processes(
