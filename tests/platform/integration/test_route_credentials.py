@@ -52,6 +52,11 @@ CREDENTIALS: dict[tuple[str, str], str] = {
     ("POST", "/banking/insurance/quotes"): CUSTOMER,
     ("POST", "/banking/insurance/policies"): CUSTOMER,
     ("POST", "/banking/insurance/policies/{policy_id}/cancel"): CUSTOMER,
+    # banking: loans (the customer's)
+    ("POST", "/banking/loans/simulations"): CUSTOMER,
+    ("POST", "/banking/loans/applications"): CUSTOMER,
+    ("POST", "/banking/loans/{loan_id}/payments"): CUSTOMER,
+    ("POST", "/banking/loans/{loan_id}/payoff"): CUSTOMER,
     # commerce: the BTG challenge's public API (and its seed paths)
     ("POST", "/commerce/customers"): PUBLIC,
     ("POST", "/commerce/create/customer"): PUBLIC,
@@ -83,7 +88,7 @@ def settings(tmp_path: Path, nats_server: Server) -> Settings:
 
 def concrete(path: str) -> str:
     uuid = "00000000-0000-7000-8000-000000000000"
-    for name in ("{account_id}", "{card_id}", "{authorization_id}", "{policy_id}"):
+    for name in ("{account_id}", "{card_id}", "{authorization_id}", "{policy_id}", "{loan_id}"):
         path = path.replace(name, uuid)
     return path
 
