@@ -4,10 +4,10 @@
 // SEED (a JSON file: {"customers": [[secret, [account ids]], ...], "accounts": [ids]}).
 import http from "k6/http";
 import { check } from "k6";
-import exec from "k6/execution";
 import { SharedArray } from "k6/data";
+import exec from "k6/execution";
+import { constantArrivals } from "./arrivals.js";
 
-const RATE = parseInt(__ENV.RATE || "1000");
 // One copy of the seed for all VUs (each VU would otherwise parse its own).
 const CUSTOMERS = new SharedArray("customers", () => JSON.parse(open(__ENV.SEED)).customers);
 const ACCOUNTS = new SharedArray("accounts", () => JSON.parse(open(__ENV.SEED)).accounts);
@@ -19,31 +19,9 @@ const PARAMS = CUSTOMERS.map(([secret]) => ({
   tags: { name: "POST /banking/transfers" },
 }));
 
-// The first WARMUP seconds (default 5) run at the same rate but are not counted: k6 opens its
-// connections and the servers fill their caches then. Each transfer's description names its
-// scenario, so that the lag of the counted ones can be read from the database. The thresholds
-// only make k6 export the "transfers" scenario's figures (they cannot fail).
-const WARMUP = parseInt(__ENV.WARMUP || "5");
-const arrivals = {
-  executor: "constant-arrival-rate",
-  rate: RATE,
-  timeUnit: "1s",
-  preAllocatedVUs: Math.max(50, Math.ceil(RATE / 5)),
-  maxVUs: Math.max(200, RATE),
-};
-
-export const options = {
-  discardResponseBodies: true,
-  scenarios: {
-    ...(WARMUP > 0 ? { warmup: { ...arrivals, duration: `${WARMUP}s` } } : {}),
-    transfers: { ...arrivals, duration: __ENV.DURATION || "30s", startTime: `${WARMUP}s` },
-  },
-  thresholds: {
-    "http_req_duration{scenario:transfers}": ["max>=0"],
-    "checks{scenario:transfers}": ["rate>=0"],
-  },
-  summaryTrendStats: ["avg", "min", "med", "p(90)", "p(99)", "max"],
-};
+// Each transfer's description names its scenario, so that the lag of the counted ones can be
+// read from the database.
+export const options = constantArrivals("transfers", 1000);
 
 export default function () {
   const n = exec.scenario.iterationInTest;

@@ -95,11 +95,30 @@ app.add_typer(migrate_app, name="migrate")
 
 
 @migrate_app.callback()
-def migrate(ctx: typer.Context) -> None:
+def migrate(
+    ctx: typer.Context,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Change nothing: exit 0 if the database is at every head, else say what to do "
+            "and exit 1 (new pods wait on it for the migrations of their release).",
+        ),
+    ] = False,
+) -> None:
     """Apply database migrations (every context's Alembic branch) up to their heads."""
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings()
+    if check:
+        from paycore.schema import check as at_heads
+
+        at_heads(settings.effective_database_url)
+        console.print(
+            f"[green]the database is up to date[/green]: {_database_place(settings)}",
+            highlight=False,
+        )
+        return
     from paycore.schema import upgrade
 
     upgrade(settings.effective_database_url)

@@ -1,6 +1,7 @@
 """What banking's tests and benchmark share: its settings, valid CPFs, customers and their
-accounts through the API (async for the in-process tests, sync for the chaos test driving real
-processes), a tap that records what crosses banking's topics, and a poll with a deadline."""
+accounts through the API (async for the in-process tests, sync for the chaos tests driving real
+processes), banking deployed as processes for the chaos tests, a tap that records what crosses
+banking's topics, and a poll with a deadline."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typing import Any, TypeVar
 
 import httpx
 import orjson
-from procs import SECRETS
+from procs import SECRETS, Proc, paycore_env, paycore_process
+from servers import Server, free_port, start_nats
 
 from paycore.banking import messages
 from paycore.banking.domain import cpf_check_digits
@@ -217,3 +219,43 @@ def banking_on(tmp_path: Path, postgres_url: str, broker_url: str, **extra: Any)
         broker_url=broker_url,
         **banking_settings(**extra),
     )
+
+
+@dataclass
+class Deployment:
+    """Banking as processes: its API and its worker, their environment, their broker."""
+
+    env: dict[str, str]
+    api: Proc
+    worker: Proc
+    broker: Server
+    base: str  # the API's address
+
+
+@contextlib.asynccontextmanager
+async def deployed(tmp_path: Path, postgres_url: str, **settings: Any) -> AsyncIterator[Deployment]:
+    """``paycore api`` and ``paycore worker --context banking`` started on a migrated
+    PostgreSQL and a NATS server of their own (messages not acknowledged within 3 s are
+    delivered again: a killed worker's come back soon), logging warnings only; ``settings``
+    are more ``PAYCORE_*`` settings (without the prefix). Stopped on leaving."""
+    await asyncio.to_thread(upgrade, postgres_url)
+    broker = start_nats(tmp_path / "broker")
+    api_port = free_port()
+    env = paycore_env(
+        database_url=postgres_url,
+        broker_url=f"{broker.url}?ack_wait=3",
+        data_dir=tmp_path / "data",
+        log_level="WARNING",
+        **banking_settings(**settings),
+    )
+    api = paycore_process("api", ["banking"], env, tmp_path, api_port)
+    worker = paycore_process("worker", ["banking"], env, tmp_path, free_port())
+    try:
+        for proc in (api, worker):
+            await asyncio.to_thread(proc.start)
+        yield Deployment(env, api, worker, broker, f"http://127.0.0.1:{api_port}")
+    finally:
+        for proc in (api, worker):
+            if proc.popen is not None:
+                await asyncio.to_thread(proc.stop)
+        broker.stop()

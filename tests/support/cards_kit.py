@@ -68,8 +68,29 @@ def bearer(token: str) -> dict[str, str]:
 NETWORK = bearer(SERVICE)
 
 
+class LedgerReads:
+    """What a kit with an ``engine`` reads of the ledger."""
+
+    engine: AsyncEngine
+
+    async def posted(self, account_id: str) -> int:
+        """An account's posted balance in cents, read from the ledger's balances."""
+        async with self.engine.connect() as conn:
+            row = await ledger_store.find_account(conn, account_id)
+        assert row is not None
+        return ledger_store.balance_of(row).posted(Limit(row.balance_limit))
+
+    async def ledger_whole(self) -> None:
+        """The journal's chain and every balance check out, all debits equal all credits."""
+        async with self.engine.connect() as conn:
+            report = await verify(conn)
+            entries = (await conn.execute(select(ledger_store.entries.c.seq))).all()
+        assert report.ok, report.problem
+        assert report.entries == len(entries)
+
+
 @dataclass
-class Bank:
+class Bank(LedgerReads):
     http: httpx.AsyncClient
     engine: AsyncEngine
     db: Database
@@ -164,21 +185,6 @@ class Bank:
         return await self.http.post(
             f"/banking/card-authorizations/{authorization_id}/void", headers=NETWORK
         )
-
-    async def posted(self, account_id: str) -> int:
-        """An account's posted balance in cents, read from the ledger's balances."""
-        async with self.engine.connect() as conn:
-            row = await ledger_store.find_account(conn, account_id)
-        assert row is not None
-        return ledger_store.balance_of(row).posted(Limit(row.balance_limit))
-
-    async def ledger_whole(self) -> None:
-        """The journal's chain and every balance check out, all debits equal all credits."""
-        async with self.engine.connect() as conn:
-            report = await verify(conn)
-            entries = (await conn.execute(select(ledger_store.entries.c.seq))).all()
-        assert report.ok, report.problem
-        assert report.entries == len(entries)
 
 
 @contextlib.asynccontextmanager

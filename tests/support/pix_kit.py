@@ -14,16 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from cards_kit import PEPPER, bearer, data, new_cpf
+from cards_kit import PEPPER, LedgerReads, bearer, data, new_cpf
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from web_kit import served
 
 from paycore.banking import api as banking_api
 from paycore.banking import service
-from paycore.banking.ledger import store as ledger_store
 from paycore.banking.ledger.service import ensure_bank_accounts
-from paycore.banking.ledger.verify import verify
 from paycore.banking.pix import api as pix_api
 from paycore.banking.pix.domain import PixRules
 from paycore.banking.pix.payments import Payments
@@ -36,7 +34,6 @@ from paycore.platform.persistence.uow import Database
 from paycore.platform.web.idempotency import IdempotencyMiddleware
 
 RULES = PixRules(ispb="99999999", location_host="pix.paycore.dev", city="SAO PAULO")
-PROBLEM = "application/problem+json"
 
 
 @dataclass
@@ -111,24 +108,14 @@ class PixClient:
 JSON = {"content-type": "application/json"}
 
 
-def problem(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The problem an answer is, checked for its status and code."""
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = answer.json()
-    assert body["code"] == code, body
-    return body
+@dataclass
+class Ledger(LedgerReads):
+    engine: AsyncEngine
 
 
-async def ledger_whole(engine: AsyncEngine) -> int:
-    """The journal's chain and every balance check out, all debits equal all credits; how
-    many entries there are."""
-    async with engine.connect() as conn:
-        report = await verify(conn)
-        entries = (await conn.execute(select(ledger_store.entries.c.seq))).all()
-    assert report.ok, report.problem
-    assert report.entries == len(entries)
-    return report.entries
+async def ledger_whole(engine: AsyncEngine) -> None:
+    """The journal's chain and every balance check out, all debits equal all credits."""
+    await Ledger(engine).ledger_whole()
 
 
 async def outbox_events(engine: AsyncEngine, topic: str) -> dict[str, dict[str, Any]]:

@@ -17,6 +17,7 @@ import contextlib
 import importlib.util
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -113,11 +114,34 @@ class Server:
 
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that is free now, drawn below the kernel's ephemeral range.
+
+    A port the kernel hands out (``bind`` to port 0) comes from the ephemeral range, the same
+    range every outgoing connection takes its local port from: between this call and the
+    server's own ``bind`` a client socket of another test could take it ("address already in
+    use"). Below that range only servers that ask for a port by number take one."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(_PORTS_FROM, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port found between {_PORTS_FROM} and {low}")
+
+
+_PORTS_FROM = 20_000
+"""Above the ports servers are usually configured on (PostgreSQL 5432, Redis 6379 …)."""
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32_768  # Linux's default
+    return max(low, _PORTS_FROM + 1_000)
 
 
 # --------------------------------------------------------------------------- process plumbing

@@ -47,6 +47,15 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield http
 
 
+def problem(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """An answer that is an RFC 9457 problem of ``status`` and ``code``: its body."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = answer.json()
+    assert body["code"] == code, body
+    return body
+
+
 def routes_of(app: FastAPI, methods: set[str]) -> set[tuple[str, str]]:
     """The (method, path) pairs the app routes, included routers' routes with their prefix."""
     return {

@@ -7,6 +7,7 @@ import re
 import secrets
 
 from paycore.banking.ledger.domain import Limit
+from paycore.platform import errors
 from paycore.platform.errors import DomainError
 
 CUSTOMER_SECRET_PREFIX = "bk_"  # noqa: S105 - a prefix, not a secret
@@ -26,14 +27,10 @@ class CustomerExists(DomainError):
     status = 409
 
 
-class Unauthorized(DomainError):
+class Unauthorized(errors.Unauthorized):
     """A customer credential is required (missing, unknown or malformed)."""
 
-    code = "unauthorized"
-    status = 401
-
-    def __init__(self, detail: str = "A customer credential is required.") -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+    needed = "A customer credential is required."
 
 
 def cpf_digits(text: str) -> str:

@@ -1,6 +1,7 @@
 """Banking in a process: the customers', the operator's and the card network's API (API
-process); the ledger worker applying requested transfers and releasing expired holds (worker
-process)."""
+process); the ledger worker applying requested transfers and releasing expired holds, and
+issuing the insurance policies asked for, deciding loan applications and collecting their
+instalments (worker process)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from paycore.banking import api, consumers, ledger_api, service
 from paycore.banking.cards import api as cards_api
 from paycore.banking.cards.service import CARD_BANK_ACCOUNTS
 from paycore.banking.expiry import Expiry
+from paycore.banking.insurance import api as insurance_api
+from paycore.banking.insurance import consumers as insurance_consumers
+from paycore.banking.insurance.service import INSURANCE_BANK_ACCOUNTS, PREMIUMS
 from paycore.banking.ledger.service import ensure_bank_accounts
+from paycore.banking.loans import api as loans_api
+from paycore.banking.loans import worker as loans_worker
+from paycore.banking.loans.service import LOAN_BANK_ACCOUNTS
 from paycore.banking.pix import api as pix_api
 from paycore.banking.settings import BankingSettings
 from paycore.banking.web import BankingApi
@@ -24,7 +31,14 @@ from paycore.platform.web.routes import mount
 async def _bank_accounts(runtime: Runtime) -> dict[str, str]:
     async with runtime.db.transaction() as tx:
         return await ensure_bank_accounts(
-            tx, (*service.BANK_ACCOUNTS, *CARD_BANK_ACCOUNTS), utcnow()
+            tx,
+            (
+                *service.BANK_ACCOUNTS,
+                *CARD_BANK_ACCOUNTS,
+                *INSURANCE_BANK_ACCOUNTS,
+                *LOAN_BANK_ACCOUNTS,
+            ),
+            utcnow(),
         )
 
 
@@ -45,16 +59,23 @@ async def mount_api(
     mount(app, ledger_api.routes, prefix, fast_routes)
     app.state.banking_cards = cards_api.CardsApi.wired(runtime.db, runtime.settings, bank)
     mount(app, cards_api.routes, prefix, fast_routes)
+    app.state.banking_insurance = insurance_api.InsuranceApi.wired(runtime.db, runtime.redis, bank)
+    mount(app, insurance_api.routes, prefix, fast_routes)
+    app.state.banking_loans = loans_api.LoansApi.wired(runtime.db, bank)
+    mount(app, loans_api.routes, prefix, fast_routes)
     app.state.banking_pix = pix_api.PixApi.wired(runtime.db)
     mount(app, pix_api.routes, prefix, fast_routes)
 
 
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:
     settings = BankingSettings()
-    await _bank_accounts(runtime)
+    bank = await _bank_accounts(runtime)
     consume(runtime, *consumers.ledger(batch=settings.ledger_batch))
     expiry = Expiry(runtime.db, poll_seconds=settings.expiry_poll_ms / 1000)
     runtime.spawn("banking-expiry", expiry.run)
+    premiums = bank[PREMIUMS.name]
+    consume(runtime, *insurance_consumers.issuing(premiums, batch=runtime.settings.consumer_batch))
+    loans_worker.start(runtime, settings, bank)
 
 
 PROCESSES = Processes(

@@ -78,15 +78,44 @@ async def sign_up(
 
 async def authenticate(db: Database, hasher: Hasher, authorization: str | None) -> AnyRow:
     """The customer whose secret the ``Authorization: Bearer`` header carries."""
+    secret = secret_of(authorization)
+    async with db.connect() as conn:
+        row = await store.customer_by_secret(conn, hasher.secret(secret))
+    if row is None:
+        raise Unauthorized(UNKNOWN_CREDENTIAL)
+    return row
+
+
+def secret_of(authorization: str | None) -> str:
+    """The customer secret an ``Authorization: Bearer bk_…`` header carries; ``Unauthorized``
+    if it carries none."""
     scheme, _, secret = (authorization or "").partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret.startswith("bk_"):
         raise Unauthorized()
+    return secret
+
+
+UNKNOWN_CREDENTIAL = "The customer credential is unknown."
+
+
+async def payer(db: Database, hasher: Hasher, secret: str, account_id: str) -> Payer:
+    """Who asks for a transfer (the secret's customer) and the account it is paid from,
+    in one read; ``Unauthorized`` for an unknown secret, ``NotFound`` for an account that
+    is unknown or another's."""
     async with db.connect() as conn:
-        row = await store.customer_by_secret(conn, hasher.secret(secret))
+        row = await store.payer(conn, hasher.secret(secret), account_id)
     if row is None:
-        raise Unauthorized("The customer credential is unknown.")
-    return row
+        raise Unauthorized(UNKNOWN_CREDENTIAL)
+    if row.account_id is None:
+        raise NotFound(f"account {account_id} is unknown")
+    return Payer(row.customer_id, row.currency)
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    customer_id: str
+    currency: str  # the paying account's
 
 
 # --- accounts ------------------------------------------------------------------------------

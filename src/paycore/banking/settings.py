@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from paycore.platform.settings import ContextSettings
@@ -117,3 +118,51 @@ class BankingSettings(ContextSettings):
             "glass": self.insurance_rate_glass,
             "roadside": self.insurance_rate_roadside,
         }
+
+    loans_monthly_rate: Decimal = Field(
+        Decimal("0.0199"),
+        ge=0,
+        le=10,
+        description="The bank's loan rate a month, a fraction (0.0199 is 1.99 %): simulations "
+        "show it, each application keeps the one it was made at.",
+    )
+    loans_max_income_share: Decimal = Field(
+        Decimal("0.30"),
+        gt=0,
+        le=1,
+        description="A loan is approved only if its largest instalment is at most this share "
+        "of the monthly income the applicant declared.",
+    )
+    loans_min_principal_cents: int = Field(
+        10_000, ge=1, le=10**15, description="The smallest principal lent, in cents (100.00)."
+    )
+    loans_max_principal_cents: int = Field(
+        5_000_000, ge=1, le=10**15, description="The largest principal lent, in cents (50,000.00)."
+    )
+    loans_min_term: int = Field(1, ge=1, le=420, description="The shortest term, in months.")
+    loans_max_term: int = Field(60, ge=1, le=420, description="The longest term, in months.")
+    loans_max_open: int = Field(
+        3, ge=1, le=100, description="Loans one customer may have open (not repaid) at once."
+    )
+    loans_batch: int = Field(
+        100,
+        ge=1,
+        le=1_000,
+        description="Loan applications the banking worker decides per commit (taken from the "
+        "broker).",
+    )
+    loans_poll_ms: int = Field(
+        60_000,
+        ge=10,
+        le=3_600_000,
+        description="How often the banking worker looks for instalments due (and overdue) to "
+        "collect from the borrowers' accounts.",
+    )
+
+    @model_validator(mode="after")
+    def _loan_bounds(self) -> Self:
+        if self.loans_min_principal_cents > self.loans_max_principal_cents:
+            raise ValueError("loans_min_principal_cents is above loans_max_principal_cents")
+        if self.loans_min_term > self.loans_max_term:
+            raise ValueError("loans_min_term is above loans_max_term")
+        return self

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paycore.banking.ledger.store import entries
+from paycore.banking.ledger.store import accounts, entries
 from paycore.platform.persistence.db import AnyRow, UtcDateTime, metadata
 from paycore.platform.persistence.uow import Transaction
 
@@ -65,6 +65,24 @@ async def customer_by_cpf(conn: AsyncConnection, cpf: str) -> AnyRow | None:
 
 async def customer_by_secret(conn: AsyncConnection, secret_hash: str) -> AnyRow | None:
     query = select(customers).where(customers.c.secret_hash == secret_hash)
+    return (await conn.execute(query)).first()
+
+
+async def payer(conn: AsyncConnection, secret_hash: str, account_id: str) -> AnyRow | None:
+    """The customer holding the secret (``customer_id``) and, if it is theirs, the account
+    (``account_id``, ``currency``; both None otherwise): one read for a transfer request."""
+    query = (
+        select(
+            customers.c.id.label("customer_id"),
+            accounts.c.id.label("account_id"),
+            accounts.c.currency,
+        )
+        .select_from(customers)
+        .outerjoin(
+            accounts, (accounts.c.id == account_id) & (accounts.c.customer_id == customers.c.id)
+        )
+        .where(customers.c.secret_hash == secret_hash)
+    )
     return (await conn.execute(query)).first()
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from starlette.datastructures import State
 
 from paycore.banking import service
 from paycore.banking.domain import Unauthorized
@@ -18,7 +19,7 @@ from paycore.platform.persistence.db import AnyRow
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.admin import ADMIN_ERRORS, require_admin
 from paycore.platform.web.credentials import ADMIN_TOKEN, Credential
-from paycore.platform.web.routes import on_state
+from paycore.platform.web.routes import from_state, on_state
 
 CUSTOMER_SECRET = Credential(
     "customerSecret",
@@ -42,6 +43,11 @@ class BankingApi:
 
 
 Api = Annotated[BankingApi, on_state("banking", BankingApi)]
+
+
+def of(state: State) -> BankingApi:
+    """Banking's dependencies, for a route of the fast lane."""
+    return from_state(state, "banking", BankingApi)
 
 
 async def _customer(request: Request, api: Api) -> AnyRow:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
+from paycore.platform import errors
 from paycore.platform.cards import brand_of, last4, luhn_valid
 from paycore.platform.errors import DomainError
 
@@ -59,14 +60,10 @@ class NotFound(GatewayError):
     status = 404
 
 
-class Unauthorized(GatewayError):
+class Unauthorized(errors.Unauthorized):
     """No valid account secret (or session) was presented."""
 
-    code = "unauthorized"
-    status = 401
-
-    def __init__(self, detail: str = "A valid account secret is required.") -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+    needed = "A valid account secret is required."
 
 
 class RetryLater(GatewayError):

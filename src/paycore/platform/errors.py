@@ -35,3 +35,15 @@ class NotFound(DomainError):
 
     code = "not-found"
     status = 404
+
+
+class Unauthorized(DomainError):
+    """A credential is required (missing, unknown or malformed)."""
+
+    code = "unauthorized"
+    status = 401
+    needed = "A credential is required."
+    """What the answer says when the caller gives no detail: which credential the route takes."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.needed, headers={"WWW-Authenticate": "Bearer"})

@@ -19,14 +19,13 @@ import nats
 import pytest
 from banking_kit import (
     as_customer,
-    banking_settings,
     body,
+    deployed,
     deposit_sync,
     open_account_sync,
     sign_up_sync,
 )
-from procs import paycore_env, paycore_process, paycore_run
-from servers import free_port, start_nats
+from procs import paycore_run
 from sqlalchemy import func, select
 
 from paycore.banking import messages
@@ -35,7 +34,6 @@ from paycore.banking.ledger import store as ledger_store
 from paycore.platform.messaging.brokers.nats import stream_name
 from paycore.platform.messaging.deadletters import dead_letters
 from paycore.platform.persistence.db import create_engine
-from paycore.schema import upgrade
 
 COUNT = 2_000
 ACCOUNTS = 5
@@ -149,59 +147,40 @@ async def stream_sizes(url: str) -> dict[str, int]:
 async def test_killing_the_ledger_worker_applies_every_transfer_exactly_once(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    await asyncio.to_thread(upgrade, postgres_url)
-    broker = start_nats(tmp_path / "broker")
-    api_port = free_port()
-    env = paycore_env(
-        database_url=postgres_url,
-        broker_url=f"{broker.url}?ack_wait=3",
-        data_dir=tmp_path / "data",
-        log_level="WARNING",
-        # small batches: a kill is likely to land inside one
-        **banking_settings(banking_ledger_batch=50),
-    )
-    api = paycore_process("api", ["banking"], env, tmp_path, api_port)
-    worker = paycore_process("worker", ["banking"], env, tmp_path, free_port())
-    base = f"http://127.0.0.1:{api_port}"
     kills = 0
-    try:
-        for proc in (api, worker):
-            await asyncio.to_thread(proc.start)
-        with httpx.Client(base_url=base, timeout=30) as http:
+    # small batches: a kill is likely to land inside one
+    async with deployed(tmp_path, postgres_url, banking_ledger_batch=50) as bank:
+        with httpx.Client(base_url=bank.base, timeout=30) as http:
             secrets = [sign_up_sync(http, n)[1] for n in range(ACCOUNTS)]
             accounts = [open_account_sync(http, secret) for secret in secrets]
             for secret, account in zip(secrets, accounts, strict=True):
                 deposit_sync(http, secret, account, DEPOSIT)
         planned = plan(accounts)
-        submitting = asyncio.create_task(submit(base, secrets, accounts, planned))
+        submitting = asyncio.create_task(submit(bank.base, secrets, accounts, planned))
         for share in (0.3, 0.65):
             while await outcome_count(postgres_url) < COUNT * share:
                 assert not submitting.done() or submitting.exception() is None
                 await asyncio.sleep(0.02)
-            await asyncio.to_thread(worker.kill)
+            await asyncio.to_thread(bank.worker.kill)
             kills += 1
             await asyncio.sleep(0.5)
-            await asyncio.to_thread(worker.start)
+            await asyncio.to_thread(bank.worker.start)
         await submitting
         deadline = time.monotonic() + 180
         while await outcome_count(postgres_url) < COUNT:
-            assert time.monotonic() < deadline, worker.log_tail()
+            assert time.monotonic() < deadline, bank.worker.log_tail()
             await asyncio.sleep(0.2)
         await asyncio.sleep(5)  # redeliveries after ack_wait must change nothing
         posted, refused = await outcomes(postgres_url)
-        sizes = await stream_sizes(broker.url)
-        with httpx.Client(base_url=base, timeout=30) as http:
+        sizes = await stream_sizes(bank.broker.url)
+        with httpx.Client(base_url=bank.base, timeout=30) as http:
             statuses = Counter(
                 http.get(f"/banking/transfers/{i}", headers=as_customer(secrets[p[0]])).json()[
                     "status"
                 ]
                 for i, p in planned.items()
             )
-    finally:
-        for proc in (api, worker):
-            await asyncio.to_thread(proc.stop)
-        broker.stop()
-    verified, _ = await asyncio.to_thread(paycore_run, env, "banking", "verify")
+    verified, _ = await asyncio.to_thread(paycore_run, bank.env, "banking", "verify")
     stored, summed, letters = await ledger_sums(postgres_url)
 
     assert kills == 2

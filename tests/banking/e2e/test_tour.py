@@ -4,7 +4,9 @@ processes (SQLite, NATS). The tour's commands (curl, jq, ``paycore banking verif
 from the README and run by bash, each request failing the run if it is answered with an error;
 then what they did is checked: two customers signed up, an account each, the deposit, the
 transfer posted by the worker, the statement, the balance at an instant, the operator's
-two-phase and linked batches, and a verified ledger; under ``up``, banking's banner line."""
+two-phase and linked batches, a loan simulated, applied for, paid out by the worker and its
+first instalment paid, a verified ledger, and an insurance policy bought with a quote, issued
+by the worker and its premium charged; under ``up``, banking's banner line."""
 
 from __future__ import annotations
 
@@ -102,7 +104,10 @@ def test_the_readme_banking_tour(banking: tuple[str, dict[str, str]], tmp_path: 
         # a request answered with an error fails the tour (its body still shown)
         'curl() { command curl --fail-with-body "$@"; }\n'
     )
-    epilogue = '\necho "tour: A=$A C=$C T=$T FEES=$FEES H=$H AT=$AT ANA=$ANA BIA=$BIA"\n'
+    epilogue = (
+        '\necho "tour: A=$A C=$C T=$T FEES=$FEES H=$H AT=$AT ANA=$ANA BIA=$BIA L=$L LOAN=$LOAN'
+        ' E=$E P=$P DAVI=$DAVI"\n'
+    )
     done = subprocess.run(
         ["bash", "-c", preamble + script + epilogue],
         env=env,
@@ -148,8 +153,29 @@ def test_the_readme_banking_tour(banking: tuple[str, dict[str, str]], tmp_path: 
         )
         fees = http.get(f"/ledger/accounts/{found['FEES']}/balance", headers=admin).json()
         assert fees["posted"] == 15.00
+        loan = http.get(f"/loans/{found['LOAN']}", headers=ana).json()
+        assert (loan["account_id"], loan["status"], loan["principal"]) == (
+            found["L"],
+            "active",
+            1000,
+        )
+        assert [i["status"] for i in loan["installments"]] == ["paid", "due", "due"]
+        assert (loan["outstanding"], loan["installments"][0]["paid_by"]) == (673.21, "request")
+        received = http.get(f"/accounts/{found['L']}/balance", headers=ana).json()["posted"]
+        assert round(received, 2) == round(1000 - loan["iof"] - 346.69, 2)
+
+        davi = {"Authorization": f"Bearer {found['DAVI']}"}
+        policy = until(lambda: issued(http.get(f"/insurance/policies/{found['P']}", headers=davi)))
+        assert (policy["premium"], policy["account_id"]) == (5285.80, found["E"])
+        left = http.get(f"/accounts/{found['E']}/balance", headers=davi).json()
+        assert left["posted"] == 714.20  # 6000.00 - 5285.80
 
 
 def posted(answer: httpx.Response) -> Any:
     body = answer.json()
     return body if body.get("status") == "posted" else None
+
+
+def issued(answer: httpx.Response) -> Any:
+    body = answer.json()
+    return body if body.get("status") == "issued" else None

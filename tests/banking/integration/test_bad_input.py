@@ -97,6 +97,11 @@ async def test_bad_input_gets_a_clear_4xx_and_moves_nothing(settings: Settings) 
             Case("a transfer to the same account", "POST", "/banking/transfers", 422,
                  "accounts-must-be-different", {**transfer, "id": tid(), "to_account_id": a},
                  ana.auth),
+            Case("a transfer missing its destination", "POST", "/banking/transfers", 422,
+                 "validation-error", {"from_account_id": a, "amount": 5}, ana.auth),
+            Case("a transfer with a bad body and a made-up secret", "POST", "/banking/transfers",
+                 401, "unauthorized", {"amount": "lots"},
+                 {"Authorization": "Bearer bk_not-a-customer-secret"}),
             # accounts: unknown, another's, closed
             Case("a deposit into an unknown account", "POST",
                  f"/banking/accounts/{UNKNOWN}/deposits", 404, "not-found", {"amount": 1},

@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 from cards_kit import ADMIN, BIN, NETWORK, Bank, bearer, data, wired
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from web_kit import problem
 
 from paycore.banking.cards.store import authorizations, cards
 from paycore.banking.ledger import service as ledger
@@ -36,14 +36,6 @@ D = Decimal
 async def bank(engine: AsyncEngine) -> AsyncIterator[Bank]:
     async with wired(engine) as wired_bank:
         yield wired_bank
-
-
-def problem(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = answer.json()
-    assert body["code"] == code, body
-    return body
 
 
 async def count(engine: AsyncEngine, table: Any) -> int:

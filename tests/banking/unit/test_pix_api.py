@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 from cards_kit import data
-from pix_kit import PixClient, ledger_whole, outbox_events, problem, wired
+from pix_kit import PixClient, ledger_whole, outbox_events, wired
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from web_kit import problem
 
 from paycore.banking import messages
 from paycore.banking.ledger.store import entries

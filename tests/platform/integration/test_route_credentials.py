@@ -48,6 +48,15 @@ CREDENTIALS: dict[tuple[str, str], str] = {
     ("POST", "/banking/card-authorizations"): NETWORK,
     ("POST", "/banking/card-authorizations/{authorization_id}/capture"): NETWORK,
     ("POST", "/banking/card-authorizations/{authorization_id}/void"): NETWORK,
+    # banking: auto insurance, the customer's quotes and policies
+    ("POST", "/banking/insurance/quotes"): CUSTOMER,
+    ("POST", "/banking/insurance/policies"): CUSTOMER,
+    ("POST", "/banking/insurance/policies/{policy_id}/cancel"): CUSTOMER,
+    # banking: loans (the customer's)
+    ("POST", "/banking/loans/simulations"): CUSTOMER,
+    ("POST", "/banking/loans/applications"): CUSTOMER,
+    ("POST", "/banking/loans/{loan_id}/payments"): CUSTOMER,
+    ("POST", "/banking/loans/{loan_id}/payoff"): CUSTOMER,
     # banking: Pix keys, charges, payments and refunds (the customer's)
     ("POST", "/banking/pix/keys"): CUSTOMER,
     ("DELETE", "/banking/pix/keys/{key:path}"): CUSTOMER,
@@ -85,7 +94,7 @@ def settings(tmp_path: Path, nats_server: Server) -> Settings:
 
 def concrete(path: str) -> str:
     uuid = "00000000-0000-7000-8000-000000000000"
-    for name in ("{account_id}", "{card_id}", "{authorization_id}"):
+    for name in ("{account_id}", "{card_id}", "{authorization_id}", "{policy_id}", "{loan_id}"):
         path = path.replace(name, uuid)
     path = path.replace("{key:path}", "ana@example.com")
     return path.replace("{end_to_end_id}", "E99999999202612061830abcDEF12345")

@@ -7,7 +7,14 @@ from typing import Annotated
 import msgspec
 import pytest
 
-from paycore.platform.web.bodies import Cents, Input, read, schema_components, text
+from paycore.platform.web.bodies import (
+    Cents,
+    CentsOrZero,
+    Input,
+    read,
+    schema_components,
+    text,
+)
 from paycore.platform.web.problems import Problem
 
 JSON = "application/json"
@@ -149,3 +156,29 @@ def test_the_schemas_describe_money_and_text_for_the_document() -> None:
         "$ref": "#/components/schemas/Line"
     }
     assert schemas["Line"]["properties"]["name"]["pattern"]
+
+
+class Deductible(Input):
+    deductible: CentsOrZero
+
+
+@pytest.mark.parametrize(("number", "cents"), [(b"0", 0), (b"0.00", 0), (b"19.9", 1990)])
+def test_an_amount_that_may_be_zero_is_read_in_exact_cents(number: bytes, cents: int) -> None:
+    read_back = read(Deductible, b'{"deductible": %s}' % number, JSON).deductible
+    assert (read_back, type(read_back)) == (cents, CentsOrZero)
+
+
+@pytest.mark.parametrize("number", [b"-1", b"-0.01", b"0.001", b'"0"', b"true", b"1e400"])
+def test_an_amount_that_may_be_zero_is_never_below_it_nor_a_fraction_of_a_cent(
+    number: bytes,
+) -> None:
+    with pytest.raises(Problem) as caught:
+        read(Deductible, b'{"deductible": %s}' % number, JSON)
+    assert (caught.value.status, caught.value.code) == (422, "validation-error")
+    assert caught.value.extra["errors"][0]["loc"] == ["body", "deductible"]
+
+
+def test_the_schema_of_an_amount_that_may_be_zero_says_so() -> None:
+    schema = schema_components([Deductible])["Deductible"]["properties"]["deductible"]
+    assert (schema["type"], schema["multipleOf"], schema["minimum"]) == ("number", 0.01, 0)
+    assert "exclusiveMinimum" not in schema

@@ -85,7 +85,11 @@ def test_a_database_behind_the_migrations_is_said_in_one_line(cli: Cli) -> None:
     assert one_line(result) == (
         f"the database at {url} is at an older revision than this paycore: run `paycore migrate`"
     )
+    checked = cli.run("migrate", "--check")  # what a new pod's init container waits on
+    assert checked.exit_code == 1
+    assert one_line(checked) == one_line(result)
     assert cli.run("migrate").exit_code == 0
+    assert cli.run("migrate", "--check").exit_code == 0
     assert cli.run("dead-letters", "list").exit_code == 0
 
 

@@ -6,7 +6,6 @@ files are checked here, not run."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from pathlib import Path
@@ -14,19 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import REGISTRY
+from deploy_kit import OBSERVABILITY, registered_series
 
 from paycore import contexts
 from paycore.platform.settings import Settings
 
-OBSERVABILITY = Path(__file__).resolve().parents[3] / "deploy" / "observability"
-SERIES_SUFFIXES = {
-    "counter": ("_total", "_created"),
-    "gauge": ("",),
-    "histogram": ("_bucket", "_count", "_sum", "_created"),
-    "summary": ("", "_count", "_sum", "_created"),
-    "info": ("_info",),
-}
 METRIC_NAME = re.compile(r"\bpaycore_[a-z0-9_]+\b")
 ASKED_FOR = (  # the issues' panels: HTTP, outbox, consumers, dead letters, lag, gateway, payments,
     # banking
@@ -49,18 +40,6 @@ ASKED_FOR = (  # the issues' panels: HTTP, outbox, consumers, dead letters, lag,
     "paycore_banking_held_cents",
     "paycore_banking_card_authorizations_total",
 )
-
-
-def registered_series() -> set[str]:
-    """Every series name a paycore process may expose: the platform's metrics and each
-    context's, as ``paycore api`` and ``paycore worker`` load them."""
-    importlib.import_module("paycore.platform.observability.metrics")
-    contexts.load_all()
-    return {
-        family.name + suffix
-        for family in REGISTRY.collect()
-        for suffix in SERIES_SUFFIXES.get(family.type, ("",))
-    }
 
 
 def load(path: Path) -> Any:
@@ -90,6 +69,8 @@ def test_every_file_loads(files: dict[str, Any]) -> None:
     assert set(files) == {
         "prometheus.yml",
         "docker-compose.yml",
+        "kustomization.yaml",  # the rules and dashboards as ConfigMaps for deploy/k8s
+        "rules/paycore.rules.yml",  # checked by tests/deploy/test_alerts.py
         "grafana/provisioning/datasources/prometheus.yml",
         "grafana/provisioning/dashboards/paycore.yml",
         "grafana/dashboards/paycore.json",
@@ -101,6 +82,24 @@ def test_every_metric_a_panel_queries_is_registered(panels: list[dict[str, Any]]
     used = {name for expr in queries(panels) for name in METRIC_NAME.findall(expr)}
     assert used - registered_series() == set()
     assert set(ASKED_FOR) <= used
+
+
+def test_every_context_has_a_row_of_its_own(panels: list[dict[str, Any]]) -> None:
+    rows = {p["title"].lower() for p in panels if p["type"] == "row"}
+    assert set(contexts.NAMES) <= rows
+
+
+def test_the_kustomization_ships_the_files_compose_mounts(files: dict[str, Any]) -> None:
+    generated = {
+        g["name"]: [f.split("=", 1)[-1] for f in g["files"]]
+        for g in files["kustomization.yaml"]["configMapGenerator"]
+    }
+    assert generated == {
+        "prometheus-rules": ["rules/paycore.rules.yml"],
+        "grafana-dashboard-provider": ["grafana/provisioning/dashboards/paycore.yml"],
+        "grafana-dashboards": ["grafana/dashboards/paycore.json"],
+    }
+    assert {f for names in generated.values() for f in names} <= set(files)
 
 
 def test_queries_are_well_formed(panels: list[dict[str, Any]]) -> None:

@@ -7,15 +7,75 @@ of the days it no longer covers, pro rata, rounded down to the centavo:
 
 Days are spans of 24 hours counted from the start; a day begun is a day used (and a term that
 is not whole days counts its last part as a day). Cancelled at or before the start, the whole
-premium comes back; at or after the end, nothing. Standard library only; see
-docs/banking-insurance.md.
+premium comes back; at or after the end, nothing.
+
+A policy is asked for with a quote (``requested``), then ``issued`` (its premium charged) or
+``rejected`` (with the reason); an issued one may be ``cancelled`` once. A quote buys one
+policy: its id is derived from the quote's, and the ids of the ledger transfers that charge
+and refund its premium from the policy's, so that doing either again is the same transfer.
+Standard library only; see docs/banking-insurance.md.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final
 
 from paycore.platform.clock import as_utc
+from paycore.platform.errors import DomainError
+
+POLICIES: Final = uuid.UUID("5d9877b8-88f3-47df-9000-00000000a170")
+"""The namespace of the ids derived here (a policy's from its quote's, its transfers')."""
+
+
+class PolicyStatus(StrEnum):
+    REQUESTED = "requested"  # asked for, waiting for the banking worker
+    ISSUED = "issued"  # the premium charged: it covers from its start to its end
+    REJECTED = "rejected"  # not issued (``reason``): the quote had expired, the charge failed
+    CANCELLED = "cancelled"  # issued, then cancelled: the unused part refunded
+
+
+QUOTE_EXPIRED: Final = "quote-expired"
+"""Why a policy asked for after its quote's ``valid_until`` is rejected (the other reasons are
+the ledger's refusals of the premium's charge: ``insufficient-funds``, ``account-closed`` …)."""
+
+
+class QuoteTaken(DomainError):
+    """The quote buys a policy already, asked for on another account: a quote buys one."""
+
+    code = "quote-taken"
+    status = 409
+
+
+class PolicyNotIssued(DomainError):
+    """The policy is not issued (still requested, or rejected): there is nothing to cancel."""
+
+    code = "policy-not-issued"
+    status = 409
+
+
+class PolicyCancelled(DomainError):
+    """The policy is cancelled already: it is cancelled (and refunded) once."""
+
+    code = "policy-cancelled"
+    status = 409
+
+
+def policy_id_of(quote_id: str) -> str:
+    """The id of the one policy ``quote_id`` buys."""
+    return str(uuid.uuid5(POLICIES, f"policy:{quote_id}"))
+
+
+def premium_transfer_id(policy_id: str) -> str:
+    """The id of the ledger transfer that charges the policy's premium."""
+    return str(uuid.uuid5(POLICIES, f"premium:{policy_id}"))
+
+
+def refund_transfer_id(policy_id: str) -> str:
+    """The id of the ledger transfer that refunds the policy's unused premium."""
+    return str(uuid.uuid5(POLICIES, f"refund:{policy_id}"))
 
 
 def policy_end(start: datetime) -> datetime:

@@ -8,17 +8,24 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from paycore.banking.loans import schedule
-from paycore.banking.loans.cost import cet
-from paycore.banking.loans.iof import natural_person_iof
-from paycore.banking.loans.schedule import InvalidLoan, Period, Plan, System
+from paycore.banking.loans.schedule import InvalidLoan, Period, System
+from paycore.banking.loans.simulation import (
+    COST_PLACES,
+    RATE_PLACES,
+    Simulation,
+    costed,
+    document,
+    percent,
+    reais,
+)
 from paycore.platform.cli import fail
 
 USAGE = 2
@@ -85,14 +92,14 @@ def simulate(
             start=paid_out,
             first_due=first,
         )
-        tax = natural_person_iof(plan).total if iof_auto else _reais(iof or "0", "--iof")
-        cost = cet(plan, fees=charged, iof=tax)
+        tax = None if iof_auto else _reais(iof or "0", "--iof")
+        simulation = costed(plan, fees=charged, iof=tax)
     except InvalidLoan as exc:
         raise fail(f"--{OPTIONS.get(exc.field, exc.field)}: {exc.detail}", USAGE) from None
     if as_json:
-        print(json.dumps(_document(plan, charged, tax, cost), indent=2))
+        print(json.dumps(document(simulation), indent=2))
     else:
-        _show(plan, charged, tax, cost)
+        _show(simulation)
 
 
 def register(banking: typer.Typer) -> None:
@@ -143,41 +150,12 @@ def _day(text: str, option: str) -> date:
 # --- writing the plan ----------------------------------------------------------------------
 
 
-def _document(plan: Plan, fees: int, iof: int, cost: Decimal) -> dict[str, Any]:
-    """The plan as JSON: amounts are reais as decimal strings, rates percent strings."""
-    return {
-        "system": plan.system.value,
-        "principal": _money(plan.principal),
-        "monthly_rate": _pct(plan.monthly_rate, 6),
-        "term": plan.term,
-        "start": plan.start.isoformat(),
-        "installments": [
-            {
-                "number": i.number,
-                "due_date": i.due_date.isoformat(),
-                "payment": _money(i.payment),
-                "interest": _money(i.interest),
-                "amortization": _money(i.amortization),
-                "balance": _money(i.balance),
-            }
-            for i in plan.installments
-        ],
-        "total_interest": _money(plan.total_interest),
-        "total_paid": _money(plan.total_paid),
-        "fees": _money(fees),
-        "iof": _money(iof),
-        "received": _money(plan.principal - fees - iof),
-        "cet_annual": _pct(cost, 4),
-    }
-
-
-def _show(plan: Plan, fees: int, iof: int, cost: Decimal) -> None:
+def _show(simulation: Simulation) -> None:
+    plan = simulation.plan
     out = Console(highlight=False)
     name = "Price" if plan.system is System.PRICE else "SAC"
-    table = Table(
-        title=f"{name}: {_money(plan.principal)} at {_pct(plan.monthly_rate, 6)} % a month",
-        show_footer=True,
-    )
+    rate = percent(plan.monthly_rate, RATE_PLACES)
+    table = Table(title=f"{name}: {reais(plan.principal)} at {rate} % a month", show_footer=True)
     table.add_column("#", "total", justify="right")
     table.add_column("due date")
     for column, total in (
@@ -185,32 +163,22 @@ def _show(plan: Plan, fees: int, iof: int, cost: Decimal) -> None:
         ("interest", plan.total_interest),
         ("amortization", plan.principal),
     ):
-        table.add_column(column, _money(total), justify="right")
+        table.add_column(column, reais(total), justify="right")
     table.add_column("balance", justify="right")
     for i in plan.installments:
         table.add_row(
             str(i.number),
             i.due_date.isoformat(),
-            _money(i.payment),
-            _money(i.interest),
-            _money(i.amortization),
-            _money(i.balance),
+            reais(i.payment),
+            reais(i.interest),
+            reais(i.amortization),
+            reais(i.balance),
         )
     out.print(table)
-    received = plan.principal - fees - iof
     out.print(
-        f"paid out on {plan.start.isoformat()}: {_money(plan.principal)} less fees "
-        f"{_money(fees)} and IOF {_money(iof)} = {_money(received)} received",
+        f"paid out on {plan.start.isoformat()}: {reais(plan.principal)} less fees "
+        f"{reais(simulation.fees)} and IOF {reais(simulation.iof)} = "
+        f"{reais(simulation.received)} received",
         soft_wrap=True,
     )
-    out.print(f"CET {_pct(cost, 4)} % a year", soft_wrap=True)
-
-
-def _money(centavos: int) -> str:
-    return f"{centavos // 100}.{centavos % 100:02d}"
-
-
-def _pct(fraction: Decimal, places: int) -> str:
-    """A fraction as a percent with ``places`` decimals, rounded half to even."""
-    with localcontext(prec=schedule.PRECISION, rounding=ROUND_HALF_EVEN):
-        return format(fraction * 100, f".{places}f")
+    out.print(f"CET {percent(simulation.cost, COST_PLACES)} % a year", soft_wrap=True)

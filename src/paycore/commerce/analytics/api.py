@@ -18,6 +18,7 @@ from paycore.commerce.analytics.archive import Archive
 from paycore.commerce.analytics.board import Board
 from paycore.commerce.domain import NotFound
 from paycore.commerce.params import ArchiveFile, Month
+from paycore.platform import errors
 from paycore.platform.errors import DomainError
 from paycore.platform.money import from_cents
 from paycore.platform.persistence.uow import Database
@@ -28,11 +29,10 @@ from paycore.platform.web.responses import Money
 from paycore.platform.web.routes import Routes, from_state
 
 
-class Unauthorized(DomainError):
+class Unauthorized(errors.Unauthorized):
     """The service credential is missing or wrong."""
 
-    code = "unauthorized"
-    status = 401
+    needed = "A valid service credential is required."
 
 
 class CrossOriginForbidden(DomainError):
@@ -79,9 +79,7 @@ async def _api(
     scheme, _, presented = (authorization or "").partition(" ")
     valid = scheme.lower() == "bearer" and presented.strip()
     if not valid or not hmac.compare_digest(presented.strip().encode(), api.token.encode()):
-        raise Unauthorized(
-            "A valid service credential is required.", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise Unauthorized()
     return api
 
 

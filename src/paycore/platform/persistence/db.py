@@ -13,18 +13,14 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Dialect,
-    Insert,
     Integer,
     MetaData,
     Row,
-    Table,
     any_,
     bindparam,
     event,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -36,13 +32,6 @@ BIG_ID = BigInteger().with_variant(Integer, "sqlite")
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 """A result row of any shape."""
-
-
-def insert_if_new(table: Table, *keys: str, postgres: bool) -> Insert:
-    """``INSERT … ON CONFLICT (keys) DO NOTHING`` in the engine's dialect: the database's own
-    unique index decides what is new, in one statement (no read-then-write race)."""
-    insert = pg_insert if postgres else sqlite_insert
-    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def among(conn: AsyncConnection, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:

@@ -7,17 +7,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from paycore.platform.errors import DomainError
+from paycore.platform.errors import DomainError, Unauthorized
 
 
-class AdminRequired(DomainError):
+class AdminRequired(Unauthorized):
     """The admin token is required (missing or wrong)."""
 
-    code = "unauthorized"
-    status = 401
-
-    def __init__(self, detail: str = "The admin token is required.") -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+    needed = "The admin token is required."
 
 
 class AdminDisabled(DomainError):

@@ -7,8 +7,9 @@ the route's model, an :class:`Input`: no field it does not know, exact JSON type
 coercion: ``"5"`` is not a number, ``5`` is not a string, ``1.0`` is not an integer), else 422
 ``validation-error`` naming the field.
 
-Numbers are read exactly (a fraction is a ``Decimal``, never a float), so money (:class:`Cents`)
-is a JSON number with at most two decimal places, handed over as integer cents; text
+Numbers are read exactly (a fraction is a ``Decimal``, never a float), so money (:class:`Cents`,
+or :class:`CentsOrZero` where zero is an amount too) is a JSON number with at most two decimal
+places, handed over as integer cents; text
 (:func:`text`) is not blank, and neither starts nor ends with whitespace nor holds a control
 character.
 """
@@ -37,6 +38,11 @@ class Input(msgspec.Struct, forbid_unknown_fields=True):
 class Cents(int):
     """An amount of money in integer cents, read from a JSON number above zero with at most
     two decimal places (``19.90``; never ``"19.90"``)."""
+
+
+class CentsOrZero(int):
+    """An amount of money in integer cents that may be zero (a deductible, a discount), read
+    from a JSON number of zero or more with at most two decimal places."""
 
 
 MONEY_SCHEMA: Final[dict[str, Any]] = {
@@ -159,22 +165,27 @@ _DOCUMENT: Final = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def _decode_custom(kind: type, value: Any) -> Any:
-    if kind is Cents:
+    if kind is Cents or kind is CentsOrZero:
         if isinstance(value, bool) or not isinstance(value, int | Decimal):
             raise ValueError("Expected a JSON number, e.g. 19.90")
         try:
             cents = cents_of_number(value)
         except MoneyError as exc:
             raise ValueError(str(exc)) from None
-        if cents <= 0:
+        if kind is Cents and cents <= 0:
             raise ValueError("Expected an amount above zero")
-        return Cents(cents)
+        if cents < 0:
+            raise ValueError("Expected an amount of zero or more")
+        return kind(cents)
     raise NotImplementedError(kind)
 
 
 def _schema_of_custom(kind: type) -> dict[str, Any]:
     if kind is Cents:
         return dict(MONEY_SCHEMA)
+    if kind is CentsOrZero:
+        schema = {k: v for k, v in MONEY_SCHEMA.items() if k != "exclusiveMinimum"}
+        return {**schema, "minimum": 0, "description": MONEY_SCHEMA["description"] + ", or 0"}
     raise NotImplementedError(kind)
 
 

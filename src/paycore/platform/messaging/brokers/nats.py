@@ -222,6 +222,7 @@ class _Puller:
         self._event = asyncio.Event()  # a message arrived, or a request is over
         self._request_over = False
         self._want = 1 << 62  # messages the waiting fetch needs before it is woken
+        self._prefetching = False  # a request for the next batch is out, sent by fetch
         self._error: Exception | None = None
         self._sub: Any = None
 
@@ -249,21 +250,39 @@ class _Puller:
         self._event.set()
 
     async def fetch(self, batch: int, wait: float) -> list[Any]:
-        """Up to ``batch`` messages; empty when none came within ``wait`` seconds."""
+        """Up to ``batch`` messages; empty when none came within ``wait`` seconds.
+
+        After a full batch the next one is asked for at once (``no_wait``), before the caller
+        handles this one: with a backlog, its messages arrive and are parsed while the batch
+        is handled, instead of after."""
+        if self._prefetching:
+            self._prefetching = False
+            await self._wait(wait, until=batch)
         if not self._ready:
             await self._request({"batch": batch, "no_wait": True}, wait, until=batch)
         if not self._ready:
             expires = int(wait * 1_000_000_000)
             await self._request({"batch": batch, "expires": expires}, wait, until=1)
         taken, self._ready = self._ready[:batch], self._ready[batch:]
+        if len(taken) == batch and not self._ready:
+            self._request_over, self._prefetching = False, True
+            await self._send({"batch": batch, "no_wait": True})
         return taken
 
     async def _request(self, request: dict[str, Any], wait: float, *, until: int) -> None:
         """Send a pull request; wait until ``until`` messages are here, or the request is
         over, or ``wait`` seconds have passed."""
-        self._request_over, self._want = False, until
-        self._event.clear()
+        self._request_over = False
+        await self._send(request)
+        await self._wait(wait, until=until)
+
+    async def _send(self, request: dict[str, Any]) -> None:
         await self._nc.publish(self._next, orjson.dumps(request), reply=self._inbox)
+
+    async def _wait(self, wait: float, *, until: int) -> None:
+        """Until ``until`` messages are here, the request is over, or ``wait`` seconds."""
+        self._want = until
+        self._event.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
                 while len(self._ready) < until and not (self._request_over or self._error):

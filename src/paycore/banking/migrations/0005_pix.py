@@ -1,7 +1,7 @@
 """banking: Pix keys (the DICT), charges, payments and refunds
 
-Revision ID: banking_0003
-Revises: banking_0002
+Revision ID: banking_0005
+Revises: banking_0004
 Create Date: 2026-12-06
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "banking_0003"
-down_revision: str | Sequence[str] | None = "banking_0002"
+revision: str = "banking_0005"
+down_revision: str | Sequence[str] | None = "banking_0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
