@@ -27,7 +27,7 @@ from paycore.platform.persistence.batch import Batch
 from paycore.platform.persistence.outbox import outbox
 from paycore.platform.persistence.uow import Database, Transaction
 from paycore.platform.settings import Settings
-from paycore.platform.web.app import create_app
+from paycore.platform.web.app import create_app, install_probes
 from paycore.platform.web.fastlane import FastLane, FastRequest, FastRoute
 from paycore.platform.web.responses import JSONResponse
 
@@ -131,6 +131,8 @@ def _app(db: Database) -> FastAPI:
     async def crash() -> Response:
         raise RuntimeError("boom")
 
+    install_probes(app, {})
+
     return app
 
 
@@ -211,6 +213,7 @@ async def test_spans_are_handed_to_an_exporter_only_once_one_is_installed(
     with caught_spans() as spans:
         response = await client.get("/hello", headers=traced(CALLER))
         await client.get("/crash")
+        await client.get("/healthz")  # probes are not exported
     mine = answered(response)
     assert [(s.name, s.kind, s.failed) for s in spans] == [
         ("GET /hello", tracing.SERVER, False),

@@ -38,6 +38,9 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
 CORRELATION_HEADER = "x-correlation-id"
 _CORRELATION_NAME = CORRELATION_HEADER.encode()
 _TRACEPARENT_NAME = tracing.TRACEPARENT.encode()
+UNEXPORTED = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Routes whose spans are not exported: probes and scrapes, every few seconds, would bury the
+traces of real work."""
 DEFAULT_MAX_BODY = 1 << 20
 
 
@@ -45,7 +48,7 @@ class ObservabilityMiddleware:
     """Correlation id in and out (``X-Correlation-ID``), the trace context in and out (the
     caller's ``traceparent`` continued, or a new trace; the answer names the request's span),
     request count and latency by route, and the request's span to the exporter if there is
-    one."""
+    one (but for the probes and the metrics)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -92,7 +95,7 @@ class ObservabilityMiddleware:
             elapsed = time.perf_counter() - started
             metrics.http_requests.labels(scope["method"], path, str(status)).inc()
             metrics.http_latency.labels(scope["method"], path).observe(elapsed)
-            if tracing.exporter is not None:
+            if tracing.exporter is not None and path not in UNEXPORTED:
                 tracing.exporter(_server_span(scope["method"], path, status, trace, elapsed))
             tracing.current.reset(trace_token)
             correlation_id.reset(token)
