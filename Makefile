@@ -17,7 +17,7 @@ deps: ## system packages (servers, browser), then the virtualenv with the develo
 
 venv: $(VENV)/.installed ## paycore and what running it needs
 
-dev: $(VENV)/.installed-dev ## the same plus the development tools (tests, lint, types)
+dev: $(VENV)/.installed-dev ## the same plus the development tools (tests, lint, types) and extras
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,otel]'
 	touch $@
 
 lint: dev

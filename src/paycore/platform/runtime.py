@@ -20,6 +20,7 @@ from paycore.platform.messaging.brokers import open_bus
 from paycore.platform.messaging.bus import Bus, Retention, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Consumer, RetryPolicy
 from paycore.platform.messaging.relay import Relay
+from paycore.platform.observability import tracing
 from paycore.platform.persistence.db import create_engine
 from paycore.platform.persistence.uow import Database
 from paycore.platform.settings import Settings
@@ -42,6 +43,7 @@ class Runtime:
     redis: Redis | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    stop_export: Callable[[], None] | None = None  # flushes and stops the export of spans
 
     @classmethod
     async def open(
@@ -64,6 +66,8 @@ class Runtime:
 
             redis = Redis.from_url(settings.redis_url)
         runtime = cls(settings, Database(engine, relay.handoff), bus, relay, redis)
+        if endpoint := settings.otlp_traces_endpoint:
+            runtime.stop_export = tracing.export_otlp(endpoint, client_name)
         runtime.spawn("outbox-relay", relay.run)
         runtime.spawn(
             "retention",
@@ -97,7 +101,7 @@ class Runtime:
 
     async def close(self) -> None:
         """Stop taking work, finish in-flight batches, run the closers (final writes),
-        flush the outbox, then close connections."""
+        flush the outbox, then close connections and flush the spans."""
         await self.bus.stop_consuming()
         for task in self.tasks:
             task.cancel()
@@ -114,6 +118,8 @@ class Runtime:
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.engine.dispose()
+        if self.stop_export is not None:
+            await asyncio.to_thread(self.stop_export)
 
 
 async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:

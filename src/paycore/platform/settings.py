@@ -9,6 +9,7 @@ Nothing here performs I/O at import time: ``Settings()`` is built in the CLI and
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -54,6 +55,12 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     log_json: bool = True
+    otlp_endpoint: str = Field(
+        "",
+        description="OTLP/HTTP collector to export spans to (its base URL; spans go to "
+        "<url>/v1/traces), with the otel extra installed; empty: OpenTelemetry's own "
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, else none.",
+    )
     outbox_poll_ms: int = Field(50, ge=1, description="Outbox relay poll interval.")
     outbox_idle_poll_ms: int = Field(
         1_000, ge=1, description="Longest poll interval of an idle relay (it backs off to it)."
@@ -181,12 +188,28 @@ class Settings(BaseSettings):
         return 30 if is_sqlite(self.effective_database_url) else 10
 
     @property
+    def otlp_traces_endpoint(self) -> str:
+        """The URL spans are exported to (``otlp_endpoint``, else OpenTelemetry's variables,
+        read as its SDK reads them); empty: spans are not exported."""
+        if self.otlp_endpoint:
+            return _traces_url(self.otlp_endpoint)
+        if url := os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip():
+            return url
+        if url := os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip():
+            return _traces_url(url)
+        return ""
+
+    @property
     def trusted_proxy_list(self) -> list[str]:
         return _entries(self.trusted_proxies)
 
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or f"nats://127.0.0.1:{self.nats_port}"
+
+
+def _traces_url(base: str) -> str:
+    return base.rstrip("/") + "/v1/traces"
 
 
 def _entries(text: str) -> list[str]:

@@ -19,6 +19,7 @@ from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Bus, Delivery, Envelope, Subscription, dead_letter_topic
 from paycore.platform.messaging.consumer import Consumer, RetryPolicy, Verdicts
 from paycore.platform.messaging.relay import Relay
+from paycore.platform.observability import tracing
 from paycore.platform.persistence.db import create_engine, metadata
 from paycore.platform.persistence.uow import Database, Transaction
 
@@ -334,3 +335,40 @@ async def test_outbox_rows_reach_the_broker_once_and_leave_the_outbox(
             await asyncio.sleep(0.3)
         assert await relay.backlog() == 0
     assert [d.id for d in got] == ids
+
+
+async def test_an_events_traceparent_reaches_the_consumer_which_continues_its_trace(
+    broker_url: str, topic: str, engine: AsyncEngine
+) -> None:
+    """Written in a hop (a request) through the outbox, relayed, consumed: the header arrives
+    as it was written and the consumer's hop is the next span of that trace."""
+    hop = tracing.continued(None)
+    token = tracing.current.set(hop)
+    try:
+        async with Database(engine).transaction() as tx:
+            tx.publish(topic, b"traced", key="k")
+    finally:
+        tracing.current.reset(token)
+    seen: list[tuple[str | None, tracing.TraceContext | None]] = []
+
+    async def handler(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
+        seen.extend((d.headers.get(tracing.TRACEPARENT), tracing.current.get()) for d in deliveries)
+        return [None] * len(deliveries)
+
+    async with connected(broker_url) as bus:
+        await bus.ensure_topic(topic)
+        consumer = Consumer(
+            subscription=Subscription(topic, "g1"), handler=handler, db=Database(engine), bus=bus
+        )
+        task = asyncio.create_task(consumer.run())
+        try:
+            assert await Relay(engine, bus).relay_once() == 1
+            await eventually(lambda: len(seen) >= 1)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    [(header, continued)] = seen
+    assert header == hop.traceparent
+    assert continued is not None
+    assert (continued.trace_id, continued.parent_id) == (hop.trace_id, hop.span_id)

@@ -10,6 +10,9 @@ dead-lettered with the error.
 Side effects outside the database must be idempotent and happen before the handler returns (the
 commit, which records the messages as done, comes last), or be after-commit hooks of the unit
 of work.
+
+Each batch is a hop of the trace of its first message (``batch_trace``); a message handled
+alone, after a failed batch, is a hop of its own message's trace.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sqlalchemy import Column, PrimaryKeyConstraint, String, Table
 
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging import deadletters
+from paycore.platform.messaging.batch_trace import BatchTrace
 from paycore.platform.messaging.bus import CORRELATION_ID, CREATED_AT, Bus, Delivery, Subscription
 from paycore.platform.observability import metrics
 from paycore.platform.observability.logging import correlation_id
@@ -92,12 +96,14 @@ class Consumer:
         transaction per message (with retries) so a single failure does not hold back the
         others."""
         started = time.perf_counter()
-        try:
-            await self._handle(deliveries, attempt=None)
-        except Exception:
-            log.warning("batch failed, handling one by one", exc_info=True)
-            for delivery in deliveries:
-                await self._handle_alone(delivery)
+        with BatchTrace(self.subscription, self.name, deliveries) as hop:
+            try:
+                await self._handle(deliveries, attempt=None)
+            except Exception:
+                hop.failed = True
+                log.warning("batch failed, handling one by one", exc_info=True)
+                for delivery in deliveries:
+                    await self._handle_alone(delivery)
         metrics.consume_latency.labels(self.subscription.topic, self.name).observe(
             time.perf_counter() - started
         )
@@ -139,17 +145,23 @@ class Consumer:
         return verdicts
 
     async def _handle_alone(self, delivery: Delivery) -> None:
+        with BatchTrace(self.subscription, self.name, [delivery]) as hop:
+            hop.failed = not await self._retried(delivery)
+
+    async def _retried(self, delivery: Delivery) -> bool:
+        """Handle the message alone, retried with backoff; False if it had to be
+        dead-lettered after the last attempt."""
         attempt = 0
         while True:
             attempt += 1
             try:
                 await self._handle([delivery], attempt)
-                return
+                return True
             except Exception as exc:
                 if attempt >= self._retry.max_attempts:
                     log.exception("giving up on message", extra={"message_id": delivery.id})
                     await self._dead_letter_alone(delivery, f"{type(exc).__name__}: {exc}", attempt)
-                    return
+                    return False
                 delay = self._retry.delay(attempt)
                 log.warning(
                     "message failed, retrying",

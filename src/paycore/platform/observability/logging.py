@@ -1,4 +1,5 @@
-"""Structured JSON logs carrying the correlation id of the request or message being handled."""
+"""Structured JSON logs carrying the correlation id, and the trace and span ids
+(``tracing``), of the request or message being handled."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from typing import Any
 
 import orjson
 
+from paycore.platform.observability import tracing
+
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, correlation id and extras."""
+    """One JSON object per line: time, level, logger, message, correlation id, trace and span
+    ids, and extras."""
 
     converter = time.gmtime  # type: ignore[assignment]
 
@@ -29,6 +33,9 @@ class JsonFormatter(logging.Formatter):
         }
         if cid := correlation_id.get():
             entry["correlation_id"] = cid
+        if (trace := tracing.current.get()) is not None:
+            entry["trace_id"] = trace.trace_id
+            entry["span_id"] = trace.span_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

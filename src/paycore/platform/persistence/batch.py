@@ -22,6 +22,11 @@ unit of work's: the relay's hand-off, then the hooks).
 An item submitted on behalf of a request under an ``Idempotency-Key`` carries the key's effect
 row (``fencing``) into its batch. If another request's effect under that key committed first,
 the batch is refused, retried item by item, and that item alone fails with ``ClaimLost``.
+
+``build`` runs in the writer's loop, not in the submitting requests: a context passes the
+correlation id it took from its request to ``Batch.publish``, and the writer, which took each
+item's correlation id and trace context (``tracing``) when it was submitted, gives the event
+the ``traceparent`` of the request with that correlation id.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.bus import Envelope
+from paycore.platform.observability import tracing
+from paycore.platform.observability.logging import correlation_id
 from paycore.platform.persistence import fencing, outbox, sqlite_driver
 from paycore.platform.persistence.db import SQLITE_PRAGMAS, sqlite_file
 from paycore.platform.persistence.pg_batch import DirectConnection, IdBlocks, MultiInsert
@@ -56,12 +63,15 @@ REFUSED = (IntegrityError, DataError, ValueError)
 @dataclass
 class Batch:
     """What one commit writes, filled by a context's ``build``: rows per table, outbox events,
-    and hooks to run once it has committed. Everything in it is written at ``now``."""
+    and hooks to run once it has committed. Everything in it is written at ``now``.
+    ``traces`` holds the trace context of the requests its items came from, by correlation
+    id."""
 
     now: datetime = field(default_factory=utcnow)
     rows: dict[Table, list[Mapping[str, Any]]] = field(default_factory=dict)
     events: list[Envelope] = field(default_factory=list)
     hooks: list[Callable[[], None]] = field(default_factory=list)
+    traces: Mapping[str, tracing.TraceContext] = field(default_factory=dict)
 
     def add(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
         self.rows.setdefault(table, []).extend(rows)
@@ -69,9 +79,18 @@ class Batch:
     def publish(
         self, topic: str, body: bytes, *, key: str | None = None, correlation_id: str = ""
     ) -> None:
-        """An event to publish once the batch has committed (in the outbox meanwhile)."""
+        """An event to publish once the batch has committed (in the outbox meanwhile). It
+        carries ``correlation_id`` and the ``traceparent`` of the request that had it."""
+        trace = self.traces.get(correlation_id) if correlation_id else None
         self.events.append(
-            outbox.event(topic, body, at=self.now, key=key, correlation_id=correlation_id)
+            outbox.event(
+                topic,
+                body,
+                at=self.now,
+                key=key,
+                correlation_id=correlation_id,
+                traceparent=trace.traceparent if trace is not None else "",
+            )
         )
 
     def after_commit(self, hook: Callable[[], None]) -> None:
@@ -116,8 +135,10 @@ class GroupWriter(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         claim = fencing.pending()
+        trace = tracing.current.get()
+        origin = None if trace is None else (correlation_id.get(), trace)
         try:
-            result = await self._commit.submit(_Item(item, claim))
+            result = await self._commit.submit(_Item(item, claim, origin))
         except IntegrityError:
             if claim is not None and await self._lost(claim):
                 raise fencing.ClaimLost from None
@@ -137,10 +158,12 @@ class GroupWriter(Generic[T, R]):
 
 @dataclass(frozen=True, slots=True)
 class _Item(Generic[T]):
-    """A submitted item, and the claim of the request it is written for (if any)."""
+    """A submitted item, the claim of the request it is written for (if any), and that
+    request's correlation id and trace context (if it has one)."""
 
     value: T
     claim: fencing.Claim | None
+    origin: tuple[str, tracing.TraceContext] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +189,7 @@ class _Plan(Generic[T, R]):
         self, items: Sequence[_Item[T]], ids: Sequence[int]
     ) -> tuple[Sequence[R], Batch, list[Sequence[Mapping[str, Any]]]]:
         """``build``'s batch of ``items``: the results, the batch, and its rows per target."""
-        batch = Batch()
+        batch = Batch(traces=dict(item.origin for item in items if item.origin is not None))
         results = self.build([item.value for item in items], ids, batch)
         declared = {table for table, _ in self.tables}
         if undeclared := [t.name for t in batch.rows if t not in declared]:

@@ -16,6 +16,7 @@ from sqlalchemy import Column, LargeBinary, String, Table, Text
 
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging.bus import CORRELATION_ID, CREATED_AT, Envelope
+from paycore.platform.observability.tracing import TRACEPARENT
 from paycore.platform.persistence.db import BIG_ID, UtcDateTime, metadata
 
 outbox = Table(
@@ -44,13 +45,17 @@ def event(
     key: str | None = None,
     headers: Mapping[str, str] | None = None,
     correlation_id: str = "",
+    traceparent: str = "",
     message_id: str | None = None,
 ) -> Envelope:
-    """An event written at ``at``: its headers carry the correlation id (of the request or
-    message it came from) and when it was written (for the consumers' lag)."""
+    """An event written at ``at``: its headers carry the correlation id and the
+    ``traceparent`` (of the request or message it came from; unless ``headers`` has its own)
+    and when it was written (for the consumers' lag)."""
     all_headers = dict(headers or {})
     if correlation_id and CORRELATION_ID not in all_headers:
         all_headers[CORRELATION_ID] = correlation_id
+    if traceparent and TRACEPARENT not in all_headers:
+        all_headers[TRACEPARENT] = traceparent
     all_headers[CREATED_AT] = str(int(at.timestamp() * 1000))
     return Envelope(topic, body, id=message_id or uuid7(), key=key, headers=all_headers)
 

@@ -22,6 +22,7 @@ from sqlalchemy.sql import Executable
 
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.bus import Envelope
+from paycore.platform.observability import tracing
 from paycore.platform.observability.logging import correlation_id
 from paycore.platform.persistence import bulk, fencing, outbox
 from paycore.platform.persistence.batch import Build, GroupWriter
@@ -88,7 +89,8 @@ class Transaction:
         message_id: str | None = None,
     ) -> str:
         """An event written with the transaction (in the outbox), published once it has
-        committed; carries the current correlation id. Returns its message id."""
+        committed; carries the current correlation id and ``traceparent``. Returns its
+        message id."""
         now = utcnow()
         event = outbox.event(
             topic,
@@ -97,6 +99,7 @@ class Transaction:
             key=key,
             headers=headers,
             correlation_id=correlation_id.get(),
+            traceparent=tracing.header(),
             message_id=message_id,
         )
         self.events.append(event)

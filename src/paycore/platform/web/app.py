@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paycore.platform.ids import uuid7
-from paycore.platform.observability import metrics
+from paycore.platform.observability import metrics, tracing
 from paycore.platform.observability.logging import correlation_id
 from paycore.platform.web.bodies import schema_components
 from paycore.platform.web.credentials import Credential
@@ -37,11 +37,18 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
 }
 CORRELATION_HEADER = "x-correlation-id"
 _CORRELATION_NAME = CORRELATION_HEADER.encode()
+_TRACEPARENT_NAME = tracing.TRACEPARENT.encode()
+UNEXPORTED = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Routes whose spans are not exported: probes and scrapes, every few seconds, would bury the
+traces of real work."""
 DEFAULT_MAX_BODY = 1 << 20
 
 
 class ObservabilityMiddleware:
-    """Correlation id in and out (``X-Correlation-ID``), request count and latency by route."""
+    """Correlation id in and out (``X-Correlation-ID``), the trace context in and out (the
+    caller's ``traceparent`` continued, or a new trace; the answer names the request's span),
+    request count and latency by route, and the request's span to the exporter if there is
+    one (but for the probes and the metrics)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -50,9 +57,16 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((v for k, v in scope["headers"] if k == _CORRELATION_NAME), b"")
+        given, parent = b"", b""
+        for name, value in scope["headers"]:
+            if name == _CORRELATION_NAME:
+                given = value
+            elif name == _TRACEPARENT_NAME:
+                parent = value
         cid = given.decode("latin-1")[:100] or uuid7()
+        trace = tracing.continued(parent.decode("latin-1") if parent else None)
         token = correlation_id.set(cid)
+        trace_token = tracing.current.set(trace)
         started = time.perf_counter()
         status, response_started = 500, False
 
@@ -62,7 +76,8 @@ class ObservabilityMiddleware:
                 status, response_started = message["status"], True
                 message["headers"] = [
                     *message.get("headers", []),
-                    (CORRELATION_HEADER.encode(), cid.encode("latin-1")),
+                    (_CORRELATION_NAME, cid.encode("latin-1")),
+                    (_TRACEPARENT_NAME, trace.traceparent.encode()),
                 ]
             await send(message)
 
@@ -77,11 +92,29 @@ class ObservabilityMiddleware:
                 await problem_response(problem)(scope, receive, send_with_id)
         finally:
             path = scope.get(ROUTE_KEY) or getattr(scope.get("route"), "path", None) or "unmatched"
+            elapsed = time.perf_counter() - started
             metrics.http_requests.labels(scope["method"], path, str(status)).inc()
-            metrics.http_latency.labels(scope["method"], path).observe(
-                time.perf_counter() - started
-            )
+            metrics.http_latency.labels(scope["method"], path).observe(elapsed)
+            if tracing.exporter is not None and path not in UNEXPORTED:
+                tracing.exporter(_server_span(scope["method"], path, status, trace, elapsed))
+            tracing.current.reset(trace_token)
             correlation_id.reset(token)
+
+
+def _server_span(
+    method: str, route: str, status: int, trace: tracing.TraceContext, elapsed: float
+) -> tracing.FinishedSpan:
+    """The finished span of a request that took ``elapsed`` seconds and just ended."""
+    end = time.time_ns()
+    return tracing.FinishedSpan(
+        f"{method} {route}",
+        trace,
+        tracing.SERVER,
+        end - int(elapsed * 1e9),
+        end,
+        {"http.request.method": method, "http.route": route, "http.response.status_code": status},
+        failed=status >= 500,
+    )
 
 
 class PaycoreAPI(FastAPI):
@@ -145,7 +178,7 @@ def create_app(
     """A FastAPI app with paycore's error model, JSON rendering, body limit and observability.
     ``middleware`` (class, options) run inside the observability layer and the body limit,
     first listed outermost, so every answer, theirs and unexpected errors included, carries
-    the correlation id."""
+    the correlation id and the ``traceparent``."""
     app = PaycoreAPI(
         title=title,
         lifespan=lifespan,
