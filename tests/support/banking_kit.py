@@ -114,13 +114,25 @@ class Tap:
     def ids(self, topic: str) -> list[str]:
         return [event["id"] for event in self.events(topic)]
 
+    def forget_up_to(self, probe: bytes) -> None:
+        """Forget what each topic delivered up to its ``probe``: older than the tap (a new
+        group is handed a stream's past, and other tests' events may be in it)."""
+        kept, after = [], set()
+        for delivery in self.seen:
+            if delivery.body == probe:
+                after.add(delivery.topic)
+            elif delivery.topic in after:
+                kept.append(delivery)
+        self.seen = kept
+
 
 @contextlib.asynccontextmanager
 async def tapped(
     broker_url: str, topics: Sequence[str] = messages.TOPICS[1:]
 ) -> AsyncIterator[Tap]:
     """A tap subscribed to ``topics``, yielded once it receives: a probe published on each
-    topic has come back (so no event published afterwards can miss it, whatever the broker)."""
+    topic has come back (so no event published afterwards can miss it, whatever the broker),
+    and what came before it is forgotten."""
     bus = create_bus(broker_url)
     await bus.connect()
     tap = Tap(bus)
@@ -134,11 +146,14 @@ async def tapped(
         [Envelope(t, orjson.dumps({"probe": probe}), id=f"{probe}-{t}") for t in topics]
     )
 
+    marker = orjson.dumps({"probe": probe})
+
     async def probed() -> bool:
-        return sum(d.body == orjson.dumps({"probe": probe}) for d in tap.seen) >= len(topics)
+        return sum(d.body == marker for d in tap.seen) >= len(topics)
 
     try:
         await eventually(probed, timeout=30)
+        tap.forget_up_to(marker)
         yield tap
     finally:
         for task in tasks:
