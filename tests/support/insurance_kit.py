@@ -12,10 +12,10 @@ import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import httpx
+from cards_kit import bearer, data
 from memory_bus import MemoryBus
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -50,15 +50,6 @@ _cpfs = itertools.count(300_000_001)
 def new_cpf() -> str:
     base = f"{next(_cpfs):09d}"
     return base + cpf_check_digits(base)
-
-
-def data(answer: httpx.Response) -> Any:
-    """An answer's JSON, its money exact (``Decimal``)."""
-    return json.loads(answer.content, parse_float=Decimal)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def quote_body(**changes: Any) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from paycore.banking.insurance.policy import (
 )
 from paycore.banking.insurance.quote import QuoteRequest, Rates, quote
 from paycore.banking.insurance.store import QuoteRecord
-from paycore.banking.ledger.domain import Kind, Status, Transfer
+from paycore.banking.ledger.domain import Status, single
 from paycore.banking.ledger.service import LEDGER_LOCK, AccountClosed, BankAccount
 from paycore.banking.settings import BankingSettings
 from paycore.platform.clock import iso
@@ -183,9 +183,7 @@ class Insurance:
             refund_id = None
             if back > 0:
                 refund_id = refund_transfer_id(policy_id)
-                transfer = _transfer(
-                    refund_id, self.premiums_id, policy.account_id, back, REFUND_CODE
-                )
+                transfer = single(refund_id, self.premiums_id, policy.account_id, back, REFUND_CODE)
                 await banking.apply_in(tx, transfer, now)
             await store.update_policy(
                 tx,
@@ -235,9 +233,7 @@ async def issue(
     charge_id = None
     if policy.premium > 0:  # a premium rounded to nothing charges nothing
         charge_id = premium_transfer_id(policy.id)
-        transfer = _transfer(
-            charge_id, policy.account_id, premiums_id, policy.premium, PREMIUM_CODE
-        )
+        transfer = single(charge_id, policy.account_id, premiums_id, policy.premium, PREMIUM_CODE)
         outcome = await banking.outcome_in(tx, transfer, now)
         if outcome.entry is None:
             await _reject(tx, policy.id, str(outcome.reason), outcome.detail, now)
@@ -273,18 +269,6 @@ async def _publish(tx: Transaction, policy_id: str, topic: str, encode: messages
     assert row is not None
     tx.publish(topic, encode(row), key=row.quote_id, message_id=f"{topic}-{policy_id}")
     return row
-
-
-def _transfer(transfer_id: str, debit: str, credit: str, amount: int, code: str) -> Transfer:
-    return Transfer(
-        id=transfer_id,
-        kind=Kind.SINGLE,
-        debit_account_id=debit,
-        credit_account_id=credit,
-        amount=amount,
-        currency=CURRENCY,
-        code=code,
-    )
 
 
 def _own(row: AnyRow | None, customer_id: str, policy_id: str) -> AnyRow:

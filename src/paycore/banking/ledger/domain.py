@@ -211,6 +211,21 @@ class Transfer:
     linked: bool = False
 
 
+def single(
+    transfer_id: str, debit: str, credit: str, amount: int, code: str, currency: str = "BRL"
+) -> Transfer:
+    """A single-phase transfer of ``amount`` from ``debit`` to ``credit``."""
+    return Transfer(
+        id=transfer_id,
+        kind=Kind.SINGLE,
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount=amount,
+        currency=currency,
+        code=code,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """A journal entry: one applied transfer, never changed once written. It carries both

@@ -16,7 +16,7 @@ from datetime import date
 from decimal import Decimal, localcontext
 from enum import StrEnum
 
-from paycore.banking.ledger.domain import Kind, Status, Transfer, units
+from paycore.banking.ledger.domain import Status, Transfer, single, units
 from paycore.banking.loans.schedule import PRECISION, Installment, Plan
 from paycore.platform.errors import DomainError
 
@@ -189,8 +189,8 @@ def disbursement(
     account, the IOF to ``bank:iof``, as one linked chain (both or neither)."""
     return chain(
         [
-            _transfer(f"loan-{loan_id}", bank.loans, account_id, principal - iof, "loan"),
-            _transfer(f"loan-{loan_id}-iof", bank.loans, bank.iof, iof, "loan-iof"),
+            single(f"loan-{loan_id}", bank.loans, account_id, principal - iof, "loan"),
+            single(f"loan-{loan_id}-iof", bank.loans, bank.iof, iof, "loan-iof"),
         ]
     )
 
@@ -203,14 +203,14 @@ def installment_payment(
     number = installment.number
     return chain(
         [
-            _transfer(
+            single(
                 f"loan-{loan_id}-{number}-principal",
                 account_id,
                 bank.loans,
                 installment.amortization,
                 "loan-principal",
             ),
-            _transfer(
+            single(
                 f"loan-{loan_id}-{number}-interest",
                 account_id,
                 bank.interest,
@@ -256,14 +256,14 @@ def payoff_payment(
     ``bank:loan-interest``, as one linked chain."""
     return chain(
         [
-            _transfer(
+            single(
                 f"loan-{loan_id}-payoff-principal",
                 account_id,
                 bank.loans,
                 owed.principal,
                 "loan-payoff",
             ),
-            _transfer(
+            single(
                 f"loan-{loan_id}-payoff-interest",
                 account_id,
                 bank.interest,
@@ -291,18 +291,6 @@ def chain(transfers: Sequence[Transfer]) -> list[Transfer]:
         )
         for k, t in enumerate(moving)
     ]
-
-
-def _transfer(transfer_id: str, debit: str, credit: str, amount: int, code: str) -> Transfer:
-    return Transfer(
-        id=transfer_id,
-        kind=Kind.SINGLE,
-        debit_account_id=debit,
-        credit_account_id=credit,
-        amount=amount,
-        currency=CURRENCY,
-        code=code,
-    )
 
 
 # --- statuses ------------------------------------------------------------------------------
