@@ -60,14 +60,18 @@ REQUEST = QuoteRequest(  # quote_body's, for quotes given at a moment of the tes
 )
 
 
+@pytest.fixture(params=["nats", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    server: Server = request.getfixturevalue(f"{request.param}_server")
+    return server.url
+
+
 @pytest.fixture
-def settings(
-    tmp_path: Path, postgres_url: str, nats_server: Server, redis_server: Server
-) -> Settings:
+def settings(tmp_path: Path, postgres_url: str, broker_url: str, redis_server: Server) -> Settings:
     return banking_on(
         tmp_path,
         postgres_url,
-        nats_server.url,
+        broker_url,
         redis_url=redis_server.url,
         consumer_backoff_ms=10,
         consumer_backoff_max_ms=50,

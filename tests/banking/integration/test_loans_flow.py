@@ -47,20 +47,26 @@ BANK = bank_accounts({a.name: bank_account_id(a.name) for a in LOAN_BANK_ACCOUNT
 """The loans' bank accounts: their ids derive from their names."""
 
 
+@pytest.fixture(params=["nats", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    server: Server = request.getfixturevalue(f"{request.param}_server")
+    return server.url
+
+
 @pytest.fixture
-def settings(tmp_path: Path, postgres_url: str, nats_server: Server) -> Settings:
+def settings(tmp_path: Path, postgres_url: str, broker_url: str) -> Settings:
     return banking_on(
-        tmp_path, postgres_url, nats_server.url, consumer_backoff_ms=10, consumer_backoff_max_ms=50
+        tmp_path, postgres_url, broker_url, consumer_backoff_ms=10, consumer_backoff_max_ms=50
     )
 
 
 async def test_a_loan_is_decided_disbursed_and_repaid_through_the_worker(
-    settings: Settings, nats_server: Server
+    settings: Settings, broker_url: str
 ) -> None:
     engine = create_engine(settings.effective_database_url)
     try:
         async with (
-            tapped(nats_server.url, messages.TOPICS[1:]) as tap,
+            tapped(broker_url, messages.TOPICS[1:]) as tap,
             serving(settings) as http,
         ):
             ana = await sign_up(http, "Ana Lima", 41)

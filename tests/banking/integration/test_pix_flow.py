@@ -28,9 +28,10 @@ from paycore.platform.settings import Settings
 TOPICS = (messages.POSTED, *messages.PIX_TOPICS)
 
 
-@pytest.fixture
-def broker_url(nats_server: Server) -> str:
-    return nats_server.url
+@pytest.fixture(params=["nats", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    server: Server = request.getfixturevalue(f"{request.param}_server")
+    return server.url
 
 
 @pytest.fixture
