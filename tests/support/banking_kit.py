@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import orjson
-from procs import SECRETS, Proc, paycore_env, paycore_process
+from procs import SECRETS, Proc, paycore_env, paycore_process, until
 from servers import Server, free_port, start_nats
 
 from paycore.banking import messages
@@ -274,3 +275,29 @@ async def deployed(tmp_path: Path, postgres_url: str, **settings: Any) -> AsyncI
             if proc.popen is not None:
                 await asyncio.to_thread(proc.stop)
         broker.stop()
+
+
+def banking_up(tmp_path: Path, admin_token: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """The whole platform under ``paycore up`` as the README's tours run it (Ctrl-C on
+    leaving, which must end it cleanly): the API's address and the environment a user's shell
+    would have, once banking's line is in the banner."""
+    api_port = free_port()
+    env = paycore_env(
+        api_port=api_port,
+        worker_port=free_port(),
+        nats_port=free_port(),
+        payments_default_url=f"http://127.0.0.1:{free_port()}",
+        payments_fallback_url=f"http://127.0.0.1:{free_port()}",
+        data_dir=tmp_path / "data",
+        admin_token=admin_token,
+    )
+    up = Proc(["up"], env, tmp_path / "up.log", f"http://127.0.0.1:{api_port}/readyz")
+    up.start()
+    try:
+        line = f"banking    http://127.0.0.1:{api_port}/docs#/banking"  # in the banner
+        until(lambda: line in up.log_path.read_text(), timeout=30)
+        yield f"127.0.0.1:{api_port}", env
+    finally:
+        assert up.popen is not None
+        up.popen.send_signal(signal.SIGINT)
+        assert up.popen.wait(timeout=60) == 0, up.log_tail()

@@ -1,8 +1,9 @@
 """The README's Pix tour, run as a user runs it against ``paycore api --context banking`` as a
-process (SQLite, NATS): its commands (curl, jq) taken from the README and run by bash, each
-request failing the run if it is answered with an error, every answer the README shows (``…``
-standing for what differs from run to run) printed as shown; then what they did is checked:
-the charge paid by the other customer with its code, the refund, the balances."""
+process (SQLite, NATS) and under ``paycore up``: its commands (curl, jq) taken from the README
+and run by bash, each request failing the run if it is answered with an error, every answer the
+README shows (``…`` standing for what differs from run to run) printed as shown; then what they
+did is checked: the charge paid by the other customer with its code, the refund, the
+balances."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from banking_kit import banking_up
 from procs import paycore_env, paycore_process
 from servers import Server, free_port
 
@@ -36,9 +38,15 @@ def shown(script: str) -> list[str]:
     return [line[2:] for line in script.splitlines() if re.match(r"# (\{|000201)", line)]
 
 
-@pytest.fixture
-def api(tmp_path: Path, nats_server: Server) -> Iterator[str]:
-    """Banking's API alone, as a process, on a migrated SQLite file: its address."""
+@pytest.fixture(params=["alone", "up"])
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Banking's API alone, as a process, on a migrated SQLite file, or the whole platform
+    under ``paycore up`` as the README has it: its address."""
+    if request.param == "up":
+        for address, _ in banking_up(tmp_path, "pix-tour-admin-token"):
+            yield address
+        return
+    nats_server: Server = request.getfixturevalue("nats_server")
     database = f"sqlite+aiosqlite:///{tmp_path / 'paycore.db'}"
     upgrade(database)
     port = free_port()

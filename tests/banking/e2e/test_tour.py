@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-from procs import Proc, paycore_env, paycore_process, until
+from banking_kit import banking_up
+from procs import paycore_env, paycore_process, until
 from servers import Server, free_port
 
 from paycore.schema import upgrade
@@ -45,7 +45,7 @@ def banking(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
     platform under ``paycore up`` as the README's tour has it; the API's address and the
     environment a user's shell would have."""
     if request.param == "up":
-        yield from platform_up(tmp_path)
+        yield from banking_up(tmp_path, ADMIN_TOKEN)
         return
     nats_server: Server = request.getfixturevalue("nats_server")
     database = f"sqlite+aiosqlite:///{tmp_path / 'paycore.db'}"
@@ -66,29 +66,6 @@ def banking(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
     finally:
         api.stop()
         worker.stop()
-
-
-def platform_up(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    api_port = free_port()
-    env = paycore_env(
-        api_port=api_port,
-        worker_port=free_port(),
-        nats_port=free_port(),
-        payments_default_url=f"http://127.0.0.1:{free_port()}",
-        payments_fallback_url=f"http://127.0.0.1:{free_port()}",
-        data_dir=tmp_path / "data",
-        admin_token=ADMIN_TOKEN,
-    )
-    up = Proc(["up"], env, tmp_path / "up.log", f"http://127.0.0.1:{api_port}/readyz")
-    up.start()
-    try:
-        line = f"banking    http://127.0.0.1:{api_port}/docs#/banking"  # in the banner
-        until(lambda: line in up.log_path.read_text(), timeout=30)
-        yield f"127.0.0.1:{api_port}", env
-    finally:
-        assert up.popen is not None
-        up.popen.send_signal(signal.SIGINT)
-        assert up.popen.wait(timeout=60) == 0, up.log_tail()
 
 
 def test_the_readme_banking_tour(banking: tuple[str, dict[str, str]], tmp_path: Path) -> None:
