@@ -19,6 +19,7 @@ from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from trace_kit import CALLER, caught_spans, logged, traced
 
+from paycore.platform import observability
 from paycore.platform.messaging.bus import Delivery, Subscription
 from paycore.platform.messaging.consumer import Consumer, RetryPolicy, Verdicts
 from paycore.platform.observability import tracing
@@ -398,7 +399,9 @@ def test_spans_go_to_paycores_endpoint_else_to_opentelemetrys_else_nowhere(
 def test_without_the_otel_extra_an_endpoint_is_a_warning_and_nothing_is_exported(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "paycore.platform.observability.otel", None)  # not there
+    # not there: neither a module to import nor (imported by another test) one on the package
+    monkeypatch.setitem(sys.modules, "paycore.platform.observability.otel", None)
+    monkeypatch.delattr(observability, "otel", raising=False)
     with logged("paycore", level=logging.WARNING) as lines:
         stop = tracing.export_otlp("http://127.0.0.1:9/v1/traces", "paycore-test")
     assert stop is None
