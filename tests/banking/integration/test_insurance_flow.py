@@ -60,12 +60,6 @@ REQUEST = QuoteRequest(  # quote_body's, for quotes given at a moment of the tes
 )
 
 
-@pytest.fixture(params=["nats", "rabbitmq"])
-def broker_url(request: pytest.FixtureRequest) -> str:
-    server: Server = request.getfixturevalue(f"{request.param}_server")
-    return server.url
-
-
 @pytest.fixture
 def settings(tmp_path: Path, postgres_url: str, broker_url: str, redis_server: Server) -> Settings:
     return banking_on(
@@ -134,6 +128,7 @@ async def posted(http: httpx.AsyncClient, account_id: str) -> int:
     return int(data(answer)["posted"] * 100)
 
 
+@pytest.mark.parametrize("broker_url", ["nats"], indirect=True)
 async def test_a_quote_is_cached_in_redis_for_as_long_as_it_holds(
     settings: Settings, redis: Redis, engine: AsyncEngine
 ) -> None:
@@ -172,6 +167,7 @@ async def test_a_quote_is_cached_in_redis_for_as_long_as_it_holds(
         assert await redis.exists(key_of(ending.id)) == 0  # and not cached again
 
 
+@pytest.mark.parametrize("broker_url", ["nats", "rabbitmq"], indirect=True)
 async def test_policies_are_issued_once_rejected_when_expired_and_refunded_exactly(
     settings: Settings, engine: AsyncEngine
 ) -> None:

@@ -27,7 +27,6 @@ from banking_kit import (
     tapped,
 )
 from loans_kit import wired
-from servers import Server
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.banking.ledger import store as ledger_store
@@ -47,12 +46,6 @@ BANK = bank_accounts({a.name: bank_account_id(a.name) for a in LOAN_BANK_ACCOUNT
 """The loans' bank accounts: their ids derive from their names."""
 
 
-@pytest.fixture(params=["nats", "rabbitmq"])
-def broker_url(request: pytest.FixtureRequest) -> str:
-    server: Server = request.getfixturevalue(f"{request.param}_server")
-    return server.url
-
-
 @pytest.fixture
 def settings(tmp_path: Path, postgres_url: str, broker_url: str) -> Settings:
     return banking_on(
@@ -60,6 +53,7 @@ def settings(tmp_path: Path, postgres_url: str, broker_url: str) -> Settings:
     )
 
 
+@pytest.mark.parametrize("broker_url", ["nats", "rabbitmq"], indirect=True)
 async def test_a_loan_is_decided_disbursed_and_repaid_through_the_worker(
     settings: Settings, broker_url: str
 ) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from banking_kit import banking_on, eventually, serving, tapped
 from pix_kit import PixClient, ledger_whole
-from servers import Server
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,12 +25,6 @@ from paycore.platform.persistence.db import create_engine
 from paycore.platform.settings import Settings
 
 TOPICS = (messages.POSTED, *messages.PIX_TOPICS)
-
-
-@pytest.fixture(params=["nats", "rabbitmq"])
-def broker_url(request: pytest.FixtureRequest) -> str:
-    server: Server = request.getfixturevalue(f"{request.param}_server")
-    return server.url
 
 
 @pytest.fixture
@@ -47,6 +40,7 @@ async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
     await eng.dispose()
 
 
+@pytest.mark.parametrize("broker_url", ["nats", "rabbitmq"], indirect=True)
 async def test_a_charge_paid_by_another_customer_and_refunded_on_postgresql(
     settings: Settings, broker_url: str, engine: AsyncEngine
 ) -> None:
@@ -98,6 +92,7 @@ async def test_a_charge_paid_by_another_customer_and_refunded_on_postgresql(
         )
 
 
+@pytest.mark.parametrize("broker_url", ["nats"], indirect=True)
 async def test_fifty_concurrent_payments_of_one_dynamic_charge_make_one_payment(
     settings: Settings, engine: AsyncEngine
 ) -> None:
