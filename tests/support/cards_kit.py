@@ -89,14 +89,13 @@ class LedgerReads:
         assert report.entries == len(entries)
 
 
-@dataclass
-class Bank(LedgerReads):
+class CustomerSteps:
+    """What a kit with ``http``, ``db`` and the bank's accounts (``bank``) does for its
+    customers: sign them up and open (and fund) their accounts."""
+
     http: httpx.AsyncClient
-    engine: AsyncEngine
     db: Database
-    cards: Cards
-    network: Network
-    bank: dict[str, str]  # the bank's own accounts' ids by name
+    bank: dict[str, str]
 
     async def customer(self, name: str = "Ana Lima") -> dict[str, str]:
         """A new customer's credential headers."""
@@ -124,6 +123,16 @@ class Bank(LedgerReads):
             deposit=True,
             now=utcnow(),
         )
+
+
+@dataclass
+class Bank(LedgerReads, CustomerSteps):
+    http: httpx.AsyncClient
+    engine: AsyncEngine
+    db: Database
+    cards: Cards
+    network: Network
+    bank: dict[str, str]  # the bank's own accounts' ids by name
 
     async def balance(self, who: dict[str, str], account_id: str) -> dict[str, Any]:
         answer = await self.http.get(f"/banking/accounts/{account_id}/balance", headers=who)

@@ -7,7 +7,6 @@ accounts, ask for quotes and policies."""
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from cards_kit import bearer, data
+from cards_kit import CustomerSteps, data
 from memory_bus import MemoryBus
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,7 +22,6 @@ from web_kit import served
 
 from paycore.banking import api as banking_api
 from paycore.banking import service
-from paycore.banking.domain import cpf_check_digits
 from paycore.banking.insurance import api as insurance_api
 from paycore.banking.insurance import consumers, messages
 from paycore.banking.insurance.cache import MemoryQuoteCache, QuoteCache
@@ -36,20 +34,12 @@ from paycore.banking.ledger.verify import verify
 from paycore.banking.web import BankingApi
 from paycore.platform.cards import Hasher
 from paycore.platform.clock import utcnow
-from paycore.platform.ids import uuid7
 from paycore.platform.messaging.bus import Delivery, Envelope
 from paycore.platform.messaging.consumer import Consumer
-from paycore.platform.money import to_cents
 from paycore.platform.persistence.uow import Database
 
 PEPPER = "insurance-test-pepper"
 ADMIN = "insurance-admin-token"
-_cpfs = itertools.count(300_000_001)
-
-
-def new_cpf() -> str:
-    base = f"{next(_cpfs):09d}"
-    return base + cpf_check_digits(base)
 
 
 def quote_body(**changes: Any) -> dict[str, Any]:
@@ -69,7 +59,7 @@ def quote_body(**changes: Any) -> dict[str, Any]:
 
 
 @dataclass
-class Office:
+class Office(CustomerSteps):
     """Banking with insurance, in process."""
 
     http: httpx.AsyncClient
@@ -80,28 +70,6 @@ class Office:
     committed: list[Envelope]  # every event committed, in order
     consumer: Consumer
     delivered: int = 0
-
-    async def customer(self, name: str = "Ana Lima") -> dict[str, str]:
-        """A new customer's credential headers."""
-        answer = await self.http.post("/banking/customers", json={"name": name, "cpf": new_cpf()})
-        assert answer.status_code == 201, answer.text
-        return bearer(answer.json()["secret"])
-
-    async def account(self, who: dict[str, str], deposit: str | None = None) -> str:
-        answer = await self.http.post("/banking/accounts", headers=who)
-        assert answer.status_code == 201, answer.text
-        account_id: str = answer.json()["id"]
-        if deposit is not None:
-            await service.cash_movement(
-                self.db,
-                self.bank[service.CASH.name],
-                account_id,
-                transfer_id=uuid7(),
-                amount=to_cents(deposit),
-                deposit=True,
-                now=utcnow(),
-            )
-        return account_id
 
     async def quote(self, who: dict[str, str], **changes: Any) -> dict[str, Any]:
         answer = await self.http.post(
