@@ -21,12 +21,12 @@ from paycore.banking.domain import (
 from paycore.banking.ledger import service as ledger
 from paycore.banking.ledger.domain import (
     Entry,
-    Kind,
     Outcome,
     Reason,
     Transfer,
     TransferIdReused,
     TransferRefused,
+    single,
 )
 from paycore.banking.ledger.service import BankAccount
 from paycore.banking.ledger.store import find_account
@@ -152,16 +152,8 @@ async def cash_movement(
     """A deposit (cash to the account) or a withdrawal (the account to cash), applied at
     once; ``TransferRefused`` says why not (insufficient funds, a closed account …)."""
     debit, credit = (cash_id, account_id) if deposit else (account_id, cash_id)
-    transfer = Transfer(
-        id=transfer_id,
-        kind=Kind.SINGLE,
-        debit_account_id=debit,
-        credit_account_id=credit,
-        amount=amount,
-        currency="BRL",
-        code="deposit" if deposit else "withdrawal",
-    )
-    return await apply_one(db, transfer, now)
+    code = "deposit" if deposit else "withdrawal"
+    return await apply_one(db, single(transfer_id, debit, credit, amount, code), now)
 
 
 async def apply_one(db: Database, transfer: Transfer, now: datetime) -> Entry:

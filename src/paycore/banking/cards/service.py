@@ -31,12 +31,11 @@ from paycore.banking.domain import CUSTOMER_ACCOUNT
 from paycore.banking.ledger import service as ledger
 from paycore.banking.ledger.domain import (
     Entry,
-    Kind,
     Limit,
     Reason,
     Status,
-    Transfer,
     TransferRefused,
+    single,
 )
 from paycore.banking.ledger.service import LEDGER_LOCK, AccountClosed, BankAccount
 from paycore.banking.ledger.store import find_account
@@ -205,14 +204,8 @@ class Cards:
         card = await self.own_card(customer_id, card_id)
         if card.kind != CardKind.CREDIT.value:
             raise NotACreditCard(f"card {card_id} is a debit card")
-        transfer = Transfer(
-            id=transfer_id,
-            kind=Kind.SINGLE,
-            debit_account_id=card.account_id,
-            credit_account_id=card.funding_account_id,
-            amount=amount,
-            currency=CURRENCY,
-            code="card-payment",
+        transfer = single(
+            transfer_id, card.account_id, card.funding_account_id, amount, "card-payment", CURRENCY
         )
         async with self.db.transaction() as tx:
             await banking.apply_in(tx, transfer, now)
@@ -230,15 +223,7 @@ class Cards:
     async def _move(
         self, tx: Transaction, debit: str, credit: str, amount: int, now: datetime
     ) -> Entry:
-        transfer = Transfer(
-            id=uuid7(),
-            kind=Kind.SINGLE,
-            debit_account_id=debit,
-            credit_account_id=credit,
-            amount=amount,
-            currency=CURRENCY,
-            code="credit-limit",
-        )
+        transfer = single(uuid7(), debit, credit, amount, "credit-limit", CURRENCY)
         return await banking.apply_in(tx, transfer, now)
 
     async def _new_number(self, tx: Transaction) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paycore.banking import messages
 from paycore.banking import service as banking
 from paycore.banking import store as banking_store
-from paycore.banking.ledger.domain import Kind, Reason, Transfer, TransferRefused, units
+from paycore.banking.ledger.domain import Reason, TransferRefused, single, units
 from paycore.banking.ledger.service import LEDGER_LOCK
 from paycore.banking.pix import store
 from paycore.banking.pix.brcode import decode
@@ -332,16 +332,7 @@ class Payments:
         code: str,
         now: datetime,
     ) -> None:
-        transfer = Transfer(
-            id=transfer_id,
-            kind=Kind.SINGLE,
-            debit_account_id=debit,
-            credit_account_id=credit,
-            amount=amount,
-            currency=CURRENCY,
-            code=code,
-        )
-        await banking.apply_in(tx, transfer, now)
+        await banking.apply_in(tx, single(transfer_id, debit, credit, amount, code, CURRENCY), now)
 
 
 def _party(row: AnyRow | None, customer_id: str, e2e: str) -> AnyRow:
