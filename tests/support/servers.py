@@ -12,6 +12,7 @@ Ctrl-C.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import importlib.util
@@ -495,6 +496,60 @@ def start_nats(base: Path, sync_always: bool = True) -> Server:
         ready=lambda: b'"jetstream":true' in _tcp_exchange(port, b"", 1).split(b"\r\n")[0],
     )
     return _start("nats", f"nats://{HOST}:{port}", data, launch, port=port)
+
+
+def start_nats_cluster(base: Path, nodes: int = 3) -> list[Server]:
+    """Start a JetStream cluster of ``nodes`` nats-servers in ``base/nats-N`` (fsync on every
+    write), routed to each other on loopback; returns once its meta leader is elected. Each
+    node is a :class:`Server` of its own: ``kill()`` and ``start()`` one to lose and get it
+    back with its data. :func:`cluster_url` lists them all for paycore."""
+    binary = _require(_nats_server_path(), "nats-server", PIP_HINT)
+    ports = [(free_port(), free_port()) for _ in range(nodes)]
+    routes = ", ".join(f"nats-route://{HOST}:{route}" for _, route in ports)
+    cluster = []
+    for n, (port, route) in enumerate(ports, 1):
+        data = _fresh_dir(base, f"nats-{n}")
+        config = data / "nats.conf"
+        config.write_text(
+            f'server_name: "n{n}"\nlisten: "{HOST}:{port}"\n'
+            f'jetstream {{\n  store_dir: "{data / "jetstream"}"\n  sync_interval: always\n}}\n'
+            f'cluster {{\n  name: "paycore"\n  listen: "{HOST}:{route}"\n  routes: [{routes}]\n}}\n'
+        )
+        launch = _Launch(
+            argv=[binary, "-c", str(config)],
+            log=data / "nats.log",
+            ready=lambda port=port: _tcp_exchange(port, b"", 1).startswith(b"INFO "),
+        )
+        cluster.append(_start(f"nats-{n}", f"nats://{HOST}:{port}", data, launch, port=port))
+    _wait_jetstream([node.url for node in cluster])
+    return cluster
+
+
+def cluster_url(cluster: list[Server]) -> str:
+    """``nats://h:p1,h:p2,h:p3``: every node, as paycore's broker URL takes a cluster."""
+    return "nats://" + ",".join(node.url.removeprefix("nats://") for node in cluster)
+
+
+def _wait_jetstream(urls: list[str]) -> None:
+    """Until the cluster's JetStream answers (a meta leader is elected)."""
+    import nats
+
+    async def ask() -> None:
+        client = await nats.connect(urls)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while True:
+                try:
+                    await client.jetstream().account_info()
+                    return
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+        finally:
+            await client.close()
+
+    asyncio.run(ask())
 
 
 def _nats_server_path() -> str | None:

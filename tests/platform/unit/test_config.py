@@ -11,6 +11,7 @@ from paycore.bootstrap import ConfigurationError, load
 from paycore.commerce.settings import CommerceSettings
 from paycore.gateway.settings import GatewaySettings
 from paycore.platform.messaging.brokers import create_bus
+from paycore.platform.messaging.brokers.nats import servers as nats_servers
 from paycore.platform.messaging.bus import UrlOptions
 from paycore.platform.settings import Settings
 
@@ -122,3 +123,18 @@ def test_every_scheme_has_an_adapter() -> None:
         assert create_bus(url) is not None
     with pytest.raises(ValueError, match="unsupported broker URL"):
         create_bus("ftp://h")
+
+
+def test_a_nats_cluster_is_listed_node_by_node() -> None:
+    assert nats_servers("nats://n1:4222,n2:4222, n3:4223") == [
+        "nats://n1:4222",
+        "nats://n2:4222",
+        "nats://n3:4223",
+    ]
+    assert nats_servers("nats://u:p@n1:4222,n2:4222") == [
+        "nats://u:p@n1:4222",
+        "nats://u:p@n2:4222",
+    ]
+    assert nats_servers("nats://h:4222") == ["nats://h:4222"]
+    settings = Settings(_env_file=None, broker_url="nats://n1:4222,n2:4222?replicas=3")  # type: ignore[call-arg]
+    assert settings.effective_broker_url.startswith("nats://n1:4222,n2:4222")

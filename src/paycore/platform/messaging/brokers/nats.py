@@ -4,7 +4,9 @@ A topic with a retention gets a stream with that ``max_age`` (and a duplicate wi
 than it); a stream created earlier without it is updated to it when the topic is first used.
 
 URL options (query string): ``ack_wait`` seconds before an unacked message is redelivered
-(default 30), ``replicas`` for clustered JetStream (default 1).
+(default 30), ``replicas`` for clustered JetStream (default 1). A cluster's nodes are listed
+in the host part, comma-separated (``nats://n1:4222,n2:4222,n3:4222?replicas=3``): the client
+connects to any of them and moves to another when its node goes away.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from nats.aio.client import Client as NatsClient
@@ -49,13 +52,24 @@ def stream_name(topic: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", topic)
 
 
+def servers(url: str) -> list[str]:
+    """One URL per node of ``nats://[user:pass@]host1:port1,host2:port2/...``."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    return [
+        urlunsplit(parts._replace(netloc=f"{userinfo}{at}{host.strip()}"))
+        for host in hosts.split(",")
+        if host.strip()
+    ]
+
+
 class NatsBus:
     def __init__(
         self, url: str, *, client_name: str = "paycore", retention: Retention | None = None
     ) -> None:
         options = UrlOptions(url, ("ack_wait", "replicas"))
         self._retention = dict(retention or {})
-        self._url = options.url
+        self._servers = servers(options.url)
         self._ack_wait = options.number("ack_wait", 30.0)
         self._replicas = options.integer("replicas", 1)
         self._name = client_name
@@ -80,7 +94,7 @@ class NatsBus:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
                 await self._nc.connect(
-                    self._url,
+                    self._servers,
                     name=self._name,
                     error_cb=on_error,
                     max_reconnect_attempts=-1,
