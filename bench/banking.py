@@ -204,28 +204,9 @@ async def outcomes(conn: AsyncConnection) -> int:
 
 
 async def watch(url: str, expected: int, timeout: float = 600) -> dict[str, Any]:
-    """Poll ``outcomes`` every 50 ms on one connection until ``expected`` more than at the
-    start: the rate from the first poll that saw a change to the last, and the cores used
-    meanwhile."""
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            base = await outcomes(conn)
-            deadline = time.monotonic() + timeout
-            while (first := await outcomes(conn)) == base:
-                await conn.rollback()  # a fresh snapshot for the next count
-                assert time.monotonic() < deadline, "nothing applied"
-                await asyncio.sleep(0.05)
-            started = time.monotonic()
-            with harness.cpu_use() as cores:
-                while (done := await outcomes(conn)) < base + expected:
-                    await conn.rollback()
-                    assert time.monotonic() < deadline, f"{done - base} of {expected} applied"
-                    await asyncio.sleep(0.05)
-            seconds = time.monotonic() - started
-    finally:
-        await engine.dispose()
-    return {"counted": done - first, "seconds": round(seconds, 2), "cpu_cores": cores}
+    """``harness.watch`` of ``outcomes``: the rate from the first poll that saw a change to the
+    last, and the cores used meanwhile."""
+    return await harness.watch(url, outcomes, expected, timeout=timeout)
 
 
 async def refusals(url: str) -> int:

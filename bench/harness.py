@@ -4,6 +4,7 @@ printing the results."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -14,16 +15,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from procs import SECRETS, paycore_env, paycore_process
 from servers import Server, create_database, free_port
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Envelope
+from paycore.platform.persistence.db import create_engine
 from paycore.schema import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +141,8 @@ def _kind(pid: str) -> str | None:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return None
-    name = Path(argv[0].decode(errors="replace")).name
+    # redis-server sets its title: "/usr/bin/redis-server 127.0.0.1:6379" in one argument
+    name = Path(argv[0].decode(errors="replace").split(" ", 1)[0]).name
     if argv[1:3] == [b"-m", b"paycore"] and len(argv) > 3:
         return f"paycore {argv[3].decode()}"
     if (
@@ -238,10 +242,18 @@ def write_results(out: Path, name: str, runs: list[dict[str, Any]], **extra: Any
     return result
 
 
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], width: int = 12) -> None:
-    print("\n" + "  ".join(f"{c:>{width}}" for c in columns))
+def print_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], width: int = 12, first: int = 0
+) -> None:
+    """Right-aligned columns ``width`` wide (the first one ``first`` wide, if given)."""
+
+    def line(cells: Sequence[Any]) -> str:
+        widths = [first or width, *[width] * (len(cells) - 1)]
+        return "  ".join(f"{c!s:>{w}}" for c, w in zip(cells, widths, strict=True))
+
+    print("\n" + line(columns))
     for cells in rows:
-        print("  ".join(f"{c!s:>{width}}" for c in cells))
+        print(line(cells))
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -292,6 +304,42 @@ async def publish(broker_url: str, envelopes: Sequence[Envelope], chunk: int = 1
             await bus.publish(envelopes[start : start + chunk])
     finally:
         await bus.close()
+
+
+async def watch(
+    url: str,
+    count: Callable[[AsyncConnection], Awaitable[int]],
+    expected: int,
+    *,
+    go: Callable[[], Awaitable[Any]] | None = None,
+    timeout: float = 600,
+) -> dict[str, Any]:
+    """Poll ``count`` (what the work applied so far) every 50 ms on one connection until it is
+    ``expected`` more than at the start; ``go``, if given, is awaited once the start is read
+    (it lets the work begin). Returns the work counted from the first poll that saw a change
+    to the last, its seconds, and the cores used meanwhile (``cpu_use``)."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            base = await count(conn)
+            await conn.rollback()  # a fresh snapshot for the next count
+            if go is not None:
+                await go()
+            deadline = time.monotonic() + timeout
+            while (first := await count(conn)) == base:
+                await conn.rollback()
+                assert time.monotonic() < deadline, "nothing applied"
+                await asyncio.sleep(0.05)
+            started = time.monotonic()
+            with cpu_use() as cores:
+                while (done := await count(conn)) < base + expected:
+                    await conn.rollback()
+                    assert time.monotonic() < deadline, f"{done - base} of {expected} applied"
+                    await asyncio.sleep(0.05)
+            seconds = time.monotonic() - started
+    finally:
+        await engine.dispose()
+    return {"counted": done - first, "seconds": round(seconds, 2), "cpu_cores": cores}
 
 
 @contextlib.contextmanager
