@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: up test deps venv dev lint types imports check unit integration e2e chaos deploy-check bench clean
+.PHONY: up test deps venv dev lint types imports check unit integration e2e chaos scale deploy-check bench clean
 
 up: venv ## run the whole platform on embedded defaults
 	$(BIN)/paycore up
@@ -52,6 +52,9 @@ e2e: dev
 
 chaos: dev
 	$(PY) -m pytest -q tests/*/chaos
+
+scale: dev ## broker clusters, two of every process, a node and workers killed (-s: what each kill cost)
+	$(PY) -m pytest -q -s tests/*/scale
 
 deploy-check: dev ## deploy/ checked without Docker or a cluster (compose, kustomize, schemas, rules)
 	$(PY) -m pytest -q tests/deploy

@@ -74,6 +74,9 @@ class MemoryBus:
             attempts = 1
             self._positions[queue] = start + len(batch)
 
+    async def redeliveries_due(self, subscription: Subscription) -> None:
+        return None
+
     async def stop_consuming(self) -> None:
         self._stopping = True
         with contextlib.suppress(RuntimeError):  # no loop waiting

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +21,7 @@ import nats
 from banking_kit import as_customer, body, deposit_sync, open_account_sync, sign_up_sync
 from gateway_kit import create_account, gateway_settings, transaction
 from procs import SECRETS, Proc, paycore_env, paycore_process
-from servers import Server, cluster_url, free_port
+from servers import RABBITMQ_BIN, Server, free_port
 from sqlalchemy import func, select
 
 from paycore.banking import store as banking_store
@@ -46,21 +48,29 @@ class Platform:
 
 @contextlib.contextmanager
 def platform(
-    work: Path, database_url: str, cluster: list[Server], redis_url: str, copies: int = 2
+    work: Path, database_url: str, broker_urls: list[str], redis_url: str, copies: int = 2
 ) -> Iterator[Platform]:
     """``copies`` of ``paycore api`` and of ``paycore worker`` per context (started a few at a
-    time, each ready on its ``/readyz``); every stream kept on three nodes, a message not
-    acknowledged within 3 s delivered again. Stopped on leaving."""
+    time, each ready on its ``/readyz``), the n-th process on the n-th of ``broker_urls`` in
+    turn. Stopped on leaving."""
     env = paycore_env(
         database_url=database_url,
-        broker_url=f"{cluster_url(cluster)}?replicas=3&ack_wait=3",
         redis_url=redis_url,
         data_dir=work / "data",
         log_level="WARNING",
         **{**SECRETS, **gateway_settings()},
     )
-    apis = {c: [_process("api", c, env, work) for _ in range(copies)] for c in CONTEXTS}
-    workers = {c: [_process("worker", c, env, work) for _ in range(copies)] for c in CONTEXTS}
+    urls = itertools.cycle(broker_urls)
+
+    def process(role: str, context: str) -> Proc:
+        proc = paycore_process(
+            role, [context], {**env, "PAYCORE_BROKER_URL": next(urls)}, work, free_port()
+        )
+        proc.log_path = work / f"{context}-{proc.log_path.name}"
+        return proc
+
+    apis = {c: [process("api", c) for _ in range(copies)] for c in CONTEXTS}
+    workers = {c: [process("worker", c) for _ in range(copies)] for c in CONTEXTS}
     every = [p for procs in (*apis.values(), *workers.values()) for p in procs]
     try:
         with ThreadPoolExecutor(4) as starting:  # four at a time: two cores
@@ -70,12 +80,6 @@ def platform(
         for proc in every:
             if proc.popen is not None:
                 proc.stop()
-
-
-def _process(role: str, context: str, env: dict[str, str], work: Path) -> Proc:
-    proc = paycore_process(role, [context], env, work, free_port())
-    proc.log_path = work / f"{context}-{proc.log_path.name}"
-    return proc
 
 
 # --- what each context is asked for, and how many it has applied ------------------------
@@ -243,7 +247,7 @@ async def sample(
         await engine.dispose()
 
 
-async def consumers_idle(urls: list[str]) -> dict[str, tuple[int, int]]:
+async def nats_consumers_busy(urls: list[str]) -> dict[str, tuple[int, int]]:
     """Every durable consumer of the cluster with messages not yet delivered or not yet
     acknowledged: ``{stream/consumer: (pending, ack pending)}`` (empty: nothing stuck)."""
     client = await nats.connect(urls)
@@ -260,3 +264,33 @@ async def consumers_idle(urls: list[str]) -> dict[str, tuple[int, int]]:
     finally:
         await client.close()
     return busy
+
+
+def rabbitmq_queues_busy(node: Server) -> dict[str, tuple[int, int]]:
+    """Every queue of the cluster with messages ready or unacknowledged: ``{queue: (ready,
+    unacknowledged)}`` (empty: nothing stuck); the queues of what nobody consumes (a topic's
+    unrouted messages, dead letters) left out."""
+    done = subprocess.run(
+        [
+            str(RABBITMQ_BIN / "rabbitmqctl"),
+            "-n",
+            node.extra["nodename"],
+            "list_queues",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+            "--formatter",
+            "json",
+        ],
+        env=node.extra["env"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {
+        q["name"]: (q["messages_ready"], q["messages_unacknowledged"])
+        for q in json.loads(done.stdout)
+        if (q["messages_ready"] or q["messages_unacknowledged"])
+        and not q["name"].startswith("paycore.unrouted.")
+        and not q["name"].endswith(".dlq")
+    }

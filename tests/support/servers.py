@@ -16,6 +16,7 @@ import asyncio
 import atexit
 import contextlib
 import importlib.util
+import json
 import os
 import pwd
 import random
@@ -442,13 +443,109 @@ def start_rabbitmq(base: Path) -> Server:
     return server
 
 
-def _rabbitmq_env(data: Path, port: int, epmd_port: int) -> dict[str, str]:
+def start_rabbitmq_cluster(base: Path, nodes: int = 3) -> list[Server]:
+    """Start a RabbitMQ cluster of ``nodes`` nodes (``rabbitN@localhost``, data in
+    ``base/rabbitmq-N``, one epmd, one Erlang cookie), formed at boot from the list of its
+    nodes (classic peer discovery); returns once every node is up and in it. Each node is a
+    :class:`Server`: ``kill()`` and ``start()`` one to lose it and bring it back (it rejoins
+    from its data). Quorum queues declared on it span every node."""
+    server_bin = _require(RABBITMQ_BIN / "rabbitmq-server", "rabbitmq-server", APT_HINT)
+    epmd_bin = _require(shutil.which("epmd"), "epmd (erlang)", APT_HINT)
+    epmd_port = free_port()
+    names = [f"rabbit{n}@localhost" for n in range(1, nodes + 1)]
+    peers = "".join(
+        f"cluster_formation.classic_config.nodes.{n} = {name}\n" for n, name in enumerate(names, 1)
+    )
+    cookie = "".join(random.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ", k=20))
+    cluster: list[Server] = []
+    epmd: Server | None = None
+    try:
+        for n, name in enumerate(names, 1):
+            data = _fresh_dir(base, f"rabbitmq-{n}")
+            for sub in ("home", "mnesia", "log"):
+                (data / sub).mkdir()
+            (data / "home" / ".erlang.cookie").write_text(cookie)
+            (data / "home" / ".erlang.cookie").chmod(0o400)
+            (data / "enabled_plugins").write_text("[].\n")
+            (data / "rabbitmq.conf").write_text(
+                "cluster_formation.peer_discovery_backend = classic_config\n" + peers
+            )
+            port = free_port()
+            env = _rabbitmq_env(data, port, epmd_port, name)
+            if epmd is None:
+                epmd = Server(
+                    "epmd",
+                    f"epmd://{HOST}:{epmd_port}",
+                    None,
+                    data,
+                    {"port": epmd_port},
+                    _Launch(
+                        argv=[epmd_bin, "-address", HOST, "-port", str(epmd_port)],
+                        log=data / "log" / "epmd.log",
+                        ready=lambda: _port_open(epmd_port),
+                    ),
+                )
+            launch = _Launch(
+                argv=[server_bin],
+                log=data / "log" / "stdout.log",
+                ready=lambda port=port: (
+                    _tcp_exchange(port, _AMQP_HEADER, 11)[:3] == _AMQP_CONNECTION_START
+                ),
+                env=env,
+            )
+            node = Server(
+                f"rabbitmq-{n}",
+                f"amqp://guest:guest@{HOST}:{port}/",
+                None,
+                data,
+                {"port": port, "env": env, "nodename": name},
+                launch,
+                [epmd],
+            )
+            node.start()
+            cluster.append(node)
+        _wait_rabbitmq_cluster(cluster[0], len(names))
+    except BaseException:
+        for node in cluster:
+            node._terminate(STOP_TIMEOUT)
+        if epmd is not None:
+            epmd.stop()
+        raise
+    return cluster
+
+
+def _wait_rabbitmq_cluster(node: Server, size: int) -> None:
+    """Until ``rabbitmqctl cluster_status`` on ``node`` lists ``size`` running nodes."""
+    ctl = str(RABBITMQ_BIN / "rabbitmqctl")
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        done = subprocess.run(
+            [ctl, "-n", node.extra["nodename"], "cluster_status", "--formatter", "json"],
+            env=node.extra["env"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        try:
+            running = json.loads(done.stdout).get("running_nodes", [])
+        except ValueError:
+            running = []
+        if len(running) >= size:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"RabbitMQ cluster not formed: {done.stdout or done.stderr}")
+        time.sleep(0.5)
+
+
+def _rabbitmq_env(
+    data: Path, port: int, epmd_port: int, nodename: str = "rabbit@localhost"
+) -> dict[str, str]:
     """Environment that keeps a RabbitMQ node and its CLI inside ``data`` and on 127.0.0.1."""
     loopback_dist = "-kernel inet_dist_use_interface {127,0,0,1}"
     return {
         **os.environ,
         "HOME": str(data / "home"),
-        "RABBITMQ_NODENAME": "rabbit@localhost",
+        "RABBITMQ_NODENAME": nodename,
         "RABBITMQ_CONF_ENV_FILE": str(data / "rabbitmq-env.conf"),
         "RABBITMQ_CONFIG_FILE": str(data / "rabbitmq"),
         "RABBITMQ_ENABLED_PLUGINS_FILE": str(data / "enabled_plugins"),

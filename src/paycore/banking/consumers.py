@@ -1,5 +1,6 @@
 """The ledger worker's subscription: transfers customers asked for (``banking.transfers``),
-applied in batches, each once; what became of each published."""
+applied in batches, each once; what became of each published. One worker at a time applies
+them (an exclusive subscription), in the order the broker holds them; the others stand by."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def ledger(
         tx.after_commit(lambda: _observe(waited))
         return outcome.verdicts
 
-    return Subscription(messages.REQUESTS, GROUP, batch=batch), handle
+    return Subscription(messages.REQUESTS, GROUP, batch=batch, exclusive=True), handle
 
 
 def _since_accepted(delivery: Delivery, now: datetime) -> float | None:

@@ -253,7 +253,7 @@ def request_writer(db: Database) -> GroupWriter[Requested, Requested]:
             batch.publish(
                 messages.REQUESTS,
                 messages.encode_request(t),
-                key=t.id,
+                key=t.debit_account_id,  # a partitioned broker keeps an account's order
                 correlation_id=item.correlation_id,
             )
         batch.add(store.requests, rows)

@@ -23,6 +23,7 @@ from paycore.payments.domain import PROCESSORS, Outcome, Payment, Router, Totals
 from paycore.payments.processors import Health
 from paycore.payments.store import Pending
 from paycore.platform.messaging.bus import Bus, Envelope
+from paycore.platform.observability import tracing
 from paycore.platform.persistence.uow import Database
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,18 @@ async def accept(bus: Bus, payment: Payment) -> None:
     """Hand the payment to the broker; returns once the broker has stored it durably. The
     correlationId is the message id, so a payment posted twice is processed once."""
     body = messages.encode(payment, _now_ms())
+    traceparent = tracing.header()  # the request's hop: the worker's batch continues its trace
+    headers = {tracing.TRACEPARENT: traceparent} if traceparent else {}
     await bus.publish(
-        [Envelope(messages.TOPIC, body, id=payment.correlation_id, key=payment.correlation_id)]
+        [
+            Envelope(
+                messages.TOPIC,
+                body,
+                id=payment.correlation_id,
+                key=payment.correlation_id,
+                headers=headers,
+            )
+        ]
     )
 
 

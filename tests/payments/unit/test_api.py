@@ -16,6 +16,7 @@ from paycore.payments import api as payments_api
 from paycore.payments import store
 from paycore.payments.domain import Payment
 from paycore.payments.settings import PaymentsSettings
+from paycore.platform.observability import tracing
 from paycore.platform.persistence.uow import Database
 
 ADMIN = "payments-admin-token"
@@ -90,3 +91,26 @@ async def test_the_document_lists_what_the_purge_may_answer(
     responses = document["paths"]["/purge-payments"]["post"]["responses"]
     assert "`unauthorized`" in responses["401"]["description"]
     assert "`admin-disabled`" in responses["503"]["description"]
+
+
+async def test_an_accepted_payment_carries_the_requests_trace_to_the_worker(
+    engine: AsyncEngine, fake_bus: Any
+) -> None:
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with client(engine, fake_bus, admin_token=ADMIN, open_purge=False) as http:
+        answer = await http.post(
+            "/payments",
+            json={"correlationId": "4a7901b8-7d26-4d9d-aa19-4dc1c7cf6099", "amount": 19.90},
+            headers={"traceparent": caller},
+        )
+        untraced = await http.post(
+            "/payments",
+            json={"correlationId": "4a7901b8-7d26-4d9d-aa19-4dc1c7cf6098", "amount": 19.90},
+        )
+    assert (answer.status_code, untraced.status_code) == (202, 202)
+    traced, fresh = fake_bus.published
+    sent = tracing.parse(traced.headers[tracing.TRACEPARENT])
+    assert sent is not None
+    assert sent.trace_id == "0af7651916cd43dd8448eb211c80319c"  # the caller's trace
+    assert sent.span_id != "b7ad6b7169203331"  # the request's own span, parent of the worker's
+    assert tracing.parse(fresh.headers[tracing.TRACEPARENT]) is not None  # a trace of its own

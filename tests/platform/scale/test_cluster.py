@@ -1,7 +1,12 @@
-"""Scale-out on a broker cluster: a 3-node NATS JetStream cluster (every stream on three
-nodes), PostgreSQL, and two APIs and two workers for each of commerce, gateway and banking's
-ledger, driven at a steady rate for a minute. A third of the way in, one NATS node and one
-worker of each context are SIGKILLed; five seconds later they are started again.
+"""Scale-out on a broker cluster: three broker nodes — NATS JetStream (every stream on three
+replicas), then RabbitMQ (quorum queues on the three nodes) — PostgreSQL, and two APIs and two
+workers for each of commerce, gateway and banking's ledger, driven at a steady rate for a
+minute. A third of the way in, one broker node and one worker of each context are SIGKILLed;
+five seconds later they are started again.
+
+Every process of the NATS run is given every node (it moves to another when its node goes); on
+RabbitMQ, whose client takes one address, the processes are spread over the nodes, and those
+on the lost node reconnect when it is back (in production the nodes sit behind one address).
 
 Afterwards: every accepted operation was applied exactly once (orders counted once, each
 card transaction decided once with the right decision, each transfer posted or refused once
@@ -25,13 +30,14 @@ from scale_kit import (
     Samples,
     banking_load,
     commerce_load,
-    consumers_idle,
     drive,
     gateway_load,
+    nats_consumers_busy,
     platform,
+    rabbitmq_queues_busy,
     sample,
 )
-from servers import Server, start_nats_cluster
+from servers import Server, cluster_url, start_nats_cluster, start_rabbitmq_cluster
 from sqlalchemy import func, select
 
 from paycore.banking import store as banking_store
@@ -50,13 +56,19 @@ RECOVERY = 30  # seconds from the kill within which each rate must be back
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("broker", ["nats", "rabbitmq"])
 async def test_a_node_and_a_worker_of_each_context_killed_lose_and_double_nothing(
-    tmp_path: Path, postgres_url: str, redis_server: Server
+    tmp_path: Path, postgres_url: str, redis_server: Server, broker: str
 ) -> None:
     await asyncio.to_thread(upgrade, postgres_url)
-    cluster = await asyncio.to_thread(start_nats_cluster, tmp_path / "broker")
+    if broker == "nats":
+        cluster = await asyncio.to_thread(start_nats_cluster, tmp_path / "broker")
+        urls = [f"{cluster_url(cluster)}?replicas=3&ack_wait=3"]
+    else:
+        cluster = await asyncio.to_thread(start_rabbitmq_cluster, tmp_path / "broker")
+        urls = [node.url for node in cluster]
     try:
-        with platform(tmp_path, postgres_url, cluster, redis_server.url) as up:
+        with platform(tmp_path, postgres_url, urls, redis_server.url) as up:
             loads = await asyncio.to_thread(
                 lambda: [
                     commerce_load(up.bases("commerce")),
@@ -83,12 +95,17 @@ async def test_a_node_and_a_worker_of_each_context_killed_lose_and_double_nothin
             await asyncio.sleep(5)  # redeliveries after ack_wait must change nothing
             stop.set()
             await sampling
-            busy = await consumers_idle([node.url for node in cluster])
+            if broker == "nats":
+                busy = await nats_consumers_busy([node.url for node in cluster])
+            else:
+                busy = await asyncio.to_thread(rabbitmq_queues_busy, cluster[1])
             verified, _ = await asyncio.to_thread(paycore_run, up.env, "banking", "verify")
     finally:
         for node in cluster:
             node.stop()
 
+    for load in loads:  # shown with `pytest -s`: what the kill cost each context
+        print(broker, load.name, "stalled", stalled(samples, load.name, killed_at), "s")
     assert busy == {}
     assert verified.returncode == 0, verified.stdout + verified.stderr
     for load in loads:
@@ -105,6 +122,16 @@ async def test_a_node_and_a_worker_of_each_context_killed_lose_and_double_nothin
     await each_transaction_decided_once(postgres_url, gateway)
     await each_transfer_applied_once(postgres_url, banking)
     assert await count(postgres_url, dead_letters) == 0
+
+
+def stalled(samples: Samples, context: str, killed_at: float) -> float:
+    """The longest time after the kill during which nothing was applied (seconds)."""
+    points = [p for p in samples.points[context] if p[0] >= killed_at - 1]
+    longest, since = 0.0, points[0]
+    for t, applied in points[1:]:
+        if applied != since[1]:
+            longest, since = max(longest, t - since[0]), (t, applied)
+    return round(longest, 1)
 
 
 def recovered_within(samples: Samples, context: str, before: float, killed_at: float) -> bool:

@@ -60,12 +60,15 @@ BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """Where to read from. ``queue`` pins the broker-side queue/consumer name (RabbitMQ queue
-    that foreign producers publish to directly); by default it is derived from topic and group."""
+    that foreign producers publish to directly); by default it is derived from topic and group.
+    ``exclusive``: one process at a time consumes it (the others stand by), so its messages
+    are handled in the order the broker holds them, however many workers run."""
 
     topic: str
     group: str
     queue: str | None = None
     batch: int = 100
+    exclusive: bool = False
 
     @property
     def queue_name(self) -> str:
@@ -92,6 +95,11 @@ class Bus(Protocol):
 
     async def stop_consuming(self) -> None:
         """Stop fetching and wait (bounded) for in-flight batches; publishing still works."""
+
+    async def redeliveries_due(self, subscription: Subscription) -> None:
+        """Return once the messages of ``subscription`` an earlier consumer was handed and
+        never acknowledged are due again, to be handed out before newer ones: a consumer
+        taking over from one that died then keeps their order."""
 
 
 class UrlOptions:

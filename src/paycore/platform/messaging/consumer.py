@@ -11,6 +11,10 @@ Side effects outside the database must be idempotent and happen before the handl
 commit, which records the messages as done, comes last), or be after-commit hooks of the unit
 of work.
 
+A subscription marked ``exclusive`` (the ledger's) is consumed by one process at a time: the
+others wait for its lease (``persistence.lease``), so messages are handled in the order the
+broker holds them however many workers run.
+
 Each batch is a hop of the trace of its first message (``batch_trace``); a message handled
 alone, after a failed batch, is a hop of its own message's trace.
 """
@@ -32,6 +36,7 @@ from paycore.platform.messaging.batch_trace import BatchTrace
 from paycore.platform.messaging.bus import CORRELATION_ID, CREATED_AT, Bus, Delivery, Subscription
 from paycore.platform.observability import metrics
 from paycore.platform.observability.logging import correlation_id
+from paycore.platform.persistence import lease
 from paycore.platform.persistence.db import UtcDateTime, metadata
 from paycore.platform.persistence.uow import Database, Transaction
 
@@ -88,8 +93,15 @@ class Consumer:
         self._linger = linger_seconds
 
     async def run(self) -> None:
-        """Consume until the bus is closed."""
-        await self._bus.subscribe(self.subscription, self.handle_batch)
+        """Consume until the bus is closed. An exclusive subscription is consumed by one
+        process at a time: this one waits for the lease, and once it has it, for what the
+        last holder left unacknowledged to be due again (it comes first, in order)."""
+        if not self.subscription.exclusive:
+            await self._bus.subscribe(self.subscription, self.handle_batch)
+            return
+        async with lease.held(self._db.engine, f"consumer:{self.name}") as held:
+            await self._bus.redeliveries_due(self.subscription)
+            await held.guard(self._bus.subscribe(self.subscription, self.handle_batch))
 
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         """Handle a batch in one transaction; on any unexpected error fall back to one

@@ -172,6 +172,10 @@ class KafkaBus:
             request_timeout_ms=self._request_timeout_ms,
         )
 
+    async def redeliveries_due(self, subscription: Subscription) -> None:
+        """Nothing to wait for: a consumer resumes from the group's last committed offset, in
+        order."""
+
     async def stop_consuming(self) -> None:
         await self._loops.stop()
 

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -180,10 +181,33 @@ class NatsBus:
                     msgs = await puller.fetch(subscription.batch, _FETCH_WAIT_SECONDS)
                     if msgs:
                         await self._handle(subscription.topic, msgs, handler)
-        finally:
-            for m in await puller.close():  # fetched, never handled: redeliver them now
-                with contextlib.suppress(Exception):
-                    await m.nak()
+        except BaseException:
+            # Cut short inside a batch: leave what was fetched pending with it, all due again
+            # after ack_wait in the stream's order (a nak now would put it ahead of the batch).
+            await puller.close()
+            raise
+        for m in await puller.close():  # fetched, never handled: redeliver them now
+            with contextlib.suppress(Exception):
+                await m.nak()
+
+    async def redeliveries_due(self, subscription: Subscription) -> None:
+        """JetStream hands out what is due again before new messages; what the last consumer
+        left unacknowledged is due ``ack_wait`` after it was delivered."""
+        stream, durable = stream_name(subscription.topic), stream_name(subscription.queue_name)
+        try:
+            info = await self._js.consumer_info(stream, durable)
+        except NotFoundError:
+            return
+        if not info.num_ack_pending or info.delivered is None:
+            return
+        delivered = info.delivered.last_active
+        since = (datetime.now(UTC) - delivered).total_seconds() if delivered else 0.0
+        wait = min(self._ack_wait, max(0.0, self._ack_wait - since)) + _NAK_DELAY_SECONDS
+        log.info(
+            "waiting for the last consumer's unacknowledged messages to be due again",
+            extra={"stream": stream, "messages": info.num_ack_pending, "seconds": wait},
+        )
+        await asyncio.sleep(wait)
 
     async def _handle(self, topic: str, msgs: list[Any], handler: BatchHandler) -> None:
         deliveries = [self._delivery(topic, m) for m in msgs]

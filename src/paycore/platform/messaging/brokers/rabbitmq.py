@@ -116,6 +116,10 @@ class RabbitBus:
         )
         self._publisher = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
 
+    async def redeliveries_due(self, subscription: Subscription) -> None:
+        """Nothing to wait for: RabbitMQ returns the messages of a consumer whose connection ended
+        to the queue at once, and a quorum queue hands out returned messages before others."""
+
     async def stop_consuming(self) -> None:
         await self._loops.stop()
 

@@ -190,6 +190,11 @@ class RedisStreamsBus:
         except RedisConnectionError as exc:  # refused, unknown host, credentials refused
             raise ConnectionError(str(exc)) from exc
 
+    async def redeliveries_due(self, subscription: Subscription) -> None:
+        """Nothing to wait for: entries a dead consumer left pending are claimed after
+        ``claim_idle_ms`` while newer ones are read, so across a takeover Redis Streams keep
+        the order only of what was acknowledged."""
+
     async def stop_consuming(self) -> None:
         await self._loops.stop()
 
