@@ -63,9 +63,9 @@ def platform(
     urls = itertools.cycle(broker_urls)
 
     def process(role: str, context: str) -> Proc:
-        proc = paycore_process(
-            role, [context], {**env, "PAYCORE_BROKER_URL": next(urls)}, work, free_port()
-        )
+        port = free_port()
+        own = {"PAYCORE_BROKER_URL": next(urls), "PAYCORE_DATA_DIR": str(work / f"data-{port}")}
+        proc = paycore_process(role, [context], {**env, **own}, work, port)
         proc.log_path = work / f"{context}-{proc.log_path.name}"
         return proc
 

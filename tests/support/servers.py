@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import contextlib
 import importlib.util
 import json
@@ -125,14 +126,21 @@ def free_port() -> int:
     low = _ephemeral_low()
     for _ in range(200):
         port = random.randrange(_PORTS_FROM, low)
+        if port in _recent:  # handed out moments ago: its server may not have bound it yet
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((HOST, port))
             except OSError:
                 continue
+            _recent.append(port)
             return port
     raise RuntimeError(f"no free port found between {_PORTS_FROM} and {low}")
 
+
+_recent: collections.deque[int] = collections.deque(maxlen=512)
+"""The ports handed out last: servers started together (a dozen processes, each asking for a
+port before any binds one) must not be given the same."""
 
 _PORTS_FROM = 20_000
 """Above the ports servers are usually configured on (PostgreSQL 5432, Redis 6379 …)."""

@@ -20,6 +20,7 @@ from paycore.commerce.analytics import service as analytics_service
 from paycore.commerce.analytics import store as analytics_store
 from paycore.commerce.analytics.archive import Archive, message_record, month_of
 from paycore.commerce.domain import Order, OrderLine
+from paycore.platform.failures import OperatorError
 from paycore.platform.persistence.uow import Database
 
 
@@ -524,3 +525,11 @@ async def test_segments_named_by_first_and_last_sequence_are_still_read(tmp_path
     archive.commit({"orders": 4})
     assert sorted(p.name for p in folder.iterdir())[-1] == "000000000004.jsonl.gz"
     assert [r["orderId"] for r in Archive(root).records("2026-06", "orders")] == [1, 2, 3, 4]
+
+
+def test_one_writer_per_archive_folder(tmp_path: Path) -> None:
+    first = Archive(tmp_path / "archive")
+    first.claim()
+    with pytest.raises(OperatorError, match="give each analytics worker a data folder"):
+        Archive(tmp_path / "archive").claim()
+    Archive(tmp_path / "other").claim()  # another folder: another writer

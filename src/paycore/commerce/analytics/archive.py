@@ -19,6 +19,7 @@ multi-member gzip. (Segments named ``<first>-<last>.jsonl.gz``, one per flush, a
 from __future__ import annotations
 
 import base64
+import fcntl
 import gzip
 import os
 import re
@@ -35,6 +36,7 @@ import orjson
 from typing_extensions import TypedDict
 
 from paycore.commerce.domain import ARCHIVE_MONTH
+from paycore.platform.failures import OperatorError
 
 KINDS = ("orders", "messages")
 MONTH = re.compile(ARCHIVE_MONTH)
@@ -123,8 +125,25 @@ class Archive:
         self._open: dict[str, OpenSegment] = {}  # as committed
         self._appended: dict[str, OpenSegment] = {}  # by writes not yet committed
         self.stale_reports: set[str] = set()  # months archived since their report was written
+        self._writer: int | None = None  # the lock file held by ``claim``
 
     # --- writing ---------------------------------------------------------------------------
+
+    def claim(self) -> None:
+        """Make this process the archive's only writer for as long as it lives (an exclusive
+        lock on ``.writer`` in its folder, gone with the process); an ``OperatorError`` if
+        another process writes it: two writers would archive every row twice."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".writer", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OperatorError(
+                f"the commerce archive {self.root} is written by another analytics worker; "
+                "give each analytics worker a data folder of its own (PAYCORE_DATA_DIR)"
+            ) from None
+        self._writer = fd  # kept open: the lock lasts as long as the process
 
     def state(self) -> dict[str, int]:
         """Last archived sequence per kind; on first use, undoes what an unfinished flush wrote."""

@@ -33,6 +33,7 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
         counted = await service.rebuild_board(runtime.db, board)
         log.info("analytics board rebuilt in memory", extra={"orders": counted})
     archive = Archive(settings.data_dir / "archive")
+    archive.claim()
     for subscription, handler in analytics_subscriptions(board, batch=settings.consumer_batch):
         consume(runtime, subscription, handler)
 
