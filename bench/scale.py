@@ -101,7 +101,7 @@ sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import harness  # noqa: E402
-from gateway_kit import CARD_KEYS, PEPPER, transaction  # noqa: E402
+from gateway_kit import CARD_KEYS, PEPPER, card_and_cents  # noqa: E402
 from procs import Proc, paycore_process  # noqa: E402
 from servers import (  # noqa: E402
     Server,
@@ -125,12 +125,11 @@ from paycore.commerce.domain import Order, OrderLine  # noqa: E402
 from paycore.gateway import messages as gateway_messages  # noqa: E402
 from paycore.gateway import service as gateway_service  # noqa: E402
 from paycore.gateway import store as gateway_store  # noqa: E402
-from paycore.gateway.domain import PENDING, Card  # noqa: E402
+from paycore.gateway.domain import PENDING  # noqa: E402
 from paycore.platform.cards import Hasher, Keyring  # noqa: E402
 from paycore.platform.clock import utcnow  # noqa: E402
 from paycore.platform.messaging.bus import Envelope  # noqa: E402
 from paycore.platform.messaging.deadletters import dead_letters  # noqa: E402
-from paycore.platform.money import to_cents  # noqa: E402
 from paycore.platform.persistence import outbox  # noqa: E402
 from paycore.platform.persistence.db import create_engine  # noqa: E402
 from paycore.platform.persistence.uow import Database  # noqa: E402
@@ -376,16 +375,8 @@ async def seed_gateway(url: str, count: int) -> list[gateway_service.Prepared]:
             ]
         prepared = []
         for n in range(count):
-            body = transaction(n)
-            card = Card(
-                body["credit_card_number"],
-                body["credit_card_name"],
-                body["credit_card_expiration_month"],
-                body["credit_card_expiration_year"],
-                body["credit_card_cvv"],
-            )
+            card, amount = card_and_cents(n)
             account = accounts[n % GATEWAY_ACCOUNTS].row.id
-            amount = to_cents(str(body["amount"]))
             prepared.append(
                 gateway_service.prepare_transaction(
                     account, amount, card, keyring=keyring, hasher=hasher, now=now

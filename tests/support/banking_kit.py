@@ -19,13 +19,17 @@ import httpx
 import orjson
 from procs import SECRETS, Proc, paycore_env, paycore_process, until
 from servers import Server, free_port, start_nats
+from sqlalchemy import select
 
 from paycore.banking import messages
+from paycore.banking import store as banking_store
 from paycore.banking.domain import cpf_check_digits
+from paycore.banking.ledger import store as ledger_store
 from paycore.bootstrap import build_api, build_worker
 from paycore.platform.messaging.brokers import create_bus
 from paycore.platform.messaging.bus import Bus, Delivery, Envelope, Subscription
 from paycore.platform.money import json_number
+from paycore.platform.persistence.db import create_engine
 from paycore.platform.settings import Settings
 from paycore.schema import upgrade
 
@@ -301,3 +305,21 @@ def banking_up(tmp_path: Path, admin_token: str) -> Iterator[tuple[str, dict[str
         assert up.popen is not None
         up.popen.send_signal(signal.SIGINT)
         assert up.popen.wait(timeout=60) == 0, up.log_tail()
+
+
+async def transfer_outcomes(url: str) -> tuple[dict[str, tuple[str, str, int]], dict[str, str]]:
+    """What became of the transfers customers asked for: their journal entries (id -> debit
+    account, credit account, cents) and their refusals (id -> reason)."""
+    r, e, rejections = banking_store.requests, ledger_store.entries, banking_store.rejections
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            query = select(e.c.id, e.c.debit_account_id, e.c.credit_account_id, e.c.amount)
+            posted = {
+                row.id: (row.debit_account_id, row.credit_account_id, row.amount)
+                for row in await conn.execute(query.join_from(e, r, r.c.id == e.c.id))
+            }
+            refused = dict((await conn.execute(select(rejections.c.id, rejections.c.reason))).all())
+    finally:
+        await engine.dispose()
+    return posted, refused

@@ -64,8 +64,8 @@ def transaction(n: int) -> dict[str, Any]:
     }
 
 
-def expected_decision(n: int, today: date | None = None) -> tuple[str, str]:
-    """What the processor must decide for ``transaction(n)``: (status, error message)."""
+def card_and_cents(n: int) -> tuple[Card, int]:
+    """``transaction(n)``'s card and amount (cents), as the API reads them."""
     body = transaction(n)
     card = Card(
         body["credit_card_number"],
@@ -74,7 +74,12 @@ def expected_decision(n: int, today: date | None = None) -> tuple[str, str]:
         body["credit_card_expiration_year"],
         body["credit_card_cvv"],
     )
-    decision = decide(card, to_cents(str(body["amount"])), today or datetime.now(UTC).date())
+    return card, to_cents(str(body["amount"]))
+
+
+def expected_decision(n: int, today: date | None = None) -> tuple[str, str]:
+    """What the processor must decide for ``transaction(n)``: (status, error message)."""
+    decision = decide(*card_and_cents(n), today or datetime.now(UTC).date())
     return decision.status, decision.error_message
 
 

@@ -407,42 +407,9 @@ def start_rabbitmq(base: Path) -> Server:
     ``extra["env"]`` holds the environment under which ``rabbitmqctl -n
     rabbit@localhost`` reaches this node.
     """
-    server_bin = _require(RABBITMQ_BIN / "rabbitmq-server", "rabbitmq-server", APT_HINT)
-    epmd_bin = _require(shutil.which("epmd"), "epmd (erlang)", APT_HINT)
-    data = _fresh_dir(base, "rabbitmq")
-    for sub in ("home", "mnesia", "log"):
-        (data / sub).mkdir()
-    (data / "enabled_plugins").write_text("[].\n")
-    (data / "rabbitmq.conf").write_text("# defaults; ports and address come from the env\n")
-    port, epmd_port = free_port(), free_port()
-    env = _rabbitmq_env(data, port, epmd_port)
-    epmd = Server(
-        "epmd",
-        f"epmd://{HOST}:{epmd_port}",
-        None,
-        data,
-        {"port": epmd_port},
-        _Launch(
-            argv=[epmd_bin, "-address", HOST, "-port", str(epmd_port)],
-            log=data / "log" / "epmd.log",
-            ready=lambda: _port_open(epmd_port),
-        ),
-    )
-    launch = _Launch(
-        argv=[server_bin],
-        log=data / "log" / "stdout.log",
-        ready=lambda: _tcp_exchange(port, _AMQP_HEADER, 11)[:3] == _AMQP_CONNECTION_START,
-        env=env,
-    )
-    server = Server(
-        "rabbitmq",
-        f"amqp://guest:guest@{HOST}:{port}/",
-        None,
-        data,
-        {"port": port, "env": env, "nodename": env["RABBITMQ_NODENAME"]},
-        launch,
-        [epmd],
-    )
+    data = _rabbitmq_dir(base, "rabbitmq", "# defaults; ports and address come from the env\n")
+    epmd = _epmd(data, free_port())
+    server = _rabbitmq_node("rabbitmq", data, epmd, "rabbit@localhost")
     try:
         server.start()
     except BaseException:
@@ -457,61 +424,22 @@ def start_rabbitmq_cluster(base: Path, nodes: int = 3) -> list[Server]:
     nodes (classic peer discovery); returns once every node is up and in it. Each node is a
     :class:`Server`: ``kill()`` and ``start()`` one to lose it and bring it back (it rejoins
     from its data). Quorum queues declared on it span every node."""
-    server_bin = _require(RABBITMQ_BIN / "rabbitmq-server", "rabbitmq-server", APT_HINT)
-    epmd_bin = _require(shutil.which("epmd"), "epmd (erlang)", APT_HINT)
-    epmd_port = free_port()
     names = [f"rabbit{n}@localhost" for n in range(1, nodes + 1)]
     peers = "".join(
         f"cluster_formation.classic_config.nodes.{n} = {name}\n" for n, name in enumerate(names, 1)
     )
+    config = "cluster_formation.peer_discovery_backend = classic_config\n" + peers
     cookie = "".join(random.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ", k=20))
-    cluster: list[Server] = []
     epmd: Server | None = None
+    cluster: list[Server] = []
     try:
         for n, name in enumerate(names, 1):
-            data = _fresh_dir(base, f"rabbitmq-{n}")
-            for sub in ("home", "mnesia", "log"):
-                (data / sub).mkdir()
+            data = _rabbitmq_dir(base, f"rabbitmq-{n}", config)
             (data / "home" / ".erlang.cookie").write_text(cookie)
             (data / "home" / ".erlang.cookie").chmod(0o400)
-            (data / "enabled_plugins").write_text("[].\n")
-            (data / "rabbitmq.conf").write_text(
-                "cluster_formation.peer_discovery_backend = classic_config\n" + peers
-            )
-            port = free_port()
-            env = _rabbitmq_env(data, port, epmd_port, name)
-            if epmd is None:
-                epmd = Server(
-                    "epmd",
-                    f"epmd://{HOST}:{epmd_port}",
-                    None,
-                    data,
-                    {"port": epmd_port},
-                    _Launch(
-                        argv=[epmd_bin, "-address", HOST, "-port", str(epmd_port)],
-                        log=data / "log" / "epmd.log",
-                        ready=lambda: _port_open(epmd_port),
-                    ),
-                )
-            launch = _Launch(
-                argv=[server_bin],
-                log=data / "log" / "stdout.log",
-                ready=lambda port=port: (
-                    _tcp_exchange(port, _AMQP_HEADER, 11)[:3] == _AMQP_CONNECTION_START
-                ),
-                env=env,
-            )
-            node = Server(
-                f"rabbitmq-{n}",
-                f"amqp://guest:guest@{HOST}:{port}/",
-                None,
-                data,
-                {"port": port, "env": env, "nodename": name},
-                launch,
-                [epmd],
-            )
-            node.start()
-            cluster.append(node)
+            epmd = epmd or _epmd(data, free_port())
+            cluster.append(_rabbitmq_node(f"rabbitmq-{n}", data, epmd, name))
+            cluster[-1].start()
         _wait_rabbitmq_cluster(cluster[0], len(names))
     except BaseException:
         for node in cluster:
@@ -520,6 +448,48 @@ def start_rabbitmq_cluster(base: Path, nodes: int = 3) -> list[Server]:
             epmd.stop()
         raise
     return cluster
+
+
+def _rabbitmq_dir(base: Path, name: str, config: str) -> Path:
+    """A node's folder: its home, data and logs, no plugins, its ``rabbitmq.conf``."""
+    data = _fresh_dir(base, name)
+    for sub in ("home", "mnesia", "log"):
+        (data / sub).mkdir()
+    (data / "enabled_plugins").write_text("[].\n")
+    (data / "rabbitmq.conf").write_text(config)
+    return data
+
+
+def _epmd(data: Path, port: int) -> Server:
+    """The Erlang port mapper RabbitMQ nodes register with (started by the first node)."""
+    binary = _require(shutil.which("epmd"), "epmd (erlang)", APT_HINT)
+    return Server(
+        "epmd",
+        f"epmd://{HOST}:{port}",
+        None,
+        data,
+        {"port": port},
+        _Launch(
+            argv=[binary, "-address", HOST, "-port", str(port)],
+            log=data / "log" / "epmd.log",
+            ready=lambda: _port_open(port),
+        ),
+    )
+
+
+def _rabbitmq_node(name: str, data: Path, epmd: Server, nodename: str) -> Server:
+    """A RabbitMQ node in ``data`` on a port of its own, registered with ``epmd`` (not started)."""
+    server_bin = _require(RABBITMQ_BIN / "rabbitmq-server", "rabbitmq-server", APT_HINT)
+    port = free_port()
+    env = _rabbitmq_env(data, port, epmd.extra["port"], nodename)
+    launch = _Launch(
+        argv=[server_bin],
+        log=data / "log" / "stdout.log",
+        ready=lambda: _tcp_exchange(port, _AMQP_HEADER, 11)[:3] == _AMQP_CONNECTION_START,
+        env=env,
+    )
+    extra = {"port": port, "env": env, "nodename": nodename}
+    return Server(name, f"amqp://guest:guest@{HOST}:{port}/", None, data, extra, launch, [epmd])
 
 
 def _wait_rabbitmq_cluster(node: Server, size: int) -> None:

@@ -24,12 +24,12 @@ from banking_kit import (
     deposit_sync,
     open_account_sync,
     sign_up_sync,
+    transfer_outcomes,
 )
 from procs import paycore_run
 from sqlalchemy import func, select
 
 from paycore.banking import messages
-from paycore.banking import store as banking_store
 from paycore.banking.ledger import store as ledger_store
 from paycore.platform.messaging.brokers.nats import stream_name
 from paycore.platform.messaging.deadletters import dead_letters
@@ -79,26 +79,8 @@ async def submit(
         await asyncio.gather(*(one(i, *p) for i, p in planned.items()))
 
 
-async def outcomes(url: str) -> tuple[dict[str, tuple[str, str, int]], dict[str, str]]:
-    """The requests' journal entries (id -> debit account, credit account, cents) and the
-    refused requests (id -> reason)."""
-    r, e, rejections = banking_store.requests, ledger_store.entries, banking_store.rejections
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            query = select(e.c.id, e.c.debit_account_id, e.c.credit_account_id, e.c.amount)
-            posted = {
-                row.id: (row.debit_account_id, row.credit_account_id, row.amount)
-                for row in await conn.execute(query.join_from(e, r, r.c.id == e.c.id))
-            }
-            refused = dict((await conn.execute(select(rejections.c.id, rejections.c.reason))).all())
-    finally:
-        await engine.dispose()
-    return posted, refused
-
-
 async def outcome_count(url: str) -> int:
-    posted, refused = await outcomes(url)
+    posted, refused = await transfer_outcomes(url)
     return len(posted) + len(refused)
 
 
@@ -171,7 +153,7 @@ async def test_killing_the_ledger_worker_applies_every_transfer_exactly_once(
             assert time.monotonic() < deadline, bank.worker.log_tail()
             await asyncio.sleep(0.2)
         await asyncio.sleep(5)  # redeliveries after ack_wait must change nothing
-        posted, refused = await outcomes(postgres_url)
+        posted, refused = await transfer_outcomes(postgres_url)
         sizes = await stream_sizes(bank.broker.url)
         with httpx.Client(base_url=bank.base, timeout=30) as http:
             statuses = Counter(

@@ -122,25 +122,35 @@ async def test_published_messages_arrive_in_order_with_ids_and_headers(
     assert all(d.key == "k" for d in got)
 
 
+async def published_then_held_by_a_dying_consumer(
+    url: str, sent: list[Envelope], subscription: Subscription
+) -> list[str]:
+    """Publish ``sent``; a consumer takes a batch and "dies" in it (its handler never returns,
+    then its connection goes): the ids of the batch it held."""
+    held: list[str] = []
+
+    async def dies(batch: Sequence[Delivery]) -> None:
+        held.extend(d.id for d in batch)
+        await asyncio.Event().wait()
+
+    async with connected(url) as bus:
+        await bus.ensure_topic(subscription.topic)
+        await bus.publish(sent)
+    dead = create_bus(url, client_name="dying")
+    await dead.connect()
+    async with consuming(dead, subscription, dies):
+        await eventually(lambda: len(held) > 0)
+    await dead.close()
+    return held
+
+
 async def test_batch_of_a_consumer_that_dies_before_ack_is_delivered_again(
     broker_url: str, topic: str
 ) -> None:
     sent = envelopes(topic, 10)
-    first_seen: list[str] = []
-
-    async def dies(batch: Sequence[Delivery]) -> None:
-        first_seen.extend(d.id for d in batch)
-        await asyncio.Event().wait()  # never returns: the process "dies" mid-batch
-
-    async with connected(broker_url) as bus:
-        await bus.ensure_topic(topic)
-        await bus.publish(sent)
-    dead = create_bus(broker_url, client_name="dying")
-    await dead.connect()
-    async with consuming(dead, Subscription(topic, "g1"), dies):
-        await eventually(lambda: len(first_seen) > 0)
-    await dead.close()
-
+    first_seen = await published_then_held_by_a_dying_consumer(
+        broker_url, sent, Subscription(topic, "g1")
+    )
     got: list[str] = []
 
     async def handler(batch: Sequence[Delivery]) -> None:
@@ -162,21 +172,7 @@ async def test_a_consumer_taking_over_gets_what_the_dead_one_held_first(
     url = str(request.getfixturevalue(f"{broker}_server").url) + FAST_REDELIVERY[broker]
     sent = envelopes(topic, 60, key="one-account")
     subscription = Subscription(topic, "g1", batch=10)
-    held: list[str] = []
-
-    async def dies(batch: Sequence[Delivery]) -> None:
-        held.extend(d.id for d in batch)
-        await asyncio.Event().wait()  # never returns: the process "dies" mid-batch
-
-    async with connected(url) as bus:
-        await bus.ensure_topic(topic)
-        await bus.publish(sent)
-    dead = create_bus(url, client_name="dying")
-    await dead.connect()
-    async with consuming(dead, subscription, dies):
-        await eventually(lambda: len(held) > 0)
-    await dead.close()
-
+    held = await published_then_held_by_a_dying_consumer(url, sent, subscription)
     got: list[str] = []
 
     async def handler(batch: Sequence[Delivery]) -> None:

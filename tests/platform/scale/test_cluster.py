@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from banking_kit import transfer_outcomes
 from gateway_kit import expected_decision
 from procs import paycore_run
 from scale_kit import (
@@ -40,7 +41,6 @@ from scale_kit import (
 from servers import Server, cluster_url, start_nats_cluster, start_rabbitmq_cluster
 from sqlalchemy import func, select
 
-from paycore.banking import store as banking_store
 from paycore.banking.ledger import store as ledger_store
 from paycore.commerce.analytics import store as analytics_store
 from paycore.gateway import store as gateway_store
@@ -189,15 +189,9 @@ async def each_transaction_decided_once(url: str, load: Load) -> None:
 
 
 async def each_transfer_applied_once(url: str, load: Load) -> None:
-    r, e, rejections = banking_store.requests, ledger_store.entries, banking_store.rejections
+    posted, refused = await transfer_outcomes(url)
     engine = create_engine(url)
     async with engine.connect() as conn:
-        query = select(e.c.id, e.c.debit_account_id, e.c.credit_account_id, e.c.amount)
-        posted = {
-            row.id: (row.debit_account_id, row.credit_account_id, row.amount)
-            for row in await conn.execute(query.join_from(e, r, r.c.id == e.c.id))
-        }
-        refused = dict((await conn.execute(select(rejections.c.id, rejections.c.reason))).all())
         balances = {
             row.account_id: row.credits_posted - row.debits_posted
             for row in await conn.execute(select(ledger_store.balances))
