@@ -5,8 +5,14 @@ front of two APIs, one payments worker, NATS JetStream, SQLite), runs ``bench/k6
 consistency check about every 10 s), stops everything and scores the run.
 
     .venv/bin/python bench/rinha.py [--duration 60|300] [--final-fees] [--keep [DIR]]
+        [--peer DIR [--rounds 3]]
 
-Prints a table and writes ``bench/results/rinha-<duration>s.json``. Fees are the SPEC's
+Prints a table and writes ``bench/results/rinha-<duration>s.json``. With ``--peer`` (a built
+checkout of the contest's best entry, ``rinha_peer``), runs paycore and the peer alternately,
+``--rounds`` times each, every backend started fresh on :9999 against the same processors and
+k6 script; prints each run, then ``ratio_p99=… paycore_p99=… peer_p99=… inconsistencies=…
+unprocessed=… rss_mb=…`` (medians of p99; paycore's totals and peak), and writes
+``bench/results/rinha-peer-<duration>s.json``. Fees are the SPEC's
 defaults (default 5%, fallback 15%) or, with ``--final-fees``, the final's (7% / 10%).
 """
 
@@ -18,6 +24,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import rinha_peer  # noqa: E402
 from harness import machine  # noqa: E402
 from harness import run_k6 as harness_k6  # noqa: E402
 from procs import Proc, paycore_env  # noqa: E402
@@ -186,15 +194,13 @@ def bench(duration: int, port: int, max_vus: int, fees: tuple[float, float], wor
         processors.stop()
     stats = json.loads((work / "backend-stats.json").read_text())
     cpu = stats["cpu_seconds"] - stats_before["cpu_seconds"]
-    return {
-        "benchmark": "Rinha de Backend 2025, local (bench/k6/rinha.js)",
-        "topology": "nginx -> 2 x paycore api, 1 payments worker, NATS JetStream (fsync "
-        "always), SQLite WAL; all on this machine, no container limits",
-        "duration_s": duration,
-        "fees": {"default": fees[0], "fallback": fees[1]},
-        "machine": machine(),
-        "k6": k6,
-        "backend": {
+    return report(
+        "Rinha de Backend 2025, local (bench/k6/rinha.js)",
+        "nginx -> 2 x paycore api, 1 payments worker, NATS JetStream (fsync always), SQLite WAL",
+        duration,
+        fees,
+        k6,
+        {
             "peak_rss_mb": stats["peak_rss_mb"],
             "peak_rss_by_service_mb": stats["peak_rss_by_service_mb"],
             "cpu_seconds": round(cpu, 1),
@@ -204,7 +210,87 @@ def bench(duration: int, port: int, max_vus: int, fees: tuple[float, float], wor
                 for name, seconds in stats["cpu_seconds_by_service"].items()
             },
         },
+    )
+
+
+def bench_peer(
+    duration: int, max_vus: int, fees: tuple[float, float], work: Path, checkout: Path
+) -> Any:
+    """The same run against the peer (``rinha_peer``) on :9999."""
+    work.mkdir(parents=True, exist_ok=True)
+    processors = start_processors(work, fees)
+    try:
+        urls = (f"http://{HOST}:{DEFAULT_PORT}", f"http://{HOST}:{FALLBACK_PORT}")
+        with rinha_peer.peer(checkout, work / "peer", *urls) as usage:
+            began = time.monotonic()
+            usage.start()
+            k6 = run_k6(duration, 9999, max_vus, work)
+            usage.stop()
+            wall = time.monotonic() - began
+    finally:
+        processors.stop()
+    return report(
+        "Rinha de Backend 2025, local (bench/k6/rinha.js): the peer",
+        "nginx -> 2 x node (ricassiocosta/backend-para-rinha-2025-node 2b51393), Redis over a "
+        "unix socket",
+        duration,
+        fees,
+        k6,
+        {
+            "peak_rss_mb": round(usage.peak_kib / 1024, 1),
+            "cpu_seconds": round(usage.cpu_seconds, 1),
+            "cpu_cores_avg": round(usage.cpu_seconds / wall, 2),
+        },
+    )
+
+
+def report(
+    benchmark: str,
+    topology: str,
+    duration: int,
+    fees: tuple[float, float],
+    k6: dict[str, Any],
+    backend: dict[str, Any],
+) -> dict[str, Any]:
+    """A run's results as written to the JSON file."""
+    return {
+        "benchmark": benchmark,
+        "topology": f"{topology}; all on this machine, no container limits",
+        "duration_s": duration,
+        "fees": {"default": fees[0], "fallback": fees[1]},
+        "machine": machine(),
+        "k6": k6,
+        "backend": backend,
     }
+
+
+def beside_the_peer(
+    rounds: int, duration: int, max_vus: int, fees: tuple[float, float], work: Path, peer: Path
+) -> dict[str, Any]:
+    """``rounds`` of paycore then the peer, each started fresh; both sides' figures per run."""
+    runs: dict[str, list[dict[str, Any]]] = {"paycore": [], "peer": []}
+    for n in range(1, rounds + 1):
+        for side in ("paycore", "peer"):
+            run_dir = work / f"{side}-{n}"
+            if side == "paycore":
+                result = bench(duration, 9999, max_vus, fees, run_dir)
+            else:
+                result = bench_peer(duration, max_vus, fees, run_dir, peer)
+            runs[side].append(result)
+            print(f"  {side:<8} #{n}  {summary(result)}", flush=True)
+    p99 = {side: statistics.median(r["k6"]["backend_latency_ms"]["p99"] for r in runs[side])
+           for side in runs}  # fmt: skip
+    return {"rounds": rounds, "median_p99_ms": p99, "runs": runs}
+
+
+def summary(result: dict[str, Any]) -> str:
+    k6, backend = result["k6"], result["backend"]
+    return (
+        f"p99={k6['backend_latency_ms']['p99']} ms "
+        f"inconsistencies={k6['consistency']['inconsistent_checks']} "
+        f"unprocessed={k6['payments']['lost']} profit={k6['score']['profit']:.2f} "
+        f"rss_mb={backend['peak_rss_mb']} cpu_s={backend['cpu_seconds']}"
+    )
 
 
 def table(result: dict[str, Any]) -> str:
@@ -279,6 +365,13 @@ def main() -> None:
         help="keep logs and data (in DIR, or in a temp dir that is printed)",
     )
     parser.add_argument("--out", type=Path, help="default bench/results/rinha-<duration>s.json")
+    parser.add_argument(
+        "--peer",
+        type=Path,
+        metavar="DIR",
+        help="also run the peer from its built checkout DIR, alternating with paycore",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --peer: pairs of runs (3)")
     args = parser.parse_args()
     if args.duration < 20:
         parser.error("--duration must be at least 20 seconds")
@@ -291,6 +384,29 @@ def main() -> None:
         work = Path(args.keep).resolve()
     else:
         work = Path(tempfile.mkdtemp(prefix="paycore-rinha-bench-"))
+    if args.peer is not None:
+        if args.port != 9999:
+            parser.error("--peer runs both on :9999 (the peer's nginx listens there)")
+        try:
+            compared = beside_the_peer(
+                args.rounds, args.duration, args.max_vus, fees, work, args.peer.resolve()
+            )
+        finally:
+            if args.keep is None:
+                shutil.rmtree(work, ignore_errors=True)
+        out = args.out or ROOT / "bench" / "results" / f"rinha-peer-{args.duration}s.json"
+        out.write_text(json.dumps(compared, indent=2) + "\n")
+        mine, theirs = compared["median_p99_ms"]["paycore"], compared["median_p99_ms"]["peer"]
+        ours = compared["runs"]["paycore"]
+        wrong = sum(r["k6"]["consistency"]["inconsistent_checks"] for r in ours)
+        lost = sum(r["k6"]["payments"]["lost"] for r in ours)
+        rss = max(r["backend"]["peak_rss_mb"] for r in ours)
+        print(
+            f"ratio_p99={mine / theirs:.2f} paycore_p99={mine} peer_p99={theirs} "
+            f"inconsistencies={wrong} unprocessed={lost} rss_mb={rss}"
+        )
+        print(f"written to {out}")
+        return
     try:
         result = bench(args.duration, args.port, args.max_vus, fees, work)
     except RuntimeError as exc:
