@@ -156,7 +156,15 @@ def _kind(pid: str) -> str | None:
     return name if name in {"nats-server", "tansu", "redis-server", "beam.smp", "nginx"} else None
 
 
-def _processes() -> dict[int, tuple[int, int]]:
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """A field of ``/proc/PID/status`` in KiB (``VmRSS`` now, ``VmHWM`` the peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def processes() -> dict[int, tuple[int, int]]:
     """Every running process: its parent's pid and the CPU ticks (user + system) it used so
     far, by pid."""
     found = {}
@@ -171,7 +179,7 @@ def _processes() -> dict[int, tuple[int, int]]:
     return found
 
 
-def _descendants(processes: dict[int, tuple[int, int]], root: int) -> set[int]:
+def descendants(processes: dict[int, tuple[int, int]], root: int) -> set[int]:
     """``root`` and every process under it."""
     children: dict[int, list[int]] = {}
     for pid, (parent, _) in processes.items():
@@ -193,14 +201,14 @@ def cpu_use() -> Iterator[dict[str, float]]:
     machine. A process counts for the ticks it used between the block's start and end (one
     that ended inside the block, for none). The dict is filled in when the block ends."""
     cores: dict[str, float] = {}
-    before = _processes()
+    before = processes()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     yield cores
     wall = time.monotonic() - started
-    after = _processes()
+    after = processes()
     ended = resource.getrusage(resource.RUSAGE_CHILDREN)
-    ours = _descendants(after, os.getpid())
+    ours = descendants(after, os.getpid())
     ticks: Counter[str] = Counter()
     for pid, (_, total) in after.items():
         if pid == os.getpid():

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from harness import machine  # noqa: E402
+from harness import machine, rss_kib  # noqa: E402
 from procs import SECRETS, Proc, paycore_env, paycore_process  # noqa: E402
 from servers import (  # noqa: E402
     Server,
@@ -63,14 +63,6 @@ NEEDS = {  # the secrets each context's processes take (as deploy/ gives them)
     "payments": (),
 }
 Load = Callable[[httpx.AsyncClient, int], Awaitable[None]]
-
-
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    """A field of ``/proc/PID/status`` in KiB (``VmRSS`` now, ``VmHWM`` the peak)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} for {pid}")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -22,76 +22,49 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import harness
+
 REDIS_SOCKET = Path("/var/run/redis/redis.sock")  # the peer's source names this path
 INSTANCES = (9201, 9202)
 
 
-def _rss_kib(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    found = re.search(r"^VmRSS:\s+(\d+)", status, re.M)
-    return int(found.group(1)) if found else 0
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its live descendants (nginx's workers)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo += children.get(current, [])
-    return found
-
-
 class Usage:
-    """Peak summed RSS (sampled every 0.2 s) and CPU seconds of some processes and their
-    children, from ``start()`` to ``stop()``."""
+    """Peak summed RSS (sampled every 0.2 s) and CPU seconds of some processes and everything
+    they start, from ``start()`` to ``stop()``."""
 
-    def __init__(self, pids: list[int]) -> None:
-        self._pids = pids
+    def __init__(self, roots: list[int]) -> None:
+        self._roots = roots
         self.peak_kib = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._cpu_at_start = 0.0
-        self._cpu_seen: dict[int, float] = {}
         self.cpu_seconds = 0.0
-
-    def _every(self) -> list[int]:
-        return [p for root in self._pids for p in _tree(root)]
+        self._ticks: dict[int, int] = {}  # CPU ticks per process, last seen
+        self._at_start = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
 
     def _sample(self) -> None:
+        every = harness.processes()
+        pids = set().union(*(harness.descendants(every, root) for root in self._roots))
+        rss = 0
+        for pid in pids & every.keys():
+            self._ticks[pid] = every[pid][1]  # a process that ends keeps its last reading
+            with contextlib.suppress(OSError, RuntimeError):
+                rss += harness.rss_kib(pid)
+        self.peak_kib = max(self.peak_kib, rss)
+
+    def _sample_until_stopped(self) -> None:
         while not self._stop.wait(0.2):
-            pids = self._every()
-            self.peak_kib = max(self.peak_kib, sum(_rss_kib(p) for p in pids))
-            for pid in pids:  # CPU of a process that ends is its last reading
-                self._cpu_seen[pid] = _cpu_seconds(pid)
+            self._sample()
 
     def start(self) -> None:
-        self._cpu_seen = {p: _cpu_seconds(p) for p in self._every()}
-        self._cpu_at_start = sum(self._cpu_seen.values())
+        self._sample()
+        self._at_start = sum(self._ticks.values())
         self._thread.start()
 
     def stop(self) -> None:
-        for pid in self._every():
-            self._cpu_seen[pid] = _cpu_seconds(pid)
         self._stop.set()
         self._thread.join()
-        self.cpu_seconds = sum(self._cpu_seen.values()) - self._cpu_at_start
+        self._sample()
+        self.cpu_seconds = (sum(self._ticks.values()) - self._at_start) / os.sysconf("SC_CLK_TCK")
 
 
 def _nginx_conf(checkout: Path, run: Path) -> str:
