@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
-import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +19,7 @@ import nats
 from banking_kit import as_customer, body, deposit_sync, open_account_sync, sign_up_sync
 from gateway_kit import create_account, gateway_settings, transaction
 from procs import SECRETS, Proc, paycore_env, paycore_process
-from servers import RABBITMQ_BIN, Server, free_port
+from servers import Server, free_port, rabbitmqctl
 from sqlalchemy import func, select
 
 from paycore.banking import store as banking_store
@@ -119,7 +117,7 @@ def commerce_load(bases: list[str], customers: int = 10) -> Load:
         return str(answer.json()["id"])
 
     async def applied(conn: Any) -> int:
-        return int(await conn.scalar(_count(analytics_store.analytics_orders)) or 0)
+        return int(await conn.scalar(count_of(analytics_store.analytics_orders)) or 0)
 
     return Load("commerce", bases, ask, applied)
 
@@ -137,7 +135,7 @@ def gateway_load(bases: list[str], merchants: int = 4) -> Load:
         return str(answer.json()["id"])
 
     async def applied(conn: Any) -> int:
-        return int(await conn.scalar(_count(gateway_store.decisions)) or 0)
+        return int(await conn.scalar(count_of(gateway_store.decisions)) or 0)
 
     return Load("gateway", bases, ask, applied)
 
@@ -173,14 +171,14 @@ def banking_load(bases: list[str], accounts: int = 10, deposit: int = 10_000_00)
 
     async def applied(conn: Any) -> int:
         r, e, rejected = banking_store.requests, ledger_store.entries, banking_store.rejections
-        posted = await conn.scalar(select(func.count()).select_from(e.join(r, r.c.id == e.c.id)))
-        return int(posted or 0) + int(await conn.scalar(_count(rejected)) or 0)
+        posted = await conn.scalar(count_of(e.join(r, r.c.id == e.c.id)))
+        return int(posted or 0) + int(await conn.scalar(count_of(rejected)) or 0)
 
     extra = {"accounts": ids, "secrets": secrets, "planned": planned, "deposit": deposit}
     return Load("banking", bases, ask, applied, extra=extra)
 
 
-def _count(table: Any) -> Any:
+def count_of(table: Any) -> Any:
     return select(func.count()).select_from(table)
 
 
@@ -270,26 +268,10 @@ def rabbitmq_queues_busy(node: Server) -> dict[str, tuple[int, int]]:
     """Every queue of the cluster with messages ready or unacknowledged: ``{queue: (ready,
     unacknowledged)}`` (empty: nothing stuck); the queues of what nobody consumes (a topic's
     unrouted messages, dead letters) left out."""
-    done = subprocess.run(
-        [
-            str(RABBITMQ_BIN / "rabbitmqctl"),
-            "-n",
-            node.extra["nodename"],
-            "list_queues",
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-            "--formatter",
-            "json",
-        ],
-        env=node.extra["env"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    queues = rabbitmqctl(node, "list_queues", "name", "messages_ready", "messages_unacknowledged")
     return {
         q["name"]: (q["messages_ready"], q["messages_unacknowledged"])
-        for q in json.loads(done.stdout)
+        for q in queues
         if (q["messages_ready"] or q["messages_unacknowledged"])
         and not q["name"].startswith("paycore.unrouted.")
         and not q["name"].endswith(".dlq")

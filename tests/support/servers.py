@@ -492,26 +492,43 @@ def _rabbitmq_node(name: str, data: Path, epmd: Server, nodename: str) -> Server
     return Server(name, f"amqp://guest:guest@{HOST}:{port}/", None, data, extra, launch, [epmd])
 
 
+def rabbitmqctl(node: Server, *args: str) -> Any:
+    """``rabbitmqctl -n NODE ARGS --formatter json`` against a node started here: its answer
+    decoded (a ``RuntimeError`` with what it printed if it fails or answers no JSON)."""
+    done = subprocess.run(
+        [
+            str(RABBITMQ_BIN / "rabbitmqctl"),
+            "-n",
+            node.extra["nodename"],
+            *args,
+            "--formatter",
+            "json",
+        ],
+        env=node.extra["env"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stdout or done.stderr}") from None
+
+
 def _wait_rabbitmq_cluster(node: Server, size: int) -> None:
     """Until ``rabbitmqctl cluster_status`` on ``node`` lists ``size`` running nodes."""
-    ctl = str(RABBITMQ_BIN / "rabbitmqctl")
     deadline = time.monotonic() + START_TIMEOUT
     while True:
-        done = subprocess.run(
-            [ctl, "-n", node.extra["nodename"], "cluster_status", "--formatter", "json"],
-            env=node.extra["env"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
         try:
-            running = json.loads(done.stdout).get("running_nodes", [])
-        except ValueError:
+            running = rabbitmqctl(node, "cluster_status").get("running_nodes", [])
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
             running = []
         if len(running) >= size:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"RabbitMQ cluster not formed: {done.stdout or done.stderr}")
+            raise RuntimeError(f"RabbitMQ cluster not formed: {running} running")
         time.sleep(0.5)
 
 

@@ -31,6 +31,7 @@ from scale_kit import (
     Samples,
     banking_load,
     commerce_load,
+    count_of,
     drive,
     gateway_load,
     nats_consumers_busy,
@@ -39,7 +40,7 @@ from scale_kit import (
     sample,
 )
 from servers import Server, cluster_url, start_nats_cluster, start_rabbitmq_cluster
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from paycore.banking.ledger import store as ledger_store
 from paycore.commerce.analytics import store as analytics_store
@@ -160,7 +161,7 @@ async def count(url: str, table: object) -> int:
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-            return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+            return int(await conn.scalar(count_of(table)) or 0)
     finally:
         await engine.dispose()
 
@@ -181,7 +182,7 @@ async def each_transaction_decided_once(url: str, load: Load) -> None:
             r.id: (r.status, r.error_message)
             for r in await conn.execute(select(gateway_store.transactions))
         }
-        decisions = await conn.scalar(select(func.count()).select_from(gateway_store.decisions))
+        decisions = await conn.scalar(count_of(gateway_store.decisions))
     await engine.dispose()
     today = datetime.now(UTC).date()
     assert decisions == len(load.asked)
