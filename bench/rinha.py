@@ -1,6 +1,7 @@
 """Benchmark: the Rinha de Backend 2025 test, run locally. Starts the two payment processors
 (``paycore processors``), the Rinha deployment (``deploy/rinha/run-local``: nginx on :9999 in
-front of two APIs, one payments worker, NATS JetStream, SQLite), runs ``bench/k6/rinha.js``
+front of two APIs that record their payments in a SQLite file each and call the processors
+themselves, ADR 0017), runs ``bench/k6/rinha.js``
 (1 -> 600 VUs, one payment per VU per second, the processors' delay/failure schedule, a
 consistency check about every 10 s), stops everything and scores the run.
 
@@ -196,7 +197,8 @@ def bench(duration: int, port: int, max_vus: int, fees: tuple[float, float], wor
     cpu = stats["cpu_seconds"] - stats_before["cpu_seconds"]
     return report(
         "Rinha de Backend 2025, local (bench/k6/rinha.js)",
-        "nginx -> 2 x paycore api, 1 payments worker, NATS JetStream (fsync always), SQLite WAL",
+        "nginx -> 2 x paycore api (accept=local: each records its payments in a SQLite WAL file "
+        "of its own, fsync on every commit, and dispatches them)",
         duration,
         fees,
         k6,

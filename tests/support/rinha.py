@@ -101,16 +101,23 @@ def backend_summary(
 
 
 class Deployment:
-    """The Rinha topology as processes: a private NATS, one SQLite file shared by every
-    process, ``apis`` API instances at the root and one payments worker."""
+    """The Rinha topology as processes, on one SQLite file shared by every process, with
+    ``apis`` API instances at the root. ``accept="broker"``: a private NATS and one payments
+    worker; ``accept="local"`` (the Rinha deployment's): no broker, no worker, each instance
+    (``api1``, ``api2`` …) records and dispatches its own payments in a SQLite file of its own
+    (``database(i)``), the others' its siblings."""
 
-    def __init__(self, work: Path, processors: Processors, apis: int = 2) -> None:
+    def __init__(
+        self, work: Path, processors: Processors, apis: int = 2, accept: str = "broker"
+    ) -> None:
         self.work = work
+        self.local = accept == "local"
         self.nats_port = free_port()
         self.env = paycore_env(
             data_dir=work / "data",
             database_url=f"sqlite+aiosqlite:///{work / 'payments.db'}",
-            broker_url=f"nats://127.0.0.1:{self.nats_port}",
+            broker_url="none" if self.local else f"nats://127.0.0.1:{self.nats_port}",
+            payments_accept=accept,
             payments_default_url=processors.url["default"],
             payments_fallback_url=processors.url["fallback"],
             payments_open_purge="true",  # as the contest deployment: its test purges
@@ -121,10 +128,19 @@ class Deployment:
         self.apis = [self._api(i) for i in range(apis)]
         self.nats: subprocess.Popen[bytes] | None = None
 
+    def database(self, i: int) -> Path:
+        """The SQLite file of instance ``i`` (all of them share one unless ``local``)."""
+        return self.work / (f"payments-api{i + 1}.db" if self.local else "payments.db")
+
+    def databases(self) -> list[Path]:
+        return sorted({self.database(i) for i in range(len(self.api_ports))})
+
     def start(self) -> None:
-        self.nats = start_nats(self.work / "nats", port=self.nats_port, sync="always")
-        upgrade(self.env["PAYCORE_DATABASE_URL"])
-        for proc in [self.worker, *self.apis]:
+        if not self.local:
+            self.nats = start_nats(self.work / "nats", port=self.nats_port, sync="always")
+        for path in self.databases():
+            upgrade(f"sqlite+aiosqlite:///{path}")
+        for proc in self.apis if self.local else [self.worker, *self.apis]:
             proc.start()
 
     def base(self, i: int = 0) -> str:
@@ -134,12 +150,19 @@ class Deployment:
         return paycore_process("worker", ["payments"], self.env, self.work, self.worker_port)
 
     def _api(self, i: int) -> Proc:
-        return paycore_process(
-            "api", ["payments"], self.env, self.work, self.api_ports[i], root=True
-        )
+        env = dict(self.env)
+        if self.local:
+            others = [p for p in self.databases() if p != self.database(i)]
+            env["PAYCORE_PAYMENTS_INSTANCE"] = f"api{i + 1}"
+            env["PAYCORE_DATABASE_URL"] = f"sqlite+aiosqlite:///{self.database(i)}"
+            env["PAYCORE_PAYMENTS_SIBLINGS"] = ",".join(f"sqlite+aiosqlite:///{p}" for p in others)
+        return paycore_process("api", ["payments"], env, self.work, self.api_ports[i], root=True)
 
     def restart_worker(self) -> None:
         self.worker = self._worker().start()
+
+    def restart_api(self, i: int) -> None:
+        self.apis[i] = self._api(i).start()
 
     def stop(self) -> None:
         for proc in [*self.apis, self.worker]:
@@ -151,8 +174,10 @@ class Deployment:
 
 
 @contextmanager
-def deployment(work: Path, processors: Processors, apis: int = 2) -> Iterator[Deployment]:
-    running = Deployment(work, processors, apis)
+def deployment(
+    work: Path, processors: Processors, apis: int = 2, accept: str = "broker"
+) -> Iterator[Deployment]:
+    running = Deployment(work, processors, apis, accept)
     try:
         running.start()
         yield running

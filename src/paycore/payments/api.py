@@ -4,6 +4,7 @@ the root (port 9999) or mounted at ``/payments``."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -19,9 +20,7 @@ from paycore.payments.domain import (
     Payment,
     parse_bound,
 )
-from paycore.platform.messaging.bus import Bus
 from paycore.platform.money import from_cents
-from paycore.platform.persistence.uow import Database
 from paycore.platform.web.admin import ADMIN_ERRORS, require_admin
 from paycore.platform.web.bodies import Cents, Input, read
 from paycore.platform.web.credentials import ADMIN_TOKEN
@@ -35,11 +34,13 @@ routes = Routes("payments")
 
 @dataclass(frozen=True, slots=True)
 class PaymentsApi:
-    """What the routes need, kept on the app's state by ``processes.mount_api``: the purge
-    needs ``admin_token`` unless ``open_purge`` (the Rinha deployment's contract)."""
+    """What the routes need, kept on the app's state by ``processes.mount_api``: how a payment
+    is made durable (``accept``: on the broker, or recorded here), where the payments are
+    (``databases``: this instance's, and its siblings' if each has its own), and the purge needs
+    ``admin_token`` unless ``open_purge`` (the Rinha deployment's contract)."""
 
-    db: Database
-    bus: Bus
+    databases: service.Databases
+    accept: Callable[[Payment], Awaitable[None]]
     admin_token: str = ""
     open_purge: bool = False
 
@@ -87,10 +88,10 @@ class Purged(TypedDict):
     max_body=MAX_BODY,
 )
 async def take_payment(request: FastRequest) -> tuple[int, Accepted]:
-    """The hot path: checked, handed to the broker (durable before the answer), 202."""
+    """The hot path: checked, made durable (on the broker, or recorded here), 202."""
     body = read(PaymentIn, request.body, request.headers.get("content-type"))
     payment = Payment(str(body.correlationId), body.amount)
-    await service.accept(of(request.state).bus, payment)
+    await of(request.state).accept(payment)
     metrics.payments_accepted.inc()
     return 202, {"correlationId": payment.correlation_id, "status": "accepted"}
 
@@ -118,8 +119,7 @@ async def payments_summary(
     end: Annotated[str | None, Query(alias="to", description="Inclusive", **TIME)] = None,
 ) -> Summary:
     start_ms, end_ms = parse_bound(start, upper=False), parse_bound(end, upper=True)
-    async with api.db.connect() as conn:
-        found = await service.summary(conn, start_ms, end_ms)
+    found = await service.summary(api.databases, start_ms, end_ms)
     return {"default": _totals(found[DEFAULT]), "fallback": _totals(found[FALLBACK])}
 
 
@@ -142,5 +142,5 @@ async def _may_purge(api: Api, authorization: Annotated[str | None, Header()] = 
     dependencies=[Depends(_may_purge)],
 )
 async def purge(api: Api) -> Purged:
-    await service.purge(api.db)
+    await service.purge(api.databases)
     return {"message": "payments purged"}

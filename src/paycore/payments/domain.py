@@ -105,6 +105,14 @@ class Totals:
     amount_cents: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A processor's own report (``GET /payments/service-health``)."""
+
+    failing: bool
+    min_response_ms: int
+
+
 class Outcome(enum.Enum):
     """What a processor call tells about the payment."""
 

@@ -1,20 +1,28 @@
-"""Payments in a process: the Rinha contract (API) and the deployment's payments worker:
-intake from the topic, the dispatcher, the health poller, under a lease."""
+"""Payments in a process: the Rinha contract (API), and who dispatches the payments. With
+``accept=broker`` the deployment's payments worker does (intake from the topic, the dispatcher,
+the health poller, under a lease); with ``accept=local`` each API instance dispatches the
+payments it recorded, under a lease named after it, and the instances share the processors'
+health (ADR 0017)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 
-from paycore.payments import api, consumers, metrics, service
-from paycore.payments.domain import Router
+from paycore.payments import api, consumers, metrics, service, store
+from paycore.payments.domain import Payment, Router
 from paycore.payments.processors import ProcessorClient
 from paycore.payments.settings import PaymentsSettings
+from paycore.platform.failures import OperatorError
 from paycore.platform.ids import uuid7
+from paycore.platform.persistence.db import create_engine
+from paycore.platform.persistence.uow import Database
 from paycore.platform.runtime import Processes, Runtime, consume
 from paycore.platform.web.fastlane import FastRoute
 from paycore.platform.web.routes import mount
@@ -26,9 +34,16 @@ async def mount_api(
     app: FastAPI, runtime: Runtime, prefix: str, fast_routes: dict[tuple[str, str], FastRoute]
 ) -> None:
     settings = PaymentsSettings()
+    if settings.accept == "local":
+        instance = _instance(settings)
+        databases = service.Databases(runtime.db, _siblings(runtime, settings))
+        accept = await _dispatch_here(runtime, settings, databases, instance)
+    else:
+        databases = service.Databases(runtime.db)
+        accept = functools.partial(service.accept, runtime.bus)
     app.state.payments = api.PaymentsApi(
-        runtime.db,
-        runtime.bus,
+        databases,
+        accept,
         admin_token=runtime.settings.admin_token,
         open_purge=settings.open_purge,
     )
@@ -38,36 +53,96 @@ async def mount_api(
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:
     """The deployment's payments worker: intake from the topic, the dispatcher, the poller."""
     settings = PaymentsSettings()
-    payers = {
-        "default": ProcessorClient(
-            "default",
-            settings.default_url,
-            max_connections=settings.max_in_flight,
+    if settings.accept == "local":
+        raise OperatorError(
+            "PAYCORE_PAYMENTS_ACCEPT=local: the API instances dispatch the payments they "
+            "record; run no payments worker (or set PAYCORE_PAYMENTS_ACCEPT=broker)"
+        )
+    holder = _holder()
+    dispatcher, finish = await _dispatcher(runtime, settings, holder, store.DISPATCHER, None)
+    runtime.spawn(
+        "processor-health",
+        lambda: service.poll_health(
+            dispatcher.payers, dispatcher.router, dispatcher, every=settings.health_seconds
         ),
-        "fallback": ProcessorClient(
-            "fallback",
-            settings.fallback_url,
-            max_connections=settings.max_in_flight,
-        ),
-    }
-    lease = service.Lease(
-        runtime.db, f"{socket.gethostname()}:{os.getpid()}:{uuid7()}", on_lost=_stop_process
     )
+    consume(runtime, *consumers.intake(dispatcher))
+    runtime.closers.append(finish)
+
+
+def _siblings(runtime: Runtime, settings: PaymentsSettings) -> tuple[Database, ...]:
+    """The other instances' databases (``PAYCORE_PAYMENTS_SIBLINGS``), closed with the
+    process."""
+    siblings = tuple(Database(create_engine(url)) for url in settings.sibling_urls)
+    for sibling in siblings:
+        runtime.closers.append(sibling.engine.dispose)
+    return siblings
+
+
+def _instance(settings: PaymentsSettings) -> str:
+    """This API instance's name: it owns the payments it records."""
+    instance = settings.instance or socket.gethostname()
+    if len(instance) > 48:
+        raise OperatorError(
+            f"the host name {instance!r} is too long to name this payments instance: set "
+            "PAYCORE_PAYMENTS_INSTANCE (at most 48 characters, stable across restarts)"
+        )
+    return instance
+
+
+async def _dispatch_here(
+    runtime: Runtime, settings: PaymentsSettings, databases: service.Databases, instance: str
+) -> Callable[[Payment], Awaitable[None]]:
+    """``accept=local``: this instance records payments and dispatches them; returns how its
+    API accepts one."""
+    holder = _holder()
+    role = f"{store.DISPATCHER}:{instance}"
+    dispatcher, finish = await _dispatcher(runtime, settings, holder, role, instance)
+    recorder = service.Recorder(runtime.db, dispatcher, owner=instance, siblings=databases.siblings)
+    runtime.spawn(
+        "processor-health",
+        lambda: service.share_health(
+            databases,
+            holder,
+            dispatcher.payers,
+            dispatcher.router,
+            dispatcher,
+            every=settings.health_seconds,
+        ),
+    )
+
+    async def stop() -> None:
+        await recorder.stop()  # what was accepted is committed and queued, then dispatched
+        await finish()
+
+    runtime.closers.insert(0, stop)  # before the siblings' engines are disposed
+    return recorder.accept
+
+
+async def _dispatcher(
+    runtime: Runtime,
+    settings: PaymentsSettings,
+    holder: str,
+    role: str,
+    owner: str | None,
+) -> tuple[service.Dispatcher, Callable[[], Awaitable[None]]]:
+    """A running dispatcher of the payments of ``owner`` (all of them if None), once it holds
+    the lease ``role``, with what was left unfinished queued; and how to stop it."""
+    payers = {
+        name: ProcessorClient(name, url, max_connections=settings.max_in_flight)
+        for name, url in (("default", settings.default_url), ("fallback", settings.fallback_url))
+    }
+    lease = service.Lease(runtime.db, holder, role=role, on_lost=_stop_process)
     await lease.acquire()
     runtime.spawn("payments-lease", lease.keep)
     router = Router(slow_ms=settings.slow_ms)
     dispatcher = service.Dispatcher(
-        runtime.db, payers, router, max_in_flight=settings.max_in_flight
+        runtime.db, payers, router, max_in_flight=settings.max_in_flight, owner=owner
     )
     metrics.payments_waiting.set_function(lambda: dispatcher.waiting)
     recovered = await dispatcher.recover()
-    log.info("payments worker started", extra={"unfinished": recovered})
+    log.info("payments dispatcher started", extra={"unfinished": recovered, "role": role})
     runtime.spawn("payments-dispatcher", dispatcher.run)
-    runtime.spawn(
-        "processor-health",
-        lambda: service.poll_health(payers, router, dispatcher, every=settings.health_seconds),
-    )
-    consume(runtime, *consumers.intake(dispatcher))
 
     async def finish() -> None:
         await dispatcher.drain(timeout=5.0)
@@ -75,7 +150,11 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
             await payer.close()
         await lease.release()
 
-    runtime.closers.append(finish)
+    return dispatcher, finish
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid7()}"
 
 
 def _stop_process() -> None:

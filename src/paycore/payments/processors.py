@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import orjson
 
-from paycore.payments.domain import Outcome, requested_at_text
+from paycore.payments.domain import Health, Outcome, requested_at_text
 from paycore.platform.money import json_number
 from paycore.platform.web.client import ConnectFailed, HttpClient
-
-
-@dataclass(frozen=True, slots=True)
-class Health:
-    failing: bool
-    min_response_ms: int
 
 
 class ProcessorClient:

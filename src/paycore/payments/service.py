@@ -1,9 +1,12 @@
-"""Payments use cases: accept (durable on the broker before the answer), the worker's
-dispatcher that gets each payment stored by exactly one processor, the health poller, and the
-summary.
+"""Payments use cases: accept (durable before the answer), the dispatcher that gets each
+payment stored by exactly one processor, the health poller, and the summary.
 
-The dispatcher is the only writer of pins: one payments worker per deployment dispatches (a
-lease in the database keeps a second one waiting until the first is gone).
+Two ways to accept (``PAYCORE_PAYMENTS_ACCEPT``): ``broker`` publishes the payment and one
+payments worker per deployment records and dispatches every payment; ``local`` records it in
+the database (``Recorder``, group commit) and the API instance that took it dispatches it
+(ADR 0017). Either way a dispatcher is the only writer of the pins of the payments it holds:
+the worker's holds all of them, an instance's those it owns, and a lease in the database keeps
+a second dispatcher of the same payments waiting until the first is gone.
 """
 
 from __future__ import annotations
@@ -13,17 +16,18 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.exc import IntegrityError
 
 from paycore.payments import messages, metrics, store
-from paycore.payments.domain import PROCESSORS, Outcome, Payment, Router, Totals
-from paycore.payments.processors import Health
+from paycore.payments.domain import PROCESSORS, Health, Outcome, Payment, Router, Totals
 from paycore.payments.store import Pending
 from paycore.platform.messaging.bus import Bus, Envelope
 from paycore.platform.observability import tracing
+from paycore.platform.persistence.batch import Batch
 from paycore.platform.persistence.uow import Database
 
 log = logging.getLogger(__name__)
@@ -58,17 +62,106 @@ async def accept(bus: Bus, payment: Payment) -> None:
     )
 
 
+class Recorder:
+    """``accept=local``: payments recorded in the database by group commit (one commit and
+    fsync for every payment waiting), pinned at once to the processor the router chooses (no
+    pinning transaction later), each handed to this instance's dispatcher once its commit is
+    done. A correlationId recorded before (by this instance or another) is taken again without
+    a second row: the payment is processed once."""
+
+    def __init__(
+        self,
+        db: Database,
+        dispatcher: Dispatcher,
+        *,
+        owner: str,
+        siblings: Sequence[Database] = (),
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._owner = owner
+        self._writer = db.writer(self._build, tables=((store.payments, store.RECEIVED),))
+        self._elsewhere = [store.lookup(sibling.engine) for sibling in siblings]
+
+    async def accept(self, payment: Payment) -> None:
+        """Returns once the payment is committed (or was already, here or at a sibling)."""
+        for sibling in self._elsewhere:  # a client's retry sent to the other instance
+            if await sibling.found([payment.correlation_id]):
+                return
+        try:
+            await self._writer.submit(payment)
+        except IntegrityError:
+            return  # its row exists: the one payment, taken by whoever recorded it first
+
+    async def stop(self) -> None:
+        await self._writer.stop()
+        for sibling in self._elsewhere:
+            await sibling.close()
+
+    def _build(self, items: Sequence[Payment], ids: Sequence[int], batch: Batch) -> list[None]:
+        at = _now_ms()
+        target = self._dispatcher.router.choose()
+        requested_at = at if target is not None else None
+        pending = [Pending(p.correlation_id, p.amount_cents, target, requested_at) for p in items]
+        batch.add(
+            store.payments,
+            [
+                {
+                    "correlation_id": p.correlation_id,
+                    "amount_cents": p.amount_cents,
+                    "received_at_ms": at,
+                    "processed": False,
+                    "owner": self._owner,
+                    "processor": target,
+                    "requested_at_ms": requested_at,
+                }
+                for p in items
+            ],
+        )
+        batch.after_commit(lambda: self._dispatcher.add(pending))
+        return [None] * len(items)
+
+
+@dataclass(frozen=True)
+class Databases:
+    """Where the deployment's payments are, as one instance sees them: its own database
+    first, then its siblings' where each instance has one of its own (``accept=local`` with
+    ``PAYCORE_PAYMENTS_SIBLINGS``: no write lock shared between instances); else its own
+    alone (one database for all)."""
+
+    own: Database
+    siblings: tuple[Database, ...] = ()
+
+    @property
+    def every(self) -> tuple[Database, ...]:
+        return (self.own, *self.siblings)
+
+    @property
+    def coordinator(self) -> Database:
+        """The database every instance names first (by URL): where the deployment's shared
+        leases are held."""
+        return min(self.every, key=lambda db: db.engine.url.render_as_string())
+
+
 async def summary(
-    conn: AsyncConnection, start_ms: int | None, end_ms: int | None
+    databases: Databases, start_ms: int | None, end_ms: int | None
 ) -> dict[str, Totals]:
-    """The Rinha summary: per processor, payments stored there and their total, exact."""
-    found = await store.totals(conn, start_ms, end_ms)
-    return {name: found.get(name, Totals()) for name in PROCESSORS}
+    """The Rinha summary: per processor, payments stored there and their total, exact (over
+    every instance's database)."""
+    found: dict[str, Totals] = {name: Totals() for name in PROCESSORS}
+    for db in databases.every:
+        async with db.connect() as conn:
+            for name, totals in (await store.totals(conn, start_ms, end_ms)).items():
+                before = found.get(name, Totals())
+                found[name] = Totals(
+                    before.requests + totals.requests, before.amount_cents + totals.amount_cents
+                )
+    return found
 
 
-async def purge(db: Database) -> None:
-    async with db.transaction() as tx:
-        await store.purge(tx)
+async def purge(databases: Databases) -> None:
+    for db in databases.every:
+        async with db.transaction() as tx:
+            await store.purge(tx)
 
 
 class Dispatcher:
@@ -81,6 +174,16 @@ class Dispatcher:
     asked of the same processor again after a backoff. Payments wait while no processor is
     available."""
 
+    MARK_LINGER = 0.01
+    """Seconds the first stored payment waits for others to be recorded with it: one write
+    transaction (and fsync) for every answer arriving meanwhile, not one each (the summary
+    checks end seconds before now)."""
+
+    SPREAD = 16
+    """Calls started between two turns of the event loop: a backlog sent at once (a processor
+    back from a failure) would otherwise hold the loop, and the requests it serves, for all of
+    them (in the API process, with ``accept=local``)."""
+
     def __init__(
         self,
         db: Database,
@@ -89,10 +192,13 @@ class Dispatcher:
         *,
         max_in_flight: int = 1000,
         batch: int = 500,
+        owner: str | None = None,
     ) -> None:
         self._db = db
-        self._payers = payers
+        self._marks = store.processed_marks(db.engine)
+        self.payers = payers
         self.router = router
+        self._owner = owner
         self._batch = batch
         self._slots = asyncio.Semaphore(max_in_flight)
         self._ready: deque[Pending] = deque()
@@ -121,9 +227,9 @@ class Dispatcher:
         self._wake.set()
 
     async def recover(self) -> int:
-        """Queue every payment a previous worker left unfinished."""
+        """Queue every payment (of this dispatcher's owner) a previous one left unfinished."""
         async with self._db.connect() as conn:
-            found = await store.unfinished(conn)
+            found = await store.unfinished(conn, self._owner)
         self.add(found)
         return len(found)
 
@@ -142,7 +248,10 @@ class Dispatcher:
             async with asyncio.timeout(timeout):
                 while self._calls:
                     await asyncio.gather(*list(self._calls), return_exceptions=True)
-        await self._flush_stored()
+        try:
+            await self._flush_stored()
+        finally:
+            await self._marks.close()
 
     async def _round(self) -> None:
         if not self._ready:
@@ -167,11 +276,13 @@ class Dispatcher:
         if to_pin and target is not None:
             sendable += await self._pin(to_pin, target)
         self._ready.extendleft(reversed(held))
-        for item in sendable:
+        for n, item in enumerate(sendable, start=1):
             await self._slots.acquire()
             task = asyncio.create_task(self._call(item))
             self._calls.add(task)
             task.add_done_callback(self._calls.discard)
+            if n % self.SPREAD == 0:
+                await asyncio.sleep(0)  # let the loop serve its sockets between the sends
         if held and not sendable:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -199,7 +310,7 @@ class Dispatcher:
         self._started[name][item.correlation_id] = time.monotonic()
         try:
             item.attempt += 1
-            outcome, elapsed = await self._payers[name].pay(
+            outcome, elapsed = await self.payers[name].pay(
                 item.correlation_id,
                 item.amount_cents,
                 item.requested_at_ms,
@@ -236,6 +347,7 @@ class Dispatcher:
     async def _record_stored(self) -> None:
         while True:
             await self._stored_wake.wait()
+            await asyncio.sleep(self.MARK_LINGER)  # the answers arriving meanwhile: one commit
             self._stored_wake.clear()
             try:
                 await self._flush_stored()
@@ -249,8 +361,7 @@ class Dispatcher:
         if not done:
             return
         try:
-            async with self._db.transaction() as tx:
-                await store.mark_processed(tx, done)
+            await self._marks(done)
         except BaseException:
             self._stored = done + self._stored
             raise
@@ -264,22 +375,32 @@ class Lease:
     when it stops; ``on_lost`` runs if it cannot be renewed in time (the process should stop)."""
 
     def __init__(
-        self, db: Database, holder: str, *, ttl: float = 6.0, on_lost: Callable[[], None]
+        self,
+        db: Database,
+        holder: str,
+        *,
+        role: str = store.DISPATCHER,
+        ttl: float = 6.0,
+        on_lost: Callable[[], None],
     ) -> None:
         self._db = db
         self.holder = holder
+        self.role = role
         self._ttl_ms = int(ttl * 1000)
         self._on_lost = on_lost
 
     async def _claim(self) -> bool:
         async with self._db.transaction() as tx:
-            return await store.claim_lease(tx, self.holder, _now_ms(), self._ttl_ms)
+            return await store.claim_lease(tx, self.holder, _now_ms(), self._ttl_ms, self.role)
 
     async def acquire(self) -> None:
         waited = False
         while not await self._claim():
             if not waited:
-                log.warning("another payments worker holds the lease; waiting for it")
+                log.warning(
+                    "another payments dispatcher holds the lease; waiting for it",
+                    extra={"role": self.role},
+                )
                 waited = True
             await asyncio.sleep(self._ttl_ms / 4000)
 
@@ -303,7 +424,7 @@ class Lease:
 
     async def release(self) -> None:
         async with self._db.transaction() as tx:
-            await store.release_lease(tx, self.holder)
+            await store.release_lease(tx, self.holder, self.role)
 
 
 def _now_ms() -> int:
@@ -319,10 +440,60 @@ async def poll_health(
     the calls themselves inform the router."""
     while True:
         await asyncio.sleep(every)
-        reports = await asyncio.gather(*(p.health() for p in payers.values()))
-        for name, report in zip(payers, reports, strict=True):
-            if report is not None:
-                router.states[name].on_health(report.failing, report.min_response_ms)
-                metrics.processor_failing.labels(name).set(int(report.failing))
-                metrics.processor_latency.labels(name).set(report.min_response_ms / 1000)
+        for name, report in (await _ask_health(payers)).items():
+            _heard(router, name, report)
         dispatcher.nudge()
+
+
+async def share_health(
+    databases: Databases,
+    holder: str,
+    payers: Mapping[str, Payer],
+    router: Router,
+    dispatcher: Dispatcher,
+    *,
+    every: float,
+    tick: float = 1.0,
+) -> None:
+    """``accept=local``'s health poller: every instance's router hears the processors'
+    reports, but one instance at a time (the holder of the ``health-poller`` lease) asks for
+    them, no more than once per ``every`` seconds counting its predecessor's calls, and shares
+    them in every instance's database; each reads them from its own every ``tick`` seconds.
+    The lease is held in the deployment's coordinator database."""
+    heard: dict[str, int] = {}
+    asked_at = 0
+    while True:
+        await asyncio.sleep(tick)
+        now = _now_ms()
+        async with databases.coordinator.transaction() as tx:
+            poller = await store.claim_lease(
+                tx, holder, now, int(every * 3000), role=store.HEALTH_POLLER
+            )
+        async with databases.own.connect() as conn:
+            shared = await store.last_health(conn)
+        last = max([asked_at, *(at for _, at in shared.values())])
+        if poller and now - last >= every * 1000:
+            asked_at = now
+            reports = await _ask_health(payers)
+            for db in databases.every:
+                async with db.transaction() as tx:
+                    await store.save_health(tx, reports, now)
+            shared.update({name: (report, now) for name, report in reports.items()})
+        fresh = {name: seen for name, seen in shared.items() if heard.get(name) != seen[1]}
+        for name, (report, at) in fresh.items():
+            _heard(router, name, report)
+            heard[name] = at
+        if fresh:
+            dispatcher.nudge()
+
+
+async def _ask_health(payers: Mapping[str, Payer]) -> dict[str, Health]:
+    """The reports the processors gave (one that would not say is left out)."""
+    reports = await asyncio.gather(*(p.health() for p in payers.values()))
+    return {name: r for name, r in zip(payers, reports, strict=True) if r is not None}
+
+
+def _heard(router: Router, name: str, report: Health) -> None:
+    router.states[name].on_health(report.failing, report.min_response_ms)
+    metrics.processor_failing.labels(name).set(int(report.failing))
+    metrics.processor_latency.labels(name).set(report.min_response_ms / 1000)

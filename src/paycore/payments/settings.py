@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from paycore.platform.settings import ContextSettings
@@ -31,3 +33,42 @@ class PaymentsSettings(ContextSettings):
     slow_ms: int = Field(
         1500, ge=0, description="A processor slower than this is avoided while another is fast."
     )
+    accept: Literal["broker", "local"] = Field(
+        "broker",
+        description="How the API makes a payment durable before its 202: 'broker' publishes "
+        "it (the payments worker dispatches every payment); 'local' records it in the "
+        "database by group commit and the API instance dispatches it itself, no broker or "
+        "worker needed (the Rinha deployment, ADR 0017).",
+    )
+    instance: str = Field(
+        "",
+        max_length=48,
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="With accept=local: this API instance's name, stable across restarts (it "
+        "owns the payments it accepted and takes them up again after a crash); empty means "
+        "the host name.",
+    )
+    siblings: str = Field(
+        "",
+        description="With accept=local, where each instance has a database of its own (no "
+        "write lock shared between instances): the other instances' database URLs, "
+        "comma-separated. The summary and the purge cover them, a payment one of them holds "
+        "is not recorded again, and the health poller's lease is held in the first database "
+        "of all by URL. Empty: one database for every instance.",
+    )
+
+    @property
+    def sibling_urls(self) -> list[str]:
+        return [url.strip() for url in self.siblings.split(",") if url.strip()]
+
+    @field_validator("siblings")
+    @classmethod
+    def _database_urls(cls, value: str) -> str:
+        for url in value.split(","):
+            url = url.strip()
+            if url and not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+                raise ValueError(
+                    f"{url!r}: each sibling must be a database URL starting with "
+                    "sqlite+aiosqlite:// or postgresql+asyncpg://"
+                )
+        return value

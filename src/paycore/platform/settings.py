@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paycore.platform.persistence.db import is_sqlite
 
-BROKER_SCHEMES = ("nats", "amqp", "amqps", "kafka", "redis", "rediss")
+BROKER_SCHEMES = ("nats", "amqp", "amqps", "kafka", "redis", "rediss", "none")
 NatsSync = Literal["always", "interval"]
 FORMER_SERVICE_TOKEN = "dev-service-token"  # noqa: S105 - the former built-in default, refused
 
@@ -38,7 +38,9 @@ class Settings(BaseSettings):
         "", description="SQLAlchemy async URL; empty means SQLite in the data dir."
     )
     broker_url: str = Field(
-        "", description="nats://, amqp://, kafka:// or redis://; empty means embedded NATS."
+        "",
+        description="nats://, amqp://, kafka:// or redis://; empty means embedded NATS; 'none' for "
+        "processes that exchange nothing through a broker (the Rinha deployment).",
     )
     redis_url: str = Field("", description="Redis for caches; empty means in-process caches.")
     host: str = "127.0.0.1"

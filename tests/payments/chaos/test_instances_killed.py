@@ -1,7 +1,9 @@
 """Durability of the payments service: while payments flow through two API instances, one
-instance and the worker are killed with SIGKILL (the worker twice, restarted). Afterwards every
-payment that got a 2xx was processed exactly once, nothing else was invented, and the backend's
-summary equals the processors'."""
+instance and the worker are killed with SIGKILL (the worker twice, restarted); in the Rinha
+deployment's topology (``accept=local``: each instance records and dispatches its own payments)
+each instance is killed in turn, while it answers 202s and has calls to the processors in
+flight, and restarted. Afterwards every payment that got a 2xx was processed exactly once,
+nothing else was invented, and the backend's summary equals the processors'."""
 
 from __future__ import annotations
 
@@ -33,11 +35,19 @@ def service(tmp_path: Path) -> Iterator[tuple[Deployment, Processors]]:
         yield running, processors
 
 
-def send(service: Deployment, sender: int, accepted: set[str], unknown: set[str]) -> None:
-    """Post payments alternately to both instances; a refused connection (the instance is
-    gone) moves on to the other one; a request cut mid-way is 'unknown' (maybe taken)."""
+def send(
+    service: Deployment,
+    sender: int,
+    accepted: set[str],
+    unknown: set[str],
+    count: int = PER_SENDER,
+    pause: float = 0.002,
+) -> None:
+    """Post ``count`` payments alternately to both instances; a refused connection (the
+    instance is gone) moves on to the other one; a request cut mid-way is 'unknown' (maybe
+    taken)."""
     with httpx.Client(timeout=10) as http:
-        for n in range(PER_SENDER):
+        for n in range(count):
             cid = str(uuid.uuid4())
             body = {"correlationId": cid, "amount": 10.01}
             for target in ((n + sender) % 2, (n + sender + 1) % 2):
@@ -53,13 +63,63 @@ def send(service: Deployment, sender: int, accepted: set[str], unknown: set[str]
                 else:
                     unknown.add(cid)
                 break
-            time.sleep(0.002)
+            time.sleep(pause)
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[tuple[Deployment, Processors]]:
+    with (
+        running_processors(tmp_path) as processors,
+        deployment(tmp_path, processors, accept="local") as running,
+    ):
+        processors.reset()
+        processors.set("default", delay=300)  # many calls in flight when an instance dies
+        yield running, processors
+
+
+def senders(
+    service: Deployment, accepted: set[str], unknown: set[str], **pacing: float
+) -> list[threading.Thread]:
+    threads = [
+        threading.Thread(target=send, args=(service, i, accepted, unknown), kwargs=pacing)
+        for i in range(SENDERS)
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def settle_and_check(
+    service: Deployment,
+    processors: Processors,
+    accepted: set[str],
+    unknown: set[str],
+    sent: int = SENDERS * PER_SENDER,
+) -> None:
+    """Every accepted payment ends processed once, nothing invented, the summaries equal."""
+    assert len(accepted) > sent * 0.9
+
+    def settled() -> bool:
+        done = set(processed_ids(service)) >= accepted
+        return done and backend_summary(service.base(1)) == processors.summaries()
+
+    until(settled, timeout=120, every=0.5)
+    processed = processed_ids(service)
+    assert len(processed) == len(set(processed))
+    assert set(processed) <= accepted | unknown  # nothing invented
+    ours = backend_summary(service.base(1))
+    assert ours == processors.summaries()  # each stored by exactly one processor, once
+    assert sum(count for count, _ in ours.values()) == len(processed)
 
 
 def processed_ids(service: Deployment) -> list[str]:
-    with sqlite3.connect(service.work / "payments.db") as db:
-        rows = db.execute("SELECT correlation_id FROM payments WHERE processed").fetchall()
-    return [r[0] for r in rows]
+    """Every processed payment in the deployment's databases (one, or one per instance)."""
+    found = []
+    for path in service.databases():
+        with sqlite3.connect(path) as db:
+            rows = db.execute("SELECT correlation_id FROM payments WHERE processed").fetchall()
+        found += [r[0] for r in rows]
+    return found
 
 
 def test_every_accepted_payment_is_processed_once_after_kills(
@@ -68,11 +128,7 @@ def test_every_accepted_payment_is_processed_once_after_kills(
     running, processors = service
     accepted: set[str] = set()
     unknown: set[str] = set()
-    senders = [
-        threading.Thread(target=send, args=(running, i, accepted, unknown)) for i in range(SENDERS)
-    ]
-    for thread in senders:
-        thread.start()
+    threads = senders(running, accepted, unknown)
     until(lambda: len(accepted) > 300, timeout=60)
     running.worker.kill()
     until(lambda: len(accepted) > 700, timeout=60)
@@ -82,19 +138,33 @@ def test_every_accepted_payment_is_processed_once_after_kills(
     running.worker.kill()
     time.sleep(0.5)
     running.restart_worker()
-    for thread in senders:
+    for thread in threads:
         thread.join()
+    settle_and_check(running, processors, accepted, unknown)
 
-    assert len(accepted) > SENDERS * PER_SENDER * 0.9
 
-    def settled() -> bool:
-        done = set(processed_ids(running)) >= accepted
-        return done and backend_summary(running.base(1)) == processors.summaries()
-
-    until(settled, timeout=120, every=0.5)
-    processed = processed_ids(running)
-    assert len(processed) == len(set(processed))
-    assert set(processed) <= accepted | unknown  # nothing invented
-    ours = backend_summary(running.base(1))
-    assert ours == processors.summaries()  # each stored by exactly one processor, once
-    assert sum(count for count, _ in ours.values()) == len(processed)
+def test_instances_that_dispatch_their_own_payments_lose_none_when_killed(
+    local: tuple[Deployment, Processors],
+) -> None:
+    running, processors = local
+    accepted: set[str] = set()
+    unknown: set[str] = set()
+    # about 20 s of payments: each instance killed in turn while the other one serves, and
+    # restarted (it waits for its dispatcher's lease to expire, 6 s) while payments still flow
+    per_sender = 1200
+    threads = senders(running, accepted, unknown, count=per_sender, pause=0.01)
+    for victim, after in ((0, 300), (1, 3500)):
+        until(lambda after=after: len(accepted) > after, timeout=60)
+        with sqlite3.connect(running.database(victim)) as db:
+            owned = db.execute(
+                "SELECT count(*) FROM payments WHERE owner = ? AND NOT processed",
+                (f"api{victim + 1}",),
+            ).fetchone()[0]
+        running.apis[victim].kill()  # mid-answer, with its own payments still to dispatch
+        assert owned > 0, f"api{victim + 1} had nothing left to dispatch when killed"
+        time.sleep(0.5)
+        running.restart_api(victim)  # takes its unfinished payments up again
+    assert any(thread.is_alive() for thread in threads)  # the kills happened mid-run
+    for thread in threads:
+        thread.join()
+    settle_and_check(running, processors, accepted, unknown, sent=SENDERS * per_sender)

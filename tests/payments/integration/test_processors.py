@@ -74,8 +74,7 @@ class Worker:
                 await asyncio.sleep(0.05)
 
     async def summary(self) -> dict[str, tuple[int, Decimal]]:
-        async with self.engine.connect() as conn:
-            found = await service.summary(conn, None, None)
+        found = await service.summary(service.Databases(Database(self.engine)), None, None)
         return {n: (v.requests, from_cents(v.amount_cents)) for n, v in found.items()}
 
 

@@ -4,6 +4,7 @@ deployment it needs the operator's admin token; the contest's deployment opens i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from web_kit import served
 
 from paycore.payments import api as payments_api
-from paycore.payments import store
+from paycore.payments import service, store
 from paycore.payments.domain import Payment
 from paycore.payments.settings import PaymentsSettings
 from paycore.platform.observability import tracing
@@ -25,7 +26,10 @@ PATHS = ["/purge-payments", "/payments-purge"]
 
 def client(engine: AsyncEngine, bus: Any, *, admin_token: str, open_purge: bool) -> Any:
     state = payments_api.PaymentsApi(
-        Database(engine), bus, admin_token=admin_token, open_purge=open_purge
+        service.Databases(Database(engine)),
+        functools.partial(service.accept, bus),
+        admin_token=admin_token,
+        open_purge=open_purge,
     )
     app = served([(payments_api.routes, "")], state={"payments": state})
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pay")

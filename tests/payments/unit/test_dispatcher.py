@@ -7,50 +7,15 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 
 import pytest
+from payments_kit import FakeProcessor
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.payments import service, store
-from paycore.payments.domain import DEFAULT, FALLBACK, Outcome, Payment, Router
-from paycore.payments.processors import Health
+from paycore.payments.domain import DEFAULT, FALLBACK, Health, Payment, Router
 from paycore.platform.persistence.uow import Database
-
-Mode = Callable[[str, int], str]  # (correlation id, attempt on this processor) -> behaviour
-
-
-@dataclass
-class FakeProcessor:
-    """Stores payments like a Rinha processor; ``mode`` decides each call: "ok", "refuse"
-    (500, not stored) or "lost-answer" (stored, but the answer never arrives: a timeout)."""
-
-    name: str
-    mode: Mode = lambda cid, attempt: "ok"
-    stored: dict[str, tuple[int, int]] = field(default_factory=dict)
-    calls: list[tuple[str, int]] = field(default_factory=list)
-    failing: bool = False
-
-    async def pay(
-        self, correlation_id: str, amount_cents: int, requested_at_ms: int, *, timeout: float
-    ) -> tuple[Outcome, int]:
-        self.calls.append((correlation_id, requested_at_ms))
-        attempt = sum(1 for c, _ in self.calls if c == correlation_id)
-        await asyncio.sleep(0)
-        behaviour = self.mode(correlation_id, attempt)
-        if behaviour == "refuse":
-            return Outcome.REFUSED, 1
-        if correlation_id in self.stored:
-            return Outcome.STORED, 1  # a 422: it holds this payment already
-        self.stored[correlation_id] = (requested_at_ms, amount_cents)
-        return (Outcome.UNKNOWN if behaviour == "lost-answer" else Outcome.STORED), 1
-
-    async def health(self, *, timeout: float = 2.0) -> Health | None:
-        return Health(self.failing, 0)
-
-    def totals(self) -> tuple[int, int]:
-        return len(self.stored), sum(amount for _, amount in self.stored.values())
 
 
 @pytest.fixture
@@ -185,7 +150,7 @@ async def test_purged_payments_are_not_sent(
     payments = [(Payment(str(uuid.uuid4()), 1000), 1) for _ in range(5)]
     async with Database(engine).transaction() as tx:
         new = await store.insert_received(tx, payments)
-    await service.purge(Database(engine))
+    await service.purge(service.Databases(Database(engine)))
     dispatcher.add(new)
     task = asyncio.create_task(dispatcher.run())
     try:
@@ -201,10 +166,10 @@ async def test_summary_windows_on_the_requested_at_sent(
     await receive(engine, running, 20)
     await settled(running)
     times = sorted(at for at, _ in processors[DEFAULT].stored.values())
-    async with engine.connect() as conn:
-        everything = await service.summary(conn, None, None)
-        before = await service.summary(conn, None, times[0] - 1)
-        exact = await service.summary(conn, times[0], times[-1])
+    databases = service.Databases(Database(engine))
+    everything = await service.summary(databases, None, None)
+    before = await service.summary(databases, None, times[0] - 1)
+    exact = await service.summary(databases, times[0], times[-1])
     assert everything[DEFAULT].requests == 20
     assert (before[DEFAULT].requests, before[DEFAULT].amount_cents) == (0, 0)
     assert exact == everything

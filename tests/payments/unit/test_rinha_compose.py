@@ -90,14 +90,15 @@ def test_networks_are_a_bridge_plus_the_processors_external_network(
     assert networks["payment-processor"] == {"external": True}
     for name, service in services.items():
         assert service.get("networks"), f"{name} is on no network"
-    worker = services["worker"]
-    assert "payment-processor" in worker["networks"]
-    assert worker["environment"]["PAYCORE_PAYMENTS_DEFAULT_URL"] == (
-        "http://payment-processor-default:8080"
-    )
-    assert worker["environment"]["PAYCORE_PAYMENTS_FALLBACK_URL"] == (
-        "http://payment-processor-fallback:8080"
-    )
+    for host in upstream_servers():  # the APIs call the processors themselves
+        api = services[host]
+        assert "payment-processor" in api["networks"], host
+        assert api["environment"]["PAYCORE_PAYMENTS_DEFAULT_URL"] == (
+            "http://payment-processor-default:8080"
+        )
+        assert api["environment"]["PAYCORE_PAYMENTS_FALLBACK_URL"] == (
+            "http://payment-processor-fallback:8080"
+        )
 
 
 def test_the_load_balancer_publishes_9999_and_uses_the_shared_nginx_conf(
@@ -117,22 +118,40 @@ def test_at_least_two_api_instances_behind_the_load_balancer(
     assert len(set(servers)) == len(servers)
     for host in servers:
         assert host in services, f"upstream {host} is not a compose service"
-        command = services[host]["command"]
-        assert command[:4] == ["api", "--context", "payments", "--root"], host
+        command = " ".join(services[host]["command"])
+        assert "api --context payments --root" in command, host
     assert set(servers) <= set(services["nginx"]["depends_on"])
 
 
-def test_one_payments_worker_and_the_apis_share_the_sqlite_volume(
+def test_each_api_records_and_dispatches_its_own_payments_in_a_file_of_its_own(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    workers = [
-        n for n, s in services.items() if "worker --context payments" in str(s.get("command"))
-    ]
-    assert workers == ["worker"]
-    database = services["worker"]["environment"]["PAYCORE_DATABASE_URL"]
-    for host in [*upstream_servers(), "worker"]:
-        assert services[host]["environment"]["PAYCORE_DATABASE_URL"] == database
+    """ADR 0017: no broker and no worker; each API instance accepts locally under a name of
+    its own into a SQLite file of its own on the shared volume, the others' files its
+    siblings; the first migrates every file before the others start."""
+    apis = upstream_servers()
+    assert set(services) == {"nginx", *apis}
+    environments = [services[host]["environment"] for host in apis]
+    files = [env["PAYCORE_DATABASE_URL"] for env in environments]
+    assert len(set(files)) == len(apis), files
+    assert all(url.startswith("sqlite+aiosqlite:////data/") for url in files)
+    instances = [env["PAYCORE_PAYMENTS_INSTANCE"] for env in environments]
+    assert len(set(instances)) == len(apis), instances
+    for host, env, own in zip(apis, environments, files, strict=True):
+        assert env["PAYCORE_PAYMENTS_ACCEPT"] == "local", host
+        assert env["PAYCORE_BROKER_URL"] == "none", host
+        assert set(env["PAYCORE_PAYMENTS_SIBLINGS"].split(",")) == set(files) - {own}, host
         assert any(v.endswith(":/data") for v in services[host]["volumes"]), host
+    migrating = [h for h in apis if "paycore migrate" in " ".join(services[h]["command"])]
+    assert len(migrating) == 1
+    command = " ".join(services[migrating[0]]["command"])
+    for url in files:  # its own file by its environment, the others named in the command
+        assert (
+            url in command or url == services[migrating[0]]["environment"]["PAYCORE_DATABASE_URL"]
+        )
+    for host in apis:
+        if host != migrating[0]:
+            assert migrating[0] in services[host]["depends_on"], host
 
 
 def run_local_module() -> ModuleType:

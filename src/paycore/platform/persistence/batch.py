@@ -250,32 +250,20 @@ class _PostgresWrites(Generic[T, R]):
         await self._conn.close()
 
 
-class Deleter:
-    """Deletes rows by a unique column's values, outside the engine: on PostgreSQL one
-    statement on a driver connection of its own, on SQLite one write transaction on a
-    connection of its own (for a loop that deletes often, e.g. the relay's confirmed rows)."""
+class _OwnConnection:
+    """A connection of its own, outside the engine, to the engine's database: a sqlite3 one
+    (``sqlite_driver``, the engine's pragmas) or an asyncpg one (``DirectConnection``)."""
 
-    def __init__(self, engine: AsyncEngine, column: Column[Any]) -> None:
-        quote = engine.dialect.identifier_preparer.quote
-        table, name = quote(column.table.name), quote(column.name)
+    def __init__(self, engine: AsyncEngine) -> None:
         self._sqlite = engine.dialect.name == "sqlite"
         self._file = sqlite_file(engine.url) if self._sqlite else ""
         self._direct = None if self._sqlite else DirectConnection(engine.url)
         self._conn: sqlite_driver.Connection | None = None
-        # Names come from the table definition, quoted; values travel as parameters.
-        self._sql = (
-            f"DELETE FROM {table} WHERE {name} = ?"  # noqa: S608
-            if self._sqlite
-            else f"DELETE FROM {table} WHERE {name} = ANY($1::varchar[])"  # noqa: S608
-        )
 
-    async def __call__(self, keys: Sequence[str]) -> None:
-        if self._direct is not None:
-            await self._direct.execute(self._sql, list(keys))
-            return
+    async def _sqlite_connection(self) -> sqlite_driver.Connection:
         if self._conn is None:
             self._conn = await sqlite_driver.connect(self._file, SQLITE_PRAGMAS)
-        await self._conn.write(lambda db: db.executemany(self._sql, [(k,) for k in keys]))
+        return self._conn
 
     async def close(self) -> None:
         if self._direct is not None:
@@ -283,6 +271,62 @@ class Deleter:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+
+
+class ByKey(_OwnConnection):
+    """Deletes rows chosen by a unique column's values, or sets fixed values in them
+    (``sets``), on a connection of its own: on PostgreSQL one statement, on SQLite one write
+    transaction. For loops that write often: the relay's confirmed rows, the payments
+    dispatcher's stored payments (through the engine, the ``IN (…)`` of a batch's 25 keys cost
+    2.3–3.0 ms of CPU on SQLite, against 0.36 ms)."""
+
+    def __init__(
+        self, engine: AsyncEngine, column: Column[Any], sets: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(engine)
+        quote = engine.dialect.identifier_preparer.quote
+        table, name = quote(column.table.name), quote(column.name)
+        self._values = list((sets or {}).values())
+        first = 1 if self._sqlite else 2  # PostgreSQL's $1 is the keys' array
+        assigned = ", ".join(
+            f"{quote(c)} = {'?' if self._sqlite else f'${n}'}"
+            for n, c in enumerate(sets or {}, start=first)
+        )
+        # Names come from the table definition, quoted; values travel as parameters.
+        head = f"UPDATE {table} SET {assigned}" if sets else f"DELETE FROM {table}"  # noqa: S608
+        self._sql = f"{head} WHERE {name} = " + ("?" if self._sqlite else "ANY($1::varchar[])")
+
+    async def __call__(self, keys: Sequence[str]) -> None:
+        if self._direct is not None:
+            await self._direct.execute(self._sql, list(keys), *self._values)
+            return
+        rows = [(*self._values, key) for key in keys]
+        conn = await self._sqlite_connection()
+        await conn.write(lambda db: db.executemany(self._sql, rows))
+
+
+class Lookup(_OwnConnection):
+    """Which of some keys a table holds (by a unique column), on a connection of its own: one
+    indexed read. For a hot path that asks another database on every request (through the
+    engine a read costs about 0.4 ms of CPU)."""
+
+    def __init__(self, engine: AsyncEngine, column: Column[Any]) -> None:
+        super().__init__(engine)
+        quote = engine.dialect.identifier_preparer.quote
+        table, name = quote(column.table.name), quote(column.name)
+        # Names come from the table definition, quoted; values travel as parameters.
+        self._select = f"SELECT {name} FROM {table} WHERE {name} "  # noqa: S608
+
+    async def found(self, keys: Sequence[str]) -> set[str]:
+        if not keys:
+            return set()
+        if self._direct is not None:
+            rows = await self._direct.fetch(self._select + "= ANY($1::varchar[])", list(keys))
+            return {row[0] for row in rows}
+        sql = self._select + f"IN ({', '.join('?' for _ in keys)})"
+        cursor = await (await self._sqlite_connection()).execute(sql, list(keys))
+        async with cursor:
+            return {row[0] for row in await cursor.fetchall()}
 
 
 class GroupCommit(Generic[T, R]):

@@ -12,7 +12,8 @@ from paycore.platform.messaging.bus import Bus, Retention
 def create_bus(
     url: str, *, client_name: str = "paycore", retention: Retention | None = None
 ) -> Bus:
-    """The adapter for the URL scheme: nats://, amqp(s)://, kafka://, redis(s)://; ``retention``
+    """The adapter for the URL scheme: nats://, amqp(s)://, kafka://, redis(s)://, or ``none``
+    (a process that needs no broker, ``brokers.none``); ``retention``
     limits how long the broker keeps the messages of the topics it names (see ``bus``)."""
     scheme = url.split("://", 1)[0]
     retention = retention or {}
@@ -32,7 +33,13 @@ def create_bus(
         from paycore.platform.messaging.brokers.redis_streams import RedisStreamsBus
 
         return RedisStreamsBus(url, client_name=client_name, retention=retention)
-    raise ValueError(f"unsupported broker URL {url!r}: use nats://, amqp://, kafka:// or redis://")
+    if scheme == "none":
+        from paycore.platform.messaging.brokers.none import NoBroker
+
+        return NoBroker(url)
+    raise ValueError(
+        f"unsupported broker URL {url!r}: use nats://, amqp://, kafka://, redis:// or none"
+    )
 
 
 async def open_bus(
