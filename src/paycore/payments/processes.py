@@ -21,6 +21,7 @@ from paycore.payments.processors import ProcessorClient
 from paycore.payments.settings import PaymentsSettings
 from paycore.platform.failures import OperatorError
 from paycore.platform.ids import uuid7
+from paycore.platform.persistence import probe
 from paycore.platform.persistence.db import create_engine
 from paycore.platform.persistence.uow import Database
 from paycore.platform.runtime import Processes, Runtime, consume
@@ -36,7 +37,7 @@ async def mount_api(
     settings = PaymentsSettings()
     if settings.accept == "local":
         instance = _instance(settings)
-        databases = service.Databases(runtime.db, _siblings(runtime, settings))
+        databases = service.Databases(runtime.db, await _siblings(runtime, settings))
         accept = await _dispatch_here(runtime, settings, databases, instance)
     else:
         databases = service.Databases(runtime.db)
@@ -70,9 +71,12 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
     runtime.closers.append(finish)
 
 
-def _siblings(runtime: Runtime, settings: PaymentsSettings) -> tuple[Database, ...]:
+async def _siblings(runtime: Runtime, settings: PaymentsSettings) -> tuple[Database, ...]:
     """The other instances' databases (``PAYCORE_PAYMENTS_SIBLINGS``), closed with the
-    process."""
+    process; each must answer and be migrated (else an ``OperatorError`` naming it: a SQLite
+    file not there yet is not created)."""
+    for url in settings.sibling_urls:
+        await probe.revisions(url)
     siblings = tuple(Database(create_engine(url)) for url in settings.sibling_urls)
     for sibling in siblings:
         runtime.closers.append(sibling.engine.dispose)
