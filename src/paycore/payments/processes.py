@@ -63,9 +63,7 @@ async def start_worker(app: FastAPI, runtime: Runtime) -> None:
     dispatcher, finish = await _dispatcher(runtime, settings, holder, store.DISPATCHER, None)
     runtime.spawn(
         "processor-health",
-        lambda: service.poll_health(
-            dispatcher.payers, dispatcher.router, dispatcher, every=settings.health_seconds
-        ),
+        lambda: service.poll_health(dispatcher, every=settings.health_seconds),
     )
     consume(runtime, *consumers.intake(dispatcher))
     runtime.closers.append(finish)
@@ -105,14 +103,7 @@ async def _dispatch_here(
     recorder = service.Recorder(runtime.db, dispatcher, owner=instance, siblings=databases.siblings)
     runtime.spawn(
         "processor-health",
-        lambda: service.share_health(
-            databases,
-            holder,
-            dispatcher.payers,
-            dispatcher.router,
-            dispatcher,
-            every=settings.health_seconds,
-        ),
+        lambda: service.share_health(databases, holder, dispatcher, every=settings.health_seconds),
     )
 
     async def stop() -> None:

@@ -431,29 +431,20 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def poll_health(
-    payers: Mapping[str, Payer], router: Router, dispatcher: Dispatcher, *, every: float
-) -> None:
+async def poll_health(dispatcher: Dispatcher, *, every: float) -> None:
     """The deployment's only health poller: each processor once per ``every`` seconds. It waits
     one interval before its first call: the worker it took over from (or its own crashed poller)
     may have just asked, and the processors allow one call per 5 seconds in total. Until then
     the calls themselves inform the router."""
     while True:
         await asyncio.sleep(every)
-        for name, report in (await _ask_health(payers)).items():
-            _heard(router, name, report)
+        for name, report in (await _ask_health(dispatcher.payers)).items():
+            _heard(dispatcher.router, name, report)
         dispatcher.nudge()
 
 
 async def share_health(
-    databases: Databases,
-    holder: str,
-    payers: Mapping[str, Payer],
-    router: Router,
-    dispatcher: Dispatcher,
-    *,
-    every: float,
-    tick: float = 1.0,
+    databases: Databases, holder: str, dispatcher: Dispatcher, *, every: float, tick: float = 1.0
 ) -> None:
     """``accept=local``'s health poller: every instance's router hears the processors'
     reports, but one instance at a time (the holder of the ``health-poller`` lease) asks for
@@ -474,14 +465,14 @@ async def share_health(
         last = max([asked_at, *(at for _, at in shared.values())])
         if poller and now - last >= every * 1000:
             asked_at = now
-            reports = await _ask_health(payers)
+            reports = await _ask_health(dispatcher.payers)
             for db in databases.every:
                 async with db.transaction() as tx:
                     await store.save_health(tx, reports, now)
             shared.update({name: (report, now) for name, report in reports.items()})
         fresh = {name: seen for name, seen in shared.items() if heard.get(name) != seen[1]}
         for name, (report, at) in fresh.items():
-            _heard(router, name, report)
+            _heard(dispatcher.router, name, report)
             heard[name] = at
         if fresh:
             dispatcher.nudge()

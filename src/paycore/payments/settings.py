@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from paycore.platform.settings import ContextSettings
+from paycore.platform.settings import DATABASE_SCHEMES, ContextSettings
 
 
 class PaymentsSettings(ContextSettings):
@@ -66,7 +66,7 @@ class PaymentsSettings(ContextSettings):
     def _database_urls(cls, value: str) -> str:
         for url in value.split(","):
             url = url.strip()
-            if url and not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            if url and not url.startswith(DATABASE_SCHEMES):
                 raise ValueError(
                     f"{url!r}: each sibling must be a database URL starting with "
                     "sqlite+aiosqlite:// or postgresql+asyncpg://"

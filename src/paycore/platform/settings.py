@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from paycore.platform.persistence.db import is_sqlite
 
 BROKER_SCHEMES = ("nats", "amqp", "amqps", "kafka", "redis", "rediss", "none")
+DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+"""How a database URL paycore can use starts."""
 NatsSync = Literal["always", "interval"]
 FORMER_SERVICE_TOKEN = "dev-service-token"  # noqa: S105 - the former built-in default, refused
 
@@ -173,7 +175,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
-        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        if value and not value.startswith(DATABASE_SCHEMES):
             raise ValueError(
                 "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )

@@ -182,9 +182,7 @@ async def both_hear_one_poller(views: list[service.Databases]) -> None:
     ]
     pollers = [
         asyncio.create_task(
-            service.share_health(
-                views[n], f"holder-{n}", payers, routers[n], dispatchers[n], every=0.5, tick=0.05
-            )
+            service.share_health(views[n], f"holder-{n}", dispatchers[n], every=0.5, tick=0.05)
         )
         for n in range(2)
     ]

@@ -47,9 +47,7 @@ class Worker:
     async def __aenter__(self) -> Worker:
         self.tasks = [
             asyncio.create_task(self.dispatcher.run()),
-            asyncio.create_task(
-                service.poll_health(self.clients, self.router, self.dispatcher, every=5.0)
-            ),
+            asyncio.create_task(service.poll_health(self.dispatcher, every=5.0)),
         ]
         return self
 

@@ -225,7 +225,7 @@ async def test_the_health_poller_never_asks_a_processor_twice_within_its_interva
     router = Router()
     dispatcher = service.Dispatcher(Database(engine), processors, router)
     started = time.monotonic()
-    poller = asyncio.create_task(service.poll_health(processors, router, dispatcher, every=0.2))
+    poller = asyncio.create_task(service.poll_health(dispatcher, every=0.2))
     await asyncio.sleep(0.1)
     assert asked == []  # the previous poller may have just asked: wait one interval first
     await asyncio.sleep(0.55)
