@@ -25,7 +25,6 @@ from typing import Final
 
 import orjson
 
-from paycore.platform.cards import new_keys, new_pepper
 from paycore.platform.persistence.db import is_sqlite
 from paycore.platform.settings import Settings
 
@@ -72,6 +71,10 @@ def load_or_create(data_dir: Path) -> tuple[dict[str, str], bool]:
     into place, which fails if another process got there first: then its file is read."""
     path = data_dir / FILE_NAME
     if not path.exists():
+        # here, not at the top: the card module brings ``cryptography`` (~7 MB per process),
+        # which a process whose contexts keep no cards (payments) never needs otherwise
+        from paycore.platform.cards import new_keys, new_pepper
+
         data_dir.mkdir(parents=True, exist_ok=True)
         fresh = {
             "card_keys": new_keys(),
