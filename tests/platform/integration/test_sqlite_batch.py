@@ -121,23 +121,3 @@ def test_a_value_shared_by_consecutive_rows_is_processed_once() -> None:
     assert calls == [shared, other, shared]  # once per run of the same object
     with pytest.raises(ValueError, match="expected 2 values, got 1"):
         processed_rows([None, stamp], [(1,)])
-
-
-async def test_an_item_with_nothing_waiting_is_committed_in_its_callers_step(
-    engine: AsyncEngine,
-) -> None:
-    writer = Database(engine).writer(_build, tables=((notes, ("name", "written_at")),))
-    assert await writer.submit("first") == "first"  # opens the writer's connection
-    step = writer.submit("second")
-    with pytest.raises(StopIteration) as done:
-        step.send(None)  # ran to its end without suspending once: committed, no hand-off
-    assert done.value.value == "second"
-    assert await _count(engine) == 2
-    async with engine.begin() as conn:  # another connection holds the write lock
-        await conn.execute(insert(notes).values(_note("third")))
-        waiting = asyncio.create_task(writer.submit("fourth"))
-        await asyncio.sleep(0.05)
-        assert not waiting.done()  # queued for the writer's task, which waits for the lock
-    assert await waiting == "fourth"
-    assert await _count(engine) == 4
-    await writer.stop()

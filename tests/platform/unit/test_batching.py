@@ -1,6 +1,5 @@
 """Group commit: concurrent submissions share one write; a refused item fails alone; a write
-that may or may not have happened is never repeated; with nothing waiting, an item may be
-written at once by its caller."""
+that may or may not have happened is never repeated."""
 
 from __future__ import annotations
 
@@ -14,22 +13,12 @@ from paycore.platform.persistence.batch import GroupCommit
 
 
 class Writer:
-    """Records each batch; refuses items named "bad"; ``broken`` loses the connection;
-    ``at_once``: writes in the caller when asked to (``write_now``), as SQLite's writer does
-    when the write lock is free."""
+    """Records each batch; refuses items named "bad"; ``broken`` loses the connection."""
 
-    def __init__(self, *, at_once: bool = False) -> None:
+    def __init__(self) -> None:
         self.batches: list[list[str]] = []
-        self.at_once_batches: list[list[str]] = []
         self.broken = False
         self.closed = False
-        self.at_once = at_once
-
-    def write_now(self, items: Sequence[str]) -> list[str] | None:
-        if not self.at_once:
-            return None
-        self.at_once_batches.append(list(items))
-        return [item.upper() for item in items]
 
     async def __call__(self, items: Sequence[str]) -> list[str]:
         await asyncio.sleep(0.01)  # a commit takes a while: meanwhile the next batch gathers
@@ -106,30 +95,4 @@ async def test_a_caller_that_goes_away_does_not_hold_back_the_others() -> None:
     assert await stays == "STAYS"
     with pytest.raises(asyncio.CancelledError):
         await gone
-    await group.stop()
-
-
-async def test_an_item_with_nothing_waiting_is_written_at_once_by_its_caller() -> None:
-    writer = Writer(at_once=True)
-    group = GroupCommit(writer)
-    assert await group.submit("a") == "A"
-    assert await group.submit("b") == "B"
-    assert writer.at_once_batches == [["a"], ["b"]]
-    assert writer.batches == []  # no hand-off to the group's task
-    await group.stop()
-    assert writer.closed
-
-
-async def test_while_a_batch_is_written_new_items_wait_for_the_next_one() -> None:
-    writer = Writer()
-    group = GroupCommit(writer)
-    first = asyncio.create_task(group.submit("first"))  # the lock was busy: queued
-    await asyncio.sleep(0.001)  # the group's task is writing it
-    writer.at_once = True  # the lock is free again, but a batch is being written
-    later = [asyncio.create_task(group.submit(x)) for x in ("a", "b")]
-    assert [await first, *[await t for t in later]] == ["FIRST", "A", "B"]
-    assert writer.batches == [["first"], ["a", "b"]]  # in order, behind the batch
-    assert writer.at_once_batches == []
-    assert await group.submit("c") == "C"  # idle again: at once
-    assert writer.at_once_batches == [["c"]]
     await group.stop()

@@ -8,6 +8,8 @@ import base64
 import hashlib
 import os
 import stat
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -160,3 +162,29 @@ async def test_the_analytics_service_takes_only_the_token_both_sides_resolved(
         for token in ("dev-service-token", ""):
             answer = await http.get("/archive", headers={"Authorization": f"Bearer {token}"})
             assert answer.status_code == 401
+
+
+def test_a_process_whose_contexts_keep_no_cards_never_loads_the_cipher_library(
+    tmp_path: Path,
+) -> None:
+    # The Rinha's payments API: its secrets are resolved (and would be generated) at start, but
+    # it seals no card, so `cryptography` (~7 MB of RSS per process) stays out of it.
+    build = (
+        "import sys\n"
+        "from paycore.platform.cli import load_settings\n"
+        "from paycore.bootstrap import build_api\n"
+        "build_api(load_settings(), ['payments'], root=True)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'cryptography', 'paycore'}))\n"
+    )
+    env = {
+        **os.environ,
+        "PAYCORE_DATA_DIR": str(tmp_path),
+        "PAYCORE_BROKER_URL": "none",
+        "PAYCORE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'payments.db'}",
+        "PAYCORE_PAYMENTS_ACCEPT": "local",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", build], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-2] == "['paycore']"

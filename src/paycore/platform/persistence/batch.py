@@ -8,10 +8,7 @@ which tables; the writer does the rest, the cheapest way each database has:
 
 - SQLite: one write transaction run in one go on a connection of the writer's own (through the
   engine, a batch of orders was five statements at about 0.4 ms of CPU each, plus 0.45 ms to
-  take the engine's pooled connection; the statements themselves take microseconds). An item
-  submitted while nothing waits and nothing is being written is written at once by its caller
-  when the write lock is free, without an await (so without the hand-off to the writer's task
-  and back, and nothing can cancel it halfway);
+  take the engine's pooled connection; the statements themselves take microseconds);
 - PostgreSQL: one statement for every table (``pg_batch.MultiInsert``), autocommitted, on a
   driver connection of its own: one round trip and one commit per batch.
 
@@ -111,10 +108,6 @@ class _Writes(Protocol[T_contra, R_co]):
     """Writes and commits a batch; returns one result per item, in order."""
 
     async def __call__(self, items: Sequence[T_contra], /) -> Sequence[R_co]: ...
-
-    def write_now(self, items: Sequence[T_contra], /) -> Sequence[R_co] | None:
-        """The same, done in the caller without awaiting anything, or None (nothing written)
-        where that is not possible now."""
 
     async def close(self) -> None: ...
 
@@ -233,21 +226,6 @@ class _SQLiteWrites(Generic[T, R]):
         self._plan.committed(batch)
         return results
 
-    def write_now(self, items: Sequence[_Item[T]]) -> Sequence[R] | None:
-        """The batch written in the caller if the write lock is free (no await: nothing can
-        cancel it halfway); None if it is not, or before the first batch opened the
-        connection."""
-        if self._conn is None:
-            return None
-        try:
-            results, batch = self._conn.write_at_once(lambda db: self._write(db, items))
-        except sqlite_driver.LockBusy:
-            return None
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError("batch insert", None, exc) from exc
-        self._plan.committed(batch)
-        return results
-
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
@@ -267,9 +245,6 @@ class _PostgresWrites(Generic[T, R]):
         await self._insert(self._conn, *rows)
         self._plan.committed(batch)
         return results
-
-    def write_now(self, items: Sequence[_Item[T]]) -> None:
-        return None  # every statement here is a round trip to await
 
     async def close(self) -> None:
         await self._conn.close()
@@ -363,17 +338,9 @@ class GroupCommit(Generic[T, R]):
         self._max = max_batch
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._writing = False
 
     async def submit(self, item: T) -> R:
-        """Write ``item`` with whatever else is waiting; returns once it is committed. When
-        nothing waits and nothing is being written, the writer may write it at once in the
-        caller (``write_now``), without the hand-off to the loop's task and back: a quarter to a
-        third less CPU per item where batches hold one item (``bench/group_commit.py``)."""
-        if not self._writing and self._queue.empty():
-            written = self._writer.write_now([item])
-            if written is not None:
-                return written[0]
+        """Write ``item`` with whatever else is waiting; returns once it is committed."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="group-commit")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
@@ -396,11 +363,7 @@ class GroupCommit(Generic[T, R]):
                     stopping = True
                     break
                 batch.append(item)
-            self._writing = True
-            try:
-                await self._commit(batch)
-            finally:
-                self._writing = False
+            await self._commit(batch)
             if stopping:
                 return
 

@@ -32,10 +32,6 @@ _RETRYABLE = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_RECOVERY}
 transaction's snapshot is stale and only a new transaction helps)."""
 
 
-class LockBusy(Exception):
-    """Another connection holds the database's write lock (nothing was done)."""
-
-
 async def patiently(call: Callable[[], T], *, timeout: float = LOCK_TIMEOUT) -> T:
     """``call()``; while SQLite answers busy, sleep without blocking the loop and try again."""
     delay, deadline = 0.0005, 0.0
@@ -158,25 +154,6 @@ class Connection:
 
     async def rollback(self) -> None:
         self._open().rollback()
-
-    def write_at_once(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """``write``'s work done now, without awaiting anything: raises ``LockBusy`` (nothing
-        done) if another connection holds the write lock. Holding it, the ``COMMIT`` of a WAL
-        database cannot be refused busy (readers never block it)."""
-        conn = self._open()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", None) in _RETRYABLE:
-                raise LockBusy from exc
-            raise
-        try:
-            result = work(conn)
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        return result
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work(db)`` in a write transaction of its own (``BEGIN IMMEDIATE`` … ``COMMIT``),
