@@ -59,16 +59,20 @@ class PaymentsSettings(ContextSettings):
 
     @property
     def sibling_urls(self) -> list[str]:
-        return [url.strip() for url in self.siblings.split(",") if url.strip()]
+        return _urls(self.siblings)
 
     @field_validator("siblings")
     @classmethod
     def _database_urls(cls, value: str) -> str:
-        for url in value.split(","):
-            url = url.strip()
-            if url and not url.startswith(DATABASE_SCHEMES):
+        for url in _urls(value):
+            if not url.startswith(DATABASE_SCHEMES):
                 raise ValueError(
                     f"{url!r}: each sibling must be a database URL starting with "
                     "sqlite+aiosqlite:// or postgresql+asyncpg://"
                 )
         return value
+
+
+def _urls(listed: str) -> list[str]:
+    """The URLs of a comma-separated list, blanks around them and empty entries left out."""
+    return [url.strip() for url in listed.split(",") if url.strip()]
