@@ -19,8 +19,10 @@ GROUP = "banking-ledger"
 def ledger(
     *, batch: int = 2000, clock: Callable[[], datetime] = utcnow
 ) -> tuple[Subscription, BatchHandler]:
-    """Apply each batch of requests in one commit (the consumer's unit of work: the inbox,
-    the entries, the rejections and the events together)."""
+    """Apply each batch of requests in one commit (the consumer's unit of work: the entries,
+    the rejections and the events together). A request that comes again, whatever its
+    message id, is known by its transfer id among the journal's entries and the refusals:
+    it changes nothing, so the subscription keeps no inbox (``idempotent``)."""
 
     async def handle(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
         now = clock()
@@ -29,7 +31,10 @@ def ledger(
         tx.after_commit(lambda: _observe(waited))
         return outcome.verdicts
 
-    return Subscription(messages.REQUESTS, GROUP, batch=batch, exclusive=True), handle
+    subscription = Subscription(
+        messages.REQUESTS, GROUP, batch=batch, exclusive=True, idempotent=True
+    )
+    return subscription, handle
 
 
 def _since_accepted(delivery: Delivery, now: datetime) -> float | None:

@@ -298,10 +298,14 @@ class Handled:
 
 async def apply_requests(tx: Transaction, bodies: Sequence[bytes], now: datetime) -> Handled:
     """The ledger worker's part: apply the requested transfers in one batch; publish what
-    became of each (a replay of one applied before publishes nothing: its event went out
-    with it). A message that does not decode is refused (a dead letter)."""
+    became of each. A request that comes again changes nothing and publishes nothing: one
+    applied before is a replay of its entry (its event went out with it), one refused before
+    keeps its refusal, even if the account could pay now. A message that does not decode is
+    refused (a dead letter)."""
     decoded = decode_each(bodies, messages.decode_request, own=messages.BadMessage)
-    transfers = [t for _, t in decoded.values]
+    await tx.serialize(ledger.LEDGER_LOCK)  # refusals are written under it, by this worker
+    refused_before = await store.refused_among(tx.conn, [t.id for _, t in decoded.values])
+    transfers = [t for _, t in decoded.values if t.id not in refused_before]
     applied = await ledger.apply(tx, transfers, now)
     publish_posted(tx, applied.outcomes)
     refused = [o for o in applied.outcomes if o.entry is None]

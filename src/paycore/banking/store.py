@@ -13,7 +13,7 @@ from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table, sel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.banking.ledger.store import accounts, entries
-from paycore.platform.persistence.db import AnyRow, UtcDateTime, metadata
+from paycore.platform.persistence.db import AnyRow, UtcDateTime, among, metadata
 from paycore.platform.persistence.uow import Transaction
 
 customers = Table(
@@ -110,6 +110,14 @@ async def find_request(conn: AsyncConnection, transfer_id: str) -> AnyRow | None
         .where(requests.c.id == transfer_id)
     )
     return (await conn.execute(query)).first()
+
+
+async def refused_among(conn: AsyncConnection, transfer_ids: Sequence[str]) -> set[str]:
+    """The transfers among ``transfer_ids`` the ledger refused before."""
+    if not transfer_ids:
+        return set()
+    query = select(rejections.c.id).where(among(conn, rejections.c.id, transfer_ids))
+    return set((await conn.execute(query)).scalars())
 
 
 async def insert_rejections(

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.banking import messages
+from paycore.banking.ledger.domain import single
 from paycore.bootstrap import build_worker
 from paycore.platform.messaging.bus import Envelope
 from paycore.platform.messaging.deadletters import dead_letters
@@ -186,3 +187,51 @@ async def test_a_transfer_is_pending_until_the_worker_applies_it(
         assert done[waiting]["status"] == "posted"
         balance = await http.get(f"/banking/accounts/{b}/balance", headers=ana.auth)
         assert balance.json()["posted"] == 4
+
+
+@pytest.mark.parametrize("broker_url", ["nats"], indirect=True)
+async def test_a_request_that_comes_again_changes_nothing(
+    settings: Settings, broker_url: str
+) -> None:
+    """The ledger's subscription keeps no inbox: a request is known by its transfer id. One
+    posted before is not posted twice, and one refused before stays refused even once the
+    account could pay, whatever message brings it again (a redelivery keeps its message id,
+    a producer's retry need not)."""
+    async with tapped(broker_url) as tap, serving(settings) as http:
+        ana, bia = await sign_up(http, "Ana Lima", 1), await sign_up(http, "Bia Souza", 2)
+        a, b = await open_account(http, ana), await open_account(http, bia)
+        await deposit(http, ana, a, 10)
+
+        async def transfer(amount: Any, transfer_id: str) -> None:
+            body = {"from_account_id": a, "to_account_id": b, "amount": amount, "id": transfer_id}
+            answer = await http.post("/banking/transfers", json=body, headers=ana.auth)
+            assert answer.status_code == 202, answer.text
+
+        posted, short, last = tid(), tid(), tid()
+        await transfer(4, posted)
+        await transfer(50, short)
+        await eventually(lambda: statuses_of(http, ana, [posted, short]))
+        await deposit(http, ana, a, 100)  # now the refused one could be paid
+
+        for transfer_id, cents in ((posted, 400), (short, 5000)):
+            request = messages.encode_request(single(transfer_id, a, b, cents, "transfer"))
+            await tap.bus.publish([Envelope(messages.REQUESTS, request, id=tid())])
+        await transfer(0.01, last)  # handled after both: once it is posted, so were they
+        statuses = await eventually(lambda: statuses_of(http, ana, [posted, short, last]))
+
+        assert [statuses[t]["status"] for t in (posted, short, last)] == [
+            "posted",
+            "rejected",
+            "posted",
+        ]
+        assert statuses[short]["reason"] == "insufficient-funds"
+        balance = (await http.get(f"/banking/accounts/{a}/balance", headers=ana.auth)).json()
+        assert balance["posted"] == 105.99  # 10 - 4 + 100 - 0.01
+        await eventually(lambda: _seen(tap, {posted, last}, {short}))
+    mine = {posted, short, last}
+    assert sorted(i for i in tap.ids(messages.POSTED) if i in mine) == sorted([posted, last])
+    assert [i for i in tap.ids(messages.REJECTED) if i in mine] == [short]
+
+
+async def _seen(tap: Any, posted: set[str], rejected: set[str]) -> bool:
+    return posted <= set(tap.ids(messages.POSTED)) and rejected <= set(tap.ids(messages.REJECTED))

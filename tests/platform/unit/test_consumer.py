@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging import deadletters
 from paycore.platform.messaging.bus import Delivery, Subscription
-from paycore.platform.messaging.consumer import Consumer, RetryPolicy, Verdicts
+from paycore.platform.messaging.consumer import Consumer, RetryPolicy, Verdicts, inbox
 from paycore.platform.messaging.decoding import decode_each
 from paycore.platform.messaging.relay import LEFTOVER, Relay
 from paycore.platform.observability import metrics
@@ -173,6 +173,29 @@ async def test_rejected_message_goes_to_dead_letters_with_reason_and_raw_bytes(
     assert len(await deadletters.list_letters(db)) == 1
     assert len(await _outbox(db)) == 1
     assert script.calls["bad-1"] == 1
+
+
+async def test_an_idempotent_subscription_keeps_no_inbox_and_dead_letters_once(
+    db: Database, fake_bus: Any, script: Script
+) -> None:
+    """Its handler knows a repeat by the message's own keys: every delivery reaches it (a
+    handler that did not know would take effect twice), no inbox row is written, and a
+    message it refuses is dead-lettered once however often it comes."""
+    consumer = Consumer(
+        subscription=Subscription(TOPIC, "ledger", idempotent=True),
+        handler=script,
+        db=db,
+        bus=fake_bus,
+        retry=FAST,
+    )
+    await consumer.handle_batch([_d("m1"), _d("bad", b"reject")])
+    await consumer.handle_batch([_d("m1"), _d("bad", b"reject")])
+    assert script.calls == Counter({"m1": 2, "bad": 2})
+    assert await _effects(db) == Counter({"m1": 2})  # this handler does not know repeats
+    assert [letter.message_id for letter in await deadletters.list_letters(db)] == ["bad"]
+    assert len(await _outbox(db)) == 1
+    async with db.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(inbox))).scalar() == 0
 
 
 async def test_rejection_in_a_batch_keeps_the_other_effects(

@@ -62,13 +62,17 @@ class Subscription:
     """Where to read from. ``queue`` pins the broker-side queue/consumer name (RabbitMQ queue
     that foreign producers publish to directly); by default it is derived from topic and group.
     ``exclusive``: one process at a time consumes it (the others stand by), so its messages
-    are handled in the order the broker holds them, however many workers run."""
+    are handled in the order the broker holds them, however many workers run.
+    ``idempotent``: its handler recognises a message it handled before by the message's own
+    keys (the ledger's transfer ids) and changes nothing for it, its verdict included; the
+    consumer then keeps no inbox of message ids for it (see ``consumer``)."""
 
     topic: str
     group: str
     queue: str | None = None
     batch: int = 100
     exclusive: bool = False
+    idempotent: bool = False
 
     @property
     def queue_name(self) -> str:

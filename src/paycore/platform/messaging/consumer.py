@@ -11,6 +11,11 @@ Side effects outside the database must be idempotent and happen before the handl
 commit, which records the messages as done, comes last), or be after-commit hooks of the unit
 of work.
 
+A subscription marked ``idempotent`` (the ledger's) has no inbox: its handler knows a message
+it handled before by the message's own keys, which it must look up anyway (a transfer id among
+the journal's entries and refusals), and which hold for good, not only for the message id a
+redelivery keeps. Its dead letters are recorded once per message id all the same.
+
 A subscription marked ``exclusive`` (the ledger's) is consumed by one process at a time: the
 others wait for its lease (``persistence.lease``), so messages are handled in the order the
 broker holds them however many workers run.
@@ -190,6 +195,10 @@ class Consumer:
     async def _dead_letter(
         self, tx: Transaction, delivery: Delivery, error: str, attempts: int
     ) -> None:
+        if self.subscription.idempotent and await deadletters.recorded(
+            tx, delivery, consumer=self.name
+        ):
+            return  # dead-lettered when it came before
         log.warning(
             "dead-lettered",
             extra={"topic": delivery.topic, "message_id": delivery.id, "error": error},
@@ -198,11 +207,14 @@ class Consumer:
         metrics.dead_letters.labels(delivery.topic, self.name).inc()
 
     async def _claim(self, tx: Transaction, message_ids: list[str]) -> set[str]:
-        """Record the ids in the inbox and return those not recorded before. One INSERT … ON
+        """Record the ids in the inbox and return those not recorded before (for an
+        ``idempotent`` subscription, which keeps no inbox: all of them). One INSERT … ON
         CONFLICT DO NOTHING: the primary key decides, so the cost does not grow with the inbox
         (a ``message_id IN (…)`` read was planned as a scan of the consumer's whole inbox while
         the table's statistics were stale), and a concurrent redelivery waits for the first
         transaction instead of failing on the key. Rolled back with the batch if it fails."""
+        if self.subscription.idempotent:
+            return set(message_ids)
         now = utcnow()
         rows = [(self.name, i, now) for i in dict.fromkeys(message_ids)]
         columns = ("consumer", "message_id", "processed_at")

@@ -44,6 +44,16 @@ dead_letters = Table(
 )
 
 
+async def recorded(tx: Transaction, delivery: Delivery, *, consumer: str) -> bool:
+    """Whether ``consumer`` dead-lettered this message (its id, on its topic) already."""
+    query = select(dead_letters.c.id).where(
+        dead_letters.c.topic == delivery.topic,
+        dead_letters.c.consumer == consumer,
+        dead_letters.c.message_id == delivery.id,
+    )
+    return (await tx.conn.execute(query.limit(1))).first() is not None
+
+
 async def record(
     tx: Transaction, delivery: Delivery, *, consumer: str, error: str, attempts: int
 ) -> str:

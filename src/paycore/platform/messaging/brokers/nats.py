@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -180,14 +180,14 @@ class NatsBus:
         except NotFoundError:
             with contextlib.suppress(BadRequestError):  # created meanwhile by another process
                 await self._js.add_consumer(stream, config=config)
-        puller = _Puller(self._nc, stream, durable)
+        puller = _Puller(self._nc, stream, durable, lambda m: self._delivery(subscription.topic, m))
         await puller.open()
         try:
             async with self._loops.running():
                 while self._loops.keep_going():
-                    msgs = await puller.fetch(subscription.batch, _FETCH_WAIT_SECONDS)
-                    if msgs:
-                        await self._handle(subscription.topic, msgs, handler)
+                    fetched = await puller.fetch(subscription.batch, _FETCH_WAIT_SECONDS)
+                    if fetched:
+                        await self._handle(subscription.topic, fetched, handler)
         except BaseException:
             # Cut short inside a batch: leave what was fetched pending with it, all due again
             # after ack_wait in the stream's order (a nak now would put it ahead of the batch).
@@ -216,8 +216,11 @@ class NatsBus:
         )
         await asyncio.sleep(wait)
 
-    async def _handle(self, topic: str, msgs: list[Any], handler: BatchHandler) -> None:
-        deliveries = [self._delivery(topic, m) for m in msgs]
+    async def _handle(
+        self, topic: str, fetched: list[tuple[Any, Delivery]], handler: BatchHandler
+    ) -> None:
+        msgs = [m for m, _ in fetched]
+        deliveries = [d for _, d in fetched]
         try:
             await handler(deliveries)
         except Exception:
@@ -256,13 +259,17 @@ class _Puller:
 
     A long poll may outlive its fetch and deliver more messages later; they wait here for the
     next fetch. ``close()`` hands back the messages never fetched, for the caller to nak.
+
+    Each message is made a delivery (``make``) as it arrives: while the caller waits for its
+    database with the batch before, not after.
     """
 
-    def __init__(self, nc: Any, stream: str, durable: str) -> None:
+    def __init__(self, nc: Any, stream: str, durable: str, make: Callable[[Any], Delivery]) -> None:
         self._nc = nc
+        self._make = make
         self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._inbox: str = nc.new_inbox()
-        self._ready: list[Any] = []
+        self._ready: list[tuple[Any, Delivery]] = []
         self._event = asyncio.Event()  # a message arrived, or a request is over
         self._request_over = False
         self._want = 1 << 62  # messages the waiting fetch needs before it is woken
@@ -277,12 +284,12 @@ class _Puller:
         with contextlib.suppress(Exception):
             await self._sub.unsubscribe()
         left, self._ready = self._ready, []
-        return left
+        return [m for m, _ in left]
 
     async def _on_message(self, msg: Any) -> None:
         status = msg.headers.get(_STATUS) if msg.headers else None
         if status is None:
-            self._ready.append(msg)
+            self._ready.append((msg, self._make(msg)))
             if len(self._ready) < self._want:
                 return  # the waiting fetch needs more: no wake-up per message
         elif status in ("404", "408", "409"):  # no messages, poll expired, request superseded
@@ -293,8 +300,9 @@ class _Puller:
             self._error = RuntimeError(f"JetStream pull failed: {status} {msg.headers}")
         self._event.set()
 
-    async def fetch(self, batch: int, wait: float) -> list[Any]:
-        """Up to ``batch`` messages; empty when none came within ``wait`` seconds.
+    async def fetch(self, batch: int, wait: float) -> list[tuple[Any, Delivery]]:
+        """Up to ``batch`` messages, each with its delivery; empty when none came within
+        ``wait`` seconds.
 
         After a full batch the next one is asked for at once (``no_wait``), before the caller
         handles this one: with a backlog, its messages arrive and are parsed while the batch
