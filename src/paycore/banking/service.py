@@ -191,15 +191,14 @@ def publish_posted(tx: Transaction, outcomes: Sequence[Outcome]) -> None:
     """``banking.transfer.posted`` for each transfer applied now (not for replays), and the
     outcomes counted once they commit."""
     tx.after_commit(lambda: count(outcomes))
-    for outcome in outcomes:
-        if outcome.applied:
-            assert outcome.entry is not None
-            tx.publish(
-                messages.POSTED,
-                messages.encode_posted(outcome.entry),
-                key=outcome.entry.id,
-                message_id=f"posted-{outcome.entry.id}",
-            )
+    tx.publish_many(
+        messages.POSTED,
+        (
+            (messages.encode_posted(o.entry), o.entry.id, f"posted-{o.entry.id}")
+            for o in outcomes
+            if o.applied and o.entry is not None
+        ),
+    )
 
 
 def count(outcomes: Sequence[Outcome]) -> None:

@@ -121,28 +121,25 @@ class Balance:
     credits_pending: int = 0
     credits_posted: int = 0
 
-    def plus(
-        self,
-        *,
-        debits_pending: int = 0,
-        debits_posted: int = 0,
-        credits_pending: int = 0,
-        credits_posted: int = 0,
-    ) -> Balance:
-        return Balance(
-            self.debits_pending + debits_pending,
-            self.debits_posted + debits_posted,
-            self.credits_pending + credits_pending,
-            self.credits_posted + credits_posted,
-        )
-
     def debited(self, movement: tuple[int, int]) -> Balance:
         """This balance with ``(pending, posted)`` added to its debits."""
-        return self.plus(debits_pending=movement[0], debits_posted=movement[1])
+        pending, posted = movement
+        return Balance(
+            self.debits_pending + pending,
+            self.debits_posted + posted,
+            self.credits_pending,
+            self.credits_posted,
+        )
 
     def credited(self, movement: tuple[int, int]) -> Balance:
         """This balance with ``(pending, posted)`` added to its credits."""
-        return self.plus(credits_pending=movement[0], credits_posted=movement[1])
+        pending, posted = movement
+        return Balance(
+            self.debits_pending,
+            self.debits_posted,
+            self.credits_pending + pending,
+            self.credits_posted + posted,
+        )
 
     def breaks(self, limit: Limit) -> bool:
         """Whether this balance breaks the account's limit: debits (posted and held) beyond
@@ -413,16 +410,18 @@ def apply(book: Book, transfers: Sequence[Transfer], now: datetime) -> Applied:
                     reason=Reason.LINKED_EVENT_CHAIN_OPEN,
                     detail="the last transfer of the batch is linked to nothing",
                 )
+        elif len(chain) == 1:
+            outcomes[start] = state.one(transfers[start])
         else:
             mark = state.mark()
             for k in chain:
                 outcome = state.one(transfers[k])
                 outcomes[k] = outcome
                 if outcome.entry is None:
-                    if len(chain) > 1:
-                        state.rewind(mark)
-                        _fail_chain(outcomes, transfers, chain, failed=k)
+                    state.rewind(mark)
+                    _fail_chain(outcomes, transfers, chain, failed=k)
                     break
+            state.settle()
         start = end + 1
     done = [o for o in outcomes if o is not None]
     return Applied(done, state.entries, state.changed())
@@ -460,8 +459,8 @@ def _fail_chain(
 
 
 class _State:
-    """A batch being applied: the book's balances as they change, the entries made, and an
-    undo log so a failed linked chain leaves no trace."""
+    """A batch being applied: the book's balances as they change, the entries made, and,
+    while a linked chain is applied, an undo log so a failed chain leaves no trace."""
 
     def __init__(self, book: Book, now: datetime) -> None:
         self._book = book
@@ -472,15 +471,22 @@ class _State:
         self._resolved: dict[str, Kind] = {}
         self._seq = book.seq
         self._head = book.head
-        self._undo: list[tuple[dict[str, object], str, object]] = []
+        self._undo: list[tuple[dict[str, object], str, object]] | None = None
 
     # -- undo --
-    def mark(self) -> tuple[int, int, int, str]:
-        return (len(self._undo), len(self.entries), self._seq, self._head)
+    def mark(self) -> tuple[int, int, str]:
+        """Where a linked chain starts: changes are logged until ``settle``."""
+        self._undo = []
+        return (len(self.entries), self._seq, self._head)
 
-    def rewind(self, mark: tuple[int, int, int, str]) -> None:
-        undo, entries, self._seq, self._head = mark
-        while len(self._undo) > undo:
+    def settle(self) -> None:
+        """The chain is over, applied or undone: changes are no longer logged."""
+        self._undo = None
+
+    def rewind(self, mark: tuple[int, int, str]) -> None:
+        entries, self._seq, self._head = mark
+        assert self._undo is not None, "rewind is for a chain begun with mark"
+        while self._undo:
             table, key, old = self._undo.pop()
             if old is _ABSENT:
                 del table[key]
@@ -489,7 +495,8 @@ class _State:
         del self.entries[entries:]
 
     def _set(self, table: dict[str, object], key: str, value: object) -> None:
-        self._undo.append((table, key, table.get(key, _ABSENT)))
+        if self._undo is not None:
+            self._undo.append((table, key, table.get(key, _ABSENT)))
         table[key] = value
 
     def changed(self) -> dict[str, Balance]:

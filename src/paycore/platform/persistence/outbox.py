@@ -62,15 +62,18 @@ def event(
 
 def row(envelope: Envelope, at: datetime) -> dict[str, Any]:
     """The outbox row (``ROW_COLUMNS``) of an event written at ``at``."""
-    kept = {k: v for k, v in envelope.headers.items() if k != CREATED_AT}
-    return {
-        "id": envelope.id,
-        "topic": envelope.topic,
-        "key": envelope.key,
-        "headers": orjson.dumps(kept).decode(),
-        "body": envelope.body,
-        "created_at": at,
-    }
+    return dict(zip(ROW_COLUMNS, row_values(envelope, stored_headers(envelope), at), strict=True))
+
+
+def row_values(envelope: Envelope, headers: str, at: datetime) -> tuple[Any, ...]:
+    """``row`` as values in ``ROW_COLUMNS`` order, given its ``stored_headers``."""
+    return (envelope.id, envelope.topic, envelope.key, headers, envelope.body, at)
+
+
+def stored_headers(envelope: Envelope) -> str:
+    """The JSON of an event's headers its row keeps: all but when it was written (the row's
+    ``created_at`` says it)."""
+    return orjson.dumps({k: v for k, v in envelope.headers.items() if k != CREATED_AT}).decode()
 
 
 def envelope(stored: Mapping[Any, Any]) -> Envelope:

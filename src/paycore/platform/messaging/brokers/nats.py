@@ -67,6 +67,21 @@ def servers(url: str) -> list[str]:
     ]
 
 
+def deliveries_so_far(msg: Any) -> int:
+    """How many times JetStream has delivered ``msg``, this time included, read from its reply
+    subject: ``$JS.ACK.<stream>.<consumer>.<delivered>.…`` (9 tokens) or, from a server that
+    names domains, ``$JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.…`` (11 or
+    more). The client's ``metadata`` reads the same subject into dataclasses and a datetime,
+    a tenth of a consumer's CPU at 2,000 messages a batch."""
+    tokens = (msg.reply or "").split(".")
+    if tokens[:2] == ["$JS", "ACK"]:
+        if len(tokens) == 9:
+            return int(tokens[4])
+        if len(tokens) >= 11:
+            return int(tokens[6])
+    return int(msg.metadata.num_delivered)  # the client's error for what is no delivery
+
+
 class NatsBus:
     def __init__(
         self, url: str, *, client_name: str = "paycore", retention: Retention | None = None
@@ -233,15 +248,17 @@ class NatsBus:
     @staticmethod
     def _delivery(topic: str, msg: Any) -> Delivery:
         headers = dict(msg.headers or {})
-        meta = msg.metadata
         msg_id = headers.get(MESSAGE_ID) or headers.get(_DEDUP_HEADER)
+        if not msg_id:  # a foreign producer's: the stream's coordinates are stable
+            meta = msg.metadata
+            msg_id = f"nats:{meta.stream}:{meta.sequence.stream}"
         return Delivery(
             topic=topic,
             body=msg.data,
-            id=msg_id or f"nats:{meta.stream}:{meta.sequence.stream}",
+            id=msg_id,
             key=headers.get(_KEY_HEADER),
             headers=headers,
-            attempt=meta.num_delivered,
+            attempt=deliveries_so_far(msg),
         )
 
 
