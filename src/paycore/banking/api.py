@@ -326,7 +326,7 @@ async def create_transfer(request: FastRequest) -> tuple[int, TransferOut]:
     except Problem:  # what is wrong with a body is said only to a customer
         await service.authenticate(api.db, api.hasher, authorization)
         raise
-    payer = await service.payer(api.db, api.hasher, secret, body.from_account_id)
+    payer = await service.payer(api.payer, api.hasher, secret, body.from_account_id)
     if body.currency != payer.currency:
         detail = f"the account holds {payer.currency}, not {body.currency}"
         raise TransferRefused(Reason.CURRENCY_MISMATCH, detail)

@@ -37,6 +37,7 @@ from paycore.platform.messaging.decoding import decode_each
 from paycore.platform.observability.logging import correlation_id
 from paycore.platform.persistence.batch import Batch, GroupWriter
 from paycore.platform.persistence.db import AnyRow
+from paycore.platform.persistence.reads import Read
 from paycore.platform.persistence.uow import Database, Transaction
 
 CASH = BankAccount("bank:cash", "cash")
@@ -99,17 +100,17 @@ def secret_of(authorization: str | None) -> str:
 UNKNOWN_CREDENTIAL = "The customer credential is unknown."
 
 
-async def payer(db: Database, hasher: Hasher, secret: str, account_id: str) -> Payer:
+async def payer(read: Read, hasher: Hasher, secret: str, account_id: str) -> Payer:
     """Who asks for a transfer (the secret's customer) and the account it is paid from,
-    in one read; ``Unauthorized`` for an unknown secret, ``NotFound`` for an account that
-    is unknown or another's."""
-    async with db.connect() as conn:
-        row = await store.payer(conn, hasher.secret(secret), account_id)
+    in one read (``store.PAYER``); ``Unauthorized`` for an unknown secret, ``NotFound`` for an
+    account that is unknown or another's."""
+    row = await read.one(secret_hash=hasher.secret(secret), account_id=account_id)
     if row is None:
         raise Unauthorized(UNKNOWN_CREDENTIAL)
-    if row.account_id is None:
+    customer_id, paying_account, currency = row
+    if paying_account is None:
         raise NotFound(f"account {account_id} is unknown")
-    return Payer(row.customer_id, row.currency)
+    return Payer(customer_id, currency)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table, select
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.banking.ledger.store import accounts, entries
@@ -68,22 +68,17 @@ async def customer_by_secret(conn: AsyncConnection, secret_hash: str) -> AnyRow 
     return (await conn.execute(query)).first()
 
 
-async def payer(conn: AsyncConnection, secret_hash: str, account_id: str) -> AnyRow | None:
-    """The customer holding the secret (``customer_id``) and, if it is theirs, the account
-    (``account_id``, ``currency``; both None otherwise): one read for a transfer request."""
-    query = (
-        select(
-            customers.c.id.label("customer_id"),
-            accounts.c.id.label("account_id"),
-            accounts.c.currency,
-        )
-        .select_from(customers)
-        .outerjoin(
-            accounts, (accounts.c.id == account_id) & (accounts.c.customer_id == customers.c.id)
-        )
-        .where(customers.c.secret_hash == secret_hash)
+PAYER = (
+    select(customers.c.id, accounts.c.id, accounts.c.currency)
+    .select_from(customers)
+    .outerjoin(
+        accounts,
+        (accounts.c.id == bindparam("account_id")) & (accounts.c.customer_id == customers.c.id),
     )
-    return (await conn.execute(query)).first()
+    .where(customers.c.secret_hash == bindparam("secret_hash"))
+)
+"""The customer holding a secret and, if it is theirs, the account (its id and currency;
+both None otherwise): one read for a transfer request (a ``Read``, on its hot path)."""
 
 
 async def find_customer(conn: AsyncConnection, customer_id: str) -> AnyRow | None:

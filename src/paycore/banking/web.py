@@ -3,19 +3,20 @@ they know: a customer (their secret) and the operator (the admin token)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from starlette.datastructures import State
 
-from paycore.banking import service
+from paycore.banking import service, store
 from paycore.banking.domain import Unauthorized
 from paycore.platform.cards import Hasher
 from paycore.platform.clock import as_utc
 from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.db import AnyRow
+from paycore.platform.persistence.reads import Read
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.admin import ADMIN_ERRORS, require_admin
 from paycore.platform.web.credentials import ADMIN_TOKEN, Credential
@@ -40,6 +41,10 @@ class BankingApi:
     admin_token: str
     cash_id: str
     requests: GroupWriter[service.Requested, service.Requested]
+    payer: Read = field(init=False)  # store.PAYER, on a transfer request's hot path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "payer", Read(self.db.engine, store.PAYER))  # frozen
 
 
 Api = Annotated[BankingApi, on_state("banking", BankingApi)]
