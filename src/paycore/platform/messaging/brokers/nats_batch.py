@@ -77,36 +77,37 @@ class Publisher:
         """Publish ``messages`` in order; returns once each is stored. Raises the first
         refusal, or ``TimeoutError`` if an acknowledgement does not come in time (publishing
         again is safe: the stream drops a repeated message id)."""
+        for _, body, _ in messages:
+            if len(body) > self._nc.max_payload:
+                raise ValueError(f"a message of {len(body)} bytes is over the server's limit")
         loop = asyncio.get_running_loop()
         futures, tokens = [], []
         commands = bytearray()
         buffered = self._nc.is_connected
-        for subject, body, headers in messages:
-            if len(body) > self._nc.max_payload:
-                raise ValueError(f"a message of {len(body)} bytes is over the server's limit")
-            self._sent += 1
-            token = str(self._sent)
-            future: asyncio.Future[None] = loop.create_future()
-            self._waiting[token] = future
-            futures.append(future)
-            tokens.append(token)
-            reply = f"{self._inbox}.{token}"
-            if buffered:
-                block = _header_block(headers)
-                size = len(block) + len(body)
-                commands += f"HPUB {subject} {reply} {len(block)} {size}\r\n".encode()
-                commands += block
-                commands += body
-                commands += b"\r\n"
-            else:
-                await self._nc.publish(subject, body, reply=reply, headers=headers)
-        if buffered:
-            await self._nc._send_command(bytes(commands))
-            await self._nc._flush_pending()
         try:
+            for subject, body, headers in messages:
+                self._sent += 1
+                token = str(self._sent)
+                future: asyncio.Future[None] = loop.create_future()
+                self._waiting[token] = future
+                futures.append(future)
+                tokens.append(token)
+                reply = f"{self._inbox}.{token}"
+                if buffered:
+                    block = _header_block(headers)
+                    size = len(block) + len(body)
+                    commands += f"HPUB {subject} {reply} {len(block)} {size}\r\n".encode()
+                    commands += block
+                    commands += body
+                    commands += b"\r\n"
+                else:
+                    await self._nc.publish(subject, body, reply=reply, headers=headers)
+            if buffered:
+                await self._nc._send_command(bytes(commands))
+                await self._nc._flush_pending()
             async with asyncio.timeout(self._timeout):
                 outcomes = await asyncio.gather(*futures, return_exceptions=True)
-        finally:
+        finally:  # answered or not, these tokens are done with (a late answer finds none)
             for token in tokens:
                 self._waiting.pop(token, None)
         for outcome in outcomes:
