@@ -44,6 +44,7 @@ import asyncio
 import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -401,42 +402,109 @@ def throughput(
 
 
 def single_transfers(
-    pg: Server, nats: Server, seeded: Seeded, rate: int, duration: int, work: Path
+    pg: Server,
+    nats: Server,
+    seeded: Seeded,
+    rate: int,
+    duration: int,
+    work: Path,
+    client: str = "openloop",
 ) -> dict[str, Any]:
     url = fresh_copy(pg)
-    seed_file = work / "seed.json"
     work.mkdir(parents=True, exist_ok=True)
-    seed_file.write_bytes(
-        orjson.dumps({"customers": seeded.customers, "accounts": seeded.accounts})
-    )
     settings = banking_settings(database_url=url, broker_url=nats.url)
     with harness.api_and_worker(["banking"], work, **settings) as api:
-        summary = work / "k6-summary.json"
-        env = {
-            "BASE": api,
-            "RATE": str(rate),
-            "DURATION": f"{duration}s",
-            "WARMUP": str(WARMUP),
-            "SEED": str(seed_file),
-        }
-        with harness.cpu_use() as cores:
-            script = ROOT / "bench" / "k6" / "banking_transfers.js"
-            harness.run_k6(script, env, summary=summary, quiet_output=True)
-        metrics = json.loads(summary.read_text())["metrics"]
-        accepted = int(metrics["checks"]["passes"])
-        lag = asyncio.run(posted_lag(url, accepted))
-    counted = int(metrics["checks{scenario:transfers}"]["passes"])
+        load = open_loop if client == "openloop" else by_k6
+        with harness.cpu_use(client=client) as cores:
+            sent = load(api, seeded, rate, duration, work)
+        lag = asyncio.run(posted_lag(url, sent["accepted"]))
     return {
+        "client": client,
         "target_rate": rate,
         "duration_s": duration,
         "warmup_s": WARMUP,
-        "accepted": accepted,
+        **sent,
+        **lag,
+        "cpu_cores": cores,
+    }
+
+
+def single_requests(seeded: Seeded, count: int) -> list[tuple[str, str, str, int]]:
+    """The transfers of a run, in order: the customer's secret, the accounts from and to, the
+    amount in whole reais; each from one of its customer's own accounts to any other."""
+    chosen = []
+    customers, accounts = seeded.customers, seeded.accounts
+    for n in range(count):
+        secret, own = customers[n % len(customers)]
+        source = own[n // len(customers) % len(own)]
+        target = accounts[n * 7919 % len(accounts)]
+        if target == source:
+            target = accounts[(n * 7919 + 1) % len(accounts)]
+        chosen.append((secret, source, target, 1 + n % 9))
+    return chosen
+
+
+def open_loop(api: str, seeded: Seeded, rate: int, duration: int, work: Path) -> dict[str, Any]:
+    """The run's requests sent by ``bench/openloop.py``; each one's description names the
+    part it belongs to (``warmup`` or ``transfers``, the counted one)."""
+    requests = work / "requests.jsonl"
+    warmup = rate * WARMUP
+    with requests.open("wb") as out:
+        for n, (secret, source, target, reais) in enumerate(
+            single_requests(seeded, rate * (WARMUP + duration))
+        ):
+            body = {
+                "from_account_id": source,
+                "to_account_id": target,
+                "amount": reais,  # a JSON integer, exact
+                "description": "warmup" if n < warmup else "transfers",
+            }
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {secret}"}
+            out.write(
+                orjson.dumps(["POST", "/banking/transfers", headers, orjson.dumps(body).decode()])
+            )
+            out.write(b"\n")
+    command = [sys.executable, str(ROOT / "bench" / "openloop.py"), "--url", api]
+    command += ["--rate", str(rate), "--warmup", str(WARMUP), "--duration", str(duration)]
+    command += ["--requests", str(requests), "--out", str(work / "openloop.json")]
+    subprocess.run(command, check=True)
+    found = json.loads((work / "openloop.json").read_bytes())
+    counted = found["counted_statuses"]
+    return {
+        "accepted": found["statuses"].get("202", 0),
+        "failed": found["sent"] - found["statuses"].get("202", 0),
+        "dropped": 0,
+        "accepted_per_s": round(counted.get("202", 0) / duration, 1),
+        "accept_ms": harness.spread(found["latency_ms"]),
+        "send_lag_ms": harness.spread(found["send_lag_ms"]),
+    }
+
+
+def by_k6(api: str, seeded: Seeded, rate: int, duration: int, work: Path) -> dict[str, Any]:
+    """The run's requests sent by k6 (``bench/k6/banking_transfers.js``)."""
+    seed_file = work / "seed.json"
+    seed_file.write_bytes(
+        orjson.dumps({"customers": seeded.customers, "accounts": seeded.accounts})
+    )
+    summary = work / "k6-summary.json"
+    env = {
+        "BASE": api,
+        "RATE": str(rate),
+        "DURATION": f"{duration}s",
+        "WARMUP": str(WARMUP),
+        "SEED": str(seed_file),
+    }
+    harness.run_k6(
+        ROOT / "bench" / "k6" / "banking_transfers.js", env, summary=summary, quiet_output=True
+    )
+    metrics = json.loads(summary.read_text())["metrics"]
+    counted = int(metrics["checks{scenario:transfers}"]["passes"])
+    return {
+        "accepted": int(metrics["checks"]["passes"]),
         "failed": int(metrics["checks"]["fails"]),
         "dropped": int(metrics.get("dropped_iterations", {}).get("count", 0)),
         "accepted_per_s": round(counted / duration, 1),
         "accept_ms": harness.k6_spread(metrics["http_req_duration{scenario:transfers}"]),
-        **lag,
-        "cpu_cores": cores,
     }
 
 
@@ -495,12 +563,21 @@ def print_throughput(runs: list[dict[str, Any]]) -> None:
 
 
 def print_single(runs: list[dict[str, Any]]) -> None:
-    columns = ("target/s", "accepted/s", "accept p50", "accept p99", "posted p50", "posted p99")
+    columns = (
+        "client",
+        "target/s",
+        "accepted/s",
+        "accept p50",
+        "accept p99",
+        "posted p50",
+        "posted p99",
+    )
     rows = []
     for run in runs:
         accept, lag = run["accept_ms"], run["accept_to_posted_ms"]
         rows.append(
             (
+                run.get("client", "k6"),
                 run["target_rate"],
                 run["accepted_per_s"],
                 f"{accept['p50']} ms",
@@ -512,9 +589,10 @@ def print_single(runs: list[dict[str, Any]]) -> None:
             )
         )
     harness.print_table((*columns, "dropped", "unapplied"), rows)
-    print("\nCPU while k6 ran, in cores (largest first):")
+    print("\nCPU while the client ran, in cores (largest first):")
     for run in runs:
-        print(f"  {run['target_rate']}/s: {harness.cores_line(run['cpu_cores'])}")
+        line = harness.cores_line(run["cpu_cores"])
+        print(f"  {run.get('client', 'k6')} {run['target_rate']}/s: {line}")
 
 
 def main() -> None:
@@ -552,6 +630,13 @@ def main() -> None:
     parser.add_argument(
         "--parts", nargs="+", default=["throughput", "single"], choices=["throughput", "single"]
     )
+    parser.add_argument(
+        "--client",
+        nargs="+",
+        default=["openloop"],
+        choices=["openloop", "k6"],
+        help="what sends the single transfers (default bench/openloop.py; both: one run each)",
+    )
     parser.add_argument("--quick", action="store_true", help="a small run (CI smoke)")
     parser.add_argument("--keep", help="keep logs and data in this folder instead of a temp dir")
     parser.add_argument("--out", type=Path, help="results file (default bench/results/...)")
@@ -575,8 +660,11 @@ def main() -> None:
             print(f"seeded {args.accounts:,} accounts in {time.monotonic() - began:.1f} s")
             runs = throughput(pg, nats, seeded, args, work) if "throughput" in args.parts else []
             single = [
-                single_transfers(pg, nats, seeded, rate, args.duration, work / f"single-{rate}")
+                single_transfers(
+                    pg, nats, seeded, rate, args.duration, work / f"single-{rate}-{client}", client
+                )
                 for rate in (args.rate if "single" in args.parts else [])
+                for client in args.client
             ]
         finally:
             nats.stop()

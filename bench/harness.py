@@ -193,10 +193,11 @@ def descendants(processes: dict[int, tuple[int, int]], root: int) -> set[int]:
 
 
 @contextlib.contextmanager
-def cpu_use() -> Iterator[dict[str, float]]:
+def cpu_use(client: str = "k6") -> Iterator[dict[str, float]]:
     """Cores each kind of process used while the block ran (CPU seconds / wall seconds): of
     the processes this benchmark started, the paycore roles, the servers, ``bench`` (this
-    process) and ``k6`` (a child that ran and ended inside the block); ``other work`` (every
+    process) and ``client`` (children that ran and ended inside the block: k6 or the open-loop
+    generator); ``other work`` (every
     process this benchmark did not start: whatever else runs on the machine), and the whole
     machine. A process counts for the ticks it used between the block's start and end (one
     that ended inside the block, for none). The dict is filled in when the block ends."""
@@ -219,7 +220,7 @@ def cpu_use() -> Iterator[dict[str, float]]:
             kind = "other work"
         ticks[kind] += max(0, total - before.get(pid, (0, 0))[1])
     used = {kind: n / TICK / wall for kind, n in ticks.items()}
-    used["k6"] = (ended.ru_utime + ended.ru_stime - children.ru_utime - children.ru_stime) / wall
+    used[client] = (ended.ru_utime + ended.ru_stime - children.ru_utime - children.ru_stime) / wall
     for kind in sorted(used):
         if round(used[kind], 2):
             cores[kind] = round(used[kind], 2)  # a server left idle in this run is not listed
