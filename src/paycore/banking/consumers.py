@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from paycore.banking import messages, metrics, service
+from paycore.banking.ledger.cache import Accounts
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.bus import CREATED_AT, Delivery, Subscription
 from paycore.platform.messaging.consumer import BatchHandler, Verdicts
@@ -22,11 +23,14 @@ def ledger(
     """Apply each batch of requests in one commit (the consumer's unit of work: the entries,
     the rejections and the events together). A request that comes again, whatever its
     message id, is known by its transfer id among the journal's entries and the refusals:
-    it changes nothing, so the subscription keeps no inbox (``idempotent``)."""
+    it changes nothing, so the subscription keeps no inbox (``idempotent``). The accounts
+    one batch leaves are known to the next (``ledger.cache``), unless another writer or a
+    status change came between them."""
+    known = Accounts()
 
     async def handle(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
         now = clock()
-        outcome = await service.apply_requests(tx, [d.body for d in deliveries], now)
+        outcome = await service.apply_requests(tx, [d.body for d in deliveries], now, known)
         waited = [_since_accepted(d, now) for d in deliveries]
         tx.after_commit(lambda: _observe(waited))
         return outcome.verdicts

@@ -19,6 +19,7 @@ from paycore.banking.domain import (
     new_customer_secret,
 )
 from paycore.banking.ledger import service as ledger
+from paycore.banking.ledger.cache import Accounts
 from paycore.banking.ledger.domain import (
     Entry,
     Outcome,
@@ -296,7 +297,9 @@ class Handled:
     rejected: int
 
 
-async def apply_requests(tx: Transaction, bodies: Sequence[bytes], now: datetime) -> Handled:
+async def apply_requests(
+    tx: Transaction, bodies: Sequence[bytes], now: datetime, known: Accounts | None = None
+) -> Handled:
     """The ledger worker's part: apply the requested transfers in one batch; publish what
     became of each. A request that comes again changes nothing and publishes nothing: one
     applied before is a replay of its entry (its event went out with it), one refused before
@@ -306,7 +309,7 @@ async def apply_requests(tx: Transaction, bodies: Sequence[bytes], now: datetime
     await tx.serialize(ledger.LEDGER_LOCK)  # refusals are written under it, by this worker
     refused_before = await store.refused_among(tx.conn, [t.id for _, t in decoded.values])
     transfers = [t for _, t in decoded.values if t.id not in refused_before]
-    applied = await ledger.apply(tx, transfers, now)
+    applied = await ledger.apply(tx, transfers, now, known)
     publish_posted(tx, applied.outcomes)
     refused = [o for o in applied.outcomes if o.entry is None]
     await store.insert_rejections(

@@ -379,6 +379,15 @@ class Book:
     seq: int = 0  # the last entry's
     head: str = GENESIS  # the last entry's hash
     at: datetime | None = None  # the last entry's time
+    status_changes: int | None = None  # how many times an account's status changed
+
+    @property
+    def mark(self) -> tuple[int, str, int] | None:
+        """The state of the ledger this book was read in: the journal's head and the count of
+        status changes (None if that count is unknown)."""
+        if self.status_changes is None:
+            return None
+        return (self.seq, self.head, self.status_changes)
 
 
 @dataclass(frozen=True, slots=True)

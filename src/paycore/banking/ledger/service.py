@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paycore.banking.ledger import domain, store
+from paycore.banking.ledger import cache, domain, store
 from paycore.banking.ledger.domain import (
     Applied,
     Balance,
@@ -113,15 +113,24 @@ async def ensure_bank_accounts(
     return {w.name: found[w.name] for w in wanted}
 
 
-async def apply(tx: Transaction, transfers: Sequence[Transfer], now: datetime) -> Applied:
+async def apply(
+    tx: Transaction,
+    transfers: Sequence[Transfer],
+    now: datetime,
+    known: cache.Accounts | None = None,
+) -> Applied:
     """Apply a batch of transfers in the caller's unit of work: one outcome per transfer
-    (``domain.apply``); the entries are written and the balances moved when it commits."""
+    (``domain.apply``); the entries are written and the balances moved when it commits. A
+    writer that applies batch after batch keeps ``known`` accounts from one to the next."""
     if not transfers:
         return Applied([], [], {})
     await tx.serialize(LEDGER_LOCK)
-    book = await store.load_book(tx.conn, transfers)
+    book = await store.load_book(tx.conn, transfers, known)
     applied = domain.apply(book, transfers, now)
     await store.write(tx, applied)
+    if known is not None:
+        known.unsettled()
+        tx.after_commit(lambda: known.after(book, applied))
     return applied
 
 

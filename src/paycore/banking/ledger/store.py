@@ -19,6 +19,7 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Integer,
     String,
     Table,
     func,
@@ -28,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from paycore.banking.ledger.cache import Accounts
 from paycore.banking.ledger.domain import (
     Account,
     Applied,
@@ -95,6 +97,16 @@ entries = Table(
 )
 ENTRY_COLUMNS = tuple(c.name for c in entries.c)
 
+ledger_state = Table(
+    "banking_ledger_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # one row: id 1
+    Column("status_changes", BigInteger, nullable=False),
+)
+"""How many times an account's status changed. With the journal's head it dates what a
+ledger writer knows of the accounts (``cache.Accounts``): block, unblock and close move no
+entry, so they move this."""
+
 
 # --- accounts ------------------------------------------------------------------------------
 
@@ -156,6 +168,8 @@ async def set_status(tx: Transaction, account_id: str, status: Status, now: date
     await tx.execute(
         update(accounts).where(accounts.c.id == account_id).values(status=status.value, **closed)
     )
+    changes = ledger_state.c.status_changes
+    await tx.execute(update(ledger_state).values(status_changes=changes + 1))
 
 
 def balance_of(row: Any, prefix: str = "") -> Balance:
@@ -165,9 +179,12 @@ def balance_of(row: Any, prefix: str = "") -> Balance:
 # --- the book a batch is applied to --------------------------------------------------------
 
 
-async def load_book(conn: AsyncConnection, transfers: Sequence[Transfer]) -> Book:
+async def load_book(
+    conn: AsyncConnection, transfers: Sequence[Transfer], known: Accounts | None = None
+) -> Book:
     """Everything ``domain.apply`` needs to know for ``transfers``. The caller holds the
-    ledger's lock, so nothing read here changes before its commit."""
+    ledger's lock, so nothing read here changes before its commit. The accounts ``known``
+    holds as of this very state of the ledger are taken from it, not read."""
     ids = list({t.id for t in transfers})
     pending_ids = list({t.pending_id for t in transfers if t.pending_id is not None})
     book = await _head(conn)
@@ -178,7 +195,10 @@ async def load_book(conn: AsyncConnection, transfers: Sequence[Transfer]) -> Boo
     named = {t.debit_account_id for t in transfers} | {t.credit_account_id for t in transfers}
     for held in book.pending.values():
         named |= {held.debit_account_id, held.credit_account_id}
-    book.accounts = await ledger_accounts(conn, [n for n in named if n is not None])
+    wanted = [n for n in named if n is not None]
+    cached = known.at(book.mark) if known is not None else {}
+    book.accounts = {n: cached[n] for n in wanted if n in cached}
+    book.accounts |= await ledger_accounts(conn, [n for n in wanted if n not in cached])
     return book
 
 
@@ -193,11 +213,14 @@ async def book_for_expiry(conn: AsyncConnection, pending_ids: Sequence[str]) -> 
 
 
 async def _head(conn: AsyncConnection) -> Book:
-    query = select(entries.c.seq, entries.c.hash, entries.c.at).order_by(entries.c.seq.desc())
-    last = (await conn.execute(query.limit(1))).first()
-    if last is None:
-        return Book(accounts={})
-    return Book(accounts={}, seq=last.seq, head=last.hash, at=last.at)
+    """A book with the journal's head and the count of status changes (None without the
+    state row: then no cache holds)."""
+    changes = select(ledger_state.c.status_changes).scalar_subquery()
+    query = select(changes, entries.c.seq, entries.c.hash, entries.c.at)
+    last = (await conn.execute(query.order_by(entries.c.seq.desc()).limit(1))).first()
+    if last is None:  # an empty journal
+        return Book(accounts={}, status_changes=await conn.scalar(select(changes)))
+    return Book(accounts={}, seq=last.seq, head=last.hash, at=last.at, status_changes=last[0])
 
 
 async def ledger_accounts(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Account]:

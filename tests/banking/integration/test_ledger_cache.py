@@ -1,0 +1,139 @@
+"""A ledger writer's known accounts (``ledger.cache``) on each engine: a batch after the
+writer's own reads only the accounts it does not know, and whatever came between two of its
+batches (another writer's transfer, a status change, its own batch rolled back) makes it read
+them all again, so no refusal or balance is ever decided on a stale account."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from banking_kit import tid
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from paycore.banking.ledger import service as ledger
+from paycore.banking.ledger import store
+from paycore.banking.ledger.cache import Accounts
+from paycore.banking.ledger.domain import Account, Balance, Kind, Limit, Reason, Status, Transfer
+from paycore.banking.ledger.verify import verify
+from paycore.platform.clock import utcnow
+from paycore.platform.persistence.uow import Database
+
+CUSTOMER = Limit.DEBITS_MUST_NOT_EXCEED_CREDITS
+
+
+class Reads:
+    """The account ids each batch read from the database."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.batches: list[set[str]] = []
+        read = store.ledger_accounts
+
+        async def counted(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Account]:
+            self.batches.append(set(ids))
+            return await read(conn, ids)
+
+        monkeypatch.setattr(store, "ledger_accounts", counted)
+
+
+async def opened(db: Database, limit: Limit = CUSTOMER, kind: str = "customer") -> str:
+    async with db.transaction() as tx:
+        return await ledger.open_account(tx, kind=kind, limit=limit, now=utcnow())
+
+
+def single(debit: str, credit: str, amount: int) -> Transfer:
+    return Transfer(tid(), Kind.SINGLE, debit, credit, amount)
+
+
+async def apply(db: Database, known: Accounts | None, *transfers: Transfer) -> list[Reason | None]:
+    async with db.transaction() as tx:
+        applied = await ledger.apply(tx, transfers, utcnow(), known)
+    return [o.reason for o in applied.outcomes]
+
+
+async def balance(db: Database, account_id: str) -> Balance:
+    async with db.connect() as conn:
+        row = await store.find_account(conn, account_id)
+    assert row is not None
+    return store.balance_of(row)
+
+
+async def funded(db: Database, cents: int) -> tuple[str, str, str]:
+    """A cash account and two customer accounts, the first holding ``cents``."""
+    cash, a, b = await opened(db, Limit.NONE, "cash"), await opened(db), await opened(db)
+    assert await apply(db, None, single(cash, a, cents)) == [None]
+    return cash, a, b
+
+
+async def test_the_next_batch_reads_only_the_accounts_it_does_not_know(
+    each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(each_engine)
+    _, a, b = await funded(db, 1_000)
+    c = await opened(db)
+    known, reads = Accounts(), Reads(monkeypatch)
+
+    assert await apply(db, known, single(a, b, 600)) == [None]
+    assert await apply(db, known, single(b, a, 100), single(b, c, 200)) == [None, None]
+    assert await apply(db, known, single(a, b, 600)) == [Reason.INSUFFICIENT_FUNDS]
+
+    assert reads.batches == [{a, b}, {c}, set()]
+    assert await balance(db, a) == Balance(debits_posted=600, credits_posted=1_100)
+    assert await balance(db, b) == Balance(debits_posted=300, credits_posted=600)
+    async with db.connect() as conn:
+        assert (await verify(conn)).ok
+
+
+async def test_another_writers_transfer_in_between_is_seen(
+    each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(each_engine)
+    cash, a, b = await funded(db, 1_000)
+    known, reads = Accounts(), Reads(monkeypatch)
+    assert await apply(db, known, single(a, b, 100)) == [None]
+
+    assert await apply(db, None, single(a, cash, 800)) == [None]  # another writer: 100 left
+
+    assert await apply(db, known, single(a, b, 200)) == [Reason.INSUFFICIENT_FUNDS]
+    assert reads.batches == [{a, b}, {a, cash}, {a, b}]
+    assert await balance(db, a) == Balance(debits_posted=900, credits_posted=1_000)
+
+
+async def test_a_status_change_in_between_is_seen(
+    each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(each_engine)
+    _, a, b = await funded(db, 1_000)
+    known, reads = Accounts(), Reads(monkeypatch)
+    assert await apply(db, known, single(a, b, 100)) == [None]
+
+    async with db.transaction() as tx:  # moves no entry
+        await ledger.set_status(tx, b, Status.BLOCKED, utcnow())
+
+    assert await apply(db, known, single(a, b, 100)) == [Reason.ACCOUNT_BLOCKED]
+    async with db.transaction() as tx:
+        await ledger.set_status(tx, b, Status.OPEN, utcnow())
+    assert await apply(db, known, single(a, b, 100)) == [None]
+    assert reads.batches == [{a, b}, {b}, {a, b}, {b}, {a, b}]  # {b}: set_status reads it
+    assert await balance(db, b) == Balance(credits_posted=200)
+
+
+async def test_a_batch_rolled_back_leaves_nothing_known(
+    each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(each_engine)
+    _, a, b = await funded(db, 1_000)
+    known, reads = Accounts(), Reads(monkeypatch)
+    assert await apply(db, known, single(a, b, 100)) == [None]
+
+    async def rolled_back(transfer: Transfer) -> None:
+        async with db.transaction() as tx:
+            await ledger.apply(tx, [transfer], utcnow(), known)
+            raise RuntimeError("after the batch, before its commit")
+
+    with pytest.raises(RuntimeError, match="after the batch"):
+        await rolled_back(single(a, b, 700))
+
+    assert await apply(db, known, single(a, b, 900)) == [None]  # 900 left, not 200
+    assert reads.batches == [{a, b}, set(), {a, b}]
+    assert await balance(db, a) == Balance(debits_posted=1_000, credits_posted=1_000)
