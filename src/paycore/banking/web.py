@@ -12,6 +12,7 @@ from starlette.datastructures import State
 
 from paycore.banking import service, store
 from paycore.banking.domain import Unauthorized
+from paycore.banking.ledger.cache import Accounts
 from paycore.platform.cards import Hasher
 from paycore.platform.clock import as_utc
 from paycore.platform.persistence.batch import GroupWriter
@@ -42,6 +43,7 @@ class BankingApi:
     cash_id: str
     requests: GroupWriter[service.Requested, service.Requested]
     payer: Read = field(init=False)  # store.PAYER, on a transfer request's hot path
+    known: Accounts = field(default_factory=Accounts)  # the batch endpoint's (ADR 0019)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "payer", Read(self.db.engine, store.PAYER))  # frozen

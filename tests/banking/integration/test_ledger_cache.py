@@ -6,10 +6,13 @@ them all again, so no refusal or balance is ever decided on a stale account."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
-from banking_kit import tid
+from banking_kit import ADMIN, ADMIN_TOKEN, deposit, open_account, serving, sign_up, tid
+from servers import Server
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from web_kit import migrated_settings
 
 from paycore.banking.ledger import service as ledger
 from paycore.banking.ledger import store
@@ -18,6 +21,7 @@ from paycore.banking.ledger.domain import Account, Balance, Kind, Limit, Reason,
 from paycore.banking.ledger.verify import verify
 from paycore.platform.clock import utcnow
 from paycore.platform.persistence.uow import Database
+from paycore.platform.settings import Settings
 
 CUSTOMER = Limit.DEBITS_MUST_NOT_EXCEED_CREDITS
 
@@ -65,6 +69,18 @@ async def funded(db: Database, cents: int) -> tuple[str, str, str]:
     return cash, a, b
 
 
+async def after_one_batch(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Database, Accounts, Reads, str, str, str]:
+    """A writer's cache after its batch of 100 from ``a`` (1,000 deposited from ``cash``) to
+    ``b``: the database, the cache, its reads so far, and the three accounts."""
+    db = Database(engine)
+    cash, a, b = await funded(db, 1_000)
+    known, reads = Accounts(), Reads(monkeypatch)
+    assert await apply(db, known, single(a, b, 100)) == [None]
+    return db, known, reads, cash, a, b
+
+
 async def test_the_next_batch_reads_only_the_accounts_it_does_not_know(
     each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,10 +103,7 @@ async def test_the_next_batch_reads_only_the_accounts_it_does_not_know(
 async def test_another_writers_transfer_in_between_is_seen(
     each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = Database(each_engine)
-    cash, a, b = await funded(db, 1_000)
-    known, reads = Accounts(), Reads(monkeypatch)
-    assert await apply(db, known, single(a, b, 100)) == [None]
+    db, known, reads, cash, a, b = await after_one_batch(each_engine, monkeypatch)
 
     assert await apply(db, None, single(a, cash, 800)) == [None]  # another writer: 100 left
 
@@ -102,10 +115,7 @@ async def test_another_writers_transfer_in_between_is_seen(
 async def test_a_status_change_in_between_is_seen(
     each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = Database(each_engine)
-    _, a, b = await funded(db, 1_000)
-    known, reads = Accounts(), Reads(monkeypatch)
-    assert await apply(db, known, single(a, b, 100)) == [None]
+    db, known, reads, _, a, b = await after_one_batch(each_engine, monkeypatch)
 
     async with db.transaction() as tx:  # moves no entry
         await ledger.set_status(tx, b, Status.BLOCKED, utcnow())
@@ -121,10 +131,7 @@ async def test_a_status_change_in_between_is_seen(
 async def test_a_batch_rolled_back_leaves_nothing_known(
     each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = Database(each_engine)
-    _, a, b = await funded(db, 1_000)
-    known, reads = Accounts(), Reads(monkeypatch)
-    assert await apply(db, known, single(a, b, 100)) == [None]
+    db, known, reads, _, a, b = await after_one_batch(each_engine, monkeypatch)
 
     async def rolled_back(transfer: Transfer) -> None:
         async with db.transaction() as tx:
@@ -137,3 +144,36 @@ async def test_a_batch_rolled_back_leaves_nothing_known(
     assert await apply(db, known, single(a, b, 900)) == [None]  # 900 left, not 200
     assert reads.batches == [{a, b}, set(), {a, b}]
     assert await balance(db, a) == Balance(debits_posted=1_000, credits_posted=1_000)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, nats_server: Server) -> Settings:
+    return migrated_settings(tmp_path, nats_server.url, admin_token=ADMIN_TOKEN)
+
+
+async def test_the_batch_endpoint_sees_what_came_between_its_batches(settings: Settings) -> None:
+    """Over HTTP (the API as ``paycore api`` builds it, SQLite): the operator's batch endpoint
+    keeps its process's accounts between requests, and a block, an unblock and a customer's
+    deposit in between are each seen by the next batch."""
+    async with serving(settings, worker=False) as http:
+        ana, bia = await sign_up(http, "Ana Lima", 21), await sign_up(http, "Bia Souza", 22)
+        a, b = await open_account(http, ana), await open_account(http, bia)
+        await deposit(http, ana, a, 50)
+
+        async def batch(amount: int) -> str:
+            move = {"id": tid(), "debit_account_id": a, "credit_account_id": b, "amount": amount}
+            answer = await http.post(
+                "/banking/ledger/transfers", json={"transfers": [move]}, headers=ADMIN
+            )
+            assert answer.status_code == 200, answer.text
+            result: str = answer.json()["results"][0]["result"]
+            return result
+
+        assert await batch(10) == "created"
+        assert (await http.post(f"/banking/ledger/accounts/{b}/block", headers=ADMIN)).is_success
+        assert await batch(1) == "account-blocked"
+        assert (await http.post(f"/banking/ledger/accounts/{b}/unblock", headers=ADMIN)).is_success
+        await deposit(http, ana, a, 20)  # another writer: 60 in all
+        assert await batch(55) == "created"
+        account = (await http.get(f"/banking/accounts/{a}", headers=ana.auth)).json()
+        assert account["balance"]["posted"] == 5
