@@ -3,7 +3,8 @@ broker and through the operator's batch endpoint, beside a floor measured in the
 single transfers over HTTP at a fixed rate, with their accept and accept-to-posted latency.
 
     .venv/bin/python bench/banking.py [--transfers 60000] [--accounts 10000] [--hot 10]
-        [--batch 2000] [--rate 1000 ...] [--duration 30] [--parts throughput single] [--quick]
+        [--batch 2000] [--rate 1000 ...] [--duration 30] [--parts throughput single]
+        [--client openloop k6] [--quick]
         [--keep DIR]
 
 Starts its own NATS (fsync on every write) and PostgreSQL on 127.0.0.1 and seeds one database,
@@ -26,12 +27,14 @@ each funded by a deposit. Every measurement runs on a fresh copy of it (a templa
      no rules: per ``--batch`` transfers, one transaction of a COPY of the entries and one
      UPDATE of the balances they move, on one asyncpg connection, from this process.
    Every paycore figure is also given as a share of the mean of its workload's two floors.
-2. Single transfers over HTTP: k6 posts ``POST /banking/transfers`` at each ``--rate`` for
-   ``--duration`` seconds (after a 5 s warm-up at the same rate, not counted), as the
-   customers from their own accounts to any other account, with the API and the ledger worker
-   running. *Accept* is the latency k6 sees (the 202 follows the commit of the request and its
-   event); *accept to posted* is, per counted transfer, its journal entry's time minus its
-   request's accepted time, as stored (both stamped on this machine).
+2. Single transfers over HTTP: ``bench/openloop.py`` (or k6, ``--client k6``; both: one run
+   each) posts ``POST /banking/transfers`` at each ``--rate`` for ``--duration`` seconds
+   (after a 5 s warm-up at the same rate, not counted), as the customers from their own
+   accounts to any other account, with the API and the ledger worker running. *Accept* is the
+   latency the client sees (the 202 follows the commit of the request and its event; the
+   open-loop generator times it from when the request was due); *accept to posted* is, per
+   counted transfer, its journal entry's time minus its request's accepted time, as stored
+   (both stamped on this machine).
 
 Also reports the cores each kind of process used while measured. Writes
 ``bench/results/banking.json`` (``--quick``: ``banking_quick.json``).
