@@ -36,6 +36,7 @@ CONNECTIONS = 64
 """Connections opened before the clock starts; more are opened while all are busy."""
 MOST_CONNECTIONS = 1000
 _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+_CLOSE = re.compile(rb"\r\nconnection:\s*close", re.IGNORECASE)
 
 
 class Connection(asyncio.Protocol):
@@ -48,6 +49,7 @@ class Connection(asyncio.Protocol):
         self.expected: int | None = None
         self.status = 0
         self.index = -1
+        self.closing = False  # the answer being read says the server closes the connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -70,10 +72,14 @@ class Connection(asyncio.Protocol):
                 raise RuntimeError(f"an answer without a content-length: {head[:200]!r}")
             self.status = int(head[9:12])
             self.expected = end + 4 + int(length.group(1))
+            self.closing = _CLOSE.search(head) is not None
         if len(self.buffer) >= self.expected:
             index, status = self.index, self.status
             del self.buffer[: self.expected]
             self.expected, self.index = None, -1
+            if self.closing and self.transport is not None:
+                self.transport.close()
+                self.transport = None  # not reused
             self.done(self, index, status, time.monotonic())
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -128,15 +134,20 @@ async def run(
         wait = due - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        while not idle:
-            if len(connections) < MOST_CONNECTIONS:
-                idle.append(await connect())
+        conn = None
+        while conn is None:
+            if idle:
+                conn = idle.pop()
+                if conn.transport is None:  # the server closed it while it was idle
+                    conn = None
+            elif sum(c.transport is not None for c in connections) < MOST_CONNECTIONS:
+                conn = await connect()
             else:
                 freed.clear()
                 await freed.wait()
         outstanding += 1
         sent_at[index] = time.monotonic()
-        idle.pop().send(raw, index)
+        conn.send(raw, index)
     sent_all = True
     if outstanding:
         await finished.wait()

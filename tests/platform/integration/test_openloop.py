@@ -16,7 +16,8 @@ SLOW_S = 0.3
 
 
 async def serve(seen: list[bytes]) -> asyncio.Server:
-    """Answers 202, 500 to a body ``fail``, and 202 after ``SLOW_S`` to a body ``slow``."""
+    """Answers 202, 500 to a body ``fail``, 202 after ``SLOW_S`` to a body ``slow``, and 202
+    then closes the connection (saying so) to a body ``close``."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while head := await reader.readuntil(b"\r\n\r\n"):
@@ -30,8 +31,9 @@ async def serve(seen: list[bytes]) -> asyncio.Server:
             if body == b"slow":
                 await asyncio.sleep(SLOW_S)
             status = b"500 Internal Server Error" if body == b"fail" else b"202 Accepted"
-            writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 2\r\n\r\n{}")
-            if reader.at_eof():
+            closing = b"\r\nconnection: close" if body == b"close" else b""
+            writer.write(b"HTTP/1.1 " + status + closing + b"\r\ncontent-length: 2\r\n\r\n{}")
+            if body == b"close" or reader.at_eof():
                 break
 
     async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -88,6 +90,15 @@ async def test_a_slow_answer_holds_up_no_other_request(tmp_path: Path) -> None:
     latencies = found["latency_ms"]
     assert latencies[10] >= SLOW_S * 1000
     assert max(latencies[:10] + latencies[11:]) < SLOW_S * 1000  # not held up behind it
+
+
+async def test_connections_the_server_closes_are_replaced(tmp_path: Path) -> None:
+    bodies = ["close"] * 150
+    found = await generate(tmp_path, bodies, rate=500, warmup=0)
+
+    assert found["seen"] == [b"close"] * 150
+    assert found["statuses"] == {"202": 150}
+    assert found["connections"] > 64  # more than it opened before the clock started
 
 
 async def test_too_few_requests_is_an_error(tmp_path: Path) -> None:
