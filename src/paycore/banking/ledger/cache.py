@@ -15,10 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from paycore.banking.ledger.domain import Account, Applied, Book
-
-Mark = tuple[int, str, int]
-"""The journal's last seq and hash, and the count of status changes."""
+from paycore.banking.ledger.domain import Account, Applied, Book, Mark
 
 
 class Accounts:

@@ -366,6 +366,10 @@ class Outcome:
         return self.entry is not None and not self.replay
 
 
+Mark = tuple[int, str, int]
+"""A state of the ledger: the journal's last seq and hash, and the count of status changes."""
+
+
 @dataclass
 class Book:
     """What a batch needs to know, loaded by the store: the accounts the batch names, the
@@ -382,7 +386,7 @@ class Book:
     status_changes: int | None = None  # how many times an account's status changed
 
     @property
-    def mark(self) -> tuple[int, str, int] | None:
+    def mark(self) -> Mark | None:
         """The state of the ledger this book was read in: the journal's head and the count of
         status changes (None if that count is unknown)."""
         if self.status_changes is None:
