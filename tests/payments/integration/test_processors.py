@@ -63,7 +63,8 @@ class Worker:
         now = int(time.time() * 1000)
         payments = [(Payment(str(uuid.uuid4()), amount_cents), now) for _ in range(count)]
         async with Database(self.engine).transaction() as tx:
-            self.dispatcher.add(await store.insert_received(tx, payments))
+            received = await store.insert_received(tx, payments)
+        self.dispatcher.add(received)  # once committed, as the consumer does: else it may pin none
         return [p.correlation_id for p, _ in payments]
 
     async def settled(self, timeout: float = 60) -> None:

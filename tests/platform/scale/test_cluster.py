@@ -49,7 +49,7 @@ from paycore.platform.messaging.deadletters import dead_letters
 from paycore.platform.persistence.db import create_engine
 from paycore.schema import upgrade
 
-RATE = 30  # operations a second, per context
+RATE = 20  # operations a second, per context (60 in all keep a slow 2-core host busy)
 SECONDS = 60
 KILL_AT = 20  # seconds into the run
 BACK_AFTER = 5  # seconds the killed processes stay down
