@@ -418,9 +418,11 @@ def single_transfers(
     settings = banking_settings(database_url=url, broker_url=nats.url)
     with harness.api_and_worker(["banking"], work, **settings) as api:
         load = open_loop if client == "openloop" else by_k6
+        opened = asyncio.run(sessions_opened(url))
         with harness.cpu_use(client=client) as cores:
             sent = load(api, seeded, rate, duration, work)
         lag = asyncio.run(posted_lag(url, sent["accepted"]))
+        opened = asyncio.run(sessions_opened(url)) - opened
     return {
         "client": client,
         "target_rate": rate,
@@ -429,7 +431,24 @@ def single_transfers(
         **sent,
         **lag,
         "cpu_cores": cores,
+        "connections_opened": opened,
     }
+
+
+async def sessions_opened(url: str) -> int:
+    """How many connections to the run's database PostgreSQL has opened so far (the counter
+    of ``pg_stat_database``, read on a connection of its own, which it counts too)."""
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        await asyncio.sleep(0.6)  # other sessions report their counts within about a second
+        return int(
+            await conn.fetchval(
+                "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+            )
+        )
+    finally:
+        await conn.close()
 
 
 def single_requests(seeded: Seeded, count: int) -> list[tuple[str, str, str, int]]:
@@ -589,9 +608,10 @@ def print_single(runs: list[dict[str, Any]]) -> None:
                 f"{lag['p99']} ms",
                 run["dropped"],
                 run["never_applied"],
+                run.get("connections_opened", "-"),
             )
         )
-    harness.print_table((*columns, "dropped", "unapplied"), rows)
+    harness.print_table((*columns, "dropped", "unapplied", "conns opened"), rows)
     print("\nCPU while the client ran, in cores (largest first):")
     for run in runs:
         line = harness.cores_line(run["cpu_cores"])

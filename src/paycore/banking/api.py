@@ -317,7 +317,8 @@ async def _cash(
 )
 async def create_transfer(request: FastRequest) -> tuple[int, TransferOut]:
     """The hot path (the fast lane): the credential's form, the body, then the customer and
-    the paying account in one read; the request and its event written by group commit."""
+    the paying account in one read (kept: ``service.Payers``); the request and its event
+    written by group commit."""
     api = of(request.state)
     authorization = request.headers.get("authorization")
     secret = service.secret_of(authorization)
@@ -326,7 +327,7 @@ async def create_transfer(request: FastRequest) -> tuple[int, TransferOut]:
     except Problem:  # what is wrong with a body is said only to a customer
         await service.authenticate(api.db, api.hasher, authorization)
         raise
-    payer = await service.payer(api.payer, api.hasher, secret, body.from_account_id)
+    payer = await api.payers.find(api.hasher, secret, body.from_account_id)
     if body.currency != payer.currency:
         detail = f"the account holds {payer.currency}, not {body.currency}"
         raise TransferRefused(Reason.CURRENCY_MISMATCH, detail)

@@ -101,17 +101,37 @@ def secret_of(authorization: str | None) -> str:
 UNKNOWN_CREDENTIAL = "The customer credential is unknown."
 
 
-async def payer(read: Read, hasher: Hasher, secret: str, account_id: str) -> Payer:
-    """Who asks for a transfer (the secret's customer) and the account it is paid from,
-    in one read (``store.PAYER``); ``Unauthorized`` for an unknown secret, ``NotFound`` for an
-    account that is unknown or another's."""
-    row = await read.one(secret_hash=hasher.secret(secret), account_id=account_id)
-    if row is None:
-        raise Unauthorized(UNKNOWN_CREDENTIAL)
-    customer_id, paying_account, currency = row
-    if paying_account is None:
-        raise NotFound(f"account {account_id} is unknown")
-    return Payer(customer_id, currency)
+class Payers:
+    """Who may pay from which account: the customer a secret belongs to and the currency of
+    their account, found by one read (``store.PAYER``) and kept. What is kept cannot go
+    stale: a customer's secret is set once, when they sign up, and no customer or account is
+    ever deleted; an account never changes hands or currency (its status does, and the ledger
+    checks that when it applies the transfer). Only what was found is kept: an unknown secret,
+    or an account that is not the customer's, is read again each time. At most ``most`` pairs
+    are kept (past that it starts over); each API process keeps its own."""
+
+    def __init__(self, read: Read, most: int = 100_000) -> None:
+        self._read = read
+        self._most = most
+        self._found: dict[tuple[str, str], Payer] = {}
+
+    async def find(self, hasher: Hasher, secret: str, account_id: str) -> Payer:
+        """The secret's customer and the account they pay from; ``Unauthorized`` for an
+        unknown secret, ``NotFound`` for an account that is unknown or another's."""
+        key = (hasher.secret(secret), account_id)
+        found = self._found.get(key)
+        if found is not None:
+            return found
+        row = await self._read.one(secret_hash=key[0], account_id=account_id)
+        if row is None:
+            raise Unauthorized(UNKNOWN_CREDENTIAL)
+        customer_id, paying_account, currency = row
+        if paying_account is None:
+            raise NotFound(f"account {account_id} is unknown")
+        if len(self._found) >= self._most:
+            self._found.clear()
+        found = self._found[key] = Payer(customer_id, currency)
+        return found
 
 
 @dataclass(frozen=True, slots=True)

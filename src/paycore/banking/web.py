@@ -42,11 +42,12 @@ class BankingApi:
     admin_token: str
     cash_id: str
     requests: GroupWriter[service.Requested, service.Requested]
-    payer: Read = field(init=False)  # store.PAYER, on a transfer request's hot path
+    payers: service.Payers = field(init=False)  # on a transfer request's hot path
     known: Accounts = field(default_factory=Accounts)  # the batch endpoint's (ADR 0019)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "payer", Read(self.db.engine, store.PAYER))  # frozen
+        payers = service.Payers(Read(self.db.engine, store.PAYER))
+        object.__setattr__(self, "payers", payers)  # frozen
 
 
 Api = Annotated[BankingApi, on_state("banking", BankingApi)]
