@@ -11,7 +11,7 @@ from paycore.banking import messages, metrics, service
 from paycore.banking.ledger.cache import Accounts
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.bus import CREATED_AT, Delivery, Subscription
-from paycore.platform.messaging.consumer import BatchHandler, Verdicts
+from paycore.platform.messaging.consumer import Verdicts
 from paycore.platform.persistence.uow import Transaction
 
 GROUP = "banking-ledger"
@@ -19,26 +19,43 @@ GROUP = "banking-ledger"
 
 def ledger(
     *, batch: int = 2000, clock: Callable[[], datetime] = utcnow
-) -> tuple[Subscription, BatchHandler]:
+) -> tuple[Subscription, Ledger]:
     """Apply each batch of requests in one commit (the consumer's unit of work: the entries,
     the rejections and the events together). A request that comes again, whatever its
     message id, is known by its transfer id among the journal's entries and the refusals:
     it changes nothing, so the subscription keeps no inbox (``idempotent``). The accounts
     one batch leaves are known to the next (``ledger.cache``), unless another writer or a
-    status change came between them."""
-    known = Accounts()
+    status change came between them; and the next batch is applied to them ahead of its
+    turn, while the one before is being written (``overlap``, ``Ledger.early``)."""
+    subscription = Subscription(
+        messages.REQUESTS, GROUP, batch=batch, exclusive=True, idempotent=True, overlap=True
+    )
+    return subscription, Ledger(clock)
 
-    async def handle(tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
-        now = clock()
-        outcome = await service.apply_requests(tx, [d.body for d in deliveries], now, known)
+
+class Ledger:
+    """The ledger worker's batch handler (an ``EarlyHandler``)."""
+
+    def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
+        self.known = Accounts()
+        self._clock = clock
+        self._ahead: service.Ahead | None = None
+
+    async def early(self, deliveries: Sequence[Delivery]) -> None:
+        """Once the batch before has been applied (not yet written), decode these requests
+        and apply them to the accounts it leaves; their turn checks that it still holds."""
+        await self.known.wait_applied()
+        self._ahead = service.ahead_of_turn([d.body for d in deliveries], self._clock(), self.known)
+
+    async def __call__(self, tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
+        self.known.begin()
+        ahead, self._ahead = self._ahead, None
+        now = self._clock()
+        bodies = [d.body for d in deliveries]
+        outcome = await service.apply_requests(tx, bodies, now, self.known, ahead)
         waited = [_since_accepted(d, now) for d in deliveries]
         tx.after_commit(lambda: _observe(waited))
         return outcome.verdicts
-
-    subscription = Subscription(
-        messages.REQUESTS, GROUP, batch=batch, exclusive=True, idempotent=True
-    )
-    return subscription, handle
 
 
 def _since_accepted(delivery: Delivery, now: datetime) -> float | None:

@@ -34,7 +34,7 @@ from paycore.banking.ledger.store import find_account
 from paycore.platform.cards import Hasher
 from paycore.platform.errors import NotFound
 from paycore.platform.ids import uuid7
-from paycore.platform.messaging.decoding import decode_each
+from paycore.platform.messaging.decoding import Decoded, decode_each
 from paycore.platform.observability.logging import correlation_id
 from paycore.platform.persistence.batch import Batch, GroupWriter
 from paycore.platform.persistence.db import AnyRow
@@ -317,19 +317,44 @@ class Handled:
     rejected: int
 
 
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """A batch of requests decoded, and applied if it could be (``ledger.ahead_of_turn``),
+    while the batch before it was being written."""
+
+    bodies: list[bytes]
+    decoded: Decoded[Transfer]
+    speculation: ledger.Speculation | None
+
+
+def ahead_of_turn(bodies: Sequence[bytes], now: datetime, known: Accounts) -> Ahead:
+    """What ``apply_requests`` can do for these requests before the ledger's lock is its."""
+    decoded = _requests(bodies)
+    transfers = [t for _, t in decoded.values]
+    return Ahead(list(bodies), decoded, ledger.ahead_of_turn(known, transfers, now))
+
+
 async def apply_requests(
-    tx: Transaction, bodies: Sequence[bytes], now: datetime, known: Accounts | None = None
+    tx: Transaction,
+    bodies: Sequence[bytes],
+    now: datetime,
+    known: Accounts | None = None,
+    ahead: Ahead | None = None,
 ) -> Handled:
     """The ledger worker's part: apply the requested transfers in one batch; publish what
     became of each. A request that comes again changes nothing and publishes nothing: one
     applied before is a replay of its entry (its event went out with it), one refused before
     keeps its refusal, even if the account could pay now. A message that does not decode is
-    refused (a dead letter)."""
-    decoded = decode_each(bodies, messages.decode_request, own=messages.BadMessage)
+    refused (a dead letter). What was done ``ahead`` for these very requests is used, if it
+    still holds (``ledger.apply``)."""
+    if ahead is not None and ahead.bodies != list(bodies):
+        ahead = None
+    decoded = ahead.decoded if ahead is not None else _requests(bodies)
     await tx.serialize(ledger.LEDGER_LOCK)  # refusals are written under it, by this worker
     refused_before = await store.refused_among(tx.conn, [t.id for _, t in decoded.values])
     transfers = [t for _, t in decoded.values if t.id not in refused_before]
-    applied = await ledger.apply(tx, transfers, now, known)
+    speculation = ahead.speculation if ahead is not None else None
+    applied = await ledger.apply(tx, transfers, now, known, speculation)
     publish_posted(tx, applied.outcomes)
     refused = [o for o in applied.outcomes if o.entry is None]
     await store.insert_rejections(
@@ -343,3 +368,7 @@ async def apply_requests(
             message_id=f"rejected-{outcome.transfer_id}",
         )
     return Handled(decoded.verdicts, sum(o.applied for o in applied.outcomes), len(refused))
+
+
+def _requests(bodies: Sequence[bytes]) -> Decoded[Transfer]:
+    return decode_each(bodies, messages.decode_request, own=messages.BadMessage)

@@ -1,7 +1,9 @@
 """A ledger writer's known accounts (``ledger.cache``) on each engine: a batch after the
 writer's own reads only the accounts it does not know, and whatever came between two of its
 batches (another writer's transfer, a status change, its own batch rolled back) makes it read
-them all again, so no refusal or balance is ever decided on a stale account."""
+them all again, so no refusal or balance is ever decided on a stale account. The same for a
+batch applied ahead of its turn, against what the batch before leaves: whatever came between
+has it applied again."""
 
 from __future__ import annotations
 
@@ -144,6 +146,111 @@ async def test_a_batch_rolled_back_leaves_nothing_known(
     assert await apply(db, known, single(a, b, 900)) == [None]  # 900 left, not 200
     assert reads.batches == [{a, b}, set(), {a, b}]
     assert await balance(db, a) == Balance(debits_posted=1_000, credits_posted=1_000)
+
+
+# --- a batch applied ahead of its turn (``ledger.ahead_of_turn``) -------------------------
+# Made while the batch before is being written, against the accounts that batch leaves; taken
+# in its turn only if the book read under the lock is the one it was made against.
+
+
+async def in_turn(
+    db: Database, known: Accounts, speculation: ledger.Speculation | None, *transfers: Transfer
+) -> tuple[bool, list[Reason | None]]:
+    """Apply ``transfers`` in their turn: whether the speculation was taken, and the reasons."""
+    async with db.transaction() as tx:
+        applied = await ledger.apply(tx, list(transfers), utcnow(), known, speculation)
+    taken = speculation is not None and applied is speculation.applied
+    return taken, [o.reason for o in applied.outcomes]
+
+
+async def test_made_while_the_batch_before_is_written_and_taken_in_its_turn(
+    each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, known, reads, _, a, b = await after_one_batch(each_engine, monkeypatch)
+    second = [single(a, b, 300)]
+    third = [single(a, b, 500), single(a, b, 200), single(b, a, 50)]
+
+    async with db.transaction() as tx:  # the second batch, applied, not yet committed
+        await ledger.apply(tx, second, utcnow(), known)
+        ahead = ledger.ahead_of_turn(known, third, utcnow())
+    assert ahead is not None
+    assert [o.reason for o in ahead.applied.outcomes] == [None, Reason.INSUFFICIENT_FUNDS, None]
+
+    assert await in_turn(db, known, ahead, *third) == (
+        True,
+        [None, Reason.INSUFFICIENT_FUNDS, None],
+    )
+    assert reads.batches == [{a, b}, set(), set()]
+    assert await balance(db, a) == Balance(debits_posted=900, credits_posted=1_050)
+    assert await balance(db, b) == Balance(debits_posted=50, credits_posted=900)
+    async with db.connect() as conn:
+        assert (await verify(conn)).ok
+
+
+async def test_the_batch_before_rolled_back_has_it_applied_again(
+    each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, known, _, _, a, b = await after_one_batch(each_engine, monkeypatch)
+    nxt = [single(a, b, 500)]
+
+    made: list[ledger.Speculation | None] = []
+
+    async def rolled_back() -> None:
+        async with db.transaction() as tx:
+            await ledger.apply(tx, [single(a, b, 800)], utcnow(), known)
+            made.append(ledger.ahead_of_turn(known, nxt, utcnow()))
+            raise RuntimeError("the batch before fails before its commit")
+
+    with pytest.raises(RuntimeError, match="before its commit"):
+        await rolled_back()
+    ahead = made[0]
+    assert ahead is not None
+    assert ahead.applied.outcomes[0].reason is Reason.INSUFFICIENT_FUNDS  # 100 left, had it held
+
+    assert await in_turn(db, known, ahead, *nxt) == (False, [None])  # 900 are there
+    assert await balance(db, a) == Balance(debits_posted=600, credits_posted=1_000)
+
+
+async def test_another_writer_or_a_status_change_between_has_it_applied_again(
+    each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, known, _, cash, a, b = await after_one_batch(each_engine, monkeypatch)
+
+    ahead = ledger.ahead_of_turn(known, [single(a, b, 500)], utcnow())
+    assert ahead is not None
+    assert await apply(db, None, single(a, cash, 800)) == [None]  # another writer: 100 left
+    assert await in_turn(db, known, ahead, *ahead.transfers) == (False, [Reason.INSUFFICIENT_FUNDS])
+
+    ahead = ledger.ahead_of_turn(known, [single(a, b, 50)], utcnow())
+    assert ahead is not None
+    async with db.transaction() as tx:
+        await ledger.set_status(tx, b, Status.BLOCKED, utcnow())
+    assert await in_turn(db, known, ahead, *ahead.transfers) == (False, [Reason.ACCOUNT_BLOCKED])
+    assert await balance(db, b) == Balance(credits_posted=100)  # the first batch's only
+
+
+async def test_an_id_seen_before_has_it_applied_again(
+    each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, known, _, _, a, b = await after_one_batch(each_engine, monkeypatch)
+    first = single(a, b, 300)
+    assert await in_turn(db, known, None, first) == (False, [None])
+
+    ahead = ledger.ahead_of_turn(known, [first, single(a, b, 100)], utcnow())
+    assert ahead is not None
+    assert ahead.applied.outcomes[0].replay is False  # the speculation did not know the id
+    taken, reasons = await in_turn(db, known, ahead, *ahead.transfers)
+    assert (taken, reasons) == (False, [None, None])
+    assert await balance(db, a) == Balance(debits_posted=500, credits_posted=1_000)  # not 800
+
+
+async def test_nothing_is_expected_without_a_batch_before_or_with_an_account_not_kept(
+    each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, known, _, cash, a, b = await after_one_batch(each_engine, monkeypatch)
+    assert ledger.ahead_of_turn(Accounts(), [single(a, b, 1)], utcnow()) is None
+    assert ledger.ahead_of_turn(known, [single(a, cash, 1)], utcnow()) is None  # cash not kept
+    assert ledger.ahead_of_turn(known, [single(a, b, 1)], utcnow()) is not None
 
 
 @pytest.fixture

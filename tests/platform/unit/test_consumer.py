@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -131,6 +133,88 @@ async def test_duplicates_in_one_batch_and_across_batches_take_effect_once(
     await consumer.handle_batch([_d("m3")])
     assert await _effects(db) == Counter({"m1": 1, "m2": 1, "m3": 1})
     assert script.committed == [2, 1]  # the handler saw only new messages; all-repeats: no call
+
+
+class Overlapped:
+    """A batch handler with an early part, logging what happens in which order; the handler
+    of batch "slow…" waits for ``release`` after it began."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.release = asyncio.Event()
+
+    async def early(self, deliveries: Sequence[Delivery]) -> None:
+        self.log.append(f"early {deliveries[0].id}")
+        await asyncio.sleep(0)
+        self.log.append(f"early done {deliveries[0].id}")
+
+    async def __call__(self, tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
+        name = deliveries[0].id
+        self.log.append(f"begin {name}")
+        if name.startswith("slow"):
+            await self.release.wait()
+        await tx.execute(insert(effects).values(message_id=name, body=b"x"))
+        if name.startswith("boom"):
+            raise RuntimeError("database on fire")
+        self.log.append(f"end {name}")
+        return [None] * len(deliveries)
+
+
+def overlapped(db: Database, fake_bus: Any, handler: Any) -> Consumer:
+    subscription = Subscription(TOPIC, "ledger", overlap=True, idempotent=True)
+    return Consumer(subscription=subscription, handler=handler, db=db, bus=fake_bus, retry=FAST)
+
+
+async def test_batches_given_before_the_last_is_handled_wait_their_turn_in_order(
+    db: Database, fake_bus: Any
+) -> None:
+    handler = Overlapped()
+    consumer = overlapped(db, fake_bus, handler)
+    first = asyncio.create_task(consumer.handle_batch([_d("slow-1")]))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(consumer.handle_batch([_d("b-2")]))
+    third = asyncio.create_task(consumer.handle_batch([_d("c-3")]))
+    await asyncio.sleep(0.05)
+    assert handler.log == ["begin slow-1", "early b-2", "early done b-2"]  # c-3: b-2 not begun
+    handler.release.set()
+    await asyncio.gather(first, second, third)
+    begun = [line for line in handler.log if line.startswith(("begin", "end"))]
+    assert begun == ["begin slow-1", "end slow-1", "begin b-2", "end b-2", "begin c-3", "end c-3"]
+    assert handler.log.index("early c-3") > handler.log.index("begin b-2")
+    assert await _effects(db) == Counter({"slow-1": 1, "b-2": 1, "c-3": 1})
+
+
+async def test_an_early_part_not_done_when_the_turn_comes_is_cancelled(
+    db: Database, fake_bus: Any
+) -> None:
+    handler = Overlapped()
+    blocked = asyncio.Event()
+
+    async def early(deliveries: Sequence[Delivery]) -> None:
+        handler.log.append(f"early {deliveries[0].id}")
+        await blocked.wait()  # never set: the turn comes first
+        handler.log.append("never")
+
+    handler.early = early  # type: ignore[method-assign]
+    consumer = overlapped(db, fake_bus, handler)
+    first = asyncio.create_task(consumer.handle_batch([_d("slow-1")]))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(consumer.handle_batch([_d("b-2")]))
+    await asyncio.sleep(0.05)
+    handler.release.set()
+    await asyncio.gather(first, second)
+    assert handler.log == ["begin slow-1", "early b-2", "end slow-1", "begin b-2", "end b-2"]
+
+
+async def test_a_batch_that_fails_lets_the_next_have_its_turn(db: Database, fake_bus: Any) -> None:
+    handler = Overlapped()
+    consumer = overlapped(db, fake_bus, handler)
+    first = asyncio.create_task(consumer.handle_batch([_d("boom-1")]))
+    second = asyncio.create_task(consumer.handle_batch([_d("b-2")]))
+    await asyncio.gather(first, second)
+    assert handler.log.index("end b-2") > handler.log.index("begin boom-1")
+    assert (await _effects(db))["b-2"] == 1
+    assert (await _effects(db))["boom-1"] == 0  # rolled back, then dead-lettered after retries
 
 
 async def test_after_commit_hooks_run_only_for_a_batch_that_committed(

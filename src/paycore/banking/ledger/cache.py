@@ -13,38 +13,54 @@ difference, and the cache is dropped and everything read again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
-from paycore.banking.ledger.domain import Account, Applied, Book, Mark
+from paycore.banking.ledger.domain import Account, Applied, Book, Mark, Transfer
 
 
 class Accounts:
     """One ledger writer's accounts as of a state of the ledger (``Book.mark``). At most
-    ``most`` are kept: past that it starts again from what the last batch named."""
+    ``most`` are kept: past that it starts again from what the last batch named.
+
+    A batch tells it what it leaves as soon as it is applied (``ahead``), before it is
+    written: from then on the accounts are true of no known state (a batch that rolls back
+    leaves nothing known) until its commit confirms them (``settled``). Meanwhile the book
+    the next batch should find (``expected``) can already be made, so that batch can be
+    applied ahead of its turn (``service.ahead_of_turn``)."""
 
     def __init__(self, most: int = 200_000) -> None:
         self._most = most
         self._mark: Mark | None = None
         self._accounts: dict[str, Account] = {}
+        self._next: Book | None = None  # the head the last batch applied leaves
+        self._applied = asyncio.Event()  # set: no batch is between ``begin`` and ``ahead``
+        self._applied.set()
 
     def at(self, mark: Mark | None) -> Mapping[str, Account]:
         """The accounts known as of ``mark``; none if they were known as of another state."""
         if mark is None or mark != self._mark:
-            self._mark, self._accounts = None, {}
+            self._mark, self._accounts, self._next = None, {}, None
         return self._accounts
 
-    def unsettled(self) -> None:
-        """A batch read from this cache is being written: until ``after`` says it committed,
-        what is here is true of no known state."""
-        self._mark = None
+    def begin(self) -> None:
+        """A batch is on its way to being applied: what it leaves is not known until
+        ``ahead``, and ``wait_applied`` waits for that."""
+        self._applied.clear()
 
-    def after(self, book: Book, applied: Applied) -> None:
-        """Keep the accounts ``book`` held as ``applied`` left them, as of the state its
-        commit made. Call it once that batch has committed, and ``unsettled`` before."""
+    async def wait_applied(self) -> None:
+        """Until the batch begun last has been applied (or none is begun)."""
+        await self._applied.wait()
+
+    def ahead(self, book: Book, applied: Applied) -> Mark | None:
+        """Take the accounts ``book`` held as ``applied`` leaves them, true once that batch
+        commits: returns the mark of that state, for ``settled`` to confirm then."""
+        self._mark, self._next = None, None
+        self._applied.set()
         if book.mark is None:
-            return
+            return None
         last = applied.entries[-1] if applied.entries else None
-        mark = (last.seq, last.hash, book.mark[2]) if last is not None else book.mark
         if len(self._accounts) + len(book.accounts) > self._most:
             self._accounts = {}
         known = self._accounts
@@ -54,4 +70,30 @@ class Accounts:
             known[account_id] = Account(
                 account.id, account.currency, account.limit, account.status, balance
             )
-        self._mark = mark
+        self._next = Book(
+            accounts={},
+            seq=last.seq if last else book.seq,
+            head=last.hash if last else book.head,
+            at=last.at if last else book.at,
+            status_changes=book.status_changes,
+        )
+        return self._next.mark
+
+    def settled(self, mark: Mark | None) -> None:
+        """The batch that left ``mark`` has committed: the accounts are true of it (unless
+        another batch has been applied since)."""
+        if mark is not None and self._next is not None and mark == self._next.mark:
+            self._mark = mark
+
+    def expected(self, transfers: Sequence[Transfer]) -> Book | None:
+        """The book ``transfers`` would be applied to if no one else wrote and none of them
+        came before: the head the last batch applied leaves, and the accounts they name as it
+        leaves them. None if that is not known: no batch applied, an account not kept, or a
+        transfer that posts or voids a hold (its hold would have to be read)."""
+        if self._next is None or any(t.pending_id is not None for t in transfers):
+            return None
+        named = {t.debit_account_id for t in transfers} | {t.credit_account_id for t in transfers}
+        known = self._accounts
+        if None in named or not named <= known.keys():
+            return None
+        return replace(self._next, accounts={n: known[n] for n in named if n is not None})

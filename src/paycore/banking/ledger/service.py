@@ -22,6 +22,7 @@ from paycore.banking.ledger import cache, domain, store
 from paycore.banking.ledger.domain import (
     Applied,
     Balance,
+    Book,
     Entry,
     Limit,
     Status,
@@ -113,24 +114,54 @@ async def ensure_bank_accounts(
     return {w.name: found[w.name] for w in wanted}
 
 
+@dataclass(frozen=True, slots=True)
+class Speculation:
+    """A batch applied ahead of its turn, to the book its writer expected to find."""
+
+    book: Book
+    transfers: list[Transfer]
+    applied: Applied
+
+
+def ahead_of_turn(
+    known: cache.Accounts, transfers: Sequence[Transfer], now: datetime
+) -> Speculation | None:
+    """Apply ``transfers`` to the book ``known`` expects the next batch to find, while the
+    batch before is still being written: no lock, no read. None if it expects none."""
+    book = known.expected(transfers)
+    if book is None or not transfers:
+        return None
+    return Speculation(book, list(transfers), domain.apply(book, transfers, now))
+
+
 async def apply(
     tx: Transaction,
     transfers: Sequence[Transfer],
     now: datetime,
     known: cache.Accounts | None = None,
+    speculation: Speculation | None = None,
 ) -> Applied:
     """Apply a batch of transfers in the caller's unit of work: one outcome per transfer
     (``domain.apply``); the entries are written and the balances moved when it commits. A
-    writer that applies batch after batch keeps ``known`` accounts from one to the next."""
+    writer that applies batch after batch keeps ``known`` accounts from one to the next.
+
+    A ``speculation`` (the same transfers, applied ahead of their turn) is taken as the
+    outcome if the book read under the lock is the very book it was applied to: ``apply`` is
+    a function of the book, the transfers and the time, so it is what applying them now would
+    give (dated when it was made). Anything else (another writer came between, a status
+    changed, an id was seen before, the batch before rolled back) and they are applied again."""
     if not transfers:
         return Applied([], [], {})
     await tx.serialize(LEDGER_LOCK)
     book = await store.load_book(tx.conn, transfers, known)
-    applied = domain.apply(book, transfers, now)
-    await store.write(tx, applied)
+    if speculation is not None and speculation.transfers == transfers and speculation.book == book:
+        applied = speculation.applied
+    else:
+        applied = domain.apply(book, transfers, now)
     if known is not None:
-        known.unsettled()
-        tx.after_commit(lambda: known.after(book, applied))
+        mark = known.ahead(book, applied)  # before the writes: the next batch may start on it
+        tx.after_commit(lambda: known.settled(mark))
+    await store.write(tx, applied)
     return applied
 
 

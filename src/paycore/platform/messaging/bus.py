@@ -65,7 +65,10 @@ class Subscription:
     are handled in the order the broker holds them, however many workers run.
     ``idempotent``: its handler recognises a message it handled before by the message's own
     keys (the ledger's transfer ids) and changes nothing for it, its verdict included; the
-    consumer then keeps no inbox of message ids for it (see ``consumer``)."""
+    consumer then keeps no inbox of message ids for it (see ``consumer``).
+    ``overlap``: the bus may fetch the next batch and hand it over while the last is still
+    being handled (NATS does; the others hand batches over one at a time); the consumer still
+    handles them one after another, in order, each acknowledged once handled."""
 
     topic: str
     group: str
@@ -73,6 +76,7 @@ class Subscription:
     batch: int = 100
     exclusive: bool = False
     idempotent: bool = False
+    overlap: bool = False
 
     @property
     def queue_name(self) -> str:

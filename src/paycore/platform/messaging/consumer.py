@@ -32,6 +32,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import Column, PrimaryKeyConstraint, String, Table
 
@@ -59,6 +60,18 @@ Verdicts = Sequence[str | None]
 BatchHandler = Callable[[Transaction, Sequence[Delivery]], Awaitable[Verdicts]]
 """Handles new (never seen) deliveries in the caller's unit of work and returns, for each, None
 (done) or the reason it is rejected (it becomes a dead letter). Raising means "try again"."""
+
+
+@runtime_checkable
+class EarlyHandler(Protocol):
+    """A batch handler with work it can do for a batch before the batch's turn, while the one
+    before is still being handled (on a bus that overlaps batches, ``Subscription.overlap``).
+    ``early`` must not touch the database; it may be cancelled at any await (the turn came
+    first) and then the handler does that work in its turn."""
+
+    async def __call__(self, tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts: ...
+
+    async def early(self, deliveries: Sequence[Delivery]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +109,8 @@ class Consumer:
         self._bus = bus
         self._retry = retry or RetryPolicy()
         self._linger = linger_seconds
+        self._last: _Turn | None = None  # the batch given last
+        self._running: _Turn | None = None  # the batch whose turn it is
 
     async def run(self) -> None:
         """Consume until the bus is closed. An exclusive subscription is consumed by one
@@ -111,7 +126,43 @@ class Consumer:
     async def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         """Handle a batch in one transaction; on any unexpected error fall back to one
         transaction per message (with retries) so a single failure does not hold back the
-        others."""
+        others. Batches are handled one after another in the order they are given, even when
+        the bus gives the next before the last is handled (``Subscription.overlap``): the
+        next waits for its turn, and meanwhile an ``EarlyHandler`` does its early part, begun
+        once the handler has been called for the batch before."""
+        loop = asyncio.get_running_loop()
+        before, mine = self._last, _Turn(loop.create_future(), loop.create_future())
+        self._last = mine
+        try:
+            if before is not None and not before.over.done():
+                await self._wait_turn(before, deliveries)
+            self._running = mine
+            await self._handle_in_turn(deliveries)
+        finally:
+            mine.end()
+            if self._running is mine:
+                self._running = None
+            if self._last is mine:
+                self._last = None
+
+    async def _wait_turn(self, before: _Turn, deliveries: Sequence[Delivery]) -> None:
+        early = None
+        if isinstance(self._handler, EarlyHandler):
+            early = asyncio.ensure_future(self._early(self._handler, before, deliveries))
+            early.add_done_callback(_log_early_failure)
+        try:
+            await asyncio.wait([before.over])  # not ``await``: a cancelled wait leaves it be
+        finally:
+            if early is not None:
+                early.cancel()  # unless done: the turn came first, the handler does it all
+
+    @staticmethod
+    async def _early(handler: EarlyHandler, before: _Turn, deliveries: Sequence[Delivery]) -> None:
+        await asyncio.wait([before.called])
+        if not before.over.done():
+            await handler.early(deliveries)
+
+    async def _handle_in_turn(self, deliveries: Sequence[Delivery]) -> None:
         started = time.perf_counter()
         with BatchTrace(self.subscription, self.name, deliveries) as hop:
             try:
@@ -153,6 +204,8 @@ class Consumer:
             metrics.consumer_lag.labels(self.subscription.topic, self.name).set(lag)
         first = deliveries[0]
         token = correlation_id.set(first.headers.get(CORRELATION_ID, first.id))
+        if self._running is not None:
+            self._running.call()  # begun: the next batch's early part may run from now on
         try:
             verdicts = await self._handler(tx, deliveries)
         finally:
@@ -225,3 +278,28 @@ class Consumer:
     def _count(self, outcomes: list[str]) -> None:
         for outcome in outcomes:
             metrics.consumed.labels(self.subscription.topic, self.name, outcome).inc()
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """A batch given to ``handle_batch``: whether its handler has been called, whether it is
+    over (both are once it is over)."""
+
+    called: asyncio.Future[None]
+    over: asyncio.Future[None]
+
+    def call(self) -> None:
+        if not self.called.done():
+            self.called.set_result(None)
+
+    def end(self) -> None:
+        self.call()
+        if not self.over.done():
+            self.over.set_result(None)
+
+
+def _log_early_failure(early: asyncio.Future[None]) -> None:
+    if not early.cancelled() and early.exception() is not None:
+        log.warning(
+            "a batch's early part failed; it is done in its turn", exc_info=early.exception()
+        )

@@ -197,15 +197,28 @@ class NatsBus:
                 await self._js.add_consumer(stream, config=config)
         puller = _Puller(self._nc, stream, durable, lambda m: self._delivery(subscription.topic, m))
         await puller.open()
+        # With ``overlap``, the batch fetched is handed over while the one before is handled:
+        # at most two in flight, the older awaited before the next fetch.
+        handling: list[asyncio.Task[None]] = []
         try:
             async with self._loops.running():
                 while self._loops.keep_going():
                     fetched = await puller.fetch(subscription.batch, _FETCH_WAIT_SECONDS)
-                    if fetched:
+                    if fetched and subscription.overlap:
+                        batch = self._handle(subscription.topic, fetched, handler)
+                        handling.append(asyncio.create_task(batch))
+                    elif fetched:
                         await self._handle(subscription.topic, fetched, handler)
+                    while len(handling) > (1 if fetched else 0):
+                        await handling[0]
+                        handling.pop(0)
+                while handling:
+                    await handling.pop(0)
         except BaseException:
             # Cut short inside a batch: leave what was fetched pending with it, all due again
             # after ack_wait in the stream's order (a nak now would put it ahead of the batch).
+            for task in handling:
+                task.cancel()
             await puller.close()
             raise
         for m in await puller.close():  # fetched, never handled: redeliver them now
