@@ -46,6 +46,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -237,14 +238,24 @@ def by_broker(
     ]
     asyncio.run(harness.publish(nats.url, envelopes))
     env = harness.bench_env(work, database_url=url, broker_url=nats.url, banking_ledger_batch=batch)
-    worker = Proc(
-        ["worker", "--context", "banking", "--port", str(free_port())], env, work / "worker.log"
-    ).start()
+    port = free_port()
+    worker = Proc(["worker", "--context", "banking", "--port", str(port)], env, work / "worker.log")
+    worker.start()
     try:
         run = asyncio.run(watch(url, len(moves)))
+        ahead = ledger_batches(port)
     finally:
         worker.stop()
-    return {**run, "refused": asyncio.run(refusals(url))}
+    return {**run, "refused": asyncio.run(refusals(url)), "batches": ahead}
+
+
+def ledger_batches(port: int) -> dict[str, int]:
+    """How many batches the worker applied ahead of their turn, and in it (its metrics)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = re.findall(
+        r'^paycore_banking_ledger_batches_total\{applied="(\w+)"\} (\S+)$', text, re.M
+    )
+    return {how: int(float(count)) for how, count in found}
 
 
 def by_batch_endpoint(
@@ -392,7 +403,13 @@ def throughput(
                 run = by_batch_endpoint(pg, nats.url, moves, args.batch, place)
             run = {"workload": name, "accounts": len(pool), "way": way, "batch": args.batch, **run}
             run["per_s"] = round(run["counted"] / run["seconds"], 1)
-            print(f"  {name:8} {way:15} {run['per_s']:>10,.0f} transfers/s", flush=True)
+            ahead = run.get("batches", {})
+            also = (
+                f" ({ahead.get('ahead', 0)} batches of {sum(ahead.values())} ahead)"
+                if ahead
+                else ""
+            )
+            print(f"  {name:8} {way:15} {run['per_s']:>10,.0f} transfers/s{also}", flush=True)
             runs.append(run)
         floors = [r["per_s"] for r in runs if r["workload"] == name and r["way"] == "floor"]
         for run in runs:

@@ -21,6 +21,12 @@ posting_latency = Histogram(
     "From a transfer's acceptance (its event written) to its outcome committed",
     buckets=PIPELINE_BUCKETS,
 )
+ledger_batches = Counter(
+    "paycore_banking_ledger_batches_total",
+    "Batches of transfer requests the ledger worker applied: 'ahead' (applied while the batch "
+    "before was being written, and still true in its turn) or 'in_turn'",
+    ["applied"],
+)
 card_authorizations = Counter(
     "paycore_banking_card_authorizations_total",
     "Card authorizations by outcome (approved, or why declined: insufficient-funds, "

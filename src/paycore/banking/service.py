@@ -355,6 +355,8 @@ async def apply_requests(
     transfers = [t for _, t in decoded.values if t.id not in refused_before]
     speculation = ahead.speculation if ahead is not None else None
     applied = await ledger.apply(tx, transfers, now, known, speculation)
+    taken = speculation is not None and applied is speculation.applied
+    tx.after_commit(lambda: metrics.ledger_batches.labels("ahead" if taken else "in_turn").inc())
     publish_posted(tx, applied.outcomes)
     refused = [o for o in applied.outcomes if o.entry is None]
     await store.insert_rejections(

@@ -8,14 +8,17 @@ has it applied again."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from banking_kit import ADMIN, ADMIN_TOKEN, deposit, open_account, serving, sign_up, tid
+from prometheus_client import REGISTRY
 from servers import Server
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from web_kit import migrated_settings
 
+from paycore.banking import messages, service
 from paycore.banking.ledger import service as ledger
 from paycore.banking.ledger import store
 from paycore.banking.ledger.cache import Accounts
@@ -251,6 +254,33 @@ async def test_nothing_is_expected_without_a_batch_before_or_with_an_account_not
     assert ledger.ahead_of_turn(Accounts(), [single(a, b, 1)], utcnow()) is None
     assert ledger.ahead_of_turn(known, [single(a, cash, 1)], utcnow()) is None  # cash not kept
     assert ledger.ahead_of_turn(known, [single(a, b, 1)], utcnow()) is not None
+
+
+async def test_the_worker_says_which_batches_it_took_ahead(
+    each_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, known, _, cash, a, b = await after_one_batch(each_engine, monkeypatch)
+
+    def counted(applied: str) -> float:
+        labels = {"applied": applied}
+        return REGISTRY.get_sample_value("paycore_banking_ledger_batches_total", labels) or 0.0
+
+    async def requests(ahead_of: Transfer | None, *transfers: Transfer) -> None:
+        bodies = [messages.encode_request(t) for t in transfers]
+        ahead = service.ahead_of_turn(bodies, utcnow(), known)
+        if ahead_of is not None:  # another writer comes between
+            assert await apply(db, None, ahead_of) == [None]
+        async with db.transaction() as tx:
+            await service.apply_requests(tx, bodies, utcnow(), known, ahead)
+
+    def brl(debit: str, credit: str, amount: int) -> Transfer:  # as a request carries it
+        return replace(single(debit, credit, amount), currency="BRL")
+
+    before = counted("ahead"), counted("in_turn")
+    await requests(None, brl(a, b, 10), brl(b, a, 5))
+    await requests(single(cash, a, 1), brl(a, b, 10))
+    assert (counted("ahead"), counted("in_turn")) == (before[0] + 1, before[1] + 1)
+    assert await balance(db, a) == Balance(debits_posted=120, credits_posted=1_006)
 
 
 @pytest.fixture
