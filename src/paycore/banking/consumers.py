@@ -12,13 +12,13 @@ from paycore.banking.ledger.cache import Accounts
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.bus import CREATED_AT, Delivery, Subscription
 from paycore.platform.messaging.consumer import Verdicts
-from paycore.platform.persistence.uow import Transaction
+from paycore.platform.persistence.uow import Database, Transaction
 
 GROUP = "banking-ledger"
 
 
 def ledger(
-    *, batch: int = 2000, clock: Callable[[], datetime] = utcnow
+    db: Database, *, batch: int = 2000, clock: Callable[[], datetime] = utcnow
 ) -> tuple[Subscription, Ledger]:
     """Apply each batch of requests in one commit (the consumer's unit of work: the entries,
     the rejections and the events together). A request that comes again, whatever its
@@ -30,22 +30,25 @@ def ledger(
     subscription = Subscription(
         messages.REQUESTS, GROUP, batch=batch, exclusive=True, idempotent=True, overlap=True
     )
-    return subscription, Ledger(clock)
+    return subscription, Ledger(db, clock)
 
 
 class Ledger:
     """The ledger worker's batch handler (an ``EarlyHandler``)."""
 
-    def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
         self.known = Accounts()
+        self._db = db
         self._clock = clock
         self._ahead: service.Ahead | None = None
 
     async def early(self, deliveries: Sequence[Delivery]) -> None:
         """Once the batch before has been applied (not yet written), decode these requests
-        and apply them to the accounts it leaves; their turn checks that it still holds."""
+        and apply them to the accounts it leaves (reading, as committed, those it does not
+        keep); their turn checks that it all still holds."""
         await self.known.wait_applied()
-        self._ahead = service.ahead_of_turn([d.body for d in deliveries], self._clock(), self.known)
+        bodies = [d.body for d in deliveries]
+        self._ahead = await service.ahead_of_turn(bodies, self._clock(), self.known, self._db)
 
     async def __call__(self, tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts:
         self.known.begin()

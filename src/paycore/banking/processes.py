@@ -70,7 +70,7 @@ async def mount_api(
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:
     settings = BankingSettings()
     bank = await _bank_accounts(runtime)
-    consume(runtime, *consumers.ledger(batch=settings.ledger_batch))
+    consume(runtime, *consumers.ledger(runtime.db, batch=settings.ledger_batch))
     expiry = Expiry(runtime.db, poll_seconds=settings.expiry_poll_ms / 1000)
     runtime.spawn("banking-expiry", expiry.run)
     premiums = bank[PREMIUMS.name]

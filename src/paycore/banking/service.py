@@ -327,11 +327,13 @@ class Ahead:
     speculation: ledger.Speculation | None
 
 
-def ahead_of_turn(bodies: Sequence[bytes], now: datetime, known: Accounts) -> Ahead:
+async def ahead_of_turn(
+    bodies: Sequence[bytes], now: datetime, known: Accounts, db: Database
+) -> Ahead:
     """What ``apply_requests`` can do for these requests before the ledger's lock is its."""
     decoded = _requests(bodies)
     transfers = [t for _, t in decoded.values]
-    return Ahead(list(bodies), decoded, ledger.ahead_of_turn(known, transfers, now))
+    return Ahead(list(bodies), decoded, await ledger.ahead_of_turn(known, transfers, now, db))
 
 
 async def apply_requests(

@@ -85,15 +85,31 @@ class Accounts:
         if mark is not None and self._next is not None and mark == self._next.mark:
             self._mark = mark
 
-    def expected(self, transfers: Sequence[Transfer]) -> Book | None:
-        """The book ``transfers`` would be applied to if no one else wrote and none of them
-        came before: the head the last batch applied leaves, and the accounts they name as it
-        leaves them. None if that is not known: no batch applied, an account not kept, or a
-        transfer that posts or voids a hold (its hold would have to be read)."""
+    def unknown(self, transfers: Sequence[Transfer]) -> list[str] | None:
+        """The accounts ``transfers`` name that are not kept; None if no book can be expected
+        for them at all: no batch applied, or a transfer that posts or voids a hold (its hold
+        would have to be read)."""
         if self._next is None or any(t.pending_id is not None for t in transfers):
             return None
         named = {t.debit_account_id for t in transfers} | {t.credit_account_id for t in transfers}
-        known = self._accounts
-        if None in named or not named <= known.keys():
+        return [n for n in named if n is not None and n not in self._accounts]
+
+    def expected(
+        self, transfers: Sequence[Transfer], read: Mapping[str, Account] | None = None
+    ) -> Book | None:
+        """The book ``transfers`` would be applied to if no one else wrote and none of them
+        came before: the head the last batch applied leaves, and the accounts they name as it
+        leaves them, those not kept as ``read`` (committed, and not touched by that batch).
+        None if that is not known (see ``unknown``, and an account neither kept nor read)."""
+        if self.unknown(transfers) is None:
             return None
-        return replace(self._next, accounts={n: known[n] for n in named if n is not None})
+        known, read = self._accounts, read or {}
+        accounts = {}
+        for transfer in transfers:
+            for n in (transfer.debit_account_id, transfer.credit_account_id):
+                found = known.get(n) or read.get(n) if n is not None else None
+                if found is None:
+                    return None
+                accounts[found.id] = found
+        assert self._next is not None
+        return replace(self._next, accounts=accounts)

@@ -31,7 +31,8 @@ from paycore.banking.ledger.domain import (
 )
 from paycore.platform.errors import DomainError, NotFound
 from paycore.platform.ids import uuid7
-from paycore.platform.persistence.uow import Transaction
+from paycore.platform.persistence.db import is_sqlite
+from paycore.platform.persistence.uow import Database, Transaction
 
 LEDGER_LOCK = 0x7061_7963_6C65_6467  # "paycledg": the ledger's advisory lock
 BANK = uuid.UUID("5d9877b8-88f3-47df-9000-000000000002")
@@ -123,13 +124,22 @@ class Speculation:
     applied: Applied
 
 
-def ahead_of_turn(
-    known: cache.Accounts, transfers: Sequence[Transfer], now: datetime
+async def ahead_of_turn(
+    known: cache.Accounts, transfers: Sequence[Transfer], now: datetime, db: Database
 ) -> Speculation | None:
     """Apply ``transfers`` to the book ``known`` expects the next batch to find, while the
-    batch before is still being written: no lock, no read. None if it expects none."""
-    book = known.expected(transfers)
-    if book is None or not transfers:
+    batch before is still being written: no lock; on PostgreSQL the accounts it does not keep
+    are read as committed (that batch does not touch them; on SQLite, whose one connection
+    that batch holds, there is no book then). None if it expects no book."""
+    unknown = known.unknown(transfers)
+    if unknown is None or not transfers:
+        return None
+    read = {}
+    if unknown and not is_sqlite(str(db.engine.url)):
+        async with db.connect() as conn:
+            read = await store.ledger_accounts(conn, unknown)
+    book = known.expected(transfers, read)
+    if book is None:
         return None
     return Speculation(book, list(transfers), domain.apply(book, transfers, now))
 

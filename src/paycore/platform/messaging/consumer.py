@@ -66,8 +66,8 @@ BatchHandler = Callable[[Transaction, Sequence[Delivery]], Awaitable[Verdicts]]
 class EarlyHandler(Protocol):
     """A batch handler with work it can do for a batch before the batch's turn, while the one
     before is still being handled (on a bus that overlaps batches, ``Subscription.overlap``).
-    ``early`` must not touch the database; it may be cancelled at any await (the turn came
-    first) and then the handler does that work in its turn."""
+    ``early`` writes nothing (it may read, on a connection of its own); it may be cancelled at
+    any await (the turn came first), and then the handler does that work in its turn."""
 
     async def __call__(self, tx: Transaction, deliveries: Sequence[Delivery]) -> Verdicts: ...
 
