@@ -85,6 +85,13 @@ class Accounts:
         if mark is not None and self._next is not None and mark == self._next.mark:
             self._mark = mark
 
+    def learn(self, accounts: Mapping[str, Account]) -> None:
+        """Keep accounts read as committed while the last batch applied is not, and that it
+        does not touch: their state is the same in the state it leaves, and if anything else
+        changes them, it moves the mark, which empties the cache before any use."""
+        if len(self._accounts) + len(accounts) <= self._most:
+            self._accounts.update(accounts)
+
     def unknown(self, transfers: Sequence[Transfer]) -> list[str] | None:
         """The accounts ``transfers`` name that are not kept; None if no book can be expected
         for them at all: no batch applied, or a transfer that posts or voids a hold (its hold

@@ -129,8 +129,9 @@ async def ahead_of_turn(
 ) -> Speculation | None:
     """Apply ``transfers`` to the book ``known`` expects the next batch to find, while the
     batch before is still being written: no lock; on PostgreSQL the accounts it does not keep
-    are read as committed (that batch does not touch them; on SQLite, whose one connection
-    that batch holds, there is no book then). None if it expects no book."""
+    are read as committed (that batch does not touch them) and kept from then on (on SQLite,
+    whose one connection that batch holds, there is no book then). None if it expects no
+    book."""
     unknown = known.unknown(transfers)
     if unknown is None or not transfers:
         return None
@@ -138,6 +139,7 @@ async def ahead_of_turn(
     if unknown and not is_sqlite(str(db.engine.url)):
         async with db.connect() as conn:
             read = await store.ledger_accounts(conn, unknown)
+        known.learn(read)
     book = known.expected(transfers, read)
     if book is None:
         return None
