@@ -184,16 +184,6 @@ async def test_batches_given_before_the_last_is_handled_wait_their_turn_in_order
     assert await _effects(db) == Counter({"slow-1": 1, "b-2": 1, "c-3": 1})
 
 
-async def test_an_overlapping_subscription_does_not_linger(db: Database, fake_bus: Any) -> None:
-    """Its next batch is already fetched: a linger would only hold it back."""
-    subscription = Subscription(TOPIC, "ledger", overlap=True, idempotent=True)
-    lingering = Consumer(
-        subscription=subscription, handler=Overlapped(), db=db, bus=fake_bus, linger_seconds=5
-    )
-    async with asyncio.timeout(2):
-        await lingering.handle_batch([_d("b-1")])
-
-
 async def test_an_early_part_not_done_when_the_turn_comes_is_cancelled(
     db: Database, fake_bus: Any
 ) -> None:

@@ -101,16 +101,14 @@ class Consumer:
     ) -> None:
         """After a batch smaller than the subscription's, the consumer waits
         ``linger_seconds`` before taking the next (its acknowledgement waits too): what
-        arrives meanwhile comes as one batch, one transaction, instead of many small ones.
-        Not for an ``overlap`` subscription: its next batch is fetched while this one is
-        handled, so what arrives meanwhile gathers anyway, and a wait would only delay it."""
+        arrives meanwhile comes as one batch, one transaction, instead of many small ones."""
         self.subscription = subscription
         self.name = subscription.queue_name
         self._handler = handler
         self._db = db
         self._bus = bus
         self._retry = retry or RetryPolicy()
-        self._linger = 0.0 if subscription.overlap else linger_seconds
+        self._linger = linger_seconds
         self._last: _Turn | None = None  # the batch given last
         self._running: _Turn | None = None  # the batch whose turn it is
 
