@@ -94,9 +94,8 @@ class Accounts:
 
     def unknown(self, transfers: Sequence[Transfer]) -> list[str] | None:
         """The accounts ``transfers`` name that are not kept; None if no book can be expected
-        for them at all: no batch applied, or a transfer that posts or voids a hold (its hold
-        would have to be read)."""
-        if self._next is None or any(t.pending_id is not None for t in transfers):
+        for them at all (``_expectable``)."""
+        if not self._expectable(transfers):
             return None
         named = {t.debit_account_id for t in transfers} | {t.credit_account_id for t in transfers}
         return [n for n in named if n is not None and n not in self._accounts]
@@ -107,16 +106,20 @@ class Accounts:
         """The book ``transfers`` would be applied to if no one else wrote and none of them
         came before: the head the last batch applied leaves, and the accounts they name as it
         leaves them, those not kept as ``read`` (committed, and not touched by that batch).
-        None if that is not known (see ``unknown``, and an account neither kept nor read)."""
-        if self.unknown(transfers) is None:
+        None if that is not known (``_expectable``, or an account neither kept nor read)."""
+        if self._next is None or not self._expectable(transfers):
             return None
         known, read = self._accounts, read or {}
         accounts = {}
         for transfer in transfers:
             for n in (transfer.debit_account_id, transfer.credit_account_id):
-                found = known.get(n) or read.get(n) if n is not None else None
+                found = None if n is None else known.get(n) or read.get(n)
                 if found is None:
                     return None
                 accounts[found.id] = found
-        assert self._next is not None
         return replace(self._next, accounts=accounts)
+
+    def _expectable(self, transfers: Sequence[Transfer]) -> bool:
+        """Whether a book can be expected for ``transfers``: a batch has been applied, and
+        none of them posts or voids a hold (its hold would have to be read)."""
+        return self._next is not None and all(t.pending_id is None for t in transfers)
