@@ -46,7 +46,6 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -251,11 +250,8 @@ def by_broker(
 
 def ledger_batches(port: int) -> dict[str, int]:
     """How many batches the worker applied ahead of their turn, and in it (its metrics)."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    found = re.findall(
-        r'^paycore_banking_ledger_batches_total\{applied="(\w+)"\} (\S+)$', text, re.M
-    )
-    return {how: int(float(count)) for how, count in found}
+    found = harness.scraped(port, "paycore_banking_ledger_batches_total")
+    return {labels["applied"]: int(count) for labels, count in found}
 
 
 def by_batch_endpoint(

@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from procs import SECRETS, paycore_env, paycore_process
+from prometheus_client.parser import text_string_to_metric_families
 from servers import Server, create_database, free_port
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -296,6 +298,18 @@ def fresh_database(db: str, pg: Server | None, work: Path) -> str:
         url = f"sqlite+aiosqlite:///{work / 'paycore.db'}"
     upgrade(url)
     return url
+
+
+def scraped(port: int, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples of metric ``name`` (labels, value) a paycore process on ``port`` shows on
+    its ``/metrics``."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
 
 
 def bench_env(work: Path, **settings: Any) -> dict[str, str]:

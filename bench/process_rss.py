@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from harness import machine, rss_kib  # noqa: E402
+from harness import machine, rss_kib, scraped  # noqa: E402
 from procs import SECRETS, Proc, paycore_env, paycore_process  # noqa: E402
 from servers import (  # noqa: E402
     Server,
@@ -248,12 +248,8 @@ def migrate_peak(env: dict[str, str]) -> float:
 
 def consumed(worker_port: int, topic: str) -> float:
     """Messages of ``topic`` the worker has handled, from its ``/metrics``."""
-    text = httpx.get(f"http://127.0.0.1:{worker_port}/metrics", timeout=5).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("paycore_messages_consumed_total{") and f'topic="{topic}"' in line
-    )
+    found = scraped(worker_port, "paycore_messages_consumed_total")
+    return sum(count for labels, count in found if labels.get("topic") == topic)
 
 
 def warm_cache(
