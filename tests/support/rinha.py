@@ -105,10 +105,16 @@ class Deployment:
     ``apis`` API instances at the root. ``accept="broker"``: a private NATS and one payments
     worker; ``accept="local"`` (the Rinha deployment's): no broker, no worker, each instance
     (``api1``, ``api2`` …) records and dispatches its own payments in a SQLite file of its own
-    (``database(i)``), the others' its siblings."""
+    (``database(i)``), the others' its siblings, and with ``journal`` appends each to its
+    journal before the 202 (in ``work/journal``)."""
 
     def __init__(
-        self, work: Path, processors: Processors, apis: int = 2, accept: str = "broker"
+        self,
+        work: Path,
+        processors: Processors,
+        apis: int = 2,
+        accept: str = "broker",
+        journal: bool = False,
     ) -> None:
         self.work = work
         self.local = accept == "local"
@@ -121,6 +127,7 @@ class Deployment:
             payments_default_url=processors.url["default"],
             payments_fallback_url=processors.url["fallback"],
             payments_open_purge="true",  # as the contest deployment: its test purges
+            payments_journal=str(work / "journal") if journal else "",
         )
         self.worker_port = free_port()
         self.api_ports = [free_port() for _ in range(apis)]
@@ -175,9 +182,13 @@ class Deployment:
 
 @contextmanager
 def deployment(
-    work: Path, processors: Processors, apis: int = 2, accept: str = "broker"
+    work: Path,
+    processors: Processors,
+    apis: int = 2,
+    accept: str = "broker",
+    journal: bool = False,
 ) -> Iterator[Deployment]:
-    running = Deployment(work, processors, apis, accept)
+    running = Deployment(work, processors, apis, accept, journal)
     try:
         running.start()
         yield running

@@ -12,11 +12,13 @@ import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from paycore.payments import api, consumers, metrics, service, store
 from paycore.payments.domain import Payment, Router
+from paycore.payments.journal import Journal
 from paycore.payments.processors import ProcessorClient
 from paycore.payments.settings import PaymentsSettings
 from paycore.platform.failures import OperatorError
@@ -40,6 +42,11 @@ async def mount_api(
         databases = service.Databases(runtime.db, await _siblings(runtime, settings))
         accept = await _dispatch_here(runtime, settings, databases, instance)
     else:
+        if settings.journal:
+            raise OperatorError(
+                "PAYCORE_PAYMENTS_JOURNAL is for PAYCORE_PAYMENTS_ACCEPT=local (the API "
+                "records the payments it journals); unset it, or set accept=local"
+            )
         databases = service.Databases(runtime.db)
         accept = functools.partial(service.accept, runtime.bus)
     app.state.payments = api.PaymentsApi(
@@ -100,7 +107,13 @@ async def _dispatch_here(
     holder = _holder()
     role = f"{store.DISPATCHER}:{instance}"
     dispatcher, finish = await _dispatcher(runtime, settings, holder, role, instance)
-    recorder = service.Recorder(runtime.db, dispatcher, owner=instance, siblings=databases.siblings)
+    journal = Journal(Path(settings.journal), instance) if settings.journal else None
+    recorder = service.Recorder(
+        runtime.db, dispatcher, owner=instance, siblings=databases.siblings, journal=journal
+    )
+    journaled = recorder.start()
+    if journaled:
+        log.info("payments journaled before a restart", extra={"journaled": journaled})
     runtime.spawn(
         "processor-health",
         lambda: service.share_health(databases, holder, dispatcher, every=settings.health_seconds),

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from paycore.payments import messages, metrics, store
 from paycore.payments.domain import PROCESSORS, Health, Outcome, Payment, Router, Totals
+from paycore.payments.journal import Journal
 from paycore.payments.store import Pending
 from paycore.platform.messaging.bus import Bus, Envelope
 from paycore.platform.observability import tracing
@@ -67,7 +68,13 @@ class Recorder:
     fsync for every payment waiting), pinned at once to the processor the router chooses (no
     pinning transaction later), each handed to this instance's dispatcher once its commit is
     done. A correlationId recorded before (by this instance or another) is taken again without
-    a second row: the payment is processed once."""
+    a second row: the payment is processed once.
+
+    With a ``journal`` the payment is appended to it and the accept returns at once; its
+    commit follows (retried until it is done), and a journal left by a killed process is
+    recorded by ``start`` (ADR 0021). Without one the accept returns once the commit is done."""
+
+    RETRY_SECONDS = 1.0
 
     def __init__(
         self,
@@ -76,26 +83,82 @@ class Recorder:
         *,
         owner: str,
         siblings: Sequence[Database] = (),
+        journal: Journal | None = None,
     ) -> None:
         self._dispatcher = dispatcher
         self._owner = owner
         self._writer = db.writer(self._build, tables=((store.payments, store.RECEIVED),))
         self._elsewhere = [store.lookup(sibling.engine) for sibling in siblings]
+        self._journal = journal
+        self._journaled: set[str] = set()
+        self._recording: set[asyncio.Task[None]] = set()
+
+    def start(self) -> int:
+        """Open the journal (if any) and record what a process before this one left in it;
+        returns how many payments that is."""
+        if self._journal is None:
+            return 0
+        left = self._journal.open()
+        for payment, segment in left:
+            self._journaled.add(payment.correlation_id)
+            self._record(payment, segment)
+        return len(left)
 
     async def accept(self, payment: Payment) -> None:
-        """Returns once the payment is committed (or was already, here or at a sibling)."""
+        """Returns once the payment is committed or journaled (or was already, here or at a
+        sibling)."""
         for sibling in self._elsewhere:  # a client's retry sent to the other instance
             if await sibling.found([payment.correlation_id]):
                 return
+        if self._journal is not None:
+            if payment.correlation_id not in self._journaled:
+                self._journaled.add(payment.correlation_id)
+                self._record(payment, self._journal.append(payment))
+            return
         try:
             await self._writer.submit(payment)
         except IntegrityError:
             return  # its row exists: the one payment, taken by whoever recorded it first
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Commit what was accepted (for ``timeout`` seconds at most: what is left stays in the
+        journal for the next start), then close the journal and the connections."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._recording:
+                    await asyncio.gather(*list(self._recording), return_exceptions=True)
+        for task in list(self._recording):
+            task.cancel()
+        await asyncio.gather(*list(self._recording), return_exceptions=True)
         await self._writer.stop()
+        if self._journal is not None:
+            self._journal.close()
         for sibling in self._elsewhere:
             await sibling.close()
+
+    def _record(self, payment: Payment, segment: int) -> None:
+        task = asyncio.create_task(self._commit(payment, segment))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
+    async def _commit(self, payment: Payment, segment: int) -> None:
+        """Commit a journaled payment, however long that takes: it was answered 202."""
+        assert self._journal is not None
+        while True:
+            try:
+                await self._writer.submit(payment)
+            except IntegrityError:
+                pass  # recorded before: by the process before this one, or posted again
+            except Exception:
+                log.exception(
+                    "could not record a journaled payment; retrying",
+                    extra={"correlation_id": payment.correlation_id},
+                )
+                await asyncio.sleep(self.RETRY_SECONDS)
+                continue
+            break
+        self._journaled.discard(payment.correlation_id)
+        self._journal.committed(segment)
 
     def _build(self, items: Sequence[Payment], ids: Sequence[int], batch: Batch) -> list[None]:
         at = _now_ms()

@@ -48,6 +48,13 @@ class PaymentsSettings(ContextSettings):
         "owns the payments it accepted and takes them up again after a crash); empty means "
         "the host name.",
     )
+    journal: str = Field(
+        "",
+        description="With accept=local: a directory where this instance appends each payment "
+        "it takes before its 202, which is then sent without waiting for the database's "
+        "commit (the payment survives a kill of the process; the commit and its fsync follow "
+        "within milliseconds, ADR 0021). Empty: the 202 waits for the commit.",
+    )
     siblings: str = Field(
         "",
         description="With accept=local, where each instance has a database of its own (no "

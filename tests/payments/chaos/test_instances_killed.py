@@ -2,7 +2,8 @@
 instance and the worker are killed with SIGKILL (the worker twice, restarted); in the Rinha
 deployment's topology (``accept=local``: each instance records and dispatches its own payments)
 each instance is killed in turn, while it answers 202s and has calls to the processors in
-flight, and restarted. Afterwards every payment that got a 2xx was processed exactly once,
+flight, and restarted (answering once a payment is in its journal, as that deployment does, or
+once it is committed). Afterwards every payment that got a 2xx was processed exactly once,
 nothing else was invented, and the backend's summary equals the processors'."""
 
 from __future__ import annotations
@@ -66,11 +67,17 @@ def send(
             time.sleep(pause)
 
 
-@pytest.fixture
-def local(tmp_path: Path) -> Iterator[tuple[Deployment, Processors]]:
+@pytest.fixture(params=["journal", "commit"])
+def local(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Deployment, Processors]]:
+    """The Rinha deployment: each instance answers once the payment is in its journal (as
+    ``deploy/rinha`` runs it), or once it is committed."""
     with (
         running_processors(tmp_path) as processors,
-        deployment(tmp_path, processors, accept="local") as running,
+        deployment(
+            tmp_path, processors, accept="local", journal=request.param == "journal"
+        ) as running,
     ):
         processors.reset()
         processors.set("default", delay=300)  # many calls in flight when an instance dies

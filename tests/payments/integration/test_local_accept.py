@@ -2,13 +2,16 @@
 records the payments it takes by group commit, pinned at once, owned by it, and dispatches them
 itself; a replayed correlationId is one payment; a restarted instance takes up its own
 unfinished payments and no other's; one instance at a time asks the processors for their
-health and every instance hears it. With a database per instance (``siblings``) the summary
+health and every instance hears it. With a journal an accept returns once the payment is
+appended to it, and the payments a killed instance journaled are recorded and dispatched by
+the next one. With a database per instance (``siblings``) the summary
 and the purge cover every instance's, a payment a sibling holds is not recorded again, and the
 health poller's lease is held in the one database every instance names first."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.payments import service, store
 from paycore.payments.domain import DEFAULT, FALLBACK, Payment, Router
+from paycore.payments.journal import Journal
 from paycore.platform.persistence.uow import Database
 
 pytestmark = pytest.mark.timeout(60)
@@ -44,12 +48,15 @@ class Instance:
         name: str,
         payers: dict[str, FakeProcessor],
         siblings: tuple[Database, ...] = (),
+        journal: Journal | None = None,
     ) -> None:
         self.db = Database(engine)
         self.databases = service.Databases(self.db, siblings)
         self.payers = payers
         self.dispatcher = service.Dispatcher(self.db, payers, Router(), owner=name)
-        self.recorder = service.Recorder(self.db, self.dispatcher, owner=name, siblings=siblings)
+        self.recorder = service.Recorder(
+            self.db, self.dispatcher, owner=name, siblings=siblings, journal=journal
+        )
         self.task: asyncio.Task[None] | None = None
 
     def run(self) -> None:
@@ -80,6 +87,14 @@ async def rows(engine: AsyncEngine) -> dict[str, tuple[str | None, str | None, b
 async def settled(dispatcher: service.Dispatcher) -> None:
     async with asyncio.timeout(10):
         while dispatcher.waiting:
+            await asyncio.sleep(0.01)
+
+
+async def processed(engine: AsyncEngine, count: int) -> None:
+    """Wait for ``count`` payments recorded and processed (journaled ones are committed after
+    their accept returned, and dispatched after that)."""
+    async with asyncio.timeout(10):
+        while sum(done for _, _, done in (await rows(engine)).values()) < count:
             await asyncio.sleep(0.01)
 
 
@@ -123,6 +138,67 @@ async def test_a_replayed_payment_is_one_payment(engine: AsyncEngine, instance: 
     assert recorded[payment.correlation_id][0] == "api1"  # the first to record it owns it
     await settled(instance.dispatcher)
     assert [cid for cid, _ in instance.payers[DEFAULT].calls] == [payment.correlation_id]
+
+
+async def test_a_journaled_payment_is_answered_first_and_committed_after(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "api1.db"
+    async with migrated(f"sqlite+aiosqlite:///{path}") as engine:
+        journal = Journal(tmp_path / "journal", "api1")
+        one = Instance(engine, "api1", fakes(), journal=journal)
+        try:
+            assert one.recorder.start() == 0
+            one.run()
+            payments = new_payments(20)
+            for payment in payments:  # no wait for a commit: the loop never runs the writer
+                await one.recorder.accept(payment)
+            with sqlite3.connect(path) as db:  # read at once, before the loop runs again
+                assert db.execute("SELECT count(*) FROM payments").fetchone() == (0,)
+            (segment,) = journal.segments
+            assert len(segment.read_text().splitlines()) == 20
+            await one.recorder.accept(payments[0])  # posted again before its commit: no line
+            assert len(segment.read_text().splitlines()) == 20
+            await processed(engine, 20)
+            recorded = await rows(engine)
+            assert set(recorded) == {p.correlation_id for p in payments}
+            assert sorted(cid for cid, _ in one.payers[DEFAULT].calls) == sorted(recorded)
+        finally:
+            await one.stop()
+        assert journal.segments == []  # every line committed: the segment went with the stop
+
+
+async def test_payments_a_killed_instance_journaled_are_recorded_and_dispatched_once(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    directory = tmp_path / "journal"
+    killed = Journal(directory, "api1")
+    killed.open()
+    committed, only_journaled = new_payments(3), new_payments(4)
+    before = Instance(engine, "api1", fakes())
+    try:
+        for payment in committed:  # journaled and committed; the segment not deleted yet
+            killed.append(payment)
+            await before.recorder.accept(payment)
+    finally:
+        await before.stop()
+    for payment in only_journaled:  # answered 202, then the process was killed
+        killed.append(payment)
+    journal = Journal(directory, "api1")
+    again = Instance(engine, "api1", fakes(), journal=journal)
+    try:
+        assert await again.dispatcher.recover() == 3
+        assert again.recorder.start() == 7
+        again.run()
+        await processed(engine, 7)
+        recorded = await rows(engine)
+        assert set(recorded) == {p.correlation_id for p in committed + only_journaled}
+        assert all(owner == "api1" and done for owner, _, done in recorded.values())
+        calls = [cid for cid, _ in again.payers[DEFAULT].calls]
+        assert sorted(calls) == sorted(recorded)  # each sent once
+        assert [p.name for p in journal.segments] == ["api1.2.journal"]  # the killed one's went
+    finally:
+        await again.stop()
 
 
 async def test_with_no_processor_available_payments_are_recorded_unpinned(

@@ -1,7 +1,8 @@
 """Who dispatches payments is set once per deployment: with ``accept=local`` the API instances
 do, so a payments worker refuses to start (two dispatchers of one payment could pin it to two
 processors), an instance needs a name that fits its lease and its payments' owner, and its
-siblings' databases must be there and migrated."""
+siblings' databases must be there and migrated; a journal is only for instances that
+record their payments."""
 
 from __future__ import annotations
 
@@ -24,6 +25,17 @@ async def test_a_worker_refuses_to_start_where_the_apis_dispatch(
     runtime: Any = object()  # never reached
     with pytest.raises(OperatorError, match="run no payments worker"):
         await processes.start_worker(FastAPI(), runtime)
+
+
+async def test_a_journal_without_local_accept_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAYCORE_PAYMENTS_ACCEPT", "broker")
+    monkeypatch.setenv("PAYCORE_PAYMENTS_JOURNAL", str(tmp_path / "journal"))
+    runtime: Any = object()  # never reached
+    with pytest.raises(OperatorError, match="PAYCORE_PAYMENTS_JOURNAL is for"):
+        await processes.mount_api(FastAPI(), runtime, "", {})
+    assert not (tmp_path / "journal").exists()
 
 
 async def test_an_instance_named_after_a_long_host_name_is_told_to_set_its_name(
