@@ -9,7 +9,8 @@ its predecessor journaled and records it, skipping what was committed already.
 
 The journal is a series of segment files, ``<instance>.<n>.journal``, each line one payment
 (``<correlationId> <amount in cents>``). A segment is deleted once every payment in it is
-committed and a newer one takes the writes; a segment grows to ``SEGMENT_BYTES`` at most.
+committed and a newer one takes the writes, emptied if it still takes them; a segment grows to
+``SEGMENT_BYTES`` at most.
 """
 
 from __future__ import annotations
@@ -82,11 +83,18 @@ class Journal:
         return self._active
 
     def committed(self, segment: int) -> None:
-        """A payment written to ``segment`` is in the database now."""
+        """A payment written to ``segment`` is in the database now. A segment whose payments
+        are all committed is deleted, or emptied if it takes the writes: a process started
+        later must not record again what was committed and then purged."""
         kept = self._segments[segment]
         kept.open -= 1
-        if not kept.open and segment != self._active:
+        if kept.open:
+            return
+        if segment != self._active:
             self._drop(segment)
+        elif self._size:
+            os.ftruncate(self._fd, 0)
+            self._size = 0
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -1,5 +1,5 @@
 """The accept journal: what one process appends, the next one reads back; a segment is deleted
-once every payment in it is committed and it no longer takes writes; lines cut short or not a
+once every payment in it is committed and it no longer takes writes (emptied while it does); lines cut short or not a
 payment are left out, loudly; instances sharing a directory never read each other's."""
 
 from __future__ import annotations
@@ -50,6 +50,13 @@ def test_a_segment_goes_once_its_payments_are_committed_and_it_takes_no_more(
     for segment in segments[2:]:
         journal.committed(segment)
     assert [p.name for p in journal.segments] == ["api1.3.journal"]  # still taking writes
+    assert (tmp_path / "api1.3.journal").stat().st_size == 0  # emptied: nothing to record
+    journal.committed(journal.append(taken[0]))
+    assert journal.append(taken[1]) == 3
+    assert (tmp_path / "api1.3.journal").read_text() == (  # written from its start again
+        f"{taken[1].correlation_id} {taken[1].amount_cents}\n"
+    )
+    journal.committed(3)
     journal.close()
     assert list(tmp_path.iterdir()) == []
 
