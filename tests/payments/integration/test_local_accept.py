@@ -201,6 +201,53 @@ async def test_payments_a_killed_instance_journaled_are_recorded_and_dispatched_
         await again.stop()
 
 
+async def test_journaled_payments_whose_commit_fails_are_committed_later(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(tmp_path / "journal", "api1")
+    one = Instance(engine, "api1", fakes(), journal=journal)
+    monkeypatch.setattr(one.recorder, "RETRY_SECONDS", 0.05)
+    real_submit = one.recorder._writer.submit
+    failures = 2
+
+    async def failing(item: Payment) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise OSError("disk full")
+        await real_submit(item)
+
+    monkeypatch.setattr(one.recorder._writer, "submit", failing)
+    try:
+        one.recorder.start()
+        one.run()
+        payments = new_payments(5)
+        for payment in payments:
+            await one.recorder.accept(payment)
+        await processed(engine, 5)
+        assert failures == 0
+        assert sorted(cid for cid, _ in one.payers[DEFAULT].calls) == sorted(
+            p.correlation_id for p in payments
+        )
+    finally:
+        await one.stop()
+    assert journal.segments == []
+
+
+async def test_a_stopping_instance_commits_what_it_journaled(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    journal = Journal(tmp_path / "journal", "api1")
+    one = Instance(engine, "api1", fakes(), journal=journal)
+    one.recorder.start()
+    payments = new_payments(4)
+    for payment in payments:
+        await one.recorder.accept(payment)
+    await one.stop()  # at once: before the journaled payments' commit was due
+    assert set(await rows(engine)) == {p.correlation_id for p in payments}
+    assert journal.segments == []
+
+
 async def test_with_no_processor_available_payments_are_recorded_unpinned(
     engine: AsyncEngine, instance: Instance
 ) -> None:

@@ -1,6 +1,7 @@
 """The accept journal: what one process appends, the next one reads back; a segment is deleted
-once every payment in it is committed and it no longer takes writes (emptied while it does); lines cut short or not a
-payment are left out, loudly; instances sharing a directory never read each other's."""
+once every payment in it is committed and it no longer takes writes (emptied while it does);
+lines cut short or not a payment are left out, loudly; instances sharing a directory never read
+each other's."""
 
 from __future__ import annotations
 
