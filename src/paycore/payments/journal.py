@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from paycore.payments.domain import Payment
@@ -36,17 +36,17 @@ class _Segment:
     """Payments written to it and not yet committed to the database."""
 
 
-@dataclass
 class Journal:
     """The journal of one instance in ``directory``."""
 
-    directory: Path
-    instance: str
-    segment_bytes: int = SEGMENT_BYTES
-    _segments: dict[int, _Segment] = field(default_factory=dict)
-    _active: int = 0
-    _fd: int = -1
-    _size: int = 0
+    def __init__(self, directory: Path, instance: str, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.directory = directory
+        self.instance = instance
+        self.segment_bytes = segment_bytes
+        self._segments: dict[int, _Segment] = {}
+        self._active = 0
+        self._fd = -1
+        self._size = 0
 
     def open(self) -> list[tuple[Payment, int]]:
         """Start a new segment for this process's writes; returns what the segments of a
@@ -123,9 +123,9 @@ class Journal:
         self._active, self._size = number, 0
 
     def _rotate(self) -> None:
-        before = self._active
-        os.close(self._fd)
-        self._start(before + 1)
+        before, written = self._active, self._fd
+        self._start(before + 1)  # if it cannot, the journal stays as it was
+        os.close(written)
         if not self._segments[before].open:
             self._drop(before)
 

@@ -112,8 +112,9 @@ class Recorder:
                 return
         if self._journal is not None:
             if payment.correlation_id not in self._journaled:
+                segment = self._journal.append(payment)  # failing, no 202: the client retries
                 self._journaled.add(payment.correlation_id)
-                self._record(payment, self._journal.append(payment))
+                self._record(payment, segment)
             return
         try:
             await self._writer.submit(payment)

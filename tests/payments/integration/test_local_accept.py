@@ -234,6 +234,31 @@ async def test_journaled_payments_whose_commit_fails_are_committed_later(
     assert journal.segments == []
 
 
+async def test_a_payment_the_journal_could_not_take_is_not_accepted_until_it_does(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(tmp_path / "journal", "api1")
+    one = Instance(engine, "api1", fakes(), journal=journal)
+    try:
+        one.recorder.start()
+        one.run()
+        (payment,) = new_payments(1)
+        real_append = journal.append
+
+        def disk_full(payment: Payment) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(journal, "append", disk_full)
+        with pytest.raises(OSError, match="No space left"):  # no 202: the client retries
+            await one.recorder.accept(payment)
+        monkeypatch.setattr(journal, "append", real_append)
+        await one.recorder.accept(payment)  # the retry is journaled, not taken as seen
+        await processed(engine, 1)
+        assert [cid for cid, _ in one.payers[DEFAULT].calls] == [payment.correlation_id]
+    finally:
+        await one.stop()
+
+
 async def test_a_stopping_instance_commits_what_it_journaled(
     engine: AsyncEngine, tmp_path: Path
 ) -> None:

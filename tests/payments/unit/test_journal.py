@@ -84,6 +84,26 @@ def test_what_was_read_back_goes_once_committed(tmp_path: Path) -> None:
     assert [p.name for p in second.segments] == ["api1.2.journal"]
 
 
+def test_a_segment_that_cannot_be_started_leaves_the_journal_writing_the_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(tmp_path, "api1", segment_bytes=40)  # one line fills a segment
+    journal.open()
+    first, second, third = payments(3)
+    assert journal.append(first) == 1
+    real_open = os.open
+
+    def no_room(*args: object, **kwargs: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "open", no_room)
+    with pytest.raises(OSError, match="No space left"):
+        journal.append(second)
+    monkeypatch.setattr(os, "open", real_open)
+    assert journal.append(third) == 2
+    assert [p for p, _ in Journal(tmp_path, "api1").open()] == [first, third]
+
+
 def test_lines_cut_short_or_not_payments_are_left_out_and_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
