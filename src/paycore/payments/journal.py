@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from paycore.payments.domain import Payment
+from paycore.payments.domain import InvalidPayment, Payment, checked_cents, checked_id
 from paycore.platform.failures import OperatorError
 
 log = logging.getLogger(__name__)
@@ -144,11 +143,7 @@ def _read(path: Path) -> list[Payment]:
     for line in lines[:-1]:
         try:
             correlation_id, amount = line.split(" ")
-            payment = Payment(str(uuid.UUID(correlation_id)), int(amount))
-            if payment.amount_cents <= 0:
-                raise ValueError(amount)
-        except ValueError:
+            payments.append(Payment(checked_id(correlation_id), checked_cents(int(amount))))
+        except (ValueError, InvalidPayment):
             log.warning("journal line not a payment, left out", extra={"file": str(path)})
-            continue
-        payments.append(payment)
     return payments
