@@ -11,6 +11,7 @@ it did not store it (a 500 or a 429).
 from __future__ import annotations
 
 import enum
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -78,8 +79,10 @@ def epoch_ms(moment: datetime) -> int:
     return int(moment.replace(microsecond=0).timestamp()) * 1000 + moment.microsecond // 1000
 
 
+@functools.lru_cache(maxsize=256)
 def requested_at_text(ms: int) -> str:
-    """``requestedAt`` as sent to a processor: ISO 8601 UTC with milliseconds."""
+    """``requestedAt`` as sent to a processor: ISO 8601 UTC with milliseconds. Kept for the
+    last few values: the payments of one commit share theirs, and a call is made for each."""
     moment = datetime.fromtimestamp(ms // 1000, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 

@@ -514,20 +514,18 @@ async def share_health(
     reports, but one instance at a time (the holder of the ``health-poller`` lease) asks for
     them, no more than once per ``every`` seconds counting its predecessor's calls, and shares
     them in every instance's database; each reads them from its own every ``tick`` seconds.
-    The lease is held in the deployment's coordinator database."""
+    The lease is held in the deployment's coordinator database, and asked for only when the
+    reports are due (the holder renews it with each call): a write a second per instance
+    would otherwise be most of an idle instance's work."""
     heard: dict[str, int] = {}
     asked_at = 0
     while True:
         await asyncio.sleep(tick)
         now = _now_ms()
-        async with databases.coordinator.transaction() as tx:
-            poller = await store.claim_lease(
-                tx, holder, now, int(every * 3000), role=store.HEALTH_POLLER
-            )
         async with databases.own.connect() as conn:
             shared = await store.last_health(conn)
         last = max([asked_at, *(at for _, at in shared.values())])
-        if poller and now - last >= every * 1000:
+        if now - last >= every * 1000 and await _poller(databases, holder, now, every):
             asked_at = now
             reports = await _ask_health(dispatcher.payers)
             for db in databases.every:
@@ -540,6 +538,14 @@ async def share_health(
             heard[name] = at
         if fresh:
             dispatcher.nudge()
+
+
+async def _poller(databases: Databases, holder: str, now_ms: int, every: float) -> bool:
+    """Whether ``holder`` is (or now becomes) the health poller."""
+    async with databases.coordinator.transaction() as tx:
+        return await store.claim_lease(
+            tx, holder, now_ms, int(every * 3000), role=store.HEALTH_POLLER
+        )
 
 
 async def _ask_health(payers: Mapping[str, Payer]) -> dict[str, Health]:

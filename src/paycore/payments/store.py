@@ -153,8 +153,11 @@ def lookup(engine: AsyncEngine) -> Lookup:
 
 def processed_marks(engine: AsyncEngine) -> ByKey:
     """``await marks(correlation_ids)``: those payments are processed (a processor holds them),
-    each call one commit on a connection of its own."""
-    return ByKey(engine, payments.c.correlation_id, {"processed": True})
+    each call one commit on a connection of its own, not waited to disk (``synced=False``). A
+    mark a machine crash loses leaves its payment unfinished: the dispatcher that recovers it
+    asks the same processor again with the same ``requestedAt``, which answers that it holds
+    it, and the mark is made again."""
+    return ByKey(engine, payments.c.correlation_id, {"processed": True}, synced=False)
 
 
 async def totals(

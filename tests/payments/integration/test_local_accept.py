@@ -15,6 +15,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from integration_fixtures import migrated
@@ -318,6 +319,22 @@ async def test_a_restarted_instance_takes_up_its_own_unfinished_payments_only(
 
 async def test_one_instance_asks_for_health_and_every_one_hears_it(engine: AsyncEngine) -> None:
     await both_hear_one_poller([service.Databases(Database(engine))] * 2)
+
+
+async def test_the_health_lease_is_asked_for_only_when_reports_are_due(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not at every tick (32 per instance here): an idle instance would write every second."""
+    claims: list[str] = []
+    claim = store.claim_lease
+
+    async def counted(tx: Any, holder: str, *args: Any, **kwargs: Any) -> bool:
+        claims.append(holder)
+        return await claim(tx, holder, *args, **kwargs)
+
+    monkeypatch.setattr(store, "claim_lease", counted)
+    await both_hear_one_poller([service.Databases(Database(engine))] * 2)
+    assert 2 <= len(claims) <= 12  # about one per report due (0.5 s), and a loser's try
 
 
 async def both_hear_one_poller(views: list[service.Databases]) -> None:

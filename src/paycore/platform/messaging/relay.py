@@ -69,8 +69,9 @@ class Relay:
         self._stopping = False
         self._postgres = not is_sqlite(str(engine.url))
         # Hand-off deletes go through a writer of their own, outside the engine (``ByKey``):
-        # every 50 ms on the API's loop.
-        self._deletes = ByKey(engine, outbox.c.id)
+        # every 50 ms on the API's loop, not waited to disk (a delete a machine crash loses
+        # only publishes its event again, which consumers drop).
+        self._deletes = ByKey(engine, outbox.c.id, synced=False)
         self._deleter_lock = asyncio.Lock()  # stop() closes it, maybe while run() deletes
 
     def notify(self) -> None:

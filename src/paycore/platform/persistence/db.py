@@ -120,6 +120,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON")
 """How every SQLite connection here is set up: durable commits, foreign keys enforced."""
+UNSYNCED_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON")
+"""The same for a connection whose commits need not wait for the disk: in WAL mode they reach
+it with the next synced commit or checkpoint (a crash of the process loses none of them)."""
 
 
 def sqlite_file(url: str | URL) -> str:

@@ -111,8 +111,9 @@ class DirectConnection:
     than the statement itself. Statements autocommit; a refused row raises SQLAlchemy's
     ``IntegrityError`` or ``DataError``, as through the engine."""
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, *, settings: Mapping[str, str] | None = None) -> None:
         self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._settings = dict(settings or {})  # the session's own (``SET`` at connect)
         self._conn: asyncpg.Connection | None = None
 
     async def execute(self, sql: str, *args: Any) -> None:
@@ -124,7 +125,7 @@ class DirectConnection:
 
     async def _run(self, call: Callable[[asyncpg.Connection], Awaitable[Any]], sql: str) -> Any:
         if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self._dsn)
+            self._conn = await asyncpg.connect(self._dsn, server_settings=self._settings)
         conn = self._conn
         try:
             return await call(conn)
