@@ -324,7 +324,8 @@ async def test_one_instance_asks_for_health_and_every_one_hears_it(engine: Async
 async def test_the_health_lease_is_asked_for_only_when_reports_are_due(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Not at every tick (32 per instance here): an idle instance would write every second."""
+    """Not at every tick (32 per instance here, 64 in all): an idle instance would write every
+    second."""
     claims: list[str] = []
     claim = store.claim_lease
 
@@ -334,7 +335,7 @@ async def test_the_health_lease_is_asked_for_only_when_reports_are_due(
 
     monkeypatch.setattr(store, "claim_lease", counted)
     await both_hear_one_poller([service.Databases(Database(engine))] * 2)
-    assert 2 <= len(claims) <= 12  # about one per report due (0.5 s), and a loser's try
+    assert 2 <= len(claims) <= 20  # about one per report due (0.5 s) and a loser's try; not 64
 
 
 async def both_hear_one_poller(views: list[service.Databases]) -> None:
