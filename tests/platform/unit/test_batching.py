@@ -96,3 +96,21 @@ async def test_a_caller_that_goes_away_does_not_hold_back_the_others() -> None:
     with pytest.raises(asyncio.CancelledError):
         await gone
     await group.stop()
+
+
+@pytest.mark.parametrize(("linger", "batches"), [(0.0, 4), (0.1, 1)])
+async def test_with_a_linger_items_arriving_meanwhile_share_one_write(
+    linger: float, batches: int
+) -> None:
+    """Four items 20 ms apart: each written alone without a linger (the commit takes 10 ms),
+    all in one write with a 100 ms one."""
+    writer = Writer()
+    group = GroupCommit(writer, linger=linger)
+
+    async def later(n: int) -> str:
+        await asyncio.sleep(0.02 * n)
+        return await group.submit(f"i{n}")
+
+    assert await asyncio.gather(*(later(n) for n in range(4))) == ["I0", "I1", "I2", "I3"]
+    assert len(writer.batches) == batches
+    await group.stop()

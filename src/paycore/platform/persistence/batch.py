@@ -125,12 +125,13 @@ class GroupWriter(Generic[T, R]):
         ids_from: Column[Any] | None = None,
         committed: Committed,
         max_batch: int = 200,
+        linger: float = 0.0,
     ) -> None:
         plan = _Plan(build, tables, ids_from, committed)
         writes = _SQLiteWrites if engine.dialect.name == "sqlite" else _PostgresWrites
         self._engine = engine
         self._commit: GroupCommit[_Item[T], R] = GroupCommit(
-            writes(engine, plan), max_batch=max_batch
+            writes(engine, plan), max_batch=max_batch, linger=linger
         )
 
     async def submit(self, item: T) -> R:
@@ -343,11 +344,14 @@ class Lookup(_OwnConnection):
 
 class GroupCommit(Generic[T, R]):
     """The loop behind ``GroupWriter``: gathers what was submitted while the last batch
-    committed and writes it as the next batch."""
+    committed and writes it as the next batch. With a ``linger`` (seconds), the first item
+    of a batch waits that long for others: fewer, larger commits, for a writer whose callers
+    can wait (nobody's answer waits for it)."""
 
-    def __init__(self, write: _Writes[T, R], *, max_batch: int = 200) -> None:
+    def __init__(self, write: _Writes[T, R], *, max_batch: int = 200, linger: float = 0.0) -> None:
         self._writer = write
         self._max = max_batch
+        self._linger = linger
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -368,6 +372,8 @@ class GroupCommit(Generic[T, R]):
 
     async def _run(self) -> None:
         while (first := await self._queue.get()) is not None:
+            if self._linger:
+                await asyncio.sleep(self._linger)
             batch, stopping = [first], False
             while len(batch) < self._max and not self._queue.empty():
                 item = self._queue.get_nowait()

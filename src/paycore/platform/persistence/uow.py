@@ -176,6 +176,7 @@ class Database:
         tables: Sequence[tuple[Table, Sequence[str]]],
         ids_from: Column[Any] | None = None,
         max_batch: int = 200,
+        linger: float = 0.0,
     ) -> GroupWriter[T, R]:
         """A batch writer (group commit) into ``tables`` (and the outbox); see ``batch``."""
         return GroupWriter(
@@ -185,6 +186,7 @@ class Database:
             ids_from=ids_from,
             committed=lambda batch: self._committed(batch.events, batch.hooks),
             max_batch=max_batch,
+            linger=linger,
         )
 
     def _committed(self, events: Sequence[Envelope], hooks: Sequence[Callable[[], None]]) -> None:
