@@ -120,7 +120,10 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON")
 """How every SQLite connection here is set up: durable commits, foreign keys enforced."""
-UNSYNCED_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON")
+UNSYNCED_PRAGMAS = tuple(
+    "synchronous=NORMAL" if pragma.startswith("synchronous=") else pragma
+    for pragma in SQLITE_PRAGMAS
+)
 """The same for a connection whose commits need not wait for the disk: in WAL mode they reach
 it with the next synced commit or checkpoint (a crash of the process loses none of them)."""
 
