@@ -105,3 +105,21 @@ def test_bad_payments_get_a_clear_error_and_nothing_is_processed(
     assert post(service.base(0), str(uuid.uuid4()), "1.00") == 202  # a good one still goes
     until(lambda: backend_summary(service.base(0))["default"][0] == 1, timeout=30)
     assert processors.summaries()["default"] == (1, Decimal("1.00"))
+
+
+def test_an_instance_on_sqlite_never_loads_the_postgresql_driver(
+    tmp_path: Path, processors: Processors
+) -> None:
+    """The Rinha deployment counts each instance's memory: one on SQLite maps no part of
+    asyncpg, not even after it has taken, recorded and dispatched payments (ADR 0023)."""
+    processors.reset()
+    with deployment(tmp_path, processors, accept="local") as running:
+        ids = [str(uuid.uuid4()) for _ in range(20)]
+        assert {post(running.base(i % 2), ids[i]) for i in range(len(ids))} == {202}
+        until(lambda: backend_summary(running.base(0))["default"][0] == len(ids), timeout=30)
+        for api in running.apis:
+            assert api.popen is not None
+            assert api.popen.poll() is None
+            mapped = Path(f"/proc/{api.popen.pid}/maps").read_text()
+            assert "libpython" in mapped or "/python" in mapped  # the running instance's map
+            assert "asyncpg" not in mapped

@@ -27,6 +27,9 @@ the batch is refused, retried item by item, and that item alone fails with ``Cla
 correlation id it took from its request to ``Batch.publish``, and the writer, which took each
 item's correlation id and trace context (``tracing``) when it was submitted, gives the event
 the ``traceparent`` of the request with that correlation id.
+
+``pg_batch`` (and with it asyncpg) is imported only when a writer for PostgreSQL is built: a
+process on SQLite never loads PostgreSQL's driver (ADR 0023).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Column, Table
 from sqlalchemy.exc import DataError, IntegrityError
@@ -48,8 +51,10 @@ from paycore.platform.observability import tracing
 from paycore.platform.observability.logging import correlation_id
 from paycore.platform.persistence import fencing, outbox, sqlite_driver
 from paycore.platform.persistence.db import SQLITE_PRAGMAS, UNSYNCED_PRAGMAS, sqlite_file
-from paycore.platform.persistence.pg_batch import DirectConnection, IdBlocks, MultiInsert
 from paycore.platform.persistence.sqlite_batch import ManyInserts, next_ids
+
+if TYPE_CHECKING:
+    from paycore.platform.persistence.pg_batch import DirectConnection
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -235,10 +240,12 @@ class _SQLiteWrites(Generic[T, R]):
 
 class _PostgresWrites(Generic[T, R]):
     def __init__(self, engine: AsyncEngine, plan: _Plan[T, R]) -> None:
-        self._conn = DirectConnection(engine.url)
+        from paycore.platform.persistence import pg_batch
+
+        self._conn = pg_batch.DirectConnection(engine.url)
         self._plan = plan
-        self._ids = IdBlocks(plan.ids_from) if plan.ids_from is not None else None
-        self._insert = MultiInsert(*plan.targets)
+        self._ids = pg_batch.IdBlocks(plan.ids_from) if plan.ids_from is not None else None
+        self._insert = pg_batch.MultiInsert(*plan.targets)
 
     async def __call__(self, items: Sequence[_Item[T]]) -> Sequence[R]:
         ids = await self._ids.take(self._conn, len(items)) if self._ids is not None else ()
@@ -265,7 +272,11 @@ class _OwnConnection:
         self._file = sqlite_file(engine.url) if self._sqlite else ""
         self._pragmas = SQLITE_PRAGMAS if synced else UNSYNCED_PRAGMAS
         unsynced = None if synced else {"synchronous_commit": "off"}
-        self._direct = None if self._sqlite else DirectConnection(engine.url, settings=unsynced)
+        self._direct: DirectConnection | None = None
+        if not self._sqlite:
+            from paycore.platform.persistence.pg_batch import DirectConnection
+
+            self._direct = DirectConnection(engine.url, settings=unsynced)
         self._conn: sqlite_driver.Connection | None = None
 
     async def _sqlite_connection(self) -> sqlite_driver.Connection:

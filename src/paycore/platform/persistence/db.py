@@ -20,7 +20,6 @@ from sqlalchemy import (
     bindparam,
     event,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -39,6 +38,8 @@ def among(conn: AsyncConnection, column: Any, values: Sequence[Any]) -> ColumnEl
     one bind and one plan however many values (an ``IN`` of thousands binds, sends and plans
     each; for a ledger batch's ~3,000 accounts it took twice as long). Elsewhere ``IN (…)``."""
     if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY  # only where PostgreSQL is used
+
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))  # type: ignore[no-any-return]
     return column.in_(list(values))  # type: ignore[no-any-return]
 
