@@ -274,9 +274,9 @@ class _OwnConnection:
         unsynced = None if synced else {"synchronous_commit": "off"}
         self._direct: DirectConnection | None = None
         if not self._sqlite:
-            from paycore.platform.persistence.pg_batch import DirectConnection
+            from paycore.platform.persistence import pg_batch
 
-            self._direct = DirectConnection(engine.url, settings=unsynced)
+            self._direct = pg_batch.DirectConnection(engine.url, settings=unsynced)
         self._conn: sqlite_driver.Connection | None = None
 
     async def _sqlite_connection(self) -> sqlite_driver.Connection:
