@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import (
     Column,
     Integer,
@@ -288,6 +289,20 @@ async def test_rejection_in_a_batch_keeps_the_other_effects(
     await consumer.handle_batch([_d("ok-1"), _d("bad", b"reject"), _d("ok-2")])
     assert await _effects(db) == Counter({"ok-1": 1, "ok-2": 1})
     assert [letter.message_id for letter in await deadletters.list_letters(db)] == ["bad"]
+
+
+async def test_each_outcome_of_a_batch_is_counted(consumer: Consumer) -> None:
+    def counted(outcome: str) -> float:
+        labels = {"topic": TOPIC, "consumer": consumer.name, "outcome": outcome}
+        return REGISTRY.get_sample_value("paycore_messages_consumed_total", labels) or 0.0
+
+    outcomes = ("ok", "dead_letter", "duplicate")
+    before = {outcome: counted(outcome) for outcome in outcomes}
+    batch = [_d("n-1"), _d("n-2", b"reject"), _d("n-3"), _d("n-1"), _d("n-4"), _d("n-5", b"reject")]
+    await consumer.handle_batch(batch)
+    await consumer.handle_batch([_d("n-3")])
+    after = {outcome: counted(outcome) - before[outcome] for outcome in outcomes}
+    assert after == {"ok": 3, "dead_letter": 2, "duplicate": 2}
 
 
 async def test_transient_failures_are_retried_until_success(
