@@ -199,9 +199,9 @@ async def drive(load: Load, rate: float, seconds: float, gate: int = 32) -> None
     try:
         tasks = []
         for n in itertools.count():
-            due = started + n / rate
-            if due - started >= seconds:
+            if n / rate >= seconds:  # not ``due - started``: rounding could let one more in
                 break
+            due = started + n / rate
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             tasks.append(asyncio.create_task(one(n)))
         await asyncio.gather(*tasks)
