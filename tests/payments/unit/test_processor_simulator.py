@@ -143,29 +143,35 @@ async def test_failure_read_after_the_delay_decides_the_answer(
     assert await count(client) == 0
 
 
+SOME_ID = "ce48a764-d4b6-4107-9c5c-9e2060db9318"
+"""A fixed id in the parameters below: test ids must be the same in every collection (pytest-xdist
+collects once per worker)."""
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
         ("not json", "not valid JSON"),
         ("[1, 2]", "JSON object"),
         ('{"amount": 19.90, "requestedAt": "' + AT + '"}', "correlationId"),
-        ('{"correlationId": "' + str(uuid.uuid4()) + '", "requestedAt": "' + AT + '"}', "amount"),
-        ('{"correlationId": "' + str(uuid.uuid4()) + '", "amount": 1}', "requestedAt"),
+        ('{"correlationId": "' + SOME_ID + '", "requestedAt": "' + AT + '"}', "amount"),
+        ('{"correlationId": "' + SOME_ID + '", "amount": 1}', "requestedAt"),
         (body(cid="not-a-uuid"), "UUID"),
         ('{"correlationId": 12, "amount": 1, "requestedAt": "' + AT + '"}', "UUID"),
-        (body(amount="0"), "positive"),
-        (body(amount="-19.90"), "positive"),
-        (body(amount="19.901"), "2 decimal"),
-        (body(amount="19.900000000000001"), "2 decimal"),  # a float would round it to 19.90
-        (body(amount='"19.90"'), "number"),
-        (body(amount="true"), "number"),
-        (body(amount="NaN"), "not valid JSON"),
-        (body(amount="Infinity"), "not valid JSON"),
-        (body(amount="1e999999999"), "at most"),
-        (body(amount="1000000000000.01"), "at most"),
-        (body(at="yesterday"), "ISO 8601"),
-        (body(at="2025-13-01T00:00:00Z"), "ISO 8601"),
-        ('{"correlationId": "' + str(uuid.uuid4()) + '", "amount": 1, "requestedAt": 5}', "ISO"),
+        (body(cid=SOME_ID, amount="0"), "positive"),
+        (body(cid=SOME_ID, amount="-19.90"), "positive"),
+        (body(cid=SOME_ID, amount="19.901"), "2 decimal"),
+        # a float would round this one to 19.90
+        (body(cid=SOME_ID, amount="19.900000000000001"), "2 decimal"),
+        (body(cid=SOME_ID, amount='"19.90"'), "number"),
+        (body(cid=SOME_ID, amount="true"), "number"),
+        (body(cid=SOME_ID, amount="NaN"), "not valid JSON"),
+        (body(cid=SOME_ID, amount="Infinity"), "not valid JSON"),
+        (body(cid=SOME_ID, amount="1e999999999"), "at most"),
+        (body(cid=SOME_ID, amount="1000000000000.01"), "at most"),
+        (body(cid=SOME_ID, at="yesterday"), "ISO 8601"),
+        (body(cid=SOME_ID, at="2025-13-01T00:00:00Z"), "ISO 8601"),
+        ('{"correlationId": "' + SOME_ID + '", "amount": 1, "requestedAt": 5}', "ISO"),
         ("x" * 70_000, "larger than"),
     ],
 )
