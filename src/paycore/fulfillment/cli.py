@@ -109,7 +109,8 @@ def publish_orders(
     if shown:
         console.print("look one up once the worker has stored it:")
         for uid in shown:
-            console.print(f"  {lookup_link(settings, uid)}", markup=False, highlight=False)
+            link = f"  {lookup_link(settings, uid)}"
+            console.print(link, markup=False, highlight=False, soft_wrap=True)  # one line each
 
 
 def lookup_link(settings: Settings, order_uid: str) -> str:
