@@ -30,8 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -47,6 +48,7 @@ from procs import Proc, paycore_env  # noqa: E402
 HOST = "127.0.0.1"
 DEFAULT_PORT, FALLBACK_PORT = 8001, 8002
 TOKEN = "123"
+T = TypeVar("T")
 
 
 def port_free(port: int) -> bool:
@@ -179,22 +181,55 @@ def run_k6(duration: int, port: int, max_vus: int, work: Path) -> dict[str, Any]
     return data
 
 
+def on_paycore(work: Path, port: int, load: Callable[[], T]) -> tuple[T, dict[str, Any]]:
+    """``load()`` against a fresh deployment on ``port``: its result, and the deployment's peak
+    RSS and CPU over it (``run-local``'s own figures)."""
+    backend = start_backend(work, port)
+    try:
+        began = time.monotonic()
+        before = json.loads((work / "backend-stats.json").read_text())
+        result = load()
+        wall = time.monotonic() - began
+    finally:
+        stop_backend(backend)
+    stats = json.loads((work / "backend-stats.json").read_text())
+    cpu = stats["cpu_seconds"] - before["cpu_seconds"]
+    return result, {
+        "peak_rss_mb": stats["peak_rss_mb"],
+        "peak_rss_by_service_mb": stats["peak_rss_by_service_mb"],
+        "cpu_seconds": round(cpu, 1),
+        "cpu_cores_avg": round(cpu / wall, 2),
+        "cpu_seconds_by_service": {
+            name: round(seconds - before["cpu_seconds_by_service"].get(name, 0), 1)
+            for name, seconds in stats["cpu_seconds_by_service"].items()
+        },
+    }
+
+
+def on_peer(checkout: Path, work: Path, load: Callable[[], T]) -> tuple[T, dict[str, Any]]:
+    """``load()`` against the peer (``rinha_peer``) started fresh on :9999: its result, and the
+    peer's peak RSS and CPU over it (sampled from ``/proc``)."""
+    urls = (f"http://{HOST}:{DEFAULT_PORT}", f"http://{HOST}:{FALLBACK_PORT}")
+    with rinha_peer.peer(checkout, work / "peer", *urls) as usage:
+        began = time.monotonic()
+        usage.start()
+        result = load()
+        usage.stop()
+        wall = time.monotonic() - began
+    return result, {
+        "peak_rss_mb": round(usage.peak_kib / 1024, 1),
+        "cpu_seconds": round(usage.cpu_seconds, 1),
+        "cpu_cores_avg": round(usage.cpu_seconds / wall, 2),
+    }
+
+
 def bench(duration: int, port: int, max_vus: int, fees: tuple[float, float], work: Path) -> Any:
     work.mkdir(parents=True, exist_ok=True)
     processors = start_processors(work, fees)
     try:
-        backend = start_backend(work, port)
-        try:
-            began = time.monotonic()
-            stats_before = json.loads((work / "backend-stats.json").read_text())
-            k6 = run_k6(duration, port, max_vus, work)
-            wall = time.monotonic() - began
-        finally:
-            stop_backend(backend)
+        k6, backend = on_paycore(work, port, lambda: run_k6(duration, port, max_vus, work))
     finally:
         processors.stop()
-    stats = json.loads((work / "backend-stats.json").read_text())
-    cpu = stats["cpu_seconds"] - stats_before["cpu_seconds"]
     return report(
         "Rinha de Backend 2025, local (bench/k6/rinha.js)",
         "nginx -> 2 x paycore api (accept=local: each records its payments in a SQLite WAL file "
@@ -202,16 +237,7 @@ def bench(duration: int, port: int, max_vus: int, fees: tuple[float, float], wor
         duration,
         fees,
         k6,
-        {
-            "peak_rss_mb": stats["peak_rss_mb"],
-            "peak_rss_by_service_mb": stats["peak_rss_by_service_mb"],
-            "cpu_seconds": round(cpu, 1),
-            "cpu_cores_avg": round(cpu / wall, 2),
-            "cpu_seconds_by_service": {
-                name: round(seconds - stats_before["cpu_seconds_by_service"].get(name, 0), 1)
-                for name, seconds in stats["cpu_seconds_by_service"].items()
-            },
-        },
+        backend,
     )
 
 
@@ -222,13 +248,7 @@ def bench_peer(
     work.mkdir(parents=True, exist_ok=True)
     processors = start_processors(work, fees)
     try:
-        urls = (f"http://{HOST}:{DEFAULT_PORT}", f"http://{HOST}:{FALLBACK_PORT}")
-        with rinha_peer.peer(checkout, work / "peer", *urls) as usage:
-            began = time.monotonic()
-            usage.start()
-            k6 = run_k6(duration, 9999, max_vus, work)
-            usage.stop()
-            wall = time.monotonic() - began
+        k6, backend = on_peer(checkout, work, lambda: run_k6(duration, 9999, max_vus, work))
     finally:
         processors.stop()
     return report(
@@ -238,11 +258,7 @@ def bench_peer(
         duration,
         fees,
         k6,
-        {
-            "peak_rss_mb": round(usage.peak_kib / 1024, 1),
-            "cpu_seconds": round(usage.cpu_seconds, 1),
-            "cpu_cores_avg": round(usage.cpu_seconds / wall, 2),
-        },
+        backend,
     )
 
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import rinha
-import rinha_peer
 from harness import machine
 
 HARNESS = rinha.ROOT.parent / "shared" / "rinha" / "run-bench.sh"
@@ -50,36 +49,18 @@ def run_harness(duration: int, out: Path) -> dict[str, Any]:
 
 def paycore_run(duration: int, work: Path) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
-    backend = rinha.start_backend(work, 9999)
-    try:
-        before = json.loads((work / "backend-stats.json").read_text())
-        result = run_harness(duration, work / "results.json")
-    finally:
-        rinha.stop_backend(backend)
-    stats = json.loads((work / "backend-stats.json").read_text())
-    return {
-        "harness": result,
-        "peak_rss_mb": stats["peak_rss_mb"],
-        "peak_rss_by_service_mb": stats["peak_rss_by_service_mb"],
-        "cpu_seconds": round(stats["cpu_seconds"] - before["cpu_seconds"], 1),
-    }
+    result, backend = rinha.on_paycore(
+        work, 9999, lambda: run_harness(duration, work / "results.json")
+    )
+    return {"harness": result, **backend}
 
 
 def peer_run(duration: int, work: Path, checkout: Path) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
-    urls = (
-        f"http://{rinha.HOST}:{rinha.DEFAULT_PORT}",
-        f"http://{rinha.HOST}:{rinha.FALLBACK_PORT}",
+    result, backend = rinha.on_peer(
+        checkout, work, lambda: run_harness(duration, work / "results.json")
     )
-    with rinha_peer.peer(checkout, work / "peer", *urls) as usage:
-        usage.start()
-        result = run_harness(duration, work / "results.json")
-        usage.stop()
-    return {
-        "harness": result,
-        "peak_rss_mb": round(usage.peak_kib / 1024, 1),
-        "cpu_seconds": round(usage.cpu_seconds, 1),
-    }
+    return {"harness": result, **backend}
 
 
 def line(run: dict[str, Any]) -> str:
