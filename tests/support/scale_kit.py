@@ -199,10 +199,10 @@ async def drive(load: Load, rate: float, seconds: float, gate: int = 32) -> None
     try:
         tasks = []
         for n in itertools.count():
-            if n / rate >= seconds:  # not ``due - started``: rounding could let one more in
+            after = n / rate  # compared as is: ``started + after - started`` may round below
+            if after >= seconds:
                 break
-            due = started + n / rate
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            await asyncio.sleep(max(0.0, started + after - time.monotonic()))
             tasks.append(asyncio.create_task(one(n)))
         await asyncio.gather(*tasks)
     finally:
