@@ -9,8 +9,13 @@ BIN := $(VENV)/bin
 up: venv ## run the whole platform on embedded defaults
 	$(BIN)/paycore up
 
+# Test files run on JOBS processes (pytest-xdist, a file's tests together on one); the scale
+# tier runs after, alone, because it measures how fast each context's rate comes back.
+JOBS ?= 2
+
 test: deps check ## everything CI runs: lint, types, import contracts, all test tiers
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile --ignore-glob='tests/*/scale'
+	$(PY) -m pytest -q tests/*/scale
 
 deps: ## system packages (servers, browser), then the virtualenv with the development tools
 	bash scripts/install-deps
