@@ -85,7 +85,7 @@ from paycore.banking import store as banking_store  # noqa: E402
 from paycore.banking.domain import CUSTOMER_ACCOUNT, CUSTOMER_LIMIT, cpf_digits  # noqa: E402
 from paycore.banking.ledger import service as ledger  # noqa: E402
 from paycore.banking.ledger.domain import Transfer  # noqa: E402
-from paycore.banking.ledger.store import ENTRY_COLUMNS, entries  # noqa: E402
+from paycore.banking.ledger.store import ENTRY_COLUMNS, entries, published_seq  # noqa: E402
 from paycore.platform.cards import Hasher  # noqa: E402
 from paycore.platform.clock import utcnow  # noqa: E402
 from paycore.platform.messaging.bus import Envelope  # noqa: E402
@@ -213,6 +213,27 @@ async def watch(url: str, expected: int, timeout: float = 600) -> dict[str, Any]
     return await harness.watch(url, outcomes, expected, timeout=timeout)
 
 
+async def events_published(url: str, timeout: float = 120) -> dict[str, Any]:
+    """Once the last entry is written: how many posted events were still to publish, and
+    how long until the broker had confirmed them all (``banking.posted``'s cursor)."""
+    engine = create_engine(url)
+    started = time.monotonic()
+    try:
+        async with engine.connect() as conn:
+            head = int(await conn.scalar(select(func.max(entries.c.seq))) or 0)
+            behind = head - await published_seq(conn)
+        while True:
+            async with engine.connect() as conn:
+                if await published_seq(conn) >= head:
+                    break
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"posted events still unpublished after {timeout} s")
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()
+    return {"behind": behind, "caught_up_s": round(time.monotonic() - started, 2)}
+
+
 async def refusals(url: str) -> int:
     engine = create_engine(url)
     try:
@@ -243,9 +264,10 @@ def by_broker(
     try:
         run = asyncio.run(watch(url, len(moves)))
         ahead = ledger_batches(port)
+        published = asyncio.run(events_published(url))
     finally:
         worker.stop()
-    return {**run, "refused": asyncio.run(refusals(url)), "batches": ahead}
+    return {**run, "refused": asyncio.run(refusals(url)), "batches": ahead, "events": published}
 
 
 def ledger_batches(port: int) -> dict[str, int]:
@@ -280,6 +302,8 @@ def by_batch_endpoint(
     env = harness.bench_env(work, database_url=url, broker_url=broker_url, **banking_settings())
     api_port = free_port()
     api = paycore_process("api", ["banking"], env, work, api_port).start()
+    # the worker publishes the entries' posted events (``banking.posted``) meanwhile
+    worker = paycore_process("worker", ["banking"], env, work, free_port()).start()
     try:
         results: Counter[str] = Counter()
         base = f"http://127.0.0.1:{api_port}"
@@ -288,14 +312,17 @@ def by_batch_endpoint(
             started = time.monotonic()
             asyncio.run(post_batches(base, bodies[1:], results))
             seconds = time.monotonic() - started
+        published = asyncio.run(events_published(url))
     finally:
         api.stop()
+        worker.stop()
     counted = len(moves) - min(batch, len(moves))
     return {
         "counted": counted,
         "seconds": round(seconds, 2),
         "cpu_cores": cores,
         "refused": sum(n for result, n in results.items() if result != "created"),
+        "events": published,
     }
 
 
@@ -405,6 +432,11 @@ def throughput(
                 if ahead
                 else ""
             )
+            if events := run.get("events"):
+                also += (
+                    f"; posted events: {events['behind']:,} to publish after the last entry,"
+                    f" {events['caught_up_s']} s to catch up"
+                )
             print(f"  {name:8} {way:15} {run['per_s']:>10,.0f} transfers/s{also}", flush=True)
             runs.append(run)
         floors = [r["per_s"] for r in runs if r["workload"] == name and r["way"] == "floor"]

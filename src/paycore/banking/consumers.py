@@ -9,6 +9,7 @@ from datetime import datetime
 
 from paycore.banking import messages, metrics, service
 from paycore.banking.ledger.cache import Accounts
+from paycore.banking.posted import Publisher
 from paycore.platform.clock import utcnow
 from paycore.platform.messaging.bus import CREATED_AT, Delivery, Subscription
 from paycore.platform.messaging.consumer import Verdicts
@@ -18,7 +19,11 @@ GROUP = "banking-ledger"
 
 
 def ledger(
-    db: Database, *, batch: int = 2000, clock: Callable[[], datetime] = utcnow
+    db: Database,
+    *,
+    batch: int = 2000,
+    clock: Callable[[], datetime] = utcnow,
+    posted: Publisher | None = None,
 ) -> tuple[Subscription, Ledger]:
     """Apply each batch of requests in one commit (the consumer's unit of work: the entries,
     the rejections and the events together). A request that comes again, whatever its
@@ -26,20 +31,27 @@ def ledger(
     it changes nothing, so the subscription keeps no inbox (``idempotent``). The accounts
     one batch leaves are known to the next (``ledger.cache``), unless another writer or a
     status change came between them; and the next batch is applied to them ahead of its
-    turn, while the one before is being written (``overlap``, ``Ledger.early``)."""
+    turn, while the one before is being written (``overlap``, ``Ledger.early``). A batch's
+    entries are handed to the ``posted`` events' publisher once they commit."""
     subscription = Subscription(
         messages.REQUESTS, GROUP, batch=batch, exclusive=True, idempotent=True, overlap=True
     )
-    return subscription, Ledger(db, clock)
+    return subscription, Ledger(db, clock, posted)
 
 
 class Ledger:
     """The ledger worker's batch handler (an ``EarlyHandler``)."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], datetime] = utcnow,
+        posted: Publisher | None = None,
+    ) -> None:
         self.known = Accounts()
         self._db = db
         self._clock = clock
+        self._posted = posted
         self._ahead: service.Ahead | None = None
 
     async def early(self, deliveries: Sequence[Delivery]) -> None:
@@ -56,6 +68,9 @@ class Ledger:
         now = self._clock()
         bodies = [d.body for d in deliveries]
         outcome = await service.apply_requests(tx, bodies, now, self.known, ahead)
+        if self._posted is not None:
+            posted = self._posted
+            tx.after_commit(lambda: posted.handoff(outcome.entries))
         waited = [_since_accepted(d, now) for d in deliveries]
         tx.after_commit(lambda: _observe(waited))
         return outcome.verdicts

@@ -59,5 +59,5 @@ class Expiry:
             return 0, False
         async with self._db.transaction() as tx:
             applied = await ledger.expire(tx, due, now)
-            service.publish_posted(tx, applied.outcomes)
+            service.counted(tx, applied.outcomes)
         return len(applied.outcomes), len(due) == BATCH

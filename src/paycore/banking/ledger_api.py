@@ -176,7 +176,7 @@ async def create_transfers(body: BatchIn, api: Api) -> BatchOut:
     transfers = [_transfer(t) for t in body.transfers]
     async with api.db.transaction() as tx:
         applied = await ledger.apply(tx, transfers, utcnow(), api.known)
-        service.publish_posted(tx, applied.outcomes)
+        service.counted(tx, applied.outcomes)
     return {"results": [result_view(o) for o in applied.outcomes]}
 
 

@@ -14,8 +14,9 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -80,21 +81,33 @@ def decode_request(body: bytes) -> Transfer:
     )
 
 
-def encode_posted(entry: Entry) -> bytes:
+POSTED_FIELDS: Final = (
+    "id",
+    "kind",
+    "seq",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "currency",
+    "code",
+    "pending_id",
+    "at",
+)
+"""What a posted event says of its entry, in this order (the journal's columns of the same
+names)."""
+
+
+def posted_fields(entry: Entry) -> tuple[Any, ...]:
+    """An entry's ``POSTED_FIELDS``."""
+    return tuple(getattr(entry, name) for name in POSTED_FIELDS)
+
+
+def encode_posted(fields: Sequence[Any]) -> bytes:
+    """The posted event of an entry, from its ``POSTED_FIELDS`` (``posted_fields``, or the
+    journal's row)."""
+    *values, at = fields
     return _encoder.encode(
-        {
-            "v": VERSION,
-            "id": entry.id,
-            "kind": entry.kind.value,
-            "seq": entry.seq,
-            "debit_account_id": entry.debit_account_id,
-            "credit_account_id": entry.credit_account_id,
-            "amount": entry.amount,
-            "currency": entry.currency,
-            "code": entry.code,
-            "pending_id": entry.pending_id,
-            "at": _moment(entry.at),
-        }
+        {"v": VERSION, **dict(zip(POSTED_FIELDS[:-1], values, strict=True)), "at": _moment(at)}
     )
 
 

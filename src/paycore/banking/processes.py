@@ -1,7 +1,7 @@
 """Banking in a process: the customers', the operator's and the card network's API (API
 process); the ledger worker applying requested transfers and releasing expired holds, and
 issuing the insurance policies asked for, deciding loan applications and collecting their
-instalments (worker process)."""
+instalments, and publishing the journal's posted events (worker process)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from paycore.banking.loans import api as loans_api
 from paycore.banking.loans import worker as loans_worker
 from paycore.banking.loans.service import LOAN_BANK_ACCOUNTS
 from paycore.banking.pix import api as pix_api
+from paycore.banking.posted import Publisher
 from paycore.banking.settings import BankingSettings
 from paycore.banking.web import BankingApi
 from paycore.platform.cards import Hasher
@@ -70,7 +71,9 @@ async def mount_api(
 async def start_worker(app: FastAPI, runtime: Runtime) -> None:
     settings = BankingSettings()
     bank = await _bank_accounts(runtime)
-    consume(runtime, *consumers.ledger(runtime.db, batch=settings.ledger_batch))
+    posted = Publisher(runtime.db, runtime.bus, batch=settings.ledger_batch)
+    runtime.spawn("banking-posted", posted.run)
+    consume(runtime, *consumers.ledger(runtime.db, batch=settings.ledger_batch, posted=posted))
     expiry = Expiry(runtime.db, poll_seconds=settings.expiry_poll_ms / 1000)
     runtime.spawn("banking-expiry", expiry.run)
     premiums = bank[PREMIUMS.name]

@@ -185,16 +185,15 @@ async def apply_one(db: Database, transfer: Transfer, now: datetime) -> Entry:
 
 
 async def apply_in(tx: Transaction, transfer: Transfer, now: datetime) -> Entry:
-    """One transfer applied in ``tx``, its ``banking.transfer.posted`` event with it: its
-    entry (the original one if it is a replay), or ``TransferIdReused``/``TransferRefused``."""
+    """One transfer applied in ``tx``: its entry (the original one if it is a replay), or
+    ``TransferIdReused``/``TransferRefused``."""
     return entry_or_refusal(await outcome_in(tx, transfer, now))
 
 
 async def outcome_in(tx: Transaction, transfer: Transfer, now: datetime) -> Outcome:
-    """One transfer applied in ``tx``, its ``banking.transfer.posted`` event with it: what
-    became of it."""
+    """One transfer applied in ``tx``: what became of it."""
     applied = await ledger.apply(tx, [transfer], now)
-    publish_posted(tx, applied.outcomes)
+    counted(tx, applied.outcomes)
     return applied.outcomes[0]
 
 
@@ -209,18 +208,10 @@ def entry_or_refusal(outcome: Outcome) -> Entry:
     return outcome.entry
 
 
-def publish_posted(tx: Transaction, outcomes: Sequence[Outcome]) -> None:
-    """``banking.transfer.posted`` for each transfer applied now (not for replays), and the
-    outcomes counted once they commit."""
+def counted(tx: Transaction, outcomes: Sequence[Outcome]) -> None:
+    """The outcomes counted in the metrics once they commit. Their ``banking.transfer.posted``
+    events need nothing here: they are published from the journal (``banking.posted``)."""
     tx.after_commit(lambda: count(outcomes))
-    tx.publish_many(
-        messages.POSTED,
-        (
-            (messages.encode_posted(o.entry), o.entry.id, f"posted-{o.entry.id}")
-            for o in outcomes
-            if o.applied and o.entry is not None
-        ),
-    )
 
 
 def count(outcomes: Sequence[Outcome]) -> None:
@@ -315,6 +306,7 @@ class Handled:
     verdicts: list[str | None]  # per message: None (done) or why it is refused
     posted: int
     rejected: int
+    entries: list[Entry]  # the new ones, in journal order
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,9 +335,10 @@ async def apply_requests(
     known: Accounts | None = None,
     ahead: Ahead | None = None,
 ) -> Handled:
-    """The ledger worker's part: apply the requested transfers in one batch; publish what
-    became of each. A request that comes again changes nothing and publishes nothing: one
-    applied before is a replay of its entry (its event went out with it), one refused before
+    """The ledger worker's part: apply the requested transfers in one batch; publish the
+    refusals (the entries' posted events go from the journal). A request that comes again
+    changes nothing and publishes nothing: one applied before is a replay of its entry (its
+    event went out with it), one refused before
     keeps its refusal, even if the account could pay now. A message that does not decode is
     refused (a dead letter). What was done ``ahead`` for these very requests is used, if it
     still holds (``ledger.apply``)."""
@@ -359,7 +352,7 @@ async def apply_requests(
     applied = await ledger.apply(tx, transfers, now, known, speculation)
     taken = speculation is not None and applied is speculation.applied
     tx.after_commit(lambda: metrics.ledger_batches.labels("ahead" if taken else "in_turn").inc())
-    publish_posted(tx, applied.outcomes)
+    counted(tx, applied.outcomes)
     refused = [o for o in applied.outcomes if o.entry is None]
     await store.insert_rejections(
         tx, [(o.transfer_id, str(o.reason), o.detail[:300], now) for o in refused]
@@ -371,7 +364,8 @@ async def apply_requests(
             key=outcome.transfer_id,
             message_id=f"rejected-{outcome.transfer_id}",
         )
-    return Handled(decoded.verdicts, sum(o.applied for o in applied.outcomes), len(refused))
+    posted = sum(o.applied for o in applied.outcomes)
+    return Handled(decoded.verdicts, posted, len(refused), applied.entries)
 
 
 def _requests(bodies: Sequence[bytes]) -> Decoded[Transfer]:

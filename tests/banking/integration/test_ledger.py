@@ -43,7 +43,7 @@ CUSTOMER = Limit.DEBITS_MUST_NOT_EXCEED_CREDITS
 async def apply(db: Database, *transfers: Transfer, now: datetime | None = None) -> Applied:
     async with db.transaction() as tx:
         applied = await ledger.apply(tx, transfers, now or utcnow())
-        service.publish_posted(tx, applied.outcomes)
+        service.counted(tx, applied.outcomes)
     return applied
 
 

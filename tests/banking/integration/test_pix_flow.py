@@ -1,7 +1,8 @@
 """Banking's Pix on PostgreSQL (migrated to the latest revision) through banking's API as
-``paycore api --context banking`` builds it, its outbox relayed to NATS: a dynamic charge made
-by one customer is paid by another with its copy-and-paste code and partly refunded, the
-balances and the ledger's invariants check out, and ``banking.pix.settled``,
+``paycore api --context banking`` builds it, its outbox relayed to the broker and the
+journal's posted events published by banking's worker: a dynamic charge made by one customer
+is paid by another with its copy-and-paste code and partly refunded, the balances and the
+ledger's invariants check out, and ``banking.pix.settled``,
 ``banking.pix.refunded`` and the ledger's ``banking.transfer.posted`` cross the broker once
 each; fifty concurrent payments of one dynamic charge make one payment, and concurrent replays
 of one end-to-end id one transfer."""
@@ -44,7 +45,7 @@ async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
 async def test_a_charge_paid_by_another_customer_and_refunded_on_postgresql(
     settings: Settings, broker_url: str, engine: AsyncEngine
 ) -> None:
-    async with tapped(broker_url, TOPICS) as tap, serving(settings, worker=False) as http:
+    async with tapped(broker_url, TOPICS) as tap, serving(settings) as http:
         pix = PixClient(http)
         ana, bia = await pix.customer("Ana Lima"), await pix.customer("Bia Souza")
         anas, bias = await pix.account(ana), await pix.account(bia, deposit="100.00")

@@ -102,10 +102,12 @@ ledger_state = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),  # one row: id 1
     Column("status_changes", BigInteger, nullable=False),
+    Column("published_seq", BigInteger, nullable=False, server_default="0"),
 )
-"""How many times an account's status changed. With the journal's head it dates what a
-ledger writer knows of the accounts (``cache.Accounts``): block, unblock and close move no
-entry, so they move this."""
+"""``status_changes``: how many times an account's status changed. With the journal's head it
+dates what a ledger writer knows of the accounts (``cache.Accounts``): block, unblock and close
+move no entry, so they move this. ``published_seq``: the journal's entries up to it have had
+their ``banking.transfer.posted`` event confirmed by the broker (``banking.posted``)."""
 
 
 # --- accounts ------------------------------------------------------------------------------
@@ -400,6 +402,27 @@ async def next_expiry(conn: AsyncConnection, after: datetime) -> datetime | None
     query = select(func.min(entries.c.expires_at)).where(entries.c.expires_at > after)
     found: datetime | None = (await conn.execute(query)).scalar()
     return found
+
+
+async def published_seq(conn: AsyncConnection) -> int:
+    """The last entry whose posted event the broker confirmed (0: none)."""
+    found = await conn.scalar(select(ledger_state.c.published_seq))
+    return int(found or 0)
+
+
+async def set_published_seq(tx: Transaction, seq: int) -> None:
+    """Move ``published_seq`` forward to ``seq`` (never back)."""
+    column = ledger_state.c.published_seq
+    await tx.execute(update(ledger_state).where(column < seq).values(published_seq=seq))
+
+
+async def journal_columns(
+    conn: AsyncConnection, names: Sequence[str], after_seq: int, limit: int
+) -> list[tuple[Any, ...]]:
+    """The columns ``names`` of the entries after ``after_seq``, in order, as tuples."""
+    query = select(*(entries.c[name] for name in names)).where(entries.c.seq > after_seq)
+    rows = await conn.execute(query.order_by(entries.c.seq).limit(limit))
+    return [tuple(row) for row in rows]
 
 
 async def journal(conn: AsyncConnection, after_seq: int, limit: int) -> list[Entry]:

@@ -46,11 +46,11 @@ async def short_of_funds(
 async def apply_chain(
     tx: Transaction, transfers: Sequence[Transfer], now: datetime
 ) -> TransferRefused | None:
-    """Apply a linked chain in ``tx`` (with its ``banking.transfer.posted`` events): None
-    once every transfer has its entry (new, or a replay), else why the chain was refused
-    (the refused transfer's own reason, not ``linked-event-failed``)."""
+    """Apply a linked chain in ``tx``: None once every transfer has its entry (new, or a
+    replay), else why the chain was refused (the refused transfer's own reason, not
+    ``linked-event-failed``)."""
     applied = await ledger.apply(tx, transfers, now)
-    banking.publish_posted(tx, applied.outcomes)
+    banking.counted(tx, applied.outcomes)
     refused = [o for o in applied.outcomes if o.entry is None]
     if not refused:
         return None
