@@ -22,11 +22,15 @@ each funded by a deposit. Every measurement runs on a fresh copy of it (a templa
      last (the journal's last ``seq``, plus any rejection);
    - batch endpoint: `paycore api --context banking` takes them as ``POST
      /banking/ledger/transfers`` of ``--batch`` each, two requests in flight, timed from the
-     first counted request to the last answer;
+     first counted request to the last answer, with `paycore worker --context banking`
+     beside it publishing the entries' posted events;
    - floor: the same journal rows and balance updates written by the simplest batched insert,
      no rules: per ``--batch`` transfers, one transaction of a COPY of the entries and one
      UPDATE of the balances they move, on one asyncpg connection, from this process.
    Every paycore figure is also given as a share of the mean of its workload's two floors.
+   For the broker and the batch endpoint it also says how many ``banking.transfer.posted``
+   events were still to be published when the last entry was written, and how long the
+   worker took to publish them (``banking.posted``).
 2. Single transfers over HTTP: ``bench/openloop.py`` (or k6, ``--client k6``; both: one run
    each) posts ``POST /banking/transfers`` at each ``--rate`` for ``--duration`` seconds
    (after a 5 s warm-up at the same rate, not counted), as the customers from their own

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from paycore.platform.persistence.uow import Database
 log = logging.getLogger(__name__)
 
 LEASE = "banking-posted"
+SAVE_EVERY = 0.1  # seconds: while events flow, the cursor is stored at most this often
 
 
 Posted = tuple[Any, ...]
@@ -72,6 +74,8 @@ class Publisher:
         self._max_handed = max_handed
         self._handed: dict[int, Posted] = {}  # by seq, all after the cursor
         self._published: int | None = None  # the cursor, while this process holds the lease
+        self._saved = 0  # the cursor as stored
+        self._saved_at = 0.0
         self._wake = asyncio.Event()
 
     def handoff(self, entries: Sequence[Entry]) -> None:
@@ -94,13 +98,15 @@ class Publisher:
 
     async def _publish(self) -> None:
         async with self._db.connect() as conn:
-            self._published = await store.published_seq(conn)
+            self._published = self._saved = await store.published_seq(conn)
         failures, wait = 0, self._poll
         try:
             while True:
                 self._wake.clear()
                 try:
                     sent = await self.publish_once()
+                    if self._unsaved() and (not sent or self._save_due()):
+                        await self._save()
                     failures = 0
                 except Exception:
                     failures += 1
@@ -112,7 +118,7 @@ class Publisher:
                     continue
                 wait = self._poll if sent else min(self._idle_poll, wait * 2)
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
+                    async with asyncio.timeout(min(wait, SAVE_EVERY) if self._unsaved() else wait):
                         await self._wake.wait()
                 if self._wake.is_set():
                     wait = self._poll
@@ -123,9 +129,25 @@ class Publisher:
     def _next_handed(self) -> bool:
         return self._published is not None and self._published + 1 in self._handed
 
+    def _unsaved(self) -> bool:
+        return self._published is not None and self._published > self._saved
+
+    def _save_due(self) -> bool:
+        return time.monotonic() - self._saved_at >= SAVE_EVERY
+
+    async def _save(self) -> None:
+        """Store the cursor. Until then a crash only sends its events again."""
+        published = self._published
+        assert published is not None
+        async with self._db.transaction() as tx:
+            await store.set_published_seq(tx, published)
+        self._saved, self._saved_at = published, time.monotonic()
+
     async def publish_once(self) -> int:
         """Publish the entries after the cursor (at most a batch), in order, and move the
-        cursor past them once the broker has confirmed them; returns how many."""
+        cursor past them once the broker has confirmed them (stored by ``_save``, at most
+        every ``SAVE_EVERY`` while events flow, and as soon as none is waiting); returns how
+        many."""
         assert self._published is not None, "publish_once runs under the lease"
         entries = self._take_handed()
         if not entries:
@@ -137,8 +159,6 @@ class Publisher:
             return 0
         await self._bus.publish([event(e) for e in entries])
         last = entries[-1][_SEQ]
-        async with self._db.transaction() as tx:
-            await store.set_published_seq(tx, last)
         self._published = last
         for seq in [s for s in self._handed if s <= last]:
             del self._handed[seq]
