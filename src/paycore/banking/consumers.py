@@ -26,7 +26,7 @@ def ledger(
     posted: Publisher | None = None,
 ) -> tuple[Subscription, Ledger]:
     """Apply each batch of requests in one commit (the consumer's unit of work: the entries,
-    the rejections and the events together). A request that comes again, whatever its
+    the rejections and their events together). A request that comes again, whatever its
     message id, is known by its transfer id among the journal's entries and the refusals:
     it changes nothing, so the subscription keeps no inbox (``idempotent``). The accounts
     one batch leaves are known to the next (``ledger.cache``), unless another writer or a

@@ -338,10 +338,9 @@ async def apply_requests(
     """The ledger worker's part: apply the requested transfers in one batch; publish the
     refusals (the entries' posted events go from the journal). A request that comes again
     changes nothing and publishes nothing: one applied before is a replay of its entry (its
-    event went out with it), one refused before
-    keeps its refusal, even if the account could pay now. A message that does not decode is
-    refused (a dead letter). What was done ``ahead`` for these very requests is used, if it
-    still holds (``ledger.apply``)."""
+    event went out with it), one refused before keeps its refusal, even if the account could
+    pay now. A message that does not decode is refused (a dead letter). What was done
+    ``ahead`` for these very requests is used, if it still holds (``ledger.apply``)."""
     if ahead is not None and ahead.bodies != list(bodies):
         ahead = None
     decoded = ahead.decoded if ahead is not None else _requests(bodies)

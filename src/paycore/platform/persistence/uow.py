@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, CursorResult, Table, text
@@ -105,24 +105,6 @@ class Transaction:
         self.events.append(event)
         self._rows.append(outbox.row_values(event, outbox.stored_headers(event), now))
         return event.id
-
-    def publish_many(self, topic: str, events: Iterable[tuple[bytes, str | None, str]]) -> None:
-        """``publish`` of many events on ``topic`` at one instant, each ``(body, key, message
-        id)``: their headers, and the JSON their outbox rows keep of them, are made once (a
-        ledger batch publishes thousands)."""
-        now = utcnow()
-        common = outbox.event(
-            topic,
-            b"",
-            at=now,
-            correlation_id=correlation_id.get(),
-            traceparent=tracing.header(),
-        )
-        headers = outbox.stored_headers(common)
-        for body, key, message_id in events:
-            event = Envelope(topic, body, id=message_id, key=key, headers=common.headers)
-            self.events.append(event)
-            self._rows.append(outbox.row_values(event, headers, now))
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` once the transaction has committed (never if it rolls back)."""
