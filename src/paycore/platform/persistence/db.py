@@ -96,7 +96,7 @@ class SQLiteEngine(AsyncEngine):
 _WRITE = "paycore_sqlite_write"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     """An async engine. SQLite runs in WAL mode with synchronous=FULL so a commit is durable,
     through one pooled connection per process (SQLite has one writer at a time anyway; a
     group-commit writer keeps a connection of its own, ``sqlite_batch``). Its statements run on
@@ -114,9 +114,14 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         )
         event.listen(plain.sync_engine, "begin", _sqlite_begin)
         return SQLiteEngine(plain.sync_engine)
-    # No pre-ping (a round trip on every checkout, ~10% of the API's CPU under load): a
-    # connection found dead invalidates the pool and the caller's retry gets a fresh one.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # At most ``pool_size`` connections, and each one opened is kept: no overflow. A pool's
+    # overflow connections are closed as soon as they are returned, so a burst of requests
+    # meant a new PostgreSQL backend (a fork and a login) for many of them, which made the
+    # burst longer: 450-600 opened in 20 s of 1,000 banking transfers/s, accept p99 5-7 s,
+    # against 25 and 0.5-2 s kept (docs/benchmarks.md, ninth sitting). No pre-ping either (a
+    # round trip on every checkout, ~10% of the API's CPU under load): a connection found
+    # dead invalidates the pool and the caller's retry gets a fresh one.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_recycle=1800)
 
 
 SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON")
