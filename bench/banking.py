@@ -84,10 +84,11 @@ from servers import (  # noqa: E402
     start_postgres,
 )
 
-from paycore.banking import messages, service  # noqa: E402
+from paycore.banking import messages, posted, service  # noqa: E402
 from paycore.banking import store as banking_store  # noqa: E402
 from paycore.banking.domain import CUSTOMER_ACCOUNT, CUSTOMER_LIMIT, cpf_digits  # noqa: E402
 from paycore.banking.ledger import service as ledger  # noqa: E402
+from paycore.banking.ledger import store as ledger_store  # noqa: E402
 from paycore.banking.ledger.domain import Transfer  # noqa: E402
 from paycore.banking.ledger.store import ENTRY_COLUMNS, entries, published_seq  # noqa: E402
 from paycore.platform.cards import Hasher  # noqa: E402
@@ -136,9 +137,10 @@ class Seeded:
 # --- the seeded database -------------------------------------------------------------------
 
 
-async def seed(url: str, accounts: int) -> Seeded:
+async def seed(url: str, broker_url: str, accounts: int) -> Seeded:
     """Customers and their accounts, each account funded by a deposit from the bank's cash,
-    written by banking's own code."""
+    written by banking's own code; the deposits' posted events published, so that a run
+    starts with none of the seed's left to publish (``published_events``)."""
     db = Database(create_engine(url))
     hasher = Hasher(banking_settings()["secret_pepper"])
     now = utcnow()
@@ -168,9 +170,20 @@ async def seed(url: str, accounts: int) -> Seeded:
         for start in range(0, len(deposits), 2000):
             async with db.transaction() as tx:
                 await ledger.apply(tx, deposits[start : start + 2000], now)
+        await published_events(db, broker_url)
     finally:
         await db.engine.dispose()
     return Seeded(ids, [(p.secret, ids[n::CUSTOMERS]) for n, p in enumerate(people)])
+
+
+async def published_events(db: Database, broker_url: str) -> None:
+    """Publish the posted events of the journal's entries, and move the cursor past them, as
+    banking's publisher does (``banking.posted``)."""
+    async with db.connect() as conn:
+        fields = await ledger_store.journal_columns(conn, messages.POSTED_FIELDS, 0, 10**9)
+    await harness.publish(broker_url, [posted.event(entry) for entry in fields])
+    async with db.transaction() as tx:
+        await ledger_store.set_published_seq(tx, len(fields))  # seq has no gaps
 
 
 def fresh_copy(pg: Server) -> str:
@@ -727,7 +740,7 @@ def main() -> None:
             url = create_database(pg, SEED_DATABASE)
             upgrade(url)
             began = time.monotonic()
-            seeded = asyncio.run(seed(url, args.accounts))
+            seeded = asyncio.run(seed(url, nats.url, args.accounts))
             run_sql(pg, SEED_DATABASE, "VACUUM ANALYZE")
             print(f"seeded {args.accounts:,} accounts in {time.monotonic() - began:.1f} s")
             runs = throughput(pg, nats, seeded, args, work) if "throughput" in args.parts else []

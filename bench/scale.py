@@ -416,11 +416,11 @@ async def gateway_rows(conn: asyncpg.Connection, part: Sequence[tuple[str, str]]
 # --- banking ---------------------------------------------------------------------------------
 
 
-def prepare_banking(pg: Server, count: int, accounts: int) -> Context:
+def prepare_banking(pg: Server, nats_url: str, count: int, accounts: int) -> Context:
     """``bench/banking.py``'s seeded template and its uniform workload."""
     url = create_database(pg, banking_bench.SEED_DATABASE)
     upgrade(url)
-    seeded = asyncio.run(banking_bench.seed(url, accounts))
+    seeded = asyncio.run(banking_bench.seed(url, nats_url, accounts))
     moves = banking_bench.workload(seeded.accounts, count, seed=accounts)
     now = utcnow()
     envelopes = [
@@ -781,7 +781,7 @@ def main() -> None:
             elif context_name == "gateway":
                 context = prepare_gateway(pg, messages)
             else:
-                context = prepare_banking(pg, messages, BANKING_ACCOUNTS[size])
+                context = prepare_banking(pg, nats_server.url, messages, BANKING_ACCOUNTS[size])
             run_sql(pg, context.template, "VACUUM ANALYZE")
             print(f"{context_name}: prepared in {time.monotonic() - began:.1f} s", flush=True)
             commerce_redis = redis if context_name == "commerce" else None

@@ -9,6 +9,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paycore.banking import messages, metrics, store
 from paycore.banking.domain import (
@@ -38,7 +41,7 @@ from paycore.platform.messaging.decoding import Decoded, decode_each
 from paycore.platform.observability.logging import correlation_id
 from paycore.platform.persistence.batch import Batch, GroupWriter
 from paycore.platform.persistence.db import AnyRow
-from paycore.platform.persistence.reads import Read
+from paycore.platform.persistence.reads import GroupRead, Read
 from paycore.platform.persistence.uow import Database, Transaction
 
 CASH = BankAccount("bank:cash", "cash")
@@ -101,19 +104,26 @@ def secret_of(authorization: str | None) -> str:
 UNKNOWN_CREDENTIAL = "The customer credential is unknown."
 
 
+PayerKey = tuple[str, str]
+"""A secret's hash and the account its holder would pay from."""
+PayerRow = tuple[Any, ...]
+"""``store.PAYER``'s row: the customer's id, and the account's id and currency (both None
+when the account is not theirs)."""
+
+
 class Payers:
     """Who may pay from which account: the customer a secret belongs to and the currency of
-    their account, found by one read (``store.PAYER``) and kept. What is kept cannot go
-    stale: a customer's secret is set once, when they sign up, and no customer or account is
-    ever deleted; an account never changes hands or currency (its status does, and the ledger
-    checks that when it applies the transfer). Only what was found is kept: an unknown secret,
-    or an account that is not the customer's, is read again each time. At most ``most`` pairs
-    are kept (past that it starts over); each API process keeps its own."""
+    their account, looked up (``payer_lookups``) and kept. What is kept cannot go stale: a
+    customer's secret is set once, when they sign up, and no customer or account is ever
+    deleted; an account never changes hands or currency (its status does, and the ledger
+    checks that when it applies the transfer). Only what was found is kept: an unknown
+    secret, or an account that is not the customer's, is looked up again each time. At most
+    ``most`` pairs are kept (past that it starts over); each API process keeps its own."""
 
-    def __init__(self, read: Read, most: int = 100_000) -> None:
-        self._read = read
+    def __init__(self, lookups: GroupRead[PayerKey, PayerRow], most: int = 100_000) -> None:
+        self._lookups = lookups
         self._most = most
-        self._found: dict[tuple[str, str], Payer] = {}
+        self._found: dict[PayerKey, Payer] = {}
 
     async def find(self, hasher: Hasher, secret: str, account_id: str) -> Payer:
         """The secret's customer and the account they pay from; ``Unauthorized`` for an
@@ -122,7 +132,7 @@ class Payers:
         found = self._found.get(key)
         if found is not None:
             return found
-        row = await self._read.one(secret_hash=key[0], account_id=account_id)
+        row = await self._lookups.one(key)
         if row is None:
             raise Unauthorized(UNKNOWN_CREDENTIAL)
         customer_id, paying_account, currency = row
@@ -132,6 +142,40 @@ class Payers:
             self._found.clear()
         found = self._found[key] = Payer(customer_id, currency)
         return found
+
+
+def payer_lookups(engine: AsyncEngine) -> GroupRead[PayerKey, PayerRow]:
+    """The payers of the transfer requests waiting, looked up together: on PostgreSQL by one
+    query (``store.PAYERS``); on SQLite one by one (``store.PAYER``: its reads run on the
+    event loop's thread, one at a time anyway). A burst of requests from payers not seen yet
+    (an API process just started, or many customers) costs a few queries, not one each."""
+    if engine.dialect.name != "postgresql":
+        single = Read(engine, store.PAYER)
+
+        async def each(keys: Sequence[PayerKey]) -> dict[PayerKey, PayerRow]:
+            found = {}
+            for key in keys:
+                row = await single.one(secret_hash=key[0], account_id=key[1])
+                if row is not None:
+                    found[key] = row
+            return found
+
+        return GroupRead(each)
+    many = Read(engine, store.PAYERS)
+
+    async def together(keys: Sequence[PayerKey]) -> dict[PayerKey, PayerRow]:
+        rows = await many.all(
+            secret_hashes=list({h for h, _ in keys}), account_ids=list({a for _, a in keys})
+        )
+        customers = {secret_hash: customer_id for secret_hash, _, customer_id, _ in rows}
+        owned = {(h, a): (c, a, currency) for h, a, c, currency in rows if a is not None}
+        return {
+            key: owned.get(key, (customers[key[0]], None, None))
+            for key in keys
+            if key[0] in customers
+        }
+
+    return GroupRead(together)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table, bindparam, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    any_,
+    bindparam,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paycore.banking.ledger.store import accounts, entries
@@ -79,6 +90,20 @@ PAYER = (
 )
 """The customer holding a secret and, if it is theirs, the account (its id and currency;
 both None otherwise): one read for a transfer request (a ``Read``, on its hot path)."""
+
+PAYERS = (
+    select(customers.c.secret_hash, accounts.c.id, customers.c.id, accounts.c.currency)
+    .select_from(customers)
+    .outerjoin(
+        accounts,
+        (accounts.c.customer_id == customers.c.id)
+        & (accounts.c.id == any_(bindparam("account_ids", type_=ARRAY(String)))),
+    )
+    .where(customers.c.secret_hash == any_(bindparam("secret_hashes", type_=ARRAY(String))))
+)
+"""``PAYER`` for many requests at once, on PostgreSQL: each customer holding one of the
+secrets (by their hash), once per account of ``account_ids`` that is theirs, or once with
+None for the account and currency when none is."""
 
 
 async def find_customer(conn: AsyncConnection, customer_id: str) -> AnyRow | None:

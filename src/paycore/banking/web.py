@@ -10,14 +10,13 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from starlette.datastructures import State
 
-from paycore.banking import service, store
+from paycore.banking import service
 from paycore.banking.domain import Unauthorized
 from paycore.banking.ledger.cache import Accounts
 from paycore.platform.cards import Hasher
 from paycore.platform.clock import as_utc
 from paycore.platform.persistence.batch import GroupWriter
 from paycore.platform.persistence.db import AnyRow
-from paycore.platform.persistence.reads import Read
 from paycore.platform.persistence.uow import Database
 from paycore.platform.web.admin import ADMIN_ERRORS, require_admin
 from paycore.platform.web.credentials import ADMIN_TOKEN, Credential
@@ -46,7 +45,7 @@ class BankingApi:
     known: Accounts = field(default_factory=Accounts)  # the batch endpoint's (ADR 0019)
 
     def __post_init__(self) -> None:
-        payers = service.Payers(Read(self.db.engine, store.PAYER))
+        payers = service.Payers(service.payer_lookups(self.db.engine))
         object.__setattr__(self, "payers", payers)  # frozen
 
 

@@ -1,19 +1,20 @@
 """Who pays a transfer request, without a database: a found pair (secret, account) is kept
 and never read again; an unknown secret, or an account that is not the secret's customer's,
-is read again each time; the cache holds at most ``most`` pairs. (Over PostgreSQL, through
-HTTP: tests/banking/integration/test_bad_input.py and test_flow.py.)"""
+is read again each time; the cache holds at most ``most`` pairs. (The lookups themselves, on
+both engines: tests/banking/integration/test_payer_lookups.py; through HTTP:
+tests/banking/integration/test_bad_input.py and test_flow.py.)"""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Sequence
 
 import pytest
 
 from paycore.banking.domain import Unauthorized
-from paycore.banking.service import Payer, Payers
+from paycore.banking.service import Payer, PayerKey, PayerRow, Payers
 from paycore.platform.cards import Hasher
 from paycore.platform.errors import NotFound
-from paycore.platform.persistence.reads import Read
+from paycore.platform.persistence.reads import GroupRead
 
 HASHER = Hasher("pepper")
 
@@ -25,17 +26,19 @@ class Table:
         self.rows = {HASHER.secret(s): found for s, found in customers.items()}
         self.reads = 0
 
-    async def one(self, *, secret_hash: str, account_id: str) -> tuple[Any, ...] | None:
-        self.reads += 1
-        if secret_hash not in self.rows:
-            return None
-        customer, accounts = self.rows[secret_hash]
-        currency = accounts.get(account_id)
-        return (customer, account_id if currency else None, currency)
+    async def many(self, keys: Sequence[PayerKey]) -> dict[PayerKey, PayerRow]:
+        found = {}
+        for secret_hash, account_id in keys:
+            self.reads += 1
+            if secret_hash in self.rows:
+                customer, accounts = self.rows[secret_hash]
+                currency = accounts.get(account_id)
+                found[secret_hash, account_id] = (customer, currency and account_id, currency)
+        return found
 
 
 def payers_of(table: Table, most: int = 100) -> Payers:
-    return Payers(cast(Read, table), most=most)
+    return Payers(GroupRead(table.many), most=most)
 
 
 async def test_a_found_payer_is_read_once() -> None:
