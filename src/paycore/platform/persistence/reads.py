@@ -74,7 +74,6 @@ class GroupRead(Generic[K, V]):
         self._read_many = read_many
         self._max = max_batch
         self._waiting: list[tuple[K, asyncio.Future[V | None]]] = []
-        self._batch: list[tuple[K, asyncio.Future[V | None]]] = []
         self._reader: asyncio.Task[None] | None = None
 
     async def one(self, key: K) -> V | None:
@@ -86,26 +85,31 @@ class GroupRead(Generic[K, V]):
         return await future
 
     async def _read(self) -> None:
-        while self._waiting:
-            self._batch, self._waiting = self._waiting[: self._max], self._waiting[self._max :]
-            try:
-                found = await self._read_many(list(dict.fromkeys(k for k, _ in self._batch)))
-            except Exception as exc:
-                for _, future in self._batch:
-                    if not future.done():  # done: its caller went away
-                        future.set_exception(exc)
-                continue
-            for key, future in self._batch:
-                if not future.done():
-                    future.set_result(found.get(key))
-        self._batch = []
+        batch: list[tuple[K, asyncio.Future[V | None]]] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._max], self._waiting[self._max :]
+                try:
+                    found = await self._read_many(list(dict.fromkeys(k for k, _ in batch)))
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():  # done: its caller went away
+                            future.set_exception(exc)
+                    continue
+                for key, future in batch:
+                    if not future.done():
+                        future.set_result(found.get(key))
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
         self._reader = None
 
     def _stopped(self, reader: asyncio.Task[None]) -> None:
         """A reader cancelled (the event loop shutting down), maybe before it ever ran: the
-        lookups it would have answered are cancelled too, not left waiting."""
-        if not reader.cancelled():
-            return
-        for _, future in (*self._batch, *self._waiting):
-            future.cancel()
-        self._batch, self._waiting = [], []
+        lookups waiting for it are cancelled too, unless a new reader has them already."""
+        if reader.cancelled() and self._reader is reader:
+            for _, future in self._waiting:
+                future.cancel()
+            self._waiting = []
+            self._reader = None
