@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import statistics
@@ -88,11 +89,11 @@ from paycore.banking import messages, posted, service  # noqa: E402
 from paycore.banking import store as banking_store  # noqa: E402
 from paycore.banking.domain import CUSTOMER_ACCOUNT, CUSTOMER_LIMIT, cpf_digits  # noqa: E402
 from paycore.banking.ledger import service as ledger  # noqa: E402
-from paycore.banking.ledger import store as ledger_store  # noqa: E402
 from paycore.banking.ledger.domain import Transfer  # noqa: E402
 from paycore.banking.ledger.store import ENTRY_COLUMNS, entries, published_seq  # noqa: E402
 from paycore.platform.cards import Hasher  # noqa: E402
 from paycore.platform.clock import utcnow  # noqa: E402
+from paycore.platform.messaging.brokers import create_bus  # noqa: E402
 from paycore.platform.messaging.bus import Envelope  # noqa: E402
 from paycore.platform.money import json_number  # noqa: E402
 from paycore.platform.persistence.db import create_engine  # noqa: E402
@@ -170,20 +171,25 @@ async def seed(url: str, broker_url: str, accounts: int) -> Seeded:
         for start in range(0, len(deposits), 2000):
             async with db.transaction() as tx:
                 await ledger.apply(tx, deposits[start : start + 2000], now)
-        await published_events(db, broker_url)
+        await published_events(db, url, broker_url)
     finally:
         await db.engine.dispose()
     return Seeded(ids, [(p.secret, ids[n::CUSTOMERS]) for n, p in enumerate(people)])
 
 
-async def published_events(db: Database, broker_url: str) -> None:
-    """Publish the posted events of the journal's entries, and move the cursor past them, as
-    banking's publisher does (``banking.posted``)."""
-    async with db.connect() as conn:
-        fields = await ledger_store.journal_columns(conn, messages.POSTED_FIELDS, 0, 10**9)
-    await harness.publish(broker_url, [posted.event(entry) for entry in fields])
-    async with db.transaction() as tx:
-        await ledger_store.set_published_seq(tx, len(fields))  # seq has no gaps
+async def published_events(db: Database, url: str, broker_url: str) -> None:
+    """Run banking's posted-event publisher (``banking.posted``) until the broker has
+    confirmed every entry's event and the cursor is past them."""
+    bus = create_bus(broker_url)
+    await bus.connect()
+    publisher = asyncio.create_task(posted.Publisher(db, bus).run())
+    try:
+        await events_published(url)
+    finally:
+        publisher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publisher
+        await bus.close()
 
 
 def fresh_copy(pg: Server) -> str:
