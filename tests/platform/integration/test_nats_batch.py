@@ -1,10 +1,12 @@
 """The NATS adapter's batch publishing and acknowledging (``brokers.nats_batch``), on a real
-nats-server: each message stored with its headers, refusals raised, acks that take."""
+nats-server: each message stored with its headers, refusals raised, acks that take; atomic
+batches stored in order, all or nothing, and published again one by one when refused."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import nats
 import pytest
@@ -12,7 +14,14 @@ from nats.js.api import DiscardPolicy, StreamConfig
 from nats.js.errors import APIError, NoStreamResponseError
 from servers import Server
 
-from paycore.platform.messaging.brokers.nats_batch import Publisher, ack_all
+from paycore.platform.messaging.brokers.nats_batch import (
+    BATCH_ID,
+    BATCH_SEQUENCE,
+    MAX_ATOMIC,
+    Message,
+    Publisher,
+    ack_all,
+)
 
 
 @pytest.fixture
@@ -100,3 +109,86 @@ async def test_acked_deliveries_are_not_pending(client: nats.NATS) -> None:
     await client.flush()
     info = await js.consumer_info(subject, "reader")
     assert (info.num_ack_pending, info.num_pending) == (5, 0)
+
+
+# --- atomic batches ------------------------------------------------------------------------
+
+
+async def _stored(nc: nats.NATS, stream: str) -> list[bytes]:
+    js = nc.jetstream()
+    count = (await js.stream_info(stream)).state.messages
+    return [(await js.get_msg(stream, seq)).data for seq in range(1, count + 1)]
+
+
+def _messages(subject: str, ids: range) -> list[Message]:
+    return [(subject, f"m{i}".encode(), {"Nats-Msg-Id": f"{subject}-{i}"}) for i in ids]
+
+
+async def test_an_atomic_batch_is_stored_in_order_with_one_acknowledgement(
+    client: nats.NATS,
+) -> None:
+    subject = await _stream(client, allow_atomic=True)
+    publisher = await _publisher(client)
+    acks: list[Any] = []
+
+    async def count(msg: Any) -> None:
+        acks.append(msg)
+
+    await client.subscribe(f"{publisher._inbox}.*", cb=count)
+    await publisher.publish(_messages(subject, range(50)), atomic={subject})
+
+    assert await _stored(client, subject) == [f"m{i}".encode() for i in range(50)]
+    assert len(acks) == 1
+    stored = await client.jetstream().get_msg(subject, 7)
+    assert stored.headers is not None
+    assert stored.headers["Nats-Batch-Sequence"] == "7"
+
+
+async def test_more_than_an_atomic_batch_goes_as_several_in_order(client: nats.NATS) -> None:
+    subject = await _stream(client, allow_atomic=True)
+    publisher = await _publisher(client)
+    await publisher.publish(_messages(subject, range(MAX_ATOMIC * 2 + 5)), atomic={subject})
+    assert await _stored(client, subject) == [f"m{i}".encode() for i in range(MAX_ATOMIC * 2 + 5)]
+
+
+async def test_each_subject_keeps_its_order_and_plain_ones_are_published_too(
+    client: nats.NATS,
+) -> None:
+    first, second = await _stream(client, allow_atomic=True), await _stream(client)
+    one, two = _messages(first, range(30)), _messages(second, range(30))
+    mixed = [m for pair in zip(one, two, strict=True) for m in pair]
+    await (await _publisher(client)).publish(mixed, atomic={first})
+    assert await _stored(client, first) == [m[1] for m in one]
+    assert await _stored(client, second) == [m[1] for m in two]
+
+
+async def test_a_batch_repeating_a_stored_id_stores_only_what_is_new_in_order(
+    client: nats.NATS,
+) -> None:
+    """A publish repeated after a lost acknowledgement: the server refuses the whole atomic
+    batch for the one id it has, so it goes again message by message, the repeat dropped."""
+    subject = await _stream(client, allow_atomic=True)
+    publisher = await _publisher(client)
+    await publisher.publish(_messages(subject, range(3)), atomic={subject})
+    await publisher.publish(_messages(subject, range(10)), atomic={subject})
+    assert await _stored(client, subject) == [f"m{i}".encode() for i in range(10)]
+
+
+async def test_a_refusal_inside_an_atomic_batch_is_raised(client: nats.NATS) -> None:
+    subject = await _stream(client, allow_atomic=True, max_msgs=5, discard=DiscardPolicy.NEW)
+    publisher = await _publisher(client)
+    with pytest.raises(APIError, match="maximum messages"):
+        await publisher.publish(_messages(subject, range(8)), atomic={subject})
+    assert await _stored(client, subject) == [f"m{i}".encode() for i in range(5)]
+
+
+async def test_batch_headers_from_the_caller_are_not_sent(client: nats.NATS) -> None:
+    """A message carrying another batch's headers (a delivery published again) would be taken
+    for part of a batch never committed, and acknowledged without being stored."""
+    subject = await _stream(client, allow_atomic=True)
+    stale = {"Nats-Msg-Id": "again", BATCH_ID: "old", BATCH_SEQUENCE: "3"}
+    await (await _publisher(client)).publish([(subject, b"again", stale)])
+    stored = await client.jetstream().get_msg(subject, 1)
+    assert stored.data == b"again"
+    assert stored.headers is not None
+    assert BATCH_ID not in stored.headers

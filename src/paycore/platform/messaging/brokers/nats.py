@@ -2,6 +2,9 @@
 
 A topic with a retention gets a stream with that ``max_age`` (and a duplicate window no longer
 than it); a stream created earlier without it is updated to it when the topic is first used.
+Streams allow atomic batches, and a stream found without them is given them (kept as it is if
+the server cannot), so that a batch published to it is synced to disk once, not per message
+(``nats_batch``).
 
 URL options (query string): ``ack_wait`` seconds before an unacked message is redelivered
 (default 30), ``replicas`` for clustered JetStream (default 1). A cluster's nodes are listed
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -23,11 +27,11 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
-from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import BadRequestError, NotFoundError
 
 from paycore.platform.failures import CONNECT_TIMEOUT_SECONDS
-from paycore.platform.messaging.brokers.nats_batch import Publisher, ack_all
+from paycore.platform.messaging.brokers.nats_batch import BATCH_HEADERS, Publisher, ack_all
 from paycore.platform.messaging.bus import (
     MESSAGE_ID,
     BatchHandler,
@@ -96,6 +100,7 @@ class NatsBus:
         self._js: Any = None
         self._publisher: Publisher
         self._known: set[str] = set()
+        self._atomic: set[str] = set()  # topics whose streams take atomic batches
         self._loops = ConsumeLoops()
 
     async def connect(self) -> None:
@@ -151,21 +156,38 @@ class NatsBus:
             num_replicas=self._replicas,
             duplicate_window=min(_DEDUP_WINDOW_SECONDS, max_age or _DEDUP_WINDOW_SECONDS),
             max_age=max_age,
+            allow_atomic=True,
         )
+        info: StreamInfo
         try:
-            await self._js.add_stream(config)
-        except BadRequestError as exc:  # already exists with another config
-            if max_age is None:  # keep it
-                log.info("stream exists", extra={"stream": config.name, "detail": str(exc)})
-            else:  # it must not keep messages longer than the topic's retention
-                try:
-                    await self._js.update_stream(config)
-                except BadRequestError as refused:  # made by someone else: say it loudly
-                    log.error(
-                        "stream kept without its retention: it differs in more than that",
-                        extra={"stream": config.name, "detail": str(refused)},
-                    )
+            info = await self._js.add_stream(config)
+        except BadRequestError:  # it exists with another config
+            info = await self._adopt(config)
+        if info.config.allow_atomic:  # a server before 2.12 does not know them
+            self._atomic.add(topic)
         self._known.add(topic)
+
+    async def _adopt(self, config: StreamConfig) -> StreamInfo:
+        """A stream found with another config than ``config``. One for a topic with a
+        retention is made ``config`` (it must not keep messages longer); any other is kept as
+        it is, only given atomic batches if it lacks them."""
+        info: StreamInfo = await self._js.stream_info(config.name)
+        if config.max_age is not None:
+            wanted = config
+        elif not info.config.allow_atomic:
+            wanted = dataclasses.replace(info.config, allow_atomic=True)
+        else:
+            return info
+        try:
+            updated: StreamInfo = await self._js.update_stream(wanted)
+            return updated
+        except BadRequestError as refused:  # made by someone else, or an older server
+            detail = {"stream": config.name, "detail": str(refused)}
+            if config.max_age is not None:  # say it loudly
+                log.error("stream kept without its retention: it differs in more", extra=detail)
+            else:
+                log.info("stream kept without atomic batches", extra=detail)
+            return info
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         batch = []
@@ -177,7 +199,7 @@ class NatsBus:
             if env.key is not None:
                 headers[_KEY_HEADER] = env.key
             batch.append((env.topic, env.body, headers))
-        await self._publisher.publish(batch)  # returns once the stream stored each
+        await self._publisher.publish(batch, self._atomic)  # returns once each is stored
 
     async def subscribe(self, subscription: Subscription, handler: BatchHandler) -> None:
         await self.ensure_topic(subscription.topic)
@@ -260,7 +282,7 @@ class NatsBus:
 
     @staticmethod
     def _delivery(topic: str, msg: Any) -> Delivery:
-        headers = dict(msg.headers or {})
+        headers = {k: v for k, v in (msg.headers or {}).items() if k not in BATCH_HEADERS}
         msg_id = headers.get(MESSAGE_ID) or headers.get(_DEDUP_HEADER)
         if not msg_id:  # a foreign producer's: the stream's coordinates are stable
             meta = msg.metadata
