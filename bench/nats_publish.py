@@ -1,18 +1,21 @@
-"""Benchmark: this process's CPU per message to publish a batch to JetStream and wait for every
-acknowledgement, paycore's NATS adapter beside the client's own ``publish_async``.
+"""Benchmark: this process's CPU and the wall time per message to publish a batch to JetStream
+and wait for every acknowledgement, paycore's NATS adapter beside the client's own
+``publish_async``.
 
-    .venv/bin/python bench/nats_publish.py [--batch 2000] [--rounds 10]
+    .venv/bin/python bench/nats_publish.py [--batch 2000 ...] [--rounds 10]
 
 Starts its own nats-server (fsync on every write) and publishes batches of ``--batch`` events
 shaped as the ledger's ``banking.transfer.posted`` (three headers, a key and a message id),
-``--rounds`` of each way, alternated on one connection each:
+``--rounds`` of each way for each ``--batch`` size, alternated on one connection each:
 
 - ``client``: one ``publish_async`` per message, then every future awaited (what the adapter
   did before ``brokers.nats_batch``);
-- ``paycore``: ``NatsBus.publish`` of the batch (``brokers.nats_batch.Publisher``).
+- ``one by one``: paycore's publisher, each message acknowledged (and synced) alone;
+- ``paycore``: ``NatsBus.publish`` of the batch (``brokers.nats_batch.Publisher``): an atomic
+  batch, synced once, from ``ATOMIC_FROM`` messages on.
 
-Prints, per way, the median CPU time (``time.process_time``) and wall time per message, and the
-ratio; writes ``bench/results/nats_publish.json``.
+Prints, per way and size, the median CPU time (``time.process_time``) and wall time per
+message, and the CPU ratio of paycore to the client; writes ``bench/results/nats_publish.json``.
 """
 
 from __future__ import annotations
@@ -85,18 +88,20 @@ def client_way(bus: NatsBus) -> Publish:
 
 async def measure(batch: int, rounds: int) -> list[dict[str, Any]]:
     server = start_nats(Path(tempfile.mkdtemp(prefix="paycore-bench-nats-")))
-    buses = {"client": NatsBus(server.url), "paycore": NatsBus(server.url)}
+    buses = {way: NatsBus(server.url) for way in ("client", "one by one", "paycore")}
     try:
         for bus in buses.values():
             await bus.connect()
+            await bus.ensure_topic(TOPIC)
+        buses["one by one"]._atomic.clear()  # as if its stream took no atomic batches
         ways: dict[str, Publish] = {"client": client_way(buses["client"])}
+        ways["one by one"] = buses["one by one"].publish
         ways["paycore"] = buses["paycore"].publish
-        await buses["paycore"].ensure_topic(TOPIC)
         took: dict[str, list[tuple[float, float]]] = {way: [] for way in ways}
         for publish in ways.values():  # warm-up, not counted
             await publish(events(200))
         for n in range(rounds):
-            order = list(ways) if n % 2 == 0 else list(reversed(ways))
+            order = list(ways)[n % len(ways) :] + list(ways)[: n % len(ways)]
             for way in order:
                 envelopes = events(batch)
                 cpu, wall = time.process_time(), time.perf_counter()
@@ -120,25 +125,33 @@ async def measure(batch: int, rounds: int) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, default=2000, help="messages per batch")
+    parser.add_argument("--batch", type=int, nargs="+", default=[2000], help="messages per batch")
     parser.add_argument("--rounds", type=int, default=10, help="batches of each way")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/nats_publish.json")
     args = parser.parse_args()
-    if args.batch < 1 or args.rounds < 1:
+    if min(args.batch) < 1 or args.rounds < 1:
         parser.error("--batch and --rounds must be at least 1")
-    runs = asyncio.run(measure(args.batch, args.rounds))
+    runs = [run for batch in args.batch for run in asyncio.run(measure(batch, args.rounds))]
     harness.print_table(
-        ("way", "CPU/message", "wall/message"),
+        ("batch", "way", "CPU/message", "wall/message"),
         [
-            (r["way"], f"{r['cpu_us_per_message']} µs", f"{r['wall_us_per_message']} µs")
+            (
+                r["batch"],
+                r["way"],
+                f"{r['cpu_us_per_message']} µs",
+                f"{r['wall_us_per_message']} µs",
+            )
             for r in runs
         ],
         width=14,
     )
-    by_way = {r["way"]: r for r in runs}
-    ratio = by_way["paycore"]["cpu_us_per_message"] / by_way["client"]["cpu_us_per_message"]
-    print(f"\npaycore/client CPU per message: {ratio:.2f}")
-    result = harness.write_results(args.out, "NATS batch publish", runs, cpu_ratio=round(ratio, 2))
+    ratios = {}
+    for batch in args.batch:
+        by_way = {r["way"]: r for r in runs if r["batch"] == batch}
+        ratio = by_way["paycore"]["cpu_us_per_message"] / by_way["client"]["cpu_us_per_message"]
+        ratios[str(batch)] = round(ratio, 2)
+        print(f"batch {batch}: paycore/client CPU per message {ratio:.2f}")
+    result = harness.write_results(args.out, "NATS batch publish", runs, cpu_ratio=ratios)
     print(f"machine: {result['machine']}\nwritten to {args.out}")
 
 

@@ -15,6 +15,7 @@ from nats.js.errors import APIError, NoStreamResponseError
 from servers import Server
 
 from paycore.platform.messaging.brokers.nats_batch import (
+    ATOMIC_FROM,
     BATCH_ID,
     BATCH_SEQUENCE,
     MAX_ATOMIC,
@@ -170,16 +171,29 @@ async def test_a_batch_repeating_a_stored_id_stores_only_what_is_new_in_order(
     subject = await _stream(client, allow_atomic=True)
     publisher = await _publisher(client)
     await publisher.publish(_messages(subject, range(3)), atomic={subject})
-    await publisher.publish(_messages(subject, range(10)), atomic={subject})
-    assert await _stored(client, subject) == [f"m{i}".encode() for i in range(10)]
+    await publisher.publish(_messages(subject, range(ATOMIC_FROM * 2)), atomic={subject})
+    assert await _stored(client, subject) == [f"m{i}".encode() for i in range(ATOMIC_FROM * 2)]
 
 
 async def test_a_refusal_inside_an_atomic_batch_is_raised(client: nats.NATS) -> None:
-    subject = await _stream(client, allow_atomic=True, max_msgs=5, discard=DiscardPolicy.NEW)
+    limit = ATOMIC_FROM + 2
+    subject = await _stream(client, allow_atomic=True, max_msgs=limit, discard=DiscardPolicy.NEW)
     publisher = await _publisher(client)
     with pytest.raises(APIError, match="maximum messages"):
-        await publisher.publish(_messages(subject, range(8)), atomic={subject})
-    assert await _stored(client, subject) == [f"m{i}".encode() for i in range(5)]
+        await publisher.publish(_messages(subject, range(ATOMIC_FROM * 2)), atomic={subject})
+    assert await _stored(client, subject) == [f"m{i}".encode() for i in range(limit)]
+
+
+async def test_fewer_than_an_atomic_batch_go_one_by_one(client: nats.NATS) -> None:
+    """Below ``ATOMIC_FROM`` messages, one sync each costs the server less than a batch."""
+    subject = await _stream(client, allow_atomic=True)
+    publisher = await _publisher(client)
+    await publisher.publish(_messages(subject, range(ATOMIC_FROM - 1)), atomic={subject})
+    js = client.jetstream()
+    for seq in range(1, ATOMIC_FROM):
+        stored = await js.get_msg(subject, seq)
+        assert stored.headers is not None
+        assert BATCH_ID not in stored.headers
 
 
 async def test_batch_headers_from_the_caller_are_not_sent(client: nats.NATS) -> None:

@@ -15,7 +15,7 @@ from servers import Server
 
 from paycore.platform.ids import uuid7
 from paycore.platform.messaging.brokers.nats import NatsBus, stream_name
-from paycore.platform.messaging.brokers.nats_batch import BATCH_HEADERS, BATCH_ID
+from paycore.platform.messaging.brokers.nats_batch import ATOMIC_FROM, BATCH_HEADERS, BATCH_ID
 from paycore.platform.messaging.bus import Delivery, Envelope, Subscription
 
 
@@ -90,9 +90,10 @@ async def test_a_stream_made_without_atomic_batches_is_given_them_and_keeps_its_
         assert not (await js.stream_info(stream_name(topic))).config.allow_atomic
 
         async with _bus(nats_server.url) as bus:
-            await bus.publish([Envelope(topic=topic, body=b"{}", id=uuid7()) for _ in range(3)])
+            sent = [Envelope(topic=topic, body=b"{}", id=uuid7()) for _ in range(ATOMIC_FROM)]
+            await bus.publish(sent)
 
         config = (await js.stream_info(stream_name(topic))).config
         assert config.allow_atomic
         assert config.max_msgs == 1_000
-        assert (await js.get_msg(stream_name(topic), 3)).headers[BATCH_ID]  # type: ignore[index]
+        assert (await js.get_msg(stream_name(topic), ATOMIC_FROM)).headers[BATCH_ID]  # type: ignore[index]
