@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from bus_kit import connected
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -60,16 +61,6 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
         await conn.run_sync(_effects_metadata.create_all)
     yield eng
     await eng.dispose()
-
-
-@contextlib.asynccontextmanager
-async def connected(url: str, retention: dict[str, float] | None = None) -> AsyncIterator[Bus]:
-    bus = create_bus(url, client_name="contract", retention=retention)
-    await bus.connect()
-    try:
-        yield bus
-    finally:
-        await bus.close()
 
 
 @contextlib.asynccontextmanager

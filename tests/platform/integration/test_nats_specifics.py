@@ -10,27 +10,18 @@ from collections.abc import AsyncIterator, Sequence
 
 import nats
 import orjson
+from bus_kit import connected
 from nats.js.api import StreamConfig
 from servers import Server
 
 from paycore.platform.ids import uuid7
-from paycore.platform.messaging.brokers.nats import NatsBus, stream_name
+from paycore.platform.messaging.brokers.nats import stream_name
 from paycore.platform.messaging.brokers.nats_batch import ATOMIC_FROM, BATCH_HEADERS, BATCH_ID
 from paycore.platform.messaging.bus import Delivery, Envelope, Subscription
 
 
 def _topic() -> str:
     return f"natsspec.t{uuid7().replace('-', '')[-12:]}"
-
-
-@contextlib.asynccontextmanager
-async def _bus(url: str) -> AsyncIterator[NatsBus]:
-    bus = NatsBus(url, client_name="nats-specifics")
-    await bus.connect()
-    try:
-        yield bus
-    finally:
-        await bus.close()
 
 
 @contextlib.asynccontextmanager
@@ -52,7 +43,7 @@ async def test_a_batch_published_through_the_bus_is_stored_as_one_and_delivered_
     async def handler(batch: Sequence[Delivery]) -> None:
         got.extend(batch)
 
-    async with _bus(nats_server.url) as bus:
+    async with connected(nats_server.url) as bus:
         await bus.publish(sent)
         task = asyncio.create_task(bus.subscribe(Subscription(topic, "g"), handler))
         try:
@@ -89,7 +80,7 @@ async def test_a_stream_made_without_atomic_batches_is_given_them_and_keeps_its_
         await js.add_stream(own)
         assert not (await js.stream_info(stream_name(topic))).config.allow_atomic
 
-        async with _bus(nats_server.url) as bus:
+        async with connected(nats_server.url) as bus:
             sent = [Envelope(topic=topic, body=b"{}", id=uuid7()) for _ in range(ATOMIC_FROM)]
             await bus.publish(sent)
 

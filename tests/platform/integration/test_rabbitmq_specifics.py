@@ -11,6 +11,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 from aiormq.exceptions import ChannelNotFoundEntity
+from bus_kit import connected
 from pamqp import body as amqp_body
 from pamqp import commands, frame
 from pamqp import header as amqp_header
@@ -18,8 +19,8 @@ from pamqp.exceptions import UnmarshalingException
 from servers import HOST, Server
 
 from paycore.platform.ids import uuid7
-from paycore.platform.messaging.brokers.rabbitmq import RabbitBus, unrouted_name
-from paycore.platform.messaging.bus import Delivery, Envelope, Subscription
+from paycore.platform.messaging.brokers.rabbitmq import unrouted_name
+from paycore.platform.messaging.bus import Bus, Delivery, Envelope, Subscription
 
 
 def _suffix() -> str:
@@ -42,18 +43,14 @@ async def raw(url: str) -> AsyncIterator[AbstractRobustConnection]:
 
 
 @pytest.fixture
-async def bus(url: str) -> AsyncIterator[RabbitBus]:
-    bus = RabbitBus(url, client_name="specifics")
-    await bus.connect()
-    try:
+async def bus(url: str) -> AsyncIterator[Bus]:
+    async with connected(url, client_name="specifics") as bus:
         yield bus
-    finally:
-        await bus.close()
 
 
 @contextlib.asynccontextmanager
 async def consuming(
-    bus: RabbitBus, subscription: Subscription, got: list[Delivery], fail_first: bool = False
+    bus: Bus, subscription: Subscription, got: list[Delivery], fail_first: bool = False
 ) -> AsyncIterator[None]:
     calls = 0
 
@@ -129,7 +126,7 @@ async def bare_publish(port: int, queue: str, payload: bytes) -> None:
 
 
 async def test_foreign_message_on_a_preexisting_classic_queue_is_consumed_with_a_stable_id(
-    bus: RabbitBus, raw: AbstractRobustConnection, rabbitmq_server: Server
+    bus: Bus, raw: AbstractRobustConnection, rabbitmq_server: Server
 ) -> None:
     topic = f"btg.orders.t{_suffix()}"
     queue_name = f"btg-pactual-order-created-{_suffix()}"
@@ -162,7 +159,7 @@ async def test_foreign_message_on_a_preexisting_classic_queue_is_consumed_with_a
 
 
 async def test_ensure_topic_declares_an_exchange_named_after_the_topic(
-    bus: RabbitBus, raw: AbstractRobustConnection
+    bus: Bus, raw: AbstractRobustConnection
 ) -> None:
     topic = f"commerce.order-placed.t{_suffix()}"
     await bus.ensure_topic(topic)
@@ -177,7 +174,7 @@ async def test_ensure_topic_declares_an_exchange_named_after_the_topic(
         await missing.declare_exchange(f"{topic}.absent", passive=True)
 
 
-async def test_a_redelivered_quorum_message_reports_its_attempt(bus: RabbitBus) -> None:
+async def test_a_redelivered_quorum_message_reports_its_attempt(bus: Bus) -> None:
     topic = f"specifics.t{_suffix()}"
     await bus.ensure_topic(topic)
     got: list[Delivery] = []
@@ -190,7 +187,7 @@ async def test_a_redelivered_quorum_message_reports_its_attempt(bus: RabbitBus) 
 
 
 async def test_messages_published_before_any_group_exists_go_to_the_first_group_in_order(
-    bus: RabbitBus,
+    bus: Bus,
 ) -> None:
     topic = f"specifics.t{_suffix()}"
     await bus.ensure_topic(topic)
