@@ -16,8 +16,7 @@ A subject whose stream allows it gets its messages as JetStream *atomic batches*
 2.12 on): up to ``MAX_ATOMIC`` messages stored together or not at all, with one
 acknowledgement, the last message's. On a stream that syncs every write to disk (paycore's
 default), the server syncs once per batch instead of once per message: a stream then stores
-several times more messages a second, with a fraction of the server's CPU
-(``docs/architecture.md``, "Publishing to NATS").
+several times more messages a second, with a fraction of the server's CPU (ADR 0025).
 
 The buffer is the client's (``_send_command``, ``_flush_pending``): what it sends and when is
 the client's, as for its own publishes; while disconnected, the client's public ``publish``
