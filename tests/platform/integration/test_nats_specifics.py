@@ -1,6 +1,7 @@
 """What only the NATS adapter does, on a real nats-server: its streams take atomic batches
 (a stream found without them is given them, keeping its own settings), a batch published
-through the bus is stored as one, and deliveries do not carry the batch's headers."""
+through the bus is stored as one, deliveries do not carry the batch's headers, and a topic
+whose subject another stream holds is still published to."""
 
 from __future__ import annotations
 
@@ -88,3 +89,23 @@ async def test_a_stream_made_without_atomic_batches_is_given_them_and_keeps_its_
         assert config.allow_atomic
         assert config.max_msgs == 1_000
         assert (await js.get_msg(stream_name(topic), ATOMIC_FROM)).headers[BATCH_ID]  # type: ignore[index]
+
+
+async def test_a_topic_whose_subject_another_stream_holds_is_published_to_that_stream(
+    nats_server: Server,
+) -> None:
+    """As when an operator's stream takes a whole subtree: paycore's stream cannot be made, and
+    the messages go to theirs, one by one."""
+    subtree = _topic()
+    topic = f"{subtree}.orders"
+    async with _client(nats_server.url) as nc:
+        js = nc.jetstream()
+        theirs = f"theirs{uuid7().replace('-', '')[-8:]}"
+        await js.add_stream(StreamConfig(name=theirs, subjects=[f"{subtree}.>"]))
+
+        async with connected(nats_server.url) as bus:
+            sent = [Envelope(topic=topic, body=b"{}", id=uuid7()) for _ in range(ATOMIC_FROM)]
+            await bus.publish(sent)
+
+        assert (await js.stream_info(theirs)).state.messages == ATOMIC_FROM
+        assert BATCH_ID not in ((await js.get_msg(theirs, 1)).headers or {})

@@ -158,20 +158,25 @@ class NatsBus:
             max_age=max_age,
             allow_atomic=True,
         )
-        info: StreamInfo
+        info: StreamInfo | None
         try:
             info = await self._js.add_stream(config)
-        except BadRequestError:  # it exists with another config
-            info = await self._adopt(config)
-        if info.config.allow_atomic:  # a server before 2.12 does not know them
+        except BadRequestError as exc:  # it exists with another config, or another has its subject
+            info = await self._adopt(config, exc)
+        if info is not None and info.config.allow_atomic:  # a server before 2.12 lacks them
             self._atomic.add(topic)
         self._known.add(topic)
 
-    async def _adopt(self, config: StreamConfig) -> StreamInfo:
+    async def _adopt(self, config: StreamConfig, exc: BadRequestError) -> StreamInfo | None:
         """A stream found with another config than ``config``. One for a topic with a
         retention is made ``config`` (it must not keep messages longer); any other is kept as
-        it is, only given atomic batches if it lacks them."""
-        info: StreamInfo = await self._js.stream_info(config.name)
+        it is, only given atomic batches if it lacks them. None if there is no such stream
+        (another stream took the topic's subject: it is published to as it is)."""
+        try:
+            info: StreamInfo = await self._js.stream_info(config.name)
+        except NotFoundError:
+            log.warning("stream not made", extra={"stream": config.name, "detail": str(exc)})
+            return None
         if config.max_age is not None:
             wanted = config
         elif not info.config.allow_atomic:
